@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+/** A duration setting: "15s", "500ms", "1m" or milliseconds; parsed to milliseconds. */
+export function zDuration(options: { min?: number } = {}) {
+  const min = options.min ?? 0;
+  return z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration like "500ms", "15s" or "1m", got ${JSON.stringify(value)}`,
+      });
+      return z.NEVER;
+    }
+    if (ms < min) {
+      ctx.addIssue({ code: 'custom', message: `must be at least ${min}ms, got ${ms}ms` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+/** A positive integer that may arrive as a string from the environment or a flag. */
+export function zInt(options: { min?: number; max?: number } = {}) {
+  return z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const n = typeof value === 'number' ? value : Number(value.trim());
+    if (!Number.isInteger(n)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected an integer, got ${JSON.stringify(value)}`,
+      });
+      return z.NEVER;
+    }
+    if (options.min !== undefined && n < options.min) {
+      ctx.addIssue({ code: 'custom', message: `must be at least ${options.min}, got ${n}` });
+      return z.NEVER;
+    }
+    if (options.max !== undefined && n > options.max) {
+      ctx.addIssue({ code: 'custom', message: `must be at most ${options.max}, got ${n}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
+
+/** A size in bytes: 1048576, "256MiB", "1GiB", "64KB". */
+export function zBytes() {
+  const units: Record<string, number> = {
+    b: 1,
+    kb: 1e3,
+    mb: 1e6,
+    gb: 1e9,
+    kib: 1024,
+    mib: 1024 ** 2,
+    gib: 1024 ** 3,
+  };
+  return z.union([z.string(), z.number()]).transform((value, ctx) => {
+    if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(String(value));
+    const factor = units[(m?.[2] ?? '').toLowerCase() || 'b'];
+    if (!m || factor === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a size like "256MiB" or a number of bytes, got ${JSON.stringify(value)}`,
+      });
+      return z.NEVER;
+    }
+    return Math.round(Number(m[1]) * factor);
+  });
+}
+
+/** How a collector runs: `auto` runs and reports no_data when its source is absent. */
+export const zCollectorMode = z.enum(['auto', 'required', 'off']);
+
+/** Collector mode. */
+export type CollectorMode = z.infer<typeof zCollectorMode>;
+
+/** One setting reachable from the environment and/or a command-line flag. */
+export interface SettingBinding {
+  /** Path in the config object, e.g. ['collectors', 'nvidia-smi', 'binary']. */
+  readonly path: readonly string[];
+  /** Environment variable, e.g. GPULSE_NVIDIA_SMI. */
+  readonly env?: string;
+  /** Long flag without dashes, e.g. 'nvidia-smi'. */
+  readonly flag?: string;
+  /** Flag value placeholder for --help, e.g. 'PATH'. */
+  readonly valueName?: string;
+  readonly description: string;
+  /** Comma-separated env/flag values become arrays. */
+  readonly list?: boolean;
+}

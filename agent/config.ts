@@ -1,0 +1,214 @@
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { nvidiaSmiConfigSchema, nvidiaSmiSettings } from '../collectors/nvidia-smi/config.js';
+import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
+import type { SettingBinding } from './config-schema.js';
+import { ConfigError, errorMessage } from './errors.js';
+
+const LISTEN_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/;
+
+/** Parsed listen address. */
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Parses "HOST:PORT" or "[IPv6]:PORT". */
+export function parseListen(text: string): ListenAddress | undefined {
+  const m = LISTEN_RE.exec(text.trim());
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? m[2] ?? '', port };
+}
+
+const zListen = z.string().transform((value, ctx) => {
+  const parsed = parseListen(value);
+  if (!parsed) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected HOST:PORT such as "0.0.0.0:9489" or "[::1]:9489", got ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+/** The whole agent configuration; each collector owns its section. */
+export const agentConfigSchema = z
+  .object({
+    listen: zListen.default({ host: '0.0.0.0', port: 9489 }),
+    log: z
+      .object({
+        level: z
+          .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+          .default('info'),
+        format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+      })
+      .strict()
+      .default({ level: 'info', format: 'auto' }),
+    collectors: z
+      .object({
+        'nvidia-smi': nvidiaSmiConfigSchema.default(nvidiaSmiConfigSchema.parse({})),
+        host: hostConfigSchema.default(hostConfigSchema.parse({})),
+      })
+      .strict()
+      .default({
+        'nvidia-smi': nvidiaSmiConfigSchema.parse({}),
+        host: hostConfigSchema.parse({}),
+      }),
+  })
+  .strict();
+
+/** Validated agent configuration. */
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+
+/** Every setting with an environment variable or a flag. */
+export const settings: readonly SettingBinding[] = [
+  {
+    path: ['listen'],
+    env: 'GPULSE_LISTEN',
+    flag: 'listen',
+    valueName: 'HOST:PORT',
+    description: 'address of /metrics (default 0.0.0.0:9489)',
+  },
+  {
+    path: ['log', 'level'],
+    env: 'GPULSE_LOG_LEVEL',
+    flag: 'log-level',
+    valueName: 'LEVEL',
+    description: 'trace|debug|info|warn|error|fatal|silent (default info)',
+  },
+  {
+    path: ['log', 'format'],
+    env: 'GPULSE_LOG_FORMAT',
+    flag: 'log-format',
+    valueName: 'FORMAT',
+    description: 'auto|json|pretty (auto: pretty on a terminal, JSON otherwise)',
+  },
+  ...nvidiaSmiSettings,
+  ...hostSettings,
+];
+
+/** Environment variables that belong to gpulse but are not settings (simulator, tests). */
+const RESERVED_ENV_PREFIXES = ['GPULSE_SIM_', 'GPULSE_TEST_', 'GPULSE_CONFIG'];
+
+type Raw = Record<string, unknown>;
+
+function isRecord(value: unknown): value is Raw {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function setPath(target: Raw, path: readonly string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (!isRecord(next)) node[key] = {};
+    node = node[key] as Raw;
+  }
+  const last = path[path.length - 1];
+  if (last !== undefined) node[last] = value;
+}
+
+function coerce(binding: SettingBinding, value: string): unknown {
+  if (binding.list) {
+    return value
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0);
+  }
+  return value;
+}
+
+/** Where the raw configuration comes from. */
+export interface ConfigSources {
+  /** Text of the YAML file and its name for messages. */
+  readonly file?: { readonly name: string; readonly text: string };
+  readonly env?: NodeJS.ProcessEnv;
+  /** Flag values keyed by flag name (without dashes). */
+  readonly flags?: Readonly<Record<string, string | undefined>>;
+  /** Extra settings (e.g. those of subcommands) that env and flags may address. */
+  readonly extraSettings?: readonly SettingBinding[];
+}
+
+/** Result of loading: the config plus warnings worth logging. */
+export interface LoadedConfig {
+  readonly config: AgentConfig;
+  readonly warnings: readonly string[];
+}
+
+/** Reads a YAML config file; throws ConfigError with the file name on any problem. */
+export function readConfigFile(path: string): { name: string; text: string } {
+  try {
+    return { name: path, text: readFileSync(path, 'utf8') };
+  } catch (err) {
+    throw new ConfigError([`${path}: cannot read the config file: ${errorMessage(err)}`]);
+  }
+}
+
+/**
+ * Builds the configuration: defaults, then the YAML file, then GPULSE_* variables, then flags.
+ * Every problem is reported at once, each with its path and where the value came from.
+ */
+export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const origin = new Map<string, string>();
+  let raw: Raw = {};
+
+  if (sources.file) {
+    const doc = parseDocument(sources.file.text, { uniqueKeys: true });
+    for (const e of doc.errors) problems.push(`${sources.file.name}: ${e.message}`);
+    const parsed: unknown = doc.errors.length === 0 ? doc.toJS() : {};
+    if (parsed === null || parsed === undefined) raw = {};
+    else if (isRecord(parsed)) raw = parsed;
+    else problems.push(`${sources.file.name}: the top level must be a mapping of settings`);
+  }
+
+  const all = [...settings, ...(sources.extraSettings ?? [])];
+  const env = sources.env ?? {};
+  for (const binding of all) {
+    const value = binding.env ? env[binding.env] : undefined;
+    if (binding.env && value !== undefined && value !== '') {
+      setPath(raw, binding.path, coerce(binding, value));
+      origin.set(binding.path.join('.'), binding.env);
+    }
+  }
+  const known = new Set(all.map((b) => b.env).filter((e): e is string => e !== undefined));
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('GPULSE_') || known.has(name)) continue;
+    if (RESERVED_ENV_PREFIXES.some((p) => name.startsWith(p))) continue;
+    warnings.push(`unknown environment variable ${name} ignored (see \`gpulse --help\`)`);
+  }
+  for (const binding of all) {
+    const value = binding.flag ? sources.flags?.[binding.flag] : undefined;
+    if (binding.flag && value !== undefined) {
+      setPath(raw, binding.path, coerce(binding, value));
+      origin.set(binding.path.join('.'), `--${binding.flag}`);
+    }
+  }
+
+  const result = agentConfigSchema.safeParse(raw);
+  if (!result.success) {
+    for (const issue of result.error.issues) problems.push(describeIssue(issue, origin, sources));
+  }
+  if (problems.length > 0 || !result.success) throw new ConfigError(problems);
+  return { config: result.data, warnings };
+}
+
+function describeIssue(
+  issue: z.core.$ZodIssue,
+  origin: ReadonlyMap<string, string>,
+  sources: ConfigSources,
+): string {
+  const path = issue.path.map(String).join('.');
+  const from = origin.get(path) ?? (sources.file ? sources.file.name : 'defaults');
+  if (issue.code === 'unrecognized_keys') {
+    const where = path === '' ? '' : `${path}.`;
+    return issue.keys
+      .map((k) => `${where}${k}: unknown setting (in ${from}); check the spelling against README`)
+      .join('\n  - ');
+  }
+  return `${path || '(top level)'}: ${issue.message} (from ${from})`;
+}

@@ -1,0 +1,126 @@
+/**
+ * Typed facts that collectors report and that enrichment and detectors read.
+ * Modules add their own kinds with `declare module '.../agent/facts.js' { interface Facts { ... } }`.
+ */
+
+/** Throttle (clock event) reasons, one 0/1 series each; names follow nvidia-smi's CSV fields. */
+export const THROTTLE_REASONS = [
+  'gpu_idle',
+  'applications_clocks_setting',
+  'sw_power_cap',
+  'hw_slowdown',
+  'sync_boost',
+  'sw_thermal_slowdown',
+  'hw_thermal_slowdown',
+  'hw_power_brake_slowdown',
+  'display_clock_setting',
+] as const;
+
+/** One throttle reason. */
+export type ThrottleReason = (typeof THROTTLE_REASONS)[number];
+
+/** Bit of each reason in NVML's clocks event reasons mask (nvml.h nvmlClocksEventReason*). */
+export const THROTTLE_REASON_BITS: Readonly<Record<ThrottleReason, number>> = {
+  gpu_idle: 0x1,
+  applications_clocks_setting: 0x2,
+  sw_power_cap: 0x4,
+  hw_slowdown: 0x8,
+  sync_boost: 0x10,
+  sw_thermal_slowdown: 0x20,
+  hw_thermal_slowdown: 0x40,
+  hw_power_brake_slowdown: 0x80,
+  display_clock_setting: 0x100,
+};
+
+/** Clock domains reported per GPU. */
+export type ClockDomain = 'graphics' | 'sm' | 'memory' | 'video';
+
+/** One MIG device (GPU instance + compute instance) of a GPU. */
+export interface MigDeviceReading {
+  readonly index?: number;
+  readonly gpuInstanceId: number;
+  readonly computeInstanceId: number;
+  readonly uuid?: string;
+  readonly profile?: string;
+  readonly multiprocessorCount?: number;
+  readonly memoryTotalBytes?: number;
+  readonly memoryUsedBytes?: number;
+  readonly memoryFreeBytes?: number;
+}
+
+/** ECC error counters of a GPU (totals across memory locations). */
+export interface EccCounters {
+  readonly enabled?: boolean;
+  readonly correctedVolatile?: number;
+  readonly uncorrectedVolatile?: number;
+  readonly correctedAggregate?: number;
+  readonly uncorrectedAggregate?: number;
+}
+
+/** One GPU as read at one moment, normalised to base units; absent means "not reported". */
+export interface GpuReading {
+  readonly index: number;
+  readonly uuid: string;
+  readonly name?: string;
+  readonly pciBusId?: string;
+  readonly driverVersion?: string;
+  readonly cudaVersion?: string;
+  readonly serial?: string;
+  readonly vbiosVersion?: string;
+  readonly computeCapability?: string;
+  readonly utilizationRatio?: number;
+  readonly memoryUtilizationRatio?: number;
+  readonly encoderUtilizationRatio?: number;
+  readonly decoderUtilizationRatio?: number;
+  readonly memoryTotalBytes?: number;
+  readonly memoryUsedBytes?: number;
+  readonly memoryFreeBytes?: number;
+  readonly memoryReservedBytes?: number;
+  readonly temperatureCelsius?: number;
+  readonly memoryTemperatureCelsius?: number;
+  readonly powerDrawWatts?: number;
+  readonly powerLimitWatts?: number;
+  readonly enforcedPowerLimitWatts?: number;
+  readonly energyJoules?: number;
+  readonly clocksHz: Readonly<Partial<Record<ClockDomain, number>>>;
+  readonly maxClocksHz: Readonly<Partial<Record<ClockDomain, number>>>;
+  readonly fanSpeedRatio?: number;
+  /** Performance state number: P0 → 0 ... P15 → 15. */
+  readonly pstate?: number;
+  readonly throttle: Readonly<Partial<Record<ThrottleReason, boolean>>>;
+  /** Cumulative time per reason as the driver counts it (clocks_event_reasons_counters), seconds. */
+  readonly throttleSeconds: Readonly<Partial<Record<ThrottleReason, number>>>;
+  readonly pcieLinkGen?: number;
+  readonly pcieLinkWidth?: number;
+  readonly persistenceMode?: boolean;
+  readonly migEnabled?: boolean;
+  readonly migDevices?: readonly MigDeviceReading[];
+  readonly ecc?: EccCounters;
+  readonly retiredPagesSingleBit?: number;
+  readonly retiredPagesDoubleBit?: number;
+  readonly retiredPagesPending?: boolean;
+  readonly remappedRowsCorrectable?: number;
+  readonly remappedRowsUncorrectable?: number;
+  readonly remappedRowsPending?: boolean;
+  readonly remappedRowsFailure?: boolean;
+}
+
+/** A process holding GPU memory, as the driver lists it (host PIDs). */
+export interface GpuProcess {
+  readonly pid: number;
+  readonly gpuUuid: string;
+  readonly gpuIndex?: number;
+  readonly processName: string;
+  /** Absent where the driver cannot tell (Windows WDDM). */
+  readonly usedMemoryBytes?: number;
+  readonly type?: string;
+  /** MIG placement, when the GPU is partitioned. */
+  readonly gpuInstanceId?: number;
+  readonly computeInstanceId?: number;
+}
+
+/** All fact kinds; optional because each comes from a collector that may be absent. */
+export interface Facts {
+  gpus: readonly GpuReading[];
+  gpuProcesses: readonly GpuProcess[];
+}

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { zDuration, type SettingBinding } from '../../agent/config-schema.js';
+
+/** Settings of the host collector (config key `collectors.host`). */
+export const hostConfigSchema = z
+  .object({
+    mode: z.enum(['auto', 'off']).default('auto'),
+    interval: zDuration({ min: 1000 }).default(15_000),
+    timeout: zDuration({ min: 100 }).default(10_000),
+  })
+  .strict();
+
+/** Parsed host collector settings. */
+export type HostConfig = z.infer<typeof hostConfigSchema>;
+
+/** Environment variables and flags of the host collector. */
+export const hostSettings: readonly SettingBinding[] = [
+  {
+    path: ['collectors', 'host', 'mode'],
+    env: 'GPULSE_HOST_MODE',
+    valueName: 'auto|off',
+    description: 'host CPU, memory, disk and network collector',
+  },
+  {
+    path: ['collectors', 'host', 'interval'],
+    env: 'GPULSE_HOST_INTERVAL',
+    valueName: 'DURATION',
+    description: 'host collector interval (default 15s)',
+  },
+];
