@@ -54,6 +54,8 @@ export class FakeClock implements Clock {
   async advance(ms: number): Promise<void> {
     const end = this.time + ms;
     for (;;) {
+      // Let pending promise continuations settle before deciding which timer is next.
+      await flushMicrotasks();
       let nextId: number | undefined;
       let nextAt = Infinity;
       for (const [id, t] of this.timers) {
@@ -67,11 +69,14 @@ export class FakeClock implements Clock {
       this.timers.delete(nextId);
       this.time = Math.max(this.time, nextAt);
       timer?.fn();
-      // Let promise continuations scheduled by the timer run before the next one fires.
-      for (let i = 0; i < 5; i++) await Promise.resolve();
     }
     this.time = end;
+    await flushMicrotasks();
   }
+}
+
+async function flushMicrotasks(): Promise<void> {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
 }
 
 /** Full-jitter exponential backoff delay (AWS architecture blog), for attempt 0, 1, 2, ... */

@@ -193,6 +193,7 @@ export class CollectorRunner {
         if (!this.stopping) store.fail(name, reason, message);
       },
       countError: (reason) => store.countError(name, reason),
+      health: (samples) => store.health(name, samples),
     };
     try {
       await handle.collector.start(sink, log);

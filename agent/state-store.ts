@@ -86,20 +86,33 @@ export class StateStore implements StateReader {
     this.set(collector, { status, reason, message, output: EMPTY_OUTPUT, durationMs });
   }
 
+  /** Replaces a collector's self-metrics (kept through failures). */
+  health(collector: string, samples: readonly Sample[]): void {
+    const prev = this.states.get(collector);
+    const base: CollectorState = prev ?? this.initial(collector);
+    this.states.set(collector, Object.freeze({ ...base, health: Object.freeze([...samples]) }));
+    this.changed();
+  }
+
   /** Counts an error by reason without changing the collector's status. */
   countError(collector: string, reason: string, announce = true): void {
     const prev = this.states.get(collector);
     const errors = new Map(prev?.errors ?? []);
     errors.set(reason, (errors.get(reason) ?? 0) + 1);
-    const base: CollectorState = prev ?? {
+    const base: CollectorState = prev ?? this.initial(collector);
+    this.states.set(collector, Object.freeze({ ...base, errors }));
+    if (announce) this.changed();
+  }
+
+  private initial(collector: string): CollectorState {
+    return {
       collector,
       status: 'starting',
       updatedAt: this.options.clock.now(),
       output: EMPTY_OUTPUT,
       errors: new Map(),
+      health: [],
     };
-    this.states.set(collector, Object.freeze({ ...base, errors }));
-    if (announce) this.changed();
   }
 
   current(): Snapshot {
@@ -134,6 +147,7 @@ export class StateStore implements StateReader {
       durationMs: next.durationMs ?? prev?.durationMs,
       output: next.output,
       errors: prev?.errors ?? new Map<string, number>(),
+      health: prev?.health ?? [],
     });
     this.states.set(collector, state);
     this.logTransition(prev, state);

@@ -60,6 +60,8 @@ export interface StreamSink {
   fail(reason: string, message: string): void;
   /** Counts an error without changing the status (e.g. a parse error in one line). */
   countError(reason: string): void;
+  /** Self-metrics of the collector (e.g. restart counters) that stay visible while it fails. */
+  health(samples: readonly Sample[]): void;
 }
 
 /** A collector that runs long-lived sources (child processes, event streams) and pushes results. */
@@ -87,6 +89,8 @@ export interface CollectorState {
   readonly output: CollectorOutput;
   /** Cumulative errors by reason since start. */
   readonly errors: ReadonlyMap<string, number>;
+  /** Self-metrics that survive failures (restart counters, stream states). */
+  readonly health: readonly Sample[];
 }
 
 /** Immutable view of everything the agent knows at one moment. */

@@ -1,0 +1,122 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { createCollectors } from '../collectors/index.js';
+import { ExpositionCache } from '../exporters/prometheus/exposition-cache.js';
+import { registerMetricsRoute } from '../exporters/prometheus/prometheus-exporter.js';
+import { systemClock, type Clock } from './clock.js';
+import { CollectorRunner } from './collector-runner.js';
+import type { AgentContext, Component } from './component.js';
+import type { AgentConfig } from './config.js';
+import { errorMessage } from './errors.js';
+import { EventLog } from './events.js';
+import { gpuProcessesDeriver } from './gpu-processes.js';
+import { createHttpServer } from './http-server.js';
+import type { SpawnFn } from './process.js';
+import { StateStore } from './state-store.js';
+import type { Collector, StateReader } from './types.js';
+
+/** Injected I/O of the agent. */
+export interface AgentDeps {
+  readonly log: Logger;
+  readonly version: string;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly clock?: Clock;
+  readonly spawnFn?: SpawnFn;
+  /** Replaces the registry's collectors (tests). */
+  readonly collectors?: readonly Collector[];
+  /** Extra components (APIs, publishers) started with the agent. */
+  readonly components?: readonly Component[];
+}
+
+/** A built, not yet started agent. */
+export interface Agent {
+  readonly state: StateReader;
+  readonly store: StateStore;
+  readonly events: EventLog;
+  readonly app: FastifyInstance;
+  readonly runner: CollectorRunner;
+  /** Starts collectors and components and listens; resolves with the bound address. */
+  start(): Promise<string>;
+  /** Stops everything; idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Thrown when the listen address cannot be bound. */
+export class ListenError extends Error {
+  readonly code = 'GPULSE_LISTEN_FAILED';
+}
+
+/** Wires collectors, the state store, the exporter and components (the fastify build/listen split). */
+export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
+  const clock = deps.clock ?? systemClock;
+  const log = deps.log;
+  const env = deps.env ?? process.env;
+  const store = new StateStore({ clock, log, derivers: [gpuProcessesDeriver] });
+  const events = new EventLog({ clock, log: log.child({ component: 'events' }) });
+  const collectors =
+    deps.collectors ?? createCollectors(config, { clock, env, spawnFn: deps.spawnFn });
+  const runner = new CollectorRunner(collectors, { clock, log, store });
+  let running = false;
+  const app = createHttpServer({ log, state: store, version: deps.version, alive: () => running });
+  const cache = new ExpositionCache({ state: store, version: deps.version, log });
+  registerMetricsRoute(app, cache);
+  const components = [...(deps.components ?? [])];
+  const ctx: AgentContext = {
+    config,
+    log,
+    clock,
+    store,
+    events,
+    app,
+    version: deps.version,
+    env,
+    spawnFn: deps.spawnFn,
+  };
+  for (const c of components) c.register?.(ctx);
+  let stopped = false;
+
+  return {
+    state: store,
+    store,
+    events,
+    app,
+    runner,
+    async start() {
+      running = true;
+      runner.start();
+      cache.start();
+      for (const c of components) {
+        try {
+          await c.start(ctx);
+        } catch (err) {
+          // One component failing to start must not take the exporter down with it.
+          log.error({ component: c.name, err: errorMessage(err) }, 'component failed to start');
+        }
+      }
+      const { host, port } = config.listen;
+      try {
+        return await app.listen({ host, port });
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        const hint =
+          e.code === 'EADDRINUSE'
+            ? `port ${port} is already in use (another gpulse or exporter?); choose another with --listen HOST:PORT or GPULSE_LISTEN`
+            : e.code === 'EACCES'
+              ? `not permitted to listen on ${host}:${port}; use a port above 1024 or grant CAP_NET_BIND_SERVICE`
+              : e.code === 'EADDRNOTAVAIL'
+                ? `${host} is not an address of this machine; use 0.0.0.0, 127.0.0.1 or one of its addresses`
+                : e.message;
+        throw new ListenError(`cannot listen on ${host}:${port}: ${hint}`);
+      }
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      running = false;
+      cache.stop();
+      await Promise.allSettled([runner.stop(), ...components.map((c) => c.stop())]);
+      await app.close();
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,76 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { StateReader } from './types.js';
+
+/** What the HTTP server reports about the agent. */
+export interface HttpServerOptions {
+  readonly log: Logger;
+  readonly state: StateReader;
+  readonly version: string;
+  /** True while the collectors run (liveness). */
+  readonly alive: () => boolean;
+  /** Request bodies larger than this are refused with 413 (default 1 MiB). */
+  readonly bodyLimit?: number;
+}
+
+const LINKS: readonly [string, string][] = [
+  ['/metrics', 'Prometheus metrics'],
+  ['/healthz', 'liveness'],
+  ['/readyz', 'readiness and collector states'],
+];
+
+/** Builds the fastify app with health routes and the landing page; callers add their routes. */
+export function createHttpServer(options: HttpServerOptions): FastifyInstance {
+  // Per-request logs are info level: at warn, scrapes stay quiet while handler errors still show.
+  const httpLog: FastifyBaseLogger = options.log.child({ component: 'http' }, { level: 'warn' });
+  const app = Fastify({
+    loggerInstance: httpLog,
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // Keep connections open across scrapes; Prometheus reuses them.
+    keepAliveTimeout: 65_000,
+  });
+
+  app.get('/healthz', async (_request, reply) => {
+    if (!options.alive()) return reply.code(503).send({ status: 'stopping' });
+    return { status: 'ok' };
+  });
+
+  app.get('/readyz', async (_request, reply) => {
+    const snapshot = options.state.current();
+    const collectors = Object.fromEntries(
+      [...snapshot.collectors.values()].map((c) => [
+        c.collector,
+        { status: c.status, reason: c.reason ?? null, message: c.message ?? null },
+      ]),
+    );
+    const starting = [...snapshot.collectors.values()].some((c) => c.status === 'starting');
+    const ready = options.alive() && !starting;
+    return reply.code(ready ? 200 : 503).send({ ready, collectors });
+  });
+
+  app.get('/', async (_request, reply) => {
+    const snapshot = options.state.current();
+    const rows = [...snapshot.collectors.values()]
+      .map(
+        (c) =>
+          `<tr><td>${escapeHtml(c.collector)}</td><td>${escapeHtml(c.status)}</td><td>${escapeHtml(
+            c.message ?? '',
+          )}</td></tr>`,
+      )
+      .join('');
+    const links = LINKS.map(
+      ([href, what]) => `<li><a href="${href}">${href}</a> — ${what}</li>`,
+    ).join('');
+    void reply.header('content-type', 'text/html; charset=utf-8');
+    return `<!doctype html><html><head><meta charset="utf-8"><title>gpulse</title></head><body>
+<h1>gpulse ${escapeHtml(options.version)}</h1><p>GPU monitoring agent and Prometheus exporter.</p>
+<ul>${links}</ul><h2>Collectors</h2><table border="1" cellpadding="4"><tr><th>collector</th><th>status</th><th>detail</th></tr>${rows}</table>
+</body></html>`;
+  });
+
+  return app;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

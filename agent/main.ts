@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+// Composition root: the only module that reads process.argv, handles signals and calls process.exit.
+import { Command, Option } from 'commander';
+import { settings } from './config.js';
+import { packageVersion } from './package-info.js';
+import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
+
+const SHUTDOWN_LIMIT_MS = 5000;
+
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+function addAgentOptions(cmd: Command): Command {
+  cmd.option('-c, --config <FILE>', 'YAML configuration file (also GPULSE_CONFIG)');
+  for (const s of settings) {
+    if (!s.flag) continue;
+    cmd.option(
+      `--${s.flag} <${s.valueName ?? 'VALUE'}>`,
+      `${s.description}${s.env ? ` [${s.env}]` : ''}`,
+    );
+  }
+  return cmd;
+}
+
+function agentOptions(opts: Record<string, unknown>): AgentCommandOptions {
+  const flags: Record<string, string | undefined> = {};
+  for (const s of settings) {
+    if (!s.flag) continue;
+    const v = opts[camel(s.flag)];
+    if (typeof v === 'string') flags[s.flag] = v;
+  }
+  return { config: typeof opts.config === 'string' ? opts.config : undefined, flags };
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+async function runUntilSignal(
+  mode: 'run' | 'simulate',
+  opts: Record<string, unknown>,
+  sim: SimulateOptions,
+) {
+  const version = packageVersion();
+  const outcome = await startAgent(mode, agentOptions(opts), sim, {
+    env: process.env,
+    stderr: (t) => process.stderr.write(t),
+    version,
+  });
+  if (outcome.kind === 'exit') process.exit(outcome.code);
+  const { agent, log } = outcome;
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    // Stuck children (a GPU tool in D state) must not keep us past the limit.
+    const guard = setTimeout(() => {
+      log.warn(`shutdown took longer than ${SHUTDOWN_LIMIT_MS}ms; exiting anyway`);
+      process.exit(0);
+    }, SHUTDOWN_LIMIT_MS - 500);
+    guard.unref();
+    agent
+      .stop()
+      .then(() => {
+        log.info('stopped');
+        log.flush?.();
+        process.exit(0);
+      })
+      .catch(() => process.exit(0));
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+const program = new Command('gpulse')
+  .description(
+    'GPU monitoring agent and Prometheus exporter (nvidia-smi, DCGM, Jetson, Docker attribution, OOM/throttle/Xid detection).',
+  )
+  .version(packageVersion(), '-v, --version')
+  .showHelpAfterError('(run `gpulse --help` for usage)');
+
+addAgentOptions(
+  program.command('run').description('run the agent: collect from this host and serve /metrics'),
+).action(async (opts: Record<string, unknown>) => runUntilSignal('run', opts, {}));
+
+addAgentOptions(
+  program
+    .command('simulate')
+    .description('run the whole agent against simulated GPU tools (everything else is real)')
+    .addOption(new Option('--profile <NAME>', 'simulated machine').default('h100-8x'))
+    .option(
+      '--scenario <SPEC>',
+      'fault scenario, e.g. thermal-throttle, power-brake, gpu-lost, hang, memory-full',
+    )
+    .option(
+      '--capture <FILE>',
+      'replay a real capture: nvidia-smi -q -x XML or an all-fields --query-gpu CSV',
+    )
+    .option('--apps-capture <FILE>', 'with --capture: a --query-compute-apps CSV')
+    .option(
+      '--process <PID:GPU:MIB>',
+      'report this PID as a process on a GPU (repeatable)',
+      collect,
+      [],
+    )
+    .option('--process-count <N>', 'number of synthetic GPU processes')
+    .option('--seed <N>', 'seed of the simulated load curve'),
+).action(async (opts: Record<string, unknown>) =>
+  runUntilSignal('simulate', opts, {
+    profile: opts.profile as string | undefined,
+    scenario: opts.scenario as string | undefined,
+    capture: opts.capture as string | undefined,
+    appsCapture: opts.appsCapture as string | undefined,
+    processes: opts.process as string[] | undefined,
+    processCount: opts.processCount as string | undefined,
+    seed: opts.seed as string | undefined,
+  }),
+);
+
+await program.parseAsync(process.argv);

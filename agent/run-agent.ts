@@ -1,0 +1,133 @@
+import { join } from 'node:path';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { buildAgent, ListenError, type Agent } from './build-agent.js';
+import type { Component } from './component.js';
+import { loadConfig, readConfigFile, type AgentConfig } from './config.js';
+import { ConfigError, errorMessage } from './errors.js';
+import { createLogger } from './logger.js';
+import { packageRoot } from './package-info.js';
+
+/** Options shared by `gpulse run` and `gpulse simulate` (flag values as commander parsed them). */
+export interface AgentCommandOptions {
+  readonly config?: string;
+  /** Values of the setting flags, keyed by flag name without dashes. */
+  readonly flags: Readonly<Record<string, string | undefined>>;
+}
+
+/** Options only `gpulse simulate` has. */
+export interface SimulateOptions {
+  readonly profile?: string;
+  readonly scenario?: string;
+  readonly capture?: string;
+  readonly appsCapture?: string;
+  readonly processes?: readonly string[];
+  readonly processCount?: string;
+  readonly seed?: string;
+}
+
+/** What the command returns to main: a running agent to stop on a signal, or an exit code. */
+export type StartOutcome =
+  | { readonly kind: 'running'; readonly agent: Agent; readonly log: Logger }
+  | { readonly kind: 'exit'; readonly code: number };
+
+/** Path of the simulated nvidia-smi executable next to this build. */
+export function simulatorPath(): string {
+  return join(packageRoot(), 'dist', 'collectors', 'nvidia-smi', 'simulator', 'nvidia-smi.js');
+}
+
+/** Environment for simulated GPU tools: the scenario clock starts now, shared by every child. */
+export function simulationEnv(
+  base: NodeJS.ProcessEnv,
+  sim: SimulateOptions,
+  now: number,
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base, GPULSE_SIM_START: String(now) };
+  if (sim.profile) env.GPULSE_SIM_PROFILE = sim.profile;
+  if (sim.scenario) env.GPULSE_SIM_SCENARIO = sim.scenario;
+  if (sim.capture) env.GPULSE_SIM_CAPTURE = sim.capture;
+  if (sim.appsCapture) env.GPULSE_SIM_APPS_CAPTURE = sim.appsCapture;
+  if (sim.processes && sim.processes.length > 0) env.GPULSE_SIM_PROCESSES = sim.processes.join(',');
+  if (sim.processCount) env.GPULSE_SIM_PROCESS_COUNT = sim.processCount;
+  if (sim.seed) env.GPULSE_SIM_SEED = sim.seed;
+  // The simulator starts with `#!/usr/bin/env node`: make sure the node running us is found first.
+  env.PATH = [dirname(process.execPath), base.PATH ?? ''].filter(Boolean).join(':');
+  return env;
+}
+
+/** Loads the configuration or reports every problem on stderr (exit 2). */
+export function loadAgentConfig(
+  options: AgentCommandOptions,
+  env: NodeJS.ProcessEnv,
+  stderr: (text: string) => void,
+): { config: AgentConfig; warnings: readonly string[] } | undefined {
+  try {
+    const path = options.config ?? env.GPULSE_CONFIG;
+    const file = path ? readConfigFile(path) : undefined;
+    return loadConfig({ file, env, flags: options.flags });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      stderr(`gpulse: ${err.message}\n`);
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+/** Starts the agent for `run` (real GPUs) or `simulate` (simulated GPU tools, everything else real). */
+export async function startAgent(
+  mode: 'run' | 'simulate',
+  options: AgentCommandOptions,
+  sim: SimulateOptions,
+  io: {
+    readonly env: NodeJS.ProcessEnv;
+    readonly stderr: (text: string) => void;
+    readonly version: string;
+    readonly components?: (config: AgentConfig) => readonly Component[];
+  },
+): Promise<StartOutcome> {
+  const loaded = loadAgentConfig(options, io.env, io.stderr);
+  if (!loaded) return { kind: 'exit', code: 2 };
+  let config = loaded.config;
+  let env = io.env;
+  if (mode === 'simulate') {
+    env = simulationEnv(io.env, sim, Date.now());
+    config = {
+      ...config,
+      collectors: {
+        ...config.collectors,
+        'nvidia-smi': {
+          ...config.collectors['nvidia-smi'],
+          binary: simulatorPath(),
+          mode: 'required',
+        },
+      },
+    };
+  }
+  const log = createLogger(config.log);
+  for (const w of loaded.warnings) log.warn(w);
+  const agent = buildAgent(config, {
+    log,
+    version: io.version,
+    env,
+    components: io.components?.(config),
+  });
+  try {
+    const address = await agent.start();
+    log.info(
+      { address, mode, collectors: agent.runner.names(), version: io.version },
+      mode === 'simulate'
+        ? `gpulse simulating GPUs (${sim.capture ? `capture ${sim.capture}` : `profile ${sim.profile ?? 'h100-8x'}`}); metrics at ${address}/metrics`
+        : `gpulse serving metrics at ${address}/metrics`,
+    );
+    return { kind: 'running', agent, log };
+  } catch (err) {
+    await agent.stop();
+    if (err instanceof ListenError) {
+      log.error(err.message);
+      return { kind: 'exit', code: 1 };
+    }
+    log.error({ err: errorMessage(err) }, 'gpulse failed to start');
+    return { kind: 'exit', code: 1 };
+  }
+}

@@ -1,0 +1,245 @@
+import { THROTTLE_REASONS, type ClockDomain, type GpuReading } from '../agent/facts.js';
+import { counter, gauge, SampleBuilder } from '../agent/metric.js';
+import type { Labels, Sample } from '../agent/types.js';
+
+const GPU = ['gpu', 'uuid'] as const;
+
+/** Per-GPU metric families shared by every GPU source (nvidia-smi, DCGM, tegrastats). */
+export const gpuMetrics = {
+  info: gauge('gpulse_gpu_info', 'GPU identity; always 1.', [
+    ...GPU,
+    'name',
+    'driver_version',
+    'cuda_version',
+    'pci_bus_id',
+    'vbios_version',
+    'compute_capability',
+  ]),
+  utilization: gauge(
+    'gpulse_gpu_utilization_ratio',
+    'Share of time a kernel ran on the GPU (0-1).',
+    GPU,
+  ),
+  memoryUtilization: gauge(
+    'gpulse_gpu_memory_utilization_ratio',
+    'Share of time device memory was read or written (0-1).',
+    GPU,
+  ),
+  encoderUtilization: gauge(
+    'gpulse_gpu_encoder_utilization_ratio',
+    'Video encoder utilization (0-1).',
+    GPU,
+  ),
+  decoderUtilization: gauge(
+    'gpulse_gpu_decoder_utilization_ratio',
+    'Video decoder utilization (0-1).',
+    GPU,
+  ),
+  memoryTotal: gauge('gpulse_gpu_memory_total_bytes', 'Total device (framebuffer) memory.', GPU),
+  memoryUsed: gauge('gpulse_gpu_memory_used_bytes', 'Used device memory.', GPU),
+  memoryFree: gauge('gpulse_gpu_memory_free_bytes', 'Free device memory.', GPU),
+  memoryReserved: gauge(
+    'gpulse_gpu_memory_reserved_bytes',
+    'Device memory reserved by the driver.',
+    GPU,
+  ),
+  temperature: gauge('gpulse_gpu_temperature_celsius', 'GPU core temperature.', GPU),
+  memoryTemperature: gauge(
+    'gpulse_gpu_memory_temperature_celsius',
+    'GPU memory (HBM) temperature.',
+    GPU,
+  ),
+  powerDraw: gauge('gpulse_gpu_power_draw_watts', 'Power drawn by the GPU.', GPU),
+  powerLimit: gauge('gpulse_gpu_power_limit_watts', 'Power management limit.', GPU),
+  enforcedPowerLimit: gauge(
+    'gpulse_gpu_enforced_power_limit_watts',
+    'Power limit the driver enforces (the lowest of all limits).',
+    GPU,
+  ),
+  energy: counter(
+    'gpulse_gpu_energy_joules_total',
+    'Energy consumed since the driver loaded.',
+    GPU,
+  ),
+  clock: gauge('gpulse_gpu_clock_hz', 'Current clock frequency per domain.', [...GPU, 'clock']),
+  maxClock: gauge('gpulse_gpu_max_clock_hz', 'Maximum clock frequency per domain.', [
+    ...GPU,
+    'clock',
+  ]),
+  fanSpeed: gauge('gpulse_gpu_fan_speed_ratio', 'Fan speed as a share of its maximum (0-1).', GPU),
+  pstate: gauge(
+    'gpulse_gpu_pstate',
+    'Performance state (0 = P0, maximum performance; 15 = P15).',
+    GPU,
+  ),
+  throttleActive: gauge(
+    'gpulse_gpu_throttle_active',
+    'Whether a clock throttle (clock event) reason is active (0/1).',
+    [...GPU, 'reason'],
+  ),
+  throttleSeconds: counter(
+    'gpulse_gpu_throttle_seconds_total',
+    'Time spent throttled per reason, as the driver counts it (clocks_event_reasons_counters).',
+    [...GPU, 'reason'],
+  ),
+  pcieLinkGen: gauge('gpulse_gpu_pcie_link_generation', 'Current PCIe link generation.', GPU),
+  pcieLinkWidth: gauge('gpulse_gpu_pcie_link_width', 'Current PCIe link width (lanes).', GPU),
+  persistenceMode: gauge('gpulse_gpu_persistence_mode', 'Persistence mode enabled (0/1).', GPU),
+  migEnabled: gauge('gpulse_gpu_mig_enabled', 'MIG mode enabled (0/1).', GPU),
+  eccEnabled: gauge('gpulse_gpu_ecc_enabled', 'ECC mode enabled (0/1).', GPU),
+  eccErrors: counter(
+    'gpulse_gpu_ecc_errors_total',
+    'ECC errors by type and counter (volatile: since driver load; aggregate: lifetime).',
+    [...GPU, 'error_type', 'counter'],
+  ),
+  retiredPages: counter('gpulse_gpu_retired_pages_total', 'Retired memory pages by cause.', [
+    ...GPU,
+    'cause',
+  ]),
+  retiredPagesPending: gauge(
+    'gpulse_gpu_retired_pages_pending',
+    'A page retirement waits for a reset (0/1).',
+    GPU,
+  ),
+  remappedRows: counter('gpulse_gpu_remapped_rows_total', 'Remapped memory rows by kind.', [
+    ...GPU,
+    'kind',
+  ]),
+  remappedRowsPending: gauge(
+    'gpulse_gpu_remapped_rows_pending',
+    'A row remapping waits for a reset (0/1).',
+    GPU,
+  ),
+  remappedRowsFailure: gauge(
+    'gpulse_gpu_remapped_rows_failure',
+    'A row remapping failed: the GPU needs service (0/1).',
+    GPU,
+  ),
+  migInfo: gauge('gpulse_mig_info', 'MIG device identity; always 1.', [
+    ...GPU,
+    'gpu_instance_id',
+    'compute_instance_id',
+    'profile',
+    'mig_uuid',
+  ]),
+  migMemoryUsed: gauge('gpulse_mig_memory_used_bytes', 'Memory used in a MIG device.', [
+    ...GPU,
+    'gpu_instance_id',
+    'compute_instance_id',
+  ]),
+  migMemoryTotal: gauge('gpulse_mig_memory_total_bytes', 'Memory of a MIG device.', [
+    ...GPU,
+    'gpu_instance_id',
+    'compute_instance_id',
+  ]),
+  migMultiprocessors: gauge(
+    'gpulse_mig_multiprocessors',
+    'Streaming multiprocessors of a MIG device.',
+    [...GPU, 'gpu_instance_id', 'compute_instance_id'],
+  ),
+} as const;
+
+const CLOCK_DOMAINS: readonly ClockDomain[] = ['graphics', 'sm', 'memory', 'video'];
+
+/** Identity labels of a GPU's value series. */
+export function gpuLabels(gpu: Pick<GpuReading, 'index' | 'uuid'>): Labels {
+  return { gpu: String(gpu.index), uuid: gpu.uuid };
+}
+
+/** Turns GPU readings into samples; absent values produce no series. */
+export function gpuReadingSamples(readings: readonly GpuReading[]): Sample[] {
+  const b = new SampleBuilder();
+  const m = gpuMetrics;
+  for (const g of readings) {
+    const l = gpuLabels(g);
+    b.add(
+      m.info,
+      {
+        ...l,
+        name: g.name ?? '',
+        driver_version: g.driverVersion ?? '',
+        cuda_version: g.cudaVersion ?? '',
+        pci_bus_id: g.pciBusId ?? '',
+        vbios_version: g.vbiosVersion ?? '',
+        compute_capability: g.computeCapability ?? '',
+      },
+      1,
+    );
+    b.add(m.utilization, l, g.utilizationRatio)
+      .add(m.memoryUtilization, l, g.memoryUtilizationRatio)
+      .add(m.encoderUtilization, l, g.encoderUtilizationRatio)
+      .add(m.decoderUtilization, l, g.decoderUtilizationRatio)
+      .add(m.memoryTotal, l, g.memoryTotalBytes)
+      .add(m.memoryUsed, l, g.memoryUsedBytes)
+      .add(m.memoryFree, l, g.memoryFreeBytes)
+      .add(m.memoryReserved, l, g.memoryReservedBytes)
+      .add(m.temperature, l, g.temperatureCelsius)
+      .add(m.memoryTemperature, l, g.memoryTemperatureCelsius)
+      .add(m.powerDraw, l, g.powerDrawWatts)
+      .add(m.powerLimit, l, g.powerLimitWatts)
+      .add(m.enforcedPowerLimit, l, g.enforcedPowerLimitWatts)
+      .add(m.energy, l, g.energyJoules)
+      .add(m.fanSpeed, l, g.fanSpeedRatio)
+      .add(m.pstate, l, g.pstate)
+      .add(m.pcieLinkGen, l, g.pcieLinkGen)
+      .add(m.pcieLinkWidth, l, g.pcieLinkWidth)
+      .add(m.persistenceMode, l, g.persistenceMode)
+      .add(m.migEnabled, l, g.migEnabled);
+    for (const clock of CLOCK_DOMAINS) {
+      b.add(m.clock, { ...l, clock }, g.clocksHz[clock]);
+      b.add(m.maxClock, { ...l, clock }, g.maxClocksHz[clock]);
+    }
+    const reportsThrottle = THROTTLE_REASONS.some((r) => g.throttle[r] !== undefined);
+    for (const reason of THROTTLE_REASONS) {
+      // A GPU that reports any reason reports all of them: unknown ones read as inactive.
+      b.add(
+        m.throttleActive,
+        { ...l, reason },
+        reportsThrottle ? (g.throttle[reason] ?? false) : undefined,
+      );
+      b.add(m.throttleSeconds, { ...l, reason }, g.throttleSeconds[reason]);
+    }
+    if (g.ecc) {
+      b.add(m.eccEnabled, l, g.ecc.enabled);
+      b.add(
+        m.eccErrors,
+        { ...l, error_type: 'corrected', counter: 'volatile' },
+        g.ecc.correctedVolatile,
+      );
+      b.add(
+        m.eccErrors,
+        { ...l, error_type: 'uncorrected', counter: 'volatile' },
+        g.ecc.uncorrectedVolatile,
+      );
+      b.add(
+        m.eccErrors,
+        { ...l, error_type: 'corrected', counter: 'aggregate' },
+        g.ecc.correctedAggregate,
+      );
+      b.add(
+        m.eccErrors,
+        { ...l, error_type: 'uncorrected', counter: 'aggregate' },
+        g.ecc.uncorrectedAggregate,
+      );
+    }
+    b.add(m.retiredPages, { ...l, cause: 'single_bit_ecc' }, g.retiredPagesSingleBit)
+      .add(m.retiredPages, { ...l, cause: 'double_bit_ecc' }, g.retiredPagesDoubleBit)
+      .add(m.retiredPagesPending, l, g.retiredPagesPending)
+      .add(m.remappedRows, { ...l, kind: 'correctable' }, g.remappedRowsCorrectable)
+      .add(m.remappedRows, { ...l, kind: 'uncorrectable' }, g.remappedRowsUncorrectable)
+      .add(m.remappedRowsPending, l, g.remappedRowsPending)
+      .add(m.remappedRowsFailure, l, g.remappedRowsFailure);
+    for (const mig of g.migDevices ?? []) {
+      const ml = {
+        ...l,
+        gpu_instance_id: String(mig.gpuInstanceId),
+        compute_instance_id: String(mig.computeInstanceId),
+      };
+      b.add(m.migInfo, { ...ml, profile: mig.profile ?? '', mig_uuid: mig.uuid ?? '' }, 1)
+        .add(m.migMemoryUsed, ml, mig.memoryUsedBytes)
+        .add(m.migMemoryTotal, ml, mig.memoryTotalBytes)
+        .add(m.migMultiprocessors, ml, mig.multiprocessorCount);
+    }
+  }
+  return b.build();
+}

@@ -1,0 +1,34 @@
+import type { Clock } from '../agent/clock.js';
+import type { AgentConfig } from '../agent/config.js';
+import type { SpawnFn } from '../agent/process.js';
+import type { Collector } from '../agent/types.js';
+import { createHostCollector } from './host/host.js';
+
+/** I/O the collectors share, injected by the agent (tests pass their own). */
+export interface CollectorDeps {
+  readonly clock: Clock;
+  readonly env: NodeJS.ProcessEnv;
+  readonly spawnFn?: SpawnFn;
+  readonly random?: () => number;
+}
+
+/** One entry of the explicit collector registry. */
+interface CollectorEntry {
+  readonly name: string;
+  readonly enabled: (config: AgentConfig) => boolean;
+  readonly create: (config: AgentConfig, deps: CollectorDeps) => Collector;
+}
+
+/** Every collector gpulse knows, in start order. */
+export const collectorRegistry: readonly CollectorEntry[] = [
+  {
+    name: 'host',
+    enabled: (c) => c.collectors.host.mode !== 'off',
+    create: (c) => createHostCollector(c.collectors.host),
+  },
+];
+
+/** Instantiates the enabled collectors. */
+export function createCollectors(config: AgentConfig, deps: CollectorDeps): Collector[] {
+  return collectorRegistry.filter((e) => e.enabled(config)).map((e) => e.create(config, deps));
+}

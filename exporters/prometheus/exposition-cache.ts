@@ -1,0 +1,173 @@
+import { gzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { collectDefaultMetrics, Registry, type RegistryContentType } from 'prom-client';
+import type { Logger } from 'pino';
+import { snapshotSamples } from '../../agent/self-metrics.js';
+import type { Snapshot, StateReader } from '../../agent/types.js';
+import { CONTENT_TYPES, renderSamples, type ExpositionFormat } from './render.js';
+
+const gzipAsync = promisify(gzip);
+
+/** A rendered exposition ready to send. */
+export interface RenderedBody {
+  readonly body: Buffer;
+  readonly contentType: string;
+  readonly gzipped: boolean;
+  readonly version: number;
+}
+
+interface Entry {
+  version: number;
+  text?: Promise<Buffer>;
+  gzipped?: Promise<Buffer>;
+}
+
+/** Options of the exposition cache. */
+export interface ExpositionCacheOptions {
+  readonly state: StateReader;
+  readonly version: string;
+  readonly log: Logger;
+  /** Include process_* and nodejs_* metrics of the agent itself (default true). */
+  readonly processMetrics?: boolean;
+}
+
+/**
+ * Renders the exposition once per snapshot (eagerly for the formats scrapers asked for) and serves
+ * it from memory, so a scrape never waits on a collector, a child process or the GPU.
+ */
+export class ExpositionCache {
+  private readonly entries: Record<ExpositionFormat, Entry> = {
+    prometheus: { version: -1 },
+    openmetrics: { version: -1 },
+  };
+  /** Formats and encodings scrapers used; those are pre-rendered on each new snapshot. */
+  private readonly wanted = new Set<string>(['prometheus']);
+  private readonly processRegistries = new Map<ExpositionFormat, Registry<RegistryContentType>>();
+  private unsubscribe: (() => void) | undefined;
+  private readonly reportedProblems = new Set<string>();
+
+  constructor(private readonly options: ExpositionCacheOptions) {}
+
+  /** Starts pre-rendering on every snapshot change. */
+  start(): void {
+    this.unsubscribe = this.options.state.onChange((snapshot) => this.prerender(snapshot));
+    this.prerender(this.options.state.current());
+  }
+
+  /** Stops listening to snapshots. */
+  stop(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+  }
+
+  /** The exposition of the current snapshot in the format asked for. */
+  async get(format: ExpositionFormat, acceptGzip: boolean): Promise<RenderedBody> {
+    const key = `${format}${acceptGzip ? '+gzip' : ''}`;
+    this.wanted.add(key);
+    const snapshot = this.options.state.current();
+    const entry = this.entry(format, snapshot);
+    entry.text ??= this.renderText(format, snapshot);
+    if (acceptGzip) {
+      const text = entry.text;
+      entry.gzipped ??= text.then((buf) => gzipAsync(buf, { level: 6 }));
+      return {
+        body: await entry.gzipped,
+        contentType: CONTENT_TYPES[format],
+        gzipped: true,
+        version: entry.version,
+      };
+    }
+    return {
+      body: await entry.text,
+      contentType: CONTENT_TYPES[format],
+      gzipped: false,
+      version: entry.version,
+    };
+  }
+
+  private entry(format: ExpositionFormat, snapshot: Snapshot): Entry {
+    const entry = this.entries[format];
+    if (entry.version !== snapshot.version) {
+      entry.version = snapshot.version;
+      entry.text = undefined;
+      entry.gzipped = undefined;
+    }
+    return entry;
+  }
+
+  private prerender(snapshot: Snapshot): void {
+    for (const key of this.wanted) {
+      const [format, enc] = key.split('+') as [ExpositionFormat, string | undefined];
+      const entry = this.entry(format, snapshot);
+      entry.text ??= this.renderText(format, snapshot);
+      if (enc === 'gzip') {
+        const text = entry.text;
+        entry.gzipped ??= text.then((buf) => gzipAsync(buf, { level: 6 }));
+      }
+      // Errors surface to the scrape that awaits this promise; avoid unhandled rejections here.
+      entry.text.catch(() => undefined);
+      entry.gzipped?.catch(() => undefined);
+    }
+  }
+
+  private async renderText(format: ExpositionFormat, snapshot: Snapshot): Promise<Buffer> {
+    const samples = snapshotSamples(snapshot, this.options.version);
+    let text = await renderSamples(samples, format, (p) => {
+      const key = `${p.metric}: ${p.problem}`;
+      if (this.reportedProblems.has(key)) return;
+      this.reportedProblems.add(key);
+      this.options.log.warn(
+        { metric: p.metric, problem: p.problem },
+        'series dropped from the exposition',
+      );
+    });
+    if (this.options.processMetrics !== false) {
+      const processText = await this.processRegistry(format).metrics();
+      if (format === 'openmetrics') {
+        text = text.replace(/# EOF\n$/, '') + processText;
+      } else {
+        text = `${text}\n${processText}`;
+      }
+    }
+    return Buffer.from(text, 'utf8');
+  }
+
+  private processRegistry(format: ExpositionFormat): Registry<RegistryContentType> {
+    let registry = this.processRegistries.get(format);
+    if (!registry) {
+      registry = new Registry<RegistryContentType>();
+      registry.setContentType(CONTENT_TYPES[format]);
+      collectDefaultMetrics({ register: registry });
+      this.processRegistries.set(format, registry);
+    }
+    return registry;
+  }
+}
+
+/** Picks the exposition format from an Accept header (OpenMetrics only when preferred). */
+export function negotiateFormat(accept: string | undefined): ExpositionFormat {
+  if (!accept) return 'prometheus';
+  let om = -1;
+  let text = -1;
+  for (const part of accept.split(',')) {
+    const [type, ...params] = part.trim().split(';');
+    const qParam = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    const q = qParam ? Number(qParam.slice(2)) : 1;
+    const t = (type ?? '').trim().toLowerCase();
+    if (t === 'application/openmetrics-text') om = Math.max(om, q);
+    else if (t === 'text/plain' || t === '*/*') text = Math.max(text, q);
+  }
+  return om > 0 && om >= text ? 'openmetrics' : 'prometheus';
+}
+
+/** True when an Accept-Encoding header allows gzip. */
+export function acceptsGzip(acceptEncoding: string | undefined): boolean {
+  if (!acceptEncoding) return false;
+  return acceptEncoding.split(',').some((part) => {
+    const [enc, ...params] = part.trim().split(';');
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    return (
+      (enc ?? '').trim().toLowerCase() === 'gzip' && (q === undefined || Number(q.slice(2)) > 0)
+    );
+  });
+}
