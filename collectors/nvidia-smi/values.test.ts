@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   decodeThrottleMask,
   definedOnly,
+  gpuIdentity,
   isMissing,
   missingReason,
   parseBool,
@@ -268,5 +269,15 @@ describe('definedOnly', () => {
       c: false,
       d: '',
     });
+  });
+});
+
+describe('gpuIdentity', () => {
+  it('prefers the UUID and marks the PCI bus id stand-in', () => {
+    expect(gpuIdentity('GPU-a', '00000000:0C:00.0')).toBe('GPU-a');
+    expect(gpuIdentity('[GPU requires reset]', '00000000:0C:00.0')).toBe('pci:00000000:0C:00.0');
+    expect(gpuIdentity(undefined, '00000000:0C:00.0')).toBe('pci:00000000:0C:00.0');
+    expect(gpuIdentity('[N/A]', '[N/A]')).toBeUndefined();
+    expect(gpuIdentity(undefined, undefined)).toBeUndefined();
   });
 });

@@ -60,6 +60,20 @@ export interface Quantity {
 const QUANTITY = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*([A-Za-z%/µ]+)?$/;
 const HEX = /^0x([0-9a-f]+)$/i;
 
+/**
+ * The GPU's UUID, or when the driver reports none (field not queried, "[GPU requires reset]")
+ * its PCI bus id prefixed `pci:`, so it stays unique on the host yet never passes for a UUID.
+ */
+export function gpuIdentity(
+  uuid: string | undefined,
+  pciBusId: string | undefined,
+): string | undefined {
+  const text = parseText(uuid);
+  if (text !== undefined) return text;
+  const bus = parseText(pciBusId);
+  return bus === undefined ? undefined : `pci:${bus}`;
+}
+
 /** Number and unit of a cell ("78.28 W" → 78.28 W, "0x1F" → 31); undefined when absent or malformed. */
 export function parseQuantity(raw: string | undefined): Quantity | undefined {
   const text = parseText(raw);
