@@ -61,6 +61,8 @@ describe('missingReason / isMissing', () => {
     'GPU-00000000-0000-0000-0000-000000000000',
     '[x]',
     'N/A x',
+    'constructor',
+    '[__proto__]',
   ])('%j is a value', (raw) => {
     expect(missingReason(raw)).toBeUndefined();
     expect(isMissing(raw)).toBe(false);
@@ -161,9 +163,10 @@ describe('parseBool', () => {
     ['false', false],
   ])('%j → %s', (raw, value) => expect(parseBool(raw)).toBe(value));
 
-  it.each(['[N/A]', 'Supported', 'Default', '1', undefined])('%j → undefined', (raw) => {
-    expect(parseBool(raw)).toBeUndefined();
-  });
+  it.each(['[N/A]', 'Supported', 'Default', '1', 'toString', 'constructor', undefined])(
+    '%j → undefined',
+    (raw) => expect(parseBool(raw)).toBeUndefined(),
+  );
 });
 
 describe('parsePstate', () => {
@@ -231,6 +234,8 @@ describe('unit conversion to base units', () => {
     [toCelsius, '95 F'],
     [toJoules, '42'],
     [toJoules, '42 Wh'],
+    [toBytes, '5 constructor'],
+    [toWatts, '5 valueOf'],
   ])('%o(%j) refuses an unexpected or missing unit', (convert, raw) => {
     expect(convert(raw)).toBeUndefined();
   });

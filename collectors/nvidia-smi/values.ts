@@ -16,27 +16,28 @@ export type MissingReason =
 
 // Keys are lower case without brackets: CSV brackets these words ("[N/A]") while XML and older
 // drivers print them bare ("N/A"), and capitalisation has drifted between driver branches.
-const MISSING: Readonly<Record<string, MissingReason>> = {
-  '': 'not_available',
-  '-': 'not_available',
-  'n/a': 'not_available',
-  'not found': 'not_available',
-  'not supported': 'not_supported',
-  'function not found': 'not_supported',
-  'requested functionality has been deprecated': 'deprecated',
-  'insufficient permissions': 'insufficient_permissions',
-  'unknown error': 'unknown_error',
-  'gpu requires reset': 'gpu_requires_reset',
-  'gpu is lost': 'error',
-  'err!': 'error',
-};
+// Maps, not object literals, throughout: a cell reading "constructor" must not find a method.
+const MISSING: ReadonlyMap<string, MissingReason> = new Map([
+  ['', 'not_available'],
+  ['-', 'not_available'],
+  ['n/a', 'not_available'],
+  ['not found', 'not_available'],
+  ['not supported', 'not_supported'],
+  ['function not found', 'not_supported'],
+  ['requested functionality has been deprecated', 'deprecated'],
+  ['insufficient permissions', 'insufficient_permissions'],
+  ['unknown error', 'unknown_error'],
+  ['gpu requires reset', 'gpu_requires_reset'],
+  ['gpu is lost', 'error'],
+  ['err!', 'error'],
+]);
 
 /** Why `raw` carries no value (`[N/A]`, `Not Supported`, `ERR!`...), or undefined for a real value. */
 export function missingReason(raw: string | undefined): MissingReason | undefined {
   if (raw === undefined) return 'not_available';
   let text = raw.trim();
   if (text.startsWith('[') && text.endsWith(']')) text = text.slice(1, -1).trim();
-  return MISSING[text.toLowerCase()];
+  return MISSING.get(text.toLowerCase());
 }
 
 /** True when `raw` is one of nvidia-smi's "no value" spellings (or undefined). */
@@ -111,23 +112,23 @@ export function parseMask(raw: string | undefined): bigint | undefined {
   return BigInt(text);
 }
 
-const BOOLEANS: Readonly<Record<string, boolean>> = {
-  enabled: true,
-  disabled: false,
-  active: true,
-  'not active': false,
-  yes: true,
-  no: false,
-  on: true,
-  off: false,
-  true: true,
-  false: false,
-};
+const BOOLEANS: ReadonlyMap<string, boolean> = new Map([
+  ['enabled', true],
+  ['disabled', false],
+  ['active', true],
+  ['not active', false],
+  ['yes', true],
+  ['no', false],
+  ['on', true],
+  ['off', false],
+  ['true', true],
+  ['false', false],
+]);
 
 /** Enabled/Disabled, Active/Not Active, Yes/No, On/Off (any case) → boolean; else undefined. */
 export function parseBool(raw: string | undefined): boolean | undefined {
   const text = parseText(raw);
-  return text === undefined ? undefined : BOOLEANS[text.toLowerCase()];
+  return text === undefined ? undefined : BOOLEANS.get(text.toLowerCase());
 }
 
 /** Performance state "P0" … "P15" → 0 … 15; "P32"/"Unknown" → undefined. */
@@ -145,26 +146,28 @@ export function parsePstate(raw: string | undefined): number | undefined {
  */
 function scaled(
   raw: string | undefined,
-  factors: Readonly<Record<string, number>>,
+  factors: ReadonlyMap<string, number>,
   defaultUnit: string | undefined,
   divide = false,
 ): number | undefined {
   const quantity = parseQuantity(raw);
   if (quantity === undefined) return undefined;
   const unit = quantity.unit ?? defaultUnit;
-  const factor = unit === undefined ? undefined : factors[unit];
+  const factor = unit === undefined ? undefined : factors.get(unit);
   if (factor === undefined) return undefined;
   return divide ? quantity.value / factor : quantity.value * factor;
 }
 
-const BYTES = { B: 1, KiB: 1024, MiB: 1048576, GiB: 1073741824, TiB: 1099511627776 };
-const RATIO = { '%': 100 };
-const HERTZ = { Hz: 1, kHz: 1e3, MHz: 1e6, GHz: 1e9 };
+const units = (factors: Record<string, number>): ReadonlyMap<string, number> =>
+  new Map(Object.entries(factors));
+const BYTES = units({ B: 1, KiB: 1024, MiB: 1048576, GiB: 1073741824, TiB: 1099511627776 });
+const RATIO = units({ '%': 100 });
+const HERTZ = units({ Hz: 1, kHz: 1e3, MHz: 1e6, GHz: 1e9 });
 // Divisors, not factors: 212553937 / 1e6 is exact to the last digit, 212553937 * 1e-6 is not.
-const SECONDS = { ns: 1e9, us: 1e6, µs: 1e6, ms: 1e3, s: 1 };
-const WATTS = { mW: 1e-3, W: 1, kW: 1e3 };
-const CELSIUS = { C: 1 };
-const JOULES = { mJ: 1e-3, J: 1, kJ: 1e3 };
+const SECONDS = units({ ns: 1e9, us: 1e6, µs: 1e6, ms: 1e3, s: 1 });
+const WATTS = units({ mW: 1e-3, W: 1, kW: 1e3 });
+const CELSIUS = units({ C: 1 });
+const JOULES = units({ mJ: 1e-3, J: 1, kJ: 1e3 });
 
 /** Memory size in bytes; bare numbers are MiB, as nvidia-smi reports all memory. */
 export function toBytes(raw: string | undefined): number | undefined {
