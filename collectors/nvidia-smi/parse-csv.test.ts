@@ -15,6 +15,7 @@ import {
   parseQueryGpuCsv,
   parseQueryGpuRow,
   selectQueryFields,
+  splitCsvLine,
   type RejectedRow,
 } from './parse-csv.js';
 
@@ -801,6 +802,24 @@ describe('selectQueryFields', () => {
 
 // ---------------------------------------------------------------------------------------------
 // Lines that must not become readings
+
+describe('splitCsvLine', () => {
+  it('splits on ", " only, keeps empty cells and strips the line end', () => {
+    expect(splitCsvLine('0, GPU-a, , P8, \r\n')).toEqual(['0', 'GPU-a', '', 'P8', '']);
+    expect(splitCsvLine('0, GPU-a, , P8,\n')).toEqual(['0', 'GPU-a', '', 'P8', '']);
+    expect(splitCsvLine('42, train,eval "x", 10 MiB')).toEqual(['42', 'train,eval "x"', '10 MiB']);
+    expect(splitCsvLine('')).toEqual(['']);
+  });
+
+  it('feeds the streaming row parsers', () => {
+    expect(
+      parseQueryGpuRow(splitCsvLine('3, GPU-a, 2566\n'), ['index', 'uuid', 'memory.used']),
+    ).toMatchObject({
+      index: 3,
+      memoryUsedBytes: 2566 * MiB,
+    });
+  });
+});
 
 describe('parseQueryGpuCsv rejects what does not fit', () => {
   const fields = ['index', 'uuid', 'memory.used', 'fan.speed'];

@@ -213,10 +213,11 @@ function canonicalField(headerCell: string, aliases: ReadonlyMap<string, string>
   return aliases.get(name) ?? name;
 }
 
-function splitCells(line: string): string[] {
+/** Cells of one nvidia-smi CSV line (", "-separated, unquoted), for the streaming `*Row` parsers. */
+export function splitCsvLine(line: string): string[] {
+  const text = line.replace(/\r?\n?$/, '');
   // A trailing empty cell is ", " at the end; something upstream may have trimmed the space.
-  const text = line.endsWith(',') ? `${line} ` : line;
-  return text.split(', ');
+  return (text.endsWith(',') ? `${text} ` : text).split(', ');
 }
 
 /** Canonical field → raw cell; the first cell that has a value wins when aliases repeat a field. */
@@ -403,7 +404,7 @@ function parseLines<T>(
   text.split('\n').forEach((rawLine, i) => {
     const line = rawLine.replace(/\r$/, '');
     if (line.trim() === '' || /^no running processes found$/i.test(line.trim())) return;
-    const cells = splitCells(line);
+    const cells = splitCsvLine(line);
     // A header may come first (--format=csv) or again after a restart of a streaming run.
     if (isHeader(cells, known)) {
       columns = cells;
