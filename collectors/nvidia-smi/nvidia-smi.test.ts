@@ -55,7 +55,7 @@ function row(i, util) {
   return fields.map((f) => v[f] ?? '[N/A]').join(', ');
 }`;
 
-async function run(binary: string, extra: Record<string, unknown> = {}) {
+function run(binary: string, extra: Record<string, unknown> = {}) {
   const { log, records } = captureLogger();
   const store = new StateStore({ clock: systemClock, log });
   const config = nvidiaSmiConfigSchema.parse({
@@ -107,7 +107,7 @@ if (fields.length) {
   setInterval(() => { n++; console.log(row(0, n)); console.log(row(1, 50)); }, 100);
 } else { setInterval(() => {}, 1000); }`,
     );
-    const { until } = await run(bin);
+    const { until } = run(bin);
     const s = await until((st) => st.status === 'ok');
     const gpus = s.output.facts?.gpus ?? [];
     expect(gpus.map((g) => g.uuid)).toEqual(['GPU-0', 'GPU-1']);
@@ -163,7 +163,7 @@ if (fields.length) {
         `exit${code}`,
         `console.log(${JSON.stringify(text)}); process.exit(${code});`,
       );
-      const { until } = await run(bin);
+      const { until } = run(bin);
       const s = await until((st) => st.status === status && st.reason === reason);
       if (text) expect(s.message).toContain(text.slice(0, 20));
       expect(s.message).toContain(`exit ${code}`);
@@ -173,12 +173,12 @@ if (fields.length) {
 
   it('in required mode a missing driver is an error, not "no data"', async () => {
     const bin = standIn('req9', 'process.exit(9);');
-    const { until } = await run(bin, { mode: 'required' });
+    const { until } = run(bin, { mode: 'required' });
     await until((st) => st.status === 'error' && st.reason === 'driver_not_loaded');
   });
 
   it('says clearly when the binary does not exist', async () => {
-    const { until, records } = await run(join(dir, 'no-such-nvidia-smi'));
+    const { until, records } = run(join(dir, 'no-such-nvidia-smi'));
     const s = await until((st) => st.status === 'no_data');
     expect(s.reason).toBe('binary_not_found');
     expect(s.message).toMatch(/^no NVIDIA GPU found: .*GPULSE_NVIDIA_SMI.*gpulse simulate/);
@@ -199,7 +199,7 @@ if (fields.length) {
   if (!hangNow) setInterval(() => console.log(row(0, 2)), 100); else setInterval(() => {}, 1000);
 } else { setInterval(() => {}, 1000); }`,
     );
-    const { until } = await run(bin, { stallIntervals: 3 });
+    const { until } = run(bin, { stallIntervals: 3 });
     const hung = await until((st) => st.reason === 'hang');
     expect(hung.status).toBe('error');
     expect(hung.message).toMatch(/printed nothing for 3 intervals and was killed/);
@@ -221,7 +221,7 @@ if (fields.length) {
   setInterval(() => { console.log('\\u0000\\u0001garbage, ###'); console.log(row(0, 7).slice(0, 20)); console.log(row(0, 7)); }, 100);
 } else { setInterval(() => {}, 1000); }`,
     );
-    const { until } = await run(bin);
+    const { until } = run(bin);
     const s = await until((st) => st.status === 'ok' && (st.errors.get('parse_error') ?? 0) >= 4);
     expect(s.output.facts?.gpus?.[0]?.utilizationRatio).toBe(0.07);
     const rejected = s.health.find((h) => h.desc.name === 'gpulse_nvidia_smi_rejected_lines_total');
@@ -245,7 +245,7 @@ else if (args.some((a) => a.startsWith('--query-compute-apps='))) {
   }, 100);
 } else { setInterval(() => {}, 1000); }`,
     );
-    const { until } = await run(bin);
+    const { until } = run(bin);
     const s = await until((st) => (st.output.facts?.gpuProcesses?.length ?? 0) === 2);
     expect(s.output.facts?.gpuProcesses).toEqual([
       {
@@ -283,7 +283,7 @@ if (fields.length) {
   setInterval(() => console.log(row(0, 3)), 100);
 } else { setInterval(() => {}, 1000); }`,
     );
-    const { until } = await run(bin);
+    const { until } = run(bin);
     const rejected = await until((st) => st.reason === 'invalid_argument');
     expect(rejected.message).toContain('is not a valid field to query');
     await until((st) => st.status === 'ok', 15_000);
@@ -308,7 +308,7 @@ if (fields.length) {
   setInterval(() => {}, 1000);
 } else { setInterval(() => {}, 1000); }`,
     );
-    const { until } = await run(bin, { xmlInterval: 1000 });
+    const { until } = run(bin, { xmlInterval: 1000 });
     const s = await until((st) => (st.output.facts?.gpus?.[0]?.migDevices?.length ?? 0) === 4);
     const gpu = s.output.facts?.gpus?.[0];
     // CSV values win; the XML adds what the CSV lacks.
