@@ -35,6 +35,8 @@ export interface MigDeviceSpec {
   /** Shared by all compute instances of the GPU instance. */
   readonly memoryTotalMiB: number;
   readonly idleUsedMiB: number;
+  /** Extra used once a process runs in the instance (its contexts), beyond the processes. */
+  readonly contextMiB: number;
 }
 
 /** Static identity and limits of one simulated GPU. */
@@ -337,7 +339,9 @@ function gpuAt(
     const inInstance = processes.filter((p) => p.gpuInstanceId === mig.gpuInstanceId);
     const used = Math.min(
       mig.memoryTotalMiB,
-      mig.idleUsedMiB + inInstance.reduce((sum, p) => sum + (p.usedMemoryMiB ?? 0), 0),
+      mig.idleUsedMiB +
+        (inInstance.length > 0 ? mig.contextMiB : 0) +
+        inInstance.reduce((sum, p) => sum + (p.usedMemoryMiB ?? 0), 0),
     );
     return { spec: mig, memoryUsedMiB: used, memoryFreeMiB: mig.memoryTotalMiB - used };
   });

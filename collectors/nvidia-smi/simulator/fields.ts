@@ -291,16 +291,9 @@ export const XML_BINDINGS: readonly XmlBinding[] = [
     ecc(`uncorrected.${scope}.l2_cache`, [`ecc_errors/${scope}/double_bit/l2_cache`]),
     ecc(`uncorrected.${scope}.texture_memory`, [`ecc_errors/${scope}/double_bit/texture_memory`]),
     ecc(`uncorrected.${scope}.cbu`, [`ecc_errors/${scope}/double_bit/cbu`]),
-    ecc(
-      `uncorrected.${scope}.sram`,
-      [`ecc_errors/${scope}/sram_uncorrectable`],
-      [
-        [
-          `ecc_errors/${scope}/sram_uncorrectable_parity`,
-          `ecc_errors/${scope}/sram_uncorrectable_secded`,
-        ],
-      ],
-    ),
+    // Not the sum of v13's parity and SEC-DED counts: GeForce boards print [N/A] here while
+    // both of those say 0 (RTX 4080 SUPER capture), so v13 documents cannot answer it.
+    ecc(`uncorrected.${scope}.sram`, [`ecc_errors/${scope}/sram_uncorrectable`]),
     ecc(
       `uncorrected.${scope}.total`,
       [`ecc_errors/${scope}/double_bit/total`],
@@ -346,7 +339,8 @@ export const XML_BINDINGS: readonly XmlBinding[] = [
   },
   {
     field: 'retired_pages.pending',
-    paths: ['retired_pages/pending_retirement'],
+    // Drivers before 450 only printed the blacklist flag.
+    paths: ['retired_pages/pending_retirement', 'retired_pages/pending_blacklist'],
     conversion: 'text',
   },
   {

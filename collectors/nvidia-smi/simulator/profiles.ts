@@ -392,6 +392,15 @@ export function loadProfile(name: string): ProfileData {
       multiprocessorCount: m.attributes['Multiprocessor count'] ?? 0,
       memoryTotalMiB: m.fbTotalMiB,
       idleUsedMiB: migIdle.find((x) => x.index === m.index)?.fbUsedMiB ?? 0,
+      // What the loaded instance used beyond its processes' own numbers (contexts).
+      contextMiB: Math.max(
+        0,
+        m.fbUsedMiB -
+          (migIdle.find((x) => x.index === m.index)?.fbUsedMiB ?? 0) -
+          captureProcesses
+            .filter((p) => p.gpuInstanceId === m.gpuInstanceId)
+            .reduce((sum, p) => sum + (p.usedMemoryMiB ?? 0), 0),
+      ),
     })),
     temperatureOffsetC: id.temperatureOffsetC,
     powerOffsetW: id.powerOffsetW,

@@ -436,12 +436,12 @@ function writeProcess(lines: string[], indent: string, p: GenProcess): void {
  * template board printed `<remapped_rows>N/A</remapped_rows>`; false: nothing to write.
  */
 function writeRemappedRows(lines: string[], t: string, gpu: GenGpu): boolean {
-  const corr = gpu.cells.get('remapped_rows.correctable');
-  if (corr === undefined || corr.startsWith('[') || corr === 'N/A') return false;
   const cell = (field: string): string => {
     const c = gpu.cells.get(field);
-    return c === undefined || c.startsWith('[') ? 'N/A' : c;
+    return c === undefined || c.startsWith('[') || c === '' ? 'N/A' : c;
   };
+  const fields = [...gpu.cells.keys()].filter((f) => f.startsWith('remapped_rows.'));
+  if (fields.every((f) => cell(f) === 'N/A')) return false;
   const banks = (level: string): string => {
     const c = cell(`remapped_rows.histogram.${level}`);
     return c === 'N/A' ? c : `${c} bank(s)`;
@@ -533,7 +533,8 @@ export function writeXml(template: XmlTemplate, doc: GenDocument): string {
 export function templateFileFor(driverVersion: string): string {
   const major = Number(/^(\d+)/.exec(driverVersion)?.[1] ?? '0');
   if (major >= 580) return 'rtx-3080__595.58.03__v13__telegraf.xml';
-  if (major >= 535) return 'rtx-3060__570.124.04__v12__telegraf.xml';
+  if (major >= 560) return 'rtx-3060__570.124.04__v12__telegraf.xml';
+  if (major >= 535) return 'a100-sxm4-80gb-mig-enabled__535.54.03__v12__telegraf.xml';
   return 'quadro-p2000__525.125.06__v12__telegraf.xml';
 }
 
