@@ -503,7 +503,12 @@ export function renderGpuCells(
       String(Math.round(tIdle - (gpu.temperatureC - spec.idle.temperatureC) * slope)),
     );
   }
-  if (numeric('power.draw')) set('power.draw', fmtW(gpu.powerDrawW));
+  // Where the driver has no averaged reading (power.draw.average [N/A], driver 610 on
+  // Turing), power.draw is the instantaneous one: both captures print the same number.
+  const averaged = numeric('power.draw.average') || !profile.idle.has('power.draw.average');
+  if (numeric('power.draw')) {
+    set('power.draw', fmtW(averaged ? gpu.powerDrawW : gpu.powerInstantW));
+  }
   if (numeric('power.draw.average')) set('power.draw.average', fmtW(gpu.powerDrawW));
   if (numeric('power.draw.instant')) set('power.draw.instant', fmtW(gpu.powerInstantW));
   const domains: readonly ClockDomain[] = ['graphics', 'sm', 'memory', 'video'];
