@@ -81,17 +81,37 @@ describe.skipIf(!builtAndFresh())('built binary (real process)', () => {
   });
 
   it('ignores SIGTERM while hung in the driver with sigterm=ignore; SIGKILL ends it', async () => {
-    const child = start(['-L'], { GPULSE_SIM_SCENARIO: 'hang:after=0s,sigterm=ignore' });
+    // Blocks until the hang starts prove the process is up (its handler is set before the first
+    // block); SIGTERM then lands inside the hang, where a process stuck in the driver stays.
+    const startMs = Date.now();
+    const child = start(['--query-gpu=index', '--format=csv,noheader', '-lms', '100', '-i', '0'], {
+      GPULSE_SIM_START: String(startMs),
+      GPULSE_SIM_SCENARIO: 'hang:after=3s,sigterm=ignore',
+    });
     let out = '';
     child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-    await sleep(400);
+    while (out === '' && Date.now() - startMs < 3000) await sleep(20);
+    expect(out).toMatch(/^0\n/);
+    await sleep(startMs + 3300 - Date.now());
+    const printed = out;
     child.kill('SIGTERM');
     await sleep(400);
     expect(child.exitCode).toBeNull();
     expect(child.signalCode).toBeNull();
+    expect(out).toBe(printed);
     child.kill('SIGKILL');
     expect((await exited(child)).signal).toBe('SIGKILL');
-    expect(out).toBe('');
+  });
+
+  it('dies of SIGTERM before the hang starts, as the default handler would', async () => {
+    const startMs = Date.now();
+    const child = start(['--query-gpu=index', '--format=csv,noheader', '-lms', '100', '-i', '0'], {
+      GPULSE_SIM_START: String(startMs),
+      GPULSE_SIM_SCENARIO: 'hang:after=60s,sigterm=ignore',
+    });
+    await new Promise((r) => child.stdout?.once('data', r));
+    child.kill('SIGTERM');
+    expect((await exited(child)).signal).toBe('SIGTERM');
   });
 
   it('answers -L and exits 0', async () => {
