@@ -302,8 +302,19 @@ function identities(
   });
 }
 
-/** Reads a profile's capture and builds its GPUs. */
+const loaded = new Map<string, ProfileData>();
+
+/** Reads a profile's capture and builds its GPUs (once per process; the data is immutable). */
 export function loadProfile(name: string): ProfileData {
+  let data = loaded.get(name);
+  if (data === undefined) {
+    data = readProfile(name);
+    loaded.set(name, data);
+  }
+  return data;
+}
+
+function readProfile(name: string): ProfileData {
   const def = PROFILES[name];
   if (def === undefined) {
     throw new Error(`unknown profile "${name}" (known: ${Object.keys(PROFILES).join(', ')})`);

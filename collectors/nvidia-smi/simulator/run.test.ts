@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseQueryCsv } from './capture.js';
+import { fixturesDir } from './fixtures.js';
 import { runSimulated } from './harness.js';
 import { csvTimestamp } from './output.js';
 import { EXIT_GPU_LOST, EXIT_NO_DEVICES, EXIT_NO_DRIVER, NO_DRIVER_MESSAGE } from './run.js';
@@ -291,6 +293,25 @@ describe('scenarios', () => {
       nowMs: NOW,
     });
     expect(devices).toMatchObject({ code: EXIT_NO_DEVICES, stdout: 'No devices were found\n' });
+  });
+
+  it('applies failure scenarios to replayed captures too', async () => {
+    const capture = join(fixturesDir(), 'xml/tesla-t4-processes__515.105.01__v11__telegraf.xml');
+    const ok = await runSimulated(
+      ['--query-gpu=name', '--format=csv,noheader'],
+      sim(0, { GPULSE_SIM_CAPTURE: capture, GPULSE_SIM_SCENARIO: 'gpu-lost:after=10s' }),
+      { nowMs: NOW },
+    );
+    expect(ok.stdout).toBe('Tesla T4\n');
+    const lost = await runSimulated(
+      ['--query-gpu=name', '--format=csv,noheader'],
+      sim(20_000, { GPULSE_SIM_CAPTURE: capture, GPULSE_SIM_SCENARIO: 'gpu-lost:after=10s' }),
+      { nowMs: NOW },
+    );
+    expect(lost.code).toBe(EXIT_GPU_LOST);
+    expect(lost.stdout).toMatch(
+      /^Unable to determine the device handle for GPU0000:00:1E\.0: GPU is lost\./,
+    );
   });
 
   it('hang: a one-shot call blocks until the hang ends, a loop goes silent meanwhile', async () => {
