@@ -61,21 +61,34 @@ export interface SmiSource {
   xml(reading: Reading, selected: readonly number[], nowMs: number): string;
 }
 
-// Descriptions for generated --help-query-* text come from the newest capture's own help.
-const CATALOG_CAPTURE =
+// Descriptions for generated --help-query-* text come from a real driver's own help: 610
+// for 610+ (it marks driver_version deprecated), 590 for everything older.
+const CATALOG_610 =
   'captures/linux-x86_64__nvidia-geforce-rtx-2080-super__610.57.04__nvidia-gpu-exporter.txt';
+const CATALOG_590 =
+  'captures/linux-x86_64__nvidia-h100-80gb-hbm3__590.48.01__nvidia-gpu-exporter.txt';
 
-let catalog: { gpu: HelpEntry[]; apps: string; help: string } | undefined;
+/** Help texts of one real driver. */
+export interface HelpCatalog {
+  readonly gpu: readonly HelpEntry[];
+  readonly apps: string;
+  readonly help: string;
+}
 
-/** Help entries and texts of the newest real driver in the fixtures (loaded once). */
-export function helpCatalog(): { gpu: HelpEntry[]; apps: string; help: string } {
+const catalogs = new Map<string, HelpCatalog>();
+
+/** Help entries and texts of the real driver closest to `driver` (each loaded once). */
+export function helpCatalog(driver?: string): HelpCatalog {
+  const file = Number(/^(\d+)/.exec(driver ?? '')?.[1] ?? '0') >= 610 ? CATALOG_610 : CATALOG_590;
+  let catalog = catalogs.get(file);
   if (catalog === undefined) {
-    const sections = parseCaptureSections(readFixture(CATALOG_CAPTURE));
+    const sections = parseCaptureSections(readFixture(file));
     catalog = {
       gpu: parseHelpFields(sections.get('capabilities :: help-query-gpu') ?? ''),
       apps: sections.get('capabilities :: help-query-compute-apps') ?? '',
       help: sections.get('capabilities :: help (-h)') ?? '',
     };
+    catalogs.set(file, catalog);
   }
   return catalog;
 }
@@ -87,8 +100,8 @@ export function aliasesOf(name: string, entries: readonly HelpEntry[]): string[]
 }
 
 /** `--help-query-gpu` text listing exactly these fields (descriptions from the catalog). */
-export function generatedHelpQueryGpu(fields: readonly QueryField[]): string {
-  const entries = helpCatalog().gpu;
+export function generatedHelpQueryGpu(fields: readonly QueryField[], driver?: string): string {
+  const entries = helpCatalog(driver).gpu;
   const lines = ['List of valid properties to query for the switch "--query-gpu":', ''];
   for (const f of fields) {
     lines.push([f.name, ...f.aliases].map((n) => `"${n}"`).join(' or '));
@@ -111,7 +124,7 @@ export function generatedVersion(driver: string | undefined, cuda: string | unde
 
 /** `-h` text with the driver's version in its first line. */
 export function generatedHelp(driver: string | undefined): string {
-  const text = helpCatalog().help;
+  const text = helpCatalog(driver).help;
   return (driver ? text.replace(/-- v\S+/, `-- v${driver}`) : text) + '\n';
 }
 
@@ -141,7 +154,8 @@ export class CsvCaptureSource implements SmiSource {
 
   constructor(csvText: string, appsText: string | undefined) {
     const table = parseQueryCsv(csvText);
-    const entries = helpCatalog().gpu;
+    const driver = table.rows[0]?.[table.columns.findIndex((c) => c.name === 'driver_version')];
+    const entries = helpCatalog(driver).gpu;
     this.gpuFields = table.columns.map((c) => ({
       name: c.name,
       unit: c.unit,
@@ -189,11 +203,11 @@ export class CsvCaptureSource implements SmiSource {
   }
 
   helpQueryGpu(): string {
-    return generatedHelpQueryGpu(this.gpuFields);
+    return generatedHelpQueryGpu(this.gpuFields, this.driver);
   }
 
   helpQueryComputeApps(): string {
-    return helpCatalog().apps + '\n';
+    return helpCatalog(this.driver).apps + '\n';
   }
 
   read(): Reading {
@@ -297,11 +311,11 @@ export class XmlCaptureSource implements SmiSource {
   }
 
   helpQueryGpu(): string {
-    return generatedHelpQueryGpu(this.gpuFields);
+    return generatedHelpQueryGpu(this.gpuFields, this.driver);
   }
 
   helpQueryComputeApps(): string {
-    return helpCatalog().apps + '\n';
+    return helpCatalog(this.driver).apps + '\n';
   }
 
   read(): Reading {
