@@ -126,6 +126,13 @@ describe('command line', () => {
       nowMs: NOW,
     });
     expect(scenario.stderr).toMatch(/unknown scenario "melt"/);
+    const stray = await runSimulated(
+      ['-L'],
+      sim(0, { GPULSE_SIM_PROFILE: 'h200', GPULSE_SIM_PROCESSES: '99:1:10' }),
+      { nowMs: NOW },
+    );
+    expect(stray.code).toBe(255);
+    expect(stray.stderr).toMatch(/pid 99 on GPU 1, but profile h200 has 1 GPU/);
   });
 
   it('answers -h with the capture help text', async () => {

@@ -78,6 +78,13 @@ export function simSetup(env: SimEnv, nowMs: number): SimSetup {
   }
   const profile = loadProfile(env.GPULSE_SIM_PROFILE || DEFAULT_PROFILE);
   const explicit = parseProcessList(env.GPULSE_SIM_PROCESSES ?? '');
+  const stray = explicit.find((p) => p.gpuIndex >= profile.gpus.length);
+  if (stray !== undefined) {
+    throw new Error(
+      `GPULSE_SIM_PROCESSES: pid ${stray.pid} on GPU ${stray.gpuIndex}, but profile ` +
+        `${profile.name} has ${profile.gpus.length} GPU(s)`,
+    );
+  }
   const countText = env.GPULSE_SIM_PROCESS_COUNT;
   const synthetic =
     countText === undefined || countText === ''
