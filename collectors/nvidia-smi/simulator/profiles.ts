@@ -646,6 +646,10 @@ export class ProfileSource implements SmiSource {
           if (value !== undefined) extras[element] = value;
         }
         extras.minor_number = String(g.spec.index);
+        // The PDI is per board; the capture has one board, the other boards get their own.
+        if (this.profile.gpus.length > 1 && extras.pdi !== undefined) {
+          extras.pdi = `0x${[1, 2].map((k) => hash32(this.profile.name, g.spec.index, 'pdi', k).toString(16).padStart(8, '0')).join('')}`;
+        }
         if (this.profile.brand) extras.product_brand = this.profile.brand;
         if (this.profile.architecture) extras.product_architecture = this.profile.architecture;
         const moduleId = cells.get('platform.module_id');
