@@ -53,8 +53,12 @@ async function runUntilSignal(
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
+      // A second Ctrl-C means "now"; a repeated SIGTERM (timeout(1), process-group kills) does not.
+      if (signal === 'SIGINT') {
+        log.warn({ signal }, 'second interrupt: exiting now');
+        process.exit(1);
+      }
+      return;
     }
     stopping = true;
     log.info({ signal }, 'shutting down');
