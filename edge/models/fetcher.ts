@@ -42,6 +42,13 @@ export class FetchError extends Error {
   }
 }
 
+/** A failure of the local sink (disk full ...), carried through the stream reader unchanged. */
+class LocalWriteError extends Error {
+  constructor(override readonly cause: unknown) {
+    super('local write failed');
+  }
+}
+
 /** A chunk wanted from the server. */
 export interface WantedChunk {
   readonly sha256: string;
@@ -266,6 +273,8 @@ export class ChunkFetcher {
       } catch (err) {
         if (signal.aborted) throw signal.reason;
         if (err instanceof FetchError && err.reason === 'range_unsupported') continue;
+        // Local failures (disk full, I/O errors) are not the network's: retrying cannot help.
+        if (!(err instanceof FetchError)) throw err;
         const rest = (err as { remaining?: readonly WantedChunk[] }).remaining;
         if (rest) remaining = rest;
         failures++;
@@ -317,6 +326,8 @@ export class ChunkFetcher {
       this.settings.requestTimeoutMs,
     );
     let delivered = 0;
+    let received = 0;
+    let inBody = false;
     try {
       const headers: Record<string, string> = {};
       if (useRange) headers.range = `bytes=${first.blobOffset}-${first.blobOffset + total - 1}`;
@@ -342,39 +353,38 @@ export class ChunkFetcher {
           );
       }
       // Split the stream into chunks by their manifest lengths; hash each before it is written.
+      inBody = true;
       let current = Buffer.allocUnsafe(batch[0]!.length);
       let filled = 0;
-      const received = await readBody(
-        res,
-        total,
-        this.settings.stallTimeoutMs,
-        abort,
-        async (buf) => {
-          sink.onBytes(buf.length);
-          let off = 0;
-          while (off < buf.length) {
-            const chunk = batch[delivered]!;
-            const take = Math.min(chunk.length - filled, buf.length - off);
-            Buffer.from(buf.buffer, buf.byteOffset + off, take).copy(current, filled);
-            filled += take;
-            off += take;
-            if (filled === chunk.length) {
-              const sha = createHash('sha256').update(current).digest('hex');
-              if (sha !== chunk.sha256) {
-                throw new FetchError(
-                  'chunk_verify_failed',
-                  `chunk ${chunk.sha256.slice(0, 16)} from ${url.href} has SHA-256 ${sha.slice(0, 16)}: corrupted in transit or in the store`,
-                );
-              }
-              await sink.write(chunk, current);
-              delivered++;
-              filled = 0;
-              const next = batch[delivered];
-              if (next) current = Buffer.allocUnsafe(next.length);
+      received = await readBody(res, total, this.settings.stallTimeoutMs, abort, async (buf) => {
+        sink.onBytes(buf.length);
+        let off = 0;
+        while (off < buf.length) {
+          const chunk = batch[delivered]!;
+          const take = Math.min(chunk.length - filled, buf.length - off);
+          Buffer.from(buf.buffer, buf.byteOffset + off, take).copy(current, filled);
+          filled += take;
+          off += take;
+          if (filled === chunk.length) {
+            const sha = createHash('sha256').update(current).digest('hex');
+            if (sha !== chunk.sha256) {
+              throw new FetchError(
+                'chunk_verify_failed',
+                `chunk ${chunk.sha256.slice(0, 16)} from ${url.href} has SHA-256 ${sha.slice(0, 16)}: corrupted in transit or in the store`,
+              );
             }
+            try {
+              await sink.write(chunk, current);
+            } catch (err) {
+              throw new LocalWriteError(err);
+            }
+            delivered++;
+            filled = 0;
+            const next = batch[delivered];
+            if (next) current = Buffer.allocUnsafe(next.length);
           }
-        },
-      );
+        }
+      });
       if (received < total)
         throw new FetchError(
           'truncated',
@@ -382,7 +392,20 @@ export class ChunkFetcher {
         );
       return chunks.slice(batch.length);
     } catch (err) {
-      const e = this.wrap(err, abort, url);
+      if (err instanceof LocalWriteError) throw err.cause;
+      let e = this.wrap(err, abort, url);
+      if (inBody && !(e instanceof FetchError)) {
+        // The connection broke in the middle of the body: the response was cut short.
+        e = new FetchError(
+          'truncated',
+          `GET ${url.href}: connection closed during the body (${(e as Error).message})`,
+        );
+      } else if (inBody && e instanceof FetchError && e.reason === 'network') {
+        e = new FetchError(
+          'truncated',
+          `GET ${url.href}: connection closed during the body (${e.message})`,
+        );
+      }
       if (e instanceof FetchError && e.reason === 'range_unsupported') throw e;
       if (delivered > 0) {
         // Keep what verified; the retry starts at the first missing chunk.

@@ -427,15 +427,26 @@ class UpdateRun {
       throw err;
     }
     this.stats = stats;
-    u = await this.setUpdate({
-      ...u,
-      state: 'assembled',
-      bytes_to_download: stats.bytesToDownload,
-      bytes_downloaded: stats.bytesDownloaded,
-      bytes_reused: stats.bytesReused,
-      chunks_downloaded: stats.chunksDownloaded,
-      chunks_reused: stats.chunksReused,
-    });
+    try {
+      u = await this.setUpdate({
+        ...u,
+        state: 'assembled',
+        bytes_to_download: stats.bytesToDownload,
+        bytes_downloaded: stats.bytesDownloaded,
+        bytes_reused: stats.bytesReused,
+        chunks_downloaded: stats.chunksDownloaded,
+        chunks_reused: stats.chunksReused,
+      });
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      await rm(partial, { recursive: true, force: true });
+      return this.fail(
+        u,
+        'disk_full',
+        `no space left on ${paths.root} for the state journal; free space and retry`,
+        false,
+      );
+    }
     this.log.info(
       {
         version: m.version,
@@ -607,7 +618,8 @@ class UpdateRun {
         health,
         windowMs,
         events: this.deps.events,
-        docker: health.container ? this.docker() : undefined,
+        // Without a Docker client the container is still watched through the agent's events.
+        docker: this.deps.docker,
         log: this.log,
         signal: this.deps.signal,
       });
