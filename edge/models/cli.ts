@@ -102,6 +102,9 @@ function parseReloadSignal(text: string | undefined): ReloadSettings['signal'] {
 
 /** Adds `gpulse model keygen|publish|apply|status`. */
 export function registerModelCommands(program: Command, io: ModelCliIo = defaultIo): void {
+  // `model publish --version V` must reach the subcommand, not print gpulse's own version:
+  // root options are then only recognised before the subcommand name.
+  program.enablePositionalOptions();
   const model = program
     .command('model')
     .description('signed delta model updates: keys, publishing, applying with rollback, status');
