@@ -326,7 +326,7 @@ export class ChunkFetcher {
       this.settings.requestTimeoutMs,
     );
     let delivered = 0;
-    let received = 0;
+    let received: number;
     let inBody = false;
     try {
       const headers: Record<string, string> = {};
