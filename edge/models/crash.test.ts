@@ -107,6 +107,7 @@ describe('SIGKILL of `gpulse model apply` at every state', () => {
       const out = await run.done;
       throw new Error(
         `${(err as Error).message}; the CLI ended with ${out.code}: ${out.stdout}${out.stderr}`,
+        { cause: err },
       );
     }
     run.child.kill('SIGKILL');
