@@ -1,7 +1,7 @@
 import cron from 'node-cron';
 import { parse as parseShell } from 'shell-quote';
 import { z } from 'zod';
-import { zBytes, zDuration, zInt } from '../../agent/config-schema.js';
+import { zBytes, zDuration, zInt, type SettingBinding } from '../../agent/config-schema.js';
 import { DEFAULT_FETCH, type FetchSettings } from './fetcher.js';
 import { DEFAULT_HEALTH, type HealthSettings } from './health.js';
 import { NAME_RE } from './manifest.js';
@@ -108,9 +108,23 @@ export const modelConfigSchema = z
   })
   .strict();
 
+/** A JSON array in GPULSE_MODELS (compose files and DaemonSets set variables, not YAML lists). */
+const zJsonList = z.unknown().transform((v, ctx) => {
+  if (typeof v !== 'string') return v;
+  try {
+    return JSON.parse(v) as unknown;
+  } catch (err) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a JSON array of models: ${(err as Error).message}`,
+    });
+    return z.NEVER;
+  }
+});
+
 /** The `models:` section: a list of models, unique by name and by directory. */
-export const modelsConfigSchema = z
-  .array(modelConfigSchema)
+export const modelsConfigSchema = zJsonList
+  .pipe(z.array(modelConfigSchema))
   .default([])
   .superRefine((list, ctx) => {
     const names = new Set<string>();
@@ -175,3 +189,14 @@ export function fetchSettings(c: ModelConfig): FetchSettings {
     retries: c.retries,
   };
 }
+
+/** Environment binding of the `models:` list. */
+export const modelsSettings: readonly SettingBinding[] = [
+  {
+    path: ['models'],
+    env: 'GPULSE_MODELS',
+    valueName: 'JSON',
+    description:
+      'models kept up to date, as a JSON array of `models:` entries (see edge/models/README.md)',
+  },
+];

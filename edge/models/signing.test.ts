@@ -12,6 +12,8 @@ import {
   verifyManifest,
 } from './signing.js';
 import { splitCommand, modelsConfigSchema } from './config.js';
+import { loadConfig } from '../../agent/config.js';
+import { ConfigError } from '../../agent/errors.js';
 
 const manifest = (over: Partial<SignedManifest> = {}): SignedManifest => ({
   _type: 'gpulse.model-manifest',
@@ -125,5 +127,26 @@ describe('models config', () => {
     expect(paths).toEqual(
       expect.arrayContaining(['0.source', '0.trust', '0.schedule', '0.health.xid']),
     );
+  });
+
+  it('takes the list from GPULSE_MODELS as JSON and reports bad JSON with the variable name', () => {
+    const env = {
+      GPULSE_MODELS: JSON.stringify([
+        { name: 'det', source: 'https://h/det/', dir: '/m/det', trust: '/k.pub' },
+      ]),
+    };
+    expect(loadConfig({ env }).config.models[0]).toMatchObject({
+      name: 'det',
+      schedule: '*/15 * * * *',
+    });
+    try {
+      loadConfig({ env: { GPULSE_MODELS: '[{' } });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).problems.join('\n')).toMatch(
+        /models: expected a JSON array.*GPULSE_MODELS/,
+      );
+    }
   });
 });
