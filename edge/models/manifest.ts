@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { z } from 'zod';
-import { GEAR_CDC_ALG, validateChunking, type ChunkingParams } from './gear-cdc.js';
+import { GEAR_CDC_ALG, validateChunking } from './gear-cdc.js';
 
 /** `_type` of a gpulse model manifest. */
 export const MANIFEST_TYPE = 'gpulse.model-manifest';
@@ -232,9 +232,4 @@ export function manifestDigest(signed: SignedManifest): string {
 /** Total bytes of a manifest's files. */
 export function manifestSize(m: SignedManifest): number {
   return m.files.reduce((n, f) => n + f.size, 0);
-}
-
-/** Chunking parameters of a file (typed view). */
-export function fileChunking(f: ManifestFile): ChunkingParams {
-  return f.chunking;
 }

@@ -697,18 +697,13 @@ class UpdateRun {
       await swapSymlink(this.paths.previous, this.paths.linkTarget(u.from_previous.version));
     else await unlink(this.paths.previous).catch(() => undefined);
     await fsyncDir(this.paths.root);
-    if (hasReload(this.opts.reload) && this.deps.docker !== undefined) {
-      await runReloadHooks(this.opts.reload, this.deps.docker).catch((err: unknown) =>
+    if (hasReload(this.opts.reload)) {
+      // Best effort: the files are back either way; a failed reload is reported, not fatal.
+      await runReloadHooks(this.opts.reload, this.deps.docker ?? noDocker).catch((err: unknown) =>
         this.log.error(
           { err: (err as Error).message },
           'reload after rollback failed; the serving process may still run the refused version',
         ),
-      );
-    } else if (hasReload(this.opts.reload)) {
-      await runReloadHooks(this.opts.reload, () => {
-        throw new Error('no Docker client');
-      }).catch((err: unknown) =>
-        this.log.error({ err: (err as Error).message }, 'reload after rollback failed'),
       );
     }
     const dir = this.paths.version(u.version);
@@ -939,6 +934,10 @@ class UpdateRun {
     for (const name of await readdir(this.paths.quarantine).catch(() => [] as string[]))
       await rm(join(this.paths.quarantine, name), { recursive: true, force: true });
   }
+}
+
+function noDocker(): never {
+  throw new Error('a container hook is configured but no Docker client is available');
 }
 
 function sameFiles(a: SignedManifest, b: SignedManifest): boolean {
