@@ -3,6 +3,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { nvidiaSmiConfigSchema, nvidiaSmiSettings } from '../collectors/nvidia-smi/config.js';
 import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
+import { modelsConfigSchema, modelsSettings } from '../edge/models/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
 
@@ -58,6 +59,7 @@ export const agentConfigSchema = z
         'nvidia-smi': nvidiaSmiConfigSchema.parse({}),
         host: hostConfigSchema.parse({}),
       }),
+    models: modelsConfigSchema,
   })
   .strict();
 
@@ -89,6 +91,7 @@ export const settings: readonly SettingBinding[] = [
   },
   ...nvidiaSmiSettings,
   ...hostSettings,
+  ...modelsSettings,
 ];
 
 /** Environment variables that belong to gpulse but are not settings (simulator, tests). */

@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { settings } from './config.js';
 import { packageVersion } from './package-info.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
+import { registerModelCommands } from '../edge/models/cli.js';
 
 const SHUTDOWN_LIMIT_MS = 5000;
 
@@ -125,5 +126,7 @@ addAgentOptions(
     seed: opts.seed as string | undefined,
   }),
 );
+
+registerModelCommands(program);
 
 await program.parseAsync(process.argv);
