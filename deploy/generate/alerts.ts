@@ -487,7 +487,8 @@ export const ruleGroups: readonly RuleGroup[] = [
         for: c.spool.for,
         labels: { severity: 'warning' },
         annotations: {
-          summary: 'Telemetry spool of {{ $labels.node }}{{ $labels.instance }} is filling',
+          summary:
+            'Telemetry spool of {{ with $labels.node }}{{ . }}{{ else }}{{ $labels.instance }}{{ end }} is filling',
           description:
             'The oldest spooled message waits for {{ $value | humanizeDuration }}: the link is down or ' +
             'too slow to drain. At its byte or age bound the spool drops the oldest telemetry.',
@@ -498,7 +499,8 @@ export const ruleGroups: readonly RuleGroup[] = [
         expr: counterRose('gpulse_mqtt_spool_dropped_total', c.spool.dropWindow),
         labels: { severity: 'warning' },
         annotations: {
-          summary: 'Telemetry spool of {{ $labels.node }}{{ $labels.instance }} drops messages',
+          summary:
+            'Telemetry spool of {{ with $labels.node }}{{ . }}{{ else }}{{ $labels.instance }}{{ end }} drops messages',
           description:
             'The spool gave up messages ({{ $labels.reason }}): full, too old, damaged or not writable. ' +
             'That telemetry is lost; raise mqtt.spool.maxBytes or fix the link.',
