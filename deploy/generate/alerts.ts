@@ -44,7 +44,8 @@ export const alertConfig = {
 export interface AlertRule {
   readonly alert: string;
   readonly expr: string;
-  readonly for?: string;
+  /** Prometheus duration; `0m` for events (a counter rose), which fire at once. */
+  readonly for: string;
   readonly labels: { readonly severity: 'critical' | 'warning' | 'info' };
   readonly annotations: { readonly summary: string; readonly description: string };
 }
@@ -56,6 +57,9 @@ export interface RuleGroup {
 }
 
 const c = alertConfig;
+
+/** Events (a counter rose) fire at their first evaluation and resolve when the window passes. */
+const EVENT = '0m';
 
 /**
  * A counter that went up within `window`, including a series' first appearance: gpulse creates
@@ -102,6 +106,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       {
         alert: 'GpulseNvidiaSmiRestarting',
         expr: `increase(gpulse_nvidia_smi_restarts_total[${c.nvidiaSmiRestarts.window}]) > ${c.nvidiaSmiRestarts.count}`,
+        for: EVENT,
         labels: { severity: 'warning' },
         annotations: {
           summary: 'nvidia-smi keeps restarting on {{ $labels.instance }}',
@@ -289,6 +294,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       {
         alert: 'GpulseGpuXidCritical',
         expr: counterRose('gpulse_gpu_xid_errors_total{severity="critical"}', c.xid.window),
+        for: EVENT,
         labels: { severity: 'critical' },
         annotations: {
           summary:
@@ -301,6 +307,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       {
         alert: 'GpulseGpuXidWarning',
         expr: counterRose('gpulse_gpu_xid_errors_total{severity="warning"}', c.xid.warningWindow),
+        for: EVENT,
         labels: { severity: 'warning' },
         annotations: {
           summary: 'Xid {{ $labels.xid }} on GPU {{ $labels.gpu }} of {{ $labels.instance }}',
@@ -312,6 +319,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       {
         alert: 'GpulseGpuApplicationXidBurst',
         expr: `increase(gpulse_gpu_xid_errors_total{severity="info"}[${c.xid.window}]) > ${c.xid.appBurst}`,
+        for: EVENT,
         labels: { severity: 'info' },
         annotations: {
           summary: 'Application Xids on GPU {{ $labels.gpu }} of {{ $labels.instance }}',
@@ -323,6 +331,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       {
         alert: 'GpulseGpuEccUncorrectableErrors',
         expr: `increase(gpulse_gpu_ecc_errors_total{error_type="uncorrected",counter="volatile"}[${c.ecc.window}]) > 0`,
+        for: EVENT,
         labels: { severity: 'critical' },
         annotations: {
           summary: 'Uncorrectable ECC errors on GPU {{ $labels.gpu }} of {{ $labels.instance }}',
@@ -334,6 +343,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       {
         alert: 'GpulseGpuEccCorrectedErrorsHigh',
         expr: `increase(gpulse_gpu_ecc_errors_total{error_type="corrected",counter="volatile"}[1h]) > ${c.ecc.correctedPerHour}`,
+        for: EVENT,
         labels: { severity: 'warning' },
         annotations: {
           summary: 'Many corrected ECC errors on GPU {{ $labels.gpu }} of {{ $labels.instance }}',
@@ -343,6 +353,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       {
         alert: 'GpulseGpuRowRemapFailure',
         expr: 'gpulse_gpu_remapped_rows_failure == 1',
+        for: EVENT,
         labels: { severity: 'critical' },
         annotations: {
           summary: 'Row remapping failed on GPU {{ $labels.gpu }} of {{ $labels.instance }}',
@@ -371,6 +382,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       {
         alert: 'GpulseContainerGpuOutOfMemory',
         expr: counterRose('gpulse_container_gpu_oom_total', c.oom.window),
+        for: EVENT,
         labels: { severity: 'warning' },
         annotations: {
           summary:
@@ -383,6 +395,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       {
         alert: 'GpulseContainerOomKilled',
         expr: counterRose('gpulse_container_oom_kills_total', c.oom.window),
+        for: EVENT,
         labels: { severity: 'warning' },
         annotations: {
           summary:
@@ -423,6 +436,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       {
         alert: 'GpulseModelUpdateRolledBack',
         expr: counterRose('gpulse_model_rollbacks_total', c.modelUpdates.window),
+        for: EVENT,
         labels: { severity: 'warning' },
         annotations: {
           summary: 'Model {{ $labels.model }} update rolled back on {{ $labels.instance }}',
@@ -434,6 +448,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       {
         alert: 'GpulseModelUpdateFailing',
         expr: counterRose('gpulse_model_update_failures_total', c.modelUpdates.failureWindow),
+        for: EVENT,
         labels: { severity: 'info' },
         annotations: {
           summary: 'Model {{ $labels.model }} updates fail on {{ $labels.instance }}',
@@ -497,6 +512,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       {
         alert: 'GpulseSpoolDropping',
         expr: counterRose('gpulse_mqtt_spool_dropped_total', c.spool.dropWindow),
+        for: EVENT,
         labels: { severity: 'warning' },
         annotations: {
           summary:
