@@ -14,9 +14,15 @@ export const alertConfig = {
   nvidiaSmiRestarts: { count: 3, window: '15m' },
   /** GPU count below its maximum of the last `window` (a GPU vanished while others answer). */
   gpuMissing: { window: '1h', for: '5m' },
-  /** Sustained kernel activity: queueing, time to add capacity (inference) or expected (training). */
+  /**
+   * Sustained kernel activity: queueing, time to add capacity (inference) or expected (training).
+   * The median over `window` ignores the short checkpoint/evaluation dips of training loops.
+   */
   gpuUtilization: { ratio: 0.9, window: '15m', for: '15m' },
-  /** Device memory used / total: warning leaves headroom, critical predicts a CUDA OOM. */
+  /**
+   * Device memory used / (used + free): the driver's reserved memory is never allocatable, so
+   * used / total tops out below 1. Warning leaves headroom, critical predicts a CUDA OOM.
+   */
   gpuMemory: { warning: 0.95, warningFor: '5m', critical: 0.99, criticalFor: '2m' },
   /** GPU core temperature, below the usual slowdown points (83–90 °C on datacenter boards). */
   gpuTemperature: { celsius: 85, for: '5m' },
@@ -168,20 +174,20 @@ export const ruleGroups: readonly RuleGroup[] = [
     rules: [
       {
         alert: 'GpulseGpuUtilizationSaturated',
-        expr: `avg_over_time(gpulse_gpu_utilization_ratio[${c.gpuUtilization.window}]) > ${c.gpuUtilization.ratio}`,
+        expr: `quantile_over_time(0.5, gpulse_gpu_utilization_ratio[${c.gpuUtilization.window}]) > ${c.gpuUtilization.ratio}`,
         for: c.gpuUtilization.for,
         labels: { severity: 'warning' },
         annotations: {
           summary: 'GPU {{ $labels.gpu }} of {{ $labels.instance }} is saturated',
           description:
-            `GPU {{ $labels.gpu }} ran kernels more than ${pct(c.gpuUtilization.ratio)} of the time for ` +
-            `${c.gpuUtilization.window}. Expected for training; for inference, requests queue: add replicas ` +
+            `GPU {{ $labels.gpu }} ran kernels more than ${pct(c.gpuUtilization.ratio)} of the time in most ` +
+            `samples of ${c.gpuUtilization.window}. Expected for training; for inference, requests queue: add replicas ` +
             '(see deploy/kubernetes/examples/hpa) or GPUs.',
         },
       },
       {
         alert: 'GpulseGpuMemoryNearlyFull',
-        expr: `gpulse_gpu_memory_used_bytes / gpulse_gpu_memory_total_bytes > ${c.gpuMemory.warning}`,
+        expr: `gpulse_gpu_memory_used_bytes / (gpulse_gpu_memory_used_bytes + gpulse_gpu_memory_free_bytes) > ${c.gpuMemory.warning}`,
         for: c.gpuMemory.warningFor,
         labels: { severity: 'warning' },
         annotations: {
@@ -194,7 +200,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       },
       {
         alert: 'GpulseGpuMemoryFull',
-        expr: `gpulse_gpu_memory_used_bytes / gpulse_gpu_memory_total_bytes > ${c.gpuMemory.critical}`,
+        expr: `gpulse_gpu_memory_used_bytes / (gpulse_gpu_memory_used_bytes + gpulse_gpu_memory_free_bytes) > ${c.gpuMemory.critical}`,
         for: c.gpuMemory.criticalFor,
         labels: { severity: 'critical' },
         annotations: {

@@ -303,8 +303,8 @@ export const gpuDashboard: DashboardSpec = {
         },
         ts(
           'Memory used share',
-          'How close is each GPU to CUDA out of memory?',
-          `gpulse_gpu_memory_used_bytes{${G}} / gpulse_gpu_memory_total_bytes{${G}}`,
+          'How close is each GPU to CUDA out of memory (used against used + free; reserved memory is never allocatable)?',
+          `gpulse_gpu_memory_used_bytes{${G}} / (gpulse_gpu_memory_used_bytes{${G}} + gpulse_gpu_memory_free_bytes{${G}})`,
           'percentunit',
           GPU_LEGEND,
           { min: 0, max: 1 },

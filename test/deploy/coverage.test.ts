@@ -7,71 +7,7 @@ import '../../agent/build-agent.js';
 import '../../agent/run-agent.js';
 import '../../edge/models/metrics.js';
 import { loadRules, metricNames, panelQueries, variableQueries } from './deploy-files.js';
-
-/**
- * Metrics of features whose branch has not landed on main yet: dashboards and alerts already use
- * them (names as those branches declare them). Each entry must disappear once its branch lands,
- * which the last test enforces.
- */
-export const PENDING_METRICS: Readonly<Record<string, string>> = {
-  gpulse_gpu_xid_errors_total: 'health',
-  gpulse_container_gpu_memory_used_bytes: 'containers',
-  gpulse_container_gpu_utilization_ratio: 'containers',
-  gpulse_container_gpu_request_info: 'containers',
-  gpulse_container_gpu_oom_total: 'containers',
-  gpulse_container_oom_kills_total: 'containers',
-  gpulse_container_restarts_total: 'containers',
-  gpulse_container_exit_code: 'containers',
-  gpulse_container_cpu_cores_used: 'containers',
-  gpulse_container_cpu_limit_cores: 'containers',
-  gpulse_container_cpu_usage_seconds_total: 'containers',
-  gpulse_container_memory_working_set_bytes: 'containers',
-  gpulse_container_memory_limit_bytes: 'containers',
-  gpulse_container_memory_usage_bytes: 'containers',
-  gpulse_container_network_receive_bytes_total: 'containers',
-  gpulse_container_network_transmit_bytes_total: 'containers',
-  gpulse_container_block_read_bytes_total: 'containers',
-  gpulse_container_block_write_bytes_total: 'containers',
-  gpulse_container_info: 'containers',
-  gpulse_container_running: 'containers',
-  gpulse_container_pids: 'containers',
-  gpulse_container_start_time_seconds: 'containers',
-  gpulse_gpu_process_utilization_ratio: 'containers',
-  gpulse_gpu_process_memory_utilization_ratio: 'containers',
-  gpulse_docker_events_connected: 'containers',
-  gpulse_docker_events_reconnects_total: 'containers',
-  gpulse_docker_log_followers: 'containers',
-  gpulse_docker_log_lines_total: 'containers',
-  gpulse_fleet_devices: 'edge',
-  gpulse_fleet_device_up: 'edge',
-  gpulse_fleet_device_info: 'edge',
-  gpulse_fleet_device_last_seen_timestamp_seconds: 'edge',
-  gpulse_fleet_broker_connected: 'edge',
-  gpulse_fleet_messages_total: 'edge',
-  gpulse_fleet_rejected_messages_total: 'edge',
-  gpulse_fleet_events_total: 'edge',
-  gpulse_mqtt_connected: 'edge',
-  gpulse_mqtt_published_total: 'edge',
-  gpulse_mqtt_reconnects_total: 'edge',
-  gpulse_mqtt_spool_bytes: 'edge',
-  gpulse_mqtt_spool_oldest_age_seconds: 'edge',
-  gpulse_mqtt_spool_dropped_total: 'edge',
-  gpulse_drift_dataset_share: 'drift',
-  gpulse_drift_dataset_detected: 'drift',
-  gpulse_drift_detected: 'drift',
-  gpulse_drift_score: 'drift',
-  gpulse_drift_method_info: 'drift',
-  gpulse_drift_threshold: 'drift',
-  gpulse_drift_observations_total: 'drift',
-  gpulse_drift_rejected_total: 'drift',
-  gpulse_drift_window_samples: 'drift',
-  gpulse_drift_reference_rows: 'drift',
-  gpulse_drift_evaluations_total: 'drift',
-  gpulse_drift_reference_info: 'drift',
-};
-
-/** Declared metrics deliberately left off the dashboards, with the reason. */
-export const NOT_CHARTED: Readonly<Record<string, string>> = {};
+import { NOT_CHARTED, PENDING_METRICS } from './pending-metrics.js';
 
 function referenced(): Map<string, string[]> {
   const where = new Map<string, string[]>();
