@@ -90,7 +90,7 @@ export function gpuFieldValues(sample: GpuSample): Map<string, number | undefine
       ? undefined
       : Math.round(parts.reduce<number>((sum, p) => sum + (p ?? 0), 0) * 1e9);
   };
-  v.set('DCGM_FI_DEV_POWER_VIOLATION', ns('sw_power_cap', 'hw_power_brake_slowdown'));
+  v.set('DCGM_FI_DEV_POWER_VIOLATION', ns('sw_power_cap'));
   v.set('DCGM_FI_DEV_THERMAL_VIOLATION', ns('sw_thermal_slowdown', 'hw_thermal_slowdown'));
   v.set('DCGM_FI_DEV_FB_TOTAL', mib(r?.memoryTotalBytes));
   v.set('DCGM_FI_DEV_FB_FREE', mib(r?.memoryFreeBytes));
