@@ -7,7 +7,7 @@ import { collectFacts } from '../state-store.js';
 import type { Snapshot } from '../types.js';
 import { normalizePciBusId, type XidSeverity } from '../../collectors/xid.js';
 import { attributionsByGpu, type GpuView } from './gpu-views.js';
-import type { ThrottleTracker } from './throttle.js';
+import type { ThrottleEpisode, ThrottleTracker } from './throttle.js';
 import type { XidTracker } from './xids.js';
 
 /** One process holding GPU memory, with the container it runs in when attribution knows. */
@@ -26,6 +26,18 @@ export interface ContainerRefJson {
   readonly pod: string | null;
 }
 
+/** A throttling episode. */
+export interface EpisodeJson {
+  readonly start: string;
+  /** Absent while the episode lasts. */
+  readonly end: string | null;
+  readonly durationSeconds: number | null;
+  readonly reasons: readonly ThrottleReason[];
+  readonly severity: string;
+  readonly peakTemperatureCelsius: number | null;
+  readonly peakPowerWatts: number | null;
+}
+
 /** One GPU in `GET /api/v1/gpus`. */
 export interface GpuJson {
   readonly index: number;
@@ -42,13 +54,10 @@ export interface GpuJson {
   readonly values: Readonly<Record<string, number | Readonly<Record<string, number>>>>;
   readonly throttle: {
     readonly active: readonly ThrottleReason[];
-    readonly episode: {
-      readonly start: string;
-      readonly reasons: readonly ThrottleReason[];
-      readonly severity: string;
-      readonly peakTemperatureCelsius: number | null;
-      readonly peakPowerWatts: number | null;
-    } | null;
+    /** The episode going on now. */
+    readonly episode: EpisodeJson | null;
+    /** The latest finished episode (also sent as a `gpu.throttle_episode` event). */
+    readonly lastEpisode: EpisodeJson | null;
     /** Seconds per reason: the driver's counters where it has them, else gpulse's integration. */
     readonly secondsTotal: Readonly<Partial<Record<ThrottleReason, number>>>;
   };
@@ -166,15 +175,8 @@ export function gpusJson(
         values: values(view),
         throttle: {
           active: THROTTLE_REASONS.filter((reason) => r.throttle[reason] === true),
-          episode: episode
-            ? {
-                start: new Date(episode.start).toISOString(),
-                reasons: episode.reasons,
-                severity: episode.severity,
-                peakTemperatureCelsius: episode.peakTemperatureCelsius ?? null,
-                peakPowerWatts: episode.peakPowerWatts ?? null,
-              }
-            : null,
+          episode: episodeJson(episode),
+          lastEpisode: episodeJson(throttle.lastEpisode(r.uuid)),
           secondsTotal: seconds,
         },
         xids: {
@@ -198,6 +200,19 @@ export function gpusJson(
         containers: [...containers.values()],
       };
     }),
+  };
+}
+
+function episodeJson(e: ThrottleEpisode | undefined): EpisodeJson | null {
+  if (!e) return null;
+  return {
+    start: new Date(e.start).toISOString(),
+    end: e.end !== undefined ? new Date(e.end).toISOString() : null,
+    durationSeconds: e.end !== undefined ? (e.end - e.start) / 1000 : null,
+    reasons: e.reasons,
+    severity: e.severity,
+    peakTemperatureCelsius: e.peakTemperatureCelsius ?? null,
+    peakPowerWatts: e.peakPowerWatts ?? null,
   };
 }
 

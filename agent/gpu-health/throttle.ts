@@ -38,6 +38,7 @@ interface GpuThrottleState {
   lastAt: number;
   active: Set<ThrottleReason>;
   seconds: Partial<Record<ThrottleReason, number>>;
+  lastEpisode?: ThrottleEpisode;
   episode?: {
     start: number;
     reasons: Set<ThrottleReason>;
@@ -105,6 +106,14 @@ export class ThrottleTracker {
       state.episode = undefined;
       const seconds = (view.at - ep.start) / 1000;
       const reasons = [...ep.reasons].sort();
+      state.lastEpisode = {
+        start: ep.start,
+        end: view.at,
+        reasons,
+        severity: ep.severity,
+        ...(ep.peakTemp !== undefined ? { peakTemperatureCelsius: ep.peakTemp } : {}),
+        ...(ep.peakPower !== undefined ? { peakPowerWatts: ep.peakPower } : {}),
+      };
       this.pending.push({
         type: 'gpu.throttle_episode',
         severity: ep.severity,
@@ -163,6 +172,11 @@ export class ThrottleTracker {
       ...(ep.peakTemp !== undefined ? { peakTemperatureCelsius: ep.peakTemp } : {}),
       ...(ep.peakPower !== undefined ? { peakPowerWatts: ep.peakPower } : {}),
     };
+  }
+
+  /** The latest finished episode of a GPU. */
+  lastEpisode(uuid: string): ThrottleEpisode | undefined {
+    return this.gpus.get(uuid)?.lastEpisode;
   }
 
   /** Seconds per reason gpulse integrated for a GPU. */
