@@ -125,7 +125,7 @@ function values(view: GpuView): Record<string, number | Record<string, number>> 
     if (typeof v === 'number') out[key] = v;
   }
   const clocks = Object.fromEntries(Object.entries(r.clocksHz).filter(([, v]) => v !== undefined));
-  if (Object.keys(clocks).length > 0) out.clocksHz = clocks as Record<string, number>;
+  if (Object.keys(clocks).length > 0) out.clocksHz = clocks;
   for (const [field, key] of PROFILING_VALUES) {
     const v = view.dcgm?.fields[field];
     if (v !== undefined) out[key] = v;

@@ -70,7 +70,7 @@ export function parseExporterCsv(text: string): ExporterCsvRow[] {
     const commented = /^#\s*(DCGM_(?:FI|EXP)_\w+\s*,.*)$/.exec(raw.trim());
     const line = commented?.[1] ?? raw;
     if (line.trim() === '' || line.trim().startsWith('#')) continue;
-    const rows = parse(line, { trim: true, relax_quotes: true }) as string[][];
+    const rows: string[][] = parse(line, { trim: true, relax_quotes: true });
     const [name, type, ...help] = rows[0] ?? [];
     if (!name || (type !== 'gauge' && type !== 'counter' && type !== 'label')) continue;
     // Help texts may contain commas; the CSV format has no quoting, so the rest is the help.
@@ -95,12 +95,12 @@ export function buildCatalogue(
   defaultCountersCsv: string,
   dcpCountersCsv: string,
 ): DcgmField[] {
-  const rows = parse(fieldsCsv, {
+  const rows = parse<FieldRow>(fieldsCsv, {
     columns: true,
     comment: '#',
     comment_no_infix: true,
     skip_empty_lines: true,
-  }) as FieldRow[];
+  });
   const defaults = parseExporterCsv(defaultCountersCsv);
   const exporter = new Map<string, ExporterCsvRow>();
   for (const row of [...parseExporterCsv(dcpCountersCsv), ...defaults]) exporter.set(row.name, row);
