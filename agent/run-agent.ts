@@ -110,8 +110,13 @@ export async function startAgent(
           binary: simulatorPath(),
           mode: smi.mode === 'off' ? 'off' : 'required',
         },
-        // The simulated host engine answers unless GPULSE_SIM_DCGM=absent says it is not there.
-        dcgm: { ...config.collectors.dcgm, binary: dcgmiSimulatorPath() },
+        // The simulated host engine answers unless GPULSE_SIM_DCGM=absent says it is not there;
+        // a replayed capture is nvidia-smi output only, so there is no DCGM to simulate with it.
+        dcgm: {
+          ...config.collectors.dcgm,
+          binary: dcgmiSimulatorPath(),
+          mode: sim.capture ? 'off' : config.collectors.dcgm.mode,
+        },
       },
     };
   }

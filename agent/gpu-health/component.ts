@@ -12,7 +12,7 @@ import type { AgentContext, Component } from '../component.js';
 import type { AgentConfig } from '../config.js';
 import { errorMessage } from '../errors.js';
 import type { Deriver, Sample, Snapshot } from '../types.js';
-import { attributionsByGpu, gpuViews, type GpuView } from './gpu-views.js';
+import { attributionsByGpu, gpuViews, servedViews, type GpuView } from './gpu-views.js';
 import { gpusJson } from './gpus-api.js';
 import { ThrottleTracker } from './throttle.js';
 import { XidTracker } from './xids.js';
@@ -29,6 +29,8 @@ export class GpuHealth {
   readonly throttle = new ThrottleTracker();
   readonly xids = new XidTracker();
   private views: GpuView[] = [];
+  /** Collectors that report `gpus` facts; nvidia-smi counts as one before its first result. */
+  private readonly gpuSources = new Set<string>(['nvidia-smi']);
   private snapshot: Snapshot | undefined;
 
   constructor(private readonly options: GpuHealthOptions) {}
@@ -45,19 +47,20 @@ export class GpuHealth {
     this.snapshot = snapshot;
     this.throttle.update(views);
     this.xids.update(snapshot, views);
+    const served = servedViews(snapshot, views, this.gpuSources);
     const out: Sample[] = [];
     // A GPU only DCGM reports still gets the standard series (utilization, memory, power ...).
     out.push(
       ...gpuReadingSamples(
-        views.filter((v) => v.sources.every((s) => s === 'dcgm')).map((v) => v.reading),
+        served.filter((v) => v.sources.every((s) => s === 'dcgm')).map((v) => v.reading),
       ),
     );
-    out.push(...this.throttle.samples(views));
+    out.push(...this.throttle.samples(served));
     out.push(...this.xids.samples());
     if (this.options.compat === 'dcgm') {
       const watching = this.xids.watching(snapshot);
       const attributions = attributionsByGpu(snapshot);
-      const gpus = views.map((v): CompatGpu => {
+      const gpus = served.map((v): CompatGpu => {
         const users = new Map(
           (attributions.get(v.reading.uuid) ?? []).map((a) => [a.containerId ?? a.container, a]),
         );

@@ -295,6 +295,18 @@ describe('GPU views and DCGM-only GPUs', () => {
     );
     expect(gpuViews(both).map((v) => v.sources)).toEqual([['nvidia-smi', 'dcgm']]);
     expect(series(health.deriver.derive(both), 'gpulse_gpu_utilization_ratio')).toEqual([]);
+    // nvidia-smi failing (its series dropped on purpose): DCGM does not stand in for it.
+    const failing = snapshot(
+      state('nvidia-smi', T0, { samples: [] }, 'error'),
+      state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
+    );
+    expect(series(health.deriver.derive(failing), 'gpulse_gpu_utilization_ratio')).toEqual([]);
+    // nvidia-smi absent here (no GPU driver tools): DCGM serves the GPU.
+    const noSmi = snapshot(
+      state('nvidia-smi', T0, { samples: [] }, 'no_data'),
+      state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
+    );
+    expect(series(health.deriver.derive(noSmi), 'gpulse_gpu_utilization_ratio')).toHaveLength(1);
     const alone = snapshot(state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }));
     expect(series(health.deriver.derive(alone), 'gpulse_gpu_utilization_ratio')).toEqual([
       expect.objectContaining({ labels: { gpu: '0', uuid: UUID }, value: 0.97 }),

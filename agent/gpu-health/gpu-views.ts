@@ -4,6 +4,7 @@
  * alone where it is the only source.
  */
 import type { DcgmGpuFact } from '../../collectors/dcgm/dcgm-reading.js';
+import { normalizePciBusId } from '../../collectors/xid.js';
 import type { GpuReading } from '../facts.js';
 import type { Snapshot } from '../types.js';
 
@@ -51,9 +52,17 @@ export function gpuViews(snapshot: Snapshot): GpuView[] {
   }
   for (const state of snapshot.collectors.values()) {
     for (const fact of state.output.facts?.dcgmGpus ?? []) {
-      const prev = byUuid.get(fact.reading.uuid);
+      // Same UUID, or (a GPU nvidia-smi could not name) the same PCI address.
+      const bus = normalizePciBusId(fact.reading.pciBusId);
+      const sameBus = [...byUuid.entries()].find(
+        ([, v]) => bus !== undefined && normalizePciBusId(v.reading.pciBusId) === bus,
+      );
+      const key = byUuid.has(fact.reading.uuid)
+        ? fact.reading.uuid
+        : (sameBus?.[0] ?? fact.reading.uuid);
+      const prev = byUuid.get(key);
       if (prev) {
-        byUuid.set(fact.reading.uuid, {
+        byUuid.set(key, {
           ...prev,
           sources: [...prev.sources, state.collector],
           dcgm: fact,
@@ -69,6 +78,26 @@ export function gpuViews(snapshot: Snapshot): GpuView[] {
     }
   }
   return [...byUuid.values()].sort((a, b) => a.reading.index - b.reading.index);
+}
+
+/**
+ * The views whose series are served. A GPU only DCGM reports is served from DCGM when no
+ * `gpus` source runs on this host (none configured, or each says "no data"); while nvidia-smi
+ * starts or fails, its GPUs have no series (never stale ones, never a switch of source).
+ * `knownGpuSources` remembers collectors that reported `gpus` (seed it with `nvidia-smi`).
+ */
+export function servedViews(
+  snapshot: Snapshot,
+  views: readonly GpuView[],
+  knownGpuSources: Set<string>,
+): GpuView[] {
+  for (const state of snapshot.collectors.values()) {
+    if (state.output.facts?.gpus !== undefined) knownGpuSources.add(state.collector);
+  }
+  const gpuSourceRuns = [...snapshot.collectors.values()].some(
+    (s) => knownGpuSources.has(s.collector) && s.status !== 'no_data',
+  );
+  return views.filter((v) => !gpuSourceRuns || !v.sources.every((s) => s === 'dcgm'));
 }
 
 /** Attributions of the snapshot by GPU UUID. */

