@@ -24,11 +24,16 @@ export interface GpuHealthOptions {
   readonly hostname?: string;
 }
 
+interface CompatCacheEntry extends CompatGpu {
+  readonly samples: readonly Sample[];
+}
+
 /** The deriver and its state, usable without the HTTP part (tests, other components). */
 export class GpuHealth {
   readonly throttle = new ThrottleTracker();
   readonly xids = new XidTracker();
   private views: GpuView[] = [];
+  private compatCache = new Map<string, CompatCacheEntry>();
   /** Collectors that report `gpus` facts; nvidia-smi counts as one before its first result. */
   private readonly gpuSources = new Set<string>(['nvidia-smi']);
   private snapshot: Snapshot | undefined;
@@ -73,7 +78,22 @@ export class GpuHealth {
           ...(only ? { container: only } : {}),
         };
       });
-      out.push(...compatSamples(gpus, { hostname: this.options.hostname ?? hostname() }));
+      const ctx = { hostname: this.options.hostname ?? hostname() };
+      const cache = new Map<string, CompatCacheEntry>();
+      for (const g of gpus) {
+        // Most snapshots change nothing about a GPU (the kernel log ticks every second): reuse.
+        const prev = this.compatCache.get(g.reading.uuid);
+        const same =
+          prev &&
+          prev.reading === g.reading &&
+          prev.dcgm === g.dcgm &&
+          prev.lastXid === g.lastXid &&
+          prev.container === g.container;
+        const entry = same ? prev : { ...g, samples: compatSamples([g], ctx) };
+        cache.set(g.reading.uuid, entry);
+        out.push(...entry.samples);
+      }
+      this.compatCache = cache;
     }
     return out;
   }

@@ -60,6 +60,8 @@ const PID_RE = /^pid=(?:'<unknown>'|(\d+)),\s*name=(\S*?),\s*/;
 
 /** Finds an Xid in one log line of any format; undefined when there is none. */
 export function parseXidLine(line: string): XidLine | undefined {
+  // A substring test first: almost no kernel log line is an Xid, and it is ~10× cheaper.
+  if (!line.includes('NVRM: Xid (')) return undefined;
   const m = XID_RE.exec(line);
   if (!m) return undefined;
   const pciBusId = normalizePciBusId(m[1]);
@@ -89,6 +91,7 @@ const IDENTITY_RE =
 
 /** Finds the driver's "GPU at PCI:... GPU-uuid" line, logged before the Xids of that GPU. */
 export function parseGpuIdentityLine(line: string): GpuIdentityLine | undefined {
+  if (!line.includes('NVRM: GPU at PCI:')) return undefined;
   const m = IDENTITY_RE.exec(line);
   const pciBusId = normalizePciBusId(m?.[1]);
   if (!m || pciBusId === undefined || m[2] === undefined) return undefined;
