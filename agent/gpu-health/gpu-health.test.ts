@@ -249,29 +249,56 @@ describe('Xid counting and events', () => {
     expect(health.drainEvents()).toHaveLength(1);
   });
 
-  it('uses DCGM’s Xids only while the kernel log is unreadable, so nothing is counted twice', () => {
+  it('counts a DCGM Xid once its grace is over, unless the kernel log reported the same Xid', () => {
     const health = new GpuHealth({ compat: 'none' });
-    const gpus = state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } });
-    const dcgm = (count: number, seq: number) =>
-      state('dcgm', T0, {
+    const gpus = (at: number) =>
+      state('nvidia-smi', at, { samples: [], facts: { gpus: [reading()] } });
+    const dcgmRecords: XidRecord[] = [];
+    const dcgm = (at: number) =>
+      state('dcgm', at, { samples: [], facts: { xidErrors: [...dcgmRecords], xidTotals: [] } });
+    const kmsgRecords: XidRecord[] = [];
+    const kmsgTotals: XidTotal[] = [];
+    const kmsg = (at: number) =>
+      state('kmsg', at, {
         samples: [],
-        facts: {
-          xidErrors: Array.from({ length: seq }, (_, i) =>
-            xidRecord(i + 1, 48, 'critical', { source: 'dcgm', gpuIndex: 0, gpuUuid: UUID }),
-          ),
-          xidTotals: [
-            { source: 'dcgm', gpuUuid: UUID, gpuIndex: 0, xid: 48, severity: 'critical', count },
-          ],
-        },
+        facts: { xidErrors: [...kmsgRecords], xidTotals: [...kmsgTotals] },
       });
-    const kmsgOk = state('kmsg', T0, { samples: [], facts: { xidErrors: [], xidTotals: [] } });
-    let out = health.deriver.derive(snapshot(gpus, kmsgOk, dcgm(1, 1)));
-    expect(series(out, 'gpulse_gpu_xid_errors_total')).toEqual([]);
+    const derive = (at: number) => health.deriver.derive(snapshot(gpus(at), dcgm(at), kmsg(at)));
+    const count = (out: readonly Sample[], xid: string) =>
+      series(out, 'gpulse_gpu_xid_errors_total', { xid })[0]?.value;
+
+    // Xid 48: the kernel log has it (at T0 + 100), DCGM reports it a few seconds later.
+    kmsgRecords.push(xidRecord(1, 48, 'critical', { at: T0 + 100 }));
+    kmsgTotals.push({
+      source: 'kmsg',
+      pciBusId: '0000:18:00',
+      xid: 48,
+      severity: 'critical',
+      count: 1,
+    });
+    derive(T0 + 200);
+    dcgmRecords.push(
+      xidRecord(1, 48, 'critical', { source: 'dcgm', at: T0 + 4000, gpuUuid: UUID, gpuIndex: 0 }),
+    );
+    derive(T0 + 4000);
+    // Xid 79: DCGM only (the kernel log lost it).
+    dcgmRecords.push(
+      xidRecord(2, 79, 'critical', { source: 'dcgm', at: T0 + 5000, gpuUuid: UUID, gpuIndex: 0 }),
+    );
+    let out = derive(T0 + 5000);
+    expect(count(out, '48')).toBe(1);
+    // Still within the grace: 79 waits.
+    expect(count(out, '79')).toBeUndefined();
+    expect(health.drainEvents().map((e) => [e.data?.xid, e.source])).toEqual([[48, 'kmsg']]);
+    out = derive(T0 + 16_000);
+    expect(count(out, '48')).toBe(1);
+    expect(count(out, '79')).toBe(1);
+    expect(health.drainEvents().map((e) => [e.data?.xid, e.source, e.labels])).toEqual([
+      [79, 'dcgm', { gpu: '0', uuid: UUID }],
+    ]);
+    // Seen again: nothing new.
+    expect(count(derive(T0 + 30_000), '79')).toBe(1);
     expect(health.drainEvents()).toEqual([]);
-    const kmsgDown = state('kmsg', T0, { samples: [] }, 'no_data');
-    out = health.deriver.derive(snapshot(gpus, kmsgDown, dcgm(2, 2)));
-    expect(series(out, 'gpulse_gpu_xid_errors_total')[0]?.value).toBe(1);
-    expect(health.drainEvents().map((e) => e.data?.xid)).toEqual([48]);
   });
 });
 

@@ -1,7 +1,9 @@
 /**
  * Xid errors across sources: `gpulse_gpu_xid_errors_total` and one `gpu.xid` event per Xid.
- * The kernel log sees every Xid; DCGM only the last value per GPU, so DCGM counts only while
- * the kernel log cannot be read (otherwise each Xid would be counted twice).
+ * The kernel log sees every Xid and is counted exactly (from its totals). DCGM only shows the
+ * last Xid per GPU: each DCGM Xid waits a grace period and counts only when the kernel log
+ * did not log the same Xid on the same GPU around that time, so nothing is counted twice and
+ * a host whose kernel log cannot be read still gets DCGM's Xids.
  */
 import { counter, SampleBuilder } from '../metric.js';
 import type { NewEvent } from '../events.js';
@@ -9,8 +11,8 @@ import type { Labels, Sample, Snapshot } from '../types.js';
 import {
   normalizePciBusId,
   type XidRecord,
-  type XidSeverity,
   type XidSource,
+  type XidSeverity,
   type XidTotal,
 } from '../../collectors/xid.js';
 import type { GpuView } from './gpu-views.js';
@@ -29,6 +31,14 @@ interface GpuIdentity {
   readonly uuid: string;
 }
 
+/** Options of the tracker. */
+export interface XidTrackerOptions {
+  /** How long a DCGM Xid waits for the kernel log to report it too (default 10 s). */
+  readonly graceMs?: number;
+  /** Two sources' Xids this close in time (same GPU, same Xid) are one Xid (default 60 s). */
+  readonly windowMs?: number;
+}
+
 /** Follows Xid facts across snapshots; call `update` on each snapshot. */
 export class XidTracker {
   /** Bus id → GPU, remembered: a GPU that fell off the bus is no longer listed by anyone. */
@@ -40,7 +50,17 @@ export class XidTracker {
   private readonly lastXidByGpu = new Map<string, number>();
   private recentByGpu = new Map<string, XidRecord[]>();
   private pending: NewEvent[] = [];
-  private kmsgOk = false;
+  /** DCGM Xids waiting for their grace period, with the snapshot time they were first seen. */
+  private waiting: { record: XidRecord; seenAt: number }[] = [];
+  /** Recent kernel-log Xids by GPU key, to recognise DCGM's view of the same error. */
+  private kmsgRecent: { key: string; xid: number; at: number }[] = [];
+  private readonly graceMs: number;
+  private readonly windowMs: number;
+
+  constructor(options: XidTrackerOptions = {}) {
+    this.graceMs = options.graceMs ?? 10_000;
+    this.windowMs = options.windowMs ?? 60_000;
+  }
 
   /** Takes the snapshot's Xid facts. */
   update(snapshot: Snapshot, views: readonly GpuView[]): void {
@@ -50,18 +70,45 @@ export class XidTracker {
       const bus = normalizePciBusId(v.reading.pciBusId);
       if (bus) this.byBus.set(bus, id);
     }
-    this.kmsgOk = snapshot.collectors.get('kmsg')?.status === 'ok';
     for (const state of snapshot.collectors.values()) {
-      const totals = state.output.facts?.xidTotals ?? [];
-      for (const t of totals) this.takeTotal(state.collector, t);
-      const records = state.output.facts?.xidErrors ?? [];
-      for (const r of records) this.takeRecord(r);
+      for (const t of state.output.facts?.xidTotals ?? []) {
+        if (t.source === 'kmsg') this.takeTotal(state.collector, t);
+      }
+      for (const r of state.output.facts?.xidErrors ?? []) {
+        const last = this.lastSeq.get(r.source) ?? 0;
+        // Sequence numbers are per source for the agent's life: anything not above the last is seen.
+        if (r.seq <= last) continue;
+        this.lastSeq.set(r.source, r.seq);
+        if (r.source === 'kmsg') {
+          this.kmsgRecent.push({ key: this.gpuKey(r), xid: r.xid, at: r.at });
+          this.record(r);
+        } else {
+          this.waiting.push({ record: r, seenAt: snapshot.takenAt });
+        }
+      }
     }
+    this.kmsgRecent = this.kmsgRecent.filter((k) => k.at >= snapshot.takenAt - 2 * this.windowMs);
+    const still: typeof this.waiting = [];
+    for (const w of this.waiting) {
+      if (snapshot.takenAt - w.seenAt < this.graceMs) {
+        still.push(w);
+        continue;
+      }
+      const key = this.gpuKey(w.record);
+      const seenByKernel = this.kmsgRecent.some(
+        (k) =>
+          k.key === key && k.xid === w.record.xid && Math.abs(k.at - w.record.at) <= this.windowMs,
+      );
+      if (seenByKernel) continue;
+      this.count(w.record, 1);
+      this.record(w.record);
+    }
+    this.waiting = still;
   }
 
-  /** Whether a source's Xids count now: DCGM only stands in for an unreadable kernel log. */
-  private countsNow(source: XidSource): boolean {
-    return source === 'kmsg' || !this.kmsgOk;
+  /** The GPU an Xid belongs to, as one key whichever source named it (UUID, else bus id). */
+  private gpuKey(r: { pciBusId?: string; gpuUuid?: string }): string {
+    return this.resolve(r)?.uuid ?? r.gpuUuid ?? r.pciBusId ?? '';
   }
 
   private resolve(t: {
@@ -81,7 +128,19 @@ export class XidTracker {
     // A collector restarted (its totals began again): everything it has now is new.
     const delta = t.count >= seen ? t.count - seen : t.count;
     this.seenTotals.set(key, t.count);
-    if (delta === 0 || !this.countsNow(t.source)) return;
+    if (delta > 0) this.count(t, delta);
+  }
+
+  private count(
+    t: {
+      pciBusId?: string;
+      gpuUuid?: string;
+      gpuIndex?: number;
+      xid: number;
+      severity: XidSeverity;
+    },
+    delta: number,
+  ): void {
     const gpu = this.resolve(t);
     const labels: Labels = {
       gpu: gpu ? String(gpu.index) : t.gpuIndex !== undefined ? String(t.gpuIndex) : '',
@@ -94,12 +153,8 @@ export class XidTracker {
     this.counts.set(ck, { labels, value: (prev?.value ?? 0) + delta });
   }
 
-  private takeRecord(r: XidRecord): void {
-    const last = this.lastSeq.get(r.source) ?? 0;
-    // Sequence numbers are per source for the agent's life: anything not above the last is seen.
-    if (r.seq <= last) return;
-    this.lastSeq.set(r.source, r.seq);
-    if (!this.countsNow(r.source)) return;
+  /** Remembers a counted Xid for the API and queues its event. */
+  private record(r: XidRecord): void {
     const gpu = this.resolve(r);
     const uuid = gpu?.uuid ?? r.gpuUuid ?? '';
     const index = gpu?.index ?? r.gpuIndex;

@@ -250,6 +250,32 @@ describe('Xid errors from a kernel log file', () => {
   }, 60_000);
 });
 
+describe('Xid from DCGM when the kernel log has none', () => {
+  it('a GPU falling off the bus: DCGM says Xid 79, counted once as critical after the grace period', async () => {
+    const kmsg = join(tempDir(), 'kmsg');
+    writeFileSync(kmsg, '');
+    const cli = await simulate(['--profile', 'h200', '--scenario', 'gpu-lost:after=12s'], {
+      GPULSE_KMSG: kmsg,
+    });
+    const uuid = allSeries(
+      await cli.waitForMetrics((b) => b.includes('gpulse_gpu_info{')),
+      'gpulse_gpu_info',
+    )[0]!.labels.uuid!;
+    const body = await cli.waitForMetrics(
+      (b) => allSeries(b, 'gpulse_gpu_xid_errors_total').length > 0,
+      60_000,
+    );
+    expect(allSeries(body, 'gpulse_gpu_xid_errors_total')).toEqual([
+      { labels: { gpu: '0', uuid, xid: '79', severity: 'critical' }, value: 1 },
+    ]);
+    const event = await waitFor(async () =>
+      Promise.resolve(cli.logs.find((r) => r.event === 'gpu.xid')),
+    );
+    expect(event).toMatchObject({ severity: 'critical', source: 'dcgm', gpu: '0', uuid });
+    expect(String(event.msg)).toBe('Xid 79 on GPU 0 (0000:83:00): GPU has fallen off the bus');
+  }, 90_000);
+});
+
 describe('DCGM absent', () => {
   it('says so once and keeps serving the nvidia-smi values', async () => {
     const cli = await simulate(['--profile', 'h200'], {
