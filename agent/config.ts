@@ -3,6 +3,9 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { nvidiaSmiConfigSchema, nvidiaSmiSettings } from '../collectors/nvidia-smi/config.js';
 import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
+import { dcgmConfigSchema, dcgmSettings } from '../collectors/dcgm/config.js';
+import { kmsgConfigSchema, kmsgSettings } from '../collectors/kmsg/config.js';
+import { metricsConfigSchema, metricsSettings } from '../exporters/prometheus/config.js';
 import { modelsConfigSchema, modelsSettings } from '../edge/models/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
@@ -53,12 +56,17 @@ export const agentConfigSchema = z
       .object({
         'nvidia-smi': nvidiaSmiConfigSchema.default(nvidiaSmiConfigSchema.parse({})),
         host: hostConfigSchema.default(hostConfigSchema.parse({})),
+        dcgm: dcgmConfigSchema.default(dcgmConfigSchema.parse({})),
+        kmsg: kmsgConfigSchema.default(kmsgConfigSchema.parse({})),
       })
       .strict()
       .default({
         'nvidia-smi': nvidiaSmiConfigSchema.parse({}),
         host: hostConfigSchema.parse({}),
+        dcgm: dcgmConfigSchema.parse({}),
+        kmsg: kmsgConfigSchema.parse({}),
       }),
+    metrics: metricsConfigSchema.default(metricsConfigSchema.parse({})),
     models: modelsConfigSchema,
   })
   .strict();
@@ -91,6 +99,9 @@ export const settings: readonly SettingBinding[] = [
   },
   ...nvidiaSmiSettings,
   ...hostSettings,
+  ...dcgmSettings,
+  ...kmsgSettings,
+  ...metricsSettings,
   ...modelsSettings,
 ];
 

@@ -7,6 +7,7 @@ import { loadConfig, readConfigFile, type AgentConfig } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createLogger } from './logger.js';
 import { packageRoot } from './package-info.js';
+import { createGpuHealth } from './gpu-health/component.js';
 
 /** Options shared by `gpulse run` and `gpulse simulate` (flag values as commander parsed them). */
 export interface AgentCommandOptions {
@@ -34,6 +35,11 @@ export type StartOutcome =
 /** Path of the simulated nvidia-smi executable next to this build. */
 export function simulatorPath(): string {
   return join(packageRoot(), 'dist', 'collectors', 'nvidia-smi', 'simulator', 'nvidia-smi.js');
+}
+
+/** Path of the simulated dcgmi executable next to this build. */
+export function dcgmiSimulatorPath(): string {
+  return join(packageRoot(), 'dist', 'collectors', 'dcgm', 'simulator', 'dcgmi.js');
 }
 
 /** Environment for simulated GPU tools: the scenario clock starts now, shared by every child. */
@@ -92,14 +98,23 @@ export async function startAgent(
   let env = io.env;
   if (mode === 'simulate') {
     env = simulationEnv(io.env, sim, Date.now());
+    const smi = config.collectors['nvidia-smi'];
     config = {
       ...config,
       collectors: {
         ...config.collectors,
+        // Simulated tools stand in for the real ones; a collector turned off stays off.
         'nvidia-smi': {
-          ...config.collectors['nvidia-smi'],
+          ...smi,
           binary: simulatorPath(),
-          mode: 'required',
+          mode: smi.mode === 'off' ? 'off' : 'required',
+        },
+        // The simulated host engine answers unless GPULSE_SIM_DCGM=absent says it is not there;
+        // a replayed capture is nvidia-smi output only, so there is no DCGM to simulate with it.
+        dcgm: {
+          ...config.collectors.dcgm,
+          binary: dcgmiSimulatorPath(),
+          mode: sim.capture ? 'off' : config.collectors.dcgm.mode,
         },
       },
     };
@@ -115,7 +130,7 @@ export async function startAgent(
     log,
     version: io.version,
     env,
-    components: [...models, ...(io.components?.(config) ?? [])],
+    components: [createGpuHealth(config), ...models, ...(io.components?.(config) ?? [])],
   });
   try {
     const address = await agent.start();

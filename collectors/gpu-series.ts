@@ -79,7 +79,7 @@ export const gpuMetrics = {
   ),
   throttleSeconds: counter(
     'gpulse_gpu_throttle_seconds_total',
-    'Time spent throttled per reason, as the driver counts it (clocks_event_reasons_counters).',
+    "Time spent throttled per reason: the driver's own counter (clocks_event_reasons_counters) where it keeps one, else integrated by gpulse from the sampled reasons.",
     [...GPU, 'reason'],
   ),
   pcieLinkGen: gauge('gpulse_gpu_pcie_link_generation', 'Current PCIe link generation.', GPU),

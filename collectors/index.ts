@@ -2,7 +2,9 @@ import type { Clock } from '../agent/clock.js';
 import type { AgentConfig } from '../agent/config.js';
 import type { SpawnFn } from '../agent/process.js';
 import type { Collector } from '../agent/types.js';
+import { createDcgmCollector } from './dcgm/dcgm.js';
 import { createHostCollector } from './host/host.js';
+import { createKmsgCollector } from './kmsg/kmsg.js';
 import { createNvidiaSmiCollector } from './nvidia-smi/nvidia-smi.js';
 
 /** I/O the collectors share, injected by the agent (tests pass their own). */
@@ -31,6 +33,16 @@ export const collectorRegistry: readonly CollectorEntry[] = [
     name: 'host',
     enabled: (c) => c.collectors.host.mode !== 'off',
     create: (c) => createHostCollector(c.collectors.host),
+  },
+  {
+    name: 'dcgm',
+    enabled: (c) => c.collectors.dcgm.mode !== 'off',
+    create: (c, d) => createDcgmCollector(c.collectors.dcgm, d),
+  },
+  {
+    name: 'kmsg',
+    enabled: (c) => c.collectors.kmsg.mode !== 'off',
+    create: (c) => createKmsgCollector(c.collectors.kmsg),
   },
 ];
 

@@ -11,7 +11,10 @@ afterEach(async () => {
 describe('gpulse run on a host without a GPU', () => {
   it('serves a valid exposition with the collector state and says clearly that no GPU was found', async () => {
     cli = await startCli(['run'], { PATH: '/usr/bin:/bin', GPULSE_NVIDIA_SMI: '' });
-    const body = await cli.waitForMetrics((b) => b.includes('status="no_data"'));
+    // Other collectors (dcgm) may say "no data" first: wait for nvidia-smi's.
+    const body = await cli.waitForMetrics((b) =>
+      b.includes('collector="nvidia-smi",status="no_data"'),
+    );
     expect(seriesValue(body, 'gpulse_collector_up', { collector: 'nvidia-smi' })).toBe(0);
     expect(
       seriesValue(body, 'gpulse_collector_status', {

@@ -19,9 +19,12 @@ export const SIM_NVIDIA_SMI = join(
   'nvidia-smi.js',
 );
 
+/** The built simulated dcgmi. */
+export const SIM_DCGMI = join(REPO_ROOT, 'dist', 'collectors', 'dcgm', 'simulator', 'dcgmi.js');
+
 /** Fails early with a clear message when the build is missing. */
 export function requireBuild(): void {
-  if (!existsSync(CLI) || !existsSync(SIM_NVIDIA_SMI)) {
+  if (!existsSync(CLI) || !existsSync(SIM_NVIDIA_SMI) || !existsSync(SIM_DCGMI)) {
     throw new Error(
       'the built CLI is missing: run `npm run build` (npm test does it before vitest)',
     );

@@ -1,0 +1,464 @@
+import { describe, expect, it } from 'vitest';
+import type { GpuReading, ThrottleReason } from '../facts.js';
+import type { CollectorOutput, CollectorState, Sample, Snapshot } from '../types.js';
+import type { XidRecord, XidTotal } from '../../collectors/xid.js';
+import type { DcgmGpuFact } from '../../collectors/dcgm/dcgm-reading.js';
+import { GpuHealth } from './component.js';
+import { gpuViews } from './gpu-views.js';
+
+const T0 = 1_800_000_000_000;
+const UUID = 'GPU-11111111-2222-3333-4444-555555555555';
+
+function reading(over: Partial<GpuReading> = {}, active: ThrottleReason[] = []): GpuReading {
+  return {
+    index: 0,
+    uuid: UUID,
+    name: 'NVIDIA H100 80GB HBM3',
+    pciBusId: '00000000:18:00.0',
+    driverVersion: '590.48.01',
+    utilizationRatio: 0.97,
+    memoryUsedBytes: 40_000 * 1048576,
+    memoryFreeBytes: 41_000 * 1048576,
+    memoryTotalBytes: 81_559 * 1048576,
+    temperatureCelsius: 70,
+    powerDrawWatts: 650,
+    clocksHz: { sm: 1_980_000_000, memory: 2_619_000_000 },
+    maxClocksHz: {},
+    throttle: {
+      gpu_idle: false,
+      sw_power_cap: false,
+      hw_slowdown: false,
+      sw_thermal_slowdown: active.includes('sw_thermal_slowdown'),
+      hw_thermal_slowdown: active.includes('hw_thermal_slowdown'),
+      hw_power_brake_slowdown: false,
+      sync_boost: false,
+      applications_clocks_setting: false,
+      display_clock_setting: false,
+    },
+    throttleSeconds: {},
+    ...over,
+  };
+}
+
+function state(
+  collector: string,
+  at: number,
+  output: CollectorOutput,
+  status: CollectorState['status'] = 'ok',
+): CollectorState {
+  return {
+    collector,
+    status,
+    updatedAt: at,
+    lastSuccessAt: at,
+    output,
+    errors: new Map(),
+    health: [],
+  };
+}
+
+let version = 0;
+function snapshot(...states: CollectorState[]): Snapshot {
+  return {
+    version: ++version,
+    takenAt: Math.max(...states.map((s) => s.updatedAt)),
+    collectors: new Map(states.map((s) => [s.collector, s])),
+    derived: [],
+  };
+}
+
+function series(
+  samples: readonly Sample[],
+  name: string,
+  labels: Record<string, string> = {},
+): Sample[] {
+  return samples.filter(
+    (s) => s.desc.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
+}
+
+describe('throttling: integrated seconds and episodes', () => {
+  it('integrates throttle seconds where the driver has no counter and emits one episode with start and end', () => {
+    const health = new GpuHealth({ compat: 'none' });
+    const hot: ThrottleReason[] = ['hw_thermal_slowdown', 'sw_thermal_slowdown'];
+    const temps = [70, 84, 88, 91, 89, 75, 71];
+    const power = [650, 600, 520, 500, 510, 640, 650];
+    const active = [false, true, true, true, true, false, false];
+    let samples: Sample[] = [];
+    for (let i = 0; i < temps.length; i++) {
+      const r = reading(
+        { temperatureCelsius: temps[i], powerDrawWatts: power[i] },
+        active[i] ? hot : [],
+      );
+      const snap = snapshot(
+        state('nvidia-smi', T0 + i * 1000, { samples: [], facts: { gpus: [r] } }),
+      );
+      samples = health.deriver.derive(snap) as Sample[];
+      // The same sample seen again (another collector changed) counts once.
+      health.deriver.derive(snapshot(...snap.collectors.values()));
+    }
+    const hw = series(samples, 'gpulse_gpu_throttle_seconds_total', {
+      reason: 'hw_thermal_slowdown',
+      uuid: UUID,
+    });
+    // On at samples 1..4: 3 whole seconds plus two half seconds at the edges.
+    expect(hw.map((s) => s.value)).toEqual([4]);
+    expect(
+      series(samples, 'gpulse_gpu_throttle_seconds_total', { reason: 'gpu_idle' })[0]?.value,
+    ).toBe(0);
+    const events = health.drainEvents();
+    expect(events.map((e) => e.type)).toEqual(['gpu.throttle_start', 'gpu.throttle_episode']);
+    const episode = events[1]!;
+    expect(episode).toMatchObject({
+      severity: 'critical',
+      labels: { gpu: '0', uuid: UUID },
+      ts: T0 + 5000,
+      data: {
+        start: new Date(T0 + 1000).toISOString(),
+        end: new Date(T0 + 5000).toISOString(),
+        durationSeconds: 4,
+        reasons: ['hw_thermal_slowdown', 'sw_thermal_slowdown'],
+        peakTemperatureCelsius: 91,
+        peakPowerWatts: 600,
+      },
+    });
+    expect(health.drainEvents()).toEqual([]);
+  });
+
+  it('leaves reasons with a driver counter to the collector, and does not bridge a collector gap', () => {
+    const health = new GpuHealth({ compat: 'none' });
+    const withCounter = (i: number, on: boolean) =>
+      snapshot(
+        state('nvidia-smi', T0 + i, {
+          samples: [],
+          facts: {
+            gpus: [
+              reading(
+                { throttleSeconds: { hw_thermal_slowdown: 12.5 } },
+                on ? ['hw_thermal_slowdown'] : [],
+              ),
+            ],
+          },
+        }),
+      );
+    health.deriver.derive(withCounter(0, true));
+    let out = health.deriver.derive(withCounter(1000, true));
+    expect(
+      series(out, 'gpulse_gpu_throttle_seconds_total', { reason: 'hw_thermal_slowdown' }),
+    ).toEqual([]);
+    // Two minutes without samples: not counted as throttled.
+    out = health.deriver.derive(withCounter(121_000, true));
+    expect(
+      series(out, 'gpulse_gpu_throttle_seconds_total', { reason: 'sw_thermal_slowdown' })[0]?.value,
+    ).toBe(0);
+  });
+
+  it('idle, application clocks, sync boost and the software power cap are not episodes', () => {
+    const health = new GpuHealth({ compat: 'none' });
+    for (let i = 0; i < 3; i++) {
+      const r = reading();
+      const benign = {
+        ...r,
+        throttle: {
+          ...r.throttle,
+          gpu_idle: true,
+          sw_power_cap: true,
+          sync_boost: true,
+          applications_clocks_setting: true,
+        },
+      };
+      health.deriver.derive(
+        snapshot(state('nvidia-smi', T0 + i * 1000, { samples: [], facts: { gpus: [benign] } })),
+      );
+    }
+    expect(health.drainEvents()).toEqual([]);
+  });
+});
+
+function xidRecord(
+  seq: number,
+  xid: number,
+  severity: XidRecord['severity'],
+  over: Partial<XidRecord> = {},
+): XidRecord {
+  return {
+    seq,
+    source: 'kmsg',
+    at: T0 + seq,
+    xid,
+    severity,
+    pciBusId: '0000:18:00',
+    text: `text ${xid}`,
+    ...over,
+  };
+}
+
+describe('Xid counting and events', () => {
+  it('maps kernel-log Xids to the GPU by bus id, counts them and emits one event per Xid', () => {
+    const health = new GpuHealth({ compat: 'none' });
+    const gpus = state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } });
+    const totals: XidTotal[] = [
+      { source: 'kmsg', pciBusId: '0000:18:00', xid: 79, severity: 'critical', count: 2 },
+    ];
+    const kmsg = state('kmsg', T0, {
+      samples: [],
+      facts: {
+        xidErrors: [xidRecord(1, 79, 'critical'), xidRecord(2, 79, 'critical')],
+        xidTotals: totals,
+      },
+    });
+    const out = health.deriver.derive(snapshot(gpus, kmsg));
+    expect(series(out, 'gpulse_gpu_xid_errors_total')).toEqual([
+      expect.objectContaining({
+        labels: { gpu: '0', uuid: UUID, xid: '79', severity: 'critical' },
+        value: 2,
+      }),
+    ]);
+    const events = health.drainEvents();
+    expect(events).toHaveLength(2);
+    expect(events[0]).toMatchObject({
+      type: 'gpu.xid',
+      severity: 'critical',
+      labels: { gpu: '0', uuid: UUID },
+      data: {
+        xid: 79,
+        severity: 'critical',
+        text: 'text 79',
+        pciBusId: '0000:18:00',
+        source: 'kmsg',
+      },
+    });
+    // The same facts again: nothing new.
+    health.deriver.derive(snapshot(gpus, kmsg));
+    expect(health.drainEvents()).toEqual([]);
+    // The GPU falls off the bus and vanishes from nvidia-smi: its Xids keep its labels.
+    const later = state('kmsg', T0 + 10, {
+      samples: [],
+      facts: {
+        xidErrors: [xidRecord(3, 79, 'critical')],
+        xidTotals: [{ ...totals[0]!, count: 3 }],
+      },
+    });
+    const out2 = health.deriver.derive(
+      snapshot(state('nvidia-smi', T0 + 10, { samples: [], facts: { gpus: [] } }), later),
+    );
+    expect(series(out2, 'gpulse_gpu_xid_errors_total')[0]).toMatchObject({
+      labels: { gpu: '0', uuid: UUID },
+      value: 3,
+    });
+    expect(health.drainEvents()).toHaveLength(1);
+  });
+
+  it('counts a DCGM Xid once its grace is over, unless the kernel log reported the same Xid', () => {
+    const health = new GpuHealth({ compat: 'none' });
+    const gpus = (at: number) =>
+      state('nvidia-smi', at, { samples: [], facts: { gpus: [reading()] } });
+    const dcgmRecords: XidRecord[] = [];
+    const dcgm = (at: number) =>
+      state('dcgm', at, { samples: [], facts: { xidErrors: [...dcgmRecords], xidTotals: [] } });
+    const kmsgRecords: XidRecord[] = [];
+    const kmsgTotals: XidTotal[] = [];
+    const kmsg = (at: number) =>
+      state('kmsg', at, {
+        samples: [],
+        facts: { xidErrors: [...kmsgRecords], xidTotals: [...kmsgTotals] },
+      });
+    const derive = (at: number) => health.deriver.derive(snapshot(gpus(at), dcgm(at), kmsg(at)));
+    const count = (out: readonly Sample[], xid: string) =>
+      series(out, 'gpulse_gpu_xid_errors_total', { xid })[0]?.value;
+
+    // Xid 48: the kernel log has it (at T0 + 100), DCGM reports it a few seconds later.
+    kmsgRecords.push(xidRecord(1, 48, 'critical', { at: T0 + 100 }));
+    kmsgTotals.push({
+      source: 'kmsg',
+      pciBusId: '0000:18:00',
+      xid: 48,
+      severity: 'critical',
+      count: 1,
+    });
+    derive(T0 + 200);
+    dcgmRecords.push(
+      xidRecord(1, 48, 'critical', { source: 'dcgm', at: T0 + 4000, gpuUuid: UUID, gpuIndex: 0 }),
+    );
+    derive(T0 + 4000);
+    // Xid 79: DCGM only (the kernel log lost it).
+    dcgmRecords.push(
+      xidRecord(2, 79, 'critical', { source: 'dcgm', at: T0 + 5000, gpuUuid: UUID, gpuIndex: 0 }),
+    );
+    let out = derive(T0 + 5000);
+    expect(count(out, '48')).toBe(1);
+    // Still within the grace: 79 waits.
+    expect(count(out, '79')).toBeUndefined();
+    expect(health.drainEvents().map((e) => [e.data?.xid, e.source])).toEqual([[48, 'kmsg']]);
+    out = derive(T0 + 16_000);
+    expect(count(out, '48')).toBe(1);
+    expect(count(out, '79')).toBe(1);
+    expect(health.drainEvents().map((e) => [e.data?.xid, e.source, e.labels])).toEqual([
+      [79, 'dcgm', { gpu: '0', uuid: UUID }],
+    ]);
+    // Seen again: nothing new.
+    expect(count(derive(T0 + 30_000), '79')).toBe(1);
+    expect(health.drainEvents()).toEqual([]);
+  });
+});
+
+describe('GPU views and DCGM-only GPUs', () => {
+  const dcgmFact = (over: Partial<GpuReading> = {}): DcgmGpuFact => ({
+    gpuId: 0,
+    at: T0,
+    reading: reading({ driverVersion: undefined, ...over }),
+    fields: {
+      DCGM_FI_PROF_SM_ACTIVE: 0.9,
+      DCGM_FI_DEV_GPU_UTIL: 97,
+      DCGM_FI_DEV_PCIE_REPLAY_COUNTER: 3,
+    },
+  });
+
+  it('joins DCGM to the nvidia-smi GPU with the same UUID and serves standard series only for DCGM-only GPUs', () => {
+    const health = new GpuHealth({ compat: 'none' });
+    const both = snapshot(
+      state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } }),
+      state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
+    );
+    expect(gpuViews(both).map((v) => v.sources)).toEqual([['nvidia-smi', 'dcgm']]);
+    expect(series(health.deriver.derive(both), 'gpulse_gpu_utilization_ratio')).toEqual([]);
+    // nvidia-smi failing (its series dropped on purpose): DCGM does not stand in for it.
+    const failing = snapshot(
+      state('nvidia-smi', T0, { samples: [] }, 'error'),
+      state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
+    );
+    expect(series(health.deriver.derive(failing), 'gpulse_gpu_utilization_ratio')).toEqual([]);
+    // nvidia-smi absent here (no GPU driver tools): DCGM serves the GPU.
+    const noSmi = snapshot(
+      state('nvidia-smi', T0, { samples: [] }, 'no_data'),
+      state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
+    );
+    expect(series(health.deriver.derive(noSmi), 'gpulse_gpu_utilization_ratio')).toHaveLength(1);
+    const alone = snapshot(state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }));
+    expect(series(health.deriver.derive(alone), 'gpulse_gpu_utilization_ratio')).toEqual([
+      expect.objectContaining({ labels: { gpu: '0', uuid: UUID }, value: 0.97 }),
+    ]);
+  });
+
+  it('serves dcgm-exporter names, units and labels from nvidia-smi values, and DCGM’s own where it has them', () => {
+    const health = new GpuHealth({ compat: 'dcgm', hostname: 'node-7' });
+    const r = reading({ minorNumber: 3, energyJoules: 1234.5, memoryReservedBytes: 512 * 1048576 });
+    const out = health.deriver.derive(
+      snapshot(
+        state('nvidia-smi', T0, { samples: [], facts: { gpus: [r] } }),
+        state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
+        state('kmsg', T0, { samples: [], facts: { xidErrors: [], xidTotals: [] } }),
+      ),
+    );
+    const one = (name: string) => series(out, name)[0];
+    expect(one('DCGM_FI_DEV_GPU_UTIL')?.labels).toEqual({
+      gpu: '0',
+      UUID,
+      pci_bus_id: '00000000:18:00.0',
+      device: 'nvidia3',
+      modelName: 'NVIDIA H100 80GB HBM3',
+      Hostname: 'node-7',
+      DCGM_FI_DRIVER_VERSION: '590.48.01',
+      container: '',
+      namespace: '',
+      pod: '',
+    });
+    expect(one('DCGM_FI_DEV_GPU_UTIL')?.value).toBe(97);
+    expect(one('DCGM_FI_DEV_FB_USED')?.value).toBe(40_000);
+    expect(one('DCGM_FI_DEV_FB_FREE')?.value).toBe(41_000);
+    expect(one('DCGM_FI_DEV_FB_RESERVED')?.value).toBe(512);
+    expect(one('DCGM_FI_DEV_SM_CLOCK')?.value).toBe(1980);
+    expect(one('DCGM_FI_DEV_MEM_CLOCK')?.value).toBe(2619);
+    expect(one('DCGM_FI_DEV_POWER_USAGE')?.value).toBe(650);
+    expect(one('DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION')?.value).toBe(1_234_500);
+    expect(one('DCGM_FI_DEV_XID_ERRORS')?.value).toBe(0);
+    expect(one('DCGM_FI_PROF_SM_ACTIVE')?.value).toBe(0.9);
+    expect(one('DCGM_FI_DEV_PCIE_REPLAY_COUNTER')?.value).toBe(3);
+    expect(one('DCGM_FI_DEV_CLOCK_THROTTLE_REASONS')?.value).toBe(0);
+    expect(one('DCGM_FI_DEV_VGPU_LICENSE_STATUS')).toBeUndefined();
+    expect(one('DCGM_FI_DEV_GPU_UTIL')?.desc.type).toBe('gauge');
+  });
+
+  it('labels the compat series with the container when exactly one uses the GPU', () => {
+    const health = new GpuHealth({ compat: 'dcgm', hostname: 'h' });
+    const out = health.deriver.derive(
+      snapshot(
+        state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } }),
+        state('docker', T0, {
+          samples: [],
+          facts: {
+            gpuAttributions: [
+              { gpuUuid: UUID, container: 'trainer', namespace: 'ml', pod: 'trainer-0', pid: 4242 },
+            ],
+          },
+        }),
+      ),
+    );
+    expect(series(out, 'DCGM_FI_DEV_GPU_UTIL')[0]?.labels).toMatchObject({
+      container: 'trainer',
+      namespace: 'ml',
+      pod: 'trainer-0',
+    });
+    // No Xid source read: the last-Xid gauge is absent, not a reassuring zero.
+    expect(series(out, 'DCGM_FI_DEV_XID_ERRORS')).toEqual([]);
+  });
+});
+
+describe('GET /api/v1/gpus', () => {
+  it('gives identity, values, throttling, recent Xids and processes per GPU', () => {
+    const health = new GpuHealth({ compat: 'none' });
+    const snap = snapshot(
+      state('nvidia-smi', T0, {
+        samples: [],
+        facts: {
+          gpus: [reading({}, ['hw_thermal_slowdown'])],
+          gpuProcesses: [
+            {
+              pid: 4242,
+              gpuUuid: UUID,
+              gpuIndex: 0,
+              processName: 'python',
+              usedMemoryBytes: 1048576,
+            },
+          ],
+        },
+      }),
+      state('kmsg', T0, {
+        samples: [],
+        facts: {
+          xidErrors: [xidRecord(1, 13, 'info')],
+          xidTotals: [
+            { source: 'kmsg', pciBusId: '0000:18:00', xid: 13, severity: 'info', count: 1 },
+          ],
+        },
+      }),
+    );
+    health.deriver.derive(snap);
+    const json = health.json(snap);
+    expect(json.gpus).toHaveLength(1);
+    const g = json.gpus[0]!;
+    expect(g).toMatchObject({
+      index: 0,
+      uuid: UUID,
+      name: 'NVIDIA H100 80GB HBM3',
+      pciBusId: '00000000:18:00.0',
+      sources: ['nvidia-smi'],
+      values: { utilizationRatio: 0.97, powerDrawWatts: 650, clocksHz: { sm: 1_980_000_000 } },
+      throttle: {
+        active: ['hw_thermal_slowdown'],
+        episode: {
+          start: new Date(T0).toISOString(),
+          reasons: ['hw_thermal_slowdown'],
+          severity: 'critical',
+        },
+      },
+      xids: {
+        total: { info: 1 },
+        recent: [{ xid: 13, severity: 'info', source: 'kmsg', text: 'text 13' }],
+      },
+      processes: [{ pid: 4242, name: 'python', usedMemoryBytes: 1048576, container: null }],
+      containers: [],
+    });
+    expect(g.throttle.secondsTotal.hw_thermal_slowdown).toBe(0);
+  });
+});

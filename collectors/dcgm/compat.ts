@@ -1,0 +1,152 @@
+/**
+ * dcgm-exporter compatibility: gpulse's values served under dcgm-exporter's metric names,
+ * units and labels, whether they came from DCGM or from nvidia-smi, so dashboards and alerts
+ * written for dcgm-exporter work unchanged (`--metrics-compat dcgm`).
+ */
+import { THROTTLE_REASON_BITS, THROTTLE_REASONS, type GpuReading } from '../../agent/facts.js';
+import { gauge, SampleBuilder } from '../../agent/metric.js';
+import type { MetricDesc, Sample } from '../../agent/types.js';
+import { dcgmCatalogue, type DcgmField } from './catalogue.js';
+import type { DcgmGpuFact } from './dcgm-reading.js';
+
+/** dcgm-exporter's labels, in its order; `container`/`namespace`/`pod` come from attribution. */
+export const COMPAT_LABELS = [
+  'gpu',
+  'UUID',
+  'pci_bus_id',
+  'device',
+  'modelName',
+  'Hostname',
+  'DCGM_FI_DRIVER_VERSION',
+  'container',
+  'namespace',
+  'pod',
+] as const;
+
+/** One GPU as the compat series need it. */
+export interface CompatGpu {
+  readonly reading: GpuReading;
+  readonly dcgm?: DcgmGpuFact;
+  /** Last Xid counted for the GPU (0 when an Xid source is read and saw none). */
+  readonly lastXid?: number;
+  /** The one container using the GPU, when attribution knows exactly one. */
+  readonly container?: {
+    readonly container: string;
+    readonly namespace?: string;
+    readonly pod?: string;
+  };
+}
+
+const MIB = 1024 * 1024;
+const div = (v: number | undefined, d: number): number | undefined =>
+  v === undefined ? undefined : v / d;
+const mul = (v: number | undefined, m: number): number | undefined =>
+  v === undefined ? undefined : v * m;
+const bool = (b: boolean | undefined): number | undefined =>
+  b === undefined ? undefined : b ? 1 : 0;
+
+function throttleMask(r: GpuReading): number | undefined {
+  if (!THROTTLE_REASONS.some((x) => r.throttle[x] !== undefined)) return undefined;
+  let mask = 0;
+  for (const x of THROTTLE_REASONS) if (r.throttle[x]) mask |= THROTTLE_REASON_BITS[x];
+  return mask;
+}
+
+function nanoseconds(
+  r: GpuReading,
+  reasons: readonly (keyof GpuReading['throttleSeconds'])[],
+): number | undefined {
+  const parts = reasons.map((x) => r.throttleSeconds[x]);
+  if (parts.every((p) => p === undefined)) return undefined;
+  return Math.round(parts.reduce<number>((sum, p) => sum + (p ?? 0), 0) * 1e9);
+}
+
+/**
+ * How each DCGM field is computed from a reading (in dcgm-exporter's units: MiB, MHz, mJ,
+ * percent, nanoseconds). Fields missing here come only from DCGM itself (profiling, PCIe
+ * replays, NVLink bandwidth).
+ */
+export const FROM_READING: Readonly<Record<string, (g: CompatGpu) => number | undefined>> = {
+  DCGM_FI_DEV_SM_CLOCK: (g) => div(g.reading.clocksHz.sm, 1e6),
+  DCGM_FI_DEV_MEM_CLOCK: (g) => div(g.reading.clocksHz.memory, 1e6),
+  DCGM_FI_DEV_CLOCK_THROTTLE_REASONS: (g) => throttleMask(g.reading),
+  DCGM_FI_DEV_MEMORY_TEMP: (g) => g.reading.memoryTemperatureCelsius,
+  DCGM_FI_DEV_GPU_TEMP: (g) => g.reading.temperatureCelsius,
+  DCGM_FI_DEV_POWER_USAGE: (g) => g.reading.powerDrawWatts,
+  DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION: (g) => mul(g.reading.energyJoules, 1000),
+  DCGM_FI_DEV_POWER_MGMT_LIMIT: (g) => g.reading.powerLimitWatts,
+  DCGM_FI_DEV_ENFORCED_POWER_LIMIT: (g) => g.reading.enforcedPowerLimitWatts,
+  DCGM_FI_DEV_PSTATE: (g) => g.reading.pstate,
+  DCGM_FI_DEV_FAN_SPEED: (g) => mul(g.reading.fanSpeedRatio, 100),
+  DCGM_FI_DEV_GPU_UTIL: (g) => mul(g.reading.utilizationRatio, 100),
+  DCGM_FI_DEV_MEM_COPY_UTIL: (g) => mul(g.reading.memoryUtilizationRatio, 100),
+  DCGM_FI_DEV_ENC_UTIL: (g) => mul(g.reading.encoderUtilizationRatio, 100),
+  DCGM_FI_DEV_DEC_UTIL: (g) => mul(g.reading.decoderUtilizationRatio, 100),
+  DCGM_FI_DEV_XID_ERRORS: (g) => g.lastXid,
+  DCGM_FI_DEV_PCIE_LINK_GEN: (g) => g.reading.pcieLinkGen,
+  DCGM_FI_DEV_PCIE_LINK_WIDTH: (g) => g.reading.pcieLinkWidth,
+  DCGM_FI_DEV_POWER_VIOLATION: (g) => nanoseconds(g.reading, ['sw_power_cap']),
+  DCGM_FI_DEV_THERMAL_VIOLATION: (g) =>
+    nanoseconds(g.reading, ['sw_thermal_slowdown', 'hw_thermal_slowdown']),
+  DCGM_FI_DEV_FB_TOTAL: (g) => div(g.reading.memoryTotalBytes, MIB),
+  DCGM_FI_DEV_FB_FREE: (g) => div(g.reading.memoryFreeBytes, MIB),
+  DCGM_FI_DEV_FB_USED: (g) => div(g.reading.memoryUsedBytes, MIB),
+  DCGM_FI_DEV_FB_RESERVED: (g) => div(g.reading.memoryReservedBytes, MIB),
+  DCGM_FI_DEV_ECC_SBE_VOL_TOTAL: (g) => g.reading.ecc?.correctedVolatile,
+  DCGM_FI_DEV_ECC_DBE_VOL_TOTAL: (g) => g.reading.ecc?.uncorrectedVolatile,
+  DCGM_FI_DEV_ECC_SBE_AGG_TOTAL: (g) => g.reading.ecc?.correctedAggregate,
+  DCGM_FI_DEV_ECC_DBE_AGG_TOTAL: (g) => g.reading.ecc?.uncorrectedAggregate,
+  DCGM_FI_DEV_RETIRED_SBE: (g) => g.reading.retiredPagesSingleBit,
+  DCGM_FI_DEV_RETIRED_DBE: (g) => g.reading.retiredPagesDoubleBit,
+  DCGM_FI_DEV_RETIRED_PENDING: (g) => bool(g.reading.retiredPagesPending),
+  DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS: (g) => g.reading.remappedRowsUncorrectable,
+  DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS: (g) => g.reading.remappedRowsCorrectable,
+  DCGM_FI_DEV_ROW_REMAP_FAILURE: (g) => bool(g.reading.remappedRowsFailure),
+};
+
+/** Fields that identify a GPU rather than measure it: labels already say it. */
+const NOT_SERVED = new Set(['DCGM_FI_DEV_NVML_INDEX', 'DCGM_FI_DEV_MINOR_NUMBER']);
+
+/** Fields of dcgm-exporter's default counters gpulse has no source for (vGPU licensing). */
+export const NEVER_SUPPLIED = ['DCGM_FI_DEV_VGPU_LICENSE_STATUS'] as const;
+
+/**
+ * The compat families: one per catalogue field, typed gauge. dcgm-exporter types energy, PCIe
+ * replays and NVLink bandwidth as counters, but their names lack `_total`, which promtool
+ * rejects for a counter; PromQL ignores the TYPE line, so `rate()` works the same.
+ */
+export const compatFamilies: ReadonlyMap<string, { field: DcgmField; desc: MetricDesc }> = new Map(
+  dcgmCatalogue()
+    .filter((f) => !NOT_SERVED.has(f.name) && f.promType !== 'label')
+    .map((f) => [f.name, { field: f, desc: gauge(f.name, f.help, COMPAT_LABELS) }]),
+);
+
+/** What the compat series need besides the GPUs. */
+export interface CompatContext {
+  readonly hostname: string;
+}
+
+/** dcgm-exporter-named samples for the GPUs: DCGM's own value where DCGM watches, else derived. */
+export function compatSamples(gpus: readonly CompatGpu[], ctx: CompatContext): Sample[] {
+  const b = new SampleBuilder();
+  for (const g of gpus) {
+    const r = g.reading;
+    const labels = {
+      gpu: String(r.index),
+      UUID: r.uuid,
+      pci_bus_id: r.pciBusId ?? '',
+      device: `nvidia${r.minorNumber ?? r.index}`,
+      modelName: r.name ?? '',
+      Hostname: ctx.hostname,
+      DCGM_FI_DRIVER_VERSION: r.driverVersion ?? '',
+      container: g.container?.container ?? '',
+      namespace: g.container?.namespace ?? '',
+      pod: g.container?.pod ?? '',
+    };
+    for (const [name, { desc }] of compatFamilies) {
+      const fromDcgm = g.dcgm?.fields[name];
+      b.add(desc, labels, fromDcgm ?? FROM_READING[name]?.(g));
+    }
+  }
+  return b.build();
+}

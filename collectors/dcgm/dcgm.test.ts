@@ -1,0 +1,277 @@
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { CollectorRunner } from '../../agent/collector-runner.js';
+import { systemClock } from '../../agent/clock.js';
+import { StateStore } from '../../agent/state-store.js';
+import type { CollectorState, Sample } from '../../agent/types.js';
+import { captureLogger } from '../../test/helpers/log-sink.js';
+import { fieldByName } from './catalogue.js';
+import { dcgmConfigSchema } from './config.js';
+import { createDcgmCollector } from './dcgm.js';
+import { dmonHeader, dmonRow, discoveryText } from './simulator/output.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'gpulse-dcgm-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const GPUS = [
+  {
+    gpuId: 0,
+    name: 'NVIDIA H100 80GB HBM3',
+    pciBusId: '00000000:18:00.0',
+    uuid: 'GPU-aaaaaaaa-0000-0000-0000-000000000000',
+  },
+  {
+    gpuId: 1,
+    name: 'NVIDIA H100 80GB HBM3',
+    pciBusId: '00000000:2A:00.0',
+    uuid: 'GPU-bbbbbbbb-0000-0000-0000-000000000000',
+  },
+];
+const DISCOVERY = discoveryText(GPUS);
+const FIELDS = [
+  'DCGM_FI_DEV_GPU_UTIL',
+  'DCGM_FI_DEV_FB_USED',
+  'DCGM_FI_DEV_POWER_USAGE',
+  'DCGM_FI_DEV_XID_ERRORS',
+  'DCGM_FI_PROF_SM_ACTIVE',
+  'DCGM_FI_PROF_PIPE_TENSOR_ACTIVE',
+  'DCGM_FI_PROF_PCIE_RX_BYTES',
+].map((n) => fieldByName(n)!);
+
+/**
+ * A stand-in dcgmi: `discovery -l` prints DISCOVERY; `dmon` runs `body` with `args`, `header`
+ * and `row(gpu, values)` in scope. Real processes, so exits, hangs and garbage are real too.
+ */
+function standIn(
+  name: string,
+  body: string,
+  discovery = `process.stdout.write(${JSON.stringify(DISCOVERY)});`,
+): string {
+  const path = join(dir, name);
+  const rowFn = `function row(g, v) { return ${JSON.stringify(dmonRow('GPU 0', FIELDS, []))}.length && fmt(g, v); }
+function fmt(g, v) { let s = ('GPU ' + g).padEnd(10); const w = ${JSON.stringify(FIELDS.map((f) => f.width + 6))};
+  v.forEach((x, i) => { s += String(x).padEnd(w[i] + 2); }); return s + '\\n'; }`;
+  writeFileSync(
+    path,
+    `#!${process.execPath}
+const args = process.argv.slice(2);
+const header = ${JSON.stringify(dmonHeader(FIELDS))};
+${rowFn}
+if (args[0] === 'discovery') { ${discovery} }
+else {
+${body}
+}
+`,
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
+const stops: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(stops.splice(0).map((s) => s()));
+});
+
+function run(binary: string, extra: Record<string, unknown> = {}) {
+  const { log, records } = captureLogger();
+  const store = new StateStore({ clock: systemClock, log });
+  const config = dcgmConfigSchema.parse({
+    binary,
+    interval: 200,
+    timeout: 3000,
+    fields: FIELDS.map((f) => f.name),
+    ...extra,
+  });
+  const runner = new CollectorRunner([createDcgmCollector(config, { random: () => 0.5 })], {
+    clock: systemClock,
+    log,
+    store,
+    random: () => 0.5,
+  });
+  runner.start();
+  stops.push(() => runner.stop());
+  const state = (): CollectorState => store.current().collectors.get('dcgm')!;
+  const until = async (
+    pred: (s: CollectorState) => boolean,
+    ms = 10_000,
+  ): Promise<CollectorState> => {
+    const t0 = Date.now();
+    for (;;) {
+      const s = state();
+      if (s && pred(s)) return s;
+      if (Date.now() - t0 > ms)
+        throw new Error(
+          `condition not met; state ${JSON.stringify({ ...s, output: undefined, health: undefined })}`,
+        );
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  return { store, state, until, records };
+}
+
+function value(
+  samples: readonly Sample[],
+  name: string,
+  labels: Record<string, string>,
+): number | undefined {
+  return samples.find(
+    (s) => s.desc.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  )?.value;
+}
+
+describe('DCGM collector', () => {
+  it('parses a dmon stream of two GPUs with N/A cells into readings and profiling series', async () => {
+    const bin = standIn(
+      'two-gpus',
+      `process.stdout.write(header);
+let k = 0;
+setInterval(() => {
+  process.stdout.write(row(0, [55, 40000, '350.125', 0, '0.910', '0.600', 1000000000]) + row(1, ['N/A', 1024, '70.000', 0, 'N/A', 'N/A', 'N/A']));
+  if (++k === 3) process.stdout.write(header);
+}, 200);`,
+    );
+    const { until } = run(bin);
+    const s = await until(
+      (st) => st.status === 'ok' && (st.output.facts?.dcgmGpus?.length ?? 0) === 2,
+    );
+    const [g0, g1] = s.output.facts!.dcgmGpus!;
+    expect(g0!.reading).toMatchObject({
+      index: 0,
+      uuid: GPUS[0]!.uuid,
+      name: 'NVIDIA H100 80GB HBM3',
+      pciBusId: '00000000:18:00.0',
+      utilizationRatio: 0.55,
+      memoryUsedBytes: 40000 * 1048576,
+      powerDrawWatts: 350.125,
+    });
+    expect(g1!.reading.utilizationRatio).toBeUndefined();
+    expect(g1!.fields).toEqual({
+      DCGM_FI_DEV_FB_USED: 1024,
+      DCGM_FI_DEV_POWER_USAGE: 70,
+      DCGM_FI_DEV_XID_ERRORS: 0,
+    });
+    const l0 = { gpu: '0', uuid: GPUS[0]!.uuid };
+    expect(value(s.output.samples, 'gpulse_gpu_sm_active_ratio', l0)).toBe(0.91);
+    expect(value(s.output.samples, 'gpulse_gpu_tensor_active_ratio', l0)).toBe(0.6);
+    // N/A: no series, not a zero.
+    expect(value(s.output.samples, 'gpulse_gpu_sm_active_ratio', { gpu: '1' })).toBeUndefined();
+    // 1 GB/s integrated over the samples: grows by ~0.2 GB per 200 ms tick.
+    const later = await until(
+      (st) =>
+        (value(st.output.samples, 'gpulse_gpu_pcie_bytes_total', { ...l0, direction: 'rx' }) ??
+          0) >= 4e8,
+    );
+    const bytes = value(later.output.samples, 'gpulse_gpu_pcie_bytes_total', {
+      ...l0,
+      direction: 'rx',
+    })!;
+    expect(bytes % 1e6).toBeCloseTo(0, -3);
+    expect(
+      value(later.output.samples, 'gpulse_gpu_pcie_bytes_total', { gpu: '1', direction: 'rx' }),
+    ).toBeUndefined();
+  });
+
+  it('counts an Xid when the XID_ERRORS field changes, not the value it started with', async () => {
+    const bin = standIn(
+      'xid',
+      `process.stdout.write(header);
+let k = 0;
+setInterval(() => {
+  k++;
+  const xid = k < 3 ? 48 : k < 5 ? 0 : 79;
+  process.stdout.write(row(0, [55, 1, '1.000', 31, '0.1', '0.1', 1]) + row(1, [55, 1, '1.000', xid, '0.1', '0.1', 1]));
+}, 150);`,
+    );
+    const { until } = run(bin);
+    const s = await until((st) => (st.output.facts?.xidErrors?.length ?? 0) >= 1);
+    expect(s.output.facts!.xidErrors).toEqual([
+      {
+        seq: 1,
+        source: 'dcgm',
+        at: expect.any(Number),
+        xid: 79,
+        severity: 'critical',
+        pciBusId: '0000:2a:00',
+        gpuUuid: GPUS[1]!.uuid,
+        gpuIndex: 1,
+        text: 'GPU has fallen off the bus',
+      },
+    ]);
+    expect(s.output.facts!.xidTotals).toEqual([
+      expect.objectContaining({ source: 'dcgm', gpuIndex: 1, xid: 79, count: 1 }),
+    ]);
+  });
+
+  it('no host engine: "no data" once, with how to fix it, and no stream started', async () => {
+    const bin = standIn(
+      'no-engine',
+      'process.exit(1);',
+      `process.stdout.write('Error: unable to establish a connection to the specified host: localhost\\nError: Unable to connect to host engine. Host engine connection invalid/disconnected.\\n'); process.exit(235);`,
+    );
+    const { until, records } = run(bin);
+    const s = await until((st) => st.status === 'no_data');
+    expect(s.reason).toBe('no_host_engine');
+    expect(s.message).toMatch(/systemctl start nvidia-dcgm/);
+    await new Promise((r) => setTimeout(r, 1500));
+    // Retried with backoff, but said once.
+    expect(records.filter((r) => r.reason === 'no_host_engine')).toHaveLength(1);
+  });
+
+  it('dcgmi not installed: "no data" in auto mode, an error when required', async () => {
+    const missing = join(dir, 'no-such-dcgmi');
+    const auto = run(missing);
+    const a = await auto.until((st) => st.status === 'no_data');
+    expect(a.reason).toBe('binary_not_found');
+    expect(a.message).toMatch(/GPULSE_DCGMI/);
+    const required = run(missing, { mode: 'required' });
+    const r = await required.until((st) => st.status === 'error');
+    expect(r.reason).toBe('binary_not_found');
+  });
+
+  it('drops profiling fields when the GPUs do not support them and keeps the device fields', async () => {
+    const bin = standIn(
+      'geforce',
+      `const ids = args[args.indexOf('-e') + 1].split(',');
+if (ids.some((i) => Number(i) > 1000)) {
+  process.stdout.write('Error setting watches. Result: -36: Profiling is not supported for this group of GPUs or GPU\\n');
+  process.exit(220);
+}
+// No header: columns are in the order asked for.
+const byId = { 203: '42', 252: '1000', 155: '100.000', 230: '0' };
+setInterval(() => process.stdout.write(('GPU 0').padEnd(10) + ids.map((i) => byId[i].padEnd(18)).join('') + '\\n'), 150);`,
+    );
+    const { until, records } = run(bin);
+    const s = await until((st) => st.status === 'ok');
+    expect(s.output.facts!.dcgmGpus![0]!.reading.utilizationRatio).toBe(0.42);
+    expect(
+      s.health.find(
+        (h) => h.desc.name === 'gpulse_dcgm_watched_fields' && h.labels.kind === 'profiling',
+      )?.value,
+    ).toBe(0);
+    expect(records.some((r) => /profiling .* is not supported/.test(String(r.msg)))).toBe(true);
+  });
+
+  it('a silent dmon is killed as hung and restarted; garbage lines are counted, not parsed', async () => {
+    const bin = standIn(
+      'hang',
+      `process.stdout.write(header);
+process.stdout.write('GPU 0     garbage\\n');
+process.stdout.write(row(0, [1, 1, '1.000', 0, '0.1', '0.1', 1]));
+setInterval(() => {}, 1000);`,
+    );
+    const { until } = run(bin, { stallIntervals: 2 });
+    const s = await until((st) => st.reason === 'hang' && st.status === 'error', 15_000);
+    expect(s.message).toMatch(/printed nothing for 2 intervals/);
+    const back = await until(
+      (st) =>
+        (st.health.find((h) => h.desc.name === 'gpulse_dcgm_restarts_total')?.value ?? 0) >= 1,
+      15_000,
+    );
+    expect(
+      back.health.find((h) => h.desc.name === 'gpulse_dcgm_rejected_lines_total')?.value,
+    ).toBeGreaterThanOrEqual(1);
+    expect(back.errors.get('parse_error')).toBeGreaterThanOrEqual(1);
+  });
+});

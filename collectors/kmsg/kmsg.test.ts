@@ -1,0 +1,276 @@
+import {
+  accessSync,
+  appendFileSync,
+  constants,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { NoDataError, CollectorError } from '../../agent/errors.js';
+import type { CollectContext, CollectorOutput } from '../../agent/types.js';
+import { captureLogger } from '../../test/helpers/log-sink.js';
+import type { XidRecord, XidTotal } from '../xid.js';
+import { kmsgConfigSchema } from './config.js';
+import { createKmsgCollector } from './kmsg.js';
+import type { KmsgReader } from './kmsg-reader.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempFile(content = ''): string {
+  const dir = mkdtempSync(join(tmpdir(), 'gpulse-kmsg-'));
+  dirs.push(dir);
+  const path = join(dir, 'kmsg.log');
+  writeFileSync(path, content);
+  return path;
+}
+
+// The agent starts 1000 s after boot; wall clock 1 700 000 000 000 ms at that moment.
+const START_UPTIME_S = 1000;
+const NOW = 1_700_000_000_000;
+const BOOT_MS = NOW - START_UPTIME_S * 1000;
+
+function record(seq: number, sinceBootS: number, message: string, prio = 3): string {
+  return `${prio},${seq},${Math.round(sinceBootS * 1e6)},-;${message}\n`;
+}
+
+const XID_79 =
+  "NVRM: Xid (PCI:0000:91:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.";
+const XID_13 =
+  "NVRM: Xid (PCI:0000:38:00): 13, pid='<unknown>', name=<unknown>, Graphics SM Warp Exception on (GPC 9, TPC 1, SM 1): Out Of Range Address";
+const IDENTITY = 'NVRM: GPU at PCI:0000:91:00: GPU-b6c3b2be-c55b-d076-fa0e-d464e4c7e08b';
+
+function collector(
+  path: string,
+  mode: 'auto' | 'required' = 'auto',
+  open?: (p: string) => Promise<KmsgReader>,
+) {
+  return createKmsgCollector(kmsgConfigSchema.parse({ path, mode }), {
+    uptime: () => Promise.resolve(START_UPTIME_S),
+    now: () => NOW,
+    ...(open ? { open } : {}),
+  });
+}
+
+function ctx(): CollectContext {
+  return { signal: new AbortController().signal, log: captureLogger().log, now: () => NOW };
+}
+
+function xids(out: CollectorOutput): readonly XidRecord[] {
+  return out.facts?.xidErrors ?? [];
+}
+
+function totals(out: CollectorOutput): readonly XidTotal[] {
+  return out.facts?.xidTotals ?? [];
+}
+
+function sample(
+  out: CollectorOutput,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  return out.samples.find(
+    (s) => s.desc.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  )?.value;
+}
+
+describe('kmsg collector following a file in kmsg record format', () => {
+  it('skips records from before the agent started and counts those logged after', async () => {
+    const path = tempFile(
+      record(10, 500, IDENTITY, 6) +
+        record(11, 500.1, XID_79) +
+        // A line without a kernel timestamp already in the file is history too.
+        `[  500.2] ${XID_13}\n`,
+    );
+    const c = collector(path);
+    const first = await c.collect(ctx());
+    expect(xids(first)).toEqual([]);
+    expect(totals(first)).toEqual([]);
+    expect(sample(first, 'gpulse_kmsg_records_total', { age: 'history' })).toBe(3);
+    expect(sample(first, 'gpulse_kmsg_following', { kind: 'file', path })).toBe(1);
+
+    appendFileSync(
+      path,
+      record(12, 1000.5, XID_79) + `${XID_13}\n` + record(13, 1001, 'eth0: link up', 6),
+    );
+    const second = await c.collect(ctx());
+    expect(xids(second)).toEqual([
+      {
+        seq: 1,
+        source: 'kmsg',
+        at: BOOT_MS + 1_000_500,
+        xid: 79,
+        severity: 'critical',
+        pciBusId: '0000:91:00',
+        // Learnt from the identity line of the history, which is not itself counted.
+        gpuUuid: 'GPU-b6c3b2be-c55b-d076-fa0e-d464e4c7e08b',
+        text: "pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
+      },
+      expect.objectContaining({
+        seq: 2,
+        xid: 13,
+        severity: 'info',
+        pciBusId: '0000:38:00',
+        at: NOW,
+      }),
+    ]);
+    expect(totals(second)).toEqual([
+      {
+        source: 'kmsg',
+        pciBusId: '0000:91:00',
+        gpuUuid: 'GPU-b6c3b2be-c55b-d076-fa0e-d464e4c7e08b',
+        xid: 79,
+        severity: 'critical',
+        count: 1,
+      },
+      { source: 'kmsg', pciBusId: '0000:38:00', xid: 13, severity: 'info', count: 1 },
+    ]);
+    expect(sample(second, 'gpulse_kmsg_records_total', { age: 'new' })).toBe(3);
+
+    // Nothing new: nothing more counted.
+    const third = await c.collect(ctx());
+    expect(totals(third).reduce((n, t) => n + t.count, 0)).toBe(2);
+    await c.close?.();
+  });
+
+  it('keeps a half-written line until its newline arrives', async () => {
+    const path = tempFile();
+    const c = collector(path);
+    await c.collect(ctx());
+    const line = record(20, 1002, XID_79);
+    appendFileSync(path, line.slice(0, 25));
+    expect(xids(await c.collect(ctx()))).toEqual([]);
+    appendFileSync(path, line.slice(25));
+    expect(xids(await c.collect(ctx())).map((r) => r.xid)).toEqual([79]);
+    await c.close?.();
+  });
+
+  it('survives truncation (copytruncate) and rotation without losing or repeating records', async () => {
+    const path = tempFile(record(1, 1001, XID_79));
+    const c = collector(path);
+    expect(xids(await c.collect(ctx()))).toHaveLength(1);
+
+    truncateSync(path, 0);
+    appendFileSync(path, record(2, 1002, XID_13));
+    const afterTruncate = await c.collect(ctx());
+    expect(xids(afterTruncate).map((r) => r.xid)).toEqual([79, 13]);
+    expect(sample(afterTruncate, 'gpulse_kmsg_reopened_total')).toBe(1);
+
+    // Written to the old file after our last read, then rotated away: still read, once.
+    appendFileSync(path, record(3, 1003, XID_79));
+    renameSync(path, `${path}.1`);
+    writeFileSync(path, record(4, 1004, XID_13));
+    const afterRotate = await c.collect(ctx());
+    expect(xids(afterRotate).map((r) => r.xid)).toEqual([79, 13, 79, 13]);
+    expect(sample(afterRotate, 'gpulse_kmsg_reopened_total')).toBe(2);
+    const t = Object.fromEntries(totals(afterRotate).map((x) => [x.xid, x.count]));
+    expect(t).toEqual({ 79: 2, 13: 2 });
+    expect(xids(await c.collect(ctx()))).toHaveLength(4);
+    await c.close?.();
+  });
+
+  it('replays every line of the Xid flood fixture appended after start: 629 Xid 13 and 7 Xid 43', async () => {
+    const { readFileSync } = await import('node:fs');
+    const flood = readFileSync(
+      join(import.meta.dirname, 'fixtures', 'dmesg-decode-iso__xid-13-x629-xid-43__gpud.log'),
+      'utf8',
+    );
+    const path = tempFile();
+    const c = collector(path);
+    await c.collect(ctx());
+    // The fixture's last line has no newline; a follower waits for it, so add it.
+    appendFileSync(path, `${flood}\n`);
+    const out = await c.collect(ctx());
+    expect(Object.fromEntries(totals(out).map((t) => [t.xid, t.count]))).toEqual({
+      13: 629,
+      43: 7,
+    });
+    expect(xids(out)).toHaveLength(636);
+    expect(xids(out).map((r) => r.seq)).toEqual(Array.from({ length: 636 }, (_, i) => i + 1));
+    await c.close?.();
+  });
+});
+
+describe('kmsg collector when the kernel log cannot be read', () => {
+  it('a missing path is "no data" in auto mode and an error when required', async () => {
+    const missing = join(tmpdir(), 'gpulse-no-such-kmsg');
+    await expect(collector(missing).collect(ctx())).rejects.toSatisfy(
+      (e) =>
+        e instanceof NoDataError && e.reason === 'kmsg_not_found' && /GPULSE_KMSG/.test(e.message),
+    );
+    await expect(collector(missing, 'required').collect(ctx())).rejects.toSatisfy(
+      (e) => e instanceof CollectorError && e.reason === 'kmsg_not_found',
+    );
+  });
+
+  it('permission denied says how to fix it', async () => {
+    const open = () =>
+      Promise.reject(Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }));
+    await expect(collector('/dev/kmsg', 'auto', open).collect(ctx())).rejects.toSatisfy(
+      (e) =>
+        e instanceof NoDataError &&
+        e.reason === 'permission_denied' &&
+        /CAP_SYSLOG/.test(e.message),
+    );
+  });
+
+  it('a device reopened after a read error does not count its replayed ring twice', async () => {
+    let opens = 0;
+    let failNext = false;
+    const ring = [record(100, 1001, XID_79), record(101, 1002, XID_13)].map((l) => l.trim());
+    const open = (): Promise<KmsgReader> => {
+      opens++;
+      let served = false;
+      return Promise.resolve({
+        kind: 'device' as const,
+        read: () => {
+          if (failNext) {
+            failNext = false;
+            return Promise.reject(Object.assign(new Error('EIO'), { code: 'EIO' }));
+          }
+          const lines = served ? [] : ring;
+          served = true;
+          return Promise.resolve({ lines, lost: 0, reopened: false });
+        },
+        close: () => Promise.resolve(),
+      });
+    };
+    const c = collector('/dev/kmsg', 'auto', open);
+    expect(xids(await c.collect(ctx()))).toHaveLength(2);
+    failNext = true;
+    await expect(c.collect(ctx())).rejects.toSatisfy((e) => e instanceof CollectorError);
+    const again = await c.collect(ctx());
+    expect(opens).toBe(2);
+    expect(xids(again)).toHaveLength(2);
+  });
+});
+
+function readable(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe.skipIf(!readable('/dev/kmsg'))('kmsg collector on this machine’s /dev/kmsg', () => {
+  it('reads the ring as history, record by record, without blocking', async () => {
+    const c = createKmsgCollector(kmsgConfigSchema.parse({}));
+    const out = await c.collect(ctx());
+    expect(sample(out, 'gpulse_kmsg_following', { kind: 'device', path: '/dev/kmsg' })).toBe(1);
+    expect(sample(out, 'gpulse_kmsg_records_total', { age: 'history' })).toBeGreaterThan(0);
+    // A second read returns at once (O_NONBLOCK): nothing new or a few new lines.
+    const t0 = Date.now();
+    await c.collect(ctx());
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await c.close?.();
+  });
+});
