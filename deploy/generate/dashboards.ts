@@ -203,6 +203,56 @@ export const fleetDashboard: DashboardSpec = {
           'short',
           '{{instance}} {{stream}}',
         ),
+        {
+          title: 'DCGM stream',
+          description: 'Is the dcgmi dmon stream running (1), and how often was it restarted?',
+          kind: 'timeseries',
+          unit: 'short',
+          queries: [
+            { expr: `gpulse_dcgm_stream_up{${I}}`, legend: '{{instance}} up' },
+            {
+              expr: `increase(gpulse_dcgm_restarts_total{${I}}[$__rate_interval])`,
+              legend: '{{instance}} restarts',
+            },
+            {
+              expr: `increase(gpulse_dcgm_rejected_lines_total{${I}}[$__rate_interval])`,
+              legend: '{{instance}} rejected lines',
+            },
+          ],
+        },
+        ts(
+          'DCGM fields watched',
+          'How many DCGM fields are watched, by kind (no profiling fields: not a datacenter GPU)?',
+          `gpulse_dcgm_watched_fields{${I}}`,
+          'short',
+          '{{instance}} {{kind}}',
+        ),
+        tableOf(
+          'Kernel log followed',
+          'Which kernel log does each agent read Xid errors from (none: Xids come from DCGM only)?',
+          `gpulse_kmsg_following{${I}}`,
+        ),
+        {
+          title: 'Kernel log records',
+          description:
+            'Records read since start (history: logged before the agent started), records lost to a wrapped ring buffer, and rotations.',
+          kind: 'timeseries',
+          unit: 'short',
+          queries: [
+            {
+              expr: `increase(gpulse_kmsg_records_total{${I}}[$__rate_interval])`,
+              legend: '{{instance}} {{age}}',
+            },
+            {
+              expr: `increase(gpulse_kmsg_records_lost_total{${I}}[$__rate_interval])`,
+              legend: '{{instance}} lost',
+            },
+            {
+              expr: `increase(gpulse_kmsg_reopened_total{${I}}[$__rate_interval])`,
+              legend: '{{instance}} reopened',
+            },
+          ],
+        },
         tableOf('Versions', 'Which gpulse version runs where?', `gpulse_build_info{${I}}`),
       ],
     },
@@ -282,6 +332,51 @@ export const gpuDashboard: DashboardSpec = {
           'P0 = maximum performance, P8 and above = idle clocks.',
           `gpulse_gpu_pstate{${G}}`,
           'short',
+        ),
+      ],
+    },
+    {
+      title: 'Profiling (DCGM)',
+      panels: [
+        {
+          title: 'SM activity',
+          description:
+            'Are the SMs really busy? "Utilization" counts any kernel running; SM active and occupancy show how much of the chip it uses.',
+          kind: 'timeseries',
+          unit: 'percentunit',
+          min: 0,
+          max: 1,
+          queries: [
+            {
+              expr: `gpulse_gpu_graphics_engine_active_ratio{${G}}`,
+              legend: `${GPU_LEGEND} engine active`,
+            },
+            { expr: `gpulse_gpu_sm_active_ratio{${G}}`, legend: `${GPU_LEGEND} SM active` },
+            { expr: `gpulse_gpu_sm_occupancy_ratio{${G}}`, legend: `${GPU_LEGEND} SM occupancy` },
+          ],
+        },
+        {
+          title: 'Pipes',
+          description:
+            'Which math units do the kernels use (tensor cores for mixed-precision training and inference)?',
+          kind: 'timeseries',
+          unit: 'percentunit',
+          min: 0,
+          max: 1,
+          queries: [
+            { expr: `gpulse_gpu_tensor_active_ratio{${G}}`, legend: `${GPU_LEGEND} tensor` },
+            { expr: `gpulse_gpu_fp16_active_ratio{${G}}`, legend: `${GPU_LEGEND} FP16` },
+            { expr: `gpulse_gpu_fp32_active_ratio{${G}}`, legend: `${GPU_LEGEND} FP32` },
+            { expr: `gpulse_gpu_fp64_active_ratio{${G}}`, legend: `${GPU_LEGEND} FP64` },
+          ],
+        },
+        ts(
+          'Memory interface active',
+          'Is the kernel memory-bound (DRAM busy while the pipes idle)?',
+          `gpulse_gpu_dram_active_ratio{${G}}`,
+          'percentunit',
+          GPU_LEGEND,
+          { min: 0, max: 1 },
         ),
       ],
     },
@@ -406,7 +501,7 @@ export const gpuDashboard: DashboardSpec = {
       ],
     },
     {
-      title: 'PCIe',
+      title: 'PCIe and NVLink',
       panels: [
         {
           title: 'PCIe link',
@@ -418,6 +513,20 @@ export const gpuDashboard: DashboardSpec = {
             { expr: `gpulse_gpu_pcie_link_width{${G}}`, legend: `${GPU_LEGEND} lanes` },
           ],
         },
+        ts(
+          'PCIe traffic',
+          'Is host-to-device copying the bottleneck (data loading, offloading)?',
+          `rate(gpulse_gpu_pcie_bytes_total{${G}}[$__rate_interval])`,
+          'Bps',
+          '{{instance}} GPU {{gpu}} {{direction}}',
+        ),
+        ts(
+          'NVLink traffic',
+          'How much do the GPUs exchange with each other (all-reduce in multi-GPU training)?',
+          `rate(gpulse_gpu_nvlink_bytes_total{${G}}[$__rate_interval])`,
+          'Bps',
+          '{{instance}} GPU {{gpu}} {{direction}}',
+        ),
       ],
     },
     {

@@ -6,7 +6,6 @@
  * which the last test enforces.
  */
 export const PENDING_METRICS: Readonly<Record<string, string>> = {
-  gpulse_gpu_xid_errors_total: 'health',
   gpulse_container_gpu_memory_used_bytes: 'containers',
   gpulse_container_gpu_utilization_ratio: 'containers',
   gpulse_container_gpu_request_info: 'containers',

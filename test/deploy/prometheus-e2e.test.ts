@@ -3,7 +3,7 @@
 // expressions untouched). Every panel query of every dashboard must return series, and the alerts
 // the scenarios stand for must fire in Prometheus's own /api/v1/alerts.
 // Worst case bounded at 85 s (start 20 s, alerts 45 s, panels 20 s); about 30 s when all goes well.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -25,12 +25,24 @@ import {
   type DashboardQuery,
 } from './deploy-files.js';
 
+const APP_XID =
+  '13, pid=4100, name=python, Graphics SM Warp Exception on (GPC 9, TPC 1, SM 1): Out Of Range Address';
+
+/** A kernel log record (kmsg format) of an Xid on the h100-8x GPU at PCI bus `bus`, logged now. */
+function xidRecord(seq: number, bus: string, xid: string): string {
+  const usec = Math.round(Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1e6);
+  return `3,${seq},${usec},-;NVRM: Xid (PCI:0000:${bus}:00): ${xid}\n`;
+}
+
 /** Alerts the scenarios below must fire (the rest need events the simulator cannot make). */
 const EXPECTED_ALERTS = [
   'GpulseAgentDown', // a scrape target nobody listens on
   'GpulseGpuThermalSlowdown', // agent "thermal": thermal-throttle
   'GpulseGpuSoftwareThermalThrottling',
   'GpulseGpuPowerBrakeSlowdown', // agent "power": power-brake
+  'GpulseGpuXidCritical', // agent "power": Xids in its kernel log
+  'GpulseGpuXidWarning',
+  'GpulseGpuApplicationXidBurst',
   'GpulseGpuUtilizationSaturated', // training load at 100 %
   'GpulseGpuMemoryNearlyFull', // agent "memory": memory-full
   'GpulseGpuMemoryFull',
@@ -86,6 +98,7 @@ describeWithTools(
     let store: StoreServer | undefined;
     let tmp = '';
     let started = 0;
+    let burst: NodeJS.Timeout | undefined;
 
     beforeAll(async () => {
       tmp = await mkdtemp(join(tmpdir(), 'gpulse-deploy-e2e-'));
@@ -135,6 +148,11 @@ describeWithTools(
       await writeFile(join(sys, 'class', 'thermal', 'thermal_zone0', 'type'), 'x86_pkg_temp\n');
       await writeFile(join(sys, 'class', 'thermal', 'thermal_zone0', 'temp'), '48000\n');
 
+      // Agent "power" follows a kernel log file; Xids are appended once it runs (records logged
+      // before the agent started are history and not counted).
+      const kmsg = join(tmp, 'kmsg');
+      await writeFile(kmsg, '');
+
       const sim = (args: string[], env: NodeJS.ProcessEnv = {}) =>
         startCli(['simulate', '--interval', '1s', '--xml-interval', '3s', ...args], {
           GPULSE_LOG_LEVEL: 'warn',
@@ -153,7 +171,9 @@ describeWithTools(
               GPULSE_HOST_SYS_ROOT: sys,
             },
           ),
-          sim(['--profile', 'h100-8x', '--scenario', 'power-brake:after=0s,for=inf']),
+          sim(['--profile', 'h100-8x', '--scenario', 'power-brake:after=0s,for=inf'], {
+            GPULSE_KMSG: kmsg,
+          }),
           sim(['--profile', 'rtx-4080-super', '--scenario', 'memory-full:after=0s,ramp=5s']),
           sim(['--capture', v100, '--scenario', 'gpu-lost:after=20s']),
         ])),
@@ -180,9 +200,27 @@ describeWithTools(
       prom = await startPrometheus(join(tmp, 'prometheus'), stringify(config), {
         'alerts.yaml': stringify(rules),
       });
+      // The kernel names GPUs by PCI bus: the agent maps them once nvidia-smi has answered.
+      await agents[1]!.waitForMetrics((b) => b.includes('gpulse_gpu_info{'));
+      // A double-bit ECC Xid on GPU 0, a row-remap-pending Xid on GPU 1 and one application Xid on
+      // GPU 2; a few seconds later (after Prometheus has scraped the first one) a burst of five more.
+      await appendFile(
+        kmsg,
+        xidRecord(
+          1,
+          '0a',
+          "48, pid='<unknown>', name=<unknown>, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer",
+        ) +
+          xidRecord(2, '11', "63, pid='<unknown>', name=<unknown>, Row remapping pending") +
+          xidRecord(3, '18', APP_XID),
+      );
+      burst = setTimeout(() => {
+        void appendFile(kmsg, [4, 5, 6, 7, 8].map((seq) => xidRecord(seq, '18', APP_XID)).join(''));
+      }, 5000);
     }, 20_000);
 
     afterAll(async () => {
+      clearTimeout(burst);
       await prom?.stop();
       await Promise.all(agents.map((a) => a.stop()));
       await store?.stop();
@@ -191,13 +229,16 @@ describeWithTools(
 
     it('fires the alerts the scenarios stand for', async () => {
       const p = prom!;
-      let firing: Alert[] = [];
+      // Every alert seen firing during the wait, by its labels: thresholds at the edge of a
+      // simulated load curve (utilization around 90 %) flap with `for:` at 0s, so no single
+      // instant needs to hold all of them.
+      const seen = new Map<string, Alert>();
       const t0 = Date.now();
       for (;;) {
-        firing = (await p.api<{ alerts: Alert[] }>('/api/v1/alerts')).alerts.filter(
-          (a) => a.state === 'firing',
-        );
-        const names = new Set(firing.map((a) => a.labels.alertname));
+        for (const a of (await p.api<{ alerts: Alert[] }>('/api/v1/alerts')).alerts) {
+          if (a.state === 'firing') seen.set(JSON.stringify(a.labels), a);
+        }
+        const names = new Set([...seen.values()].map((a) => a.labels.alertname));
         if (EXPECTED_ALERTS.every((a) => names.has(a))) break;
         if (Date.now() - t0 > 40_000) {
           throw new Error(
@@ -206,6 +247,7 @@ describeWithTools(
         }
         await new Promise((r) => setTimeout(r, 1000));
       }
+      const firing = [...seen.values()];
       const byName = (n: string) => firing.filter((a) => a.labels.alertname === n);
       // Each alert fired for the agent whose scenario causes it, with its annotations rendered.
       const port = (i: number) => `127.0.0.1:${agents[i]!.port}`;
@@ -218,6 +260,15 @@ describeWithTools(
       expect(
         byName('GpulseGpuPowerBrakeSlowdown').every((a) => a.labels.instance === port(1)),
       ).toBe(true);
+      expect(
+        byName('GpulseGpuXidCritical').map((a) => [a.labels.instance, a.labels.gpu, a.labels.xid]),
+      ).toEqual([[port(1), '0', '48']]);
+      expect(byName('GpulseGpuXidWarning').map((a) => [a.labels.gpu, a.labels.xid])).toEqual([
+        ['1', '63'],
+      ]);
+      expect(
+        byName('GpulseGpuApplicationXidBurst').map((a) => [a.labels.gpu, a.labels.xid]),
+      ).toEqual([['2', '13']]);
       expect(byName('GpulseGpuMemoryFull').map((a) => a.labels.instance)).toEqual([port(2)]);
       expect(byName('GpulseGpuFallenOffBus')[0]?.labels).toMatchObject({
         instance: port(3),
