@@ -3,6 +3,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { nvidiaSmiConfigSchema, nvidiaSmiSettings } from '../collectors/nvidia-smi/config.js';
 import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
+import { dockerConfigSchema, dockerSettings } from '../collectors/docker/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
 
@@ -39,6 +40,10 @@ const zListen = z.string().transform((value, ctx) => {
 export const agentConfigSchema = z
   .object({
     listen: zListen.default({ host: '0.0.0.0', port: 9489 }),
+    /** The host's /proc as the agent sees it: GPU drivers report host PIDs (`/host/proc` in a container). */
+    procRoot: z.string().min(1).default('/proc'),
+    /** The host's cgroup mount (`/host/sys/fs/cgroup` in a container), for container stats. */
+    cgroupRoot: z.string().min(1).default('/sys/fs/cgroup'),
     log: z
       .object({
         level: z
@@ -52,11 +57,13 @@ export const agentConfigSchema = z
       .object({
         'nvidia-smi': nvidiaSmiConfigSchema.default(nvidiaSmiConfigSchema.parse({})),
         host: hostConfigSchema.default(hostConfigSchema.parse({})),
+        docker: dockerConfigSchema.default(dockerConfigSchema.parse({})),
       })
       .strict()
       .default({
         'nvidia-smi': nvidiaSmiConfigSchema.parse({}),
         host: hostConfigSchema.parse({}),
+        docker: dockerConfigSchema.parse({}),
       }),
   })
   .strict();
@@ -87,8 +94,22 @@ export const settings: readonly SettingBinding[] = [
     valueName: 'FORMAT',
     description: 'auto|json|pretty (auto: pretty on a terminal, JSON otherwise)',
   },
+  {
+    path: ['procRoot'],
+    env: 'GPULSE_PROC_ROOT',
+    flag: 'proc-root',
+    valueName: 'PATH',
+    description: "the host's /proc, for GPU process attribution (default /proc; /host/proc in a container)",
+  },
+  {
+    path: ['cgroupRoot'],
+    env: 'GPULSE_CGROUP_ROOT',
+    valueName: 'PATH',
+    description: "the host's cgroup mount, for container stats (default /sys/fs/cgroup)",
+  },
   ...nvidiaSmiSettings,
   ...hostSettings,
+  ...dockerSettings,
 ];
 
 /** Environment variables that belong to gpulse but are not settings (simulator, tests). */
