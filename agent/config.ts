@@ -99,7 +99,8 @@ export const settings: readonly SettingBinding[] = [
     env: 'GPULSE_PROC_ROOT',
     flag: 'proc-root',
     valueName: 'PATH',
-    description: "the host's /proc, for GPU process attribution (default /proc; /host/proc in a container)",
+    description:
+      "the host's /proc, for GPU process attribution (default /proc; /host/proc in a container)",
   },
   {
     path: ['cgroupRoot'],

@@ -3,6 +3,7 @@ import type { AgentConfig } from '../agent/config.js';
 import type { SpawnFn } from '../agent/process.js';
 import type { Collector } from '../agent/types.js';
 import { createHostCollector } from './host/host.js';
+import { createDockerCollector } from './docker/docker-collector.js';
 
 /** I/O the collectors share, injected by the agent (tests pass their own). */
 export interface CollectorDeps {
@@ -25,6 +26,18 @@ export const collectorRegistry: readonly CollectorEntry[] = [
     name: 'host',
     enabled: (c) => c.collectors.host.mode !== 'off',
     create: (c) => createHostCollector(c.collectors.host),
+  },
+  {
+    name: 'docker',
+    enabled: (c) => c.collectors.docker.mode !== 'off',
+    create: (c, deps) =>
+      createDockerCollector(c.collectors.docker, {
+        clock: deps.clock,
+        env: deps.env,
+        random: deps.random,
+        procRoot: c.procRoot,
+        cgroupRoot: c.cgroupRoot,
+      }),
   },
 ];
 

@@ -106,6 +106,9 @@ export function normalizeEvent(json: unknown): EngineEvent | undefined {
   };
 }
 
+/** An HTTP response stream (it has destroy, which the Node typings of ReadableStream omit). */
+type Destroyable = NodeJS.ReadableStream & { destroy?: () => void };
+
 /** Opens the Engine's event stream (dockerode's getEvents). */
 export type OpenEvents = (options: {
   since?: string;
@@ -130,7 +133,7 @@ export interface EventStreamOptions {
  * backoff and asks for the events it missed (`since` the last one seen).
  */
 export class EventStream {
-  private stream: NodeJS.ReadableStream | undefined;
+  private stream: Destroyable | undefined;
   private timer: TimerHandle | undefined;
   private stopped = true;
   private attempts = 0;
@@ -165,7 +168,7 @@ export class EventStream {
   }
 
   private close(): void {
-    const s = this.stream as (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
+    const s = this.stream;
     this.stream = undefined;
     this.connected = false;
     s?.removeAllListeners();
@@ -188,7 +191,7 @@ export class EventStream {
       return;
     }
     if (this.stopped) {
-      (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+      (stream as Destroyable).destroy?.();
       return;
     }
     this.connections++;

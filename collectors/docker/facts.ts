@@ -80,14 +80,14 @@ export interface ContainerIncident {
   readonly details: Readonly<Record<string, unknown>>;
 }
 
-/** Label identity of a container series. */
-export interface ContainerLabels {
+/** Label identity of a container series (a type alias: label maps take it as a string record). */
+export type ContainerLabels = {
   readonly container_id: string;
   readonly container_name: string;
   readonly image: string;
   readonly pod: string;
   readonly namespace: string;
-}
+};
 
 /** What the docker collector knows about one container, for detectors and the events API. */
 export interface DockerContainerFact {
