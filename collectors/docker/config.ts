@@ -56,6 +56,12 @@ export const dockerSettings: readonly SettingBinding[] = [
     description: 'container stats interval (default 10s)',
   },
   {
+    path: ['collectors', 'docker', 'timeout'],
+    env: 'GPULSE_DOCKER_TIMEOUT',
+    valueName: 'DURATION',
+    description: 'limit of one Engine API request (default 5s)',
+  },
+  {
     path: ['collectors', 'docker', 'stats'],
     env: 'GPULSE_DOCKER_STATS',
     valueName: 'auto|cgroup|api',
@@ -66,5 +72,17 @@ export const dockerSettings: readonly SettingBinding[] = [
     env: 'GPULSE_DOCKER_LOGS',
     valueName: 'gpu|all|off',
     description: 'container logs followed for GPU out-of-memory messages (default gpu)',
+  },
+  {
+    path: ['collectors', 'docker', 'retention'],
+    env: 'GPULSE_DOCKER_RETENTION',
+    valueName: 'DURATION',
+    description: "how long a removed container's counters stay (default 5m)",
+  },
+  {
+    path: ['collectors', 'docker', 'concurrency'],
+    env: 'GPULSE_DOCKER_CONCURRENCY',
+    valueName: 'N',
+    description: 'Engine API requests in flight at once (default 8)',
   },
 ];
