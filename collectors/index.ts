@@ -26,7 +26,8 @@ export const collectorRegistry: readonly CollectorEntry[] = [
   {
     name: 'nvidia-smi',
     enabled: (c) => c.collectors['nvidia-smi'].mode !== 'off',
-    create: (c, d) => createNvidiaSmiCollector(c.collectors['nvidia-smi'], d),
+    create: (c, d) =>
+      createNvidiaSmiCollector(c.collectors['nvidia-smi'], { ...d, procRoot: c.procRoot }),
   },
   {
     name: 'host',

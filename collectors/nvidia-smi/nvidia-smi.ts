@@ -5,6 +5,7 @@ import { CollectorError, NoDataError, errorMessage } from '../../agent/errors.js
 import type { GpuProcess, GpuReading } from '../../agent/facts.js';
 import { counter, gauge, SampleBuilder } from '../../agent/metric.js';
 import { CommandError, runCommand, type SpawnFn } from '../../agent/process.js';
+import { attributeProcesses, ProcessContainers } from '../../agent/process-containers.js';
 import type { StreamSink, StreamingCollector } from '../../agent/types.js';
 import { gpuReadingSamples } from '../gpu-series.js';
 import type { NvidiaSmiConfig } from './config.js';
@@ -49,6 +50,8 @@ export interface NvidiaSmiDeps {
   readonly spawnFn?: SpawnFn;
   readonly env?: NodeJS.ProcessEnv;
   readonly random?: () => number;
+  /** The host's /proc: GPU processes are attributed to containers from `<procRoot>/<pid>/cgroup`. */
+  readonly procRoot?: string;
 }
 
 /** Builds the nvidia-smi collector: long-lived CSV streams plus a slow `-q -x` stream. */
@@ -83,6 +86,7 @@ class NvidiaSmiCollector implements StreamingCollector {
   private rejected = new Map<StreamName, number>();
   private stopped = false;
   private reprobeTimer: TimerHandle | undefined;
+  private containers: ProcessContainers | undefined;
 
   constructor(
     private readonly config: NvidiaSmiConfig,
@@ -95,6 +99,13 @@ class NvidiaSmiCollector implements StreamingCollector {
     this.sink = sink;
     this.log = log;
     this.stopped = false;
+    if (this.deps.procRoot) {
+      this.containers = new ProcessContainers({
+        procRoot: this.deps.procRoot,
+        now: () => this.clock.now(),
+        log,
+      });
+    }
     const known = await this.probe();
     this.fields = selectQueryFields(known, this.config.excludeFields);
     if (this.fields.length === 0) {
@@ -287,7 +298,9 @@ class NvidiaSmiCollector implements StreamingCollector {
 
   private flushApps(): void {
     this.appsTimer = undefined;
-    this.processes = this.appsBlock;
+    this.processes = this.containers
+      ? attributeProcesses(this.appsBlock, this.containers)
+      : this.appsBlock;
     this.appsBlock = [];
     this.lastAppsAt = this.clock.now();
   }
