@@ -74,6 +74,9 @@ interface Tracked {
   logCursor: LogCursor;
   /** Why logs cannot be read for this run (log driver without read support ...). */
   logsBlockedRun?: string;
+  /** When the last inspect was applied, and when the last log stream ended. */
+  infoAt: number;
+  logEndedAt?: number;
 }
 
 const runKeyOf = (c: DockerContainer): string => String(c.startedAt ?? 'unknown');
@@ -115,6 +118,7 @@ class DockerCollector implements StreamingCollector {
   private reinspectAll = false;
   private followerLimitLogged = false;
   private lastCycleMs: number | undefined;
+  private logLines = 0;
 
   constructor(
     private readonly config: DockerConfig,
@@ -164,6 +168,7 @@ class DockerCollector implements StreamingCollector {
     this.events?.stop();
     if (this.cycleTimer) this.deps.clock.clearTimeout(this.cycleTimer);
     if (this.publishTimer) this.deps.clock.clearTimeout(this.publishTimer);
+    if (this.healthTimer) this.deps.clock.clearTimeout(this.healthTimer);
     for (const t of this.containers.values()) t.follower?.stop();
     await this.queue.catch(() => undefined);
   }
@@ -185,6 +190,17 @@ class DockerCollector implements StreamingCollector {
       this.enqueue(() => this.cycle());
     }, delayMs);
     this.cycleTimer.unref?.();
+  }
+
+  private healthTimer: TimerHandle | undefined;
+
+  private requestHealth(): void {
+    if (this.healthTimer || this.stopped) return;
+    this.healthTimer = this.deps.clock.setTimeout(() => {
+      this.healthTimer = undefined;
+      this.publishHealth();
+    }, 200);
+    this.healthTimer.unref?.();
   }
 
   private requestPublish(): void {
@@ -280,9 +296,13 @@ class DockerCollector implements StreamingCollector {
         runKey,
         dirty: false,
         gpuOoms: 0,
+        infoAt: now,
         episodes: new GpuOomEpisodes(),
-        // Logs of containers that were there before us are history: read from now on.
-        logCursor: cursorAt(historical ? this.startedAt : (info.startedAt ?? now) - 1),
+        // Logs of containers that were there before us are history: read from now on. A new
+        // container's first lines can carry times before its StartedAt (set once runc returned).
+        logCursor: cursorAt(
+          historical ? this.startedAt : (info.createdAt ?? info.startedAt ?? now) - 1,
+        ),
       };
       this.containers.set(id, t);
     } else if (runKey !== t.runKey) {
@@ -302,6 +322,7 @@ class DockerCollector implements StreamingCollector {
       t.logsBlockedRun = undefined;
     }
     t.info = info;
+    t.infoAt = now;
     t.labels = containerLabels(info);
     t.dirty = false;
     t.removedAt = undefined;
@@ -487,6 +508,8 @@ class DockerCollector implements StreamingCollector {
     if (this.config.logs === 'off' || t.removedAt !== undefined) return false;
     if (this.config.logs === 'gpu' && t.info.gpus.length === 0) return false;
     if (t.logsBlockedRun === t.runKey) return false;
+    // The stream ends when the container stops: wait for the inspect that says so (or not).
+    if (t.logEndedAt !== undefined && t.infoAt <= t.logEndedAt) return false;
     // Follow while it runs, and once more after it stopped if lines may be unread.
     const end = t.info.state === 'running' ? Infinity : (t.info.finishedAt ?? 0);
     return end > t.logCursor.sec * 1000 + t.logCursor.nsec / 1e6;
@@ -530,6 +553,16 @@ class DockerCollector implements StreamingCollector {
               ? now
               : read;
           if (t.follower === follower) t.follower = undefined;
+          t.logEndedAt = this.deps.clock.now();
+          t.dirty = true;
+          this.log?.debug(
+            {
+              container: t.labels.container_name,
+              cursor: t.logCursor,
+              err: err && errorMessage(err),
+            },
+            'container log stream ended',
+          );
           if (err !== undefined) {
             // Not retried for this run: a log driver without read support stays so.
             t.logsBlockedRun = runKey;
@@ -543,11 +576,17 @@ class DockerCollector implements StreamingCollector {
         },
       });
       t.follower = follower;
+      this.log?.debug(
+        { container: t.labels.container_name, since: t.logCursor, state: t.info.state },
+        'following container logs',
+      );
       void follower.start();
     }
   }
 
   private onLogLine(id: string, text: string, atMs: number): void {
+    this.logLines++;
+    if (this.logLines % 1000 === 1) this.requestHealth();
     const match = matchGpuOom(text);
     if (!match) return;
     const t = this.containers.get(id);
@@ -574,6 +613,7 @@ class DockerCollector implements StreamingCollector {
       {},
       [...this.containers.values()].filter((t) => t.follower).length,
     );
+    b.add(dockerHealthMetrics.logLines, {}, this.logLines);
     this.sink?.health(b.build());
   }
 

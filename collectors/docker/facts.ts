@@ -27,6 +27,8 @@ export interface DockerContainer {
   readonly state: string;
   /** Host PID of the container's first process while it runs. */
   readonly pid?: number;
+  /** Unix ms the container was created. */
+  readonly createdAt?: number;
   /** Unix ms of the current (or last) run's start and end. */
   readonly startedAt?: number;
   readonly finishedAt?: number;

@@ -32,6 +32,7 @@ export function parseInspect(json: unknown): DockerContainer | undefined {
     composeService: labels[LABELS.composeService],
     state: str(state?.Status) ?? (running ? 'running' : 'unknown'),
     pid: running && pid !== undefined && pid > 0 ? pid : undefined,
+    createdAt: timeMs(at(json, 'Created')),
     startedAt: timeMs(state?.StartedAt),
     finishedAt: timeMs(state?.FinishedAt),
     restartCount: num(at(json, 'RestartCount')) ?? 0,

@@ -104,4 +104,8 @@ export const dockerHealthMetrics = {
     'gpulse_docker_log_followers',
     'Container log streams followed for GPU out-of-memory messages.',
   ),
+  logLines: counter(
+    'gpulse_docker_log_lines_total',
+    'Container log lines read and checked for GPU out-of-memory messages.',
+  ),
 } as const;
