@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { ChildStream, type StreamExit } from '../../agent/child-stream.js';
 import { systemClock, type Clock, type TimerHandle } from '../../agent/clock.js';
 import { CollectorError, NoDataError, errorMessage } from '../../agent/errors.js';
-import type { GpuProcess, GpuReading } from '../../agent/facts.js';
+import type { GpuProcess, GpuProcessUtilization, GpuReading } from '../../agent/facts.js';
 import { counter, gauge, SampleBuilder } from '../../agent/metric.js';
 import { CommandError, runCommand, type SpawnFn } from '../../agent/process.js';
 import { attributeProcesses, ProcessContainers } from '../../agent/process-containers.js';
@@ -20,6 +20,7 @@ import {
   splitCsvLine,
 } from './parse-csv.js';
 import { parseNvidiaSmiXml } from './parse-xml.js';
+import { PmonSampler } from './pmon.js';
 
 /** Collector name: folder, config key, log field and `collector` label value. */
 export const NVIDIA_SMI = 'nvidia-smi';
@@ -42,7 +43,7 @@ const metrics = {
   ),
 } as const;
 
-type StreamName = 'query-gpu' | 'compute-apps' | 'xml';
+type StreamName = 'query-gpu' | 'compute-apps' | 'xml' | 'pmon';
 
 /** What the collector needs from outside. */
 export interface NvidiaSmiDeps {
@@ -87,6 +88,13 @@ class NvidiaSmiCollector implements StreamingCollector {
   private stopped = false;
   private reprobeTimer: TimerHandle | undefined;
   private containers: ProcessContainers | undefined;
+  private utilization: GpuProcessUtilization[] = [];
+  private lastPmonAt = 0;
+  private pmonTimer: TimerHandle | undefined;
+  private readonly pmon = new PmonSampler((sample) => {
+    this.utilization = this.containers ? attributeProcesses(sample, this.containers) : sample;
+    this.lastPmonAt = this.clock.now();
+  });
 
   constructor(
     private readonly config: NvidiaSmiConfig,
@@ -123,7 +131,7 @@ class NvidiaSmiCollector implements StreamingCollector {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of [this.blockTimer, this.appsTimer, this.reprobeTimer])
+    for (const t of [this.blockTimer, this.appsTimer, this.reprobeTimer, this.pmonTimer])
       if (t) this.clock.clearTimeout(t);
     await Promise.all([...this.streams.values()].map((s) => s.stop()));
     this.streams.clear();
@@ -210,8 +218,31 @@ class NvidiaSmiCollector implements StreamingCollector {
         this.onXmlLine(line),
       );
     }
+    if (this.config.pmon === 'on') {
+      // pmon samples per whole second (1-10); each sample prints every process (or a "-" row).
+      const seconds = Math.min(10, Math.max(1, Math.round(this.config.interval / 1000)));
+      this.addStream(
+        'pmon',
+        ['pmon', '-d', String(seconds)],
+        this.config.stallIntervals * seconds * 1000,
+        (line) => this.onPmonLine(line),
+      );
+    }
     for (const s of this.streams.values()) s.start();
     this.reportHealth();
+  }
+
+  private onPmonLine(line: string): void {
+    if (!this.pmon.push(line)) {
+      this.reject('pmon', line);
+      return;
+    }
+    // The last sample of a burst has no successor to end it: a quiet moment does.
+    if (this.pmonTimer) this.clock.clearTimeout(this.pmonTimer);
+    this.pmonTimer = this.clock.setTimeout(() => {
+      this.pmonTimer = undefined;
+      this.pmon.flush();
+    }, BLOCK_QUIET_MS);
   }
 
   private addStream(
@@ -320,8 +351,13 @@ class NvidiaSmiCollector implements StreamingCollector {
       ...p,
       gpuIndex: p.gpuIndex ?? byUuid.get(p.gpuUuid),
     }));
+    const pmonSeconds = Math.min(10, Math.max(1, Math.round(this.config.interval / 1000)));
+    if (now - this.lastPmonAt > 2.5 * pmonSeconds * 1000) this.utilization = [];
     this.sink?.ok(
-      { samples: gpuReadingSamples(gpus), facts: { gpus, gpuProcesses: processes } },
+      {
+        samples: gpuReadingSamples(gpus),
+        facts: { gpus, gpuProcesses: processes, gpuProcessUtilization: this.utilization },
+      },
       Math.max(0, now - this.blockStartedAt),
     );
   }
@@ -369,6 +405,7 @@ class NvidiaSmiCollector implements StreamingCollector {
     }
     // The process list and -q -x are extras: their failures are counted, the CSV values stay.
     if (name === 'compute-apps') this.processes = [];
+    if (name === 'pmon') this.utilization = [];
     const reason =
       exit.kind === 'stall'
         ? 'hang'
