@@ -25,7 +25,7 @@ export const dockerConfigSchema = z
     logs: z.enum(['gpu', 'all', 'off']).default('gpu'),
     /** Series of a removed container (its OOM counters) stay this long so a scrape sees the last value. */
     retention: zDuration().default(300_000),
-    /** Engine API requests in flight at once (inspect, one-shot stats). */
+    /** Inspect requests in flight at once (one-shot stats go all at once: dockerd batches them). */
     concurrency: zInt({ min: 1, max: 64 }).default(8),
   })
   .strict();

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,19 @@ const MIB = 1024 * 1024;
 // Allocates 64 MB in a shell variable: the kernel kills it under a 16 MiB limit (environment.md).
 const ALLOCATE_64MB = ['sh', '-c', 'a=$(head -c 64000000 /dev/zero | tr "\\0" a)'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Descriptors this process holds on files whose path contains `text`. */
+function openFilesUnder(text: string): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`).includes(text)) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
 
 /** Data lines of a logs/ fixture snippet (after `# source: <source>`). */
 function snippet(file: string, source: string): string[] {
@@ -141,7 +154,11 @@ describeWithTools('docker collector against a real dockerd', DOCKER_TOOLS, () =>
       }),
     ).toBe(1);
     expect(seriesValue(body, 'gpulse_container_oom_kills_total', l)).toBe(0);
+    // Cgroup files are read through kept descriptors, closed once the container is gone.
+    expect(openFilesUnder(id)).toBeGreaterThanOrEqual(5);
     await engine.docker.getContainer(id).remove({ force: true });
+    await agent.waitForMetrics((b) => seriesValue(b, 'gpulse_container_running', l) === undefined);
+    expect(openFilesUnder(id)).toBe(0);
   });
 
   it('attributes GPU processes to their container: /metrics names it, a host process says ""', async () => {

@@ -39,6 +39,8 @@ export const DOCKER = 'docker';
 
 /** Incidents kept for the events detector (newest last). */
 const INCIDENT_RING = 500;
+/** One-shot stats requests in flight at once. */
+const API_STATS_IN_FLIGHT = 128;
 /** Log streams followed at once at most. */
 const MAX_FOLLOWERS = 256;
 
@@ -171,6 +173,7 @@ class DockerCollector implements StreamingCollector {
     if (this.healthTimer) this.deps.clock.clearTimeout(this.healthTimer);
     for (const t of this.containers.values()) t.follower?.stop();
     await this.queue.catch(() => undefined);
+    this.cgroups.close();
   }
 
   // ---- scheduling -------------------------------------------------------------------------
@@ -317,6 +320,7 @@ class DockerCollector implements StreamingCollector {
         });
       }
       t.runKey = runKey;
+      this.cgroups.release(t.location, t.info.pid);
       t.location = undefined;
       t.peakWorkingSet = undefined;
       t.logsBlockedRun = undefined;
@@ -379,6 +383,8 @@ class DockerCollector implements StreamingCollector {
   private markRemoved(id: string, t: Tracked, now: number): void {
     if (t.removedAt === undefined) {
       t.removedAt = now;
+      this.cgroups.release(t.location, t.info.pid);
+      t.location = undefined;
       t.follower?.stop();
       t.follower = undefined;
       return;
@@ -466,7 +472,10 @@ class DockerCollector implements StreamingCollector {
         if (t.location === undefined) t.location = this.cgroups.locate(t.info.pid) ?? null;
         if (t.location)
           raw = this.cgroups.sample(t.location, t.info.pid, t.info.networkMode !== 'host');
-        if (!raw) t.location = null;
+        if (!raw) {
+          this.cgroups.release(t.location, t.info.pid);
+          t.location = null;
+        }
       }
       if (raw) this.applyStats(id, t, raw, this.deps.clock.now());
       else if (this.config.stats !== 'cgroup') viaApi.push([id, t]);
@@ -474,7 +483,9 @@ class DockerCollector implements StreamingCollector {
       // Let scrapes and events in between containers on a big host.
       if (++n % 25 === 0) await new Promise<void>((r) => setImmediate(r));
     }
-    await mapLimit(viaApi, this.config.concurrency, async ([id, t]) => {
+    // dockerd answers one-shot stats at its next 1 s collection round, however many wait:
+    // asking for all at once costs one round, asking 8 at a time costs one round per 8.
+    await mapLimit(viaApi, API_STATS_IN_FLIGHT, async ([id, t]) => {
       try {
         const options = { stream: false, 'one-shot': true, abortSignal: this.signal() };
         const json: unknown = await this.docker

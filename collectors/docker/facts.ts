@@ -62,8 +62,6 @@ export interface ContainerStats {
   readonly pids?: number;
   /** Value of the cgroup's `oom_kill` counter (v1 memory.oom_control, v2 memory.events). */
   readonly oomKillCounter?: number;
-  /** Times usage hit the limit (v1 memory.failcnt, v2 memory.events `max`). */
-  readonly memoryLimitHits?: number;
   /** Where the values came from. */
   readonly source: 'cgroup' | 'api';
 }

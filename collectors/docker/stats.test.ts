@@ -1,16 +1,19 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   CgroupStats,
   cpuCores,
+  keyValue,
   parseApiStats,
   parseBlkioV1,
   parseIoStatV2,
   parseKeyValues,
   parseNetDev,
   parseSingle,
+  PseudoFiles,
 } from './stats.js';
 
 const CG = join(import.meta.dirname, 'fixtures', 'cgroup');
@@ -67,6 +70,62 @@ describe('cgroup memory files (fixtures/cgroup v1__*, v2__*)', () => {
   });
 });
 
+describe('PseudoFiles', () => {
+  it('keeps a descriptor and reads fresh content through it; release closes it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpulse-pf-'));
+    try {
+      const f = join(dir, 'memory.usage_in_bytes');
+      writeFileSync(f, '100\n');
+      const files = new PseudoFiles();
+      expect(files.read(f)).toBe('100\n');
+      expect(files.size).toBe(1);
+      writeFileSync(f, '2048\n');
+      expect(files.read(f)).toBe('2048\n');
+      expect(files.size).toBe(1);
+      files.release([dir]);
+      expect(files.size).toBe(0);
+      expect(files.read(join(dir, 'missing'))).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("an exited process's /proc file fails to read and is closed, never shows another's data", async () => {
+    const child = spawn('sleep', ['30']);
+    await new Promise((r) => child.once('spawn', r));
+    const files = new PseudoFiles();
+    const path = `/proc/${child.pid}/stat`;
+    expect(files.read(path)).toMatch(new RegExp(`^${child.pid} \\(sleep\\)`));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    // Reaped: the kept descriptor points at a dead task.
+    expect(files.read(path)).toBeUndefined();
+    expect(files.size).toBe(0);
+  });
+
+  it('keeps at most maxOpen descriptors and still reads the rest', () => {
+    const files = new PseudoFiles(1);
+    expect(files.read('/proc/self/stat')).toBeTruthy();
+    expect(files.read('/proc/self/status')).toContain('Name:');
+    expect(files.size).toBe(1);
+    files.close();
+    expect(files.size).toBe(0);
+  });
+});
+
+describe('keyValue', () => {
+  it('finds one key of memory.stat without confusing it with longer keys', () => {
+    const text = cg('v1__memory.stat__docker-container');
+    expect(keyValue(text, 'cache')).toBe(65101824);
+    expect(keyValue(text, 'total_inactive_file')).toBe(
+      parseKeyValues(text).get('total_inactive_file'),
+    );
+    expect(keyValue('inactive_file_x 1\ninactive_file 7\n', 'inactive_file')).toBe(7);
+    expect(keyValue(text, 'no_such_key')).toBeUndefined();
+    expect(keyValue(undefined, 'cache')).toBeUndefined();
+  });
+});
+
 describe('other cgroup and proc files', () => {
   it('blkio v1 sums Read/Write over devices and ignores Sync/Async/Total', () => {
     expect(
@@ -110,7 +169,6 @@ describe('parseApiStats (fixtures/docker-api)', () => {
       memoryUsageBytes: 6537216,
       memoryLimitBytes: undefined,
       memoryWorkingSetBytes: 6537216,
-      memoryLimitHits: 0,
       networkReceiveBytes: 5338 + 4641,
       networkTransmitBytes: 648 + 690,
       blockReadBytes: undefined,
@@ -150,7 +208,6 @@ describe('parseApiStats (fixtures/docker-api)', () => {
       memoryUsageBytes: undefined,
       memoryLimitBytes: undefined,
       memoryWorkingSetBytes: undefined,
-      memoryLimitHits: undefined,
       networkReceiveBytes: undefined,
       networkTransmitBytes: undefined,
       blockReadBytes: undefined,
@@ -170,6 +227,16 @@ describe('cpuCores', () => {
 });
 
 describe('CgroupStats over a cgroup tree', () => {
+  // Regular files stand in for cgroup files here; an unlinked regular file stays readable through
+  // a kept descriptor, a removed cgroup's does not (ENODEV, checked against dockerd by hand and by
+  // the integration suite), so these tests read without keeping descriptors.
+  const read = (p: string) => {
+    try {
+      return readFileSync(p, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
   let root: string | undefined;
   afterEach(() => {
     if (root) rmSync(root, { recursive: true, force: true });
@@ -193,7 +260,6 @@ describe('CgroupStats over a cgroup tree', () => {
       [`cg/memory${d}/memory.limit_in_bytes`]: '67108864\n',
       [`cg/memory${d}/memory.stat`]: 'cache 0\ntotal_inactive_file 40960\n',
       [`cg/memory${d}/memory.oom_control`]: 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n',
-      [`cg/memory${d}/memory.failcnt`]: '17\n',
       [`cg/cpuacct${d}/cpuacct.usage`]: '38793704\n',
       [`cg/blkio${d}/blkio.throttle.io_service_bytes_recursive`]:
         '8:0 Read 4096\n8:0 Write 512\nTotal 4608\n',
@@ -203,6 +269,7 @@ describe('CgroupStats over a cgroup tree', () => {
       cgroupRoot: join(dir, 'cg'),
       procRoot: join(dir, 'proc'),
       unified: false,
+      read,
     });
     const loc = s.locate(7)!;
     expect(loc).toEqual({
@@ -221,7 +288,6 @@ describe('CgroupStats over a cgroup tree', () => {
       memoryLimitBytes: 67108864,
       memoryWorkingSetBytes: 532480,
       oomKillCounter: 2,
-      memoryLimitHits: 17,
       blockReadBytes: 4096,
       blockWriteBytes: 512,
       pids: 3,
@@ -240,6 +306,7 @@ describe('CgroupStats over a cgroup tree', () => {
       cgroupRoot: join(dir, 'cg'),
       procRoot: join(dir, 'proc'),
       unified: false,
+      read,
     });
     const loc = s.locate(7)!;
     expect(s.sample(loc, 7, false)).toMatchObject({ cpuSeconds: 2, memoryUsageBytes: undefined });
@@ -261,6 +328,7 @@ describe('CgroupStats over a cgroup tree', () => {
       cgroupRoot: join(dir, 'cg'),
       procRoot: join(dir, 'proc'),
       unified: true,
+      read,
     });
     const loc = s.locate(9)!;
     expect(loc).toEqual({ version: 2, dir: join(dir, 'cg', d) });
@@ -271,7 +339,6 @@ describe('CgroupStats over a cgroup tree', () => {
       memoryLimitBytes: undefined,
       memoryWorkingSetBytes: 9000000,
       oomKillCounter: 1,
-      memoryLimitHits: 2,
       blockReadBytes: 10,
       blockWriteBytes: 20,
       pids: 4,
@@ -286,6 +353,7 @@ describe('CgroupStats over a cgroup tree', () => {
       cgroupRoot: join(dir, 'cg'),
       procRoot: join(dir, 'proc'),
       unified: true,
+      read,
     });
     expect(s.locate(9)).toBeUndefined();
     expect(s.locate(10)).toBeUndefined();

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync as readFd } from 'node:fs';
 import { join } from 'node:path';
 import { parseCgroupFile } from '../../agent/cgroup-container.js';
 import type { ContainerStats } from './facts.js';
@@ -20,6 +20,17 @@ export function parseKeyValues(text: string): Map<string, number> {
     if (Number.isFinite(v)) out.set(line.slice(0, sp), v);
   }
   return out;
+}
+
+/** The value of one `key value` line, without building a map of every key (memory.stat has 40+). */
+export function keyValue(text: string | undefined, key: string): number | undefined {
+  if (text === undefined) return undefined;
+  const at = text.startsWith(`${key} `) ? 0 : text.indexOf(`\n${key} `);
+  if (at < 0) return undefined;
+  const start = at === 0 ? key.length + 1 : at + key.length + 2;
+  const end = text.indexOf('\n', start);
+  const n = Number(text.slice(start, end < 0 ? undefined : end));
+  return Number.isFinite(n) ? n : undefined;
 }
 
 /** A single-number file (memory.current, pids.current); `max` and v1's near-2^63 mean no limit. */
@@ -127,7 +138,6 @@ export function parseApiStats(json: unknown, memoryLimitBytes: number | undefine
     memoryUsageBytes: usage,
     memoryLimitBytes,
     memoryWorkingSetBytes: workingSet(usage, inactive),
-    memoryLimitHits: num(mem?.failcnt),
     networkReceiveBytes: rx,
     networkTransmitBytes: tx,
     blockReadBytes: read,
@@ -147,17 +157,94 @@ export type CgroupLocation =
 /** Reads a pseudo-file; undefined when absent or unreadable. */
 export type ReadFile = (path: string) => string | undefined;
 
+const BUFFER = Buffer.alloc(64 * 1024);
+
 /**
  * Synchronous on purpose: cgroup and /proc files are produced by the kernel on read and never
- * wait on a disk; sync reads cost a fraction of async ones, and a cycle reads eight per container.
+ * wait on a disk; a cycle reads six per container, and open + read + close into one reused
+ * buffer costs a fraction of readFileSync (no fstat, no allocation) or of an async read.
  */
 const readSync: ReadFile = (path) => {
+  let fd: number;
   try {
-    return readFileSync(path, 'utf8');
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const n = readFd(fd, BUFFER, 0, BUFFER.length, 0);
+    if (n < BUFFER.length) return BUFFER.toString('latin1', 0, n);
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+  // Bigger than the buffer (a huge memory.stat): read it whole.
+  try {
+    return readFileSync(path, 'latin1');
   } catch {
     return undefined;
   }
 };
+
+/**
+ * Pseudo-files read through descriptors kept open between cycles: opening a cgroup file costs
+ * the kernel several times what reading it does, and a cycle reads six per container. A pread
+ * at offset 0 makes the kernel generate the content again. A file of a removed cgroup or an
+ * exited process fails to read (ENODEV/ESRCH), never shows another's data; it is then closed.
+ */
+export class PseudoFiles {
+  private readonly fds = new Map<string, number>();
+
+  /** At most this many descriptors are kept (the rest are opened and closed per read). */
+  constructor(private readonly maxOpen = 512) {}
+
+  /** The file's current content, undefined when it cannot be read. */
+  read(path: string): string | undefined {
+    let fd = this.fds.get(path);
+    const kept = fd !== undefined;
+    if (fd === undefined) {
+      try {
+        fd = openSync(path, 'r');
+      } catch {
+        return undefined;
+      }
+    }
+    let n: number;
+    try {
+      n = readFd(fd, BUFFER, 0, BUFFER.length, 0);
+    } catch {
+      closeSync(fd);
+      if (kept) this.fds.delete(path);
+      return undefined;
+    }
+    if (!kept && this.fds.size < this.maxOpen) this.fds.set(path, fd);
+    else if (!kept) closeSync(fd);
+    // Bigger than the buffer (a huge memory.stat): read it whole.
+    return n < BUFFER.length ? BUFFER.toString('latin1', 0, n) : readSync(path);
+  }
+
+  /** Closes the descriptors of files under these directories (a container run ended). */
+  release(dirs: readonly string[]): void {
+    for (const [path, fd] of this.fds) {
+      if (dirs.some((d) => path.startsWith(`${d}/`))) {
+        closeSync(fd);
+        this.fds.delete(path);
+      }
+    }
+  }
+
+  /** Closes every descriptor. */
+  close(): void {
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
+  }
+
+  /** Descriptors kept open. */
+  get size(): number {
+    return this.fds.size;
+  }
+}
 
 /** Options of the cgroup stats reader. */
 export interface CgroupStatsOptions {
@@ -172,15 +259,46 @@ export interface CgroupStatsOptions {
 export class CgroupStats {
   private readonly read: ReadFile;
   private readonly unified: boolean;
+  private readonly files: PseudoFiles | undefined;
 
   constructor(private readonly options: CgroupStatsOptions) {
-    this.read = options.read ?? readSync;
+    if (options.read) {
+      this.read = options.read;
+    } else {
+      const files = new PseudoFiles();
+      this.files = files;
+      this.read = (path) => files.read(path);
+    }
     this.unified = options.unified ?? existsSync(join(options.cgroupRoot, 'cgroup.controllers'));
+  }
+
+  /** Closes what a finished run's sampling kept open. */
+  release(location: CgroupLocation | null | undefined, pid: number | undefined): void {
+    const dirs: string[] = [];
+    if (location?.version === 2) dirs.push(location.dir);
+    if (location?.version === 1) {
+      for (const d of Object.values(location.dirs)) if (d !== undefined) dirs.push(d);
+    }
+    if (pid !== undefined) dirs.push(join(this.options.procRoot, String(pid)));
+    this.files?.release(dirs);
+  }
+
+  /** Closes every kept descriptor (the collector stopped). */
+  close(): void {
+    this.files?.close();
+  }
+
+  /** Descriptors kept open (for tests). */
+  get openFiles(): number {
+    return this.files?.size ?? 0;
   }
 
   /** The cgroup directories of the process `pid`, or undefined when they cannot be used. */
   locate(pid: number): CgroupLocation | undefined {
-    const text = this.read(join(this.options.procRoot, String(pid), 'cgroup'));
+    // Read once per run: not worth a kept descriptor.
+    const text = (this.options.read ?? readSync)(
+      join(this.options.procRoot, String(pid), 'cgroup'),
+    );
     if (text === undefined) return undefined;
     const lines = parseCgroupFile(text);
     // A path relative to another cgroup namespace ("/../..") cannot be joined to our mount.
@@ -225,20 +343,18 @@ export class CgroupStats {
     const f = (name: string) => this.read(join(dir, name));
     const usage = parseSingle(f('memory.current'));
     if (usage === undefined) return undefined;
-    const stat = parseKeyValues(f('memory.stat') ?? '');
-    const events = parseKeyValues(f('memory.events') ?? '');
-    const cpu = parseKeyValues(f('cpu.stat') ?? '');
+    const stat = f('memory.stat');
+    const events = f('memory.events');
     const io = f('io.stat');
     const blk = io === undefined ? undefined : parseIoStatV2(io);
-    const usec = cpu.get('usage_usec');
+    const usec = keyValue(f('cpu.stat'), 'usage_usec');
     return {
       source: 'cgroup',
       cpuSeconds: usec === undefined ? undefined : usec / 1e6,
       memoryUsageBytes: usage,
       memoryLimitBytes: parseSingle(f('memory.max')),
-      memoryWorkingSetBytes: workingSet(usage, stat.get('inactive_file')),
-      oomKillCounter: events.get('oom_kill'),
-      memoryLimitHits: events.get('max'),
+      memoryWorkingSetBytes: workingSet(usage, keyValue(stat, 'inactive_file')),
+      oomKillCounter: keyValue(events, 'oom_kill'),
       blockReadBytes: blk?.read,
       blockWriteBytes: blk?.write,
       pids: parseSingle(f('pids.current')),
@@ -251,11 +367,9 @@ export class CgroupStats {
     const usage = parseSingle(f(dirs.memory, 'memory.usage_in_bytes'));
     const cpuNs = parseSingle(f(dirs.cpuacct, 'cpuacct.usage'));
     if (usage === undefined && cpuNs === undefined) return undefined;
-    const stat = parseKeyValues(f(dirs.memory, 'memory.stat') ?? '');
-    const oom = parseKeyValues(f(dirs.memory, 'memory.oom_control') ?? '');
-    const blkText =
-      f(dirs.blkio, 'blkio.throttle.io_service_bytes_recursive') ??
-      f(dirs.blkio, 'blkio.throttle.io_service_bytes');
+    const stat = f(dirs.memory, 'memory.stat');
+    const oom = f(dirs.memory, 'memory.oom_control');
+    const blkText = f(dirs.blkio, 'blkio.throttle.io_service_bytes_recursive');
     const blk = blkText === undefined ? undefined : parseBlkioV1(blkText);
     return {
       source: 'cgroup',
@@ -264,10 +378,9 @@ export class CgroupStats {
       memoryLimitBytes: parseSingle(f(dirs.memory, 'memory.limit_in_bytes')),
       memoryWorkingSetBytes: workingSet(
         usage,
-        stat.get('total_inactive_file') ?? stat.get('inactive_file'),
+        keyValue(stat, 'total_inactive_file') ?? keyValue(stat, 'inactive_file'),
       ),
-      oomKillCounter: oom.get('oom_kill'),
-      memoryLimitHits: parseSingle(f(dirs.memory, 'memory.failcnt')),
+      oomKillCounter: keyValue(oom, 'oom_kill'),
       blockReadBytes: blk?.read,
       blockWriteBytes: blk?.write,
       pids: parseSingle(f(dirs.pids, 'pids.current')),
