@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { AgentEvent } from '../../agent/events.js';
 import type { GpuProcess } from '../../agent/facts.js';
 import { attributeProcesses, ProcessContainers } from '../../agent/process-containers.js';

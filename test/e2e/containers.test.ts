@@ -1,7 +1,7 @@
 // End to end: the built CLI with the simulated nvidia-smi reports real containerized PIDs as GPU
 // processes; a real Docker Engine (and Podman's Docker-compatible API) names their containers.
 import { chmodSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { allSeries, seriesValue, startCli, type CliProcess } from '../helpers/cli.js';
 import {
   BUSYBOX,

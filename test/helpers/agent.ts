@@ -52,13 +52,12 @@ export async function startAgentInProcess(
     metrics,
     async getJson(path) {
       const res = await fetch(base + path);
-      return { status: res.status, body: (await res.json()) as unknown };
+      return { status: res.status, body: await res.json() };
     },
     async waitForMetrics(pred, timeoutMs = 30_000) {
       const t0 = Date.now();
-      let last = '';
       for (;;) {
-        last = await metrics();
+        const last = await metrics();
         if (pred(last)) return last;
         if (Date.now() - t0 > timeoutMs) {
           const lines = last.split('\n').filter((l) => !l.startsWith('#'));
