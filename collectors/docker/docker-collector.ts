@@ -21,7 +21,7 @@ import type {
   DockerContainerFact,
 } from './facts.js';
 import { GpuOomEpisodes, matchGpuOom } from './gpu-oom.js';
-import { containerLabels, parseInspect } from './inspect.js';
+import { containerLabels, parseInspect, parseListEntry } from './inspect.js';
 import { at, str } from './json.js';
 import { cursorAt, LogFollower, type LogCursor } from './log-follower.js';
 import { containerMetrics as m, dockerHealthMetrics } from './metrics.js';
@@ -231,12 +231,12 @@ class DockerCollector implements StreamingCollector {
       const toInspect: string[] = [];
       const reinspect = this.reinspectAll || !this.events?.connected;
       this.reinspectAll = false;
-      for (const entry of list as unknown[]) {
-        const id = str(at(entry, 'Id'));
-        if (!id) continue;
+      for (const json of list as unknown[]) {
+        const entry = parseListEntry(json);
+        if (!entry) continue;
+        const { id, state } = entry;
         seen.add(id);
         const t = this.containers.get(id);
-        const state = str(at(entry, 'State'));
         if (
           !t ||
           t.dirty ||

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { containerLabels, gpuRequests, parseInspect } from './inspect.js';
+import { containerLabels, gpuRequests, parseInspect, parseListEntry } from './inspect.js';
 
 const FIX = join(import.meta.dirname, 'fixtures');
 const load = (path: string): unknown => {
@@ -198,5 +198,32 @@ describe('gpuRequests', () => {
         HostConfig: { DeviceRequests: [{ Driver: 'cdi', Count: 1, Capabilities: [['tpu']] }] },
       }),
     ).toEqual([]);
+  });
+});
+
+describe('parseListEntry (GET /containers/json)', () => {
+  const list = (f: string) =>
+    JSON.parse(readFileSync(join(FIX, 'docker-api', f), 'utf8')) as unknown[];
+  it('moby v1.24 example: four exited containers', () => {
+    expect(list('containers-json__api-v1.24-doc-example__moby.json').map(parseListEntry)).toEqual([
+      { id: '8dfafdbc3a40', state: 'exited' },
+      { id: '9cd87474be90', state: 'exited' },
+      { id: '3176a2479c92', state: 'exited' },
+      { id: '4cb07b47f9fb', state: 'exited' },
+    ]);
+  });
+  it('cgroup v2 host: running', () => {
+    expect(
+      list('containers-json__cgroup-v2-host__state-field__otel-contrib.json').map(parseListEntry),
+    ).toEqual([
+      { id: 'f97ed5bca0a5a0b85bfd52c4144b96174e825c92a138bc0458f0e196f2c7c1b4', state: 'running' },
+    ]);
+  });
+  it('API 1.22 has no State field: id only', () => {
+    const [entry] = list('containers-json__size-fields__api-v1.22__docker-java.json').map(
+      parseListEntry,
+    );
+    expect(entry?.state).toBeUndefined();
+    expect(entry?.id).toMatch(/^095351af/);
   });
 });

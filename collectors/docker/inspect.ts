@@ -10,6 +10,17 @@ export const LABELS = {
   composeService: 'com.docker.compose.service',
 } as const;
 
+/**
+ * The part of a `GET /containers/json` entry a cycle needs: the id and, on API 1.23+, the state
+ * (older engines give only the free-text Status, so a state change there is seen through events).
+ */
+export function parseListEntry(json: unknown): { id: string; state?: string } | undefined {
+  const id = str(at(json, 'Id'));
+  if (!id) return undefined;
+  const state = str(at(json, 'State'));
+  return state === undefined ? { id } : { id, state };
+}
+
 /** Parses `GET /containers/{id}/json` (or one element of `docker inspect`); undefined without an Id. */
 export function parseInspect(json: unknown): DockerContainer | undefined {
   const id = str(at(json, 'Id'));
