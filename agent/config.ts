@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { nvidiaSmiConfigSchema, nvidiaSmiSettings } from '../collectors/nvidia-smi/config.js';
 import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
 import { dockerConfigSchema, dockerSettings } from '../collectors/docker/config.js';
+import { modelsConfigSchema, modelsSettings } from '../edge/models/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
 
@@ -65,6 +66,7 @@ export const agentConfigSchema = z
         host: hostConfigSchema.parse({}),
         docker: dockerConfigSchema.parse({}),
       }),
+    models: modelsConfigSchema,
   })
   .strict();
 
@@ -111,6 +113,7 @@ export const settings: readonly SettingBinding[] = [
   ...nvidiaSmiSettings,
   ...hostSettings,
   ...dockerSettings,
+  ...modelsSettings,
 ];
 
 /** Environment variables that belong to gpulse but are not settings (simulator, tests). */

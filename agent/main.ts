@@ -5,6 +5,7 @@ import { defaultComponents } from './components.js';
 import { settings } from './config.js';
 import { packageVersion } from './package-info.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
+import { registerModelCommands } from '../edge/models/cli.js';
 
 const SHUTDOWN_LIMIT_MS = 5000;
 
@@ -55,8 +56,12 @@ async function runUntilSignal(
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
+      // A second Ctrl-C means "now"; a repeated SIGTERM (timeout(1), process-group kills) does not.
+      if (signal === 'SIGINT') {
+        log.warn({ signal }, 'second interrupt: exiting now');
+        process.exit(1);
+      }
+      return;
     }
     stopping = true;
     log.info({ signal }, 'shutting down');
@@ -123,5 +128,7 @@ addAgentOptions(
     seed: opts.seed as string | undefined,
   }),
 );
+
+registerModelCommands(program);
 
 await program.parseAsync(process.argv);

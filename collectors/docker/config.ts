@@ -83,6 +83,6 @@ export const dockerSettings: readonly SettingBinding[] = [
     path: ['collectors', 'docker', 'concurrency'],
     env: 'GPULSE_DOCKER_CONCURRENCY',
     valueName: 'N',
-    description: 'Engine API requests in flight at once (default 8)',
+    description: 'inspect requests in flight at once (default 8)',
   },
 ];
