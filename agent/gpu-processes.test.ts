@@ -185,6 +185,22 @@ describe('gpuProcessesDeriver', () => {
     ).toBe(0.1);
   });
 
+  it('a process repeated by its source (ticks read back to back) is one series, counted once', () => {
+    const p = processes.gpuProcesses![0]!;
+    const u = processes.gpuProcessUtilization![0]!;
+    const samples = derive(
+      { gpus, gpuProcesses: [p, p, p], gpuProcessUtilization: [u, u] },
+      docker,
+    );
+    expect(rows(samples, 'gpulse_gpu_process_memory_used_bytes')).toHaveLength(1);
+    expect(rows(samples, 'gpulse_container_gpu_memory_used_bytes').map((r) => r.value)).toEqual([
+      1000 * MIB,
+    ]);
+    expect(rows(samples, 'gpulse_container_gpu_utilization_ratio').map((r) => r.value)).toEqual([
+      0.6,
+    ]);
+  });
+
   it('without container facts (Docker down) processes still show their container id', () => {
     const out = rows(derive(processes), 'gpulse_gpu_process_memory_used_bytes');
     expect(out.find((r) => r.pid === '20')).toMatchObject({

@@ -79,6 +79,11 @@ class PerContainer {
   }
 }
 
+/** The last item per key: one series per process and GPU, even if a source repeats a row. */
+function uniqueBy<T>(items: readonly T[], key: (item: T) => string): T[] {
+  return [...new Map(items.map((i) => [key(i), i])).values()];
+}
+
 /**
  * Per-process GPU memory and utilization with the container each process runs in (joined by the
  * id the GPU collector read from the process's cgroup with the engines' container facts), and
@@ -91,7 +96,10 @@ export const gpuProcessesDeriver: Deriver = {
     const known = new Map(collectFacts(snapshot, 'containers').map((c) => [c.id, c]));
     const uuidOf = new Map(collectFacts(snapshot, 'gpus').map((g) => [g.index, g.uuid]));
     const memory = new PerContainer();
-    for (const p of collectFacts(snapshot, 'gpuProcesses')) {
+    for (const p of uniqueBy(
+      collectFacts(snapshot, 'gpuProcesses'),
+      (x) => `${x.pid} ${x.gpuUuid}`,
+    )) {
       const gpu = p.gpuIndex === undefined ? '' : String(p.gpuIndex);
       const container = containerLabelsOf(p.containerId, known);
       b.add(
@@ -104,7 +112,10 @@ export const gpuProcessesDeriver: Deriver = {
     for (const e of memory.entries()) b.add(gpuProcessMetrics.containerMemory, e.labels, e.value);
 
     const utilization = new PerContainer();
-    for (const u of collectFacts(snapshot, 'gpuProcessUtilization')) {
+    for (const u of uniqueBy(
+      collectFacts(snapshot, 'gpuProcessUtilization'),
+      (x) => `${x.pid} ${x.gpuIndex}`,
+    )) {
       const gpu = String(u.gpuIndex);
       const uuid = uuidOf.get(u.gpuIndex) ?? '';
       const container = containerLabelsOf(u.containerId, known);

@@ -269,6 +269,27 @@ else if (args.some((a) => a.startsWith('--query-compute-apps='))) {
     await until((st) => st.status === 'ok' && (st.output.facts?.gpuProcesses?.length ?? -1) === 0);
   });
 
+  it('ticks of the process list read back to back (a starved agent) are not merged into one', async () => {
+    const bin = standIn(
+      'apps-burst',
+      `${ROW}
+const line = '2026/01/01 00:00:00.000, GPU-0, 4242, python, 2048, 00000000:00:00.0, Test GPU\\n';
+if (fields.length) { setInterval(() => console.log(row(0, 1)), 100); }
+else if (args.some((a) => a.startsWith('--query-compute-apps='))) {
+  setInterval(() => process.stdout.write(line + line + line), 100);
+} else { setInterval(() => {}, 1000); }`,
+    );
+    const { until, state } = run(bin);
+    await until((st) => (st.output.facts?.gpuProcesses?.length ?? 0) > 0);
+    const seen = new Set<number>();
+    for (let i = 0; i < 20; i++) {
+      seen.add(state().output.facts?.gpuProcesses?.length ?? 0);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Never the same process twice (a starved stand-in may also look silent: 0).
+    expect(Math.max(...seen)).toBe(1);
+  });
+
   it('streams pmon per-process utilization and attributes both process lists to containers', async () => {
     const id = 'b29faf21b7eff959f64b4192c34d5d67a707fe8561e9eaa608cb27693fba4242';
     const proc = join(dir, 'proc');

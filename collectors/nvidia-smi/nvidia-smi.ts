@@ -293,6 +293,11 @@ class NvidiaSmiCollector implements StreamingCollector {
       this.reject('compute-apps', line);
       return;
     }
+    // A process seen twice means the previous tick is complete: ticks read late (a starved
+    // event loop) arrive back to back, within the quiet time.
+    if (this.appsBlock.some((p) => p.pid === proc.pid && p.gpuUuid === proc.gpuUuid)) {
+      this.flushApps();
+    }
     this.appsBlock.push(proc);
     if (this.appsTimer) this.clock.clearTimeout(this.appsTimer);
     this.appsTimer = this.clock.setTimeout(() => this.flushApps(), BLOCK_QUIET_MS);
