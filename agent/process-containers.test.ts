@@ -50,6 +50,8 @@ describe('ProcessContainers', () => {
     expect(pc.resolve(200)).toEqual({ id: B, runtime: 'docker' });
     expect(pc.resolve(300)).toBeUndefined();
     expect(reads).toEqual([
+      // PID 1 once: is this the host's /proc?
+      '/1/cgroup',
       '/100/cgroup',
       '/200/cgroup',
       '/200/mountinfo',
@@ -69,17 +71,43 @@ describe('ProcessContainers', () => {
     expect(reads).toEqual(['/200/cgroup', '/200/mountinfo']);
   });
 
-  it('says once, with the fix, when driver PIDs are not visible, and again when they are', () => {
-    const dir = procRoot({ '100/cgroup': `0::/system.slice/docker-${B}.scope\n` });
+  it("says once, with the fix, when procRoot is a container's /proc, not the host's", () => {
+    const dir = procRoot({
+      '1/cgroup': `0::/system.slice/docker-${B}.scope\n`,
+      '100/cgroup': `0::/system.slice/docker-${B}.scope\n`,
+    });
     const { log, records } = captureLogger();
     const pc = new ProcessContainers({ procRoot: dir, now: () => 0, log });
     expect(pc.resolve(4242)).toBeUndefined();
     expect(pc.resolve(4243)).toBeUndefined();
     expect(pc.resolve(100)).toEqual({ id: B, runtime: 'docker' });
-    expect(records.map((r) => r.level)).toEqual([40, 30]);
-    expect(String(records[0]?.msg)).toContain(`${dir}/4242/cgroup`);
-    expect(String(records[0]?.msg)).toContain('GPULSE_PROC_ROOT=/host/proc');
-    expect(String(records[0]?.msg)).toContain('--pid=host');
+    const warned = records.filter((r) => r.level === 40);
+    expect(warned).toHaveLength(1);
+    expect(String(warned[0]?.msg)).toContain(
+      `${dir} is the PID namespace of container ${B.slice(0, 12)}`,
+    );
+    expect(String(warned[0]?.msg)).toContain('GPULSE_PROC_ROOT=/host/proc');
+    expect(String(warned[0]?.msg)).toContain('--pid=host');
+  });
+
+  it('on the host a PID that is gone is no warning (it just exited)', () => {
+    const dir = procRoot({ '1/cgroup': '0::/init.scope\n' });
+    const { log, records } = captureLogger();
+    const pc = new ProcessContainers({ procRoot: dir, now: () => 0, log });
+    expect(pc.resolve(4242)).toBeUndefined();
+    expect(records.filter((r) => (r.level as number) >= 40)).toEqual([]);
+  });
+
+  it('an unreadable procRoot is said once', () => {
+    const { log, records } = captureLogger();
+    const pc = new ProcessContainers({ procRoot: '/nonexistent/proc', now: () => 0, log });
+    pc.resolve(1);
+    pc.resolve(2);
+    const warned = records.filter((r) => r.level === 40).map((r) => String(r.msg));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatch(
+      /^cannot read \/nonexistent\/proc\/1\/cgroup: GPU processes cannot be attributed/,
+    );
   });
 
   it('reads the real /proc: this test process runs in no engine container', () => {

@@ -31,7 +31,7 @@ export interface ProcessContainerOptions {
   /** A PID not asked about for this long is forgotten (so a reused PID is read again). */
   readonly ttlMs?: number;
   readonly readText?: ReadText;
-  /** Told once when driver PIDs are not visible under procRoot (no host PID namespace). */
+  /** Told once when procRoot is not the host's /proc (no host PID namespace). */
   readonly log?: Logger;
 }
 
@@ -48,7 +48,7 @@ export class ProcessContainers {
   private readonly cache = new Map<number, Entry>();
   private readonly read: ReadText;
   private lastSweep = 0;
-  private hidden = false;
+  private checked = false;
 
   constructor(private readonly options: ProcessContainerOptions) {
     this.read = options.readText ?? readText;
@@ -63,13 +63,13 @@ export class ProcessContainers {
       cached.seenAt = now;
       return cached.container;
     }
+    if (!this.checked) this.checkNamespace();
     const cgroup = this.read(join(this.options.procRoot, String(pid), 'cgroup'));
     if (cgroup === undefined) {
-      // Not cached: the process may be about to appear (or the mount to be fixed).
-      this.noteVisibility(pid, false);
+      // Not cached: the process may have exited, or be about to show up.
+      this.options.log?.debug({ pid, procRoot: this.options.procRoot }, 'GPU process not visible');
       return undefined;
     }
-    this.noteVisibility(pid, true);
     const container =
       containerFromCgroupFile(cgroup) ??
       containerFromMountinfoOf(this.read(join(this.options.procRoot, String(pid), 'mountinfo')));
@@ -89,19 +89,25 @@ export class ProcessContainers {
     for (const [pid, e] of this.cache) if (now - e.seenAt > ttl) this.cache.delete(pid);
   }
 
-  private noteVisibility(pid: number, visible: boolean): void {
-    if (visible) {
-      if (this.hidden)
-        this.options.log?.info('GPU process PIDs are visible again; attribution resumes');
-      this.hidden = false;
-      return;
-    }
-    if (this.hidden) return;
-    this.hidden = true;
+  /**
+   * GPU drivers report host PIDs. When procRoot is not the host's /proc (gpulse in a container
+   * without the host PID namespace), its PID 1 lives in a container or is missing: say so once,
+   * with the fix. A single PID that is not there is normal (the process just exited).
+   */
+  private checkNamespace(): void {
+    this.checked = true;
+    const root = this.options.procRoot;
+    const init = this.read(join(root, '1', 'cgroup'));
+    const inContainer = init === undefined ? undefined : containerFromCgroupFile(init);
+    if (init !== undefined && !inContainer) return;
+    const why =
+      init === undefined
+        ? `cannot read ${join(root, '1', 'cgroup')}`
+        : `${root} is the PID namespace of container ${inContainer?.id.slice(0, 12) ?? ''}, not the host's`;
     this.options.log?.warn(
-      { pid, procRoot: this.options.procRoot },
-      `cannot read ${join(this.options.procRoot, String(pid), 'cgroup')}: GPU processes are not attributed to containers. ` +
-        'The driver reports host PIDs: run gpulse in the host PID namespace (docker --pid=host, Kubernetes hostPID: true) ' +
+      { procRoot: root },
+      `${why}: GPU processes cannot be attributed to containers. The driver reports host PIDs: ` +
+        'run gpulse in the host PID namespace (docker --pid=host, Kubernetes hostPID: true) ' +
         'or mount the host /proc (-v /proc:/host/proc:ro) and set GPULSE_PROC_ROOT=/host/proc',
     );
   }

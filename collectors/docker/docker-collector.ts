@@ -1,4 +1,5 @@
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../../agent/clock.js';
 import { errorMessage } from '../../agent/errors.js';
@@ -140,12 +141,30 @@ class DockerCollector implements StreamingCollector {
       return;
     }
     this.endpoint = endpoint;
-    this.docker =
+    this.requestCycle(0);
+    await Promise.resolve();
+  }
+
+  /**
+   * Creates the Engine client and the event stream once the socket exists. dockerode is loaded
+   * here, not at the top: it pulls in ssh2 and its crypto, a second of start-up CPU on a small or
+   * busy machine, which a host without Docker should not pay (nor GPU collectors starting with it).
+   */
+  private async connectClient(endpoint: Endpoint): Promise<Docker | undefined> {
+    if (this.docker) return this.docker;
+    const log = this.log;
+    if (!log) return undefined;
+    if (!this.deps.docker && endpoint.kind === 'socket' && !existsSync(endpoint.socketPath)) {
+      return undefined;
+    }
+    const { default: Dockerode } = await import('dockerode');
+    if (this.stopped) return undefined;
+    const docker =
       this.deps.docker ??
       (endpoint.kind === 'socket'
-        ? new Docker({ socketPath: endpoint.socketPath })
-        : new Docker({ host: endpoint.host, port: endpoint.port, protocol: 'http' }));
-    const docker = this.docker;
+        ? new Dockerode({ socketPath: endpoint.socketPath })
+        : new Dockerode({ host: endpoint.host, port: endpoint.port, protocol: 'http' }));
+    this.docker = docker;
     this.events = new EventStream({
       // `since` as "seconds.nanoseconds" keeps sub-second precision; the typings only know numbers.
       open: (o) => docker.getEvents(o as unknown as Docker.GetEventsOptions),
@@ -161,8 +180,7 @@ class DockerCollector implements StreamingCollector {
       },
     });
     this.events.start();
-    this.requestCycle(0);
-    await Promise.resolve();
+    return docker;
   }
 
   async stop(): Promise<void> {
@@ -222,10 +240,17 @@ class DockerCollector implements StreamingCollector {
   // ---- the cycle --------------------------------------------------------------------------
 
   private async cycle(): Promise<void> {
-    if (this.stopped || !this.docker || !this.endpoint) return;
+    if (this.stopped || !this.endpoint) return;
     const started = this.deps.clock.now();
     try {
-      const list = await this.docker.listContainers({ all: true, abortSignal: this.signal() });
+      const docker = await this.connectClient(this.endpoint);
+      if (!docker) {
+        // The same words dockerode's ENOENT gets, without loading it for nothing.
+        throw Object.assign(new Error(`connect ENOENT ${this.endpoint.display}`), {
+          code: 'ENOENT',
+        });
+      }
+      const list = await docker.listContainers({ all: true, abortSignal: this.signal() });
       const firstListing = !this.firstListingDone;
       const seen = new Set<string>();
       const toInspect: string[] = [];

@@ -218,18 +218,25 @@ class NvidiaSmiCollector implements StreamingCollector {
         this.onXmlLine(line),
       );
     }
-    if (this.config.pmon === 'on') {
-      // pmon samples per whole second (1-10); each sample prints every process (or a "-" row).
-      const seconds = Math.min(10, Math.max(1, Math.round(this.config.interval / 1000)));
-      this.addStream(
-        'pmon',
-        ['pmon', '-d', String(seconds)],
-        this.config.stallIntervals * seconds * 1000,
-        (line) => this.onPmonLine(line),
-      );
-    }
     for (const s of this.streams.values()) s.start();
     this.reportHealth();
+  }
+
+  /**
+   * pmon starts once the GPUs answer: a fourth nvidia-smi process at start-up would only slow
+   * the first sample of the others (each real one loads NVML; each simulated one a node).
+   */
+  private startPmon(): void {
+    if (this.config.pmon !== 'on' || this.stopped || this.streams.has('pmon')) return;
+    // pmon samples per whole second (1-10); each sample prints every process (or a "-" row).
+    const seconds = Math.min(10, Math.max(1, Math.round(this.config.interval / 1000)));
+    this.addStream(
+      'pmon',
+      ['pmon', '-d', String(seconds)],
+      this.config.stallIntervals * seconds * 1000,
+      (line) => this.onPmonLine(line),
+    );
+    this.streams.get('pmon')?.start();
   }
 
   private onPmonLine(line: string): void {
@@ -355,6 +362,7 @@ class NvidiaSmiCollector implements StreamingCollector {
     const now = this.clock.now();
     // The apps stream is silent when no process holds GPU memory: silence means "none".
     if (now - this.lastAppsAt > 2.5 * this.config.interval) this.processes = [];
+    this.startPmon();
     const gpus = mergeXmlExtras(readings, this.xmlExtras);
     const byUuid = new Map(gpus.map((g) => [g.uuid, g.index]));
     const processes = this.processes.map((p) => ({
