@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../../agent/clock.js';
 import { errorMessage } from '../../agent/errors.js';
+import { loadDockerode } from '../../agent/lazy-require.js';
 import type { ContainerIdentity } from '../../agent/facts.js';
 import { SampleBuilder } from '../../agent/metric.js';
 import type { Sample, StreamingCollector, StreamSink } from '../../agent/types.js';
@@ -150,15 +151,14 @@ class DockerCollector implements StreamingCollector {
    * here, not at the top: it pulls in ssh2 and its crypto, a second of start-up CPU on a small or
    * busy machine, which a host without Docker should not pay (nor GPU collectors starting with it).
    */
-  private async connectClient(endpoint: Endpoint): Promise<Docker | undefined> {
+  private connectClient(endpoint: Endpoint): Docker | undefined {
     if (this.docker) return this.docker;
     const log = this.log;
     if (!log) return undefined;
     if (!this.deps.docker && endpoint.kind === 'socket' && !existsSync(endpoint.socketPath)) {
       return undefined;
     }
-    const { default: Dockerode } = await import('dockerode');
-    if (this.stopped) return undefined;
+    const Dockerode = loadDockerode();
     const docker =
       this.deps.docker ??
       (endpoint.kind === 'socket'
@@ -243,7 +243,7 @@ class DockerCollector implements StreamingCollector {
     if (this.stopped || !this.endpoint) return;
     const started = this.deps.clock.now();
     try {
-      const docker = await this.connectClient(this.endpoint);
+      const docker = this.connectClient(this.endpoint);
       if (!docker) {
         // The same words dockerode's ENOENT gets, without loading it for nothing.
         throw Object.assign(new Error(`connect ENOENT ${this.endpoint.display}`), {

@@ -1,78 +1,176 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../test/helpers/log-sink.js';
+import type { Sample } from '../../agent/types.js';
 import { hostConfigSchema } from './config.js';
-import { createHostCollector, readFilesystems } from './host.js';
+import { createHostCollector, parseMounts, sizeFilesystems } from './host.js';
+import { busyRatio, parseMeminfo, parseNetDev, parseProcStat, readTemperatures } from './procfs.js';
 
-function meminfo(key: string): number {
-  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/meminfo', 'utf8'));
-  return Number(m?.[1]) * 1024;
-}
+const fixture = (name: string) => readFileSync(join(import.meta.dirname, 'fixtures', name), 'utf8');
+const dir = mkdtempSync(join(tmpdir(), 'gpulse-host-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('host collector on this machine', () => {
-  it('reports CPU, load, memory, swap and network as the kernel does', async () => {
-    const c = createHostCollector(hostConfigSchema.parse({}));
-    const out = await c.collect({
-      signal: new AbortController().signal,
-      log: silentLogger(),
-      now: Date.now,
+describe('procfs parsers', () => {
+  it('reads /proc/stat per CPU and for the whole machine', () => {
+    const cpus = parseProcStat(fixture('proc-stat__debian12-2cpu.txt'));
+    expect(cpus.map((c) => c.cpu)).toEqual(['all', '0', '1']);
+    expect(cpus[0]?.ticks).toEqual({
+      user: 1103697,
+      nice: 0,
+      system: 174834,
+      idle: 196513,
+      iowait: 1562,
+      irq: 0,
+      softirq: 1918,
+      steal: 8272,
     });
-    const value = (name: string, labels: Record<string, string> = {}) =>
-      out.samples.find(
-        (s) => s.desc.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-      )?.value;
-    expect(value('gpulse_host_cpus')).toBe(cpus().length);
-    expect(value('gpulse_host_memory_total_bytes')).toBe(meminfo('MemTotal'));
-    expect(value('gpulse_host_swap_total_bytes')).toBe(meminfo('SwapTotal'));
-    const used = value('gpulse_host_memory_used_bytes') ?? -1;
-    expect(used).toBeGreaterThan(0);
-    expect(used).toBeLessThan(meminfo('MemTotal'));
-    const all = value('gpulse_host_cpu_utilization_ratio', { cpu: 'all' }) ?? -1;
-    expect(all).toBeGreaterThanOrEqual(0);
-    expect(all).toBeLessThanOrEqual(1);
-    expect(
-      out.samples.filter((s) => s.desc.name === 'gpulse_host_cpu_utilization_ratio'),
-    ).toHaveLength(cpus().length + 1);
-    expect(
-      out.samples
-        .filter((s) => s.desc.name === 'gpulse_host_load_average')
-        .map((s) => s.labels.window),
-    ).toEqual(['1m', '5m', '15m']);
-    expect(
-      value('gpulse_host_network_receive_bytes_total', { interface: 'lo' }),
-    ).toBeGreaterThanOrEqual(0);
+    expect(parseProcStat('cpu 1 2\ngarbage\ncpu0 a b c d')).toEqual([]);
+  });
+
+  it('computes the busy share between two samples', () => {
+    const [a] = parseProcStat('cpu 100 0 100 700 100 0 0 0');
+    const [b] = parseProcStat('cpu 150 0 150 900 100 0 0 0');
+    expect(busyRatio(a!, b!)).toBeCloseTo(100 / 300, 10);
+    expect(busyRatio(a!, a!)).toBeUndefined();
+  });
+
+  it('reads /proc/meminfo in bytes', () => {
+    expect(parseMeminfo(fixture('proc-meminfo__debian12.txt'))).toEqual({
+      total: 24683656 * 1024,
+      available: 23077608 * 1024,
+      swapTotal: 2097148 * 1024,
+      swapFree: 1048574 * 1024,
+    });
+    expect(parseMeminfo('nonsense')).toEqual({});
+  });
+
+  it('reads /proc/net/dev byte counters', () => {
+    expect(parseNetDev(fixture('proc-net-dev__debian12.txt'))).toEqual([
+      { iface: 'lo', rxBytes: 11050484597, txBytes: 11050484597 },
+      { iface: 'eth0', rxBytes: 352630430, txBytes: 9876543 },
+    ]);
+    expect(parseNetDev('h1\nh2\n  broken: x y\n')).toEqual([]);
+  });
+
+  it('keeps real filesystems once each and decodes escaped mount points', () => {
+    expect(parseMounts(fixture('proc-mounts__debian12.txt'))).toEqual([
+      { device: '/dev/vda', mountpoint: '/', fstype: 'ext4' },
+      { device: '/dev/vda', mountpoint: '/work/with space', fstype: 'ext4' },
+    ]);
+  });
+
+  it('sizes filesystems with statfs and skips vanished mounts', async () => {
+    const fs = await sizeFilesystems('/dev/x / ext4 rw 0 0\n/dev/y /no/such/mount ext4 rw 0 0\n');
+    expect(fs).toHaveLength(1);
+    expect(fs[0]?.size).toBeGreaterThan(0);
+    expect(fs[0]?.available).toBeLessThanOrEqual(fs[0]!.size);
+  });
+
+  it('reads hwmon and thermal-zone temperatures, dropping disconnected sensors', async () => {
+    const sys = join(dir, 'sys');
+    mkdirSync(join(sys, 'class', 'hwmon', 'hwmon0'), { recursive: true });
+    mkdirSync(join(sys, 'class', 'thermal', 'thermal_zone0'), { recursive: true });
+    mkdirSync(join(sys, 'class', 'thermal', 'thermal_zone1'), { recursive: true });
+    writeFileSync(join(sys, 'class', 'hwmon', 'hwmon0', 'name'), 'coretemp\n');
+    writeFileSync(join(sys, 'class', 'hwmon', 'hwmon0', 'temp1_input'), '45000\n');
+    writeFileSync(join(sys, 'class', 'hwmon', 'hwmon0', 'temp1_label'), 'Package id 0\n');
+    writeFileSync(join(sys, 'class', 'hwmon', 'hwmon0', 'temp2_input'), '-256000\n');
+    writeFileSync(join(sys, 'class', 'thermal', 'thermal_zone0', 'type'), 'cpu-thermal\n');
+    writeFileSync(join(sys, 'class', 'thermal', 'thermal_zone0', 'temp'), '51500\n');
+    writeFileSync(join(sys, 'class', 'thermal', 'thermal_zone1', 'type'), 'cpu-thermal\n');
+    writeFileSync(join(sys, 'class', 'thermal', 'thermal_zone1', 'temp'), '52000\n');
+    expect(await readTemperatures(sys)).toEqual([
+      { sensor: 'coretemp:Package_id_0', celsius: 45 },
+      { sensor: 'cpu-thermal', celsius: 51.5 },
+      { sensor: 'cpu-thermal_2', celsius: 52 },
+    ]);
+    expect(await readTemperatures(join(dir, 'nowhere'))).toEqual([]);
   });
 });
 
-describe('readFilesystems', () => {
-  it('sizes real filesystems with statfs, skips pseudo ones, duplicates and vanished mounts; decodes \\040', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gpulse-mounts-'));
-    try {
-      const spaced = join(dir, 'with space');
-      mkdirSync(spaced);
-      writeFileSync(
-        join(dir, 'mounts'),
-        [
-          '/dev/vda1 / ext4 rw,relatime 0 0',
-          'proc /proc proc rw 0 0',
-          'overlay /var/lib/docker/overlay2/x/merged overlay rw 0 0',
-          `/dev/vdb ${spaced.replace(' ', '\\040')} xfs rw 0 0`,
-          '/dev/vda1 / ext4 rw,relatime 0 0',
-          '/dev/gone /no/such/mount ext4 rw 0 0',
-        ].join('\n'),
-      );
-      const list = await readFilesystems(join(dir, 'mounts'));
-      expect(list.map((f) => [f.mountpoint, f.fstype, f.device])).toEqual([
-        ['/', 'ext4', '/dev/vda1'],
-        [spaced, 'xfs', '/dev/vdb'],
-      ]);
-      const st = statfsSync('/');
-      expect(list[0]?.size).toBe(st.blocks * st.bsize);
-      expect(await readFilesystems(join(dir, 'missing'))).toEqual([]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+function value(
+  samples: readonly Sample[],
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  return samples.find(
+    (s) => s.desc.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  )?.value;
+}
+
+describe('host collector', () => {
+  it('reports a fake host root: CPU share from consecutive samples, memory, network, disks', async () => {
+    const proc = join(dir, 'proc');
+    mkdirSync(join(proc, 'net'), { recursive: true });
+    writeFileSync(
+      join(proc, 'stat'),
+      'cpu 100 0 100 700 100 0 0 0\ncpu0 100 0 100 700 100 0 0 0\n',
+    );
+    cpSync(
+      join(import.meta.dirname, 'fixtures', 'proc-meminfo__debian12.txt'),
+      join(proc, 'meminfo'),
+    );
+    cpSync(
+      join(import.meta.dirname, 'fixtures', 'proc-net-dev__debian12.txt'),
+      join(proc, 'net', 'dev'),
+    );
+    mkdirSync(join(proc, 'self'), { recursive: true });
+    writeFileSync(join(proc, 'self', 'mounts'), '/dev/vda / ext4 rw 0 0\n');
+    const collector = createHostCollector(
+      hostConfigSchema.parse({ procRoot: proc, sysRoot: join(dir, 'nosys') }),
+    );
+    const ctx = {
+      signal: new AbortController().signal,
+      log: silentLogger(),
+      now: () => Date.now(),
+    };
+    const first = await collector.collect(ctx);
+    // One sample cannot give a rate: no utilization yet, but the cumulative counters are there.
+    expect(
+      value(first.samples, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' }),
+    ).toBeUndefined();
+    expect(value(first.samples, 'gpulse_host_cpu_seconds_total', { mode: 'user' })).toBe(1);
+    writeFileSync(
+      join(proc, 'stat'),
+      'cpu 150 0 150 900 100 0 0 0\ncpu0 150 0 150 900 100 0 0 0\n',
+    );
+    const second = (await collector.collect(ctx)).samples;
+    expect(value(second, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' })).toBeCloseTo(
+      1 / 3,
+      10,
+    );
+    expect(value(second, 'gpulse_host_cpu_utilization_ratio', { cpu: '0' })).toBeCloseTo(1 / 3, 10);
+    expect(value(second, 'gpulse_host_cpus')).toBe(1);
+    expect(value(second, 'gpulse_host_memory_total_bytes')).toBe(24683656 * 1024);
+    expect(value(second, 'gpulse_host_memory_used_bytes')).toBe((24683656 - 23077608) * 1024);
+    expect(value(second, 'gpulse_host_swap_used_bytes')).toBe((2097148 - 1048574) * 1024);
+    expect(value(second, 'gpulse_host_network_receive_bytes_total', { interface: 'eth0' })).toBe(
+      352630430,
+    );
+    expect(value(second, 'gpulse_host_network_transmit_bytes_total', { interface: 'eth0' })).toBe(
+      9876543,
+    );
+    expect(value(second, 'gpulse_host_filesystem_size_bytes', { mountpoint: '/' })).toBeGreaterThan(
+      0,
+    );
+    expect(value(second, 'gpulse_host_load_average', { window: '1m' })).toBeGreaterThanOrEqual(0);
+    expect(second.some((s) => s.desc.name === 'gpulse_host_info')).toBe(true);
+  });
+
+  it('reads this machine', async () => {
+    const collector = createHostCollector(hostConfigSchema.parse({}));
+    const ctx = {
+      signal: new AbortController().signal,
+      log: silentLogger(),
+      now: () => Date.now(),
+    };
+    await collector.collect(ctx);
+    const samples = (await collector.collect(ctx)).samples;
+    expect(value(samples, 'gpulse_host_memory_total_bytes')).toBeGreaterThan(0);
+    expect(
+      value(samples, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' }),
+    ).toBeGreaterThanOrEqual(0);
   });
 });
