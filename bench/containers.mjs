@@ -136,6 +136,8 @@ try {
       { clock: systemClock, env: {}, procRoot: '/proc', cgroupRoot: '/sys/fs/cgroup' },
     );
     const cycles = [];
+    // The collector's timers are unref'd (they never keep an agent alive on their own): hold on.
+    const keepAlive = setInterval(() => undefined, 1000);
     let lastCpu = process.cpuUsage();
     let failed;
     const done = new Promise((resolve) => {
@@ -163,6 +165,7 @@ try {
       void collector.start(sink, pino({ level: 'silent' }));
     });
     await done;
+    clearInterval(keepAlive);
     await collector.stop();
     if (failed) throw new Error(`collector failed: ${failed}`);
     const [first, ...steady] = cycles;
