@@ -6,6 +6,7 @@ import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
 import { dcgmConfigSchema, dcgmSettings } from '../collectors/dcgm/config.js';
 import { kmsgConfigSchema, kmsgSettings } from '../collectors/kmsg/config.js';
 import { metricsConfigSchema, metricsSettings } from '../exporters/prometheus/config.js';
+import { dockerConfigSchema, dockerSettings } from '../collectors/docker/config.js';
 import { modelsConfigSchema, modelsSettings } from '../edge/models/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
@@ -43,6 +44,10 @@ const zListen = z.string().transform((value, ctx) => {
 export const agentConfigSchema = z
   .object({
     listen: zListen.default({ host: '0.0.0.0', port: 9489 }),
+    /** The host's /proc as the agent sees it: GPU drivers report host PIDs (`/host/proc` in a container). */
+    procRoot: z.string().min(1).default('/proc'),
+    /** The host's cgroup mount (`/host/sys/fs/cgroup` in a container), for container stats. */
+    cgroupRoot: z.string().min(1).default('/sys/fs/cgroup'),
     log: z
       .object({
         level: z
@@ -58,6 +63,7 @@ export const agentConfigSchema = z
         host: hostConfigSchema.default(hostConfigSchema.parse({})),
         dcgm: dcgmConfigSchema.default(dcgmConfigSchema.parse({})),
         kmsg: kmsgConfigSchema.default(kmsgConfigSchema.parse({})),
+        docker: dockerConfigSchema.default(dockerConfigSchema.parse({})),
       })
       .strict()
       .default({
@@ -65,6 +71,7 @@ export const agentConfigSchema = z
         host: hostConfigSchema.parse({}),
         dcgm: dcgmConfigSchema.parse({}),
         kmsg: kmsgConfigSchema.parse({}),
+        docker: dockerConfigSchema.parse({}),
       }),
     metrics: metricsConfigSchema.default(metricsConfigSchema.parse({})),
     models: modelsConfigSchema,
@@ -97,11 +104,26 @@ export const settings: readonly SettingBinding[] = [
     valueName: 'FORMAT',
     description: 'auto|json|pretty (auto: pretty on a terminal, JSON otherwise)',
   },
+  {
+    path: ['procRoot'],
+    env: 'GPULSE_PROC_ROOT',
+    flag: 'proc-root',
+    valueName: 'PATH',
+    description:
+      "the host's /proc, for GPU process attribution (default /proc; /host/proc in a container)",
+  },
+  {
+    path: ['cgroupRoot'],
+    env: 'GPULSE_CGROUP_ROOT',
+    valueName: 'PATH',
+    description: "the host's cgroup mount, for container stats (default /sys/fs/cgroup)",
+  },
   ...nvidiaSmiSettings,
   ...hostSettings,
   ...dcgmSettings,
   ...kmsgSettings,
   ...metricsSettings,
+  ...dockerSettings,
   ...modelsSettings,
 ];
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Composition root: the only module that reads process.argv, handles signals and calls process.exit.
 import { Command, Option } from 'commander';
+import { defaultComponents } from './components.js';
 import { settings } from './config.js';
 import { packageVersion } from './package-info.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
@@ -48,6 +49,7 @@ async function runUntilSignal(
     env: process.env,
     stderr: (t) => process.stderr.write(t),
     version,
+    components: defaultComponents,
   });
   if (outcome.kind === 'exit') process.exit(outcome.code);
   const { agent, log } = outcome;

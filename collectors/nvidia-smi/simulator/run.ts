@@ -9,6 +9,7 @@ import {
 import { parseArgs, SmiUsageError, type SmiInvocation } from './args.js';
 import { resolveField, type QueryField } from './fields.js';
 import { headerLine, rowLine, type CsvFormat } from './output.js';
+import { PMON_HEADER, pmonBlock } from './pmon.js';
 import { DEFAULT_PROFILE, defaultProcesses, loadProfile, ProfileSource } from './profiles.js';
 import { captureSource, type GpuRow, type Reading, type SmiSource } from './source.js';
 
@@ -228,6 +229,14 @@ export async function runNvidiaSmi(
         }
         return source.xml(reading, selected, now);
       });
+    case 'pmon':
+      return perform(
+        io,
+        invocation,
+        setup,
+        (reading, selected, _now, first) =>
+          (first ? PMON_HEADER : '') + pmonBlock(reading, selected),
+      );
     case 'query-gpu':
     case 'query-compute-apps': {
       const known = command.kind === 'query-gpu' ? source.gpuFields : source.appFields;
@@ -325,5 +334,6 @@ async function perform(
     io.write(out.text);
     if (out.kind === 'exit') return out.code;
     first = false;
+    if (invocation.count !== undefined && k + 1 >= invocation.count) return 0;
   }
 }
