@@ -3,6 +3,8 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { nvidiaSmiConfigSchema, nvidiaSmiSettings } from '../collectors/nvidia-smi/config.js';
 import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
+import { mqttConfigSchema, mqttSettings } from '../edge/config.js';
+import { gatewayConfigSchema } from '../edge/gateway/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
 
@@ -58,6 +60,8 @@ export const agentConfigSchema = z
         'nvidia-smi': nvidiaSmiConfigSchema.parse({}),
         host: hostConfigSchema.parse({}),
       }),
+    mqtt: mqttConfigSchema.default(mqttConfigSchema.parse({})),
+    gateway: gatewayConfigSchema.default(gatewayConfigSchema.parse({})),
   })
   .strict();
 
@@ -89,6 +93,7 @@ export const settings: readonly SettingBinding[] = [
   },
   ...nvidiaSmiSettings,
   ...hostSettings,
+  ...mqttSettings,
 ];
 
 /** Environment variables that belong to gpulse but are not settings (simulator, tests). */

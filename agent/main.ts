@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { settings } from './config.js';
 import { packageVersion } from './package-info.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
+import { registerGatewayCommand } from '../edge/gateway/command.js';
 
 const SHUTDOWN_LIMIT_MS = 5000;
 
@@ -121,5 +122,7 @@ addAgentOptions(
     seed: opts.seed as string | undefined,
   }),
 );
+
+registerGatewayCommand(program, process);
 
 await program.parseAsync(process.argv);

@@ -6,6 +6,7 @@ import type { Component } from './component.js';
 import { loadConfig, readConfigFile, type AgentConfig } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createLogger } from './logger.js';
+import { createEdgeComponents } from '../edge/components.js';
 import { packageRoot } from './package-info.js';
 
 /** Options shared by `gpulse run` and `gpulse simulate` (flag values as commander parsed them). */
@@ -110,7 +111,7 @@ export async function startAgent(
     log,
     version: io.version,
     env,
-    components: io.components?.(config),
+    components: [...createEdgeComponents(config), ...(io.components?.(config) ?? [])],
   });
   try {
     const address = await agent.start();

@@ -221,7 +221,7 @@ describe('Spool', () => {
     const [file] = segmentFiles(dir, 'events');
     const path = join(dir, 'events', file as string);
     const buf = readFileSync(path);
-    buf[recordSize(100) + 40] ^= 0xff; // a byte in the body of record 2
+    buf.writeUInt8(buf.readUInt8(recordSize(100) + 40) ^ 0xff, recordSize(100) + 40); // a byte in the body of record 2
     writeFileSync(path, buf);
 
     const second = await openSpool(dir, clock);
