@@ -164,13 +164,19 @@ export class FleetState {
       }
       case 'telemetry': {
         const t = parse(telemetrySchema, value);
-        const device = this.device(site, node, now);
-        device.lastSeen = now;
+        const existing = this.devices.get(`${site}/${node}`);
         const part = t.part ?? 1;
-        const sameSnapshot = part > 1 && t.ts === device.telemetryTs;
+        const sameSnapshot = existing !== undefined && part > 1 && t.ts === existing.telemetryTs;
         // Replays apply only when newer than what is shown; live messages always do.
-        if (t.replay === true && t.ts <= device.telemetryTs && !sameSnapshot) return 'stale';
-        this.render(device, t.series, sameSnapshot);
+        const stale =
+          existing !== undefined && t.replay === true && t.ts <= existing.telemetryTs && !sameSnapshot;
+        // Rendered before the device is created: a malformed message never adds a device.
+        const rendered = stale ? undefined : this.render(site, node, t.series, sameSnapshot ? existing : undefined);
+        const device = existing ?? this.device(site, node, now);
+        device.lastSeen = now;
+        if (!rendered) return 'stale';
+        device.families = rendered.families;
+        device.series = rendered.series;
         device.telemetryTs = t.ts;
         if (device.online === undefined) device.online = true;
         return 'applied';
@@ -211,16 +217,17 @@ export class FleetState {
   }
 
   private render(
-    device: Device,
+    site: string,
+    node: string,
     series: z.infer<typeof telemetrySchema>['series'],
-    merge: boolean,
-  ): void {
+    mergeInto: Device | undefined,
+  ): { families: Map<string, string>; series: number } {
     const families = new Map<string, string[]>();
     const seen = new Set<string>();
-    let count = merge ? device.series : 0;
+    let count = mergeInto ? mergeInto.series : 0;
     const identity: [string, string][] = [
-      ['site', device.site],
-      ['node', device.node],
+      ['site', site],
+      ['node', node],
     ];
     for (const group of series) {
       const names = Object.keys(group.labels);
@@ -250,10 +257,9 @@ export class FleetState {
         lines.push(sampleLine(family, pairs, value));
       }
     }
-    const next = merge ? device.families : new Map<string, string>();
+    const next = new Map<string, string>(mergeInto?.families ?? []);
     for (const [family, lines] of families) next.set(family, (next.get(family) ?? '') + lines.join(''));
-    device.families = next;
-    device.series = count;
+    return { families: next, series: count };
   }
 
   private withdraw(device: Device): void {
