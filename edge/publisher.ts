@@ -132,6 +132,7 @@ export class MqttConnection {
   private lastTrouble: string | undefined;
   private pendingTrouble: Trouble | undefined;
   private everConnected = false;
+  private pendingSubacks = 0;
   private readonly inFlight = new Set<InFlight>();
   private readonly subscriptions = new Map<string, Set<MessageHandler>>();
   private readonly stateListeners = new Set<(connected: boolean) => void>();
@@ -146,6 +147,11 @@ export class MqttConnection {
   /** True while connected (CONNACK received, not yet closed). */
   get connected(): boolean {
     return this.isConnected;
+  }
+
+  /** True while connected with every subscription acknowledged by the broker. */
+  get subscribed(): boolean {
+    return this.isConnected && this.pendingSubacks === 0;
   }
 
   /** MQTT version in use: 5, or 4 (3.1.1). */
@@ -353,7 +359,11 @@ export class MqttConnection {
   }
 
   private subscribeOnBroker(filters: string[]): void {
-    this.client?.subscribe(filters, { qos: 1 }, (err, granted) => {
+    const client = this.client;
+    if (!client) return;
+    this.pendingSubacks++;
+    client.subscribe(filters, { qos: 1 }, (err, granted) => {
+      if (client === this.client) this.pendingSubacks--;
       if (err) {
         this.options.log.warn({ filters, err: errorMessage(err) }, 'MQTT subscribe failed');
         return;
@@ -395,6 +405,7 @@ export class MqttConnection {
   private onClose(client: MqttClient): void {
     if (client !== this.client) return;
     this.client = undefined;
+    this.pendingSubacks = 0;
     const wasConnected = this.isConnected;
     this.isConnected = false;
     for (const entry of [...this.inFlight]) entry.reject(new ConnectionLostError());

@@ -1,5 +1,11 @@
 import type { Command } from 'commander';
-import { loadConfig, readConfigFile, settings } from '../../agent/config.js';
+import {
+  loadConfig,
+  readConfigFile,
+  settings,
+  type ConfigSources,
+  type LoadedConfig,
+} from '../../agent/config.js';
 import { ConfigError, errorMessage } from '../../agent/errors.js';
 import { createLogger } from '../../agent/logger.js';
 import { packageVersion } from '../../agent/package-info.js';
@@ -34,6 +40,17 @@ function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
 }
 
+/** Loads the configuration with the gateway's settings reachable from env and flags. */
+export function loadGatewayConfig(sources: Omit<ConfigSources, 'extraSettings'>): LoadedConfig {
+  return loadConfig({
+    ...sources,
+    extraSettings: [
+      ...gatewaySettings,
+      { path: ['gateway', 'embeddedBroker'], flag: 'embedded-broker', description: 'embedded broker' },
+    ],
+  });
+}
+
 /** Adds `gpulse gateway`: MQTT fleet → one Prometheus /metrics. */
 export function registerGatewayCommand(program: Command, proc: GatewayProcess): void {
   const bindings = [...settings.filter((s) => s.flag && SHARED_FLAGS.has(s.flag)), ...gatewaySettings];
@@ -66,19 +83,7 @@ export function registerGatewayCommand(program: Command, proc: GatewayProcess): 
     try {
       const path = typeof opts.config === 'string' ? opts.config : proc.env.GPULSE_CONFIG;
       const file = path ? readConfigFile(path) : undefined;
-      ({ config, warnings } = loadConfig({
-        file,
-        env: proc.env,
-        flags,
-        extraSettings: [
-          ...gatewaySettings,
-          {
-            path: ['gateway', 'embeddedBroker'],
-            flag: 'embedded-broker',
-            description: 'embedded broker',
-          },
-        ],
-      }));
+      ({ config, warnings } = loadGatewayConfig({ file, env: proc.env, flags }));
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       proc.stderr.write(`gpulse: ${err.message}\n`);

@@ -33,7 +33,7 @@ export const gatewayConfigSchema = z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, "-" and "_" only')
       .optional(),
-    /** Client id; default gpulse-gateway-<host>-<pid> (unique per process). */
+    /** Client id; default gpulse-gateway-<host>-<pid>-<random> (unique: gateways use clean sessions). */
     clientId: z.string().min(1).max(128).optional(),
     /** A device silent this long is down (up 0) and its series are withdrawn. */
     deviceTimeout: zDuration({ min: 1000 }).default(120_000),
@@ -67,7 +67,7 @@ export const gatewaySettings: readonly SettingBinding[] = [
     env: 'GPULSE_GATEWAY_CLIENT_ID',
     flag: 'gateway-client-id',
     valueName: 'ID',
-    description: 'MQTT client id of the gateway (default gpulse-gateway-<host>-<pid>)',
+    description: 'MQTT client id of the gateway (default gpulse-gateway-<host>-<pid>-<random>)',
   },
   {
     path: ['gateway', 'deviceTimeout'],

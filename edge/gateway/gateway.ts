@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
@@ -82,7 +83,7 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
   });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const ready = connection?.connected ?? false;
+    const ready = connection?.subscribed ?? false;
     return reply.code(ready ? 200 : 503).send({ ready, devices: fleet.size() });
   });
   app.get('/', async (_request, reply) => {
@@ -117,7 +118,8 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
         // aedes speaks 3.1.1 only.
         protocol: embedded ? '3.1.1' : config.mqtt.protocol,
         clientId:
-          g.clientId ?? `gpulse-gateway-${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${process.pid}`,
+          g.clientId ??
+          `gpulse-gateway-${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}-${process.pid}-${randomBytes(2).toString('hex')}`,
         username: config.mqtt.username,
         password: secrets.password,
         tls: secrets.tls,
