@@ -58,7 +58,12 @@ export interface Mosquitto {
  * (so persistent test subscribers survive a broker restart).
  */
 export async function startMosquitto(
-  options: { readonly listener?: string; readonly extra?: string } = {},
+  options: {
+    readonly listener?: string;
+    readonly extra?: string;
+    /** Leave persistence to `listener`/`extra` (a full config under test). */
+    readonly ownPersistence?: boolean;
+  } = {},
 ): Promise<Mosquitto> {
   const bin = findTool('mosquitto');
   if (!bin) throw new Error('mosquitto not installed (Debian: apt-get install mosquitto)');
@@ -68,10 +73,9 @@ export async function startMosquitto(
   const conf = [
     // Running as root, mosquitto would switch to user "mosquitto", who cannot read our temp files.
     'user root',
-    'persistence true',
-    `persistence_location ${dir}/`,
-    'autosave_interval 1',
-    'max_queued_messages 100000',
+    ...(options.ownPersistence
+      ? []
+      : ['persistence true', `persistence_location ${dir}/`, 'autosave_interval 1', 'max_queued_messages 100000']),
     `log_dest file ${dir}/mosquitto.log`,
     'log_type all',
     fill(options.listener ?? 'listener {port} 127.0.0.1\nallow_anonymous true'),
