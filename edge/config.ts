@@ -124,6 +124,19 @@ export const mqttConfigSchema = z
         path: ['tls'],
         message: 'a client certificate needs both cert and key',
       });
+  })
+  // Credentials written into the URL move to username/password, so the URL never carries a
+  // secret into logs or config dumps (the root logger redacts `password`, not URLs).
+  .transform((c) => {
+    if (!c.url) return c;
+    const url = new URL(c.url);
+    if (!url.username && !url.password) return c;
+    const username = c.username ?? (url.username ? decodeURIComponent(url.username) : undefined);
+    const password =
+      c.password ?? (c.passwordFile || !url.password ? undefined : decodeURIComponent(url.password));
+    url.username = '';
+    url.password = '';
+    return { ...c, url: url.toString().replace(/\/$/, ''), username, password };
   });
 
 /** Parsed MQTT settings. */
