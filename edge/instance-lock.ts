@@ -1,4 +1,8 @@
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+/** Locks held by this process: our own pid in a lock file is stale only if we do not hold it. */
+const heldHere = new Set<string>();
 
 /** Another live process holds the lock. */
 export class LockHeldError extends Error {
@@ -49,12 +53,15 @@ export class InstanceLock {
 
   /** Takes the lock at `path` or throws LockHeldError. */
   static acquire(path: string, pid = process.pid): InstanceLock {
+    const key = resolve(path);
+    if (pid === process.pid && heldHere.has(key)) throw new LockHeldError(path, pid);
     const tmp = `${path}.${pid}.tmp`;
     writeFileSync(tmp, `${pid}\n`, { mode: 0o600 });
     try {
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
           linkSync(tmp, path);
+          heldHere.add(key);
           return new InstanceLock(path, pid);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -77,6 +84,7 @@ export class InstanceLock {
   release(): void {
     if (this.released) return;
     this.released = true;
+    heldHere.delete(resolve(this.path));
     if (holder(this.path) !== this.pid) return;
     try {
       unlinkSync(this.path);

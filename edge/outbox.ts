@@ -105,6 +105,7 @@ export class Outbox {
   /** The connection came up or went down: replay starts over from the oldest unacknowledged. */
   connectionChanged(): void {
     this.sentThrough = 0;
+    this.options.spool.releaseSending();
     this.kick();
   }
 
@@ -209,6 +210,7 @@ export class Outbox {
         }
         this.sentThrough = r.seq;
         this.inflight++;
+        spool.markSending(r.stream, r.seq);
         this.sendReplay(r);
       }
     }

@@ -54,6 +54,10 @@ export class SegmentLog {
   private headSeg = 0;
   private headRec = 0;
   private readonly ackedAhead = new Set<number>();
+  /** Records handed to the broker and not yet acknowledged. */
+  private readonly sending = new Set<number>();
+  /** Records dropped (bound) while on their way: lost only if their PUBACK never comes. */
+  private readonly droppedWhileSending = new Set<number>();
   private ops: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -253,8 +257,27 @@ export class SegmentLog {
     }
   }
 
+  /** Notes that a record is on its way to the broker. */
+  markSending(seq: number): void {
+    this.sending.add(seq);
+  }
+
+  /**
+   * The connection dropped: nothing is on its way any more. Returns how many records were dropped
+   * by the bound while on their way and never acknowledged (now counted as lost).
+   */
+  releaseSending(): number {
+    const lost = this.droppedWhileSending.size;
+    this.droppedWhileSending.clear();
+    this.sending.clear();
+    return lost;
+  }
+
   /** Marks one record acknowledged; the head moves over every contiguous acknowledged record. */
   ack(seq: number): void {
+    this.sending.delete(seq);
+    // Delivered after all, though the bound dropped it meanwhile: not lost.
+    if (this.droppedWhileSending.delete(seq)) return;
     if (seq <= this.ackedThrough) return;
     this.ackedAhead.add(seq);
     this.skipAcked();
@@ -340,11 +363,19 @@ export class SegmentLog {
     }
   }
 
-  /** Deletes the oldest segment whatever its state; returns how many pending records it held. */
+  /**
+   * Deletes the oldest segment whatever its state; returns how many pending records it held that
+   * are lost (records on their way to the broker count only if their PUBACK never comes).
+   */
   async dropOldestSegment(): Promise<{ dropped: number; bytes: number } | undefined> {
     const seg = this.segments[0];
     if (!seg) return undefined;
-    const pendingBefore = this.pending();
+    let dropped = 0;
+    for (const seq of seg.seqs) {
+      if (seq <= this.ackedThrough || this.ackedAhead.has(seq)) continue;
+      if (this.sending.has(seq)) this.droppedWhileSending.add(seq);
+      else dropped++;
+    }
     const last = seg.seqs[seg.seqs.length - 1];
     this.segments.shift();
     this.headSeg = 0;
@@ -353,7 +384,7 @@ export class SegmentLog {
     for (const s of [...this.ackedAhead]) if (s <= this.ackedThrough) this.ackedAhead.delete(s);
     this.skipAcked();
     await this.deleteSegments([seg]);
-    return { dropped: pendingBefore - this.pending(), bytes: seg.bytes };
+    return { dropped, bytes: seg.bytes };
   }
 
   /** Number of segments (for the bound: a log with none has nothing to give up). */

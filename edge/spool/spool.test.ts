@@ -148,6 +148,25 @@ describe('Spool', () => {
     await spool.close();
   });
 
+  it('counts a record dropped while on its way only if its PUBACK never comes', async () => {
+    const dir = tempDir();
+    const clock = new FakeClock();
+    const size = recordSize(100);
+    const { spool, dropped } = await openSpool(dir, clock, { maxBytes: size * 4, segmentBytes: size * 2 });
+    await spool.append([1, 2].map((s) => rec('telemetry', s, T0)));
+    await spool.append([3, 4].map((s) => rec('telemetry', s, T0)));
+    spool.markSending('telemetry', 1);
+    spool.markSending('telemetry', 2);
+    // Room for 5 and 6 costs the oldest segment (1, 2), both on their way to the broker.
+    await spool.append([5, 6].map((s) => rec('telemetry', s, T0)));
+    expect(dropped('size')).toBe(0);
+    spool.ack('telemetry', 1); // delivered after all
+    spool.releaseSending(); // the connection dropped: 2 never made it
+    expect(dropped('size')).toBe(1);
+    expect((await readAll(spool)).map((r) => r.seq)).toEqual([3, 4, 5, 6]);
+    await spool.close();
+  });
+
   it('gives up incoming telemetry rather than stored events when only events fill the bound', async () => {
     const dir = tempDir();
     const clock = new FakeClock();

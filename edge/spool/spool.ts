@@ -174,6 +174,19 @@ export class Spool {
     return merged.slice(0, limit);
   }
 
+  /** Notes that a record was handed to the broker (see releaseSending). */
+  markSending(stream: SpoolStream, seq: number): void {
+    this.logs[stream].markSending(seq);
+  }
+
+  /** The connection changed: records dropped by the bound while on their way now count as lost. */
+  releaseSending(): void {
+    for (const stream of DROP_ORDER) {
+      const lost = this.logs[stream].releaseSending();
+      if (lost > 0) this.options.onDrop?.('size', lost, stream);
+    }
+  }
+
   /** Marks a record delivered (PUBACK); it is deleted with its segment once all before it are. */
   ack(stream: SpoolStream, seq: number): void {
     this.logs[stream].ack(seq);

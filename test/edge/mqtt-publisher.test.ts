@@ -106,6 +106,39 @@ describeWithTools('MQTT publisher against Mosquitto', [{ bin: 'mosquitto', pkg: 
     expect(await a.metric('gpulse_mqtt_connected')).toBe(1);
   });
 
+  it('gives other components a link: commands in, events and replies out; offline on a clean stop', async () => {
+    const rec = await recorder();
+    const dir = tempDir();
+    const a = await startEdgeAgent({ url: broker.url, site: 'plant-1', node: 'cam-05', dir });
+    const commands: string[] = [];
+    a.mqtt.link.subscribe('cmd/model-update', (m) => void commands.push(m.payload.toString()));
+    await eventually(() => a.mqtt.link.connected, 10_000, 'link connected');
+    const operator = await record(broker.url, 'none/#');
+    cleanups.push(() => operator.close());
+    // Subscriptions made after connect reach the broker asynchronously: resend until one arrives.
+    await eventually(async () => {
+      await operator.client.publishAsync('gpulse/v1/plant-1/cam-05/cmd/model-update', '{"model":"yolo","version":"8"}', { qos: 1 });
+      return commands.length > 0;
+    }, 10_000, 'command delivered');
+    expect(commands[0]).toBe('{"model":"yolo","version":"8"}');
+    a.mqtt.link.publishEvent({ type: 'model.update_started', severity: 'info', source: 'models', message: 'updating yolo to 8', labels: { model: 'yolo' } });
+    await a.mqtt.link.publish('models/yolo/update-status', '{"state":"downloading"}', { qos: 1 });
+    await rec.waitFor((m) => m.some((x) => x.topic.endsWith('/events')) && m.some((x) => x.topic.endsWith('/update-status')));
+    expect(rec.on('events')[0]?.json).toMatchObject({ events: [{ type: 'model.update_started', labels: { model: 'yolo' } }] });
+    // A second agent on the same state dir is refused: two agents with one client id would fight.
+    const { log, records } = (await import('../helpers/log-sink.js')).captureLogger();
+    const twin = await startEdgeAgent({ url: broker.url, site: 'plant-1', node: 'cam-05', dir, log });
+    cleanups.push(() => twin.stop());
+    expect(records.some((r) => r.msg === 'component failed to start' && /another gpulse \(pid \d+\)/.test(String(r.err)))).toBe(true);
+    expect(await twin.metric('gpulse_collector_up{collector="mqtt"}')).toBe(0);
+    // A clean stop replaces the retained status with offline/shutdown (no will needed).
+    await a.stop();
+    const late = await record(broker.url, 'gpulse/v1/plant-1/cam-05/status');
+    cleanups.push(() => late.close());
+    await late.waitFor((m) => m.length === 1);
+    expect(late.messages[0]?.json).toMatchObject({ state: 'offline', reason: 'shutdown' });
+  });
+
   it('replays every seq from a broker outage exactly once, in order, marked replay', async () => {
     const rec = await recorder();
     const a = await agent('plant-1', 'cam-02');
