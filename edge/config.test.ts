@@ -58,7 +58,11 @@ describe('mqtt config', () => {
 
   it('moves credentials out of the URL so it never carries a secret', () => {
     const { config } = loadConfig({ flags: { 'mqtt-url': 'mqtt://dev%40x:p%3Ass@broker:1883' } });
-    expect(config.mqtt).toMatchObject({ url: 'mqtt://broker:1883', username: 'dev@x', password: 'p:ss' });
+    expect(config.mqtt).toMatchObject({
+      url: 'mqtt://broker:1883',
+      username: 'dev@x',
+      password: 'p:ss',
+    });
     const explicit = loadConfig({
       env: { GPULSE_MQTT_PASSWORD: 'from-env' },
       flags: { 'mqtt-url': 'mqtt://u:from-url@broker:1883' },
@@ -76,13 +80,15 @@ describe('mqtt config', () => {
     expect(problems).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^mqtt\.url: unsupported scheme http: .*\(from --mqtt-url\)$/),
-        expect.stringMatching(/^mqtt\.site: site "a\/b" must be .*topic level.*\(from GPULSE_MQTT_SITE\)$/),
+        expect.stringMatching(
+          /^mqtt\.site: site "a\/b" must be .*topic level.*\(from GPULSE_MQTT_SITE\)$/,
+        ),
         expect.stringMatching(/^mqtt\.qos: /),
       ]),
     );
-    expect(problemsOf(() => loadConfig({ flags: { 'mqtt-url': 'mqtt://x:1', 'mqtt-cert': '/c.pem' } }))).toEqual([
-      expect.stringMatching(/^mqtt\.tls: a client certificate needs both cert and key/),
-    ]);
+    expect(
+      problemsOf(() => loadConfig({ flags: { 'mqtt-url': 'mqtt://x:1', 'mqtt-cert': '/c.pem' } })),
+    ).toEqual([expect.stringMatching(/^mqtt\.tls: a client certificate needs both cert and key/)]);
     expect(problemsOf(() => loadConfig({ flags: { 'mqtt-url': 'not a url' } }))[0]).toMatch(
       /expected a broker URL like "mqtts:\/\/broker\.example:8883"/,
     );
@@ -90,7 +96,9 @@ describe('mqtt config', () => {
 
   it('puts state under systemd STATE_DIRECTORY when there is one', () => {
     expect(defaultStateDir({})).toBe('/var/lib/gpulse/mqtt');
-    expect(defaultStateDir({ STATE_DIRECTORY: '/var/lib/gpulse-edge:/other' })).toBe('/var/lib/gpulse-edge/mqtt');
+    expect(defaultStateDir({ STATE_DIRECTORY: '/var/lib/gpulse-edge:/other' })).toBe(
+      '/var/lib/gpulse-edge/mqtt',
+    );
   });
 });
 
@@ -113,7 +121,9 @@ describe('gateway config', () => {
       embeddedBroker: { host: '::1', port: 1884 },
     });
     expect(
-      problemsOf(() => loadGatewayConfig({ flags: { 'share-group': 'a/b', 'embedded-broker': 'nowhere' } })),
+      problemsOf(() =>
+        loadGatewayConfig({ flags: { 'share-group': 'a/b', 'embedded-broker': 'nowhere' } }),
+      ),
     ).toEqual([
       expect.stringMatching(/^gateway\.shareGroup: /),
       expect.stringMatching(/^gateway\.embeddedBroker: expected "off" or HOST:PORT/),

@@ -133,7 +133,8 @@ export const mqttConfigSchema = z
     if (!url.username && !url.password) return c;
     const username = c.username ?? (url.username ? decodeURIComponent(url.username) : undefined);
     const password =
-      c.password ?? (c.passwordFile || !url.password ? undefined : decodeURIComponent(url.password));
+      c.password ??
+      (c.passwordFile || !url.password ? undefined : decodeURIComponent(url.password));
     url.username = '';
     url.password = '';
     return { ...c, url: url.toString().replace(/\/$/, ''), username, password };

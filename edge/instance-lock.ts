@@ -67,7 +67,8 @@ export class InstanceLock {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         }
         const owner = holder(path);
-        if (owner !== undefined && owner !== pid && alive(owner)) throw new LockHeldError(path, owner);
+        if (owner !== undefined && owner !== pid && alive(owner))
+          throw new LockHeldError(path, owner);
         unlinkSync(path);
       }
       throw new LockHeldError(path, holder(path) ?? 0);

@@ -225,7 +225,10 @@ export function createMqttComponent(
     const batch = pendingEvents;
     pendingEvents = [];
     const s = seq;
-    submit(buildEvents(batch, () => s.next(), { compressAbove: config.telemetry.compressAbove }), 'events');
+    submit(
+      buildEvents(batch, () => s.next(), { compressAbove: config.telemetry.compressAbove }),
+      'events',
+    );
   };
 
   const onEvent = (event: AgentEvent) => {
@@ -272,14 +275,12 @@ export function createMqttComponent(
         } catch (err) {
           throw new Error(
             `cannot create the MQTT state directory ${dir}: ${errorMessage(err)}; set mqtt.spool.dir (GPULSE_MQTT_SPOOL_DIR, --mqtt-spool-dir) to a writable directory`,
+            { cause: err },
           );
         }
         lock = InstanceLock.acquire(join(dir, 'instance.lock'));
         const secrets = loadMqttSecrets(config);
-        if (
-          (config.tls.ca || config.tls.cert) &&
-          !/^(mqtts|ssl|tls):/i.test(url)
-        ) {
+        if ((config.tls.ca || config.tls.cert) && !/^(mqtts|ssl|tls):/i.test(url)) {
           log.warn(
             { broker: redactUrl(url) },
             'mqtt.tls files are set but the URL is not mqtts://: the connection is not encrypted',

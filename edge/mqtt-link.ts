@@ -24,7 +24,11 @@ export interface MqttLink {
    * Publishes once, now, under the node (command replies, progress): not spooled, not numbered.
    * Rejects with NotConnectedError while offline and PublishRefusedError when the ACL refuses.
    */
-  publish(topicSuffix: string, payload: Buffer | string, options?: Partial<PublishOptions>): Promise<void>;
+  publish(
+    topicSuffix: string,
+    payload: Buffer | string,
+    options?: Partial<PublishOptions>,
+  ): Promise<void>;
   /** Calls `listener` on every connect (true) and disconnect (false). */
   onConnection(listener: (connected: boolean) => void): () => void;
 }

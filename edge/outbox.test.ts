@@ -29,9 +29,13 @@ class FakeLink implements OutboxLink {
 
   publish(topic: string, payload: Buffer, options: PublishOptions): Promise<void> {
     if (!this.connected) return Promise.reject(new NotConnectedError());
-    const json = JSON.parse(decodeBody(payload, options.contentType, 1e7)) as Record<string, unknown>;
+    const json = JSON.parse(decodeBody(payload, options.contentType, 1e7)) as Record<
+      string,
+      unknown
+    >;
     this.published.push({ topic, json, options });
-    if (this.mode === 'refuse') return Promise.reject(new PublishRefusedError(0x87, 'Not authorized'));
+    if (this.mode === 'refuse')
+      return Promise.reject(new PublishRefusedError(0x87, 'Not authorized'));
     if (this.mode === 'ack') return Promise.resolve();
     return new Promise((resolve, reject) => this.held.push({ resolve, reject }));
   }
@@ -112,7 +116,9 @@ describe('Outbox', () => {
   it('spools while offline and replays oldest first, marked replay, once connected', async () => {
     const { link, outbox, message, spool, count } = await setup();
     link.connected = false;
-    const results = await Promise.all([1, 2, 3].map((i) => outbox.submit(message(i === 2 ? 'events' : 'telemetry', 600))));
+    const results = await Promise.all(
+      [1, 2, 3].map((i) => outbox.submit(message(i === 2 ? 'events' : 'telemetry', 600))),
+    );
     expect(results).toEqual(['spooled', 'spooled', 'spooled']);
     expect(spool.stats().pending).toBe(3);
     link.connected = true;
@@ -201,7 +207,11 @@ describe('Outbox', () => {
     // Incompressible 400-byte payloads: the bucket holds 1000 bytes.
     for (let i = 0; i < 6; i++) {
       const m = message();
-      await outbox.submit({ ...m, body: Buffer.from(m.body.toString() + ' '.repeat(400)), contentType: 'application/json' });
+      await outbox.submit({
+        ...m,
+        body: Buffer.from(m.body.toString() + ' '.repeat(400)),
+        contentType: 'application/json',
+      });
     }
     link.connected = true;
     outbox.connectionChanged();

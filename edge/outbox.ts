@@ -221,7 +221,8 @@ export class Outbox {
     let body: Buffer;
     let contentType: ContentType;
     try {
-      const json = r.flags & FLAG_DEFLATE ? inflateSync(r.data).toString('utf8') : r.data.toString('utf8');
+      const json =
+        r.flags & FLAG_DEFLATE ? inflateSync(r.data).toString('utf8') : r.data.toString('utf8');
       ({ body, contentType } = encodeBody(markReplay(json), this.options.compressAbove));
     } catch (err) {
       // Passed its CRC yet does not decode: nothing to send; count it as refused, move on.
@@ -263,7 +264,10 @@ export class Outbox {
       this.tokens -= bytes;
       return 0;
     }
-    return Math.max(1, Math.ceil(((Math.min(bytes, replayRate) - this.tokens) / replayRate) * 1000));
+    return Math.max(
+      1,
+      Math.ceil(((Math.min(bytes, replayRate) - this.tokens) / replayRate) * 1000),
+    );
   }
 
   private wake(ms: number): void {

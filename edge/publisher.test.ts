@@ -11,7 +11,13 @@ import { FakeClock } from '../agent/clock.js';
 import { createLogger } from '../agent/logger.js';
 import { loadConfig } from '../agent/config.js';
 import { captureLogger, silentLogger } from '../test/helpers/log-sink.js';
-import { eventually, freePort, removeDir, startMosquitto, type Mosquitto } from '../test/helpers/mosquitto.js';
+import {
+  eventually,
+  freePort,
+  removeDir,
+  startMosquitto,
+  type Mosquitto,
+} from '../test/helpers/mosquitto.js';
 import { describeWithTools } from '../test/helpers/tools.js';
 import { startEmbeddedBroker } from './gateway/embedded-broker.js';
 import { createMqttComponent } from './mqtt-component.js';
@@ -25,7 +31,9 @@ describeWithTools('MqttConnection', [{ bin: 'mosquitto', pkg: 'mosquitto' }], ()
   beforeAll(async () => {
     const passwd = mkdtempSync(join(tmpdir(), 'gpulse-passwd-'));
     const file = join(passwd, 'passwd');
-    const made = spawnSync('mosquitto_passwd', ['-b', '-c', file, 'device', 'right-pw'], { encoding: 'utf8' });
+    const made = spawnSync('mosquitto_passwd', ['-b', '-c', file, 'device', 'right-pw'], {
+      encoding: 'utf8',
+    });
     if (made.status !== 0) throw new Error(made.stderr);
     secured = await startMosquitto({
       listener: `listener {port} 127.0.0.1\nallow_anonymous false\npassword_file ${file}`,
@@ -134,9 +142,16 @@ describeWithTools('MqttConnection', [{ bin: 'mosquitto', pkg: 'mosquitto' }], ()
     await eventually(() => conn.subscribed, 10_000, 'subscribed again');
     const sender = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
     cleanups.push(() => sender.endAsync());
-    await sender.publishAsync('cmd/model-update', 'go', { qos: 1, properties: { contentType: 'text/plain' } });
+    await sender.publishAsync('cmd/model-update', 'go', {
+      qos: 1,
+      properties: { contentType: 'text/plain' },
+    });
     await eventually(() => received.length === 1, 5000, 'the command');
-    expect(received[0]).toMatchObject({ topic: 'cmd/model-update', contentType: 'text/plain', retain: false });
+    expect(received[0]).toMatchObject({
+      topic: 'cmd/model-update',
+      contentType: 'text/plain',
+      retain: false,
+    });
     expect(received[0]?.payload.toString()).toBe('go');
     expect(conn.reconnects).toBeGreaterThanOrEqual(1);
   });
@@ -167,14 +182,28 @@ describeWithTools('MqttConnection', [{ bin: 'mosquitto', pkg: 'mosquitto' }], ()
     const url = secured.url.replace('mqtt://', 'mqtt://device:url-secret-7@');
     const { config } = loadConfig({
       env: { GPULSE_MQTT_PASSWORD: 'env-secret-9' },
-      flags: { 'mqtt-url': url, 'mqtt-spool-dir': dir, listen: '127.0.0.1:0', 'mqtt-interval': '100ms' },
+      flags: {
+        'mqtt-url': url,
+        'mqtt-spool-dir': dir,
+        listen: '127.0.0.1:0',
+        'mqtt-interval': '100ms',
+      },
     });
     const component = createMqttComponent(config.mqtt);
-    const agent = buildAgent(config, { log, version: 'test', collectors: [], components: [component] });
+    const agent = buildAgent(config, {
+      log,
+      version: 'test',
+      collectors: [],
+      components: [component],
+    });
     await agent.start();
     cleanups.push(() => agent.stop());
     // The broker refuses env-secret-9 for "device": the refusal is logged, the secret is not.
-    await eventually(() => lines.some((l) => l.includes('refused this client')), 10_000, 'refusal logged');
+    await eventually(
+      () => lines.some((l) => l.includes('refused this client')),
+      10_000,
+      'refusal logged',
+    );
     // A component that logs its whole config still leaks nothing (root logger redaction).
     log.info({ config }, 'config dump');
     log.info({ password: 'env-secret-9' }, 'careless');

@@ -7,7 +7,7 @@ function readSecretFile(what: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new Error(`cannot read ${what} (${path}): ${errorMessage(err)}`);
+    throw new Error(`cannot read ${what} (${path}): ${errorMessage(err)}`, { cause: err });
   }
 }
 

@@ -136,7 +136,8 @@ function readStored(path: string, log: Logger): Stored | 'missing' | 'damaged' {
   }
   try {
     const v = JSON.parse(text.trim()) as Record<string, unknown>;
-    const ok = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+    const ok = (x: unknown): x is number =>
+      typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
     if (!ok(v.next) || !ok(v.lease) || !ok(v.session)) return 'damaged';
     return {
       next: v.next,

@@ -46,14 +46,21 @@ export function loadGatewayConfig(sources: Omit<ConfigSources, 'extraSettings'>)
     ...sources,
     extraSettings: [
       ...gatewaySettings,
-      { path: ['gateway', 'embeddedBroker'], flag: 'embedded-broker', description: 'embedded broker' },
+      {
+        path: ['gateway', 'embeddedBroker'],
+        flag: 'embedded-broker',
+        description: 'embedded broker',
+      },
     ],
   });
 }
 
 /** Adds `gpulse gateway`: MQTT fleet → one Prometheus /metrics. */
 export function registerGatewayCommand(program: Command, proc: GatewayProcess): void {
-  const bindings = [...settings.filter((s) => s.flag && SHARED_FLAGS.has(s.flag)), ...gatewaySettings];
+  const bindings = [
+    ...settings.filter((s) => s.flag && SHARED_FLAGS.has(s.flag)),
+    ...gatewaySettings,
+  ];
   const cmd = program
     .command('gateway')
     .description(
@@ -66,7 +73,10 @@ export function registerGatewayCommand(program: Command, proc: GatewayProcess): 
     );
   for (const s of bindings) {
     if (!s.flag) continue;
-    cmd.option(`--${s.flag} <${s.valueName ?? 'VALUE'}>`, `${s.description}${s.env ? ` [${s.env}]` : ''}`);
+    cmd.option(
+      `--${s.flag} <${s.valueName ?? 'VALUE'}>`,
+      `${s.description}${s.env ? ` [${s.env}]` : ''}`,
+    );
   }
   cmd.action(async (opts: Record<string, unknown>) => {
     const flags: Record<string, string | undefined> = {};

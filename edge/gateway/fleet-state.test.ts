@@ -35,7 +35,11 @@ function setup(limits: { maxDevices?: number; maxSeriesPerDevice?: number } = {}
   return { clock, fleet, records };
 }
 
-function msg(topic: string, payload: Buffer | string, extra: Partial<IncomingMessage> = {}): IncomingMessage {
+function msg(
+  topic: string,
+  payload: Buffer | string,
+  extra: Partial<IncomingMessage> = {},
+): IncomingMessage {
   return { topic, payload: Buffer.from(payload), retain: false, ...extra };
 }
 
@@ -49,13 +53,27 @@ function telemetry(
 ): IncomingMessage {
   const [m] = buildTelemetry(series, ts, () => seq, { compressAbove: 512 });
   const body = replay ? Buffer.from(markReplay(m!.json)) : m!.body;
-  return msg(`gpulse/v1/${site}/${node}/telemetry`, body, { contentType: replay ? 'application/json' : m!.contentType });
+  return msg(`gpulse/v1/${site}/${node}/telemetry`, body, {
+    contentType: replay ? 'application/json' : m!.contentType,
+  });
 }
 
-function status(site: string, node: string, state: 'online' | 'offline', session: number, ts = T0, retain = false) {
+function status(
+  site: string,
+  node: string,
+  state: 'online' | 'offline',
+  session: number,
+  ts = T0,
+  retain = false,
+) {
   return msg(
     `gpulse/v1/${site}/${node}/status`,
-    statusJson({ state, ts, session, ...(state === 'online' ? { version: '1.2.3' } : { reason: 'will' }) }),
+    statusJson({
+      state,
+      ts,
+      session,
+      ...(state === 'online' ? { version: '1.2.3' } : { reason: 'will' }),
+    }),
     { retain },
   );
 }
@@ -76,9 +94,13 @@ describe('FleetState', () => {
     expect(fleet.ingest(telemetry('plant', 'cam1', [temp(61)], T0))).toBe('applied');
     const out = lines(fleet);
     expect(out).toContain('gpulse_fleet_device_up{site="plant",node="cam1"} 1');
-    expect(out).toContain('gpulse_fleet_device_last_seen_timestamp_seconds{site="plant",node="cam1"} 1700000000');
+    expect(out).toContain(
+      'gpulse_fleet_device_last_seen_timestamp_seconds{site="plant",node="cam1"} 1700000000',
+    );
     expect(out).toContain('gpulse_fleet_device_info{site="plant",node="cam1",version="1.2.3"} 1');
-    expect(out).toContain('gpulse_gpu_temperature_celsius{site="plant",node="cam1",gpu="0",uuid="GPU-0"} 61');
+    expect(out).toContain(
+      'gpulse_gpu_temperature_celsius{site="plant",node="cam1",gpu="0",uuid="GPU-0"} 61',
+    );
     expect(out).toContain('# TYPE gpulse_gpu_energy_joules_total counter');
     expect(out).toContain('# TYPE gpulse_gpu_temperature_celsius gauge');
     expect(out).toContain('gpulse_fleet_messages_total{stream="telemetry",result="applied"} 1');
@@ -89,12 +111,16 @@ describe('FleetState', () => {
     fleet.ingest(telemetry('s', 'n', [temp(50)], T0 + 1000, 5));
     // An older replay arrives late: counted, not shown.
     expect(fleet.ingest(telemetry('s', 'n', [temp(40)], T0, 4, true))).toBe('stale');
-    expect(lines(fleet)).toContain('gpulse_gpu_temperature_celsius{site="s",node="n",gpu="0",uuid="GPU-0"} 50');
+    expect(lines(fleet)).toContain(
+      'gpulse_gpu_temperature_celsius{site="s",node="n",gpu="0",uuid="GPU-0"} 50',
+    );
     expect(fleet.ingest(telemetry('s', 'n', [temp(70)], T0 + 2000, 6, true))).toBe('applied');
     clock.now();
     expect(fleet.ingest(telemetry('s', 'n', [temp(71, '1')], T0 + 3000, 7))).toBe('applied');
     const out = lines(fleet);
-    expect(out).toContain('gpulse_gpu_temperature_celsius{site="s",node="n",gpu="1",uuid="GPU-1"} 71');
+    expect(out).toContain(
+      'gpulse_gpu_temperature_celsius{site="s",node="n",gpu="1",uuid="GPU-1"} 71',
+    );
     expect(out.some((l) => l.includes('gpu="0"'))).toBe(false);
   });
 
@@ -105,7 +131,9 @@ describe('FleetState', () => {
     const parts = buildTelemetry(groups, T0, () => seq++, { compressAbove: Infinity });
     expect(parts.length).toBeGreaterThan(1);
     for (const p of parts)
-      expect(fleet.ingest(msg('gpulse/v1/s/big/telemetry', p.body, { contentType: p.contentType }))).toBe('applied');
+      expect(
+        fleet.ingest(msg('gpulse/v1/s/big/telemetry', p.body, { contentType: p.contentType })),
+      ).toBe('applied');
     const temps = lines(fleet).filter((l) => l.startsWith('gpulse_gpu_temperature_celsius{'));
     expect(temps).toHaveLength(200);
   });
@@ -145,7 +173,9 @@ describe('FleetState', () => {
     expect(out.some((l) => l.includes('node="gone"'))).toBe(false);
     // Online, but not heard for longer than the timeout: down until it speaks.
     expect(out).toContain('gpulse_fleet_device_up{site="s",node="old"} 0');
-    expect(out).toContain('gpulse_fleet_device_last_seen_timestamp_seconds{site="s",node="old"} 1699999880');
+    expect(out).toContain(
+      'gpulse_fleet_device_last_seen_timestamp_seconds{site="s",node="old"} 1699999880',
+    );
   });
 
   it('counts events per device and type, folding unknown type floods into "other"', () => {
@@ -162,7 +192,9 @@ describe('FleetState', () => {
     const [m] = buildEvents(events, () => 1, { compressAbove: 1024 });
     expect(fleet.ingest(msg('gpulse/v1/s/n/events', m!.body))).toBe('applied');
     const out = lines(fleet);
-    expect(out).toContain('gpulse_fleet_events_total{site="s",node="n",type="container.oom_kill"} 2');
+    expect(out).toContain(
+      'gpulse_fleet_events_total{site="s",node="n",type="container.oom_kill"} 2',
+    );
     // 64 types kept (the OOM kills and 63 junk types), the remaining 5 events folded into "other".
     expect(out.filter((l) => l.startsWith('gpulse_fleet_events_total{'))).toHaveLength(65);
     expect(out).toContain('gpulse_fleet_events_total{site="s",node="n",type="other"} 5');
@@ -174,18 +206,37 @@ describe('FleetState', () => {
     const reasons: [IncomingMessage, string][] = [
       [msg('gpulse/v1/s/n/other', '{}'), 'bad_topic'],
       [msg('gpulse/v1/s/n/telemetry', Buffer.alloc(300 * 1024, 0x7b)), 'too_large'],
-      [msg('gpulse/v1/s/n/telemetry', deflateSync(Buffer.alloc(20 * 1024 * 1024, 0x20))), 'too_large'],
+      [
+        msg('gpulse/v1/s/n/telemetry', deflateSync(Buffer.alloc(20 * 1024 * 1024, 0x20))),
+        'too_large',
+      ],
       [msg('gpulse/v1/s/n/telemetry', Buffer.from([0x78, 0x9c, 0xff, 0x00])), 'bad_encoding'],
       [msg('gpulse/v1/s/n/telemetry', '{"v":1,"seq":'), 'bad_json'],
       [msg('gpulse/v1/s/n/telemetry', '{"v":1,"seq":"1","ts":1,"series":[]}'), 'bad_shape'],
-      [msg('gpulse/v1/s/n/telemetry', '{"v":1,"seq":1,"ts":1,"series":[{"labels":{"gpu":0},"metrics":{}}]}'), 'bad_shape'],
+      [
+        msg(
+          'gpulse/v1/s/n/telemetry',
+          '{"v":1,"seq":1,"ts":1,"series":[{"labels":{"gpu":0},"metrics":{}}]}',
+        ),
+        'bad_shape',
+      ],
       [msg('gpulse/v1/s/n/status', '{"v":1,"state":"dancing","ts":1,"session":1}'), 'bad_shape'],
       [telemetry('s', 'n', [{ labels: { 'bad-label': 'x' }, metrics: { a: 1 } }], T0), 'bad_name'],
       [telemetry('s', 'n', [{ labels: { __name__: 'x' }, metrics: { a: 1 } }], T0), 'bad_name'],
       [telemetry('s', 'n', [{ labels: {}, metrics: { 'a b': 1 } }], T0), 'bad_name'],
       [telemetry('s', 'n', [{ labels: {}, metrics: { fleet_device_up: 1 } }], T0), 'bad_name'],
       [
-        telemetry('s', 'n', [{ labels: {}, metrics: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`m${i}`, i])) }], T0),
+        telemetry(
+          's',
+          'n',
+          [
+            {
+              labels: {},
+              metrics: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`m${i}`, i])),
+            },
+          ],
+          T0,
+        ),
         'series_limit',
       ],
     ];
@@ -202,7 +253,9 @@ describe('FleetState', () => {
     const out = lines(fleet);
     expect(out).toContain('gpulse_fleet_devices 3');
     expect(out).toContain('gpulse_fleet_rejected_messages_total{reason="device_limit"} 3');
-    expect(out).toContain('gpulse_gpu_temperature_celsius{site="s",node="good",gpu="0",uuid="GPU-0"} 50');
+    expect(out).toContain(
+      'gpulse_gpu_temperature_celsius{site="s",node="good",gpu="0",uuid="GPU-0"} 50',
+    );
     // Logged once per reason and topic, not per message.
     const floodLogs = records.filter((r) => r.reason === 'device_limit');
     expect(floodLogs).toHaveLength(3);
@@ -211,7 +264,12 @@ describe('FleetState', () => {
   it('renames device labels that clash with site/node and escapes label values', () => {
     const { fleet } = setup();
     fleet.ingest(
-      telemetry('s', 'n', [{ labels: { node: 'inner', path: 'a"b\\c\nd' }, metrics: { x_info: 1 } }], T0),
+      telemetry(
+        's',
+        'n',
+        [{ labels: { node: 'inner', path: 'a"b\\c\nd' }, metrics: { x_info: 1 } }],
+        T0,
+      ),
     );
     expect(lines(fleet)).toContain(
       'gpulse_x_info{site="s",node="n",exported_node="inner",path="a\\"b\\\\c\\nd"} 1',
@@ -223,7 +281,10 @@ describe('FleetState', () => {
     fleet.ingest(status('s', 'a', 'online', 1));
     fleet.ingest(telemetry('s', 'a', seriesGroups(gpuReadingSamples(h100Readings(2))), T0));
     fleet.ingest(telemetry('s', 'b', seriesGroups(gpuReadingSamples(h100Readings(1, 2))), T0));
-    const check = spawnSync('promtool', ['check', 'metrics'], { input: fleet.exposition(), encoding: 'utf8' });
+    const check = spawnSync('promtool', ['check', 'metrics'], {
+      input: fleet.exposition(),
+      encoding: 'utf8',
+    });
     // promtool's lint complains about nothing but relayed families without units: it must not error.
     expect(check.status, check.stderr + check.stdout).toBe(0);
   });

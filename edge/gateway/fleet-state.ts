@@ -124,7 +124,11 @@ export class FleetState {
       if (message.payload.length > this.options.maxPayloadBytes) throw new Reject('too_large');
       let value: unknown;
       try {
-        const text = decodeBody(message.payload, message.contentType, this.options.maxInflatedBytes);
+        const text = decodeBody(
+          message.payload,
+          message.contentType,
+          this.options.maxInflatedBytes,
+        );
         value = JSON.parse(text);
       } catch (err) {
         if (err instanceof PayloadError) throw new Reject(err.reason);
@@ -169,9 +173,14 @@ export class FleetState {
         const sameSnapshot = existing !== undefined && part > 1 && t.ts === existing.telemetryTs;
         // Replays apply only when newer than what is shown; live messages always do.
         const stale =
-          existing !== undefined && t.replay === true && t.ts <= existing.telemetryTs && !sameSnapshot;
+          existing !== undefined &&
+          t.replay === true &&
+          t.ts <= existing.telemetryTs &&
+          !sameSnapshot;
         // Rendered before the device is created: a malformed message never adds a device.
-        const rendered = stale ? undefined : this.render(site, node, t.series, sameSnapshot ? existing : undefined);
+        const rendered = stale
+          ? undefined
+          : this.render(site, node, t.series, sameSnapshot ? existing : undefined);
         const device = existing ?? this.device(site, node, now);
         device.lastSeen = now;
         if (!rendered) return 'stale';
@@ -258,7 +267,8 @@ export class FleetState {
       }
     }
     const next = new Map<string, string>(mergeInto?.families ?? []);
-    for (const [family, lines] of families) next.set(family, (next.get(family) ?? '') + lines.join(''));
+    for (const [family, lines] of families)
+      next.set(family, (next.get(family) ?? '') + lines.join(''));
     return { families: next, series: count };
   }
 
@@ -302,9 +312,13 @@ export class FleetState {
       ];
       const isUp = this.isUp(d, now);
       up.push(sampleLine('gpulse_fleet_device_up', id, isUp ? 1 : 0));
-      lastSeen.push(sampleLine('gpulse_fleet_device_last_seen_timestamp_seconds', id, d.lastSeen / 1000));
-      if (d.version) info.push(sampleLine('gpulse_fleet_device_info', [...id, ['version', d.version]], 1));
-      for (const [type, n] of d.events) events.push(sampleLine('gpulse_fleet_events_total', [...id, ['type', type]], n));
+      lastSeen.push(
+        sampleLine('gpulse_fleet_device_last_seen_timestamp_seconds', id, d.lastSeen / 1000),
+      );
+      if (d.version)
+        info.push(sampleLine('gpulse_fleet_device_info', [...id, ['version', d.version]], 1));
+      for (const [type, n] of d.events)
+        events.push(sampleLine('gpulse_fleet_events_total', [...id, ['type', type]], n));
       if (!isUp) continue;
       for (const [family, text] of d.families) {
         let chunks = relayed.get(family);
@@ -317,17 +331,31 @@ export class FleetState {
     }
     const messages = [...this.messages].map(([key, n]) => {
       const [stream = '', result = ''] = key.split('\u0000');
-      return sampleLine('gpulse_fleet_messages_total', [['stream', stream], ['result', result]], n);
+      return sampleLine(
+        'gpulse_fleet_messages_total',
+        [
+          ['stream', stream],
+          ['result', result],
+        ],
+        n,
+      );
     });
     const rejected = [...this.rejected].map(([reason, n]) =>
       sampleLine('gpulse_fleet_rejected_messages_total', [['reason', reason]], n),
     );
     const out = [
       familyText('gpulse_fleet_device_up', fleetHelp.up, 'gauge', up),
-      familyText('gpulse_fleet_device_last_seen_timestamp_seconds', fleetHelp.lastSeen, 'gauge', lastSeen),
+      familyText(
+        'gpulse_fleet_device_last_seen_timestamp_seconds',
+        fleetHelp.lastSeen,
+        'gauge',
+        lastSeen,
+      ),
       familyText('gpulse_fleet_device_info', fleetHelp.info, 'gauge', info),
       familyText('gpulse_fleet_events_total', fleetHelp.events, 'counter', events),
-      familyText('gpulse_fleet_devices', fleetHelp.devices, 'gauge', [sampleLine('gpulse_fleet_devices', [], this.devices.size)]),
+      familyText('gpulse_fleet_devices', fleetHelp.devices, 'gauge', [
+        sampleLine('gpulse_fleet_devices', [], this.devices.size),
+      ]),
       familyText('gpulse_fleet_messages_total', fleetHelp.messages, 'counter', messages),
       familyText('gpulse_fleet_rejected_messages_total', fleetHelp.rejected, 'counter', rejected),
       familyText('gpulse_fleet_broker_connected', fleetHelp.connected, 'gauge', [

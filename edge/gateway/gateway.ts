@@ -81,7 +81,7 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
     }
     return reply.send(text);
   });
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     const ready = connection?.subscribed ?? false;
     return reply.code(ready ? 200 : 503).send({ ready, devices: fleet.size() });
@@ -155,6 +155,7 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
       } catch (err) {
         throw new Error(
           `cannot listen on ${config.listen.host}:${config.listen.port}: ${errorMessage(err)}; choose another address with --listen HOST:PORT`,
+          { cause: err },
         );
       }
       log.info(

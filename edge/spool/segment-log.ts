@@ -121,7 +121,9 @@ export class SegmentLog {
     return this.serial(async () => {
       let i = 0;
       while (i < records.length) {
-        const active = await this.activeSegment(recordSize((records[i] as SpoolRecord).data.length));
+        const active = await this.activeSegment(
+          recordSize((records[i] as SpoolRecord).data.length),
+        );
         const { segment, handle } = active;
         const bufs: Buffer[] = [];
         const added: LocatedRecord[] = [];
@@ -156,7 +158,9 @@ export class SegmentLog {
     });
   }
 
-  private async activeSegment(nextRecordBytes: number): Promise<{ segment: Segment; handle: FileHandle }> {
+  private async activeSegment(
+    nextRecordBytes: number,
+  ): Promise<{ segment: Segment; handle: FileHandle }> {
     const current = this.active;
     if (current && current.segment.bytes + nextRecordBytes <= this.segmentBytes) return current;
     if (current && current.segment.seqs.length === 0) return current;
@@ -239,7 +243,11 @@ export class SegmentLog {
     return out;
   }
 
-  private async readRange(seg: Segment, start: number, length: number): Promise<Buffer | undefined> {
+  private async readRange(
+    seg: Segment,
+    start: number,
+    length: number,
+  ): Promise<Buffer | undefined> {
     let handle: FileHandle;
     try {
       handle = await open(seg.path, 'r');

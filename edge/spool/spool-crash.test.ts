@@ -61,7 +61,8 @@ describe('spool crash safety', () => {
       const seqs = records.map((r) => r.seq);
       // In order, each once, each with its own content intact.
       expect(seqs).toEqual([...new Set(seqs)].sort((a, b) => a - b));
-      for (const r of records) expect(r.data.subarray(0, 8).toString()).toMatch(new RegExp(`^${r.seq}:`));
+      for (const r of records)
+        expect(r.data.subarray(0, 8).toString()).toMatch(new RegExp(`^${r.seq}:`));
       const present = new Set(seqs);
       const lost = [...spooled].filter((s) => !consumed.has(s) && !present.has(s));
       expect(lost, `round ${round}`).toEqual([]);

@@ -1,4 +1,11 @@
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -62,7 +69,11 @@ describe('Spool', () => {
     const clock = new FakeClock();
     const { spool } = await openSpool(dir, clock);
     await spool.append([rec('telemetry', 1, T0 + 1000), rec('events', 2, T0 + 1001)]);
-    await spool.append([rec('telemetry', 3, T0 + 1002), rec('events', 4, T0 + 1003), rec('telemetry', 5, T0 + 1004)]);
+    await spool.append([
+      rec('telemetry', 3, T0 + 1002),
+      rec('events', 4, T0 + 1003),
+      rec('telemetry', 5, T0 + 1004),
+    ]);
     const all = await readAll(spool);
     expect(all.map((r) => `${r.stream}:${r.seq}`)).toEqual([
       'telemetry:1',
@@ -152,7 +163,10 @@ describe('Spool', () => {
     const dir = tempDir();
     const clock = new FakeClock();
     const size = recordSize(100);
-    const { spool, dropped } = await openSpool(dir, clock, { maxBytes: size * 4, segmentBytes: size * 2 });
+    const { spool, dropped } = await openSpool(dir, clock, {
+      maxBytes: size * 4,
+      segmentBytes: size * 2,
+    });
     await spool.append([1, 2].map((s) => rec('telemetry', s, T0)));
     await spool.append([3, 4].map((s) => rec('telemetry', s, T0)));
     spool.markSending('telemetry', 1);

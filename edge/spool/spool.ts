@@ -92,7 +92,10 @@ export class Spool {
         );
       }
       if (recovery.records > 0) {
-        options.log.info({ stream, records: recovery.records }, 'spool: messages waiting to be sent');
+        options.log.info(
+          { stream, records: recovery.records },
+          'spool: messages waiting to be sent',
+        );
       }
     }
     const spool = new Spool(options, logs);

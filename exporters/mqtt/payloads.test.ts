@@ -82,7 +82,9 @@ describe('telemetry payload', () => {
     });
     expect(plain?.contentType).toBe(CONTENT_TYPE_JSON);
     expect(small?.contentType).toBe(CONTENT_TYPE_DEFLATE);
-    const parsed = telemetrySchema.parse(JSON.parse(decodeBody(small!.body, CONTENT_TYPE_DEFLATE, 1e7)));
+    const parsed = telemetrySchema.parse(
+      JSON.parse(decodeBody(small!.body, CONTENT_TYPE_DEFLATE, 1e7)),
+    );
     expect(parsed).toMatchObject({ v: 1, seq: 42, ts: 1_700_000_000_123 });
     expect(parsed.replay).toBeUndefined();
     expect(parsed.series).toEqual(groups);

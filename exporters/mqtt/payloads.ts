@@ -84,7 +84,10 @@ export interface StatusPayload {
 
 /** Groups samples by label set; samples outside the `gpulse_` namespace or non-finite are skipped. */
 export function seriesGroups(samples: readonly Sample[]): SeriesGroup[] {
-  const groups = new Map<string, { labels: Record<string, string>; metrics: Record<string, number> }>();
+  const groups = new Map<
+    string,
+    { labels: Record<string, string>; metrics: Record<string, number> }
+  >();
   for (const s of samples) {
     if (!s.desc.name.startsWith(METRIC_PREFIX) || !Number.isFinite(s.value)) continue;
     const names = Object.keys(s.labels).sort();

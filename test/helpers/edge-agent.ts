@@ -102,7 +102,17 @@ export interface CliAgent {
 export function spawnCliAgent(args: readonly string[], env: NodeJS.ProcessEnv = {}): CliAgent {
   const child = spawn(
     process.execPath,
-    [builtCli(), 'run', '--nvidia-smi-mode', 'off', '--log-format', 'json', '--listen', '127.0.0.1:0', ...args],
+    [
+      builtCli(),
+      'run',
+      '--nvidia-smi-mode',
+      'off',
+      '--log-format',
+      'json',
+      '--listen',
+      '127.0.0.1:0',
+      ...args,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
   const logs: Record<string, unknown>[] = [];

@@ -75,7 +75,12 @@ export async function startMosquitto(
     'user root',
     ...(options.ownPersistence
       ? []
-      : ['persistence true', `persistence_location ${dir}/`, 'autosave_interval 1', 'max_queued_messages 100000']),
+      : [
+          'persistence true',
+          `persistence_location ${dir}/`,
+          'autosave_interval 1',
+          'max_queued_messages 100000',
+        ]),
     `log_dest file ${dir}/mosquitto.log`,
     'log_type all',
     fill(options.listener ?? 'listener {port} 127.0.0.1\nallow_anonymous true'),
@@ -134,7 +139,11 @@ export interface Recorder {
   readonly messages: Received[];
   readonly client: MqttClient;
   on(topicSuffix: string): Received[];
-  waitFor(predicate: (all: Received[]) => boolean, timeoutMs?: number, what?: string): Promise<void>;
+  waitFor(
+    predicate: (all: Received[]) => boolean,
+    timeoutMs?: number,
+    what?: string,
+  ): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -207,7 +216,9 @@ export async function eventually<T>(
       last = err;
     }
     if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs}ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }
