@@ -1,9 +1,9 @@
-import { inflateSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../agent/clock.js';
 import { errorMessage } from '../agent/errors.js';
 import {
   CONTENT_TYPE_DEFLATE,
+  decodeBody,
   encodeBody,
   markReplay,
   type ContentType,
@@ -11,6 +11,9 @@ import {
 import { PublishRefusedError, withTimeout, type PublishOptions } from './publisher.js';
 import { FLAG_DEFLATE } from './spool/record-format.js';
 import type { Spool, SpoolStream, StreamRecord } from './spool/spool.js';
+
+/** A spooled payload never inflates beyond this (messages are < 64 KB deflated). */
+const MAX_SPOOLED_JSON_BYTES = 64 * 1024 * 1024;
 
 /** One message on its way out: already numbered and encoded for a live send. */
 export interface OutgoingMessage {
@@ -222,7 +225,9 @@ export class Outbox {
     let contentType: ContentType;
     try {
       const json =
-        r.flags & FLAG_DEFLATE ? inflateSync(r.data).toString('utf8') : r.data.toString('utf8');
+        r.flags & FLAG_DEFLATE
+          ? decodeBody(r.data, CONTENT_TYPE_DEFLATE, MAX_SPOOLED_JSON_BYTES)
+          : r.data.toString('utf8');
       ({ body, contentType } = encodeBody(markReplay(json), this.options.compressAbove));
     } catch (err) {
       // Passed its CRC yet does not decode: nothing to send; count it as refused, move on.

@@ -34,6 +34,12 @@ const SHARED_FLAGS = new Set([
   'mqtt-key',
 ]);
 
+/** Help texts that read differently for the gateway, which subscribes rather than publishes. */
+const GATEWAY_DESCRIPTIONS: Readonly<Record<string, string>> = {
+  'mqtt-url': 'MQTT broker of the fleet (mqtt:// or mqtts://); default: the embedded broker',
+  listen: 'address of the fleet /metrics (default 0.0.0.0:9489)',
+};
+
 const SHUTDOWN_LIMIT_MS = 5000;
 
 function camel(flag: string): string {
@@ -73,9 +79,10 @@ export function registerGatewayCommand(program: Command, proc: GatewayProcess): 
     );
   for (const s of bindings) {
     if (!s.flag) continue;
+    const description = GATEWAY_DESCRIPTIONS[s.flag] ?? s.description;
     cmd.option(
       `--${s.flag} <${s.valueName ?? 'VALUE'}>`,
-      `${s.description}${s.env ? ` [${s.env}]` : ''}`,
+      `${description}${s.env ? ` [${s.env}]` : ''}`,
     );
   }
   cmd.action(async (opts: Record<string, unknown>) => {

@@ -4,6 +4,8 @@ import type { AgentEvent } from '../../agent/events.js';
 import { counter, gauge } from '../../agent/metric.js';
 import { gpuReadingSamples } from '../../collectors/gpu-series.js';
 import { h100Readings } from '../../test/helpers/gpu-readings.js';
+import { adler32Of } from './adler32.js';
+import { DICTIONARIES, DICTIONARY } from './deflate-dictionary.js';
 import {
   buildEvents,
   buildTelemetry,
@@ -188,6 +190,40 @@ describe('payload decoding (gateway side)', () => {
       'bad_encoding',
     );
     expect(() => decodeBody(Buffer.from('{}'), 'application/cbor', 1e6)).toThrow(/content type/);
+  });
+});
+
+describe('preset deflate dictionary', () => {
+  it('is frozen: receivers know it by its Adler-32, so its bytes must never change', () => {
+    // Changing the dictionary breaks every gateway that does not know the new one: add a v2
+    // to DICTIONARIES instead and update this test for the new one only.
+    expect(adler32Of(DICTIONARY).toString(16)).toBe('5017916f');
+    expect(DICTIONARIES.get(0x5017916f)).toBe(DICTIONARY);
+  });
+
+  it('halves a single-GPU message, and payloads name it in their zlib header', () => {
+    const groups = seriesGroups(gpuReadingSamples(h100Readings(1)));
+    const json = JSON.stringify({ v: 1, seq: 1, ts: 1, series: groups });
+    const withDict = encodeBody(json, 0).body;
+    const without = deflateSync(Buffer.from(json), { level: 9 });
+    expect(withDict.length * 1.7).toBeLessThan(without.length);
+    expect(withDict.readUInt32BE(2)).toBe(adler32Of(DICTIONARY));
+    expect(decodeBody(withDict, undefined, 1e6)).toBe(json);
+    // Plain deflate (another producer, no dictionary) still decodes.
+    expect(decodeBody(without, CONTENT_TYPE_DEFLATE, 1e6)).toBe(json);
+  });
+
+  it('refuses a payload naming a dictionary it does not know', () => {
+    const foreign = deflateSync(Buffer.from('{"v":1}'), { dictionary: Buffer.from('another one') });
+    expect(reasonOf(() => decodeBody(foreign, undefined, 1e6))).toBe('bad_encoding');
+  });
+
+  it('computes Adler-32 as zlib does', () => {
+    for (const n of [1, 3799, 3800, 3801, 100_000]) {
+      const data = Buffer.alloc(n, 0xff);
+      const z = deflateSync(Buffer.from('x'), { dictionary: data });
+      expect(adler32Of(data)).toBe(z.readUInt32BE(2));
+    }
   });
 });
 

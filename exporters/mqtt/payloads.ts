@@ -6,6 +6,7 @@ import { deflateSync, inflateSync } from 'node:zlib';
 import { z } from 'zod';
 import type { AgentEvent } from '../../agent/events.js';
 import type { Sample } from '../../agent/types.js';
+import { DICTIONARIES, DICTIONARY } from './deflate-dictionary.js';
 
 /** Version of the payload shapes (the `v` key); bumped only with an incompatible change. */
 export const PAYLOAD_VERSION = 1;
@@ -117,7 +118,7 @@ export interface EncodedBody {
 export function encodeBody(json: string, compressAbove: number): EncodedBody {
   const raw = Buffer.from(json, 'utf8');
   if (raw.length <= compressAbove) return { body: raw, contentType: CONTENT_TYPE_JSON };
-  const deflated = deflateSync(raw, { level: 9 });
+  const deflated = deflateSync(raw, { level: 9, dictionary: DICTIONARY });
   if (deflated.length >= raw.length) return { body: raw, contentType: CONTENT_TYPE_JSON };
   return { body: deflated, contentType: CONTENT_TYPE_DEFLATE };
 }
@@ -154,9 +155,19 @@ export function decodeBody(
       throw new PayloadError('too_large', `payload of ${body.length} bytes exceeds the limit`);
     return body.toString('utf8');
   }
+  // FDICT (RFC 1950 §2.2): the header names the preset dictionary by its Adler-32.
+  let dictionary: Buffer | undefined;
+  if (body.length >= 6 && ((body[1] as number) & 0x20) !== 0) {
+    dictionary = DICTIONARIES.get(body.readUInt32BE(2));
+    if (!dictionary)
+      throw new PayloadError(
+        'bad_encoding',
+        `deflated with an unknown preset dictionary ${body.readUInt32BE(2).toString(16)} (newer agent? upgrade the gateway)`,
+      );
+  }
   try {
     // maxOutputLength stops a deflate bomb before it is inflated in memory.
-    return inflateSync(body, { maxOutputLength: maxInflatedBytes }).toString('utf8');
+    return inflateSync(body, { maxOutputLength: maxInflatedBytes, dictionary }).toString('utf8');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError)
