@@ -93,6 +93,7 @@ export function createMqttComponent(
   let statusTimer: TimerHandle | undefined;
   let eventsTimer: TimerHandle | undefined;
   let metricsTimer: TimerHandle | undefined;
+  let expireTimer: TimerHandle | undefined;
   let offEvents: (() => void) | undefined;
   let pendingEvents: AgentEvent[] = [];
   let stopped = false;
@@ -380,6 +381,17 @@ export function createMqttComponent(
         );
         every(config.telemetry.interval, sendTelemetry, (t) => (telemetryTimer = t));
         every(config.statusInterval, publishOnline, (t) => (statusTimer = t));
+        // Age limits apply while offline too, not only when a replay reads the spool.
+        every(
+          Math.min(60_000, Math.max(1000, config.spool.maxAge / 10)),
+          () =>
+            void spool
+              ?.expire()
+              .then(markMetrics, (err: unknown) =>
+                log?.warn({ err: errorMessage(err) }, 'spool age check failed'),
+              ),
+          (t) => (expireTimer = t),
+        );
       } catch (err) {
         const reason = err instanceof LockHeldError ? 'instance_locked' : 'start_failed';
         context.store.fail(MQTT, reason, errorMessage(err));
@@ -392,7 +404,8 @@ export function createMqttComponent(
       if (stopped) return;
       stopped = true;
       const clock = ctx?.clock;
-      for (const t of [telemetryTimer, statusTimer, metricsTimer]) if (t) clock?.clearTimeout(t);
+      for (const t of [telemetryTimer, statusTimer, metricsTimer, expireTimer])
+        if (t) clock?.clearTimeout(t);
       offEvents?.();
       // Events still in their window go to the outbox, which spools what it cannot send.
       flushEvents();

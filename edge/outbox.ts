@@ -188,7 +188,14 @@ export class Outbox {
       flags: msg.contentType === CONTENT_TYPE_DEFLATE ? FLAG_DEFLATE : 0,
       data: msg.body,
     }));
-    const rejected = new Set((await this.options.spool.append(records)).map((r) => r.seq));
+    let rejected: Set<number>;
+    try {
+      rejected = new Set((await this.options.spool.append(records)).map((r) => r.seq));
+    } catch (err) {
+      // The spool counted and logged what it could not write; nothing may stay unresolved.
+      this.options.log.error({ err: errorMessage(err) }, 'spool append failed; messages dropped');
+      rejected = new Set(records.map((r) => r.seq));
+    }
     for (const e of entries) {
       if (rejected.has(e.msg.seq)) {
         e.resolve('dropped');
