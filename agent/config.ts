@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { nvidiaSmiConfigSchema, nvidiaSmiSettings } from '../collectors/nvidia-smi/config.js';
 import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
 import { mqttConfigSchema, mqttSettings } from '../edge/config.js';
-import { gatewayConfigSchema } from '../edge/gateway/config.js';
+import { gatewayConfigSchema, gatewaySettings } from '../edge/gateway/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
 
@@ -94,6 +94,7 @@ export const settings: readonly SettingBinding[] = [
   ...nvidiaSmiSettings,
   ...hostSettings,
   ...mqttSettings,
+  ...gatewaySettings,
 ];
 
 /** Environment variables that belong to gpulse but are not settings (simulator, tests). */

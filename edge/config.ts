@@ -69,12 +69,12 @@ export const mqttConfigSchema = z
     passwordFile: z.string().min(1).optional(),
     tls: tlsSchema.default({}),
     /** MQTT keepalive: the broker publishes the last will after 1.5× this without traffic. */
-    keepalive: zDuration({ min: 5000 }).default(30_000),
+    keepaliveInterval: zDuration({ min: 5000 }).default(30_000),
     /** Full-jitter reconnect backoff: a random wait in [0, min(max, min·2^attempt)]. */
-    reconnectMin: zDuration({ min: 100 }).default(1000),
-    reconnectMax: zDuration({ min: 1000 }).default(60_000),
+    reconnectMinDelay: zDuration({ min: 100 }).default(1000),
+    reconnectMaxDelay: zDuration({ min: 1000 }).default(60_000),
     /** Wait after the broker refused the credentials (CONNACK 4/5, 0x86/0x87): 0.5–1.5× this. */
-    authRetry: zDuration({ min: 1000 }).default(600_000),
+    authRetryDelay: zDuration({ min: 1000 }).default(600_000),
     telemetry: z
       .object({
         /** One snapshot per message at this interval. */
@@ -102,15 +102,15 @@ export const mqttConfigSchema = z
     /** Events seen within this window travel in one message. */
     eventsWindow: zDuration().default(200),
     /** QoS 1 messages replayed at once (in flight). */
-    replayWindow: zInt({ min: 1, max: 100 }).default(8),
+    replayInFlight: zInt({ min: 1, max: 100 }).default(8),
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (c.reconnectMax < c.reconnectMin)
+    if (c.reconnectMaxDelay < c.reconnectMinDelay)
       ctx.addIssue({
         code: 'custom',
-        path: ['reconnectMax'],
-        message: 'must be at least reconnectMin',
+        path: ['reconnectMaxDelay'],
+        message: 'must be at least reconnectMinDelay',
       });
     if (c.password && c.passwordFile)
       ctx.addIssue({
@@ -242,16 +242,52 @@ export const mqttSettings: readonly SettingBinding[] = [
     description: 'deflate payloads larger than this (default 1KiB)',
   },
   {
-    path: ['mqtt', 'keepalive'],
+    path: ['mqtt', 'keepaliveInterval'],
     env: 'GPULSE_MQTT_KEEPALIVE',
     valueName: 'DURATION',
     description: 'MQTT keepalive (default 30s)',
   },
   {
-    path: ['mqtt', 'reconnectMax'],
+    path: ['mqtt', 'reconnectMaxDelay'],
     env: 'GPULSE_MQTT_RECONNECT_MAX',
     valueName: 'DURATION',
     description: 'longest reconnect backoff (default 60s)',
+  },
+  {
+    path: ['mqtt', 'reconnectMinDelay'],
+    env: 'GPULSE_MQTT_RECONNECT_MIN',
+    valueName: 'DURATION',
+    description: 'first reconnect backoff step (default 1s)',
+  },
+  {
+    path: ['mqtt', 'authRetryDelay'],
+    env: 'GPULSE_MQTT_AUTH_RETRY',
+    valueName: 'DURATION',
+    description: 'wait after the broker refused the credentials, 0.5-1.5x (default 10m)',
+  },
+  {
+    path: ['mqtt', 'statusInterval'],
+    env: 'GPULSE_MQTT_STATUS_INTERVAL',
+    valueName: 'DURATION',
+    description: 'refresh of the retained online status (default 1m)',
+  },
+  {
+    path: ['mqtt', 'publishTimeout'],
+    env: 'GPULSE_MQTT_PUBLISH_TIMEOUT',
+    valueName: 'DURATION',
+    description: 'a live message without PUBACK by then is spooled (default 10s)',
+  },
+  {
+    path: ['mqtt', 'eventsWindow'],
+    env: 'GPULSE_MQTT_EVENTS_WINDOW',
+    valueName: 'DURATION',
+    description: 'events within this window share one message (default 200ms)',
+  },
+  {
+    path: ['mqtt', 'replayInFlight'],
+    env: 'GPULSE_MQTT_REPLAY_IN_FLIGHT',
+    valueName: 'N',
+    description: 'replayed messages in flight at once (default 8)',
   },
   {
     path: ['mqtt', 'spool', 'dir'],

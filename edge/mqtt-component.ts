@@ -313,10 +313,10 @@ export function createMqttComponent(
           username: config.username,
           password: secrets.password,
           tls: secrets.tls,
-          keepaliveMs: config.keepalive,
-          reconnectMinMs: config.reconnectMin,
-          reconnectMaxMs: config.reconnectMax,
-          authRetryMs: config.authRetry,
+          keepaliveMs: config.keepaliveInterval,
+          reconnectMinMs: config.reconnectMinDelay,
+          reconnectMaxMs: config.reconnectMaxDelay,
+          authRetryMs: config.authRetryDelay,
           will,
           nextSession: () => {
             session = sequence.newSession();
@@ -335,7 +335,7 @@ export function createMqttComponent(
           telemetryQos: config.qos,
           compressAbove: config.telemetry.compressAbove,
           replayRate: config.spool.replayRate,
-          replayWindow: config.replayWindow,
+          replayInFlight: config.replayInFlight,
           publishTimeoutMs: config.publishTimeout,
           clock,
           log,

@@ -82,7 +82,7 @@ async function setup(options: { replayRate?: number; publishTimeoutMs?: number }
     telemetryQos: 1,
     compressAbove: 256,
     replayRate: options.replayRate ?? 1e9,
-    replayWindow: 4,
+    replayInFlight: 4,
     publishTimeoutMs: options.publishTimeoutMs ?? 10_000,
     clock,
     log,

@@ -48,7 +48,7 @@ export interface OutboxOptions {
   /** Replay speed, bytes per second. */
   readonly replayRate: number;
   /** Replayed messages in flight at once. */
-  readonly replayWindow: number;
+  readonly replayInFlight: number;
   /** A live message not acknowledged within this goes to the spool. */
   readonly publishTimeoutMs: number;
   readonly clock: Clock;
@@ -208,8 +208,11 @@ export class Outbox {
 
   private async replay(): Promise<void> {
     const { link, spool } = this.options;
-    while (!this.stopped && link.connected && this.inflight < this.options.replayWindow) {
-      const records = await spool.read(this.sentThrough, this.options.replayWindow - this.inflight);
+    while (!this.stopped && link.connected && this.inflight < this.options.replayInFlight) {
+      const records = await spool.read(
+        this.sentThrough,
+        this.options.replayInFlight - this.inflight,
+      );
       if (records.length === 0) return;
       for (const r of records) {
         if (this.stopped || !link.connected) return;

@@ -9,7 +9,7 @@ import {
 import { ConfigError, errorMessage } from '../../agent/errors.js';
 import { createLogger } from '../../agent/logger.js';
 import { packageVersion } from '../../agent/package-info.js';
-import { gatewaySettings } from './config.js';
+import { gatewayFlags } from './config.js';
 import { createGateway } from './gateway.js';
 
 /** What the command needs from the process; main.ts passes `process` (it alone owns signals and exit). */
@@ -50,14 +50,7 @@ function camel(flag: string): string {
 export function loadGatewayConfig(sources: Omit<ConfigSources, 'extraSettings'>): LoadedConfig {
   return loadConfig({
     ...sources,
-    extraSettings: [
-      ...gatewaySettings,
-      {
-        path: ['gateway', 'embeddedBroker'],
-        flag: 'embedded-broker',
-        description: 'embedded broker',
-      },
-    ],
+    extraSettings: gatewayFlags,
   });
 }
 
@@ -65,7 +58,8 @@ export function loadGatewayConfig(sources: Omit<ConfigSources, 'extraSettings'>)
 export function registerGatewayCommand(program: Command, proc: GatewayProcess): void {
   const bindings = [
     ...settings.filter((s) => s.flag && SHARED_FLAGS.has(s.flag)),
-    ...gatewaySettings,
+    // --embedded-broker takes an optional value: added by hand below.
+    ...gatewayFlags.filter((s) => s.flag !== 'embedded-broker'),
   ];
   const cmd = program
     .command('gateway')

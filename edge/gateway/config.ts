@@ -53,47 +53,103 @@ export const gatewayConfigSchema = z
 /** Parsed gateway settings. */
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 
-/** Environment variables and flags of the gateway (used by `gpulse gateway` only). */
+/** Environment variables of the gateway (in the agent's settings, so they are always known). */
 export const gatewaySettings: readonly SettingBinding[] = [
   {
     path: ['gateway', 'shareGroup'],
     env: 'GPULSE_GATEWAY_SHARE_GROUP',
-    flag: 'share-group',
     valueName: 'GROUP',
-    description: 'MQTT 5 shared subscription group for several gateways',
+    description: 'gateway: MQTT 5 shared subscription group for several gateways',
   },
   {
     path: ['gateway', 'clientId'],
     env: 'GPULSE_GATEWAY_CLIENT_ID',
-    flag: 'gateway-client-id',
     valueName: 'ID',
-    description: 'MQTT client id of the gateway (default gpulse-gateway-<host>-<pid>-<random>)',
+    description: 'gateway: MQTT client id (default gpulse-gateway-<host>-<pid>-<random>)',
   },
   {
     path: ['gateway', 'deviceTimeout'],
     env: 'GPULSE_GATEWAY_DEVICE_TIMEOUT',
-    flag: 'device-timeout',
     valueName: 'DURATION',
-    description: 'silence after which a device is down (default 2m)',
+    description: 'gateway: silence after which a device is down (default 2m)',
   },
   {
     path: ['gateway', 'deviceTtl'],
     env: 'GPULSE_GATEWAY_DEVICE_TTL',
-    flag: 'device-ttl',
     valueName: 'DURATION',
-    description: 'silence after which a device and its series are dropped (default 24h)',
+    description: 'gateway: silence after which a device and its series are dropped (default 24h)',
   },
   {
     path: ['gateway', 'maxDevices'],
     env: 'GPULSE_GATEWAY_MAX_DEVICES',
-    flag: 'max-devices',
     valueName: 'N',
-    description: 'devices tracked at most; more are rejected and counted (default 10000)',
+    description: 'gateway: devices tracked at most; more are rejected and counted (default 10000)',
+  },
+  {
+    path: ['gateway', 'maxSeriesPerDevice'],
+    env: 'GPULSE_GATEWAY_MAX_SERIES_PER_DEVICE',
+    valueName: 'N',
+    description: 'gateway: series of one device at most (default 20000)',
+  },
+  {
+    path: ['gateway', 'maxPayloadBytes'],
+    env: 'GPULSE_GATEWAY_MAX_PAYLOAD_BYTES',
+    valueName: 'SIZE',
+    description: 'gateway: largest message as received (default 1MiB)',
+  },
+  {
+    path: ['gateway', 'maxInflatedBytes'],
+    env: 'GPULSE_GATEWAY_MAX_INFLATED_BYTES',
+    valueName: 'SIZE',
+    description: 'gateway: largest message after inflating (default 8MiB)',
   },
   {
     path: ['gateway', 'embeddedBroker'],
     env: 'GPULSE_GATEWAY_EMBEDDED_BROKER',
     valueName: 'HOST:PORT|off',
-    description: 'in-process MQTT broker for trials (default off)',
+    description: 'gateway: in-process MQTT broker for trials (default off)',
+  },
+];
+
+/** Flags of `gpulse gateway` only (kept out of `gpulse run --help`). */
+export const gatewayFlags: readonly SettingBinding[] = [
+  {
+    path: ['gateway', 'shareGroup'],
+    flag: 'share-group',
+    valueName: 'GROUP',
+    description:
+      'MQTT 5 shared subscription group for several gateways [GPULSE_GATEWAY_SHARE_GROUP]',
+  },
+  {
+    path: ['gateway', 'clientId'],
+    flag: 'gateway-client-id',
+    valueName: 'ID',
+    description:
+      'MQTT client id (default gpulse-gateway-<host>-<pid>-<random>) [GPULSE_GATEWAY_CLIENT_ID]',
+  },
+  {
+    path: ['gateway', 'deviceTimeout'],
+    flag: 'device-timeout',
+    valueName: 'DURATION',
+    description:
+      'silence after which a device is down (default 2m) [GPULSE_GATEWAY_DEVICE_TIMEOUT]',
+  },
+  {
+    path: ['gateway', 'deviceTtl'],
+    flag: 'device-ttl',
+    valueName: 'DURATION',
+    description:
+      'silence after which a device and its series are dropped (default 24h) [GPULSE_GATEWAY_DEVICE_TTL]',
+  },
+  {
+    path: ['gateway', 'maxDevices'],
+    flag: 'max-devices',
+    valueName: 'N',
+    description: 'devices tracked at most (default 10000) [GPULSE_GATEWAY_MAX_DEVICES]',
+  },
+  {
+    path: ['gateway', 'embeddedBroker'],
+    flag: 'embedded-broker',
+    description: 'in-process MQTT broker (see --embedded-broker [HOST:PORT])',
   },
 ];

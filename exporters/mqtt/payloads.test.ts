@@ -1,8 +1,8 @@
 import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { AgentEvent } from '../../agent/events.js';
-import { counter, gauge } from '../../agent/metric.js';
-import { gpuReadingSamples } from '../../collectors/gpu-series.js';
+import { gauge } from '../../agent/metric.js';
+import { gpuMetrics, gpuReadingSamples } from '../../collectors/gpu-series.js';
 import { h100Readings } from '../../test/helpers/gpu-readings.js';
 import { adler32Of } from './adler32.js';
 import { DICTIONARIES, DICTIONARY } from './deflate-dictionary.js';
@@ -30,10 +30,11 @@ import {
   topicMatches,
 } from './topics.js';
 
-const temp = gauge('gpulse_gpu_temperature_celsius', 'T.', ['gpu', 'uuid']);
-const power = gauge('gpulse_gpu_power_draw_watts', 'P.', ['gpu', 'uuid']);
-const energy = counter('gpulse_gpu_energy_joules_total', 'E.', ['gpu', 'uuid']);
-const foreign = gauge('node_load1', 'not ours');
+const temp = gpuMetrics.temperature;
+const power = gpuMetrics.powerDraw;
+const energy = gpuMetrics.energy;
+// A family outside gpulse's namespace (declared once here; metric() keeps a global registry).
+const foreign = gauge('node_load1', 'A family that is not gpulse_.');
 
 function reasonOf(fn: () => unknown): string {
   try {
