@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { Clock } from '../../agent/clock.js';
+import { counter, gauge } from '../../agent/metric.js';
+import type { MetricDesc } from '../../agent/types.js';
 import {
   decodeBody,
   eventsSchema,
@@ -78,16 +80,48 @@ const MAX_LABELS = 32;
 const RELAYED_HELP =
   'Relayed from an edge device by the gpulse fleet gateway (labels site and node added).';
 
-const fleetHelp = {
-  up: 'Whether the device is online (1): its status is online and it was heard within the device timeout.',
-  lastSeen: 'Unix time the gateway last heard from the device.',
-  info: 'gpulse version the device reported in its status; always 1.',
-  events: 'Events the device reported, by type (counted by this gateway).',
-  devices: 'Devices the gateway knows (until their TTL).',
-  messages: 'Fleet messages by stream and outcome: applied, stale (an older replay) or rejected.',
-  rejected: 'Fleet messages dropped as malformed or over a limit, by reason.',
-  connected: 'Whether the gateway is connected to the broker (1) or not (0).',
+/** The gateway's own families (declared like every gpulse metric: names checked at load). */
+export const fleetMetrics = {
+  up: gauge(
+    'gpulse_fleet_device_up',
+    'Whether the device is online (1): its status is online and it was heard within the device timeout.',
+    ['site', 'node'],
+  ),
+  lastSeen: gauge(
+    'gpulse_fleet_device_last_seen_timestamp_seconds',
+    'Unix time the gateway last heard from the device.',
+    ['site', 'node'],
+  ),
+  info: gauge(
+    'gpulse_fleet_device_info',
+    'gpulse version the device reported in its status; always 1.',
+    ['site', 'node', 'version'],
+  ),
+  events: counter(
+    'gpulse_fleet_events_total',
+    'Events the device reported, by type (counted by this gateway).',
+    ['site', 'node', 'type'],
+  ),
+  devices: gauge('gpulse_fleet_devices', 'Devices the gateway knows (until their TTL).'),
+  messages: counter(
+    'gpulse_fleet_messages_total',
+    'Fleet messages by stream and outcome: applied, stale (an older replay) or rejected.',
+    ['stream', 'result'],
+  ),
+  rejected: counter(
+    'gpulse_fleet_rejected_messages_total',
+    'Fleet messages dropped as malformed or over a limit, by reason.',
+    ['reason'],
+  ),
+  connected: gauge(
+    'gpulse_fleet_broker_connected',
+    'Whether the gateway is connected to the broker (1) or not (0).',
+  ),
 } as const;
+
+function family(desc: MetricDesc, lines: readonly string[]): string {
+  return familyText(desc.name, desc.help, desc.type, lines);
+}
 
 /** Thrown inside ingest to reject a message with a counted reason. */
 class Reject extends Error {
@@ -311,14 +345,12 @@ export class FleetState {
         ['node', d.node],
       ];
       const isUp = this.isUp(d, now);
-      up.push(sampleLine('gpulse_fleet_device_up', id, isUp ? 1 : 0));
-      lastSeen.push(
-        sampleLine('gpulse_fleet_device_last_seen_timestamp_seconds', id, d.lastSeen / 1000),
-      );
+      up.push(sampleLine(fleetMetrics.up.name, id, isUp ? 1 : 0));
+      lastSeen.push(sampleLine(fleetMetrics.lastSeen.name, id, d.lastSeen / 1000));
       if (d.version)
-        info.push(sampleLine('gpulse_fleet_device_info', [...id, ['version', d.version]], 1));
+        info.push(sampleLine(fleetMetrics.info.name, [...id, ['version', d.version]], 1));
       for (const [type, n] of d.events)
-        events.push(sampleLine('gpulse_fleet_events_total', [...id, ['type', type]], n));
+        events.push(sampleLine(fleetMetrics.events.name, [...id, ['type', type]], n));
       if (!isUp) continue;
       for (const [family, text] of d.families) {
         let chunks = relayed.get(family);
@@ -332,7 +364,7 @@ export class FleetState {
     const messages = [...this.messages].map(([key, n]) => {
       const [stream = '', result = ''] = key.split('\u0000');
       return sampleLine(
-        'gpulse_fleet_messages_total',
+        fleetMetrics.messages.name,
         [
           ['stream', stream],
           ['result', result],
@@ -341,26 +373,18 @@ export class FleetState {
       );
     });
     const rejected = [...this.rejected].map(([reason, n]) =>
-      sampleLine('gpulse_fleet_rejected_messages_total', [['reason', reason]], n),
+      sampleLine(fleetMetrics.rejected.name, [['reason', reason]], n),
     );
+    const m = fleetMetrics;
     const out = [
-      familyText('gpulse_fleet_device_up', fleetHelp.up, 'gauge', up),
-      familyText(
-        'gpulse_fleet_device_last_seen_timestamp_seconds',
-        fleetHelp.lastSeen,
-        'gauge',
-        lastSeen,
-      ),
-      familyText('gpulse_fleet_device_info', fleetHelp.info, 'gauge', info),
-      familyText('gpulse_fleet_events_total', fleetHelp.events, 'counter', events),
-      familyText('gpulse_fleet_devices', fleetHelp.devices, 'gauge', [
-        sampleLine('gpulse_fleet_devices', [], this.devices.size),
-      ]),
-      familyText('gpulse_fleet_messages_total', fleetHelp.messages, 'counter', messages),
-      familyText('gpulse_fleet_rejected_messages_total', fleetHelp.rejected, 'counter', rejected),
-      familyText('gpulse_fleet_broker_connected', fleetHelp.connected, 'gauge', [
-        sampleLine('gpulse_fleet_broker_connected', [], this.brokerConnected ? 1 : 0),
-      ]),
+      family(m.up, up),
+      family(m.lastSeen, lastSeen),
+      family(m.info, info),
+      family(m.events, events),
+      family(m.devices, [sampleLine(m.devices.name, [], this.devices.size)]),
+      family(m.messages, messages),
+      family(m.rejected, rejected),
+      family(m.connected, [sampleLine(m.connected.name, [], this.brokerConnected ? 1 : 0)]),
     ];
     for (const family of [...relayed.keys()].sort()) {
       const type = family.endsWith('_total') ? 'counter' : 'gauge';
