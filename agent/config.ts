@@ -5,6 +5,7 @@ import { nvidiaSmiConfigSchema, nvidiaSmiSettings } from '../collectors/nvidia-s
 import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
 import { mqttConfigSchema, mqttSettings } from '../edge/config.js';
 import { gatewayConfigSchema, gatewaySettings } from '../edge/gateway/config.js';
+import { modelsConfigSchema, modelsSettings } from '../edge/models/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
 
@@ -62,6 +63,7 @@ export const agentConfigSchema = z
       }),
     mqtt: mqttConfigSchema.default(mqttConfigSchema.parse({})),
     gateway: gatewayConfigSchema.default(gatewayConfigSchema.parse({})),
+    models: modelsConfigSchema,
   })
   .strict();
 
@@ -95,6 +97,7 @@ export const settings: readonly SettingBinding[] = [
   ...hostSettings,
   ...mqttSettings,
   ...gatewaySettings,
+  ...modelsSettings,
 ];
 
 /** Environment variables that belong to gpulse but are not settings (simulator, tests). */

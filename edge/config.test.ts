@@ -53,7 +53,7 @@ describe('mqtt config', () => {
       telemetry: { interval: 30_000 },
       spool: { maxBytes: 64 * 1024 * 1024, maxAge: 2 * 86_400_000 },
     });
-    expect(createEdgeComponents(config).map((c) => c.name)).toEqual(['mqtt']);
+    expect(createEdgeComponents(config).map((c) => c.name)).toEqual(['mqtt', 'mqtt-commands']);
   });
 
   it('moves credentials out of the URL so it never carries a secret', () => {

@@ -4,7 +4,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { buildAgent } from '../../agent/build-agent.js';
+import { loadConfig } from '../../agent/config.js';
+import { createEdgeComponents } from '../../edge/components.js';
 import { telemetrySchema } from '../../exporters/mqtt/payloads.js';
+import { silentLogger } from '../helpers/log-sink.js';
 import { spawnCliAgent, startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
 import {
   eventually,
@@ -190,6 +194,49 @@ describeWithTools(
       cleanups.push(() => late.close());
       await late.waitFor((m) => m.length === 1);
       expect(late.messages[0]?.json).toMatchObject({ state: 'offline', reason: 'shutdown' });
+    });
+
+    it('answers cmd/model-update with the model updater response on response/model-update', async () => {
+      const dir = tempDir();
+      const { config } = loadConfig({
+        flags: {
+          'mqtt-url': broker.url,
+          site: 'plant-1',
+          node: 'cam-06',
+          'mqtt-spool-dir': dir,
+          listen: '127.0.0.1:0',
+        },
+      });
+      const agent = buildAgent(config, {
+        log: silentLogger(),
+        version: 'test',
+        collectors: [],
+        components: createEdgeComponents(config),
+      });
+      await agent.start();
+      cleanups.push(() => agent.stop());
+      const operator = await record(broker.url, 'gpulse/v1/plant-1/cam-06/response/#');
+      cleanups.push(() => operator.close());
+      await eventually(
+        async () => {
+          await operator.client.publishAsync(
+            'gpulse/v1/plant-1/cam-06/cmd/model-update',
+            '{"transaction":"t-42","model":"detector"}',
+            { qos: 1 },
+          );
+          return operator.messages.length > 0;
+        },
+        15_000,
+        'a response',
+      );
+      expect(operator.messages[0]).toMatchObject({
+        topic: 'gpulse/v1/plant-1/cam-06/response/model-update',
+        json: {
+          transaction: 't-42',
+          status: 'error',
+          error: expect.stringMatching(/no models are configured/),
+        },
+      });
     });
 
     it('replays every seq from a broker outage exactly once, in order, marked replay', async () => {

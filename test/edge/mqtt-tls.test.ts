@@ -160,6 +160,12 @@ describeWithTools(
       );
       await new Promise((r) => setTimeout(r, 300));
       expect(commands).toEqual(['gpulse/v1/factory/node-a/cmd/model-update']);
+      // Command responses go under its own node, where the operator reads them.
+      const responses: string[] = [];
+      operator.on('message', (topic) => responses.push(topic));
+      await operator.subscribeAsync('gpulse/v1/+/+/response/#', { qos: 1 });
+      await device.publishAsync('gpulse/v1/factory/node-a/response/model-update', '{}', { qos: 1 });
+      await eventually(() => responses.length === 1, 5000, 'the response');
       expect(seen).not.toContain('gpulse/v1/factory/node-b/telemetry');
       // The gateway identity may read but not write.
       const gatewayWrite = await reader
