@@ -27,14 +27,8 @@ import { InstanceLock, LockHeldError } from './instance-lock.js';
 import type { MqttLink } from './mqtt-link.js';
 import { MqttCounters } from './mqtt-metrics.js';
 import { Outbox } from './outbox.js';
-import {
-  MqttConnection,
-  NotConnectedError,
-  type ConnectionOptions,
-  type MessageHandler,
-  type PublishOptions,
-  type WillMessage,
-} from './publisher.js';
+import { NotConnectedError, type MessageHandler, type PublishOptions } from './delivery.js';
+import type { ConnectionOptions, MqttConnection, WillMessage } from './publisher.js';
 import { loadMqttSecrets } from './secrets.js';
 import { SequenceStore } from './sequence.js';
 import { Spool, type SpoolStream } from './spool/spool.js';
@@ -306,6 +300,8 @@ export function createMqttComponent(
           qos: 1,
           retain: true,
         });
+        // Loaded here: an agent without mqtt.url never loads the mqtt package.
+        const { MqttConnection } = await import('./publisher.js');
         const connection = new MqttConnection({
           url,
           protocol: config.protocol,

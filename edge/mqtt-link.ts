@@ -1,5 +1,5 @@
 import type { NewEvent } from '../agent/events.js';
-import type { MessageHandler, PublishOptions } from './publisher.js';
+import type { MessageHandler, PublishOptions } from './delivery.js';
 
 /**
  * What other components (model updater, drift ingest) use of the node's MQTT connection.

@@ -8,7 +8,7 @@ import {
   markReplay,
   type ContentType,
 } from '../exporters/mqtt/payloads.js';
-import { PublishRefusedError, withTimeout, type PublishOptions } from './publisher.js';
+import { PublishRefusedError, withTimeout, type PublishOptions } from './delivery.js';
 import { FLAG_DEFLATE } from './spool/record-format.js';
 import type { Spool, SpoolStream, StreamRecord } from './spool/spool.js';
 

@@ -10,7 +10,6 @@ import { ConfigError, errorMessage } from '../../agent/errors.js';
 import { createLogger } from '../../agent/logger.js';
 import { packageVersion } from '../../agent/package-info.js';
 import { gatewayFlags } from './config.js';
-import { createGateway } from './gateway.js';
 
 /** What the command needs from the process; main.ts passes `process` (it alone owns signals and exit). */
 export interface GatewayProcess {
@@ -103,6 +102,8 @@ export function registerGatewayCommand(program: Command, proc: GatewayProcess): 
     const log = createLogger(config.log);
     for (const w of warnings) log.warn(w);
     const version = packageVersion();
+    // Loaded only for this command: `gpulse run` never pays for fastify routes or aedes here.
+    const { createGateway } = await import('./gateway.js');
     const gateway = createGateway(config, { log, version });
     try {
       await gateway.start();

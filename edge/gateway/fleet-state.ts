@@ -12,7 +12,7 @@ import {
   telemetrySchema,
 } from '../../exporters/mqtt/payloads.js';
 import { parseStreamTopic, type StreamName } from '../../exporters/mqtt/topics.js';
-import type { IncomingMessage } from '../publisher.js';
+import type { IncomingMessage } from '../delivery.js';
 import { familyText, sampleLine } from './exposition.js';
 
 /** Why a message was dropped (the `reason` of gpulse_fleet_rejected_messages_total). */

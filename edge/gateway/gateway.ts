@@ -11,7 +11,7 @@ import { fleetFilter, sharedFilter, type StreamName } from '../../exporters/mqtt
 import { redactUrl } from '../config.js';
 import { MqttConnection, type ConnectionOptions } from '../publisher.js';
 import { loadMqttSecrets } from '../secrets.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
+import type { EmbeddedBroker } from './embedded-broker.js';
 import { FleetState } from './fleet-state.js';
 
 const gzipAsync = promisify(gzip);
@@ -103,6 +103,7 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
     brokerUrl: () => url,
     async start() {
       if (g.embeddedBroker !== 'off') {
+        const { startEmbeddedBroker } = await import('./embedded-broker.js');
         broker = await startEmbeddedBroker(g.embeddedBroker, log);
         url ??= broker.url;
       }
