@@ -5,7 +5,6 @@ import { errorMessage } from '../agent/errors.js';
 import { CONTENT_TYPE_JSON } from '../exporters/mqtt/payloads.js';
 import type { MqttLink } from './mqtt-link.js';
 import { createMqttComponent } from './mqtt-component.js';
-import { handleModelUpdateCommand } from './models/component.js';
 
 /** Topic suffix of the model-update command and of its response (under the node's prefix). */
 export const MODEL_UPDATE_COMMAND = 'cmd/model-update';
@@ -23,6 +22,8 @@ export function wireModelUpdateCommand(link: MqttLink, log: Logger): () => void 
     } catch {
       payload = { invalid: 'payload is not JSON' };
     }
+    // Loaded on the first command: most nodes never receive one.
+    const { handleModelUpdateCommand } = await import('./models/component.js');
     const response = await handleModelUpdateCommand(payload);
     await link
       .publish(MODEL_UPDATE_RESPONSE, JSON.stringify(response), {
