@@ -7,6 +7,8 @@ import { dcgmConfigSchema, dcgmSettings } from '../collectors/dcgm/config.js';
 import { kmsgConfigSchema, kmsgSettings } from '../collectors/kmsg/config.js';
 import { metricsConfigSchema, metricsSettings } from '../exporters/prometheus/config.js';
 import { dockerConfigSchema, dockerSettings } from '../collectors/docker/config.js';
+import { mqttConfigSchema, mqttSettings } from '../edge/config.js';
+import { gatewayConfigSchema, gatewaySettings } from '../edge/gateway/config.js';
 import { modelsConfigSchema, modelsSettings } from '../edge/models/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
@@ -74,6 +76,8 @@ export const agentConfigSchema = z
         docker: dockerConfigSchema.parse({}),
       }),
     metrics: metricsConfigSchema.default(metricsConfigSchema.parse({})),
+    mqtt: mqttConfigSchema.default(mqttConfigSchema.parse({})),
+    gateway: gatewayConfigSchema.default(gatewayConfigSchema.parse({})),
     models: modelsConfigSchema,
   })
   .strict();
@@ -124,6 +128,8 @@ export const settings: readonly SettingBinding[] = [
   ...kmsgSettings,
   ...metricsSettings,
   ...dockerSettings,
+  ...mqttSettings,
+  ...gatewaySettings,
   ...modelsSettings,
 ];
 

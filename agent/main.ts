@@ -5,6 +5,7 @@ import { defaultComponents } from './components.js';
 import { settings } from './config.js';
 import { packageVersion } from './package-info.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
+import { registerGatewayCommand } from '../edge/gateway/command.js';
 import { registerModelCommands } from '../edge/models/cli.js';
 
 const SHUTDOWN_LIMIT_MS = 5000;
@@ -129,6 +130,7 @@ addAgentOptions(
   }),
 );
 
+registerGatewayCommand(program, process);
 registerModelCommands(program);
 
 await program.parseAsync(process.argv);

@@ -126,11 +126,14 @@ export async function startAgent(
     config.models.length > 0
       ? (await import('../edge/models/component.js')).createModelUpdater(config.models)
       : [];
+  const edge = config.mqtt.url
+    ? (await import('../edge/components.js')).createEdgeComponents(config)
+    : [];
   const agent = buildAgent(config, {
     log,
     version: io.version,
     env,
-    components: [createGpuHealth(config), ...models, ...(io.components?.(config) ?? [])],
+    components: [createGpuHealth(config), ...edge, ...models, ...(io.components?.(config) ?? [])],
   });
   try {
     const address = await agent.start();
