@@ -3,6 +3,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { nvidiaSmiConfigSchema, nvidiaSmiSettings } from '../collectors/nvidia-smi/config.js';
 import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
+import { driftConfigSchema, driftSettings } from '../collectors/drift/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
 
@@ -58,6 +59,7 @@ export const agentConfigSchema = z
         'nvidia-smi': nvidiaSmiConfigSchema.parse({}),
         host: hostConfigSchema.parse({}),
       }),
+    drift: driftConfigSchema.default(driftConfigSchema.parse({})),
   })
   .strict();
 
@@ -89,6 +91,7 @@ export const settings: readonly SettingBinding[] = [
   },
   ...nvidiaSmiSettings,
   ...hostSettings,
+  ...driftSettings,
 ];
 
 /** Environment variables that belong to gpulse but are not settings (simulator, tests). */

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Composition root: the only module that reads process.argv, handles signals and calls process.exit.
 import { Command, Option } from 'commander';
+import { registerDriftCommand } from '../collectors/drift/cli.js';
+import { driftComponents } from '../collectors/drift/drift.js';
 import { settings } from './config.js';
 import { packageVersion } from './package-info.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
@@ -47,6 +49,7 @@ async function runUntilSignal(
     env: process.env,
     stderr: (t) => process.stderr.write(t),
     version,
+    components: (config) => [...driftComponents(config)],
   });
   if (outcome.kind === 'exit') process.exit(outcome.code);
   const { agent, log } = outcome;
@@ -121,5 +124,7 @@ addAgentOptions(
     seed: opts.seed as string | undefined,
   }),
 );
+
+registerDriftCommand(program);
 
 await program.parseAsync(process.argv);

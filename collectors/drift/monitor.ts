@@ -54,7 +54,11 @@ export type IngestResult =
       readonly windowRows: number;
     }
   | { readonly status: 'warmup'; readonly rows: number; readonly remaining: number }
-  | { readonly status: 'unknown_model' | 'no_reference' | 'invalid'; readonly message: string };
+  | {
+      readonly status: 'unknown_model' | 'no_reference' | 'invalid';
+      readonly message: string;
+      readonly problems?: readonly string[];
+    };
 
 /** Whether PSI is below, at the warn level, or at the alert level. */
 export type PsiLevel = 'ok' | 'warn' | 'alert';
