@@ -213,8 +213,8 @@ describe('drift component end to end', () => {
       await clock.advance(60_000);
     }
     const result = (await agent.app.inject('/api/v1/models/fraud/drift')).json();
-    const byName = Object.fromEntries(
-      (result.features as { feature: string }[]).map((f) => [f.feature, f]),
+    const byName: Record<string, { score: number }> = Object.fromEntries(
+      (result.features as { feature: string; score: number }[]).map((f) => [f.feature, f]),
     );
     expect(byName.age).toMatchObject({
       method: 'wasserstein',
@@ -222,7 +222,7 @@ describe('drift component end to end', () => {
       drift: true,
       psiLevel: 'alert',
     });
-    expect(byName.age.score).toBeGreaterThan(1.2); // 15 / 10 = 1.5 standard deviations
+    expect(byName.age!.score).toBeGreaterThan(1.2); // 15 / 10 = 1.5 standard deviations
     expect(byName.score).toMatchObject({ detected: false, drift: false });
     expect(byName.country).toMatchObject({ method: 'jensenshannon', detected: false });
     expect(result.dataset).toMatchObject({ share: 1 / 3, detected: false, drifting: ['age'] });
