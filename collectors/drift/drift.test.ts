@@ -265,10 +265,10 @@ describe('drift component end to end', () => {
     const ends = agent.events.list({ type: 'drift.end' });
     expect(ends).toHaveLength(1);
     expect(ends[0]?.labels).toEqual({ model: 'fraud', feature: 'age', scope: 'feature' });
-    const after = (await agent.app.inject('/api/v1/models/fraud/drift')).json();
-    expect(after.features.find((f: { feature: string }) => f.feature === 'age').detected).toBe(
-      false,
-    );
+    const after = (await agent.app.inject('/api/v1/models/fraud/drift')).json<{
+      features: { feature: string; detected: boolean }[];
+    }>();
+    expect(after.features.find((f) => f.feature === 'age')?.detected).toBe(false);
   });
 
   it('accepts JSON lines bodies and lists models at /api/v1/drift', async () => {
@@ -290,7 +290,10 @@ describe('drift component end to end', () => {
     const list = (await agent.app.inject('/api/v1/drift')).json();
     expect(list.models).toHaveLength(1);
     expect(list.models[0]).toMatchObject({ model: 'a', windowRows: 10 });
-    const profile = (await agent.app.inject('/api/v1/models/a/reference')).json();
+    const profile = (await agent.app.inject('/api/v1/models/a/reference')).json<{
+      format: string;
+      features: Record<string, unknown>;
+    }>();
     expect(profile.format).toBe('gpulse.drift-profile');
     expect(Object.keys(profile.features)).toEqual(['age', 'country', 'score']);
   });
