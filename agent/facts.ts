@@ -91,7 +91,11 @@ export interface GpuReading {
   /** Cumulative time per reason as the driver counts it (clocks_event_reasons_counters), seconds. */
   readonly throttleSeconds: Readonly<Partial<Record<ThrottleReason, number>>>;
   readonly pcieLinkGen?: number;
+  /** Highest link generation this GPU and slot allow; below it under load means a degraded link. */
+  readonly pcieLinkGenMax?: number;
   readonly pcieLinkWidth?: number;
+  /** Widest link (lanes) this GPU and slot allow. */
+  readonly pcieLinkWidthMax?: number;
   readonly persistenceMode?: boolean;
   readonly migEnabled?: boolean;
   readonly migDevices?: readonly MigDeviceReading[];

@@ -1,6 +1,13 @@
 import type { Labels, MetricDesc, MetricType, Sample } from './types.js';
 
 const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+
+const declared = new Map<string, MetricDesc>();
+
+/** Every metric family declared so far by the modules loaded (for the README reference and lint). */
+export function declaredMetrics(): MetricDesc[] {
+  return [...declared.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
 const LABEL_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /** Declares a metric family; throws at module load for a malformed name (a programmer error). */
@@ -18,7 +25,16 @@ export function metric(
     if (!LABEL_RE.test(l) || l.startsWith('__'))
       throw new Error(`invalid label name ${l} on ${name}`);
   }
-  return Object.freeze({ name, help, type, labelNames: Object.freeze([...labelNames]) });
+  const desc = Object.freeze({ name, help, type, labelNames: Object.freeze([...labelNames]) });
+  const prev = declared.get(name);
+  if (
+    prev &&
+    (prev.type !== type || prev.help !== help || prev.labelNames.join() !== labelNames.join())
+  ) {
+    throw new Error(`metric ${name} declared twice with different type, help or labels`);
+  }
+  declared.set(name, desc);
+  return desc;
 }
 
 /** Declares a gauge family. */

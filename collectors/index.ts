@@ -3,6 +3,7 @@ import type { AgentConfig } from '../agent/config.js';
 import type { SpawnFn } from '../agent/process.js';
 import type { Collector } from '../agent/types.js';
 import { createHostCollector } from './host/host.js';
+import { createNvidiaSmiCollector } from './nvidia-smi/nvidia-smi.js';
 
 /** I/O the collectors share, injected by the agent (tests pass their own). */
 export interface CollectorDeps {
@@ -21,6 +22,11 @@ interface CollectorEntry {
 
 /** Every collector gpulse knows, in start order. */
 export const collectorRegistry: readonly CollectorEntry[] = [
+  {
+    name: 'nvidia-smi',
+    enabled: (c) => c.collectors['nvidia-smi'].mode !== 'off',
+    create: (c, d) => createNvidiaSmiCollector(c.collectors['nvidia-smi'], d),
+  },
   {
     name: 'host',
     enabled: (c) => c.collectors.host.mode !== 'off',

@@ -27,4 +27,10 @@ export const hostSettings: readonly SettingBinding[] = [
     valueName: 'DURATION',
     description: 'host collector interval (default 15s)',
   },
+  {
+    path: ['collectors', 'host', 'timeout'],
+    env: 'GPULSE_HOST_TIMEOUT',
+    valueName: 'DURATION',
+    description: 'limit for one host collection (default 10s)',
+  },
 ];

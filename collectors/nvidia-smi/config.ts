@@ -63,6 +63,18 @@ export const nvidiaSmiSettings: readonly SettingBinding[] = [
     description: 'per-process GPU memory (default on)',
   },
   {
+    path: ['collectors', 'nvidia-smi', 'timeout'],
+    env: 'GPULSE_NVIDIA_SMI_TIMEOUT',
+    valueName: 'DURATION',
+    description: 'limit for one-shot calls such as --help-query-gpu (default 10s)',
+  },
+  {
+    path: ['collectors', 'nvidia-smi', 'stallIntervals'],
+    env: 'GPULSE_NVIDIA_SMI_STALL_INTERVALS',
+    valueName: 'N',
+    description: 'a stream silent for N intervals is killed and restarted (default 3)',
+  },
+  {
     path: ['collectors', 'nvidia-smi', 'excludeFields'],
     env: 'GPULSE_NVIDIA_SMI_EXCLUDE_FIELDS',
     valueName: 'GLOBS',

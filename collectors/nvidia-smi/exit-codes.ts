@@ -72,7 +72,7 @@ export function classifyExit(
   }
   return {
     reason: `exit_${code}`,
-    message: `${binary} failed with exit code ${code}${suffix}`,
+    message: `${binary} failed (exit ${code})${suffix}`,
     noGpu: false,
   };
 }

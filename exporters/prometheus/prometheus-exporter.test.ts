@@ -8,6 +8,7 @@ import { StateStore } from '../../agent/state-store.js';
 import { acceptsGzip, ExpositionCache, negotiateFormat } from './exposition-cache.js';
 import { registerMetricsRoute } from './prometheus-exporter.js';
 import { renderSamples } from './render.js';
+import type { MetricDesc } from '../../agent/types.js';
 
 const temp = gauge('gpulse_gpu_temperature_celsius', 'GPU core temperature.', ['gpu', 'uuid']);
 const energy = counter('gpulse_gpu_energy_joules_total', 'Energy.', ['gpu', 'uuid']);
@@ -185,7 +186,13 @@ describe('health and landing routes', () => {
 describe('renderSamples', () => {
   it('escapes label values, drops duplicates and conflicting declarations, reports each problem', async () => {
     const problems: string[] = [];
-    const other = gauge('gpulse_gpu_temperature_celsius', 'different help', ['gpu', 'uuid']);
+    // Built by hand: metric() itself refuses a conflicting declaration at load time.
+    const other: MetricDesc = {
+      name: 'gpulse_gpu_temperature_celsius',
+      help: 'different help',
+      type: 'gauge',
+      labelNames: ['gpu', 'uuid'],
+    };
     const text = await renderSamples(
       [
         { desc: temp, labels: { gpu: '0', uuid: 'a"b\\c\nd' }, value: 1 },

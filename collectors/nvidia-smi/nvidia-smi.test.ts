@@ -1,0 +1,329 @@
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { captureLogger } from '../../test/helpers/log-sink.js';
+import { CollectorRunner } from '../../agent/collector-runner.js';
+import { systemClock } from '../../agent/clock.js';
+import { StateStore } from '../../agent/state-store.js';
+import type { CollectorState } from '../../agent/types.js';
+import { nvidiaSmiConfigSchema } from './config.js';
+import { createNvidiaSmiCollector } from './nvidia-smi.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'gpulse-nvsmi-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const HELP = readFileSync(
+  join(
+    import.meta.dirname,
+    'fixtures',
+    'text',
+    'help-query-gpu__recent-driver__nvidia-gpu-exporter.txt',
+  ),
+  'utf8',
+);
+
+/**
+ * Writes a stand-in nvidia-smi: `body` is JavaScript run with `args` (argv) and `fields` (the
+ * --query-gpu list) in scope. Real processes, so exits, hangs and garbage are real too.
+ */
+function standIn(name: string, body: string): string {
+  const path = join(dir, name);
+  writeFileSync(
+    path,
+    `#!${process.execPath}
+const args = process.argv.slice(2);
+const q = args.find((a) => a.startsWith('--query-gpu='));
+const fields = q ? q.slice(12).split(',') : [];
+const help = ${JSON.stringify(HELP)};
+if (args[0] === '--help-query-gpu') { process.stdout.write(help); process.exit(0); }
+${body}
+`,
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
+// One CSV line for GPU i in the order the collector asked for.
+const ROW = `
+function row(i, util) {
+  const v = { 'timestamp': '2026/01/01 00:00:00.000', 'index': String(i), 'uuid': 'GPU-' + i, 'name': 'Test GPU',
+    'pci.bus_id': '00000000:0' + i + ':00.0', 'driver_version': '550.1', 'utilization.gpu': String(util),
+    'memory.total': '81559', 'memory.used': '1024', 'memory.free': '80535', 'temperature.gpu': '41',
+    'power.draw': '70.5', 'clocks.current.sm': '1980', 'fan.speed': '[N/A]', 'pstate': 'P0',
+    'clocks_throttle_reasons.active': '0x0000000000000004', 'clocks_throttle_reasons.sw_power_cap': 'Active' };
+  return fields.map((f) => v[f] ?? '[N/A]').join(', ');
+}`;
+
+function run(binary: string, extra: Record<string, unknown> = {}) {
+  const { log, records } = captureLogger();
+  const store = new StateStore({ clock: systemClock, log });
+  const config = nvidiaSmiConfigSchema.parse({
+    binary,
+    interval: 200,
+    xmlInterval: 0,
+    timeout: 2000,
+    ...extra,
+  });
+  const collector = createNvidiaSmiCollector(config, { random: () => 0.5 });
+  const runner = new CollectorRunner([collector], {
+    clock: systemClock,
+    log,
+    store,
+    random: () => 0.5,
+  });
+  runner.start();
+  stops.push(() => runner.stop());
+  const state = (): CollectorState => store.current().collectors.get('nvidia-smi')!;
+  const until = async (
+    pred: (s: CollectorState) => boolean,
+    ms = 8000,
+  ): Promise<CollectorState> => {
+    const t0 = Date.now();
+    while (!pred(state())) {
+      if (Date.now() - t0 > ms)
+        throw new Error(
+          `state not reached; now ${JSON.stringify({ ...state(), output: undefined, errors: [...state().errors] })}`,
+        );
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return state();
+  };
+  return { store, records, state, until };
+}
+
+const stops: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(stops.splice(0).map((s) => s()));
+});
+
+describe('nvidia-smi collector', () => {
+  it('asks only for fields the driver knows and turns the stream into GPU series and facts', async () => {
+    const bin = standIn(
+      'ok',
+      `${ROW}
+if (fields.length) {
+  let n = 0;
+  setInterval(() => { n++; console.log(row(0, n)); console.log(row(1, 50)); }, 100);
+} else { setInterval(() => {}, 1000); }`,
+    );
+    const { until } = run(bin);
+    const s = await until((st) => st.status === 'ok');
+    const gpus = s.output.facts?.gpus ?? [];
+    expect(gpus.map((g) => g.uuid)).toEqual(['GPU-0', 'GPU-1']);
+    expect(gpus[1]).toMatchObject({
+      index: 1,
+      name: 'Test GPU',
+      utilizationRatio: 0.5,
+      memoryTotalBytes: 81559 * 1048576,
+      memoryUsedBytes: 1024 * 1048576,
+      temperatureCelsius: 41,
+      powerDrawWatts: 70.5,
+      pstate: 0,
+    });
+    expect(gpus[1]?.clocksHz.sm).toBe(1980e6);
+    expect(gpus[1]?.fanSpeedRatio).toBeUndefined();
+    expect(gpus[1]?.throttle.sw_power_cap).toBe(true);
+    expect(gpus[1]?.throttle.gpu_idle).toBe(false);
+    const names = new Set(s.output.samples.map((x) => x.desc.name));
+    expect(names.has('gpulse_gpu_utilization_ratio')).toBe(true);
+    expect(names.has('gpulse_gpu_fan_speed_ratio')).toBe(false);
+    // The old driver's help lists only clocks_throttle_reasons.*: no field it does not know is asked for.
+    const temp = s.output.samples.find(
+      (x) => x.desc.name === 'gpulse_gpu_temperature_celsius' && x.labels.gpu === '0',
+    );
+    expect(temp?.value).toBe(41);
+  });
+
+  it.each([
+    [
+      9,
+      "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.",
+      'no_data',
+      'driver_not_loaded',
+    ],
+    [
+      12,
+      "NVIDIA-SMI couldn't find libnvidia-ml.so library in your system.",
+      'no_data',
+      'library_not_found',
+    ],
+    [
+      15,
+      'Unable to determine the device handle for GPU0000:3B:00.0: GPU is lost.',
+      'error',
+      'gpu_lost',
+    ],
+    [255, 'Unknown Error', 'error', 'unknown_error'],
+    [42, '', 'error', 'exit_42'],
+  ] as const)(
+    "exit code %i is reported as %s/%s with the tool's own words",
+    async (code, text, status, reason) => {
+      const bin = standIn(
+        `exit${code}`,
+        `console.log(${JSON.stringify(text)}); process.exit(${code});`,
+      );
+      const { until } = run(bin);
+      const s = await until((st) => st.status === status && st.reason === reason);
+      if (text) expect(s.message).toContain(text.slice(0, 20));
+      expect(s.message).toContain(`exit ${code}`);
+      expect(s.output.samples).toEqual([]);
+    },
+  );
+
+  it('in required mode a missing driver is an error, not "no data"', async () => {
+    const bin = standIn('req9', 'process.exit(9);');
+    const { until } = run(bin, { mode: 'required' });
+    await until((st) => st.status === 'error' && st.reason === 'driver_not_loaded');
+  });
+
+  it('says clearly when the binary does not exist', async () => {
+    const { until, records } = run(join(dir, 'no-such-nvidia-smi'));
+    const s = await until((st) => st.status === 'no_data');
+    expect(s.reason).toBe('binary_not_found');
+    expect(s.message).toMatch(/^no NVIDIA GPU found: .*GPULSE_NVIDIA_SMI.*gpulse simulate/);
+    expect(records.filter((r) => String(r.msg).startsWith('no NVIDIA GPU found'))).toHaveLength(1);
+  });
+
+  it('kills a stream that hangs, counts the restart, and recovers', async () => {
+    const flag = join(dir, 'hang-once');
+    writeFileSync(flag, '');
+    const bin = standIn(
+      'hang',
+      `${ROW}
+const fs = require('node:fs');
+if (fields.length) {
+  const hangNow = fs.existsSync(${JSON.stringify(flag)});
+  if (hangNow) fs.rmSync(${JSON.stringify(flag)});
+  console.log(row(0, 1));
+  if (!hangNow) setInterval(() => console.log(row(0, 2)), 100); else setInterval(() => {}, 1000);
+} else { setInterval(() => {}, 1000); }`,
+    );
+    const { until } = run(bin, { stallIntervals: 3 });
+    const hung = await until((st) => st.reason === 'hang');
+    expect(hung.status).toBe('error');
+    expect(hung.message).toMatch(/printed nothing for 3 intervals and was killed/);
+    const back = await until(
+      (st) => st.status === 'ok' && (st.output.facts?.gpus?.[0]?.utilizationRatio ?? 0) === 0.02,
+    );
+    const restarts = back.health.find(
+      (h) => h.desc.name === 'gpulse_nvidia_smi_restarts_total' && h.labels.stream === 'query-gpu',
+    );
+    expect(restarts?.value).toBeGreaterThanOrEqual(1);
+    expect(back.errors.get('hang')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('survives garbage and truncated rows, counting them, and keeps good rows', async () => {
+    const bin = standIn(
+      'garbage',
+      `${ROW}
+if (fields.length) {
+  setInterval(() => { console.log('\\u0000\\u0001garbage, ###'); console.log(row(0, 7).slice(0, 20)); console.log(row(0, 7)); }, 100);
+} else { setInterval(() => {}, 1000); }`,
+    );
+    const { until } = run(bin);
+    const s = await until((st) => st.status === 'ok' && (st.errors.get('parse_error') ?? 0) >= 4);
+    expect(s.output.facts?.gpus?.[0]?.utilizationRatio).toBe(0.07);
+    const rejected = s.health.find((h) => h.desc.name === 'gpulse_nvidia_smi_rejected_lines_total');
+    expect(rejected?.value).toBeGreaterThanOrEqual(4);
+  });
+
+  it('reports the processes of the compute-apps stream and forgets them when it goes quiet', async () => {
+    const flag = join(dir, 'procs-on');
+    writeFileSync(flag, '');
+    const bin = standIn(
+      'apps',
+      `${ROW}
+const fs = require('node:fs');
+if (fields.length) { setInterval(() => console.log(row(0, 1)), 100); }
+else if (args.some((a) => a.startsWith('--query-compute-apps='))) {
+  setInterval(() => {
+    if (fs.existsSync(${JSON.stringify(flag)})) {
+      console.log('2026/01/01 00:00:00.000, GPU-0, 4242, python train.py, 2048, 00000000:00:00.0, Test GPU');
+      console.log('2026/01/01 00:00:00.000, GPU-0, 4343, /usr/bin/name, with comma, 10, 00000000:00:00.0, Test GPU');
+    }
+  }, 100);
+} else { setInterval(() => {}, 1000); }`,
+    );
+    const { until } = run(bin);
+    const s = await until((st) => (st.output.facts?.gpuProcesses?.length ?? 0) === 2);
+    expect(s.output.facts?.gpuProcesses).toEqual([
+      {
+        pid: 4242,
+        gpuUuid: 'GPU-0',
+        gpuIndex: 0,
+        processName: 'python train.py',
+        usedMemoryBytes: 2048 * 1048576,
+      },
+      {
+        pid: 4343,
+        gpuUuid: 'GPU-0',
+        gpuIndex: 0,
+        processName: '/usr/bin/name, with comma',
+        usedMemoryBytes: 10 * 1048576,
+      },
+    ]);
+    rmSync(flag);
+    await until((st) => st.status === 'ok' && (st.output.facts?.gpuProcesses?.length ?? -1) === 0);
+  });
+
+  it('asks the driver again when it rejects the field list (driver changed under us)', async () => {
+    const flag = join(dir, 'reject-once');
+    writeFileSync(flag, '');
+    const bin = standIn(
+      'reject',
+      `${ROW}
+const fs = require('node:fs');
+if (fields.length) {
+  if (fs.existsSync(${JSON.stringify(flag)})) {
+    fs.rmSync(${JSON.stringify(flag)});
+    console.log('Field "' + fields[3] + '" is not a valid field to query.');
+    process.exit(2);
+  }
+  setInterval(() => console.log(row(0, 3)), 100);
+} else { setInterval(() => {}, 1000); }`,
+    );
+    const { until } = run(bin);
+    const rejected = await until((st) => st.reason === 'invalid_argument');
+    expect(rejected.message).toContain('is not a valid field to query');
+    await until((st) => st.status === 'ok', 15_000);
+  }, 20_000);
+
+  it('fills MIG devices and retired pages from the -q -x stream', async () => {
+    const xml = join(
+      import.meta.dirname,
+      'fixtures',
+      'xml',
+      'a100-sxm4-80gb-mig-enabled__535.54.03__v12__telegraf.xml',
+    );
+    const bin = standIn(
+      'xml',
+      `${ROW}
+const fs = require('node:fs');
+if (fields.length) {
+  setInterval(() => console.log(row(1, 3).replace('GPU-1', 'GPU-513536b6-7d19-9063-b049-1e69664bb298')), 100);
+} else if (args[0] === '-q' && args[1] === '-x') {
+  const doc = fs.readFileSync(${JSON.stringify(xml)}, 'utf8');
+  process.stdout.write(doc.endsWith('\\n') ? doc : doc + '\\n');
+  setInterval(() => {}, 1000);
+} else { setInterval(() => {}, 1000); }`,
+    );
+    const { until } = run(bin, { xmlInterval: 1000 });
+    const s = await until((st) => (st.output.facts?.gpus?.[0]?.migDevices?.length ?? 0) === 4);
+    const gpu = s.output.facts?.gpus?.[0];
+    // CSV values win; the XML adds what the CSV lacks.
+    expect(gpu).toMatchObject({
+      index: 1,
+      utilizationRatio: 0.03,
+      migEnabled: true,
+      cudaVersion: '12.2',
+    });
+    expect(gpu?.migDevices?.map((m) => m.gpuInstanceId)).toEqual([3, 4, 5, 6]);
+    const mig = s.output.samples.filter((x) => x.desc.name === 'gpulse_mig_memory_total_bytes');
+    expect(mig).toHaveLength(4);
+    expect(mig[0]?.labels).toMatchObject({
+      gpu: '1',
+      uuid: 'GPU-513536b6-7d19-9063-b049-1e69664bb298',
+    });
+  });
+});

@@ -1,0 +1,398 @@
+import type { Logger } from 'pino';
+import { ChildStream, type StreamExit } from '../../agent/child-stream.js';
+import { systemClock, type Clock, type TimerHandle } from '../../agent/clock.js';
+import { CollectorError, NoDataError, errorMessage } from '../../agent/errors.js';
+import type { GpuProcess, GpuReading } from '../../agent/facts.js';
+import { counter, gauge, SampleBuilder } from '../../agent/metric.js';
+import { CommandError, runCommand, type SpawnFn } from '../../agent/process.js';
+import type { StreamSink, StreamingCollector } from '../../agent/types.js';
+import { gpuReadingSamples } from '../gpu-series.js';
+import type { NvidiaSmiConfig } from './config.js';
+import { classifyExit, notFoundMessage } from './exit-codes.js';
+import { mergeXmlExtras, type XmlExtras } from './merge.js';
+import {
+  COMPUTE_APPS_FIELDS,
+  parseComputeAppsRow,
+  parseHelpQueryGpu,
+  parseQueryGpuRow,
+  selectQueryFields,
+  splitCsvLine,
+} from './parse-csv.js';
+import { parseNvidiaSmiXml } from './parse-xml.js';
+
+/** Collector name: folder, config key, log field and `collector` label value. */
+export const NVIDIA_SMI = 'nvidia-smi';
+
+const metrics = {
+  restarts: counter(
+    'gpulse_nvidia_smi_restarts_total',
+    'nvidia-smi streams restarted after an exit or a hang.',
+    ['stream'],
+  ),
+  streamUp: gauge(
+    'gpulse_nvidia_smi_stream_up',
+    'Whether each long-lived nvidia-smi stream is running (0/1).',
+    ['stream'],
+  ),
+  rejectedLines: counter(
+    'gpulse_nvidia_smi_rejected_lines_total',
+    'Output lines of nvidia-smi that did not parse (garbage, truncated rows).',
+    ['stream'],
+  ),
+} as const;
+
+type StreamName = 'query-gpu' | 'compute-apps' | 'xml';
+
+/** What the collector needs from outside. */
+export interface NvidiaSmiDeps {
+  readonly clock?: Clock;
+  readonly spawnFn?: SpawnFn;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly random?: () => number;
+}
+
+/** Builds the nvidia-smi collector: long-lived CSV streams plus a slow `-q -x` stream. */
+export function createNvidiaSmiCollector(
+  config: NvidiaSmiConfig,
+  deps: NvidiaSmiDeps = {},
+): StreamingCollector {
+  return new NvidiaSmiCollector(config, deps);
+}
+
+// Lines of one -lms tick arrive within milliseconds; a block is complete after this quiet time.
+const BLOCK_QUIET_MS = 40;
+
+class NvidiaSmiCollector implements StreamingCollector {
+  readonly kind = 'streaming';
+  readonly name = NVIDIA_SMI;
+  private readonly clock: Clock;
+  private sink: StreamSink | undefined;
+  private log: Logger | undefined;
+  private streams = new Map<StreamName, ChildStream>();
+  private fields: string[] = [];
+  private block: GpuReading[] = [];
+  private blockStartedAt = 0;
+  private blockTimer: TimerHandle | undefined;
+  private appsBlock: GpuProcess[] = [];
+  private appsTimer: TimerHandle | undefined;
+  private processes: GpuProcess[] = [];
+  private lastAppsAt = 0;
+  private xmlLines: string[] = [];
+  private xmlExtras: XmlExtras = new Map();
+  private lastOutput = new Map<StreamName, string>();
+  private rejected = new Map<StreamName, number>();
+  private stopped = false;
+  private reprobeTimer: TimerHandle | undefined;
+
+  constructor(
+    private readonly config: NvidiaSmiConfig,
+    private readonly deps: NvidiaSmiDeps,
+  ) {
+    this.clock = deps.clock ?? systemClock;
+  }
+
+  async start(sink: StreamSink, log: Logger): Promise<void> {
+    this.sink = sink;
+    this.log = log;
+    this.stopped = false;
+    const known = await this.probe();
+    this.fields = selectQueryFields(known, this.config.excludeFields);
+    if (this.fields.length === 0) {
+      throw new CollectorError(
+        'parse_error',
+        `${this.config.binary} --help-query-gpu listed no usable fields`,
+      );
+    }
+    log.info(
+      { fields: this.fields.length, binary: this.config.binary },
+      'starting nvidia-smi streams',
+    );
+    this.startStreams();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of [this.blockTimer, this.appsTimer, this.reprobeTimer])
+      if (t) this.clock.clearTimeout(t);
+    await Promise.all([...this.streams.values()].map((s) => s.stop()));
+    this.streams.clear();
+  }
+
+  /** Asks the driver which --query-gpu fields it knows (old drivers reject unknown ones). */
+  private async probe(): Promise<string[]> {
+    const binary = this.config.binary;
+    try {
+      const result = await runCommand(binary, ['--help-query-gpu'], {
+        timeoutMs: this.config.timeout,
+        env: this.deps.env,
+        spawnFn: this.deps.spawnFn,
+      });
+      if (result.code !== 0) {
+        const failure = classifyExit(
+          binary,
+          result.code,
+          result.signal,
+          result.stdout + result.stderr,
+        );
+        throw this.failureError(failure.reason, failure.message, failure.noGpu);
+      }
+      const known = parseHelpQueryGpu(result.stdout);
+      if (known.length === 0) {
+        throw new CollectorError(
+          'parse_error',
+          `${binary} --help-query-gpu printed no field names; is ${binary} really nvidia-smi?`,
+        );
+      }
+      return known;
+    } catch (err) {
+      if (err instanceof CommandError) {
+        if (err.reason === 'not_found')
+          throw this.failureError('binary_not_found', notFoundMessage(binary), true);
+        if (err.reason === 'permission_denied') {
+          throw new CollectorError(
+            'permission_denied',
+            `${binary} is not executable by this user: ${err.message}`,
+          );
+        }
+        if (err.reason === 'timeout') {
+          throw new CollectorError('hang', `${err.message} (hung driver?); retrying with backoff`);
+        }
+        throw new CollectorError('spawn_failed', err.message);
+      }
+      throw err;
+    }
+  }
+
+  private failureError(reason: string, message: string, noGpu: boolean): Error {
+    if (noGpu && this.config.mode === 'auto') return new NoDataError(reason, message);
+    return new CollectorError(reason, message);
+  }
+
+  private startStreams(): void {
+    const interval = String(this.config.interval);
+    const stallMs = this.config.stallIntervals * this.config.interval;
+    this.addStream(
+      'query-gpu',
+      [`--query-gpu=${this.fields.join(',')}`, '--format=csv,noheader,nounits', '-lms', interval],
+      stallMs,
+      (line) => this.onGpuLine(line),
+    );
+    if (this.config.processes === 'on') {
+      // No watchdog: a host without GPU processes prints nothing, which is not a hang.
+      this.addStream(
+        'compute-apps',
+        [
+          `--query-compute-apps=${COMPUTE_APPS_FIELDS.join(',')}`,
+          '--format=csv,noheader,nounits',
+          '-lms',
+          interval,
+        ],
+        0,
+        (line) => this.onAppsLine(line),
+      );
+    }
+    if (this.config.xmlInterval > 0) {
+      const seconds = Math.max(1, Math.round(this.config.xmlInterval / 1000));
+      // -q -x can take seconds on big machines; allow for that on top of the silent intervals.
+      const xmlStall = this.config.stallIntervals * seconds * 1000 + 30_000;
+      this.addStream('xml', ['-q', '-x', '-l', String(seconds)], xmlStall, (line) =>
+        this.onXmlLine(line),
+      );
+    }
+    for (const s of this.streams.values()) s.start();
+    this.reportHealth();
+  }
+
+  private addStream(
+    name: StreamName,
+    args: string[],
+    stallMs: number,
+    onLine: (line: string) => void,
+  ): void {
+    const stream = new ChildStream({
+      command: this.config.binary,
+      args,
+      env: this.deps.env,
+      stallMs,
+      clock: this.clock,
+      spawnFn: this.deps.spawnFn,
+      random: this.deps.random,
+      onLine,
+      onStart: () => this.reportHealth(),
+      onExit: (exit) => this.onStreamExit(name, exit),
+    });
+    this.streams.set(name, stream);
+  }
+
+  private onGpuLine(line: string): void {
+    const reading =
+      line.trim() === '' ? undefined : parseQueryGpuRow(splitCsvLine(line), this.fields);
+    if (!reading) {
+      this.reject('query-gpu', line);
+      return;
+    }
+    // A GPU seen twice means the previous tick is complete.
+    if (this.block.some((g) => g.index === reading.index)) this.flushBlock();
+    if (this.block.length === 0) this.blockStartedAt = this.clock.now();
+    this.block.push(reading);
+    if (this.blockTimer) this.clock.clearTimeout(this.blockTimer);
+    this.blockTimer = this.clock.setTimeout(() => this.flushBlock(), BLOCK_QUIET_MS);
+  }
+
+  private onAppsLine(line: string): void {
+    if (line.trim() === '' || /no running processes/i.test(line)) return;
+    const proc = parseComputeAppsRow(splitCsvLine(line), COMPUTE_APPS_FIELDS);
+    if (!proc) {
+      this.reject('compute-apps', line);
+      return;
+    }
+    this.appsBlock.push(proc);
+    if (this.appsTimer) this.clock.clearTimeout(this.appsTimer);
+    this.appsTimer = this.clock.setTimeout(() => this.flushApps(), BLOCK_QUIET_MS);
+  }
+
+  private onXmlLine(line: string): void {
+    if (line.startsWith('<?xml')) this.xmlLines = [];
+    this.xmlLines.push(line);
+    if (!line.includes('</nvidia_smi_log>')) {
+      if (this.xmlLines.length > 200_000) this.xmlLines = [];
+      return;
+    }
+    const text = this.xmlLines.join('\n');
+    this.xmlLines = [];
+    try {
+      const doc = parseNvidiaSmiXml(text);
+      this.xmlExtras = new Map(
+        doc.gpus.map((g) => [
+          g.uuid,
+          { gpu: g, processes: doc.processes, cudaVersion: doc.cudaVersion },
+        ]),
+      );
+    } catch (err) {
+      this.sink?.countError('xml_parse_error');
+      this.log?.warn(
+        { err: errorMessage(err) },
+        'nvidia-smi -q -x output did not parse; CSV values still served',
+      );
+    }
+  }
+
+  private reject(stream: StreamName, line: string): void {
+    this.rejected.set(stream, (this.rejected.get(stream) ?? 0) + 1);
+    // Keep the tool's own words: an error text ("NVIDIA-SMI has failed ...") explains the exit that follows.
+    if (line.trim() !== '') this.lastOutput.set(stream, line.trim());
+    this.sink?.countError('parse_error');
+    this.reportHealth();
+  }
+
+  private flushApps(): void {
+    this.appsTimer = undefined;
+    this.processes = this.appsBlock;
+    this.appsBlock = [];
+    this.lastAppsAt = this.clock.now();
+  }
+
+  private flushBlock(): void {
+    if (this.blockTimer) this.clock.clearTimeout(this.blockTimer);
+    this.blockTimer = undefined;
+    if (this.block.length === 0 || this.stopped) return;
+    const readings = this.block;
+    this.block = [];
+    const now = this.clock.now();
+    // The apps stream is silent when no process holds GPU memory: silence means "none".
+    if (now - this.lastAppsAt > 2.5 * this.config.interval) this.processes = [];
+    const gpus = mergeXmlExtras(readings, this.xmlExtras);
+    const byUuid = new Map(gpus.map((g) => [g.uuid, g.index]));
+    const processes = this.processes.map((p) => ({
+      ...p,
+      gpuIndex: p.gpuIndex ?? byUuid.get(p.gpuUuid),
+    }));
+    this.sink?.ok(
+      { samples: gpuReadingSamples(gpus), facts: { gpus, gpuProcesses: processes } },
+      Math.max(0, now - this.blockStartedAt),
+    );
+  }
+
+  private onStreamExit(name: StreamName, exit: StreamExit): void {
+    this.reportHealth();
+    if (this.stopped) return;
+    const binary = this.config.binary;
+    if (name === 'query-gpu') {
+      this.block = [];
+      let failure;
+      if (exit.kind === 'spawn_error') {
+        failure =
+          exit.spawnReason === 'not_found'
+            ? { reason: 'binary_not_found', message: notFoundMessage(binary), noGpu: true }
+            : {
+                reason: exit.spawnReason ?? 'spawn_failed',
+                message: `${binary}: ${exit.stderr}`,
+                noGpu: false,
+              };
+      } else if (exit.kind === 'stall') {
+        failure = {
+          reason: 'hang',
+          message: `${binary} printed nothing for ${this.config.stallIntervals} intervals and was killed (hung driver?); restarting`,
+          noGpu: false,
+        };
+        // A hung driver hangs every stream; restart the process list too.
+        this.streams.get('compute-apps')?.restartNow();
+      } else if (exit.kind === 'line_too_long') {
+        failure = {
+          reason: 'garbage_output',
+          message: `${binary} printed an endless line; restarting`,
+          noGpu: false,
+        };
+      } else {
+        const said = [this.lastOutput.get(name), exit.stderr].filter(Boolean).join('\n');
+        failure = classifyExit(binary, exit.code, exit.signal, said);
+      }
+      this.lastOutput.delete(name);
+      if (failure.noGpu && this.config.mode === 'auto')
+        this.sink?.noData(failure.reason, failure.message);
+      else this.sink?.fail(failure.reason, failure.message);
+      if (failure.reason === 'invalid_argument') this.reprobe();
+      return;
+    }
+    // The process list and -q -x are extras: their failures are counted, the CSV values stay.
+    if (name === 'compute-apps') this.processes = [];
+    const reason =
+      exit.kind === 'stall'
+        ? 'hang'
+        : exit.kind === 'spawn_error'
+          ? (exit.spawnReason ?? 'spawn_failed')
+          : classifyExit(binary, exit.code, exit.signal, '').reason;
+    this.sink?.countError(`${name}_${reason}`);
+    this.log?.debug(
+      { stream: name, reason, stderr: exit.stderr },
+      'nvidia-smi stream ended; restarting',
+    );
+  }
+
+  /** The driver rejected our field list (driver changed under us): ask it again what it knows. */
+  private reprobe(): void {
+    if (this.reprobeTimer) return;
+    void Promise.all([...this.streams.values()].map((s) => s.stop())).then(() => {
+      this.streams.clear();
+      this.reprobeTimer = this.clock.setTimeout(() => {
+        this.reprobeTimer = undefined;
+        if (this.stopped || !this.sink || !this.log) return;
+        this.start(this.sink, this.log).catch((err: unknown) => {
+          this.sink?.fail('invalid_argument', errorMessage(err));
+          this.reprobe();
+        });
+      }, 5000);
+    });
+  }
+
+  private reportHealth(): void {
+    const b = new SampleBuilder();
+    for (const [name, stream] of this.streams) {
+      b.add(metrics.restarts, { stream: name }, stream.restarts);
+      b.add(metrics.streamUp, { stream: name }, stream.running);
+    }
+    for (const [name, count] of this.rejected)
+      b.add(metrics.rejectedLines, { stream: name }, count);
+    this.sink?.health(b.build());
+  }
+}

@@ -1,0 +1,192 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+/** Root of the repository (tests run from sources; the CLI runs from the build). */
+export const REPO_ROOT = join(import.meta.dirname, '..', '..');
+
+/** The built CLI entry; `npm test` builds before running vitest. */
+export const CLI = join(REPO_ROOT, 'dist', 'agent', 'main.js');
+
+/** The built simulated nvidia-smi. */
+export const SIM_NVIDIA_SMI = join(
+  REPO_ROOT,
+  'dist',
+  'collectors',
+  'nvidia-smi',
+  'simulator',
+  'nvidia-smi.js',
+);
+
+/** Fails early with a clear message when the build is missing. */
+export function requireBuild(): void {
+  if (!existsSync(CLI) || !existsSync(SIM_NVIDIA_SMI)) {
+    throw new Error(
+      'the built CLI is missing: run `npm run build` (npm test does it before vitest)',
+    );
+  }
+}
+
+/** A free TCP port on loopback. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A running `gpulse` process started by a test. */
+export interface CliProcess {
+  readonly proc: ChildProcess;
+  readonly port: number;
+  readonly base: string;
+  /** JSON log records printed so far. */
+  readonly logs: Record<string, unknown>[];
+  /** Raw stderr so far. */
+  stderr(): string;
+  /** GET a path; returns status and body text. */
+  get(path: string, headers?: Record<string, string>): Promise<{ status: number; body: string }>;
+  /** Polls /metrics until `pred` holds for the body. */
+  waitForMetrics(pred: (body: string) => boolean, timeoutMs?: number): Promise<string>;
+  /** Waits for the process to exit on its own. */
+  exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGTERM and wait for exit; returns the exit code and how long it took. */
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
+}
+
+/** Starts the built CLI with args (listen address added) and JSON logs; resolves once /healthz answers. */
+export async function startCli(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  options: { readonly waitHealthy?: boolean } = {},
+): Promise<CliProcess> {
+  requireBuild();
+  const port = await freePort();
+  const proc = spawn(process.execPath, [CLI, ...args, '--listen', `127.0.0.1:${port}`], {
+    env: { ...process.env, GPULSE_LOG_FORMAT: 'json', GPULSE_LOG_LEVEL: 'debug', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  let buf = '';
+  proc.stdout?.setEncoding('utf8');
+  proc.stdout?.on('data', (chunk: string) => {
+    buf += chunk;
+    let nl = buf.indexOf('\n');
+    while (nl !== -1) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ raw: line });
+      }
+      nl = buf.indexOf('\n');
+    }
+  });
+  proc.stderr?.setEncoding('utf8');
+  proc.stderr?.on('data', (chunk: string) => (stderr += chunk));
+  const base = `http://127.0.0.1:${port}`;
+  const get = async (path: string, headers: Record<string, string> = {}) => {
+    const res = await fetch(base + path, { headers });
+    return { status: res.status, body: await res.text() };
+  };
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const cli: CliProcess = {
+    proc,
+    port,
+    base,
+    logs,
+    stderr: () => stderr,
+    exited: () => exited,
+    get,
+    async waitForMetrics(pred, timeoutMs = 20_000) {
+      const t0 = Date.now();
+      let last = '';
+      for (;;) {
+        try {
+          last = (await get('/metrics')).body;
+          if (pred(last)) return last;
+        } catch {
+          // not listening yet
+        }
+        if (Date.now() - t0 > timeoutMs) {
+          throw new Error(
+            `metrics condition not met in ${timeoutMs}ms; last body:\n${last.slice(0, 3000)}`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async stop() {
+      const t0 = Date.now();
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const r = await exited;
+      return { ...r, ms: Date.now() - t0 };
+    },
+  };
+  if (options.waitHealthy !== false) {
+    const t0 = Date.now();
+    for (;;) {
+      if (proc.exitCode !== null) {
+        throw new Error(
+          `gpulse exited with ${proc.exitCode}: ${stderr}\n${JSON.stringify(logs.slice(-5))}`,
+        );
+      }
+      try {
+        if ((await get('/healthz')).status === 200) break;
+      } catch {
+        // not yet
+      }
+      if (Date.now() - t0 > 20_000) throw new Error(`gpulse did not become healthy: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return cli;
+}
+
+/** Value of one series in an exposition, by metric name and exact label subset; undefined if absent. */
+export function seriesValue(
+  body: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  for (const line of body.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = parseLabels(m[3] ?? '');
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[4]);
+  }
+  return undefined;
+}
+
+/** All series of a metric with their labels and values. */
+export function allSeries(
+  body: string,
+  name: string,
+): { labels: Record<string, string>; value: number }[] {
+  const out: { labels: Record<string, string>; value: number }[] = [];
+  for (const line of body.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
+    if (m && m[1] === name) out.push({ labels: parseLabels(m[3] ?? ''), value: Number(m[4]) });
+  }
+  return out;
+}
+
+function parseLabels(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    out[m[1]!] = m[2]!.replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+  }
+  return out;
+}
