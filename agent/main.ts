@@ -2,7 +2,6 @@
 // Composition root: the only module that reads process.argv, handles signals and calls process.exit.
 import { Command, Option } from 'commander';
 import { registerDriftCommand } from '../collectors/drift/cli.js';
-import { driftComponents } from '../collectors/drift/drift.js';
 import { settings } from './config.js';
 import { packageVersion } from './package-info.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
@@ -49,7 +48,6 @@ async function runUntilSignal(
     env: process.env,
     stderr: (t) => process.stderr.write(t),
     version,
-    components: (config) => [...driftComponents(config)],
   });
   if (outcome.kind === 'exit') process.exit(outcome.code);
   const { agent, log } = outcome;

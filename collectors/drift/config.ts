@@ -20,9 +20,25 @@ export const P_VALUE_METHODS: ReadonlySet<DriftMethod> = new Set(['ks', 'chisqua
 /** Model names: also used in URLs, topics and label values, so kept to a safe alphabet. */
 export const MODEL_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
-const zShare = z.number().gt(0).lte(1);
-const zPValue = z.number().gt(0).lt(1);
-const zDistance = z.number().gt(0);
+/** A number in (min, max] (or (min, max) with `open`), also from a GPULSE_* string. */
+function zDecimal(min: number, max: number, open = false) {
+  return z.union([z.number(), z.string()]).transform((value, ctx) => {
+    const n = typeof value === 'number' ? value : Number(value.trim());
+    const inRange = n > min && (open ? n < max : n <= max);
+    if (!Number.isFinite(n) || !inRange) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a number greater than ${min} and ${open ? 'below' : 'at most'} ${max}, got ${JSON.stringify(value)}`,
+      });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
+
+const zShare = zDecimal(0, 1);
+const zPValue = zDecimal(0, 1, true);
+const zDistance = zDecimal(0, Number.MAX_VALUE);
 
 const thresholdsShape = {
   /** KS p-value at or below which a numeric feature drifts (reference ≤ smallReference rows). */
@@ -34,7 +50,7 @@ const thresholdsShape = {
   /** Wasserstein distance divided by the reference standard deviation (large reference). */
   wasserstein: zDistance,
   /** Jensen–Shannon distance, natural logarithm (large reference, categorical). */
-  jensenshannon: z.number().gt(0).lte(1),
+  jensenshannon: zDecimal(0, 1),
   /** PSI at or above which the `psi` method reports drift ("major shift"). */
   psi: zDistance,
   /** PSI at or above which the API marks a feature `warn` ("moderate shift"). */
@@ -140,10 +156,10 @@ export const driftConfigSchema = z
         /** Time buckets in the sliding window (the window is buckets × bucket). */
         buckets: zInt({ min: 1, max: 1440 }).default(12),
         /** Length of one bucket. */
-        bucket: zDuration({ min: 1000 }).default(300_000),
+        bucketPeriod: zDuration({ min: 1000 }).default(300_000),
       })
       .strict()
-      .default({ buckets: 12, bucket: 300_000 }),
+      .default({ buckets: 12, bucketPeriod: 300_000 }),
     /** Rows in the window (and non-null values per feature) before a feature is judged. */
     minSamples: zInt({ min: 1 }).default(200),
     /** Reference rows at or below which p-value tests are chosen (Evidently: 1000). */
@@ -172,43 +188,125 @@ export const driftConfigSchema = z
 /** Parsed `drift:` settings. */
 export type DriftConfig = z.infer<typeof driftConfigSchema>;
 
-/** Environment variables and flags of the drift monitor. */
+function binding(
+  path: readonly string[],
+  env: string,
+  valueName: string,
+  description: string,
+): SettingBinding {
+  return { path: ['drift', ...path], env: `GPULSE_DRIFT_${env}`, valueName, description };
+}
+
+/** Environment variables and flags of the drift monitor (every setting but the models). */
 export const driftSettings: readonly SettingBinding[] = [
   {
-    path: ['drift', 'mode'],
-    env: 'GPULSE_DRIFT_MODE',
+    ...binding(['mode'], 'MODE', 'auto|off', 'model input drift API and evaluation (default auto)'),
     flag: 'drift-mode',
-    valueName: 'auto|off',
-    description: 'model input drift detection API and evaluation (default auto)',
   },
-  {
-    path: ['drift', 'interval'],
-    env: 'GPULSE_DRIFT_INTERVAL',
-    valueName: 'DURATION',
-    description: 'drift evaluation interval (default 60s)',
-  },
-  {
-    path: ['drift', 'minSamples'],
-    env: 'GPULSE_DRIFT_MIN_SAMPLES',
-    valueName: 'N',
-    description: 'rows in the window before drift is judged (default 200)',
-  },
-  {
-    path: ['drift', 'window', 'buckets'],
-    env: 'GPULSE_DRIFT_WINDOW_BUCKETS',
-    valueName: 'N',
-    description: 'time buckets in the drift window (default 12)',
-  },
-  {
-    path: ['drift', 'window', 'bucket'],
-    env: 'GPULSE_DRIFT_WINDOW_BUCKET',
-    valueName: 'DURATION',
-    description: 'length of one drift window bucket (default 5m)',
-  },
-  {
-    path: ['drift', 'limits', 'bodyBytes'],
-    env: 'GPULSE_DRIFT_MAX_BODY',
-    valueName: 'SIZE',
-    description: 'largest observations request or MQTT message (default 1MiB)',
-  },
+  binding(['interval'], 'INTERVAL', 'DURATION', 'drift evaluation interval (default 60s)'),
+  binding(
+    ['window', 'buckets'],
+    'WINDOW_BUCKETS',
+    'N',
+    'time buckets in the drift window (default 12)',
+  ),
+  binding(
+    ['window', 'bucketPeriod'],
+    'WINDOW_BUCKET_PERIOD',
+    'DURATION',
+    'length of one drift window bucket (default 5m)',
+  ),
+  binding(
+    ['minSamples'],
+    'MIN_SAMPLES',
+    'N',
+    'rows in the window before drift is judged (default 200)',
+  ),
+  binding(
+    ['smallReference'],
+    'SMALL_REFERENCE',
+    'N',
+    'reference rows up to which p-value tests (KS, chi-square, Z) decide (default 1000)',
+  ),
+  binding(
+    ['datasetShare'],
+    'DATASET_SHARE',
+    'RATIO',
+    'share of drifting features for dataset drift (default 0.5)',
+  ),
+  binding(
+    ['hysteresis', 'raise'],
+    'HYSTERESIS_RAISE',
+    'N',
+    'drifting evaluations in a row to start drift (default 3)',
+  ),
+  binding(
+    ['hysteresis', 'clear'],
+    'HYSTERESIS_CLEAR',
+    'N',
+    'clean evaluations in a row to end drift (default 3)',
+  ),
+  binding(
+    ['thresholds', 'ks'],
+    'THRESHOLD_KS',
+    'P',
+    'KS p-value at or below which drift (default 0.05)',
+  ),
+  binding(
+    ['thresholds', 'chisquare'],
+    'THRESHOLD_CHISQUARE',
+    'P',
+    'chi-square p-value at or below which drift (default 0.05)',
+  ),
+  binding(
+    ['thresholds', 'z'],
+    'THRESHOLD_Z',
+    'P',
+    'Z-test p-value at or below which drift (default 0.05)',
+  ),
+  binding(
+    ['thresholds', 'wasserstein'],
+    'THRESHOLD_WASSERSTEIN',
+    'DISTANCE',
+    'normed Wasserstein distance at or above which drift (default 0.1)',
+  ),
+  binding(
+    ['thresholds', 'jensenshannon'],
+    'THRESHOLD_JENSENSHANNON',
+    'DISTANCE',
+    'Jensen-Shannon distance at or above which drift (default 0.1)',
+  ),
+  binding(['thresholds', 'psi'], 'THRESHOLD_PSI', 'PSI', 'PSI alert level (default 0.25)'),
+  binding(['thresholds', 'psiWarn'], 'THRESHOLD_PSI_WARN', 'PSI', 'PSI warn level (default 0.1)'),
+  binding(['limits', 'models'], 'MAX_MODELS', 'N', 'models tracked at once (default 16)'),
+  binding(
+    ['limits', 'features'],
+    'MAX_FEATURES',
+    'N',
+    'features per model and keys per row (default 100)',
+  ),
+  binding(
+    ['limits', 'bodyBytes'],
+    'MAX_BODY',
+    'SIZE',
+    'largest observations request or MQTT message (default 1MiB)',
+  ),
+  binding(
+    ['limits', 'referenceBytes'],
+    'MAX_REFERENCE',
+    'SIZE',
+    'largest reference upload or profile file (default 16MiB)',
+  ),
+  binding(
+    ['limits', 'lineBytes'],
+    'MAX_LINE',
+    'SIZE',
+    'longest prediction-log line; longer ones are skipped (default 64KiB)',
+  ),
+  binding(
+    ['limits', 'valueLength'],
+    'MAX_VALUE_LENGTH',
+    'N',
+    'longest categorical string value (default 256)',
+  ),
 ];

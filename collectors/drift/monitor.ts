@@ -231,7 +231,7 @@ export class DriftMonitor {
   private readonly unknownRejected = new Map<string, number>();
 
   constructor(private readonly options: DriftMonitorOptions) {
-    this.bucketMs = options.config.window.bucket;
+    this.bucketMs = options.config.window.bucketPeriod;
     this.buckets = options.config.window.buckets;
     for (const [name, model] of Object.entries(options.config.models)) {
       this.models.set(name, this.newModel(name, model));
