@@ -1,0 +1,401 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseQueryCsv } from './capture.js';
+import { fixturesDir } from './fixtures.js';
+import { runSimulated } from './harness.js';
+import { csvTimestamp } from './output.js';
+import { EXIT_GPU_LOST, EXIT_NO_DEVICES, EXIT_NO_DRIVER, NO_DRIVER_MESSAGE } from './run.js';
+
+const NOW = Date.UTC(2026, 6, 14, 8, 0, 0);
+
+/** Environment of a simulation that began `agoMs` before NOW. */
+function sim(agoMs: number, extra: Record<string, string> = {}): Record<string, string> {
+  return { GPULSE_SIM_START: String(NOW - agoMs), ...extra };
+}
+
+function rows(stdout: string): Map<string, string>[] {
+  const t = parseQueryCsv(stdout);
+  return t.rows.map((r) => new Map(t.columns.map((c, i) => [c.name, r[i] ?? ''] as const)));
+}
+
+describe('command line', () => {
+  it('rejects an unknown field on stdout with exit 2, as nvidia-smi does', async () => {
+    const run = await runSimulated(['--query-gpu=index,foo.bar', '--format=csv'], sim(0), {
+      nowMs: NOW,
+    });
+    expect(run).toMatchObject({
+      code: 2,
+      stdout: 'Field "foo.bar" is not a valid field to query.\n\n',
+      stderr: '',
+    });
+  });
+
+  it('rejects unknown options and bad combinations with the real messages', async () => {
+    const bogus = await runSimulated(['--bogus'], sim(0), { nowMs: NOW });
+    expect(bogus).toMatchObject({
+      code: 2,
+      stdout: "ERROR: Option --bogus is not recognized. Please run 'nvidia-smi -h'.\n",
+    });
+    for (const argv of [
+      ['--format=csv'],
+      ['--query-gpu=index'],
+      ['-x'],
+      ['-L', '--query-gpu=index', '--format=csv'],
+    ]) {
+      const run = await runSimulated(argv, sim(0), { nowMs: NOW });
+      expect(run.code).toBe(2);
+      expect(run.stdout).toBe(
+        "Invalid combination of input arguments. Please run 'nvidia-smi -h' for help.\n",
+      );
+    }
+  });
+
+  it('accepts aliases and prints canonical names; `--query-gpu <fields>` works too', async () => {
+    const run = await runSimulated(
+      ['--query-gpu', 'gpu_name,clocks.sm,gpu_bus_id', '--format', 'csv', '-i', '0'],
+      sim(0),
+      { nowMs: NOW },
+    );
+    expect(run.stdout.split('\n')[0]).toBe('name, clocks.current.sm [MHz], pci.bus_id');
+    expect(run.stdout.split('\n')[1]).toMatch(
+      /^NVIDIA H100 80GB HBM3, \d+ MHz, 00000000:0A:00\.0$/,
+    );
+  });
+
+  it('strips units only with nounits and the header only with noheader', async () => {
+    const fields = '--query-gpu=memory.total,power.limit';
+    const plain = await runSimulated([fields, '--format=csv', '-i', '0'], sim(0), { nowMs: NOW });
+    expect(plain.stdout).toBe('memory.total [MiB], power.limit [W]\n81559 MiB, 700.00 W\n');
+    const bare = await runSimulated([fields, '--format=csv,nounits', '-i', '0'], sim(0), {
+      nowMs: NOW,
+    });
+    expect(bare.stdout).toBe('memory.total [MiB], power.limit [W]\n81559, 700.00\n');
+    const none = await runSimulated([fields, '--format=noheader,nounits,csv', '-i', '0'], sim(0), {
+      nowMs: NOW,
+    });
+    expect(none.stdout).toBe('81559, 700.00\n');
+  });
+
+  it('selects GPUs with -i by index, UUID or bus id; an unknown one finds no devices', async () => {
+    const all = rows(
+      (
+        await runSimulated(['--query-gpu=index,uuid,pci.bus_id', '--format=csv'], sim(0), {
+          nowMs: NOW,
+        })
+      ).stdout,
+    );
+    const uuid = all[5]?.get('uuid') ?? '';
+    const pick = async (id: string): Promise<string> =>
+      (
+        await runSimulated(['--query-gpu=index', '--format=csv,noheader', '-i', id], sim(0), {
+          nowMs: NOW,
+        })
+      ).stdout;
+    expect(await pick('3')).toBe('3\n');
+    expect(await pick(uuid)).toBe('5\n');
+    expect(await pick('00000000:18:00.0')).toBe('2\n');
+    expect(await pick('0000:69:00.0')).toBe('3\n');
+    expect(await pick('1,7')).toBe('1\n7\n');
+    const none = await runSimulated(['--query-gpu=index', '--format=csv', '-i', '9'], sim(0), {
+      nowMs: NOW,
+    });
+    expect(none).toMatchObject({ code: EXIT_NO_DEVICES, stdout: 'No devices were found\n' });
+  });
+
+  it('prints only the header for compute apps without processes, nothing with noheader', async () => {
+    const env = sim(0, { GPULSE_SIM_PROCESSES: '' });
+    const withHeader = await runSimulated(
+      ['--query-compute-apps=pid,used_memory', '--format=csv'],
+      env,
+      { nowMs: NOW },
+    );
+    expect(withHeader.stdout).toBe('pid, used_gpu_memory [MiB]\n');
+    const bare = await runSimulated(['--query-compute-apps=pid', '--format=csv,noheader'], env, {
+      nowMs: NOW,
+    });
+    expect(bare).toMatchObject({ code: 0, stdout: '' });
+  });
+
+  it('reports a bad simulator setting on stderr with exit 255', async () => {
+    const run = await runSimulated(['-L'], sim(0, { GPULSE_SIM_PROFILE: 'tpu-v5' }), {
+      nowMs: NOW,
+    });
+    expect(run.code).toBe(255);
+    expect(run.stderr).toMatch(/unknown profile "tpu-v5"/);
+    const scenario = await runSimulated(['-L'], sim(0, { GPULSE_SIM_SCENARIO: 'melt' }), {
+      nowMs: NOW,
+    });
+    expect(scenario.stderr).toMatch(/unknown scenario "melt"/);
+    const stray = await runSimulated(
+      ['-L'],
+      sim(0, { GPULSE_SIM_PROFILE: 'h200', GPULSE_SIM_PROCESSES: '99:1:10' }),
+      { nowMs: NOW },
+    );
+    expect(stray.code).toBe(255);
+    expect(stray.stderr).toMatch(/pid 99 on GPU 1, but profile h200 has 1 GPU/);
+  });
+
+  it('answers -h with the capture help text', async () => {
+    const run = await runSimulated(['-h'], sim(0), { nowMs: NOW });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^NVIDIA System Management Interface -- v590\.48\.01\n/);
+  });
+});
+
+describe('loop mode', () => {
+  it('-lms prints one block per interval with advancing timestamps, header once', async () => {
+    const run = await runSimulated(
+      ['--query-gpu=timestamp,index,utilization.gpu', '--format=csv', '-lms', '500', '-i', '0'],
+      sim(0),
+      { nowMs: NOW, maxBlocks: 4 },
+    );
+    expect(run.code).toBe(0);
+    expect(run.blocks).toHaveLength(4);
+    expect(run.blocks[0]?.split('\n')[0]).toBe('timestamp, index, utilization.gpu [%]');
+    const stamps = run.blocks.map((b) => /^(\d{4}\/.*?), 0, /m.exec(b)?.[1]);
+    expect(stamps).toEqual([0, 500, 1000, 1500].map((d) => csvTimestamp(NOW + d)));
+    for (const b of run.blocks.slice(1)) expect(b).not.toMatch(/timestamp/);
+  });
+
+  it('-l repeats whole XML documents every second', async () => {
+    const run = await runSimulated(['-q', '-x', '-l', '1', '-i', '0'], sim(0), {
+      nowMs: NOW,
+      maxBlocks: 3,
+    });
+    expect(run.blocks).toHaveLength(3);
+    for (const b of run.blocks) {
+      expect(b.startsWith('<?xml version="1.0" ?>\n')).toBe(true);
+      expect(b.endsWith('</nvidia_smi_log>\n')).toBe(true);
+    }
+    expect(run.endMs).toBe(NOW + 2000);
+  });
+
+  it('moves values between blocks (the load curve runs on wall-clock time)', async () => {
+    const run = await runSimulated(
+      ['--query-gpu=power.draw.instant', '--format=csv,noheader', '-l', '1', '-i', '0'],
+      sim(0),
+      { nowMs: NOW, maxBlocks: 20 },
+    );
+    expect(new Set(run.blocks).size).toBeGreaterThan(3);
+  });
+});
+
+describe('scenarios', () => {
+  const throttleQuery = [
+    '--query-gpu=clocks_event_reasons.active,clocks_event_reasons.hw_thermal_slowdown,clocks_event_reasons.sw_thermal_slowdown,temperature.gpu,clocks.sm,clocks_event_reasons_counters.hw_thermal_slowdown',
+    '--format=csv,noheader,nounits',
+    '-i',
+    '0',
+  ];
+
+  it('thermal-throttle: flags, heat and slower clocks during the episode, then recovery', async () => {
+    const at = async (agoMs: number): Promise<string[]> =>
+      (
+        await runSimulated(
+          throttleQuery,
+          sim(agoMs, { GPULSE_SIM_SCENARIO: 'thermal-throttle:after=10s,for=20s' }),
+          {
+            nowMs: NOW,
+          },
+        )
+      ).stdout
+        .trim()
+        .split(', ');
+    const before = await at(5000);
+    const during = await at(25_000);
+    const after = await at(40_000);
+    expect(before.slice(0, 3)).toEqual(['0x0000000000000000', 'Not Active', 'Not Active']);
+    expect(during.slice(0, 3)).toEqual(['0x0000000000000060', 'Active', 'Active']);
+    expect(Number(during[3])).toBeGreaterThanOrEqual(89);
+    expect(Number(during[4])).toBeLessThan(Number(before[4]));
+    expect(during[5]).toBe('15000000');
+    expect(after.slice(0, 3)).toEqual(['0x0000000000000000', 'Not Active', 'Not Active']);
+    expect(after[4]).toBe(before[4]);
+    expect(after[5]).toBe('20000000');
+  });
+
+  it('power-brake: hw_slowdown and hw_power_brake_slowdown with low power', async () => {
+    const run = await runSimulated(
+      [
+        '--query-gpu=clocks_event_reasons.active,clocks_event_reasons.hw_slowdown,clocks_event_reasons.hw_power_brake_slowdown,power.draw',
+        '--format=csv,noheader,nounits',
+        '-i',
+        '0',
+      ],
+      sim(15_000, { GPULSE_SIM_SCENARIO: 'power-brake' }),
+      { nowMs: NOW },
+    );
+    const [mask, slow, brake, power] = run.stdout.trim().split(', ');
+    expect([mask, slow, brake]).toEqual(['0x0000000000000088', 'Active', 'Active']);
+    expect(Number(power)).toBeLessThan(300);
+  });
+
+  it('memory-full: memory climbs to the total and the processes grow', async () => {
+    const query = [
+      '--query-gpu=memory.used,memory.free',
+      '--format=csv,noheader,nounits',
+      '-i',
+      '0',
+    ];
+    const env = (ago: number): Record<string, string> =>
+      sim(ago, { GPULSE_SIM_SCENARIO: 'memory-full:after=10s,ramp=20s' });
+    const start = (await runSimulated(query, env(5000), { nowMs: NOW })).stdout;
+    const full = (await runSimulated(query, env(60_000), { nowMs: NOW })).stdout;
+    expect(Number(start.split(', ')[1])).toBeGreaterThan(10_000);
+    expect(full).toBe('81081, 0\n');
+    const apps = await runSimulated(
+      ['--query-compute-apps=used_gpu_memory', '--format=csv,noheader,nounits', '-i', '0'],
+      env(60_000),
+      { nowMs: NOW },
+    );
+    expect(apps.stdout).toBe('81061\n');
+  });
+
+  it('gpu-lost: every call fails with the real message and exit 15, a loop ends with it', async () => {
+    const env = (ago: number, spec = 'gpu-lost:after=10s'): Record<string, string> =>
+      sim(ago, { GPULSE_SIM_SCENARIO: spec });
+    const ok = await runSimulated(['-L'], env(5000), { nowMs: NOW });
+    expect(ok.code).toBe(0);
+    const lost = await runSimulated(['--query-gpu=index', '--format=csv'], env(11_000), {
+      nowMs: NOW,
+    });
+    expect(lost).toMatchObject({
+      code: EXIT_GPU_LOST,
+      stdout:
+        'Unable to determine the device handle for GPU0000:0A:00.0: GPU is lost.  Reboot the system to recover this GPU\n',
+    });
+    const xml = await runSimulated(['-q', '-x'], env(11_000), { nowMs: NOW });
+    expect(xml.code).toBe(EXIT_GPU_LOST);
+    // NVML fails for the lost board only; a healthy board named with -i still answers.
+    const other = await runSimulated(
+      ['--query-gpu=index', '--format=csv,noheader', '-i', '4'],
+      env(11_000, 'gpu-lost:after=10s,gpu=2'),
+      { nowMs: NOW },
+    );
+    expect(other).toMatchObject({ code: 0, stdout: '4\n' });
+    const stream = await runSimulated(
+      ['--query-gpu=index', '--format=csv,noheader', '-l', '1', '-i', '0'],
+      env(7500),
+      { nowMs: NOW },
+    );
+    expect(stream.code).toBe(EXIT_GPU_LOST);
+    expect(stream.blocks).toEqual(['0\n', '0\n', '0\n', expect.stringMatching(/GPU is lost/)]);
+    const recovered = await runSimulated(['-L'], env(40_000, 'gpu-lost:after=10s,for=20s'), {
+      nowMs: NOW,
+    });
+    expect(recovered.code).toBe(0);
+  });
+
+  it('no-driver and no-devices fail every call with the real text and status', async () => {
+    const driver = await runSimulated(
+      ['--query-gpu=index', '--format=csv'],
+      sim(0, { GPULSE_SIM_SCENARIO: 'no-driver' }),
+      { nowMs: NOW },
+    );
+    expect(driver).toMatchObject({ code: EXIT_NO_DRIVER, stdout: NO_DRIVER_MESSAGE });
+    expect(driver.stdout).toMatch(
+      /^NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver\./,
+    );
+    const devices = await runSimulated(['-L'], sim(0, { GPULSE_SIM_SCENARIO: 'no-devices' }), {
+      nowMs: NOW,
+    });
+    expect(devices).toMatchObject({ code: EXIT_NO_DEVICES, stdout: 'No devices were found\n' });
+  });
+
+  it('applies failure scenarios to replayed captures too', async () => {
+    const capture = join(fixturesDir(), 'xml/tesla-t4-processes__515.105.01__v11__telegraf.xml');
+    const ok = await runSimulated(
+      ['--query-gpu=name', '--format=csv,noheader'],
+      sim(0, { GPULSE_SIM_CAPTURE: capture, GPULSE_SIM_SCENARIO: 'gpu-lost:after=10s' }),
+      { nowMs: NOW },
+    );
+    expect(ok.stdout).toBe('Tesla T4\n');
+    const lost = await runSimulated(
+      ['--query-gpu=name', '--format=csv,noheader'],
+      sim(20_000, { GPULSE_SIM_CAPTURE: capture, GPULSE_SIM_SCENARIO: 'gpu-lost:after=10s' }),
+      { nowMs: NOW },
+    );
+    expect(lost.code).toBe(EXIT_GPU_LOST);
+    expect(lost.stdout).toMatch(
+      /^Unable to determine the device handle for GPU0000:00:1E\.0: GPU is lost\./,
+    );
+  });
+
+  it('hang: a one-shot call blocks until the hang ends, a loop goes silent meanwhile', async () => {
+    const env = sim(12_000, { GPULSE_SIM_SCENARIO: 'hang:after=10s,for=5s' });
+    const once = await runSimulated(
+      ['--query-gpu=timestamp', '--format=csv,noheader', '-i', '0'],
+      env,
+      {
+        nowMs: NOW,
+      },
+    );
+    expect(once.code).toBe(0);
+    expect(once.stdout).toBe(`${csvTimestamp(NOW + 3000)}\n`);
+    const loop = await runSimulated(
+      ['--query-gpu=timestamp', '--format=csv,noheader', '-l', '1', '-i', '0'],
+      sim(8000, { GPULSE_SIM_SCENARIO: 'hang:after=10s,for=5s' }),
+      {
+        nowMs: NOW,
+        maxBlocks: 4,
+      },
+    );
+    // Blocks at +0 s and +1 s, silence from +2 s to +6 s, then +7 s resumes.
+    expect(loop.blocks).toEqual([0, 1000, 7000, 8000].map((d) => `${csvTimestamp(NOW + d)}\n`));
+    const forever = await runSimulated(['-L'], sim(20_000, { GPULSE_SIM_SCENARIO: 'hang' }), {
+      nowMs: NOW,
+      untilMs: NOW + 3_600_000,
+    });
+    expect(forever).toMatchObject({ code: 0, stdout: '' });
+  });
+});
+
+describe('processes', () => {
+  it('reports GPULSE_SIM_PROCESSES exactly, and only their GPUs are busy', async () => {
+    const env = sim(0, { GPULSE_SIM_PROCESSES: '4242:3:1234:/usr/bin/python3,777:3:100' });
+    const apps = await runSimulated(
+      ['--query-compute-apps=gpu_bus_id,pid,process_name,used_gpu_memory', '--format=csv,noheader'],
+      env,
+      { nowMs: NOW },
+    );
+    expect(apps.stdout).toBe(
+      '00000000:69:00.0, 4242, /usr/bin/python3, 1234 MiB\n00000000:69:00.0, 777, python, 100 MiB\n',
+    );
+    const gpus = rows(
+      (
+        await runSimulated(
+          [
+            '--query-gpu=index,memory.used,utilization.gpu,clocks_event_reasons.gpu_idle',
+            '--format=csv',
+          ],
+          env,
+          { nowMs: NOW },
+        )
+      ).stdout,
+    );
+    expect(gpus[3]?.get('memory.used')).toBe(`${1234 + 100 + 20} MiB`);
+    expect(gpus[3]?.get('clocks_event_reasons.gpu_idle')).toBe('Not Active');
+    for (const g of gpus.filter((_, i) => i !== 3)) {
+      expect(g.get('memory.used')).toBe('0 MiB');
+      expect(g.get('utilization.gpu')).toBe('0 %');
+      expect(g.get('clocks_event_reasons.gpu_idle')).toBe('Active');
+    }
+  });
+
+  it('spreads GPULSE_SIM_PROCESS_COUNT=64 synthetic processes over the 8 GPUs', async () => {
+    const run = await runSimulated(
+      ['--query-compute-apps=gpu_uuid,pid', '--format=csv,noheader'],
+      sim(0, { GPULSE_SIM_PROCESS_COUNT: '64' }),
+      { nowMs: NOW },
+    );
+    const lines = run.stdout.trim().split('\n');
+    expect(lines).toHaveLength(64);
+    const perGpu = new Map<string, number>();
+    for (const l of lines) {
+      const uuid = l.split(', ')[0] ?? '';
+      perGpu.set(uuid, (perGpu.get(uuid) ?? 0) + 1);
+    }
+    expect([...perGpu.values()]).toEqual([8, 8, 8, 8, 8, 8, 8, 8]);
+    expect(new Set(lines.map((l) => l.split(', ')[1])).size).toBe(64);
+  });
+});
