@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { open, rename, rm, writeFile } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { access, open, rename, rm, writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -79,7 +79,8 @@ async function* csvRows(
     if (!categorical.has(column) && NUMBER_RE.test(value)) return Number(value);
     return value;
   };
-  const parser = createReadStream(path).pipe(
+  const input = createReadStream(path);
+  const parser = input.pipe(
     parseCsv({
       columns: true,
       bom: true,
@@ -89,6 +90,8 @@ async function* csvRows(
       cast,
     }),
   );
+  // pipe() does not forward read errors; without this a failing read would leave the loop waiting.
+  input.on('error', (err) => parser.destroy(err));
   try {
     for await (const record of parser) yield record as ObservationRow;
   } catch (err) {
@@ -100,6 +103,7 @@ async function* csvRows(
 export async function buildProfileFromFile(
   options: ProfileCommandOptions,
 ): Promise<ReferenceProfile> {
+  await access(options.input, constants.R_OK);
   const format =
     options.format === undefined || options.format === 'auto'
       ? await detectFormat(options.input)

@@ -333,6 +333,32 @@ describe('drift component end to end', () => {
   });
 });
 
+describe('drift from a followed prediction log', () => {
+  it('counts good lines into the window and bad or long lines as rejected', async () => {
+    const builder = new ProfileBuilder();
+    for (const row of syntheticRows(SHAPE, 1000, 5)) builder.add(row);
+    const lines = [
+      ...syntheticRows(SHAPE, 3, 6).map((r) => JSON.stringify(r)),
+      '{"age": {"nested": 1}}',
+      JSON.stringify({ age: 1, country: 'x'.repeat(300) }),
+      `{"age": ${'1'.repeat(70_000)}}`,
+    ];
+    const { agent, drift } = await setup(
+      'drift:\n  models:\n    m:\n      profile: $DIR/m.json\n      follow:\n        - path: $DIR/predictions.jsonl\n          from: start\n',
+      { 'm.json': JSON.stringify(builder.build()), 'predictions.jsonl': `${lines.join('\n')}\n` },
+    );
+    const deadline = Date.now() + 10_000;
+    while (drift.driftMonitor?.result('m')?.window.rows !== 3 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(drift.driftMonitor?.result('m')?.window.rows).toBe(3);
+    drift.evaluateNow();
+    const metrics = (await agent.app.inject('/metrics')).body;
+    expect(metrics).toContain('gpulse_drift_observations_total{model="m",source="file"} 3');
+    expect(metrics).toContain('gpulse_drift_rejected_total{model="m",reason="bad_line"} 3');
+  });
+});
+
 describe('drift entry points for MQTT and model updates', () => {
   it('maps observation topics to models', () => {
     expect(observationTopic('s1', 'n1', 'm')).toBe('gpulse/v1/s1/n1/models/m/observations');

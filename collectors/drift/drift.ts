@@ -220,6 +220,15 @@ export class DriftComponent implements Component {
       lineBytes: this.config.limits.lineBytes,
       clock: this.ctx.clock,
       log,
+      onLongLine: () => {
+        this.monitor?.reject(model, 'bad_line');
+        if (badLines++ % 1000 === 0) {
+          log.warn(
+            { badLines, limit: this.config.limits.lineBytes },
+            'prediction log line longer than drift.limits.lineBytes skipped',
+          );
+        }
+      },
       onLine: (line) => {
         const parsed = parseObservations(line, this.config.limits);
         if (!parsed.ok) {

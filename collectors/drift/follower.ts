@@ -13,6 +13,8 @@ export interface FollowerOptions {
   /** Lines longer than this are skipped (a runaway line must not fill memory). */
   readonly lineBytes: number;
   readonly onLine: (line: string) => void;
+  /** Called for each line skipped for being longer than `lineBytes`. */
+  readonly onLongLine?: () => void;
   readonly log: Logger;
   readonly clock: Clock;
   /** How often the file is polled for new bytes, rotation and truncation (default 1 s). */
@@ -38,7 +40,7 @@ export class JsonLinesFollower {
   private position = 0;
   private current: FollowerState = 'waiting';
   /** Rotations and truncations seen (for health metrics and tests). */
-  readonly counts = { rotations: 0, truncations: 0, restarts: 0 };
+  readonly counts = { rotations: 0, truncations: 0, restarts: 0, longLines: 0 };
 
   constructor(private readonly options: FollowerOptions) {}
 
@@ -93,7 +95,14 @@ export class JsonLinesFollower {
       skipOverflow: true,
     };
     tail.pipe(split2(splitOptions)).on('data', (line: string) => {
-      if (line.length > 0) this.options.onLine(line);
+      // split2 bounds the partial line it buffers; a complete long line within one chunk still
+      // arrives whole, so the limit is applied here too.
+      if (line.length > this.options.lineBytes) {
+        this.counts.longLines++;
+        this.options.onLongLine?.();
+      } else if (line.length > 0) {
+        this.options.onLine(line);
+      }
     });
     try {
       await tail.start();
@@ -104,9 +113,10 @@ export class JsonLinesFollower {
       log.info({ path, from: startPos === null ? 'end' : startPos }, 'following prediction log');
     } catch (err) {
       if (this.tail === tail) this.tail = undefined;
+      // A tail that never opened has no timers; quit() would wait for a flush that never comes.
       tail.removeAllListeners('error');
       tail.on('error', () => undefined);
-      await tail.quit().catch(() => undefined);
+      tail.destroy();
       if (this.stopped) return;
       if (this.current !== 'waiting' || this.attempts === 0) {
         log.warn(
@@ -146,6 +156,16 @@ export class JsonLinesFollower {
     if (this.timer) this.options.clock.clearTimeout(this.timer);
     const tail = this.tail;
     this.tail = undefined;
-    if (tail) await tail.quit().catch(() => undefined);
+    if (!tail) return;
+    // quit() reads what is left, but waits forever if the file vanished meanwhile: bound it.
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 1000);
+      timer.unref();
+    });
+    tail.on('error', () => undefined);
+    await Promise.race([tail.quit().catch(() => undefined), limit]);
+    clearTimeout(timer);
+    tail.destroy();
   }
 }
