@@ -12,6 +12,8 @@ export default defineConfig({
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // Concurrent e2e tests each start an agent and its simulated GPU tools; 2 cores take 3 at once.
+    maxConcurrency: 3,
     coverage: {
       provider: 'v8',
       include: ['agent/**/*.ts', 'collectors/**/*.ts', 'exporters/**/*.ts', 'edge/**/*.ts'],

@@ -66,6 +66,18 @@ describe('ChildStream', () => {
     expect(new Set(starts).size).toBe(starts.length);
   });
 
+  it('gives a slow starter its startup grace before the watchdog applies', async () => {
+    const { s, lines, exits } = stream(
+      "setTimeout(() => { console.log('late'); setInterval(() => console.log('x'), 50); }, 400)",
+      { stallMs: 150, startupGraceMs: 2000 },
+    );
+    s.start();
+    await waitFor(() => lines.length >= 3);
+    await s.stop();
+    expect(lines[0]).toBe('late');
+    expect(exits).toEqual([]);
+  });
+
   it('reports a missing binary as a spawn error and keeps retrying', async () => {
     const exits: StreamExit[] = [];
     const s = new ChildStream({

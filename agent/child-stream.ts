@@ -23,6 +23,11 @@ export interface ChildStreamOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Killed and restarted when silent this long; 0 disables the watchdog. */
   readonly stallMs: number;
+  /**
+   * Allowance for the first line after a start (default: the larger of stallMs and 15 s):
+   * nvidia-smi takes seconds to initialise NVML on big machines, which is not a hang.
+   */
+  readonly startupGraceMs?: number;
   readonly onLine: (line: string) => void;
   readonly onExit: (exit: StreamExit) => void;
   /** Called after each successful spawn. */
@@ -139,7 +144,7 @@ export class ChildStream {
     });
     child.on('close', (code, signal) => this.onClose(child, code, signal));
     if (child.pid !== undefined) this.options.onStart?.(child.pid);
-    this.armStall();
+    this.armStall(this.options.startupGraceMs ?? Math.max(this.options.stallMs, 15_000));
   }
 
   private onData(chunk: string): void {
@@ -164,7 +169,7 @@ export class ChildStream {
     }
   }
 
-  private armStall(): void {
+  private armStall(ms = this.options.stallMs): void {
     if (this.options.stallMs <= 0) return;
     if (this.stallTimer) this.clock.clearTimeout(this.stallTimer);
     this.stallTimer = this.clock.setTimeout(() => {
@@ -178,7 +183,7 @@ export class ChildStream {
         if (this.child === child) this.onClose(child, null, 'SIGKILL');
       }, 2000);
       giveUp.unref?.();
-    }, this.options.stallMs);
+    }, ms);
     this.stallTimer.unref?.();
   }
 

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { nvidiaSmiConfigSchema, nvidiaSmiSettings } from '../collectors/nvidia-smi/config.js';
 import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
 import { driftConfigSchema, driftSettings } from '../collectors/drift/config.js';
+import { modelsConfigSchema, modelsSettings } from '../edge/models/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
 
@@ -60,6 +61,7 @@ export const agentConfigSchema = z
         host: hostConfigSchema.parse({}),
       }),
     drift: driftConfigSchema.default(driftConfigSchema.parse({})),
+    models: modelsConfigSchema,
   })
   .strict();
 
@@ -92,6 +94,7 @@ export const settings: readonly SettingBinding[] = [
   ...nvidiaSmiSettings,
   ...hostSettings,
   ...driftSettings,
+  ...modelsSettings,
 ];
 
 /** Environment variables that belong to gpulse but are not settings (simulator, tests). */

@@ -59,7 +59,10 @@ export interface EccCounters {
 
 /** One GPU as read at one moment, normalised to base units; absent means "not reported". */
 export interface GpuReading {
+  /** NVML index: nvidia-smi's `index`, the order GPUs are listed in. */
   readonly index: number;
+  /** Minor device number (/dev/nvidiaN); usually but not always equal to the index. */
+  readonly minorNumber?: number;
   readonly uuid: string;
   readonly name?: string;
   readonly pciBusId?: string;

@@ -5,6 +5,7 @@ import { registerDriftCommand } from '../collectors/drift/cli.js';
 import { settings } from './config.js';
 import { packageVersion } from './package-info.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
+import { registerModelCommands } from '../edge/models/cli.js';
 
 const SHUTDOWN_LIMIT_MS = 5000;
 
@@ -54,8 +55,12 @@ async function runUntilSignal(
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
+      // A second Ctrl-C means "now"; a repeated SIGTERM (timeout(1), process-group kills) does not.
+      if (signal === 'SIGINT') {
+        log.warn({ signal }, 'second interrupt: exiting now');
+        process.exit(1);
+      }
+      return;
     }
     stopping = true;
     log.info({ signal }, 'shutting down');
@@ -124,5 +129,6 @@ addAgentOptions(
 );
 
 registerDriftCommand(program);
+registerModelCommands(program);
 
 await program.parseAsync(process.argv);

@@ -8,6 +8,7 @@ import { loadConfig, readConfigFile, type AgentConfig } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createLogger } from './logger.js';
 import { packageRoot } from './package-info.js';
+import { createModelUpdater } from '../edge/models/component.js';
 
 /** Options shared by `gpulse run` and `gpulse simulate` (flag values as commander parsed them). */
 export interface AgentCommandOptions {
@@ -111,7 +112,11 @@ export async function startAgent(
     log,
     version: io.version,
     env,
-    components: [...driftComponents(config), ...(io.components?.(config) ?? [])],
+    components: [
+      ...driftComponents(config),
+      ...createModelUpdater(config.models),
+      ...(io.components?.(config) ?? []),
+    ],
   });
   try {
     const address = await agent.start();

@@ -225,14 +225,19 @@ class NvidiaSmiCollector implements StreamingCollector {
   }
 
   private onGpuLine(line: string): void {
-    const reading =
-      line.trim() === '' ? undefined : parseQueryGpuRow(splitCsvLine(line), this.fields);
+    if (line.trim() === '') return;
+    const cells = splitCsvLine(line);
+    // Drivers without an `index` field (very old ones) list GPUs in index order: use the position.
+    let reading = parseQueryGpuRow(cells, this.fields, this.block.length);
     if (!reading) {
       this.reject('query-gpu', line);
       return;
     }
     // A GPU seen twice means the previous tick is complete.
-    if (this.block.some((g) => g.index === reading.index)) this.flushBlock();
+    if (this.block.some((g) => g.uuid === reading?.uuid)) {
+      this.flushBlock();
+      reading = parseQueryGpuRow(cells, this.fields, 0) ?? reading;
+    }
     if (this.block.length === 0) this.blockStartedAt = this.clock.now();
     this.block.push(reading);
     if (this.blockTimer) this.clock.clearTimeout(this.blockTimer);

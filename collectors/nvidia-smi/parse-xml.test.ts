@@ -80,8 +80,10 @@ const a100: NvidiaSmiXml = {
   timestamp: 'Fri Aug  4 11:44:30 2023',
   gpus: [
     {
-      // minor_number 1: the other three GPUs of this host were trimmed from the sample.
-      index: 1,
+      // The other three GPUs of this host were trimmed from the sample: index is its position.
+      index: 0,
+
+      minorNumber: 1,
       uuid: 'GPU-513536b6-7d19-9063-b049-1e69664bb298',
       name: 'NVIDIA A100-SXM4-80GB',
       pciBusId: '00000000:01:00.0',
@@ -127,6 +129,8 @@ const a10g: NvidiaSmiXml = {
   gpus: [
     {
       index: 0,
+
+      minorNumber: 0,
       uuid: a10gUuid,
       name: 'NVIDIA A10G',
       pciBusId: '00000000:00:1E.0',
@@ -175,6 +179,8 @@ const gt730: NvidiaSmiXml = {
   gpus: [
     {
       index: 0,
+
+      minorNumber: 0,
       uuid: 'GPU-09cb2925-9d01-5ca4-810b-6cdebe86b71a',
       name: 'GeForce GT 730',
       // No <pci> block in this fragment: the bus id comes from <gpu id="...">.
@@ -250,6 +256,8 @@ const gtx1070x2: NvidiaSmiXml = {
     {
       ...GTX_1070,
       index: 0,
+
+      minorNumber: 0,
       uuid: gtx1070[0],
       pciBusId: '00000000:01:00.0',
       ...util(100, 99, 0, 0),
@@ -264,6 +272,8 @@ const gtx1070x2: NvidiaSmiXml = {
     {
       ...GTX_1070,
       index: 1,
+
+      minorNumber: 1,
       uuid: gtx1070[1],
       pciBusId: '00000000:03:00.0',
       ...util(98, 97, 0, 0),
@@ -321,6 +331,8 @@ const gtx1660ti: NvidiaSmiXml = {
   gpus: [
     {
       index: 0,
+
+      minorNumber: 0,
       uuid: 'GPU-304a277d-3545-63b8-3a36-dfde3c992989',
       // A card newer than its driver.
       name: 'Graphics Device',
@@ -356,6 +368,8 @@ const quadroP2000: NvidiaSmiXml = {
   gpus: [
     {
       index: 0,
+
+      minorNumber: 0,
       uuid: 'GPU-396caaed-39ca-3199-2e68-717cdb786ec6',
       name: 'Quadro P2000',
       pciBusId: '00000000:17:00.0',
@@ -392,6 +406,8 @@ const quadroP400: NvidiaSmiXml = {
   gpus: [
     {
       index: 0,
+
+      minorNumber: 0,
       uuid: 'GPU-8f750be4-dfbc-23b9-b33f-da729a536494',
       name: 'Quadro P400',
       pciBusId: '00000000:43:00.0',
@@ -444,6 +460,8 @@ const rtx2080tiX2: NvidiaSmiXml = {
     {
       ...RTX_2080_TI,
       index: 0,
+
+      minorNumber: 0,
       uuid: 'GPU-57567e11-0be2-381b-5132-2ad95c262e58',
       pciBusId: '00000000:02:00.0',
       powerDrawWatts: 2.12,
@@ -452,6 +470,8 @@ const rtx2080tiX2: NvidiaSmiXml = {
     {
       ...RTX_2080_TI,
       index: 1,
+
+      minorNumber: 1,
       uuid: 'GPU-ef1d0068-5bfd-f1e4-7e79-ff35d71d44b8',
       pciBusId: '00000000:03:00.0',
       // Capped by software at 19 W of 250 W while in P8.
@@ -471,6 +491,8 @@ const rtx3060: NvidiaSmiXml = {
   gpus: [
     {
       index: 0,
+
+      minorNumber: 0,
       uuid: 'GPU-d6889ff6-2523-9142-ca3c-1ca3f396a625',
       name: 'NVIDIA GeForce RTX 3060',
       pciBusId: '00000000:2D:00.0',
@@ -571,6 +593,8 @@ const rtx3080v13: NvidiaSmiXml = {
   gpus: [
     {
       index: 0,
+
+      minorNumber: 0,
       uuid: rtx3080Uuid,
       name: 'NVIDIA GeForce RTX 3080',
       pciBusId: '00000000:0C:00.0',
@@ -614,6 +638,8 @@ const rtx3090: NvidiaSmiXml = {
   gpus: [
     {
       index: 0,
+
+      minorNumber: 0,
       uuid: 'GPU-12345678-aaaa-bbbb-cccc-0123456789ab',
       name: 'NVIDIA GeForce RTX 3090',
       pciBusId: '00000000:00:10.0',
@@ -685,11 +711,13 @@ const k80: NvidiaSmiXml = {
   driverVersion: '430.26',
   // cuda_version "Not Found"
   timestamp: 'Tue Dec  3 05:27:00 2019',
-  // Document order 1, 2, 3, 0 (minor_number), kept as is; index follows minor_number.
+  // Minor numbers 1, 2, 3, 0 in document (NVML index) order.
   gpus: [
     {
       ...K80_BUSY,
-      index: 1,
+      index: 0,
+
+      minorNumber: 1,
       uuid: k80Uuids[0],
       pciBusId: '00001580:00:00.0',
       serial: '0322416026235',
@@ -702,7 +730,9 @@ const k80: NvidiaSmiXml = {
     },
     {
       ...K80_BUSY,
-      index: 2,
+      index: 1,
+
+      minorNumber: 2,
       uuid: k80Uuids[1],
       pciBusId: '00002DF7:00:00.0',
       serial: '0322116081614',
@@ -715,7 +745,9 @@ const k80: NvidiaSmiXml = {
     },
     {
       ...K80_IDLE,
-      index: 3,
+      index: 2,
+
+      minorNumber: 3,
       uuid: 'GPU-30bc2701-3bc2-5f35-0ebd-9867a077e138',
       pciBusId: '00004968:00:00.0',
       serial: '0322116081614',
@@ -725,7 +757,9 @@ const k80: NvidiaSmiXml = {
     },
     {
       ...K80_IDLE,
-      index: 0,
+      index: 3,
+
+      minorNumber: 0,
       uuid: 'GPU-3341aba2-f01d-2c1f-7dd4-e389779faec2',
       pciBusId: '0000F8D6:00:00.0',
       serial: '0322416026235',
@@ -738,7 +772,7 @@ const k80: NvidiaSmiXml = {
     {
       pid: 58813,
       gpuUuid: k80Uuids[0],
-      gpuIndex: 1,
+      gpuIndex: 0,
       type: 'C',
       processName: 'python',
       usedMemoryBytes: 576 * MiB,
@@ -746,7 +780,7 @@ const k80: NvidiaSmiXml = {
     {
       pid: 58642,
       gpuUuid: k80Uuids[1],
-      gpuIndex: 2,
+      gpuIndex: 1,
       type: 'C',
       processName: 'python',
       usedMemoryBytes: 576 * MiB,
@@ -764,6 +798,8 @@ const teslaT4: NvidiaSmiXml = {
   gpus: [
     {
       index: 0,
+
+      minorNumber: 0,
       uuid: t4Uuid,
       name: 'Tesla T4',
       pciBusId: '00000000:00:1E.0',
@@ -819,6 +855,8 @@ const v100: NvidiaSmiXml = {
   gpus: [
     {
       index: 0,
+
+      minorNumber: 0,
       uuid: 'GPU-ef23ffa6-c9fd-93d5-aeb8-612c087255ff',
       name: 'Tesla V100-SXM3-32GB',
       pciBusId: '00000000:34:00.0',
@@ -1023,13 +1061,13 @@ describe('parseNvidiaSmiXml beyond the fixtures', () => {
       {
         pid: 4242,
         gpuUuid: 'GPU-a',
-        gpuIndex: 5,
+        gpuIndex: 0,
         type: 'C',
         processName: 'train & eval',
         gpuInstanceId: 1,
         computeInstanceId: 0,
       },
-      { pid: 77, gpuUuid: 'GPU-a', gpuIndex: 5, processName: '' },
+      { pid: 77, gpuUuid: 'GPU-a', gpuIndex: 0, processName: '' },
     ]);
   });
 

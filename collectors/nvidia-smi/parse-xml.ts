@@ -255,14 +255,17 @@ function parseGpu(
   const busId = parseText(text(gpu, 'pci', 'pci_bus_id')) ?? parseText(text(gpu, '@_id'));
   const uuid = gpuIdentity(text(gpu, 'uuid'), busId);
   if (uuid === undefined) return undefined;
-  // minor_number is /dev/nvidiaN; the K80 fixture lists GPUs 1, 2, 3, 0, so document order lies.
-  const index = parseInteger(text(gpu, 'minor_number')) ?? position;
+  // nvidia-smi lists GPUs in NVML index order, the `index` of --query-gpu; minor_number is
+  // /dev/nvidiaN, which differs on some hosts (the K80 fixture: minor numbers 1, 2, 3, 0).
+  const index = position;
+  const minorNumber = parseInteger(text(gpu, 'minor_number'));
   const power = node(gpu, 'gpu_power_readings') ?? node(gpu, 'power_readings');
   const link = node(gpu, 'pci', 'pci_gpu_link_info');
   const retired = node(gpu, 'retired_pages');
   const remapped = node(gpu, 'remapped_rows');
   const reading = definedOnly<GpuReading>({
     index,
+    minorNumber,
     uuid,
     name: parseText(text(gpu, 'product_name')),
     pciBusId: busId,

@@ -138,6 +138,15 @@ export class ExpositionCache {
       registry = new Registry<RegistryContentType>();
       registry.setContentType(CONTENT_TYPES[format]);
       collectDefaultMetrics({ register: registry });
+      // prom-client declares these as gauges ending in _total, which promtool rightly rejects;
+      // the per-type nodejs_active_* gauges carry the same information.
+      for (const name of [
+        'nodejs_active_handles_total',
+        'nodejs_active_requests_total',
+        'nodejs_active_resources_total',
+      ]) {
+        registry.removeSingleMetric(name);
+      }
       this.processRegistries.set(format, registry);
     }
     return registry;

@@ -146,7 +146,11 @@ export async function startCli(
       } catch {
         // not yet
       }
-      if (Date.now() - t0 > 20_000) throw new Error(`gpulse did not become healthy: ${stderr}`);
+      if (Date.now() - t0 > 30_000) {
+        // Never leave a process behind: a leaked agent keeps its simulators running for good.
+        proc.kill('SIGKILL');
+        throw new Error(`gpulse did not become healthy in 30 s: ${stderr}`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   }

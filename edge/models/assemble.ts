@@ -1,0 +1,231 @@
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fsyncDir } from './durable-fs.js';
+import type { ChunkFetcher, WantedChunk } from './fetcher.js';
+import { parseEnvelope, parseSignedManifest, type SignedManifest } from './manifest.js';
+
+/** Where a chunk can be copied from on this device. */
+interface LocalChunk {
+  readonly path: string;
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** Counters of one assembly. */
+export interface AssemblyStats {
+  bytesTotal: number;
+  bytesToDownload: number;
+  bytesDownloaded: number;
+  bytesReused: number;
+  chunksDownloaded: number;
+  chunksReused: number;
+  /** Chunks already in place in the partial file from an interrupted run. */
+  chunksResumed: number;
+  retries: number;
+}
+
+/** A version on disk whose chunks may be reused: its directory and its manifest. */
+export interface ChunkSource {
+  readonly dir: string;
+  readonly manifest: SignedManifest;
+}
+
+/** Reads the locally stored manifest of an installed version (written by us after verification). */
+export async function readLocalManifest(path: string): Promise<SignedManifest | undefined> {
+  try {
+    return parseSignedManifest(parseEnvelope(await readFile(path, 'utf8')).signed);
+  } catch {
+    return undefined;
+  }
+}
+
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Index of every chunk present in installed versions, by SHA-256. */
+export function indexSources(sources: readonly ChunkSource[]): Map<string, LocalChunk> {
+  const index = new Map<string, LocalChunk>();
+  for (const s of sources) {
+    for (const f of s.manifest.files) {
+      let offset = 0;
+      for (const [sha, length] of f.chunks) {
+        if (!index.has(sha)) index.set(sha, { path: join(s.dir, f.path), offset, length });
+        offset += length;
+      }
+    }
+  }
+  return index;
+}
+
+async function readAt(
+  handle: FileHandle,
+  offset: number,
+  length: number,
+): Promise<Buffer | undefined> {
+  const buf = Buffer.allocUnsafe(length);
+  const { bytesRead } = await handle.read(buf, 0, length, offset);
+  return bytesRead === length ? buf : undefined;
+}
+
+/** Options of one assembly. */
+export interface AssembleOptions {
+  readonly manifest: SignedManifest;
+  /** `versions/<v>.partial`; may hold verified chunks from an interrupted run. */
+  readonly partialDir: string;
+  readonly sources: readonly ChunkSource[];
+  readonly fetcher: ChunkFetcher;
+  readonly signal?: AbortSignal;
+  /** Called after each chunk is placed (bytes downloaded so far, bytes done of the total). */
+  readonly onProgress?: (stats: AssemblyStats, doneBytes: number) => void;
+  /** Called once when half of the bytes to download are written (crash tests pause there). */
+  readonly onHalfway?: () => Promise<void>;
+  /** Called with the bytes the download still needs, before any request (disk-space check). */
+  readonly beforeDownload?: (stats: AssemblyStats) => Promise<void>;
+}
+
+/**
+ * Builds every file of a manifest in the partial directory: chunks already in place (resume) are
+ * kept, chunks present in installed versions are copied, the rest are downloaded; every chunk is
+ * hashed before it is written. Ends with every file fsynced.
+ */
+export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
+  const { manifest, partialDir } = opts;
+  const stats: AssemblyStats = {
+    bytesTotal: manifest.files.reduce((n, f) => n + f.size, 0),
+    bytesToDownload: 0,
+    bytesDownloaded: 0,
+    bytesReused: 0,
+    chunksDownloaded: 0,
+    chunksReused: 0,
+    chunksResumed: 0,
+    retries: 0,
+  };
+  let done = 0;
+  const index = indexSources(opts.sources);
+  const sourceHandles = new Map<string, FileHandle | null>();
+  const sourceHandle = async (path: string): Promise<FileHandle | undefined> => {
+    if (!sourceHandles.has(path)) sourceHandles.set(path, await open(path, 'r').catch(() => null));
+    return sourceHandles.get(path) ?? undefined;
+  };
+  const targets = new Map<string, FileHandle>();
+  const wanted: WantedChunk[] = [];
+  const placement = new Map<WantedChunk, { handle: FileHandle; offset: number }>();
+  await mkdir(partialDir, { recursive: true });
+  try {
+    for (const file of manifest.files) {
+      const path = join(partialDir, file.path);
+      await mkdir(dirname(path), { recursive: true });
+      const existing = await stat(path).catch(() => undefined);
+      const handle = await open(path, existing ? 'r+' : 'w+', 0o644);
+      targets.set(file.path, handle);
+      if (!existing || existing.size !== file.size) await handle.truncate(file.size);
+      const resumable = existing !== undefined && existing.size > 0;
+      let offset = 0;
+      for (const [sha, length] of file.chunks) {
+        const here = offset;
+        offset += length;
+        if (resumable && here + length <= (existing?.size ?? 0)) {
+          const inPlace = await readAt(handle, here, length);
+          if (inPlace && sha256(inPlace) === sha) {
+            stats.chunksResumed++;
+            done += length;
+            continue;
+          }
+        }
+        const local = index.get(sha);
+        if (local) {
+          const src = await sourceHandle(local.path);
+          const data = src ? await readAt(src, local.offset, local.length) : undefined;
+          // Installed files could have been changed behind our back: reuse only what still hashes right.
+          if (data && sha256(data) === sha) {
+            await handle.write(data, 0, length, here);
+            stats.bytesReused += length;
+            stats.chunksReused++;
+            done += length;
+            continue;
+          }
+        }
+        const w: WantedChunk = { sha256: sha, length, blobOffset: here, blobSha256: file.sha256 };
+        wanted.push(w);
+        placement.set(w, { handle, offset: here });
+        stats.bytesToDownload += length;
+      }
+    }
+    opts.onProgress?.(stats, done);
+    await opts.beforeDownload?.(stats);
+    let halfway = stats.bytesToDownload === 0;
+    let written = 0;
+    await opts.fetcher.fetchAll(
+      wanted,
+      {
+        write: async (chunk, data) => {
+          const p = placement.get(chunk);
+          if (!p) throw new Error('internal: chunk without a placement');
+          await p.handle.write(data, 0, chunk.length, p.offset);
+          stats.chunksDownloaded++;
+          done += chunk.length;
+          written += chunk.length;
+          opts.onProgress?.(stats, done);
+          if (!halfway && written * 2 >= stats.bytesToDownload) {
+            halfway = true;
+            await opts.onHalfway?.();
+          }
+        },
+        onBytes: (n) => {
+          stats.bytesDownloaded += n;
+        },
+        onRetry: () => {
+          stats.retries++;
+        },
+      },
+      opts.signal,
+    );
+    for (const handle of targets.values()) await handle.sync();
+  } finally {
+    for (const h of targets.values()) await h.close().catch(() => undefined);
+    for (const h of sourceHandles.values()) await h?.close().catch(() => undefined);
+  }
+  await syncTree(partialDir, manifest);
+  opts.onProgress?.(stats, done);
+  return stats;
+}
+
+async function syncTree(root: string, manifest: SignedManifest): Promise<void> {
+  const dirs = new Set<string>([root]);
+  for (const f of manifest.files) dirs.add(dirname(join(root, f.path)));
+  for (const d of dirs) await fsyncDir(d);
+}
+
+/** A whole-file mismatch after assembly. */
+export class VerifyError extends Error {
+  readonly code = 'GPULSE_MODEL_VERIFY';
+}
+
+/** Re-reads every file from disk and checks its size and SHA-256 against the manifest. */
+export async function verifyTree(dir: string, manifest: SignedManifest): Promise<void> {
+  const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
+  for (const f of manifest.files) {
+    const path = join(dir, f.path);
+    const handle = await open(path, 'r');
+    try {
+      const size = (await handle.stat()).size;
+      if (size !== f.size)
+        throw new VerifyError(`${f.path}: size ${size}, manifest says ${f.size}`);
+      const h = createHash('sha256');
+      for (;;) {
+        const { bytesRead } = await handle.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        h.update(buf.subarray(0, bytesRead));
+      }
+      const got = h.digest('hex');
+      if (got !== f.sha256)
+        throw new VerifyError(
+          `${f.path}: SHA-256 ${got.slice(0, 16)}… does not match the manifest's ${f.sha256.slice(0, 16)}… (the published manifest is inconsistent with its chunks)`,
+        );
+    } finally {
+      await handle.close();
+    }
+  }
+}

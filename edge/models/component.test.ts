@@ -1,0 +1,120 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildAgent, type Agent } from '../../agent/build-agent.js';
+import { loadConfig } from '../../agent/config.js';
+import { silentLogger } from '../../test/helpers/log-sink.js';
+import { createHarness, type Harness } from '../../test/helpers/models/harness.js';
+import { writeModel } from '../../test/helpers/models/model-gen.js';
+import { handleModelUpdateCommand, ModelUpdaterComponent } from './component.js';
+
+describe('model updater component in the agent', () => {
+  let h: Harness;
+  let agent: Agent;
+
+  beforeEach(async () => {
+    h = await createHarness();
+    await writeModel(join(h.tmp, 'm1'), randomBytes(2 * 1024 * 1024));
+    await h.publish(join(h.tmp, 'm1'), '1.0.0', 1);
+    const { config } = loadConfig({
+      file: {
+        name: 'gpulse.yaml',
+        text: [
+          'listen: 127.0.0.1:0',
+          'models:',
+          '  - name: detector',
+          `    source: ${h.server.url}detector/`,
+          `    dir: ${h.root}`,
+          `    trust: ${h.pubPath}`,
+          '    schedule: "off"',
+          '    onStart: "off"',
+          '    health:',
+          '      trialWindow: 0s',
+          '      command: [sh, -c, "test -f \\"$GPULSE_MODEL_DIR/weights.bin\\""]',
+        ].join('\n'),
+      },
+    });
+    agent = buildAgent(config, {
+      log: silentLogger(),
+      version: 'test',
+      collectors: [],
+      components: [new ModelUpdaterComponent(config.models)],
+    });
+    await agent.start();
+  });
+
+  afterEach(async () => {
+    await agent.stop();
+    await h.cleanup();
+  });
+
+  it('updates on the MQTT command, then exposes metrics, events and GET /models', async () => {
+    const res = await handleModelUpdateCommand({ transaction: 't-1', model: 'detector' });
+    expect(res).toMatchObject({
+      transaction: 't-1',
+      status: 'ok',
+      data: {
+        results: [{ model: 'detector', outcome: 'committed', version: '1.0.0', release: 1 }],
+      },
+    });
+    const again = await handleModelUpdateCommand({ transaction: 't-2', version: '1.0.0' });
+    expect(again).toMatchObject({ status: 'ok', data: { results: [{ outcome: 'up_to_date' }] } });
+
+    await new Promise((r) => setTimeout(r, 100));
+    const metrics = (await agent.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toContain('gpulse_model_info{model="detector",version="1.0.0",release="1"} 1');
+    expect(metrics).toContain('gpulse_model_update_state{model="detector",state="committed"} 1');
+    expect(metrics).toContain('gpulse_model_update_state{model="detector",state="downloading"} 0');
+    expect(metrics).toMatch(/gpulse_model_update_bytes_downloaded_total\{model="detector"\} (\d+)/);
+    const downloaded = Number(
+      /gpulse_model_update_bytes_downloaded_total\{model="detector"\} (\d+)/.exec(metrics)![1],
+    );
+    expect(downloaded).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+    expect(metrics).toContain(
+      'gpulse_model_update_checks_total{model="detector",result="up_to_date"} 1',
+    );
+    expect(metrics).toContain('gpulse_model_highest_release{model="detector"} 1');
+
+    expect(agent.events.list({ type: 'model' }).map((e) => e.type)).toEqual([
+      'model.update_committed',
+      'model.update_started',
+    ]);
+    const models = (await agent.app.inject({ method: 'GET', url: '/models' })).json();
+    expect(models.models[0]).toMatchObject({
+      model: 'detector',
+      running: false,
+      state: { current: { version: '1.0.0' } },
+    });
+  });
+
+  it('answers bad commands with an error response instead of throwing', async () => {
+    expect(await handleModelUpdateCommand({ transaction: 7, model: 'nope' })).toMatchObject({
+      transaction: 7,
+      status: 'error',
+      error: expect.stringContaining('not configured'),
+    });
+    expect(await handleModelUpdateCommand({ model: 3 })).toMatchObject({
+      status: 'error',
+      error: expect.stringContaining('invalid model-update command'),
+    });
+    expect(await handleModelUpdateCommand({ version: '9.9.9' })).toMatchObject({
+      status: 'error',
+      error: expect.stringContaining('not 9.9.9'),
+    });
+  });
+
+  it('reports an unreachable store as a failure with its reason in the metrics', async () => {
+    await h.server.stop();
+    const res = await handleModelUpdateCommand({});
+    expect(res).toMatchObject({
+      status: 'error',
+      data: { results: [{ outcome: 'refused', reason: 'manifest_network' }] },
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const metrics = (await agent.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toContain(
+      'gpulse_model_update_failures_total{model="detector",reason="manifest_network"} 1',
+    );
+    expect(metrics).toContain('gpulse_model_update_state{model="detector",state="idle"} 1');
+  });
+});
