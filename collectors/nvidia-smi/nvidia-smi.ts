@@ -233,8 +233,10 @@ class NvidiaSmiCollector implements StreamingCollector {
       this.reject('query-gpu', line);
       return;
     }
-    // A GPU seen twice means the previous tick is complete.
-    if (this.block.some((g) => g.uuid === reading?.uuid)) {
+    // A GPU seen twice means the previous tick is complete (by index; by uuid when the driver
+    // has no index field).
+    const key = this.fields.includes('index') ? 'index' : 'uuid';
+    if (this.block.some((g) => g[key] === reading?.[key])) {
       this.flushBlock();
       reading = parseQueryGpuRow(cells, this.fields, 0) ?? reading;
     }

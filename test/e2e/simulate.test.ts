@@ -63,7 +63,7 @@ describe('gpulse simulate', () => {
   });
 
   it('a lost GPU sets the collector down with the reason and recovers by itself', async () => {
-    const cli = await simulate(['--profile', 'h200', '--scenario', 'gpu-lost:after=1s,for=4s']);
+    const cli = await simulate(['--profile', 'h200', '--scenario', 'gpu-lost:after=4s,for=5s']);
     const lost = await cli.waitForMetrics((b) => b.includes('reason="gpu_lost"'));
     expect(seriesValue(lost, 'gpulse_collector_up', { collector: 'nvidia-smi' })).toBe(0);
     expect(allSeries(lost, 'gpulse_gpu_info')).toEqual([]);
@@ -84,7 +84,7 @@ describe('gpulse simulate', () => {
   });
 
   it('a hung driver: /metrics keeps answering, the stream is restarted, the agent recovers', async () => {
-    const cli = await simulate(['--profile', 'h200', '--scenario', 'hang:after=1s,for=4s']);
+    const cli = await simulate(['--profile', 'h200', '--scenario', 'hang:after=6s,for=6s']);
     const hung = await cli.waitForMetrics((b) => b.includes('reason="hang"'), 30_000);
     expect(seriesValue(hung, 'gpulse_collector_up', { collector: 'nvidia-smi' })).toBe(0);
     const t0 = Date.now();
