@@ -1,7 +1,19 @@
 // Drift statistics on fixed-edge histograms and category counts (research §3.1/§3.6).
 // Hand-written: no library computes KS, Wasserstein, JS or PSI from two histograms that share
 // edges; the special function (regularised incomplete gamma) comes from @stdlib.
-import gammainc from '@stdlib/math-base-special-gammainc';
+import { createRequire } from 'node:module';
+import type gammaincFn from '@stdlib/math-base-special-gammainc';
+
+let loaded: typeof gammaincFn | undefined;
+
+// Loaded on first use: the package and its ~200 @stdlib dependencies take about 0.35 s to import
+// here, which every `gpulse` start would pay otherwise, p-value or not.
+function gammainc(x: number, a: number, regularized: boolean, upper: boolean): number {
+  loaded ??= createRequire(import.meta.url)(
+    '@stdlib/math-base-special-gammainc',
+  ) as typeof gammaincFn;
+  return loaded(x, a, regularized, upper);
+}
 
 /** A histogram over a numeric feature's bins (see numericFeatureSchema), with observed range. */
 export interface BinnedSample {
