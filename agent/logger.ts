@@ -1,5 +1,5 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
-import pretty from 'pino-pretty';
+import { loadPinoPretty } from './lazy-require.js';
 
 /** Log settings the root logger needs. */
 export interface LogSettings {
@@ -24,7 +24,7 @@ export function createLogger(settings: LogSettings, destination?: DestinationStr
   if (usePretty) {
     return pino(
       options,
-      pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }),
+      loadPinoPretty()({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }),
     );
   }
   return pino(options);

@@ -8,7 +8,6 @@ import { loadConfig, readConfigFile, type AgentConfig } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createLogger } from './logger.js';
 import { packageRoot } from './package-info.js';
-import { createModelUpdater } from '../edge/models/component.js';
 
 /** Options shared by `gpulse run` and `gpulse simulate` (flag values as commander parsed them). */
 export interface AgentCommandOptions {
@@ -108,15 +107,16 @@ export async function startAgent(
   }
   const log = createLogger(config.log);
   for (const w of loaded.warnings) log.warn(w);
+  // Optional parts are imported only when configured: each costs memory an edge box may not have.
+  const models =
+    config.models.length > 0
+      ? (await import('../edge/models/component.js')).createModelUpdater(config.models)
+      : [];
   const agent = buildAgent(config, {
     log,
     version: io.version,
     env,
-    components: [
-      ...driftComponents(config),
-      ...createModelUpdater(config.models),
-      ...(io.components?.(config) ?? []),
-    ],
+    components: [...driftComponents(config), ...models, ...(io.components?.(config) ?? [])],
   });
   try {
     const address = await agent.start();

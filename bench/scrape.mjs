@@ -38,7 +38,13 @@ const agent = start(
   ],
   { GPULSE_LOG_LEVEL: 'warn', GPULSE_LOG_FORMAT: 'json' },
 );
-const ne = start(nodeExporterBinary(), [`--web.listen-address=127.0.0.1:${nePort}`]);
+// Defaults otherwise; no request cap (it answers 503 past 40 in flight) and no systemd collector
+// (no D-Bus on build machines), so every request measures a full, successful scrape.
+const ne = start(nodeExporterBinary(), [
+  `--web.listen-address=127.0.0.1:${nePort}`,
+  '--web.max-requests=0',
+  '--no-collector.systemd',
+]);
 const gpulseUrl = `http://127.0.0.1:${gpulsePort}/metrics`;
 const neUrl = `http://127.0.0.1:${nePort}/metrics`;
 

@@ -7,6 +7,12 @@ export const hostConfigSchema = z
     mode: z.enum(['auto', 'off']).default('auto'),
     interval: zDuration({ min: 1000 }).default(15_000),
     timeout: zDuration({ min: 100 }).default(10_000),
+    /** The host's /proc (e.g. /host/proc when the agent runs in a container with it mounted). */
+    procRoot: z.string().min(1).default('/proc'),
+    /** The host's /sys, for temperature sensors. */
+    sysRoot: z.string().min(1).default('/sys'),
+    /** Where the host's root filesystem is mounted, for filesystem sizes (node_exporter's --path.rootfs). */
+    rootfs: z.string().min(1).default('/'),
   })
   .strict();
 
@@ -32,5 +38,23 @@ export const hostSettings: readonly SettingBinding[] = [
     env: 'GPULSE_HOST_TIMEOUT',
     valueName: 'DURATION',
     description: 'limit for one host collection (default 10s)',
+  },
+  {
+    path: ['collectors', 'host', 'procRoot'],
+    env: 'GPULSE_HOST_PROC_ROOT',
+    valueName: 'DIR',
+    description: "the host's /proc, e.g. /host/proc in a container (default /proc)",
+  },
+  {
+    path: ['collectors', 'host', 'sysRoot'],
+    env: 'GPULSE_HOST_SYS_ROOT',
+    valueName: 'DIR',
+    description: "the host's /sys, for temperatures (default /sys)",
+  },
+  {
+    path: ['collectors', 'host', 'rootfs'],
+    env: 'GPULSE_HOST_ROOTFS',
+    valueName: 'DIR',
+    description: "where the host's / is mounted, for filesystem sizes (default /)",
   },
 ];

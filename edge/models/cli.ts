@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { loadDockerode, loadPinoPretty } from '../../agent/lazy-require.js';
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
 import { systemClock } from '../../agent/clock.js';
 import { parseDuration } from '../../agent/duration.js';
 import { EventLog } from '../../agent/events.js';
@@ -51,7 +51,7 @@ function cliLogger(level: string): Logger {
   if (process.stderr.isTTY)
     return pino(
       { level },
-      pretty({
+      loadPinoPretty()({
         destination: 2,
         colorize: true,
         translateTime: 'SYS:HH:MM:ss',
@@ -337,7 +337,7 @@ export function registerModelCommands(program: Command, io: ModelCliIo = default
           {
             log,
             events,
-            docker: () => (client ??= new Docker({ socketPath })),
+            docker: () => (client ??= new (loadDockerode())({ socketPath })),
             pause: pauseHookFromEnv(io.env),
           },
         );

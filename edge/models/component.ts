@@ -1,5 +1,6 @@
 import cron, { type ScheduledTask } from 'node-cron';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { loadDockerode } from '../../agent/lazy-require.js';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AgentContext, Component } from '../../agent/component.js';
@@ -175,7 +176,9 @@ export class ModelUpdaterComponent implements Component {
       const socketPath = c.dockerSocket;
       let client: Docker | undefined;
       const docker = () =>
-        (client ??= this.deps.docker ? this.deps.docker(socketPath) : new Docker({ socketPath }));
+        (client ??= this.deps.docker
+          ? this.deps.docker(socketPath)
+          : new (loadDockerode())({ socketPath }));
       let last: UpdateProgress | undefined;
       result = await applyModelUpdate(
         {

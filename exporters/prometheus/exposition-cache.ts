@@ -32,38 +32,33 @@ export interface ExpositionCacheOptions {
 }
 
 /**
- * Renders the exposition once per snapshot (eagerly for the formats scrapers asked for) and serves
- * it from memory, so a scrape never waits on a collector, a child process or the GPU.
+ * Renders the exposition at most once per snapshot, on the first scrape that sees it, and serves
+ * every later scrape of that snapshot from memory (gzip too): a scrape never waits on a collector,
+ * a child process or the GPU, and an agent nobody scrapes spends nothing on rendering.
  */
 export class ExpositionCache {
   private readonly entries: Record<ExpositionFormat, Entry> = {
     prometheus: { version: -1 },
     openmetrics: { version: -1 },
   };
-  /** Formats and encodings scrapers used; those are pre-rendered on each new snapshot. */
-  private readonly wanted = new Set<string>(['prometheus']);
   private readonly processRegistries = new Map<ExpositionFormat, Registry<RegistryContentType>>();
-  private unsubscribe: (() => void) | undefined;
   private readonly reportedProblems = new Set<string>();
 
   constructor(private readonly options: ExpositionCacheOptions) {}
 
-  /** Starts pre-rendering on every snapshot change. */
+  /** Kept for the component lifecycle; rendering is on demand. */
   start(): void {
-    this.unsubscribe = this.options.state.onChange((snapshot) => this.prerender(snapshot));
-    this.prerender(this.options.state.current());
+    // Nothing to subscribe to: the first scrape of each snapshot renders it.
   }
 
-  /** Stops listening to snapshots. */
+  /** Drops cached bodies. */
   stop(): void {
-    this.unsubscribe?.();
-    this.unsubscribe = undefined;
+    this.entries.prometheus = { version: -1 };
+    this.entries.openmetrics = { version: -1 };
   }
 
   /** The exposition of the current snapshot in the format asked for. */
   async get(format: ExpositionFormat, acceptGzip: boolean): Promise<RenderedBody> {
-    const key = `${format}${acceptGzip ? '+gzip' : ''}`;
-    this.wanted.add(key);
     const snapshot = this.options.state.current();
     const entry = this.entry(format, snapshot);
     entry.text ??= this.renderText(format, snapshot);
@@ -86,33 +81,18 @@ export class ExpositionCache {
   }
 
   private entry(format: ExpositionFormat, snapshot: Snapshot): Entry {
-    const entry = this.entries[format];
+    let entry = this.entries[format];
     if (entry.version !== snapshot.version) {
-      entry.version = snapshot.version;
-      entry.text = undefined;
-      entry.gzipped = undefined;
+      // A new object: requests still awaiting the old one keep a consistent body.
+      entry = { version: snapshot.version };
+      this.entries[format] = entry;
     }
     return entry;
   }
 
-  private prerender(snapshot: Snapshot): void {
-    for (const key of this.wanted) {
-      const [format, enc] = key.split('+') as [ExpositionFormat, string | undefined];
-      const entry = this.entry(format, snapshot);
-      entry.text ??= this.renderText(format, snapshot);
-      if (enc === 'gzip') {
-        const text = entry.text;
-        entry.gzipped ??= text.then((buf) => gzipAsync(buf, { level: 6 }));
-      }
-      // Errors surface to the scrape that awaits this promise; avoid unhandled rejections here.
-      entry.text.catch(() => undefined);
-      entry.gzipped?.catch(() => undefined);
-    }
-  }
-
   private async renderText(format: ExpositionFormat, snapshot: Snapshot): Promise<Buffer> {
     const samples = snapshotSamples(snapshot, this.options.version);
-    let text = await renderSamples(samples, format, (p) => {
+    let text = renderSamples(samples, format, (p) => {
       const key = `${p.metric}: ${p.problem}`;
       if (this.reportedProblems.has(key)) return;
       this.reportedProblems.add(key);
@@ -136,7 +116,7 @@ export class ExpositionCache {
     let registry = this.processRegistries.get(format);
     if (!registry) {
       registry = new Registry<RegistryContentType>();
-      registry.setContentType(CONTENT_TYPES[format]);
+      registry.setContentType(CONTENT_TYPES[format] as RegistryContentType);
       collectDefaultMetrics({ register: registry });
       // prom-client declares these as gauges ending in _total, which promtool rightly rejects;
       // the per-type nodejs_active_* gauges carry the same information.

@@ -184,7 +184,7 @@ describe('health and landing routes', () => {
 });
 
 describe('renderSamples', () => {
-  it('escapes label values, drops duplicates and conflicting declarations, reports each problem', async () => {
+  it('escapes label values, drops duplicates and conflicting declarations, reports each problem', () => {
     const problems: string[] = [];
     // Built by hand: metric() itself refuses a conflicting declaration at load time.
     const other: MetricDesc = {
@@ -193,7 +193,7 @@ describe('renderSamples', () => {
       type: 'gauge',
       labelNames: ['gpu', 'uuid'],
     };
-    const text = await renderSamples(
+    const text = renderSamples(
       [
         { desc: temp, labels: { gpu: '0', uuid: 'a"b\\c\nd' }, value: 1 },
         { desc: temp, labels: { gpu: '0', uuid: 'a"b\\c\nd' }, value: 2 },
