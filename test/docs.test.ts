@@ -9,6 +9,8 @@ import { declaredMetrics } from '../agent/metric.js';
 // Loaded for the metric declarations they make at module load.
 import '../agent/build-agent.js';
 import '../agent/run-agent.js';
+// run-agent loads the model updater only when models are configured: load it for its metrics.
+import '../edge/models/component.js';
 import { REPO_ROOT } from './helpers/cli.js';
 
 const README = join(REPO_ROOT, 'README.md');
