@@ -9,6 +9,7 @@ import { metricsConfigSchema, metricsSettings } from '../exporters/prometheus/co
 import { dockerConfigSchema, dockerSettings } from '../collectors/docker/config.js';
 import { mqttConfigSchema, mqttSettings } from '../edge/config.js';
 import { gatewayConfigSchema, gatewaySettings } from '../edge/gateway/config.js';
+import { driftConfigSchema, driftSettings } from '../collectors/drift/config.js';
 import { modelsConfigSchema, modelsSettings } from '../edge/models/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
@@ -78,6 +79,7 @@ export const agentConfigSchema = z
     metrics: metricsConfigSchema.default(metricsConfigSchema.parse({})),
     mqtt: mqttConfigSchema.default(mqttConfigSchema.parse({})),
     gateway: gatewayConfigSchema.default(gatewayConfigSchema.parse({})),
+    drift: driftConfigSchema.default(driftConfigSchema.parse({})),
     models: modelsConfigSchema,
   })
   .strict();
@@ -130,6 +132,7 @@ export const settings: readonly SettingBinding[] = [
   ...dockerSettings,
   ...mqttSettings,
   ...gatewaySettings,
+  ...driftSettings,
   ...modelsSettings,
 ];
 

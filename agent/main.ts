@@ -2,6 +2,7 @@
 // Composition root: the only module that reads process.argv, handles signals and calls process.exit.
 import { Command, Option } from 'commander';
 import { defaultComponents } from './components.js';
+import { registerDriftCommand } from '../collectors/drift/cli.js';
 import { settings } from './config.js';
 import { packageVersion } from './package-info.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
@@ -131,6 +132,7 @@ addAgentOptions(
 );
 
 registerGatewayCommand(program, process);
+registerDriftCommand(program);
 registerModelCommands(program);
 
 await program.parseAsync(process.argv);

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { buildAgent, ListenError, type Agent } from './build-agent.js';
+import { driftComponents } from '../collectors/drift/drift.js';
 import type { Component } from './component.js';
 import { loadConfig, readConfigFile, type AgentConfig } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
@@ -133,7 +134,13 @@ export async function startAgent(
     log,
     version: io.version,
     env,
-    components: [createGpuHealth(config), ...edge, ...models, ...(io.components?.(config) ?? [])],
+    components: [
+      createGpuHealth(config),
+      ...driftComponents(config),
+      ...edge,
+      ...models,
+      ...(io.components?.(config) ?? []),
+    ],
   });
   try {
     const address = await agent.start();
