@@ -3,6 +3,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { nvidiaSmiConfigSchema, nvidiaSmiSettings } from '../collectors/nvidia-smi/config.js';
 import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
+import { tegrastatsConfigSchema, tegrastatsSettings } from '../collectors/tegrastats/config.js';
 import { modelsConfigSchema, modelsSettings } from '../edge/models/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
@@ -53,11 +54,13 @@ export const agentConfigSchema = z
       .object({
         'nvidia-smi': nvidiaSmiConfigSchema.default(nvidiaSmiConfigSchema.parse({})),
         host: hostConfigSchema.default(hostConfigSchema.parse({})),
+        tegrastats: tegrastatsConfigSchema.default(tegrastatsConfigSchema.parse({})),
       })
       .strict()
       .default({
         'nvidia-smi': nvidiaSmiConfigSchema.parse({}),
         host: hostConfigSchema.parse({}),
+        tegrastats: tegrastatsConfigSchema.parse({}),
       }),
     models: modelsConfigSchema,
   })
@@ -91,6 +94,7 @@ export const settings: readonly SettingBinding[] = [
   },
   ...nvidiaSmiSettings,
   ...hostSettings,
+  ...tegrastatsSettings,
   ...modelsSettings,
 ];
 

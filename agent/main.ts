@@ -97,14 +97,19 @@ addAgentOptions(
   program
     .command('simulate')
     .description('run the whole agent against simulated GPU tools (everything else is real)')
-    .addOption(new Option('--profile <NAME>', 'simulated machine').default('h100-8x'))
+    .addOption(
+      new Option(
+        '--profile <NAME>',
+        'simulated machine (h100-8x, h100, h200, rtx-4080-super, ..., jetson-orin, jetson-nano, jetson-tx2)',
+      ).default('h100-8x'),
+    )
     .option(
       '--scenario <SPEC>',
       'fault scenario, e.g. thermal-throttle, power-brake, gpu-lost, hang, memory-full',
     )
     .option(
       '--capture <FILE>',
-      'replay a real capture: nvidia-smi -q -x XML or an all-fields --query-gpu CSV',
+      'replay a real capture: nvidia-smi -q -x XML, an all-fields --query-gpu CSV, or a tegrastats log',
     )
     .option('--apps-capture <FILE>', 'with --capture: a --query-compute-apps CSV')
     .option(

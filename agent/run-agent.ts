@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -8,6 +9,8 @@ import { ConfigError, errorMessage } from './errors.js';
 import { createLogger } from './logger.js';
 import { packageRoot } from './package-info.js';
 import { createModelUpdater } from '../edge/models/component.js';
+import { jetsonDevice } from '../collectors/simulation/jetson.js';
+import { parseTegrastatsLine } from '../collectors/tegrastats/parse.js';
 
 /** Options shared by `gpulse run` and `gpulse simulate` (flag values as commander parsed them). */
 export interface AgentCommandOptions {
@@ -35,6 +38,59 @@ export type StartOutcome =
 /** Path of the simulated nvidia-smi executable next to this build. */
 export function simulatorPath(): string {
   return join(packageRoot(), 'dist', 'collectors', 'nvidia-smi', 'simulator', 'nvidia-smi.js');
+}
+
+/** Path of the simulated tegrastats executable next to this build. */
+export function tegrastatsSimulatorPath(): string {
+  return join(packageRoot(), 'dist', 'collectors', 'tegrastats', 'simulator', 'tegrastats.js');
+}
+
+/** True when a capture file is tegrastats output (its first line has RAM or GR3D fields). */
+export function isTegrastatsCapture(path: string): boolean {
+  let first: string | undefined;
+  try {
+    first = readFileSync(path, 'utf8')
+      .split('\n')
+      .find((l) => l.trim() !== '');
+  } catch {
+    // An unreadable capture is the simulators' to report, with their own message.
+    return false;
+  }
+  const reading = first === undefined ? undefined : parseTegrastatsLine(first);
+  return reading?.ram !== undefined || reading?.gpu !== undefined;
+}
+
+/**
+ * Collector settings of a simulated machine: a discrete-GPU profile or nvidia-smi capture runs
+ * the simulated nvidia-smi; a Jetson profile or tegrastats capture runs the simulated tegrastats,
+ * plus the simulated nvidia-smi where that JetPack ships one (it answers N/A and stands down).
+ */
+export function simulatedCollectors(
+  collectors: AgentConfig['collectors'],
+  sim: SimulateOptions,
+): AgentConfig['collectors'] {
+  const jetson = sim.capture === undefined ? jetsonDevice(sim.profile) : undefined;
+  const tegraCapture = sim.capture !== undefined && isTegrastatsCapture(sim.capture);
+  if (jetson === undefined && !tegraCapture) {
+    return {
+      ...collectors,
+      'nvidia-smi': { ...collectors['nvidia-smi'], binary: simulatorPath(), mode: 'required' },
+      tegrastats: { ...collectors.tegrastats, mode: 'off' },
+    };
+  }
+  return {
+    ...collectors,
+    'nvidia-smi':
+      jetson?.nvidiaSmiCapture === undefined
+        ? { ...collectors['nvidia-smi'], mode: 'off' }
+        : { ...collectors['nvidia-smi'], binary: simulatorPath(), mode: 'auto' },
+    tegrastats: {
+      ...collectors.tegrastats,
+      binary: tegrastatsSimulatorPath(),
+      mode: 'required',
+      model: collectors.tegrastats.model ?? jetson?.model,
+    },
+  };
 }
 
 /** Environment for simulated GPU tools: the scenario clock starts now, shared by every child. */
@@ -93,17 +149,7 @@ export async function startAgent(
   let env = io.env;
   if (mode === 'simulate') {
     env = simulationEnv(io.env, sim, Date.now());
-    config = {
-      ...config,
-      collectors: {
-        ...config.collectors,
-        'nvidia-smi': {
-          ...config.collectors['nvidia-smi'],
-          binary: simulatorPath(),
-          mode: 'required',
-        },
-      },
-    };
+    config = { ...config, collectors: simulatedCollectors(config.collectors, sim) };
   }
   const log = createLogger(config.log);
   for (const w of loaded.warnings) log.warn(w);

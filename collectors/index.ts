@@ -4,6 +4,7 @@ import type { SpawnFn } from '../agent/process.js';
 import type { Collector } from '../agent/types.js';
 import { createHostCollector } from './host/host.js';
 import { createNvidiaSmiCollector } from './nvidia-smi/nvidia-smi.js';
+import { createTegrastatsCollector } from './tegrastats/tegrastats.js';
 
 /** I/O the collectors share, injected by the agent (tests pass their own). */
 export interface CollectorDeps {
@@ -26,6 +27,17 @@ export const collectorRegistry: readonly CollectorEntry[] = [
     name: 'nvidia-smi',
     enabled: (c) => c.collectors['nvidia-smi'].mode !== 'off',
     create: (c, d) => createNvidiaSmiCollector(c.collectors['nvidia-smi'], d),
+  },
+  {
+    name: 'tegrastats',
+    enabled: (c) => c.collectors.tegrastats.mode !== 'off',
+    create: (c, d) =>
+      createTegrastatsCollector(c.collectors.tegrastats, {
+        ...d,
+        // The GPU's UUID comes from nvidia-smi where it runs (JetPack 6), so both agree on it.
+        nvidiaSmi:
+          c.collectors['nvidia-smi'].mode === 'off' ? undefined : c.collectors['nvidia-smi'].binary,
+      }),
   },
   {
     name: 'host',
