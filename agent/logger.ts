@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger, type DestinationStream } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 /** Log settings the root logger needs. */
 export interface LogSettings {
@@ -22,6 +23,8 @@ export function createLogger(settings: LogSettings, destination?: DestinationStr
   };
   if (destination) return pino(options, destination);
   if (usePretty) {
+    // Loaded only for a terminal: a daemon logging JSON (every edge device) never needs it.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
     return pino(
       options,
       pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }),

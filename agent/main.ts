@@ -4,7 +4,6 @@ import { Command, Option } from 'commander';
 import { settings } from './config.js';
 import { packageVersion } from './package-info.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
-import { registerModelCommands } from '../edge/models/cli.js';
 
 const SHUTDOWN_LIMIT_MS = 5000;
 
@@ -132,6 +131,14 @@ addAgentOptions(
   }),
 );
 
-registerModelCommands(program);
+// The model commands bring dockerode (with gRPC, protobuf and ssh2): about 15 MB of resident
+// memory that `run` and `simulate` never use, on edge devices that have 64 MB for the agent.
+// They are loaded only when another command (or the full --help) may need them.
+program.enablePositionalOptions();
+const subcommand = process.argv[2];
+if (subcommand !== 'run' && subcommand !== 'simulate') {
+  const { registerModelCommands } = await import('../edge/models/cli.js');
+  registerModelCommands(program);
+}
 
 await program.parseAsync(process.argv);

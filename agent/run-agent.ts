@@ -8,7 +8,6 @@ import { loadConfig, readConfigFile, type AgentConfig } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createLogger } from './logger.js';
 import { packageRoot } from './package-info.js';
-import { createModelUpdater } from '../edge/models/component.js';
 import { jetsonDevice } from '../collectors/simulation/jetson.js';
 import { parseTegrastatsLine } from '../collectors/tegrastats/parse.js';
 
@@ -112,12 +111,22 @@ export function simulationEnv(
   return env;
 }
 
+/**
+ * The model updater, loaded only when models are configured: its module brings dockerode (with
+ * gRPC, protobuf and ssh2), about 15 MB of resident memory an edge device without models spares.
+ */
+async function modelComponents(config: AgentConfig): Promise<readonly Component[]> {
+  if (config.models.length === 0) return [];
+  const { createModelUpdater } = await import('../edge/models/component.js');
+  return createModelUpdater(config.models);
+}
+
 /** Loads the configuration or reports every problem on stderr (exit 2). */
 export function loadAgentConfig(
   options: AgentCommandOptions,
   env: NodeJS.ProcessEnv,
   stderr: (text: string) => void,
-): { config: AgentConfig; warnings: readonly string[] } | undefined {
+): { config: AgentConfig; warnings: readonly string[]; notes?: readonly string[] } | undefined {
   try {
     const path = options.config ?? env.GPULSE_CONFIG;
     const file = path ? readConfigFile(path) : undefined;
@@ -153,11 +162,12 @@ export async function startAgent(
   }
   const log = createLogger(config.log);
   for (const w of loaded.warnings) log.warn(w);
+  for (const n of loaded.notes ?? []) log.info(n);
   const agent = buildAgent(config, {
     log,
     version: io.version,
     env,
-    components: [...createModelUpdater(config.models), ...(io.components?.(config) ?? [])],
+    components: [...(await modelComponents(config)), ...(io.components?.(config) ?? [])],
   });
   try {
     const address = await agent.start();

@@ -239,7 +239,7 @@ describe('tegrastats synthetic format variants (not captured; see fixtures/SOURC
     expect(r.unknown).toEqual([]);
   });
 
-  it('JetPack 6 without root: GR3D_FREQ and EMC_FREQ without a clock, engines off', () => {
+  it('JetPack 6 Orin Nano style: GR3D_FREQ and EMC_FREQ without a clock, engines off', () => {
     const r = all[1]!;
     expect(r.timestamp).toBe('11-28-2025 14:05:01');
     expect(r.gpu).toEqual({ name: 'GR3D', active: true, utilizationRatio: 0 });
