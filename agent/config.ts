@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { z } from 'zod';
 import { nvidiaSmiConfigSchema, nvidiaSmiSettings } from '../collectors/nvidia-smi/config.js';
 import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
@@ -10,9 +11,11 @@ import { dockerConfigSchema, dockerSettings } from '../collectors/docker/config.
 import { mqttConfigSchema, mqttSettings } from '../edge/config.js';
 import { gatewayConfigSchema, gatewaySettings } from '../edge/gateway/config.js';
 import { driftConfigSchema, driftSettings } from '../collectors/drift/config.js';
+import { tegrastatsConfigSchema, tegrastatsSettings } from '../collectors/tegrastats/config.js';
 import { modelsConfigSchema, modelsSettings } from '../edge/models/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
+import { applyEdgePreset, zPreset } from './preset.js';
 
 const LISTEN_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/;
 
@@ -46,6 +49,8 @@ const zListen = z.string().transform((value, ctx) => {
 /** The whole agent configuration; each collector owns its section. */
 export const agentConfigSchema = z
   .object({
+    /** Defaults for a kind of host (agent/preset.ts); explicit settings always win. */
+    preset: zPreset.default('default'),
     listen: zListen.default({ host: '0.0.0.0', port: 9489 }),
     /** The host's /proc as the agent sees it: GPU drivers report host PIDs (`/host/proc` in a container). */
     procRoot: z.string().min(1).default('/proc'),
@@ -67,6 +72,7 @@ export const agentConfigSchema = z
         dcgm: dcgmConfigSchema.default(dcgmConfigSchema.parse({})),
         kmsg: kmsgConfigSchema.default(kmsgConfigSchema.parse({})),
         docker: dockerConfigSchema.default(dockerConfigSchema.parse({})),
+        tegrastats: tegrastatsConfigSchema.default(tegrastatsConfigSchema.parse({})),
       })
       .strict()
       .default({
@@ -75,6 +81,7 @@ export const agentConfigSchema = z
         dcgm: dcgmConfigSchema.parse({}),
         kmsg: kmsgConfigSchema.parse({}),
         docker: dockerConfigSchema.parse({}),
+        tegrastats: tegrastatsConfigSchema.parse({}),
       }),
     metrics: metricsConfigSchema.default(metricsConfigSchema.parse({})),
     mqtt: mqttConfigSchema.default(mqttConfigSchema.parse({})),
@@ -89,6 +96,14 @@ export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
 /** Every setting with an environment variable or a flag. */
 export const settings: readonly SettingBinding[] = [
+  {
+    path: ['preset'],
+    env: 'GPULSE_PRESET',
+    flag: 'preset',
+    valueName: 'default|edge',
+    description:
+      'edge: longer intervals, fewer child processes, MQTT spool sized from free disk (explicit settings win)',
+  },
   {
     path: ['listen'],
     env: 'GPULSE_LISTEN',
@@ -133,6 +148,7 @@ export const settings: readonly SettingBinding[] = [
   ...mqttSettings,
   ...gatewaySettings,
   ...driftSettings,
+  ...tegrastatsSettings,
   ...modelsSettings,
 ];
 
@@ -181,6 +197,8 @@ export interface ConfigSources {
 export interface LoadedConfig {
   readonly config: AgentConfig;
   readonly warnings: readonly string[];
+  /** What a preset decided from the host (logged at info). */
+  readonly notes?: readonly string[];
 }
 
 /** Reads a YAML config file; throws ConfigError with the file name on any problem. */
@@ -203,6 +221,8 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   let raw: Raw = {};
 
   if (sources.file) {
+    // Loaded only when there is a file: a device configured by environment keeps its heap free.
+    const { parseDocument } = createRequire(import.meta.url)('yaml') as typeof Yaml;
     const doc = parseDocument(sources.file.text, { uniqueKeys: true });
     for (const e of doc.errors) problems.push(`${sources.file.name}: ${e.message}`);
     const parsed: unknown = doc.errors.length === 0 ? doc.toJS() : {};
@@ -234,12 +254,16 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
     }
   }
 
+  const notes =
+    raw.preset === 'edge'
+      ? applyEdgePreset(raw, { hasSection: (name) => name in agentConfigSchema.shape, env })
+      : [];
   const result = agentConfigSchema.safeParse(raw);
   if (!result.success) {
     for (const issue of result.error.issues) problems.push(describeIssue(issue, origin, sources));
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
-  return { config: result.data, warnings };
+  return { config: result.data, warnings, notes };
 }
 
 function describeIssue(

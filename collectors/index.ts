@@ -7,6 +7,7 @@ import { createHostCollector } from './host/host.js';
 import { createKmsgCollector } from './kmsg/kmsg.js';
 import { createDockerCollector } from './docker/docker-collector.js';
 import { createNvidiaSmiCollector } from './nvidia-smi/nvidia-smi.js';
+import { createTegrastatsCollector } from './tegrastats/tegrastats.js';
 
 /** I/O the collectors share, injected by the agent (tests pass their own). */
 export interface CollectorDeps {
@@ -30,6 +31,17 @@ export const collectorRegistry: readonly CollectorEntry[] = [
     enabled: (c) => c.collectors['nvidia-smi'].mode !== 'off',
     create: (c, d) =>
       createNvidiaSmiCollector(c.collectors['nvidia-smi'], { ...d, procRoot: c.procRoot }),
+  },
+  {
+    name: 'tegrastats',
+    enabled: (c) => c.collectors.tegrastats.mode !== 'off',
+    create: (c, d) =>
+      createTegrastatsCollector(c.collectors.tegrastats, {
+        ...d,
+        // The GPU's UUID comes from nvidia-smi where it runs (JetPack 6), so both agree on it.
+        nvidiaSmi:
+          c.collectors['nvidia-smi'].mode === 'off' ? undefined : c.collectors['nvidia-smi'].binary,
+      }),
   },
   {
     name: 'host',

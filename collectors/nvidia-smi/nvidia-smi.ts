@@ -10,6 +10,7 @@ import type { StreamSink, StreamingCollector } from '../../agent/types.js';
 import { gpuReadingSamples } from '../gpu-series.js';
 import type { NvidiaSmiConfig } from './config.js';
 import { classifyExit, notFoundMessage } from './exit-codes.js';
+import { isIntegratedGpuName } from './integrated.js';
 import { mergeXmlExtras, type XmlExtras } from './merge.js';
 import {
   COMPUTE_APPS_FIELDS,
@@ -86,6 +87,9 @@ class NvidiaSmiCollector implements StreamingCollector {
   private lastOutput = new Map<StreamName, string>();
   private rejected = new Map<StreamName, number>();
   private stopped = false;
+  /** Set once nvidia-smi turned out to see only an integrated Jetson GPU (see integrated.ts). */
+  private stoodDown = false;
+  private integratedNoted = false;
   private reprobeTimer: TimerHandle | undefined;
   private containers: ProcessContainers | undefined;
   private utilization: GpuProcessUtilization[] = [];
@@ -358,19 +362,39 @@ class NvidiaSmiCollector implements StreamingCollector {
   private flushBlock(): void {
     if (this.blockTimer) this.clock.clearTimeout(this.blockTimer);
     this.blockTimer = undefined;
-    if (this.block.length === 0 || this.stopped) return;
-    const readings = this.block;
+    if (this.block.length === 0 || this.stopped || this.stoodDown) return;
+    const block = this.block;
     this.block = [];
+    // An integrated Jetson GPU reports nearly nothing here; the tegrastats collector owns it,
+    // so it never appears twice (once per collector) or as a GPU without values.
+    const integrated = block.filter((g) => isIntegratedGpuName(g.name));
+    const readings = block.filter((g) => !isIntegratedGpuName(g.name));
+    if (integrated.length > 0) {
+      if (readings.length === 0) {
+        this.standDown(integrated.map((g) => g.name ?? '').join(', '));
+        return;
+      }
+      if (!this.integratedNoted) {
+        this.integratedNoted = true;
+        this.log?.info(
+          { gpus: integrated.map((g) => g.uuid) },
+          'integrated Jetson GPU left to the tegrastats collector',
+        );
+      }
+    }
     const now = this.clock.now();
     // The apps stream is silent when no process holds GPU memory: silence means "none".
     if (now - this.lastAppsAt > 2.5 * this.config.interval) this.processes = [];
     this.startPmon();
     const gpus = mergeXmlExtras(readings, this.xmlExtras);
     const byUuid = new Map(gpus.map((g) => [g.uuid, g.index]));
-    const processes = this.processes.map((p) => ({
-      ...p,
-      gpuIndex: p.gpuIndex ?? byUuid.get(p.gpuUuid),
-    }));
+    const left = new Set(integrated.map((g) => g.uuid));
+    const processes = this.processes
+      .filter((p) => !left.has(p.gpuUuid))
+      .map((p) => ({
+        ...p,
+        gpuIndex: p.gpuIndex ?? byUuid.get(p.gpuUuid),
+      }));
     const pmonSeconds = Math.min(10, Math.max(1, Math.round(this.config.interval / 1000)));
     if (now - this.lastPmonAt > 2.5 * pmonSeconds * 1000) this.utilization = [];
     this.sink?.ok(
@@ -382,9 +406,28 @@ class NvidiaSmiCollector implements StreamingCollector {
     );
   }
 
+  /**
+   * nvidia-smi sees only integrated Jetson GPUs: stop its streams for good (on a constrained
+   * device they cost CPU for N/A values) and say which collector reports the GPU instead.
+   */
+  private standDown(names: string): void {
+    this.stoodDown = true;
+    for (const t of [this.appsTimer, this.reprobeTimer]) if (t) this.clock.clearTimeout(t);
+    void Promise.all([...this.streams.values()].map((s) => s.stop())).then(() => {
+      this.streams.clear();
+      this.reportHealth();
+    });
+    this.sink?.noData(
+      'integrated_gpu',
+      `${this.config.binary} sees only the integrated Jetson GPU (${names}), whose values it ` +
+        'reports as N/A; the tegrastats collector reports that GPU (collectors.tegrastats), ' +
+        'so the nvidia-smi streams were stopped',
+    );
+  }
+
   private onStreamExit(name: StreamName, exit: StreamExit): void {
     this.reportHealth();
-    if (this.stopped) return;
+    if (this.stopped || this.stoodDown) return;
     const binary = this.config.binary;
     if (name === 'query-gpu') {
       this.block = [];
@@ -441,7 +484,7 @@ class NvidiaSmiCollector implements StreamingCollector {
 
   /** The driver rejected our field list (driver changed under us): ask it again what it knows. */
   private reprobe(): void {
-    if (this.reprobeTimer) return;
+    if (this.reprobeTimer || this.stoodDown) return;
     void Promise.all([...this.streams.values()].map((s) => s.stop())).then(() => {
       this.streams.clear();
       this.reprobeTimer = this.clock.setTimeout(() => {
