@@ -43,7 +43,7 @@ describe('schema compilers loaded on demand', () => {
           response: { 200: { type: 'object', properties: { doubled: { type: 'integer' } } } },
         },
       },
-      async (req) => ({ doubled: (req.body as { n: number }).n * 2, secret: 'dropped' }),
+      (req) => ({ doubled: (req.body as { n: number }).n * 2, secret: 'dropped' }),
     );
     const ok = await a.inject({
       method: 'POST',

@@ -6,7 +6,15 @@
 // cgroup limited like `docker run --memory=512m --cpus=0.5`. With the MQTT publisher in the
 // build (`mqtt` settings), a private Mosquitto receives the telemetry.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  rmdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuSeconds, freePort, median, rssBytes, start, table, waitFor } from './lib.mjs';
@@ -117,7 +125,14 @@ async function measure(label, nodeFlags, preset, mqtt, cgroup) {
     INTERVAL,
     ...(preset ? ['--preset', preset] : []),
     ...(mqtt
-      ? ['--mqtt-url', `mqtt://127.0.0.1:${mqtt.port}`, '--mqtt-interval', INTERVAL, '--node', `bench-${port}`]
+      ? [
+          '--mqtt-url',
+          `mqtt://127.0.0.1:${mqtt.port}`,
+          '--mqtt-interval',
+          INTERVAL,
+          '--node',
+          `bench-${port}`,
+        ]
       : []),
   ];
   const env = { GPULSE_LOG_LEVEL: 'warn', GPULSE_LOG_FORMAT: 'json' };
@@ -153,7 +168,7 @@ async function measure(label, nodeFlags, preset, mqtt, cgroup) {
       throttled: cgroup?.throttled(),
     };
   } catch (err) {
-    throw new Error(`${err.message}\n${agent.stderrTail()}`);
+    throw new Error(`${err.message}\n${agent.stderrTail()}`, { cause: err });
   } finally {
     agent.kill('SIGTERM');
     await new Promise((r) => agent.once('exit', r));

@@ -89,7 +89,8 @@ function list(value: unknown): unknown[] {
   return value === undefined ? [] : [value];
 }
 
-let xml: { readonly parser: Fxp.XMLParser; readonly validator: typeof Fxp.XMLValidator } | undefined;
+let xml:
+  { readonly parser: Fxp.XMLParser; readonly validator: typeof Fxp.XMLValidator } | undefined;
 
 /**
  * The XML parser, loaded at the first document: hosts that never read `-q -x` (the edge preset
