@@ -1,4 +1,4 @@
-// npm run bench:edge — resident memory and CPU of the agent as an edge device runs it: the edge
+// npm run bench:footprint — resident memory and CPU of the agent as an edge device runs it: the edge
 // preset under the Node flags of scripts/gpulse-edge, a simulated Jetson AGX Orin sampled every
 // 5 s, /metrics scraped every 15 s, for 5 minutes. Measured as the foundation's bench measures
 // (the agent's own /proc/<pid>/stat ticks and VmRSS, median of 1 s samples), against the same
