@@ -1336,6 +1336,225 @@ export const modelsDashboard: DashboardSpec = {
   ],
 };
 
+/** Jetson: the SoC of an edge module, read from tegrastats (CPU, EMC, engines, rails, zones). */
+export const jetsonDashboard: DashboardSpec = {
+  uid: 'gpulse-jetson',
+  file: 'gpulse-jetson.json',
+  title: 'gpulse / Jetson',
+  description:
+    'Jetson modules from tegrastats: GPU and CPU load, memory, power rails, thermal zones, engines.',
+  variables: [
+    { name: 'instance', label: 'Device', query: 'label_values(gpulse_jetson_info, instance)' },
+  ],
+  rows: [
+    {
+      title: 'Module',
+      panels: [
+        tableOf(
+          'Modules',
+          'Which Jetson modules and L4T releases report?',
+          `gpulse_jetson_info{${I}}`,
+          { width: 24, height: 5 },
+        ),
+      ],
+    },
+    {
+      title: 'Load',
+      panels: [
+        ts(
+          'CPU cores',
+          'Is one core pegged (a single-threaded pre-processing step) while the GPU waits?',
+          `gpulse_jetson_cpu_utilization_ratio{${I}}`,
+          'percentunit',
+          '{{instance}} CPU {{cpu}}',
+          { min: 0, max: 1 },
+        ),
+        ts(
+          'CPU clocks',
+          'Are the cores clocked down (power mode, thermal)?',
+          `gpulse_jetson_cpu_clock_hz{${I}}`,
+          'hertz',
+          '{{instance}} CPU {{cpu}}',
+        ),
+        ts(
+          'CPU cores online',
+          'Which cores does the power mode (nvpmodel) switch off?',
+          `gpulse_jetson_cpu_online{${I}}`,
+          'short',
+          '{{instance}} CPU {{cpu}}',
+          { stack: true },
+        ),
+        ts(
+          'Denver cores (MTS)',
+          'Foreground and background load of the Denver cores (TX2 on L4T 28 only).',
+          `gpulse_jetson_mts_utilization_ratio{${I}}`,
+          'percentunit',
+          '{{instance}} {{kind}}',
+          { min: 0, max: 1 },
+        ),
+        ts(
+          'GPC clocks',
+          'GPU clock per GPC (JetPack 5 and later).',
+          `gpulse_jetson_gpc_clock_hz{${I}}`,
+          'hertz',
+          '{{instance}} GPC {{gpc}}',
+        ),
+      ],
+    },
+    {
+      title: 'Memory',
+      panels: [
+        {
+          title: 'DRAM controller (EMC)',
+          description:
+            'Is the shared DRAM the bottleneck (CPU and GPU share it on a Jetson)? Load against its clock.',
+          kind: 'timeseries',
+          unit: 'percentunit',
+          min: 0,
+          max: 1,
+          queries: [
+            { expr: `gpulse_jetson_emc_utilization_ratio{${I}}`, legend: '{{instance}} load' },
+          ],
+        },
+        ts(
+          'EMC clock',
+          'DRAM clock: a low clock under load means the power mode caps bandwidth.',
+          `gpulse_jetson_emc_clock_hz{${I}}`,
+          'hertz',
+          '{{instance}}',
+        ),
+        ts(
+          'Largest free RAM block',
+          'Can a large contiguous allocation (CUDA, camera buffers) still succeed?',
+          `gpulse_jetson_ram_largest_free_block_bytes{${I}}`,
+          'bytes',
+          '{{instance}}',
+        ),
+        ts(
+          'Free blocks of that size',
+          'How many free blocks of the largest size remain (few: RAM is fragmented)?',
+          `gpulse_jetson_ram_largest_free_blocks{${I}}`,
+          'short',
+          '{{instance}}',
+        ),
+        {
+          title: 'Swap',
+          description: 'Is the module swapping (zram) because models and buffers outgrow RAM?',
+          kind: 'timeseries',
+          unit: 'bytes',
+          queries: [
+            { expr: `gpulse_jetson_swap_used_bytes{${I}}`, legend: '{{instance}} used' },
+            { expr: `gpulse_jetson_swap_cached_bytes{${I}}`, legend: '{{instance}} cached' },
+            { expr: `gpulse_jetson_swap_total_bytes{${I}}`, legend: '{{instance}} total' },
+          ],
+        },
+        {
+          title: 'Internal RAM (IRAM)',
+          description: 'IRAM use on modules that report it (audio and boot buffers).',
+          kind: 'timeseries',
+          unit: 'bytes',
+          queries: [
+            { expr: `gpulse_jetson_iram_used_bytes{${I}}`, legend: '{{instance}} used' },
+            { expr: `gpulse_jetson_iram_total_bytes{${I}}`, legend: '{{instance}} total' },
+            {
+              expr: `gpulse_jetson_iram_largest_free_block_bytes{${I}}`,
+              legend: '{{instance}} largest free block',
+            },
+          ],
+        },
+      ],
+    },
+    {
+      title: 'Power and temperature',
+      panels: [
+        ts(
+          'Power rails',
+          'Which rail draws the power (total input, GPU, CPU, SoC)?',
+          `gpulse_power_rail_watts{${I}}`,
+          'watt',
+          '{{instance}} {{rail}}',
+        ),
+        ts(
+          'Average power per rail',
+          'Average since tegrastats started: what the module draws over a duty cycle.',
+          `gpulse_power_rail_average_watts{${I}}`,
+          'watt',
+          '{{instance}} {{rail}}',
+        ),
+        ts(
+          'Thermal zones',
+          'Which zone runs hot (the module throttles near its trip points)?',
+          `gpulse_jetson_temperature_celsius{${I}}`,
+          'celsius',
+          '{{instance}} {{sensor}}',
+        ),
+        ts(
+          'Sensors offline',
+          'Zones reading -256 C: their block is power-gated (normal for idle engines) or the sensor is off.',
+          `gpulse_jetson_temperature_sensor_offline{${I}}`,
+          'short',
+          '{{instance}} {{sensor}}',
+        ),
+      ],
+    },
+    {
+      title: 'Engines',
+      panels: [
+        ts(
+          'Engine load',
+          'Are the video (VIC), second graphics (GR3D2) and other engines busy?',
+          `gpulse_jetson_engine_utilization_ratio{${I}}`,
+          'percentunit',
+          '{{instance}} {{engine}}',
+          { min: 0, max: 1 },
+        ),
+        ts(
+          'Engine clocks',
+          'Clock of NVENC, NVDEC, VIC, APE and the other SoC engines.',
+          `gpulse_jetson_engine_clock_hz{${I}}`,
+          'hertz',
+          '{{instance}} {{engine}}',
+        ),
+        ts(
+          'Engines clocked',
+          'Which engines are on (1) or power-gated (0)?',
+          `gpulse_jetson_engine_active{${I}}`,
+          'short',
+          '{{instance}} {{engine}}',
+        ),
+      ],
+    },
+    {
+      title: 'Agent',
+      panels: [
+        {
+          title: 'tegrastats',
+          description:
+            'Is tegrastats running (1), how often was it restarted, and which output could the agent not read?',
+          kind: 'timeseries',
+          unit: 'short',
+          width: 24,
+          queries: [
+            { expr: `gpulse_tegrastats_stream_up{${I}}`, legend: '{{instance}} up' },
+            {
+              expr: `increase(gpulse_tegrastats_restarts_total{${I}}[$__rate_interval])`,
+              legend: '{{instance}} restarts',
+            },
+            {
+              expr: `increase(gpulse_tegrastats_rejected_lines_total{${I}}[$__rate_interval])`,
+              legend: '{{instance}} rejected lines',
+            },
+            {
+              expr: `increase(gpulse_tegrastats_unknown_fields_total{${I}}[$__rate_interval])`,
+              legend: '{{instance}} unknown fields',
+            },
+          ],
+        },
+      ],
+    },
+  ],
+};
+
 /** Every dashboard, in the order deploy/README.md presents them. */
 export const dashboards: readonly DashboardSpec[] = [
   fleetDashboard,
@@ -1343,4 +1562,5 @@ export const dashboards: readonly DashboardSpec[] = [
   containersDashboard,
   edgeDashboard,
   modelsDashboard,
+  jetsonDashboard,
 ];
