@@ -123,7 +123,7 @@ describe('deploy/compose files', () => {
     const targets = config.scrape_configs.flatMap((c) =>
       c.static_configs.flatMap((s) => s.targets),
     );
-    expect(targets.sort()).toEqual(['gateway:9489', 'gpulse:9489', 'jetson:9489']);
+    expect(targets.sort()).toEqual(['gateway:9489', 'gpulse:9489']);
   });
 
   it('provisions the Prometheus datasource and every dashboard in Grafana', () => {

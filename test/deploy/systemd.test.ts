@@ -2,13 +2,13 @@
 // the hardening holds (`systemd-analyze security --offline`, which scores the sandbox), and the
 // GPULSE_* variables the drop-ins set are settings the agent knows.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { settings } from '../../agent/config.js';
-import { CLI } from '../helpers/cli.js';
+import { CLI, REPO_ROOT } from '../helpers/cli.js';
 import { describeWithTools } from '../helpers/tools.js';
 import { deployPath } from './deploy-files.js';
 
@@ -25,6 +25,18 @@ function directives(text: string): [string, string][] {
 }
 
 describe('deploy/systemd unit', () => {
+  it('starts edge devices through the gpulse-edge launcher the package installs', () => {
+    const edge = directives(readFileSync(join(DIR, 'drop-in', 'edge.conf'), 'utf8'));
+    expect(edge.filter(([k]) => k === 'ExecStart').map(([, v]) => v)).toEqual([
+      '',
+      '/usr/local/bin/gpulse-edge',
+    ]);
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      bin: Record<string, string>;
+    };
+    expect(pkg.bin['gpulse-edge']).toBe('scripts/gpulse-edge');
+  });
+
   it('runs the agent hardened, writing only to its state directory', () => {
     const d = new Map(directives(UNIT));
     expect(d.get('ExecStart')).toBe('/usr/local/bin/gpulse run');
@@ -57,7 +69,7 @@ describeWithTools('systemd-analyze', [{ bin: 'systemd-analyze', pkg: 'systemd' }
   const tmp = mkdtempSync(join(tmpdir(), 'gpulse-systemd-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-  /** The unit with `dropIns` installed under a private unit path; ExecStart runs the build. */
+  /** The unit with `dropIns` installed under a private unit path; ExecStart runs this checkout. */
   function install(name: string, dropIns: readonly string[]): string {
     const dir = join(tmp, name);
     mkdirSync(join(dir, 'gpulse.service.d'), { recursive: true });
@@ -65,8 +77,13 @@ describeWithTools('systemd-analyze', [{ bin: 'systemd-analyze', pkg: 'systemd' }
       join(dir, 'gpulse.service'),
       UNIT.replace('/usr/local/bin/gpulse run', `${process.execPath} ${CLI} run`),
     );
-    for (const f of dropIns)
-      copyFileSync(join(DIR, 'drop-in', f), join(dir, 'gpulse.service.d', f));
+    for (const f of dropIns) {
+      const text = readFileSync(join(DIR, 'drop-in', f), 'utf8');
+      writeFileSync(
+        join(dir, 'gpulse.service.d', f),
+        text.replace('/usr/local/bin/gpulse-edge', join(REPO_ROOT, 'scripts', 'gpulse-edge')),
+      );
+    }
     return dir;
   }
 
