@@ -5,6 +5,7 @@ import { settings } from './config.js';
 import { packageVersion } from './package-info.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
 import { registerModelCommands } from '../edge/models/cli.js';
+import { registerDoctorCommand } from './doctor/command.js';
 
 const SHUTDOWN_LIMIT_MS = 5000;
 
@@ -128,5 +129,6 @@ addAgentOptions(
 );
 
 registerModelCommands(program);
+registerDoctorCommand(program);
 
 await program.parseAsync(process.argv);
