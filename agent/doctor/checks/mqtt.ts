@@ -111,22 +111,25 @@ export const mqttCheck: Check = {
       required: true,
       details: { ...details, code: String(code) },
     };
+    const passwordFix = m.username
+      ? 'set the right password in GPULSE_MQTT_PASSWORD or mqtt.passwordFile (check it with `mosquitto_sub -h HOST -p PORT -u USER -P PASSWORD -t test -C 1 -W 5`), or add the user on the broker (`mosquitto_passwd /etc/mosquitto/passwd USER`)'
+      : 'the broker requires a login: set mqtt.username (GPULSE_MQTT_USERNAME) and GPULSE_MQTT_PASSWORD or mqtt.passwordFile';
     if (typeof code === 'number' && BAD_CREDENTIALS.has(code))
       return {
         ...base,
         finding: `${shown} refused the credentials${who} (bad username or password)`,
         problem:
           'the broker is reachable but does not accept this username/password: nothing is published',
-        fix: m.username
-          ? 'set the right password in GPULSE_MQTT_PASSWORD or mqtt.passwordFile (check it with `mosquitto_sub -h HOST -p PORT -u USER -P PASSWORD -t test -C 1 -W 5`), or add the user on the broker (`mosquitto_passwd /etc/mosquitto/passwd USER`)'
-          : 'the broker requires a login: set mqtt.username (GPULSE_MQTT_USERNAME) and GPULSE_MQTT_PASSWORD or mqtt.passwordFile',
+        fix: passwordFix,
       };
+    // Mosquitto answers "not authorized" for a wrong password too, so both causes are named.
     if (typeof code === 'number' && NOT_AUTHORIZED.has(code))
       return {
         ...base,
-        finding: `${shown} refused${who}: not authorized`,
-        problem: 'the credentials are known but this client may not connect',
-        fix: "allow the user (and client id) in the broker's ACL, e.g. mosquitto `acl_file` with `user NAME` and `topic readwrite gpulse/v1/#`",
+        finding: `${shown} refused the login${who} (not authorized)`,
+        problem:
+          'the broker is reachable but refuses this client: a wrong password or unknown user, or an ACL that denies it',
+        fix: `${passwordFix}; if the login is right, allow the user in the broker's ACL (mosquitto \`acl_file\`: \`user NAME\` then \`topic readwrite gpulse/v1/#\`)`,
       };
     if (typeof code === 'number')
       return {

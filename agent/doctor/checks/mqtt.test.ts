@@ -1,0 +1,173 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { freePort } from '../../../test/helpers/cli.js';
+import { describeWithTools, findTool } from '../../../test/helpers/tools.js';
+import { loadConfig, type AgentConfig } from '../../config.js';
+import { runDoctor } from '../run-doctor.js';
+import { mqttCheck } from './mqtt.js';
+
+// The MQTT check against a real Mosquitto that requires a password: a good login, a wrong one,
+// none at all, and a port where no broker listens must each get their own explanation.
+
+const PASSWORD = 's3cret-Pa55';
+
+function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const tryOnce = () => {
+      const sock = connect(port, '127.0.0.1');
+      sock.once('connect', () => {
+        sock.destroy();
+        resolve();
+      });
+      sock.once('error', () => {
+        sock.destroy();
+        if (Date.now() > end) reject(new Error(`nothing listens on ${port}`));
+        else setTimeout(tryOnce, 100);
+      });
+    };
+    tryOnce();
+  });
+}
+
+describeWithTools(
+  'doctor MQTT check against a real mosquitto',
+  [
+    { bin: 'mosquitto', pkg: 'mosquitto' },
+    { bin: 'mosquitto_passwd', pkg: 'mosquitto' },
+  ],
+  () => {
+    let tmp: string;
+    let port: number;
+    let broker: ChildProcess;
+
+    beforeAll(async () => {
+      tmp = await mkdtemp(join(tmpdir(), 'gpulse-doctor-mqtt-'));
+      // Started as root, mosquitto drops to its own user: it must still read its files.
+      await chmod(tmp, 0o755);
+      port = await freePort();
+      const passwd = join(tmp, 'passwd');
+      execFileSync(findTool('mosquitto_passwd')!, ['-b', '-c', passwd, 'alice', PASSWORD]);
+      await chmod(passwd, 0o644);
+      const conf = join(tmp, 'mosquitto.conf');
+      await writeFile(
+        conf,
+        `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${passwd}\npersistence false\n`,
+      );
+      broker = spawn(findTool('mosquitto')!, ['-c', conf], { stdio: 'ignore' });
+      await waitForPort(port, 10_000);
+    });
+
+    afterAll(async () => {
+      broker?.kill('SIGTERM');
+      await rm(tmp, { recursive: true, force: true });
+    });
+
+    // The mqtt: section comes with the edge branch; until then it is added to a validated config.
+    async function check(mqtt: Record<string, unknown>) {
+      const config = { ...loadConfig({}).config, mqtt } as AgentConfig;
+      const report = await runDoctor({
+        config,
+        env: {},
+        version: 'test',
+        timeoutMs: 3000,
+        checks: [mqttCheck],
+      });
+      const result = report.checks[0]!;
+      // Whatever happened, the password is never shown.
+      expect(JSON.stringify(report)).not.toContain(PASSWORD);
+      return { result, report };
+    }
+
+    it('connects with the configured credentials', async () => {
+      const { result, report } = await check({
+        url: `mqtt://127.0.0.1:${port}`,
+        username: 'alice',
+        password: PASSWORD,
+      });
+      expect(result).toMatchObject({
+        status: 'ok',
+        required: true,
+        finding: `connected to mqtt://127.0.0.1:${port} as alice (MQTT 5)`,
+        details: { protocol: '5', username: 'alice' },
+      });
+      expect(report.exitCode).toBe(0);
+    });
+
+    it('reads the password from passwordFile and speaks 3.1.1 when told to', async () => {
+      const file = join(tmp, 'mqtt-password');
+      await writeFile(file, `${PASSWORD}\n`);
+      const { result } = await check({
+        url: `mqtt://127.0.0.1:${port}`,
+        username: 'alice',
+        passwordFile: file,
+        protocol: '3.1.1',
+      });
+      expect(result).toMatchObject({
+        status: 'ok',
+        finding: `connected to mqtt://127.0.0.1:${port} as alice (MQTT 3.1.1)`,
+      });
+    });
+
+    it('says the broker refused a wrong password, and how to fix it', async () => {
+      for (const protocol of ['5', '3.1.1']) {
+        const { result, report } = await check({
+          url: `mqtt://127.0.0.1:${port}`,
+          username: 'alice',
+          password: 'wrong-password',
+          protocol,
+        });
+        expect(result).toMatchObject({
+          status: 'fail',
+          required: true,
+        });
+        // Brokers differ: "bad username or password" (EMQX, HiveMQ) or "not authorized" (Mosquitto).
+        expect(result.finding).toMatch(
+          new RegExp(
+            `^mqtt://127\\.0\\.0\\.1:${port} refused the (credentials as alice \\(bad username or password\\)|login as alice \\(not authorized\\))$`,
+          ),
+        );
+        expect(result.fix).toContain('GPULSE_MQTT_PASSWORD');
+        expect(JSON.stringify(report)).not.toContain('wrong-password');
+        expect(report.exitCode).toBe(1);
+      }
+    });
+
+    it('says a login is needed when none is configured', async () => {
+      const { result } = await check({ url: `mqtt://127.0.0.1:${port}` });
+      expect(result.status).toBe('fail');
+      expect(result.finding).toMatch(
+        new RegExp(
+          `^mqtt://127\\.0\\.0\\.1:${port} refused the (credentials|login) without credentials`,
+        ),
+      );
+      expect(result.fix).toContain('the broker requires a login: set mqtt.username');
+    });
+
+    it('tells an unreachable broker apart from a refused login', async () => {
+      const closed = await freePort();
+      const { result } = await check({
+        url: `mqtt://127.0.0.1:${closed}`,
+        username: 'alice',
+        password: PASSWORD,
+      });
+      expect(result).toMatchObject({
+        status: 'fail',
+        required: true,
+        details: { code: 'ECONNREFUSED' },
+      });
+      expect(result.finding).toMatch(new RegExp(`^mqtt://127\\.0\\.0\\.1:${closed} unreachable: `));
+      expect(result.fix).toContain('start the broker');
+    });
+
+    it('never prints credentials written into the URL', async () => {
+      const { result } = await check({ url: `mqtt://alice:${PASSWORD}@127.0.0.1:${port}` });
+      expect(result.finding).toContain('mqtt://***:***@127.0.0.1');
+    });
+  },
+);
