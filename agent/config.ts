@@ -1,14 +1,21 @@
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { z } from 'zod';
 import { nvidiaSmiConfigSchema, nvidiaSmiSettings } from '../collectors/nvidia-smi/config.js';
 import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
 import { dcgmConfigSchema, dcgmSettings } from '../collectors/dcgm/config.js';
 import { kmsgConfigSchema, kmsgSettings } from '../collectors/kmsg/config.js';
 import { metricsConfigSchema, metricsSettings } from '../exporters/prometheus/config.js';
+import { dockerConfigSchema, dockerSettings } from '../collectors/docker/config.js';
+import { mqttConfigSchema, mqttSettings } from '../edge/config.js';
+import { gatewayConfigSchema, gatewaySettings } from '../edge/gateway/config.js';
+import { driftConfigSchema, driftSettings } from '../collectors/drift/config.js';
+import { tegrastatsConfigSchema, tegrastatsSettings } from '../collectors/tegrastats/config.js';
 import { modelsConfigSchema, modelsSettings } from '../edge/models/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
+import { applyEdgePreset, zPreset } from './preset.js';
 
 const LISTEN_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/;
 
@@ -42,7 +49,13 @@ const zListen = z.string().transform((value, ctx) => {
 /** The whole agent configuration; each collector owns its section. */
 export const agentConfigSchema = z
   .object({
+    /** Defaults for a kind of host (agent/preset.ts); explicit settings always win. */
+    preset: zPreset.default('default'),
     listen: zListen.default({ host: '0.0.0.0', port: 9489 }),
+    /** The host's /proc as the agent sees it: GPU drivers report host PIDs (`/host/proc` in a container). */
+    procRoot: z.string().min(1).default('/proc'),
+    /** The host's cgroup mount (`/host/sys/fs/cgroup` in a container), for container stats. */
+    cgroupRoot: z.string().min(1).default('/sys/fs/cgroup'),
     log: z
       .object({
         level: z
@@ -58,6 +71,8 @@ export const agentConfigSchema = z
         host: hostConfigSchema.default(hostConfigSchema.parse({})),
         dcgm: dcgmConfigSchema.default(dcgmConfigSchema.parse({})),
         kmsg: kmsgConfigSchema.default(kmsgConfigSchema.parse({})),
+        docker: dockerConfigSchema.default(dockerConfigSchema.parse({})),
+        tegrastats: tegrastatsConfigSchema.default(tegrastatsConfigSchema.parse({})),
       })
       .strict()
       .default({
@@ -65,8 +80,13 @@ export const agentConfigSchema = z
         host: hostConfigSchema.parse({}),
         dcgm: dcgmConfigSchema.parse({}),
         kmsg: kmsgConfigSchema.parse({}),
+        docker: dockerConfigSchema.parse({}),
+        tegrastats: tegrastatsConfigSchema.parse({}),
       }),
     metrics: metricsConfigSchema.default(metricsConfigSchema.parse({})),
+    mqtt: mqttConfigSchema.default(mqttConfigSchema.parse({})),
+    gateway: gatewayConfigSchema.default(gatewayConfigSchema.parse({})),
+    drift: driftConfigSchema.default(driftConfigSchema.parse({})),
     models: modelsConfigSchema,
   })
   .strict();
@@ -76,6 +96,14 @@ export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
 /** Every setting with an environment variable or a flag. */
 export const settings: readonly SettingBinding[] = [
+  {
+    path: ['preset'],
+    env: 'GPULSE_PRESET',
+    flag: 'preset',
+    valueName: 'default|edge',
+    description:
+      'edge: longer intervals, fewer child processes, MQTT spool sized from free disk (explicit settings win)',
+  },
   {
     path: ['listen'],
     env: 'GPULSE_LISTEN',
@@ -97,11 +125,30 @@ export const settings: readonly SettingBinding[] = [
     valueName: 'FORMAT',
     description: 'auto|json|pretty (auto: pretty on a terminal, JSON otherwise)',
   },
+  {
+    path: ['procRoot'],
+    env: 'GPULSE_PROC_ROOT',
+    flag: 'proc-root',
+    valueName: 'PATH',
+    description:
+      "the host's /proc, for GPU process attribution (default /proc; /host/proc in a container)",
+  },
+  {
+    path: ['cgroupRoot'],
+    env: 'GPULSE_CGROUP_ROOT',
+    valueName: 'PATH',
+    description: "the host's cgroup mount, for container stats (default /sys/fs/cgroup)",
+  },
   ...nvidiaSmiSettings,
   ...hostSettings,
   ...dcgmSettings,
   ...kmsgSettings,
   ...metricsSettings,
+  ...dockerSettings,
+  ...mqttSettings,
+  ...gatewaySettings,
+  ...driftSettings,
+  ...tegrastatsSettings,
   ...modelsSettings,
 ];
 
@@ -150,6 +197,8 @@ export interface ConfigSources {
 export interface LoadedConfig {
   readonly config: AgentConfig;
   readonly warnings: readonly string[];
+  /** What a preset decided from the host (logged at info). */
+  readonly notes?: readonly string[];
 }
 
 /** Reads a YAML config file; throws ConfigError with the file name on any problem. */
@@ -172,6 +221,8 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   let raw: Raw = {};
 
   if (sources.file) {
+    // Loaded only when there is a file: a device configured by environment keeps its heap free.
+    const { parseDocument } = createRequire(import.meta.url)('yaml') as typeof Yaml;
     const doc = parseDocument(sources.file.text, { uniqueKeys: true });
     for (const e of doc.errors) problems.push(`${sources.file.name}: ${e.message}`);
     const parsed: unknown = doc.errors.length === 0 ? doc.toJS() : {};
@@ -203,12 +254,16 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
     }
   }
 
+  const notes =
+    raw.preset === 'edge'
+      ? applyEdgePreset(raw, { hasSection: (name) => name in agentConfigSchema.shape, env })
+      : [];
   const result = agentConfigSchema.safeParse(raw);
   if (!result.success) {
     for (const issue of result.error.issues) problems.push(describeIssue(issue, origin, sources));
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
-  return { config: result.data, warnings };
+  return { config: result.data, warnings, notes };
 }
 
 function describeIssue(

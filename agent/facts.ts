@@ -124,10 +124,46 @@ export interface GpuProcess {
   /** MIG placement, when the GPU is partitioned. */
   readonly gpuInstanceId?: number;
   readonly computeInstanceId?: number;
+  /** Container the process runs in (from its cgroup), absent outside containers or when unknown. */
+  readonly containerId?: string;
+  readonly containerRuntime?: ContainerRuntime;
+}
+
+/** Container engine a cgroup path belongs to; `unknown` when the path has an id but no engine mark. */
+export type ContainerRuntime = 'docker' | 'containerd' | 'cri-o' | 'podman' | 'unknown';
+
+/** Who a container is, as an engine (Docker, Podman, CRI) names it; joins GPU processes to names. */
+export interface ContainerIdentity {
+  /** Full 64-hex container id. */
+  readonly id: string;
+  readonly name: string;
+  readonly image: string;
+  /** Kubernetes pod and namespace when the container belongs to a pod. */
+  readonly pod?: string;
+  readonly namespace?: string;
+}
+
+/** Per-process GPU utilization over the last sampling window (`nvidia-smi pmon`), host PIDs. */
+export interface GpuProcessUtilization {
+  readonly pid: number;
+  readonly gpuIndex: number;
+  readonly processName?: string;
+  /** C (compute), G (graphics) or C+G. */
+  readonly type?: string;
+  /** Share of time the process ran kernels on the GPU (0-1); absent when the GPU cannot tell. */
+  readonly smRatio?: number;
+  /** Share of time the process read or wrote device memory (0-1). */
+  readonly memoryRatio?: number;
+  readonly encoderRatio?: number;
+  readonly decoderRatio?: number;
+  readonly containerId?: string;
+  readonly containerRuntime?: ContainerRuntime;
 }
 
 /** All fact kinds; optional because each comes from a collector that may be absent. */
 export interface Facts {
   gpus: readonly GpuReading[];
   gpuProcesses: readonly GpuProcess[];
+  gpuProcessUtilization: readonly GpuProcessUtilization[];
+  containers: readonly ContainerIdentity[];
 }

@@ -1,4 +1,9 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { createRequire } from 'node:module';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyServerOptions,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { StateReader } from './types.js';
 
@@ -19,12 +24,46 @@ const LINKS: readonly [string, string][] = [
   ['/readyz', 'readiness and collector states'],
 ];
 
+type Compilers = Required<
+  NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>
+>;
+
+/**
+ * fastify's default schema compilers (ajv, fast-json-stringify), loaded only when a route
+ * declares a schema: the agent's own routes have none, and ajv costs ~2 MB of resident memory
+ * on edge devices. Same compilers as fastify's defaults; the one difference is that fastify
+ * treats them as custom, so it leaves header schemas' key case as written (write them lower case).
+ */
+function lazySchemaCompilers(): Compilers {
+  // Resolved from fastify's own folder: they are its dependencies, not ours.
+  const fastifyRequire = createRequire(createRequire(import.meta.url).resolve('fastify'));
+  let validator: Compilers['buildValidator'] | undefined;
+  let serializer: Compilers['buildSerializer'] | undefined;
+  return {
+    buildValidator: (...args) => {
+      validator ??= (
+        fastifyRequire('@fastify/ajv-compiler') as () => Compilers['buildValidator']
+      )();
+      return validator(...args);
+    },
+    buildSerializer: (...args) => {
+      serializer ??= (
+        fastifyRequire(
+          '@fastify/fast-json-stringify-compiler',
+        ) as () => Compilers['buildSerializer']
+      )();
+      return serializer(...args);
+    },
+  };
+}
+
 /** Builds the fastify app with health routes and the landing page; callers add their routes. */
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
   // Per-request logs are info level: at warn, scrapes stay quiet while handler errors still show.
   const httpLog: FastifyBaseLogger = options.log.child({ component: 'http' }, { level: 'warn' });
   const app = Fastify({
     loggerInstance: httpLog,
+    schemaController: { compilersFactory: lazySchemaCompilers() },
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     // Keep connections open across scrapes; Prometheus reuses them.
     keepAliveTimeout: 65_000,

@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 // Composition root: the only module that reads process.argv, handles signals and calls process.exit.
 import { Command, Option } from 'commander';
+import { defaultComponents } from './components.js';
 import { settings } from './config.js';
 import { packageVersion } from './package-info.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
-import { registerModelCommands } from '../edge/models/cli.js';
-import { registerDoctorCommand } from './doctor/command.js';
 
 const SHUTDOWN_LIMIT_MS = 5000;
 
@@ -49,6 +48,7 @@ async function runUntilSignal(
     env: process.env,
     stderr: (t) => process.stderr.write(t),
     version,
+    components: defaultComponents,
   });
   if (outcome.kind === 'exit') process.exit(outcome.code);
   const { agent, log } = outcome;
@@ -98,14 +98,19 @@ addAgentOptions(
   program
     .command('simulate')
     .description('run the whole agent against simulated GPU tools (everything else is real)')
-    .addOption(new Option('--profile <NAME>', 'simulated machine').default('h100-8x'))
+    .addOption(
+      new Option(
+        '--profile <NAME>',
+        'simulated machine (h100-8x, h100, h200, rtx-4080-super, ..., jetson-orin, jetson-nano, jetson-tx2)',
+      ).default('h100-8x'),
+    )
     .option(
       '--scenario <SPEC>',
       'fault scenario, e.g. thermal-throttle, power-brake, gpu-lost, hang, memory-full',
     )
     .option(
       '--capture <FILE>',
-      'replay a real capture: nvidia-smi -q -x XML or an all-fields --query-gpu CSV',
+      'replay a real capture: nvidia-smi -q -x XML, an all-fields --query-gpu CSV, or a tegrastats log',
     )
     .option('--apps-capture <FILE>', 'with --capture: a --query-compute-apps CSV')
     .option(
@@ -128,7 +133,28 @@ addAgentOptions(
   }),
 );
 
-registerModelCommands(program);
-registerDoctorCommand(program);
+// The other commands bring code `run` and `simulate` never use (the model updater with
+// dockerode, the gateway with aedes, the drift profiler with csv-parse): memory an edge device
+// with 64 MB for the agent does not have. They are loaded only when another command (or the
+// full --help) may need them.
+program.enablePositionalOptions();
+const subcommand = process.argv[2];
+if (subcommand !== 'run' && subcommand !== 'simulate') {
+  const [
+    { registerGatewayCommand },
+    { registerDriftCommand },
+    { registerModelCommands },
+    { registerDoctorCommand },
+  ] = await Promise.all([
+    import('../edge/gateway/command.js'),
+    import('../collectors/drift/cli.js'),
+    import('../edge/models/cli.js'),
+    import('./doctor/command.js'),
+  ]);
+  registerGatewayCommand(program, process);
+  registerDriftCommand(program);
+  registerModelCommands(program);
+  registerDoctorCommand(program);
+}
 
 await program.parseAsync(process.argv);

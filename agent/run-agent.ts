@@ -1,13 +1,17 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { buildAgent, ListenError, type Agent } from './build-agent.js';
+import { driftComponents } from '../collectors/drift/drift.js';
 import type { Component } from './component.js';
 import { loadConfig, readConfigFile, type AgentConfig } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { createLogger } from './logger.js';
 import { packageRoot } from './package-info.js';
 import { createGpuHealth } from './gpu-health/component.js';
+import { jetsonDevice } from '../collectors/simulation/jetson.js';
+import { parseTegrastatsLine } from '../collectors/tegrastats/parse.js';
 
 /** Options shared by `gpulse run` and `gpulse simulate` (flag values as commander parsed them). */
 export interface AgentCommandOptions {
@@ -42,6 +46,64 @@ export function dcgmiSimulatorPath(): string {
   return join(packageRoot(), 'dist', 'collectors', 'dcgm', 'simulator', 'dcgmi.js');
 }
 
+/** Path of the simulated tegrastats executable next to this build. */
+export function tegrastatsSimulatorPath(): string {
+  return join(packageRoot(), 'dist', 'collectors', 'tegrastats', 'simulator', 'tegrastats.js');
+}
+
+/** True when a capture file is tegrastats output (its first line has RAM or GR3D fields). */
+export function isTegrastatsCapture(path: string): boolean {
+  let first: string | undefined;
+  try {
+    first = readFileSync(path, 'utf8')
+      .split('\n')
+      .find((l) => l.trim() !== '');
+  } catch {
+    // An unreadable capture is the simulators' to report, with their own message.
+    return false;
+  }
+  const reading = first === undefined ? undefined : parseTegrastatsLine(first);
+  return reading?.ram !== undefined || reading?.gpu !== undefined;
+}
+
+/**
+ * Collector settings of a simulated machine: a discrete-GPU profile or nvidia-smi capture runs
+ * the simulated nvidia-smi; a Jetson profile or tegrastats capture runs the simulated tegrastats,
+ * plus the simulated nvidia-smi where that JetPack ships one (it answers N/A and stands down).
+ */
+export function simulatedCollectors(
+  collectors: AgentConfig['collectors'],
+  sim: SimulateOptions,
+): AgentConfig['collectors'] {
+  const jetson = sim.capture === undefined ? jetsonDevice(sim.profile) : undefined;
+  const tegraCapture = sim.capture !== undefined && isTegrastatsCapture(sim.capture);
+  if (jetson === undefined && !tegraCapture) {
+    return {
+      ...collectors,
+      // Simulated tools stand in for the real ones; a collector turned off stays off.
+      'nvidia-smi': {
+        ...collectors['nvidia-smi'],
+        binary: simulatorPath(),
+        mode: collectors['nvidia-smi'].mode === 'off' ? 'off' : 'required',
+      },
+      tegrastats: { ...collectors.tegrastats, mode: 'off' },
+    };
+  }
+  return {
+    ...collectors,
+    'nvidia-smi':
+      jetson?.nvidiaSmiCapture === undefined
+        ? { ...collectors['nvidia-smi'], mode: 'off' }
+        : { ...collectors['nvidia-smi'], binary: simulatorPath(), mode: 'auto' },
+    tegrastats: {
+      ...collectors.tegrastats,
+      binary: tegrastatsSimulatorPath(),
+      mode: 'required',
+      model: collectors.tegrastats.model ?? jetson?.model,
+    },
+  };
+}
+
 /** Environment for simulated GPU tools: the scenario clock starts now, shared by every child. */
 export function simulationEnv(
   base: NodeJS.ProcessEnv,
@@ -61,12 +123,17 @@ export function simulationEnv(
   return env;
 }
 
+/**
+ * The model updater, loaded only when models are configured: its module brings dockerode (with
+ * gRPC, protobuf and ssh2), about 15 MB of resident memory an edge device without models spares.
+ */
+
 /** Loads the configuration or reports every problem on stderr (exit 2). */
 export function loadAgentConfig(
   options: AgentCommandOptions,
   env: NodeJS.ProcessEnv,
   stderr: (text: string) => void,
-): { config: AgentConfig; warnings: readonly string[] } | undefined {
+): { config: AgentConfig; warnings: readonly string[]; notes?: readonly string[] } | undefined {
   try {
     const path = options.config ?? env.GPULSE_CONFIG;
     const file = path ? readConfigFile(path) : undefined;
@@ -98,39 +165,42 @@ export async function startAgent(
   let env = io.env;
   if (mode === 'simulate') {
     env = simulationEnv(io.env, sim, Date.now());
-    const smi = config.collectors['nvidia-smi'];
     config = {
       ...config,
       collectors: {
-        ...config.collectors,
-        // Simulated tools stand in for the real ones; a collector turned off stays off.
-        'nvidia-smi': {
-          ...smi,
-          binary: simulatorPath(),
-          mode: smi.mode === 'off' ? 'off' : 'required',
-        },
+        ...simulatedCollectors(config.collectors, sim),
         // The simulated host engine answers unless GPULSE_SIM_DCGM=absent says it is not there;
-        // a replayed capture is nvidia-smi output only, so there is no DCGM to simulate with it.
+        // a replayed capture or a Jetson has no DCGM to simulate.
         dcgm: {
           ...config.collectors.dcgm,
           binary: dcgmiSimulatorPath(),
-          mode: sim.capture ? 'off' : config.collectors.dcgm.mode,
+          mode: sim.capture || jetsonDevice(sim.profile) ? 'off' : config.collectors.dcgm.mode,
         },
       },
     };
   }
   const log = createLogger(config.log);
   for (const w of loaded.warnings) log.warn(w);
+  for (const n of loaded.notes ?? []) log.info(n);
   // Optional parts are imported only when configured: each costs memory an edge box may not have.
   const models =
     config.models.length > 0
       ? (await import('../edge/models/component.js')).createModelUpdater(config.models)
       : [];
+  const edge = config.mqtt.url
+    ? (await import('../edge/components.js')).createEdgeComponents(config)
+    : [];
   const agent = buildAgent(config, {
     log,
     version: io.version,
     env,
-    components: [createGpuHealth(config), ...models, ...(io.components?.(config) ?? [])],
+    components: [
+      createGpuHealth(config),
+      ...driftComponents(config),
+      ...edge,
+      ...models,
+      ...(io.components?.(config) ?? []),
+    ],
   });
   try {
     const address = await agent.start();

@@ -9,6 +9,9 @@ import { declaredMetrics } from '../agent/metric.js';
 // Loaded for the metric declarations they make at module load.
 import '../agent/build-agent.js';
 import '../agent/run-agent.js';
+// Optional parts run-agent imports only when configured.
+import '../edge/components.js';
+import '../edge/models/component.js';
 import { REPO_ROOT } from './helpers/cli.js';
 
 const README = join(REPO_ROOT, 'README.md');

@@ -1,5 +1,5 @@
 import { request } from 'node:http';
-import type { DockerEndpoint } from './settings.js';
+import type { Endpoint } from '../../collectors/docker/endpoint.js';
 
 // Three GETs do not justify loading dockerode (and its ssh2/protobuf dependencies) in a
 // diagnostic: node:http talks to the unix socket directly and keeps each errno visible.
@@ -8,7 +8,7 @@ import type { DockerEndpoint } from './settings.js';
 export type DockerProbe =
   | {
       readonly ok: true;
-      readonly endpoint: DockerEndpoint;
+      readonly endpoint: Endpoint;
       readonly version?: string;
       readonly apiVersion?: string;
       readonly runtimes: readonly string[];
@@ -19,7 +19,8 @@ export type DockerProbe =
     }
   | {
       readonly ok: false;
-      readonly endpoint: DockerEndpoint;
+      /** Absent when the configured endpoint could not even be parsed. */
+      readonly endpoint?: Endpoint;
       /** errno code (ENOENT, EACCES, ECONNREFUSED, ETIMEDOUT) or HTTP_<status>. */
       readonly code: string;
       readonly message: string;
@@ -30,13 +31,13 @@ interface HttpAnswer {
   readonly body: string;
 }
 
-function get(endpoint: DockerEndpoint, path: string, timeoutMs: number): Promise<HttpAnswer> {
+function get(endpoint: Endpoint, path: string, timeoutMs: number): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
-        socketPath: endpoint.socketPath,
-        host: endpoint.socketPath ? undefined : endpoint.host,
-        port: endpoint.socketPath ? undefined : endpoint.port,
+        ...(endpoint.kind === 'socket'
+          ? { socketPath: endpoint.socketPath }
+          : { host: endpoint.host, port: endpoint.port }),
         path,
         method: 'GET',
         headers: { host: 'docker' },
@@ -82,10 +83,7 @@ function s(v: unknown): string | undefined {
 }
 
 /** Asks the Engine at `endpoint` for /_ping, /version and /info. */
-export async function probeDocker(
-  endpoint: DockerEndpoint,
-  timeoutMs: number,
-): Promise<DockerProbe> {
+export async function probeDocker(endpoint: Endpoint, timeoutMs: number): Promise<DockerProbe> {
   try {
     const ping = await get(endpoint, '/_ping', timeoutMs);
     if (ping.status !== 200) {

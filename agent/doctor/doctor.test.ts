@@ -385,7 +385,10 @@ describeWithTools(
       dockerd.unref();
       const end = Date.now() + 60_000;
       for (;;) {
-        const probe = await probeDocker({ socketPath: socket, label: socket, from: 'test' }, 2000);
+        const probe = await probeDocker(
+          { kind: 'socket', socketPath: socket, display: socket },
+          2000,
+        );
         if (probe.ok) break;
         if (Date.now() > end)
           throw new Error(`dockerd did not answer within 60s: ${probe.message}`);

@@ -3,7 +3,7 @@ import { errorMessage } from '../errors.js';
 import { CHECKS } from './checks/index.js';
 import { probeNvidiaSmi, type NvidiaSmiProbe } from './checks/nvidia-smi.js';
 import { probeDocker, type DockerProbe } from './docker-api.js';
-import { dockerEndpoint } from './settings.js';
+import { resolveEndpoint } from '../../collectors/docker/endpoint.js';
 import type { Check, CheckResult, CheckStatus, DoctorContext } from './types.js';
 
 /** Version of the `--json` document; bumped only when a field changes meaning or goes away. */
@@ -44,9 +44,11 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     cuda: options.cuda,
     timeoutMs,
     nvidiaSmi: once<NvidiaSmiProbe>(() => probeNvidiaSmi(options)),
-    docker: once<DockerProbe>(() =>
-      probeDocker(dockerEndpoint(options.config, options.env), timeoutMs),
-    ),
+    docker: once<DockerProbe>(async () => {
+      const endpoint = resolveEndpoint(options.config.collectors.docker.socket, options.env);
+      if ('error' in endpoint) return { ok: false, code: 'EINVAL', message: endpoint.error };
+      return probeDocker(endpoint, timeoutMs);
+    }),
   };
   const checks = options.checks ?? CHECKS;
   const results = await Promise.all(

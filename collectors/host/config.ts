@@ -7,8 +7,8 @@ export const hostConfigSchema = z
     mode: z.enum(['auto', 'off']).default('auto'),
     interval: zDuration({ min: 1000 }).default(15_000),
     timeout: zDuration({ min: 100 }).default(10_000),
-    /** The host's /proc (e.g. /host/proc when the agent runs in a container with it mounted). */
-    procRoot: z.string().min(1).default('/proc'),
+    /** The host's /proc for this collector only; unset, the agent-wide `procRoot` applies. */
+    procRoot: z.string().min(1).optional(),
     /** The host's /sys, for temperature sensors. */
     sysRoot: z.string().min(1).default('/sys'),
     /** Where the host's root filesystem is mounted, for filesystem sizes (node_exporter's --path.rootfs). */
@@ -43,7 +43,7 @@ export const hostSettings: readonly SettingBinding[] = [
     path: ['collectors', 'host', 'procRoot'],
     env: 'GPULSE_HOST_PROC_ROOT',
     valueName: 'DIR',
-    description: "the host's /proc, e.g. /host/proc in a container (default /proc)",
+    description: "the host's /proc for host series only (default: the agent-wide procRoot)",
   },
   {
     path: ['collectors', 'host', 'sysRoot'],

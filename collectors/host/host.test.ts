@@ -118,9 +118,10 @@ describe('host collector', () => {
     );
     mkdirSync(join(proc, 'self'), { recursive: true });
     writeFileSync(join(proc, 'self', 'mounts'), '/dev/vda / ext4 rw 0 0\n');
-    const collector = createHostCollector(
-      hostConfigSchema.parse({ procRoot: proc, sysRoot: join(dir, 'nosys') }),
-    );
+    const collector = createHostCollector({
+      ...hostConfigSchema.parse({ sysRoot: join(dir, 'nosys') }),
+      procRoot: proc,
+    });
     const ctx = {
       signal: new AbortController().signal,
       log: silentLogger(),
@@ -160,7 +161,7 @@ describe('host collector', () => {
   });
 
   it('reads this machine', async () => {
-    const collector = createHostCollector(hostConfigSchema.parse({}));
+    const collector = createHostCollector({ ...hostConfigSchema.parse({}), procRoot: '/proc' });
     const ctx = {
       signal: new AbortController().signal,
       log: silentLogger(),

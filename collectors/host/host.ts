@@ -102,7 +102,7 @@ const USER_HZ = 100;
  * synchronous child processes (`ip`, `nmcli`, `sensors`) that block the event loop for tens of
  * milliseconds — exactly when a scrape must not wait.
  */
-export function createHostCollector(config: HostConfig): PolledCollector {
+export function createHostCollector(config: HostConfig & { procRoot: string }): PolledCollector {
   let previous = new Map<string, CpuTimes>();
   const osName = readOsName(join(config.rootfs, 'etc', 'os-release'));
   return {

@@ -14,6 +14,8 @@ export const nvidiaSmiConfigSchema = z
     xmlInterval: zDuration().default(60_000),
     /** Per-process GPU memory from --query-compute-apps. */
     processes: z.enum(['on', 'off']).default('on'),
+    /** Per-process GPU utilization from a long-lived `nvidia-smi pmon` (per-container GPU use). */
+    pmon: z.enum(['on', 'off']).default('on'),
     /** Limit for one-shot calls (--help-query-gpu, -L). */
     timeout: zDuration({ min: 100 }).default(10_000),
     /** A stream silent for this many intervals is killed and restarted (hung driver). */
@@ -73,6 +75,12 @@ export const nvidiaSmiSettings: readonly SettingBinding[] = [
     env: 'GPULSE_NVIDIA_SMI_STALL_INTERVALS',
     valueName: 'N',
     description: 'a stream silent for N intervals is killed and restarted (default 3)',
+  },
+  {
+    path: ['collectors', 'nvidia-smi', 'pmon'],
+    env: 'GPULSE_NVIDIA_SMI_PMON',
+    valueName: 'on|off',
+    description: 'per-process GPU utilization from nvidia-smi pmon (default on)',
   },
   {
     path: ['collectors', 'nvidia-smi', 'excludeFields'],

@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -55,7 +55,7 @@ function row(i, util) {
   return fields.map((f) => v[f] ?? '[N/A]').join(', ');
 }`;
 
-function run(binary: string, extra: Record<string, unknown> = {}) {
+function run(binary: string, extra: Record<string, unknown> = {}, procRoot?: string) {
   const { log, records } = captureLogger();
   const store = new StateStore({ clock: systemClock, log });
   const config = nvidiaSmiConfigSchema.parse({
@@ -63,9 +63,11 @@ function run(binary: string, extra: Record<string, unknown> = {}) {
     interval: 200,
     xmlInterval: 0,
     timeout: 2000,
+    // The stand-ins below print CSV whatever they are asked; pmon has its own test.
+    pmon: 'off',
     ...extra,
   });
-  const collector = createNvidiaSmiCollector(config, { random: () => 0.5 });
+  const collector = createNvidiaSmiCollector(config, { random: () => 0.5, procRoot });
   const runner = new CollectorRunner([collector], {
     clock: systemClock,
     log,
@@ -265,6 +267,87 @@ else if (args.some((a) => a.startsWith('--query-compute-apps='))) {
     ]);
     rmSync(flag);
     await until((st) => st.status === 'ok' && (st.output.facts?.gpuProcesses?.length ?? -1) === 0);
+  });
+
+  it('ticks of the process list read back to back (a starved agent) are not merged into one', async () => {
+    const bin = standIn(
+      'apps-burst',
+      `${ROW}
+const line = '2026/01/01 00:00:00.000, GPU-0, 4242, python, 2048, 00000000:00:00.0, Test GPU\\n';
+if (fields.length) { setInterval(() => console.log(row(0, 1)), 100); }
+else if (args.some((a) => a.startsWith('--query-compute-apps='))) {
+  setInterval(() => process.stdout.write(line + line + line), 100);
+} else { setInterval(() => {}, 1000); }`,
+    );
+    const { until, state } = run(bin);
+    await until((st) => (st.output.facts?.gpuProcesses?.length ?? 0) > 0);
+    const seen = new Set<number>();
+    for (let i = 0; i < 20; i++) {
+      seen.add(state().output.facts?.gpuProcesses?.length ?? 0);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Never the same process twice (a starved stand-in may also look silent: 0).
+    expect(Math.max(...seen)).toBe(1);
+  });
+
+  it('streams pmon per-process utilization and attributes both process lists to containers', async () => {
+    const id = 'b29faf21b7eff959f64b4192c34d5d67a707fe8561e9eaa608cb27693fba4242';
+    const proc = join(dir, 'proc');
+    mkdirSync(join(proc, '4242'), { recursive: true });
+    writeFileSync(join(proc, '4242', 'cgroup'), `4:memory:/docker/${id}\n0::/docker/${id}\n`);
+    mkdirSync(join(proc, '4243'), { recursive: true });
+    writeFileSync(join(proc, '4243', 'cgroup'), '0::/user.slice/user-1000.slice/session-2.scope\n');
+    const bin = standIn(
+      'pmon',
+      `${ROW}
+if (args[0] === 'pmon') {
+  if (args.join(' ') !== 'pmon -d 1') { console.error('unexpected ' + args.join(' ')); process.exit(2); }
+  console.log('# gpu         pid   type     sm    mem    enc    dec    jpg    ofa    command ');
+  console.log('# Idx           #    C/G      %      %      %      %      %      %    name ');
+  setInterval(() => {
+    console.log('    0       4242     C     73     21      -      -      -      -    python         ');
+    console.log('    0       4243     C      -      -      -      -      -      -    python         ');
+  }, 100);
+} else if (fields.length) { setInterval(() => console.log(row(0, 80)), 100); }
+else if (args.some((a) => a.startsWith('--query-compute-apps='))) {
+  setInterval(() => console.log('2026/01/01 00:00:00.000, GPU-0, 4242, python, 2048, 00000000:00:00.0, Test GPU'), 100);
+} else { setInterval(() => {}, 1000); }`,
+    );
+    const { until } = run(bin, { pmon: 'on', interval: 1000 }, proc);
+    const s = await until(
+      (st) =>
+        (st.output.facts?.gpuProcessUtilization?.length ?? 0) === 2 &&
+        (st.output.facts?.gpuProcesses?.length ?? 0) === 1,
+    );
+    expect(s.output.facts?.gpuProcessUtilization).toEqual([
+      {
+        pid: 4242,
+        gpuIndex: 0,
+        processName: 'python',
+        type: 'C',
+        smRatio: 0.73,
+        memoryRatio: 0.21,
+        encoderRatio: undefined,
+        decoderRatio: undefined,
+        containerId: id,
+        containerRuntime: 'docker',
+      },
+      {
+        pid: 4243,
+        gpuIndex: 0,
+        processName: 'python',
+        type: 'C',
+        smRatio: 0,
+        memoryRatio: 0,
+        encoderRatio: undefined,
+        decoderRatio: undefined,
+      },
+    ]);
+    expect(s.output.facts?.gpuProcesses?.[0]).toMatchObject({
+      pid: 4242,
+      containerId: id,
+      containerRuntime: 'docker',
+    });
   });
 
   it('asks the driver again when it rejects the field list (driver changed under us)', async () => {

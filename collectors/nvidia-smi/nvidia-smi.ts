@@ -2,13 +2,15 @@ import type { Logger } from 'pino';
 import { ChildStream, type StreamExit } from '../../agent/child-stream.js';
 import { systemClock, type Clock, type TimerHandle } from '../../agent/clock.js';
 import { CollectorError, NoDataError, errorMessage } from '../../agent/errors.js';
-import type { GpuProcess, GpuReading } from '../../agent/facts.js';
+import type { GpuProcess, GpuProcessUtilization, GpuReading } from '../../agent/facts.js';
 import { counter, gauge, SampleBuilder } from '../../agent/metric.js';
 import { CommandError, runCommand, type SpawnFn } from '../../agent/process.js';
+import { attributeProcesses, ProcessContainers } from '../../agent/process-containers.js';
 import type { StreamSink, StreamingCollector } from '../../agent/types.js';
 import { gpuReadingSamples } from '../gpu-series.js';
 import type { NvidiaSmiConfig } from './config.js';
 import { classifyExit, notFoundMessage } from './exit-codes.js';
+import { isIntegratedGpuName } from './integrated.js';
 import { mergeXmlExtras, type XmlExtras } from './merge.js';
 import {
   COMPUTE_APPS_FIELDS,
@@ -19,6 +21,7 @@ import {
   splitCsvLine,
 } from './parse-csv.js';
 import { parseNvidiaSmiXml } from './parse-xml.js';
+import { PmonSampler } from './pmon.js';
 
 /** Collector name: folder, config key, log field and `collector` label value. */
 export const NVIDIA_SMI = 'nvidia-smi';
@@ -41,7 +44,7 @@ const metrics = {
   ),
 } as const;
 
-type StreamName = 'query-gpu' | 'compute-apps' | 'xml';
+type StreamName = 'query-gpu' | 'compute-apps' | 'xml' | 'pmon';
 
 /** What the collector needs from outside. */
 export interface NvidiaSmiDeps {
@@ -49,6 +52,8 @@ export interface NvidiaSmiDeps {
   readonly spawnFn?: SpawnFn;
   readonly env?: NodeJS.ProcessEnv;
   readonly random?: () => number;
+  /** The host's /proc: GPU processes are attributed to containers from `<procRoot>/<pid>/cgroup`. */
+  readonly procRoot?: string;
 }
 
 /** Builds the nvidia-smi collector: long-lived CSV streams plus a slow `-q -x` stream. */
@@ -82,7 +87,18 @@ class NvidiaSmiCollector implements StreamingCollector {
   private lastOutput = new Map<StreamName, string>();
   private rejected = new Map<StreamName, number>();
   private stopped = false;
+  /** Set once nvidia-smi turned out to see only an integrated Jetson GPU (see integrated.ts). */
+  private stoodDown = false;
+  private integratedNoted = false;
   private reprobeTimer: TimerHandle | undefined;
+  private containers: ProcessContainers | undefined;
+  private utilization: GpuProcessUtilization[] = [];
+  private lastPmonAt = 0;
+  private pmonTimer: TimerHandle | undefined;
+  private readonly pmon = new PmonSampler((sample) => {
+    this.utilization = this.containers ? attributeProcesses(sample, this.containers) : sample;
+    this.lastPmonAt = this.clock.now();
+  });
 
   constructor(
     private readonly config: NvidiaSmiConfig,
@@ -95,6 +111,13 @@ class NvidiaSmiCollector implements StreamingCollector {
     this.sink = sink;
     this.log = log;
     this.stopped = false;
+    if (this.deps.procRoot) {
+      this.containers = new ProcessContainers({
+        procRoot: this.deps.procRoot,
+        now: () => this.clock.now(),
+        log,
+      });
+    }
     const known = await this.probe();
     this.fields = selectQueryFields(known, this.config.excludeFields);
     if (this.fields.length === 0) {
@@ -112,7 +135,7 @@ class NvidiaSmiCollector implements StreamingCollector {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of [this.blockTimer, this.appsTimer, this.reprobeTimer])
+    for (const t of [this.blockTimer, this.appsTimer, this.reprobeTimer, this.pmonTimer])
       if (t) this.clock.clearTimeout(t);
     await Promise.all([...this.streams.values()].map((s) => s.stop()));
     this.streams.clear();
@@ -203,6 +226,36 @@ class NvidiaSmiCollector implements StreamingCollector {
     this.reportHealth();
   }
 
+  /**
+   * pmon starts once the GPUs answer: a fourth nvidia-smi process at start-up would only slow
+   * the first sample of the others (each real one loads NVML; each simulated one a node).
+   */
+  private startPmon(): void {
+    if (this.config.pmon !== 'on' || this.stopped || this.streams.has('pmon')) return;
+    // pmon samples per whole second (1-10); each sample prints every process (or a "-" row).
+    const seconds = Math.min(10, Math.max(1, Math.round(this.config.interval / 1000)));
+    this.addStream(
+      'pmon',
+      ['pmon', '-d', String(seconds)],
+      this.config.stallIntervals * seconds * 1000,
+      (line) => this.onPmonLine(line),
+    );
+    this.streams.get('pmon')?.start();
+  }
+
+  private onPmonLine(line: string): void {
+    if (!this.pmon.push(line)) {
+      this.reject('pmon', line);
+      return;
+    }
+    // The last sample of a burst has no successor to end it: a quiet moment does.
+    if (this.pmonTimer) this.clock.clearTimeout(this.pmonTimer);
+    this.pmonTimer = this.clock.setTimeout(() => {
+      this.pmonTimer = undefined;
+      this.pmon.flush();
+    }, BLOCK_QUIET_MS);
+  }
+
   private addStream(
     name: StreamName,
     args: string[],
@@ -253,6 +306,11 @@ class NvidiaSmiCollector implements StreamingCollector {
       this.reject('compute-apps', line);
       return;
     }
+    // A process seen twice means the previous tick is complete: ticks read late (a starved
+    // event loop) arrive back to back, within the quiet time.
+    if (this.appsBlock.some((p) => p.pid === proc.pid && p.gpuUuid === proc.gpuUuid)) {
+      this.flushApps();
+    }
     this.appsBlock.push(proc);
     if (this.appsTimer) this.clock.clearTimeout(this.appsTimer);
     this.appsTimer = this.clock.setTimeout(() => this.flushApps(), BLOCK_QUIET_MS);
@@ -294,7 +352,9 @@ class NvidiaSmiCollector implements StreamingCollector {
 
   private flushApps(): void {
     this.appsTimer = undefined;
-    this.processes = this.appsBlock;
+    this.processes = this.containers
+      ? attributeProcesses(this.appsBlock, this.containers)
+      : this.appsBlock;
     this.appsBlock = [];
     this.lastAppsAt = this.clock.now();
   }
@@ -302,27 +362,72 @@ class NvidiaSmiCollector implements StreamingCollector {
   private flushBlock(): void {
     if (this.blockTimer) this.clock.clearTimeout(this.blockTimer);
     this.blockTimer = undefined;
-    if (this.block.length === 0 || this.stopped) return;
-    const readings = this.block;
+    if (this.block.length === 0 || this.stopped || this.stoodDown) return;
+    const block = this.block;
     this.block = [];
+    // An integrated Jetson GPU reports nearly nothing here; the tegrastats collector owns it,
+    // so it never appears twice (once per collector) or as a GPU without values.
+    const integrated = block.filter((g) => isIntegratedGpuName(g.name));
+    const readings = block.filter((g) => !isIntegratedGpuName(g.name));
+    if (integrated.length > 0) {
+      if (readings.length === 0) {
+        this.standDown(integrated.map((g) => g.name ?? '').join(', '));
+        return;
+      }
+      if (!this.integratedNoted) {
+        this.integratedNoted = true;
+        this.log?.info(
+          { gpus: integrated.map((g) => g.uuid) },
+          'integrated Jetson GPU left to the tegrastats collector',
+        );
+      }
+    }
     const now = this.clock.now();
     // The apps stream is silent when no process holds GPU memory: silence means "none".
     if (now - this.lastAppsAt > 2.5 * this.config.interval) this.processes = [];
+    this.startPmon();
     const gpus = mergeXmlExtras(readings, this.xmlExtras);
     const byUuid = new Map(gpus.map((g) => [g.uuid, g.index]));
-    const processes = this.processes.map((p) => ({
-      ...p,
-      gpuIndex: p.gpuIndex ?? byUuid.get(p.gpuUuid),
-    }));
+    const left = new Set(integrated.map((g) => g.uuid));
+    const processes = this.processes
+      .filter((p) => !left.has(p.gpuUuid))
+      .map((p) => ({
+        ...p,
+        gpuIndex: p.gpuIndex ?? byUuid.get(p.gpuUuid),
+      }));
+    const pmonSeconds = Math.min(10, Math.max(1, Math.round(this.config.interval / 1000)));
+    if (now - this.lastPmonAt > 2.5 * pmonSeconds * 1000) this.utilization = [];
     this.sink?.ok(
-      { samples: gpuReadingSamples(gpus), facts: { gpus, gpuProcesses: processes } },
+      {
+        samples: gpuReadingSamples(gpus),
+        facts: { gpus, gpuProcesses: processes, gpuProcessUtilization: this.utilization },
+      },
       Math.max(0, now - this.blockStartedAt),
+    );
+  }
+
+  /**
+   * nvidia-smi sees only integrated Jetson GPUs: stop its streams for good (on a constrained
+   * device they cost CPU for N/A values) and say which collector reports the GPU instead.
+   */
+  private standDown(names: string): void {
+    this.stoodDown = true;
+    for (const t of [this.appsTimer, this.reprobeTimer]) if (t) this.clock.clearTimeout(t);
+    void Promise.all([...this.streams.values()].map((s) => s.stop())).then(() => {
+      this.streams.clear();
+      this.reportHealth();
+    });
+    this.sink?.noData(
+      'integrated_gpu',
+      `${this.config.binary} sees only the integrated Jetson GPU (${names}), whose values it ` +
+        'reports as N/A; the tegrastats collector reports that GPU (collectors.tegrastats), ' +
+        'so the nvidia-smi streams were stopped',
     );
   }
 
   private onStreamExit(name: StreamName, exit: StreamExit): void {
     this.reportHealth();
-    if (this.stopped) return;
+    if (this.stopped || this.stoodDown) return;
     const binary = this.config.binary;
     if (name === 'query-gpu') {
       this.block = [];
@@ -363,6 +468,7 @@ class NvidiaSmiCollector implements StreamingCollector {
     }
     // The process list and -q -x are extras: their failures are counted, the CSV values stay.
     if (name === 'compute-apps') this.processes = [];
+    if (name === 'pmon') this.utilization = [];
     const reason =
       exit.kind === 'stall'
         ? 'hang'
@@ -378,7 +484,7 @@ class NvidiaSmiCollector implements StreamingCollector {
 
   /** The driver rejected our field list (driver changed under us): ask it again what it knows. */
   private reprobe(): void {
-    if (this.reprobeTimer) return;
+    if (this.reprobeTimer || this.stoodDown) return;
     void Promise.all([...this.streams.values()].map((s) => s.stop())).then(() => {
       this.streams.clear();
       this.reprobeTimer = this.clock.setTimeout(() => {

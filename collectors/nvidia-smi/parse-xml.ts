@@ -7,7 +7,8 @@
  * name first and then under the older ones; one code path instead of a table per version. The
  * DOCTYPE version is only reported, for the collector to warn about schemas never seen.
  */
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { createRequire } from 'node:module';
+import type * as Fxp from 'fast-xml-parser';
 import { CollectorError, errorMessage } from '../../agent/errors.js';
 import {
   THROTTLE_REASONS,
@@ -88,16 +89,33 @@ function list(value: unknown): unknown[] {
   return value === undefined ? [] : [value];
 }
 
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@_',
-  // Keep "0x0000" and "00001580:00:00.0" as written; values.ts decides what is a number.
-  parseTagValue: false,
-  parseAttributeValue: false,
-});
+let xml:
+  { readonly parser: Fxp.XMLParser; readonly validator: typeof Fxp.XMLValidator } | undefined;
 
-function parseDocument(xml: string): unknown {
-  const valid = XMLValidator.validate(xml);
+/**
+ * The XML parser, loaded at the first document: hosts that never read `-q -x` (the edge preset
+ * turns it off; a Jetson's nvidia-smi stands down) keep its ~1.5 MB of heap free.
+ */
+function xmlParser(): NonNullable<typeof xml> {
+  if (xml === undefined) {
+    const fxp = createRequire(import.meta.url)('fast-xml-parser') as typeof Fxp;
+    xml = {
+      parser: new fxp.XMLParser({
+        ignoreAttributes: false,
+        attributeNamePrefix: '@_',
+        // Keep "0x0000" and "00001580:00:00.0" as written; values.ts decides what is a number.
+        parseTagValue: false,
+        parseAttributeValue: false,
+      }),
+      validator: fxp.XMLValidator,
+    };
+  }
+  return xml;
+}
+
+function parseDocument(text: string): unknown {
+  const { parser, validator } = xmlParser();
+  const valid = validator.validate(text);
   if (valid !== true) {
     throw new CollectorError(
       'parse_error',
@@ -105,7 +123,7 @@ function parseDocument(xml: string): unknown {
     );
   }
   try {
-    return parser.parse(xml);
+    return parser.parse(text);
   } catch (err) {
     throw new CollectorError('parse_error', `nvidia-smi XML: ${errorMessage(err)}`, { cause: err });
   }

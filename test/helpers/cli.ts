@@ -67,13 +67,20 @@ export interface CliProcess {
 export async function startCli(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
-  options: { readonly waitHealthy?: boolean } = {},
+  options: {
+    readonly waitHealthy?: boolean;
+    /** Run as this user and group (a test running as root checks what others may do). */
+    readonly uid?: number;
+    readonly gid?: number;
+  } = {},
 ): Promise<CliProcess> {
   requireBuild();
   const port = await freePort();
   const proc = spawn(process.execPath, [CLI, ...args, '--listen', `127.0.0.1:${port}`], {
     env: { ...process.env, GPULSE_LOG_FORMAT: 'json', GPULSE_LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.uid === undefined ? {} : { uid: options.uid }),
+    ...(options.gid === undefined ? {} : { gid: options.gid }),
   });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';

@@ -14,7 +14,7 @@ export const cgroupCheck: Check = {
   id: 'cgroup',
   title: 'cgroup version',
   async run(ctx): Promise<CheckOutcome> {
-    const root = join(ctx.config.collectors.host.sysRoot, 'fs', 'cgroup');
+    const root = ctx.config.cgroupRoot;
     const controllers = await readFile(join(root, 'cgroup.controllers'), 'utf8').catch(
       () => undefined,
     );
@@ -51,7 +51,7 @@ export const cgroupCheck: Check = {
       required: false,
       finding: `no cgroup filesystem under ${root}`,
       problem: 'per-container CPU and memory come from the slower Engine API stats calls instead',
-      fix: `mount the host's /sys read-only (\`-v /sys:/host/sys:ro\`) and set GPULSE_HOST_SYS_ROOT=/host/sys (collectors.host.sysRoot)`,
+      fix: `mount the host's cgroup tree read-only (\`-v /sys/fs/cgroup:/host/sys/fs/cgroup:ro\`) and set GPULSE_CGROUP_ROOT=/host/sys/fs/cgroup (cgroupRoot)`,
       details: { root },
     };
   },

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access, statfs } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { mqttSettings } from '../settings.js';
+import { defaultStateDir } from '../../../edge/mqtt-component.js';
 import type { Check, CheckOutcome } from '../types.js';
 
 /** Below this, writes fail soon: a spool segment or one model chunk no longer fits. */
@@ -13,18 +13,19 @@ export const DISK_WARN_BYTES = 1024 ** 3;
 interface Target {
   readonly what: string;
   readonly dir: string;
+  /** What it may grow to (the spool's cap), when known. */
+  readonly needs?: number;
 }
 
 function targets(ctx: Parameters<Check['run']>[0]): Target[] {
   const out: Target[] = [];
-  const m = mqttSettings(ctx.config);
-  if (m) {
-    const state = ctx.env.STATE_DIRECTORY?.split(':')[0];
+  const m = ctx.config.mqtt;
+  if (m.url)
     out.push({
       what: 'MQTT spool',
-      dir: m.spoolDir ?? resolve(state ?? '/var/lib/gpulse', 'mqtt'),
+      dir: m.spool.dir ?? defaultStateDir(ctx.env),
+      needs: m.spool.maxBytes,
     });
-  }
   for (const model of ctx.config.models) out.push({ what: `model ${model.name}`, dir: model.dir });
   return out;
 }
@@ -102,6 +103,14 @@ export const diskCheck: Check = {
         problems.push(`${t.what}: only ${fmt(free)} free under ${at}`);
         fixes.push(
           `free space on the filesystem of ${at} (\`du -xh ${at} | sort -h | tail\`) or move ${t.dir} to a larger disk`,
+        );
+      } else if (t.needs !== undefined && free < t.needs) {
+        if (worst === 'ok') worst = 'warn';
+        problems.push(
+          `${t.what}: ${fmt(free)} free under ${at}, less than its cap of ${fmt(t.needs)}: a long outage fills the disk`,
+        );
+        fixes.push(
+          `lower mqtt.spool.maxBytes (GPULSE_MQTT_SPOOL_MAX_BYTES) below ${fmt(free)}, or free space under ${at}`,
         );
       } else if (free < DISK_WARN_BYTES || free < total * 0.05) {
         if (worst === 'ok') worst = 'warn';

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { collectorMode, inContainer } from '../settings.js';
+import { inContainer } from '../settings.js';
 import type { Check, CheckOutcome } from '../types.js';
 
 /** Name of a group id from /etc/group, for the fix text. */
@@ -20,7 +20,7 @@ export const dockerSocketCheck: Check = {
   id: 'docker',
   title: 'Docker socket',
   async run(ctx): Promise<CheckOutcome> {
-    const mode = collectorMode(ctx.config, 'docker');
+    const { mode, socket: configured } = ctx.config.collectors.docker;
     if (mode === 'off')
       return {
         status: 'skip',
@@ -28,27 +28,44 @@ export const dockerSocketCheck: Check = {
         finding: 'the docker collector is off (collectors.docker.mode: off)',
       };
     const probe = await ctx.docker();
-    const where = `${probe.endpoint.label} (from ${probe.endpoint.from})`;
+    if (!probe.ok && !probe.endpoint)
+      return {
+        status: 'fail',
+        required: true,
+        finding: probe.message,
+        problem: 'the Docker endpoint setting cannot be used, so containers are not seen',
+        fix: 'set GPULSE_DOCKER_SOCKET (collectors.docker.socket) or DOCKER_HOST to a socket path, unix://PATH or tcp://HOST:PORT',
+        details: { code: probe.code },
+      };
+    const from = configured
+      ? 'collectors.docker.socket'
+      : ctx.env.DOCKER_HOST
+        ? 'DOCKER_HOST'
+        : 'the default socket';
+    const endpoint = probe.endpoint;
+    if (!endpoint) throw new Error('unreachable: a probe without an endpoint was handled above');
+    const label = endpoint.display;
+    const where = `${label} (from ${from})`;
     if (probe.ok) {
       const runtimes = probe.runtimes.join(', ') || 'none listed';
       return {
         status: 'ok',
         required: mode === 'required',
-        finding: `Docker Engine ${probe.version ?? '?'} (API ${probe.apiVersion ?? '?'}) at ${probe.endpoint.label}: ${probe.containers ?? '?'} containers, runtimes ${runtimes}`,
+        finding: `Docker Engine ${probe.version ?? '?'} (API ${probe.apiVersion ?? '?'}) at ${label}: ${probe.containers ?? '?'} containers, runtimes ${runtimes}`,
         details: {
-          endpoint: probe.endpoint.label,
+          endpoint: label,
           ...(probe.version ? { version: probe.version } : {}),
           ...(probe.apiVersion ? { apiVersion: probe.apiVersion } : {}),
           runtimes: probe.runtimes,
         },
       };
     }
-    const socket = probe.endpoint.socketPath;
+    const socket = endpoint.kind === 'socket' ? endpoint.socketPath : undefined;
     // A socket that exists means Docker is installed here: not reaching it is a real problem even
     // in auto mode, since container attribution silently stops.
     const present = socket === undefined || existsSync(socket);
     const required = mode === 'required' || (mode === 'auto' && present);
-    const details = { endpoint: probe.endpoint.label, code: probe.code };
+    const details = { endpoint: label, code: probe.code };
     const setSocket =
       'or point GPULSE_DOCKER_SOCKET (collectors.docker.socket) at the right socket';
     switch (probe.code) {

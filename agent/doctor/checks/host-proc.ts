@@ -13,7 +13,8 @@ export const hostProcCheck: Check = {
   id: 'host-proc',
   title: 'host /proc',
   async run(ctx): Promise<CheckOutcome> {
-    const root = ctx.config.collectors.host.procRoot;
+    // The agent-wide procRoot is the one GPU process attribution reads.
+    const root = ctx.config.procRoot;
     let pids: number;
     try {
       pids = (await readdir(root)).filter((n) => /^\d+$/.test(n)).length;
@@ -23,7 +24,7 @@ export const hostProcCheck: Check = {
         required: false,
         finding: `cannot read ${root}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
         problem: 'GPU processes cannot be attributed to containers and host metrics are missing',
-        fix: `mount the host's /proc read-only (\`-v /proc:/host/proc:ro\`) and set GPULSE_HOST_PROC_ROOT=/host/proc (collectors.host.procRoot)`,
+        fix: `mount the host's /proc read-only (\`-v /proc:/host/proc:ro\`) and set GPULSE_PROC_ROOT=/host/proc (procRoot)`,
         details: { procRoot: root },
       };
     }
@@ -46,8 +47,8 @@ export const hostProcCheck: Check = {
           : undefined;
     const container = inContainer(ctx.env, existsSync);
     const fix = container
-      ? "share the host PID namespace: `docker run --pid=host` (Kubernetes: hostPID: true), or mount the host's /proc (`-v /proc:/host/proc:ro`) and set GPULSE_HOST_PROC_ROOT=/host/proc"
-      : `point GPULSE_HOST_PROC_ROOT (collectors.host.procRoot) at the host's /proc`;
+      ? "share the host PID namespace: `docker run --pid=host` (Kubernetes: hostPID: true), or mount the host's /proc (`-v /proc:/host/proc:ro`) and set GPULSE_PROC_ROOT=/host/proc"
+      : `point GPULSE_PROC_ROOT (procRoot, --proc-root) at the host's /proc`;
     if (host === true)
       return {
         status: 'ok',

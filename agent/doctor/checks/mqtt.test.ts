@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePort } from '../../../test/helpers/cli.js';
 import { describeWithTools, findTool } from '../../../test/helpers/tools.js';
-import { loadConfig, type AgentConfig } from '../../config.js';
+import { loadConfig } from '../../config.js';
 import { runDoctor } from '../run-doctor.js';
+import { diskCheck } from './disk.js';
 import { mqttCheck } from './mqtt.js';
 
 // The MQTT check against a real Mosquitto that requires a password: a good login, a wrong one,
@@ -68,27 +69,27 @@ describeWithTools(
       await rm(tmp, { recursive: true, force: true });
     });
 
-    // The mqtt: section comes with the edge branch; until then it is added to a validated config.
-    async function check(mqtt: Record<string, unknown>) {
-      const config = { ...loadConfig({}).config, mqtt } as AgentConfig;
+    /** Runs the MQTT and disk checks on the config these GPULSE_MQTT_* variables make. */
+    async function check(env: Record<string, string>) {
+      const { config } = loadConfig({ env });
       const report = await runDoctor({
         config,
-        env: {},
+        env: { STATE_DIRECTORY: join(tmp, 'state') },
         version: 'test',
         timeoutMs: 3000,
-        checks: [mqttCheck],
+        checks: [mqttCheck, diskCheck],
       });
       const result = report.checks[0]!;
       // Whatever happened, the password is never shown.
       expect(JSON.stringify(report)).not.toContain(PASSWORD);
-      return { result, report };
+      return { result, report, disk: report.checks[1]! };
     }
 
     it('connects with the configured credentials', async () => {
-      const { result, report } = await check({
-        url: `mqtt://127.0.0.1:${port}`,
-        username: 'alice',
-        password: PASSWORD,
+      const { result, report, disk } = await check({
+        GPULSE_MQTT_URL: `mqtt://127.0.0.1:${port}`,
+        GPULSE_MQTT_USERNAME: 'alice',
+        GPULSE_MQTT_PASSWORD: PASSWORD,
       });
       expect(result).toMatchObject({
         status: 'ok',
@@ -97,16 +98,21 @@ describeWithTools(
         details: { protocol: '5', username: 'alice' },
       });
       expect(report.exitCode).toBe(0);
+      // The spool goes to the default state directory; its filesystem has room for it.
+      expect(disk).toMatchObject({ status: 'ok', required: true });
+      expect(disk.finding).toMatch(
+        new RegExp(`^MQTT spool ${join(tmp, 'state', 'mqtt')}: .* free of `),
+      );
     });
 
     it('reads the password from passwordFile and speaks 3.1.1 when told to', async () => {
       const file = join(tmp, 'mqtt-password');
       await writeFile(file, `${PASSWORD}\n`);
       const { result } = await check({
-        url: `mqtt://127.0.0.1:${port}`,
-        username: 'alice',
-        passwordFile: file,
-        protocol: '3.1.1',
+        GPULSE_MQTT_URL: `mqtt://127.0.0.1:${port}`,
+        GPULSE_MQTT_USERNAME: 'alice',
+        GPULSE_MQTT_PASSWORD_FILE: file,
+        GPULSE_MQTT_PROTOCOL: '3.1.1',
       });
       expect(result).toMatchObject({
         status: 'ok',
@@ -117,10 +123,10 @@ describeWithTools(
     it('says the broker refused a wrong password, and how to fix it', async () => {
       for (const protocol of ['5', '3.1.1']) {
         const { result, report } = await check({
-          url: `mqtt://127.0.0.1:${port}`,
-          username: 'alice',
-          password: 'wrong-password',
-          protocol,
+          GPULSE_MQTT_URL: `mqtt://127.0.0.1:${port}`,
+          GPULSE_MQTT_USERNAME: 'alice',
+          GPULSE_MQTT_PASSWORD: 'wrong-password',
+          GPULSE_MQTT_PROTOCOL: protocol,
         });
         expect(result).toMatchObject({
           status: 'fail',
@@ -139,7 +145,7 @@ describeWithTools(
     });
 
     it('says a login is needed when none is configured', async () => {
-      const { result } = await check({ url: `mqtt://127.0.0.1:${port}` });
+      const { result } = await check({ GPULSE_MQTT_URL: `mqtt://127.0.0.1:${port}` });
       expect(result.status).toBe('fail');
       expect(result.finding).toMatch(
         new RegExp(
@@ -152,9 +158,9 @@ describeWithTools(
     it('tells an unreachable broker apart from a refused login', async () => {
       const closed = await freePort();
       const { result } = await check({
-        url: `mqtt://127.0.0.1:${closed}`,
-        username: 'alice',
-        password: PASSWORD,
+        GPULSE_MQTT_URL: `mqtt://127.0.0.1:${closed}`,
+        GPULSE_MQTT_USERNAME: 'alice',
+        GPULSE_MQTT_PASSWORD: PASSWORD,
       });
       expect(result).toMatchObject({
         status: 'fail',
@@ -165,9 +171,14 @@ describeWithTools(
       expect(result.fix).toContain('start the broker');
     });
 
-    it('never prints credentials written into the URL', async () => {
-      const { result } = await check({ url: `mqtt://alice:${PASSWORD}@127.0.0.1:${port}` });
-      expect(result.finding).toContain('mqtt://***:***@127.0.0.1');
+    it('logs in with credentials written into the URL and never prints them', async () => {
+      const { result } = await check({
+        GPULSE_MQTT_URL: `mqtt://alice:${PASSWORD}@127.0.0.1:${port}`,
+      });
+      expect(result).toMatchObject({
+        status: 'ok',
+        finding: `connected to mqtt://127.0.0.1:${port} as alice (MQTT 5)`,
+      });
     });
   },
 );

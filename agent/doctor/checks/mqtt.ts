@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IClientOptions } from 'mqtt';
-import { mqttSettings, redactUrl, type MqttSettings } from '../settings.js';
+import { redactUrl, type MqttConfig } from '../../../edge/config.js';
 import type { Check, CheckOutcome } from '../types.js';
 
 /** How a connection attempt ended. */
@@ -48,14 +48,14 @@ async function attempt(url: string, options: IClientOptions, timeoutMs: number):
   });
 }
 
-async function clientOptions(m: MqttSettings): Promise<IClientOptions> {
+async function clientOptions(m: MqttConfig): Promise<IClientOptions> {
   const password =
     m.password ??
     (m.passwordFile ? (await readFile(m.passwordFile, 'utf8')).replace(/\r?\n$/, '') : undefined);
   const tls = {
-    ...(m.ca ? { ca: await readFile(m.ca) } : {}),
-    ...(m.cert ? { cert: await readFile(m.cert) } : {}),
-    ...(m.key ? { key: await readFile(m.key) } : {}),
+    ...(m.tls.ca ? { ca: await readFile(m.tls.ca) } : {}),
+    ...(m.tls.cert ? { cert: await readFile(m.tls.cert) } : {}),
+    ...(m.tls.key ? { key: await readFile(m.tls.key) } : {}),
   };
   return {
     clientId: `gpulse-doctor-${randomBytes(4).toString('hex')}`,
@@ -71,10 +71,11 @@ export const mqttCheck: Check = {
   id: 'mqtt',
   title: 'MQTT broker',
   async run(ctx): Promise<CheckOutcome> {
-    const m = mqttSettings(ctx.config);
-    if (!m)
+    const m = ctx.config.mqtt;
+    if (!m.url)
       return { status: 'skip', required: false, finding: 'MQTT not configured (mqtt.url unset)' };
-    const shown = redactUrl(m.url);
+    const url = m.url;
+    const shown = redactUrl(url);
     const who = m.username ? ` as ${m.username}` : ' without credentials';
     const details = { url: shown, ...(m.username ? { username: m.username } : {}) };
     let options: IClientOptions;
@@ -94,7 +95,7 @@ export const mqttCheck: Check = {
     const versions: (4 | 5)[] = m.protocol === '3.1.1' ? [4] : m.protocol === '5' ? [5] : [5, 4];
     let last: Attempt | undefined;
     for (const protocolVersion of versions) {
-      last = await attempt(m.url, { ...options, protocolVersion }, ctx.timeoutMs);
+      last = await attempt(url, { ...options, protocolVersion }, ctx.timeoutMs);
       if (last.ok || !(typeof last.code === 'number' && BAD_PROTOCOL.has(last.code))) break;
     }
     if (!last) throw new Error('no MQTT protocol version to try');

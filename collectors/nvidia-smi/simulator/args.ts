@@ -10,6 +10,8 @@ export type SmiCommand =
   | { readonly kind: 'summary' }
   | { readonly kind: 'query-text' }
   | { readonly kind: 'query-xml' }
+  /** `nvidia-smi pmon`: per-process utilization, one sample per delay. */
+  | { readonly kind: 'pmon' }
   | { readonly kind: 'query-gpu'; readonly fields: readonly string[]; readonly format: CsvFormat }
   | {
       readonly kind: 'query-compute-apps';
@@ -24,6 +26,8 @@ export interface SmiInvocation {
   readonly ids: readonly string[] | undefined;
   /** `-l` / `-lms`: repeat every this many ms; undefined: once. */
   readonly loopMs: number | undefined;
+  /** pmon `-c`: stop after this many samples; undefined: until killed. */
+  readonly count?: number;
 }
 
 /** A command line nvidia-smi rejects; `message` is what it prints (stdout), exit code 2. */
@@ -90,8 +94,50 @@ const FLAG_OPTIONS: Readonly<Record<string, string>> = {
   '--help-query-compute-apps': 'help-query-compute-apps',
 };
 
+/**
+ * `nvidia-smi pmon [-i ids] [-d seconds] [-c count] [-s u]`: the delay is whole seconds 1-10
+ * (default 1), only the utilization group (`-s u`, the default) is simulated.
+ */
+function parsePmonArgs(argv: readonly string[]): SmiInvocation {
+  let ids: string[] | undefined;
+  let delay = 1;
+  let count: number | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    const value = argv[i + 1];
+    switch (arg) {
+      case '-i':
+      case '--id':
+        if (value === undefined) throw new SmiUsageError(INVALID_COMBINATION);
+        ids = value.split(',').map((s) => s.trim());
+        i++;
+        break;
+      case '-d':
+      case '--delay':
+        delay = positiveNumber(value, arg);
+        if (!Number.isInteger(delay) || delay > 10) throw new SmiUsageError(INVALID_COMBINATION);
+        i++;
+        break;
+      case '-c':
+      case '--count':
+        count = positiveNumber(value, arg);
+        i++;
+        break;
+      case '-s':
+      case '--select':
+        if (value !== 'u') throw new SmiUsageError(unknownOption(value ?? arg));
+        i++;
+        break;
+      default:
+        throw new SmiUsageError(unknownOption(arg));
+    }
+  }
+  return { command: { kind: 'pmon' }, ids, loopMs: delay * 1000, count };
+}
+
 /** Parses nvidia-smi's own command line (the subset the agent and people use). */
 export function parseArgs(argv: readonly string[]): SmiInvocation {
+  if (argv[0] === 'pmon') return parsePmonArgs(argv.slice(1));
   const values = new Map<string, string>();
   const flags = new Set<string>();
   for (let i = 0; i < argv.length; i++) {

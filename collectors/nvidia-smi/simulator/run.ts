@@ -1,3 +1,4 @@
+import { jetsonDevice } from '../../simulation/jetson.js';
 import { NO_SCENARIO, parseScenario, type Scenario } from '../../simulation/scenarios.js';
 import {
   parseProcessList,
@@ -8,7 +9,9 @@ import {
 } from '../../simulation/world.js';
 import { parseArgs, SmiUsageError, type SmiInvocation } from './args.js';
 import { resolveField, type QueryField } from './fields.js';
+import { JetsonSmiSource } from './jetson.js';
 import { headerLine, rowLine, type CsvFormat } from './output.js';
+import { PMON_HEADER, pmonBlock } from './pmon.js';
 import { DEFAULT_PROFILE, defaultProcesses, loadProfile, ProfileSource } from './profiles.js';
 import { captureSource, type GpuRow, type Reading, type SmiSource } from './source.js';
 
@@ -76,7 +79,18 @@ export function simSetup(env: SimEnv, nowMs: number): SimSetup {
     const apps = env.GPULSE_SIM_APPS_CAPTURE;
     return { source: captureSource(capture, apps === '' ? undefined : apps), scenario, startMs };
   }
-  const profile = loadProfile(env.GPULSE_SIM_PROFILE || DEFAULT_PROFILE);
+  const profileName = env.GPULSE_SIM_PROFILE || DEFAULT_PROFILE;
+  const jetson = jetsonDevice(profileName);
+  if (jetson !== undefined) {
+    const { nvidiaSmiCapture } = jetson;
+    if (nvidiaSmiCapture === undefined) {
+      throw new Error(
+        `profile ${profileName}: its JetPack ships no nvidia-smi (the agent reads tegrastats there)`,
+      );
+    }
+    return { source: new JetsonSmiSource({ ...jetson, nvidiaSmiCapture }), scenario, startMs };
+  }
+  const profile = loadProfile(profileName);
   const explicit = parseProcessList(env.GPULSE_SIM_PROCESSES ?? '');
   const stray = explicit.find((p) => p.gpuIndex >= profile.gpus.length);
   if (stray !== undefined) {
@@ -228,6 +242,14 @@ export async function runNvidiaSmi(
         }
         return source.xml(reading, selected, now);
       });
+    case 'pmon':
+      return perform(
+        io,
+        invocation,
+        setup,
+        (reading, selected, _now, first) =>
+          (first ? PMON_HEADER : '') + pmonBlock(reading, selected),
+      );
     case 'query-gpu':
     case 'query-compute-apps': {
       const known = command.kind === 'query-gpu' ? source.gpuFields : source.appFields;
@@ -325,5 +347,6 @@ async function perform(
     io.write(out.text);
     if (out.kind === 'exit') return out.code;
     first = false;
+    if (invocation.count !== undefined && k + 1 >= invocation.count) return 0;
   }
 }

@@ -1,0 +1,157 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLI, requireBuild, startCli, type CliProcess } from '../../test/helpers/cli.js';
+import { runProfileCommand } from './cli.js';
+import { parseReferenceProfile, type NumericFeatureProfile } from './profile.js';
+import { syntheticRows } from './synthetic.js';
+
+const execFileAsync = promisify(execFile);
+
+let dir = '';
+let cli: CliProcess | undefined;
+afterEach(async () => {
+  await cli?.stop();
+  cli = undefined;
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  dir = '';
+});
+
+function temp(): string {
+  dir = mkdtempSync(join(tmpdir(), 'gpulse-drift-cli-'));
+  return dir;
+}
+
+async function run(options: Parameters<typeof runProfileCommand>[0]) {
+  let stdout = '';
+  let stderr = '';
+  const code = await runProfileCommand(options, {
+    stdout: (t) => (stdout += t),
+    stderr: (t) => (stderr += t),
+  });
+  return { code, stdout, stderr };
+}
+
+const SHAPE = {
+  numeric: { age: { mean: 40, sd: 10 } },
+  categorical: { country: { fr: 5, de: 3, es: 2 } },
+};
+
+describe('gpulse drift profile', () => {
+  it('profiles JSON lines and CSV input to the same summary', async () => {
+    const d = temp();
+    const rows: Record<string, unknown>[] = syntheticRows(SHAPE, 2000, 1).map((r) => ({
+      ...r,
+      age: Math.round((r.age as number) * 100) / 100,
+    }));
+    writeFileSync(join(d, 'data.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    writeFileSync(
+      join(d, 'data.csv'),
+      `age,country\n${rows.map((r) => `${String(r.age)},${String(r.country)}`).join('\n')}\n`,
+    );
+    const a = await run({ input: join(d, 'data.jsonl'), out: join(d, 'a.json'), model: 'm' });
+    const b = await run({ input: join(d, 'data.csv'), out: join(d, 'b.json'), model: 'm' });
+    expect(a).toMatchObject({ code: 0, stderr: '' });
+    expect(a.stdout).toMatch(
+      /^wrote .*a\.json: 2000 rows, 2 features \(1 numeric, 1 categorical\), \d+\.\d KiB\n$/,
+    );
+    expect(b.code).toBe(0);
+    const pa = parseReferenceProfile(readFileSync(join(d, 'a.json'), 'utf8'));
+    const pb = parseReferenceProfile(readFileSync(join(d, 'b.json'), 'utf8'));
+    expect(pb.features).toEqual(pa.features);
+    expect((pa.features.age as NumericFeatureProfile).edges).toHaveLength(21);
+    expect(pa.model).toBe('m');
+  });
+
+  it('reads empty CSV cells as nulls and keeps --categorical columns as text', async () => {
+    const d = temp();
+    const csv = [
+      'zip,income',
+      '01234,10',
+      '01234,',
+      '75001,30',
+      '10115,40',
+      '20095,50',
+      '80331,60',
+    ];
+    writeFileSync(join(d, 'data.csv'), csv.join('\n'));
+    const r = await run({
+      input: join(d, 'data.csv'),
+      out: join(d, 'p.json'),
+      categorical: ['zip'],
+    });
+    expect(r.code).toBe(0);
+    const p = parseReferenceProfile(readFileSync(join(d, 'p.json'), 'utf8'));
+    expect(p.features.zip).toMatchObject({
+      kind: 'categorical',
+      categories: expect.arrayContaining([{ value: '01234', count: 2 }]) as unknown,
+    });
+    expect(p.features.income).toMatchObject({ count: 5, nulls: 1 });
+  });
+
+  it('says which line is wrong and writes nothing', async () => {
+    const d = temp();
+    writeFileSync(join(d, 'bad.jsonl'), '{"a":1}\n{"a":2}\n{"a":\n');
+    const r = await run({ input: join(d, 'bad.jsonl'), out: join(d, 'p.json') });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/bad\.jsonl:3: not valid JSON/);
+    expect(() => readFileSync(join(d, 'p.json'))).toThrow();
+    const missing = await run({ input: join(d, 'nope.csv'), out: join(d, 'p.json') });
+    expect(missing.stderr).toContain('no such file');
+  });
+
+  it('runs from the built CLI and feeds a running agent', async () => {
+    requireBuild();
+    const d = temp();
+    const rows = syntheticRows(SHAPE, 3000, 2);
+    writeFileSync(join(d, 'ref.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n'));
+    const { stdout } = await execFileAsync(process.execPath, [
+      CLI,
+      'drift',
+      'profile',
+      '--input',
+      join(d, 'ref.jsonl'),
+      '--out',
+      join(d, 'ref.profile.json'),
+      '--bins',
+      '10',
+    ]);
+    expect(stdout).toContain('3000 rows, 2 features');
+    const bad = await execFileAsync(process.execPath, [
+      CLI,
+      'drift',
+      'profile',
+      '--input',
+      join(d, 'x.csv'),
+      '--out',
+      join(d, 'y.json'),
+    ]).catch((err: { code: number; stderr: string }) => err);
+    expect(bad).toMatchObject({ code: 1 });
+    expect((bad as { stderr: string }).stderr).toContain('no such file');
+
+    writeFileSync(
+      join(d, 'gpulse.yaml'),
+      `drift:\n  interval: 1s\n  minSamples: 50\n  hysteresis: { raise: 1, clear: 1 }\n  models:\n    fraud:\n      profile: ${join(d, 'ref.profile.json')}\n`,
+    );
+    cli = await startCli(['run', '--config', join(d, 'gpulse.yaml'), '--nvidia-smi-mode', 'off']);
+    const shifted = syntheticRows({ ...SHAPE, numeric: { age: { mean: 70, sd: 10 } } }, 300, 3);
+    const res = await fetch(`${cli.base}/api/v1/models/fraud/observations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(shifted),
+    });
+    expect(res.status).toBe(202);
+    const body = await cli.waitForMetrics((b) =>
+      b.includes('gpulse_drift_detected{model="fraud",feature="age"} 1'),
+    );
+    expect(body).toContain('gpulse_drift_detected{model="fraud",feature="country"} 0');
+    expect(body).toContain('gpulse_drift_reference_rows{model="fraud"} 3000');
+    const drift = (await (await fetch(`${cli.base}/api/v1/models/fraud/drift`)).json()) as {
+      features: { feature: string; method: string }[];
+    };
+    expect(drift.features.find((f) => f.feature === 'age')?.method).toBe('wasserstein');
+  });
+});

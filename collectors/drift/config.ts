@@ -1,0 +1,312 @@
+import { z } from 'zod';
+import { zBytes, zDuration, zInt, type SettingBinding } from '../../agent/config-schema.js';
+
+/** Statistical tests and distances a feature can be judged by (Evidently's stattest names). */
+export const DRIFT_METHODS = [
+  'ks',
+  'chisquare',
+  'z',
+  'wasserstein',
+  'jensenshannon',
+  'psi',
+] as const;
+
+/** One drift method. */
+export type DriftMethod = (typeof DRIFT_METHODS)[number];
+
+/** Methods whose score is a p-value: drift when the score is at or below the threshold. */
+export const P_VALUE_METHODS: ReadonlySet<DriftMethod> = new Set(['ks', 'chisquare', 'z']);
+
+/** Model names: also used in URLs, topics and label values, so kept to a safe alphabet. */
+export const MODEL_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** A number in (min, max] (or (min, max) with `open`), also from a GPULSE_* string. */
+function zDecimal(min: number, max: number, open = false) {
+  return z.union([z.number(), z.string()]).transform((value, ctx) => {
+    const n = typeof value === 'number' ? value : Number(value.trim());
+    const inRange = n > min && (open ? n < max : n <= max);
+    if (!Number.isFinite(n) || !inRange) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a number greater than ${min} and ${open ? 'below' : 'at most'} ${max}, got ${JSON.stringify(value)}`,
+      });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
+
+const zShare = zDecimal(0, 1);
+const zPValue = zDecimal(0, 1, true);
+const zDistance = zDecimal(0, Number.MAX_VALUE);
+
+const thresholdsShape = {
+  /** KS p-value at or below which a numeric feature drifts (reference ≤ smallReference rows). */
+  ks: zPValue,
+  /** Chi-square p-value for categorical features with more than two values (small reference). */
+  chisquare: zPValue,
+  /** Two-proportion Z-test p-value for binary features (small reference). */
+  z: zPValue,
+  /** Wasserstein distance divided by the reference standard deviation (large reference). */
+  wasserstein: zDistance,
+  /** Jensen–Shannon distance, natural logarithm (large reference, categorical). */
+  jensenshannon: zDecimal(0, 1),
+  /** PSI at or above which the `psi` method reports drift ("major shift"). */
+  psi: zDistance,
+  /** PSI at or above which the API marks a feature `warn` ("moderate shift"). */
+  psiWarn: zDistance,
+};
+
+/** Evidently's default thresholds (research §3.1) plus the PSI rule of thumb. */
+export const DEFAULT_THRESHOLDS = {
+  ks: 0.05,
+  chisquare: 0.05,
+  z: 0.05,
+  wasserstein: 0.1,
+  jensenshannon: 0.1,
+  psi: 0.25,
+  psiWarn: 0.1,
+} as const;
+
+/** Thresholds in force for a model. */
+export type DriftThresholds = { readonly [K in keyof typeof thresholdsShape]: number };
+
+const hysteresisShape = {
+  /** Consecutive drifting evaluations before `drift_detected` turns 1. */
+  raise: zInt({ min: 1, max: 100 }),
+  /** Consecutive clean evaluations before it turns back to 0. */
+  clear: zInt({ min: 1, max: 100 }),
+};
+
+const zMethodChoice = z.enum(['auto', ...DRIFT_METHODS]);
+
+/** Per-feature overrides (`drift.models.<model>.features.<feature>`). */
+export const featureOverrideSchema = z
+  .object({
+    /** monitor: judged and counted in the dataset share; ignore: not tracked at all. */
+    mode: z.enum(['monitor', 'ignore']).default('monitor'),
+    /** auto: Evidently's choice by reference size and type. */
+    method: zMethodChoice.default('auto'),
+    /** Threshold for the chosen method (default: the model's threshold for that method). */
+    threshold: z.number().gt(0).optional(),
+  })
+  .strict();
+
+/** Per-feature override settings. */
+export type FeatureOverride = z.infer<typeof featureOverrideSchema>;
+
+/** A JSON-lines prediction log followed for one model. */
+export const followSchema = z
+  .object({
+    path: z.string().min(1),
+    /** end: only lines written after start (like `tail -F`); start: read the file from byte 0. */
+    from: z.enum(['end', 'start']).default('end'),
+  })
+  .strict();
+
+/** Settings of one monitored model (`drift.models.<model>`). */
+export const modelConfigSchema = z
+  .object({
+    /** Reference profile file written by `gpulse drift profile`. */
+    profile: z.string().min(1).optional(),
+    /** Without a profile, build the reference from the first N observed rows (0: off). */
+    warmupRows: zInt({ min: 0, max: 100_000 }).default(0),
+    /** JSON-lines prediction logs to follow (rotation and truncation safe). */
+    follow: z.array(followSchema).max(16).default([]),
+    method: zMethodChoice.default('auto'),
+    minSamples: zInt({ min: 1 }).optional(),
+    datasetShare: zShare.optional(),
+    thresholds: z.object(thresholdsShape).partial().strict().default({}),
+    hysteresis: z.object(hysteresisShape).partial().strict().default({}),
+    features: z.record(z.string().min(1).max(128), featureOverrideSchema).default({}),
+  })
+  .strict();
+
+/** Settings of one monitored model. */
+export type ModelConfig = z.infer<typeof modelConfigSchema>;
+
+const limitsSchema = z
+  .object({
+    /** Models tracked at once (configured and created through the API). */
+    models: zInt({ min: 1, max: 1000 }).default(16),
+    /** Features per model, and keys per observation row. */
+    features: zInt({ min: 1, max: 1000 }).default(100),
+    /** Largest observations request or MQTT message. */
+    bodyBytes: zBytes().default(1024 * 1024),
+    /** Largest reference upload (rows or a profile). */
+    referenceBytes: zBytes().default(16 * 1024 * 1024),
+    /** Longest line of a followed log; longer lines are skipped. */
+    lineBytes: zBytes().default(64 * 1024),
+    /** Longest string value of a categorical feature. */
+    valueLength: zInt({ min: 1, max: 65_536 }).default(256),
+  })
+  .strict();
+
+const DEFAULT_LIMITS = limitsSchema.parse({});
+
+/** The `drift:` section: streaming data-drift detection for the models this host serves. */
+export const driftConfigSchema = z
+  .object({
+    /** auto: serve the drift API and evaluate the models that have a reference; off: nothing. */
+    mode: z.enum(['auto', 'off']).default('auto'),
+    /** How often the windows are evaluated. */
+    interval: zDuration({ min: 1000 }).default(60_000),
+    window: z
+      .object({
+        /** Time buckets in the sliding window (the window is buckets × bucket). */
+        buckets: zInt({ min: 1, max: 1440 }).default(12),
+        /** Length of one bucket. */
+        bucketPeriod: zDuration({ min: 1000 }).default(300_000),
+      })
+      .strict()
+      .default({ buckets: 12, bucketPeriod: 300_000 }),
+    /** Rows in the window (and non-null values per feature) before a feature is judged. */
+    minSamples: zInt({ min: 1 }).default(200),
+    /** Reference rows at or below which p-value tests are chosen (Evidently: 1000). */
+    smallReference: zInt({ min: 0 }).default(1000),
+    /** Dataset drift when at least this share of the monitored features drift. */
+    datasetShare: zShare.default(0.5),
+    hysteresis: z.object(hysteresisShape).strict().default({ raise: 3, clear: 3 }),
+    thresholds: z
+      .object(thresholdsShape)
+      .partial()
+      .strict()
+      .default({})
+      .transform((t): DriftThresholds => ({ ...DEFAULT_THRESHOLDS, ...t })),
+    limits: limitsSchema.default(DEFAULT_LIMITS),
+    models: z
+      .record(
+        z.string().regex(MODEL_NAME_RE, {
+          message: 'model names use letters, digits, "_", "." and "-" (at most 128 characters)',
+        }),
+        modelConfigSchema,
+      )
+      .default({}),
+  })
+  .strict();
+
+/** Parsed `drift:` settings. */
+export type DriftConfig = z.infer<typeof driftConfigSchema>;
+
+function binding(
+  path: readonly string[],
+  env: string,
+  valueName: string,
+  description: string,
+): SettingBinding {
+  return { path: ['drift', ...path], env: `GPULSE_DRIFT_${env}`, valueName, description };
+}
+
+/** Environment variables and flags of the drift monitor (every setting but the models). */
+export const driftSettings: readonly SettingBinding[] = [
+  {
+    ...binding(['mode'], 'MODE', 'auto|off', 'model input drift API and evaluation (default auto)'),
+    flag: 'drift-mode',
+  },
+  binding(['interval'], 'INTERVAL', 'DURATION', 'drift evaluation interval (default 60s)'),
+  binding(
+    ['window', 'buckets'],
+    'WINDOW_BUCKETS',
+    'N',
+    'time buckets in the drift window (default 12)',
+  ),
+  binding(
+    ['window', 'bucketPeriod'],
+    'WINDOW_BUCKET_PERIOD',
+    'DURATION',
+    'length of one drift window bucket (default 5m)',
+  ),
+  binding(
+    ['minSamples'],
+    'MIN_SAMPLES',
+    'N',
+    'rows in the window before drift is judged (default 200)',
+  ),
+  binding(
+    ['smallReference'],
+    'SMALL_REFERENCE',
+    'N',
+    'reference rows up to which p-value tests (KS, chi-square, Z) decide (default 1000)',
+  ),
+  binding(
+    ['datasetShare'],
+    'DATASET_SHARE',
+    'RATIO',
+    'share of drifting features for dataset drift (default 0.5)',
+  ),
+  binding(
+    ['hysteresis', 'raise'],
+    'HYSTERESIS_RAISE',
+    'N',
+    'drifting evaluations in a row to start drift (default 3)',
+  ),
+  binding(
+    ['hysteresis', 'clear'],
+    'HYSTERESIS_CLEAR',
+    'N',
+    'clean evaluations in a row to end drift (default 3)',
+  ),
+  binding(
+    ['thresholds', 'ks'],
+    'THRESHOLD_KS',
+    'P',
+    'KS p-value at or below which drift (default 0.05)',
+  ),
+  binding(
+    ['thresholds', 'chisquare'],
+    'THRESHOLD_CHISQUARE',
+    'P',
+    'chi-square p-value at or below which drift (default 0.05)',
+  ),
+  binding(
+    ['thresholds', 'z'],
+    'THRESHOLD_Z',
+    'P',
+    'Z-test p-value at or below which drift (default 0.05)',
+  ),
+  binding(
+    ['thresholds', 'wasserstein'],
+    'THRESHOLD_WASSERSTEIN',
+    'DISTANCE',
+    'normed Wasserstein distance at or above which drift (default 0.1)',
+  ),
+  binding(
+    ['thresholds', 'jensenshannon'],
+    'THRESHOLD_JENSENSHANNON',
+    'DISTANCE',
+    'Jensen-Shannon distance at or above which drift (default 0.1)',
+  ),
+  binding(['thresholds', 'psi'], 'THRESHOLD_PSI', 'PSI', 'PSI alert level (default 0.25)'),
+  binding(['thresholds', 'psiWarn'], 'THRESHOLD_PSI_WARN', 'PSI', 'PSI warn level (default 0.1)'),
+  binding(['limits', 'models'], 'MAX_MODELS', 'N', 'models tracked at once (default 16)'),
+  binding(
+    ['limits', 'features'],
+    'MAX_FEATURES',
+    'N',
+    'features per model and keys per row (default 100)',
+  ),
+  binding(
+    ['limits', 'bodyBytes'],
+    'MAX_BODY',
+    'SIZE',
+    'largest observations request or MQTT message (default 1MiB)',
+  ),
+  binding(
+    ['limits', 'referenceBytes'],
+    'MAX_REFERENCE',
+    'SIZE',
+    'largest reference upload or profile file (default 16MiB)',
+  ),
+  binding(
+    ['limits', 'lineBytes'],
+    'MAX_LINE',
+    'SIZE',
+    'longest prediction-log line; longer ones are skipped (default 64KiB)',
+  ),
+  binding(
+    ['limits', 'valueLength'],
+    'MAX_VALUE_LENGTH',
+    'N',
+    'longest categorical string value (default 256)',
+  ),
+];

@@ -1,0 +1,76 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseTegrastatsLine } from '../parse.js';
+
+const here = import.meta.dirname;
+const root = join(here, '../../..');
+const entry = join(root, 'dist/collectors/tegrastats/simulator/tegrastats.js');
+
+// These run the built binary as the agent does; they need `npm run build` (npm test does it)
+// and skip when the build is missing or older than the sources.
+function builtAndFresh(): boolean {
+  if (!existsSync(entry)) return false;
+  const built = statSync(entry).mtimeMs;
+  const sources = [here, join(here, '..'), join(root, 'collectors/simulation')].flatMap((dir) =>
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+      .map((f) => join(dir, f)),
+  );
+  return sources.every((f) => statSync(f).mtimeMs <= built);
+}
+
+function start(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, [entry, ...args], {
+    env: { ...process.env, GPULSE_SIM_START: String(Date.now()), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+function exited(child: ChildProcess): Promise<{ code: number | null; signal: string | null }> {
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+}
+
+describe('entry file', () => {
+  it('starts with a node shebang so the build marks it executable', () => {
+    expect(readFileSync(join(here, 'tegrastats.ts'), 'utf8').split('\n')[0]).toBe(
+      '#!/usr/bin/env node',
+    );
+  });
+});
+
+describe.skipIf(!builtAndFresh())('built binary (real process)', () => {
+  it('streams a line per interval as it goes and dies of SIGTERM like the real one', async () => {
+    const child = start(['--interval', '150'], { GPULSE_SIM_PROFILE: 'jetson-tx2' });
+    const arrivals: number[] = [];
+    let text = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      arrivals.push(Date.now());
+    });
+    while (text.split('\n').length < 5) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGTERM');
+    expect(await exited(child)).toEqual({ code: null, signal: 'SIGTERM' });
+    const lines = text.split('\n').filter(Boolean);
+    expect(lines.every((l) => parseTegrastatsLine(l)?.rails.length === 6)).toBe(true);
+    // Flushed one by one, not in one block at exit.
+    expect(arrivals[arrivals.length - 1]! - arrivals[0]!).toBeGreaterThanOrEqual(300);
+  });
+
+  it('with hang:sigterm=ignore shrugs off SIGTERM while hung, as a read stuck in the kernel', async () => {
+    const child = start(['--interval', '100'], {
+      GPULSE_SIM_PROFILE: 'jetson-orin',
+      GPULSE_SIM_SCENARIO: 'hang:after=0s,sigterm=ignore',
+    });
+    await new Promise((r) => setTimeout(r, 800));
+    child.kill('SIGTERM');
+    const raced = await Promise.race([
+      exited(child),
+      new Promise<'alive'>((r) => setTimeout(() => r('alive'), 700)),
+    ]);
+    expect(raced).toBe('alive');
+    child.kill('SIGKILL');
+    expect((await exited(child)).signal).toBe('SIGKILL');
+  });
+});

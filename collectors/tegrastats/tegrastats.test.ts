@@ -1,0 +1,199 @@
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../agent/clock.js';
+import { CollectorRunner } from '../../agent/collector-runner.js';
+import { StateStore } from '../../agent/state-store.js';
+import type { CollectorState, Sample } from '../../agent/types.js';
+import { captureLogger } from '../../test/helpers/log-sink.js';
+import { tegrastatsConfigSchema } from './config.js';
+import { parseTegrastatsLine } from './parse.js';
+import { createTegrastatsCollector, findExecutable } from './tegrastats.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'gpulse-tegrastats-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const NANO = readFileSync(
+  join(
+    import.meta.dirname,
+    'fixtures',
+    'nano-4gb__l4t-32-jetpack4__pom-5v-rails__iram__nvdec-vic__jetson-inference-1206.log',
+  ),
+  'utf8',
+)
+  .split('\n')
+  .filter(Boolean);
+
+/**
+ * Writes a stand-in tegrastats: `body` is JavaScript run with `interval` (from --interval) and
+ * `lines` (the Nano capture) in scope. Real processes, so exits, hangs and garbage are real too.
+ */
+function standIn(name: string, body: string): string {
+  const path = join(dir, name);
+  writeFileSync(
+    path,
+    `#!${process.execPath}
+const args = process.argv.slice(2);
+const interval = Number(args[args.indexOf('--interval') + 1]);
+const lines = ${JSON.stringify(NANO)};
+require('fs').appendFileSync(${JSON.stringify(join(dir, `${name}.starts`))}, args.join(' ') + '\\n');
+${body}
+`,
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
+const stops: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(stops.splice(0).map((s) => s()));
+});
+
+function run(binary: string, extra: Record<string, unknown> = {}) {
+  const { log, records } = captureLogger();
+  const store = new StateStore({ clock: systemClock, log });
+  const config = tegrastatsConfigSchema.parse({
+    binary,
+    interval: 200,
+    root: join(dir, 'no-device-tree'),
+    uuid: 'GPU-test',
+    model: 'Test Jetson',
+    ...extra,
+  });
+  const collector = createTegrastatsCollector(config, { random: () => 0.5 });
+  const runner = new CollectorRunner([collector], {
+    clock: systemClock,
+    log,
+    store,
+    random: () => 0.5,
+  });
+  runner.start();
+  stops.push(() => runner.stop());
+  const state = (): CollectorState => store.current().collectors.get('tegrastats')!;
+  const until = async (pred: (s: CollectorState) => boolean, ms = 8000) => {
+    const t0 = Date.now();
+    while (!pred(state())) {
+      if (Date.now() - t0 > ms) {
+        throw new Error(
+          `state not reached; now ${JSON.stringify({ ...state(), output: undefined, errors: [...state().errors] })}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return state();
+  };
+  return { records, state, until };
+}
+
+function health(s: CollectorState, name: string): number | undefined {
+  return s.health.find((x) => x.desc.name === name)?.value;
+}
+
+function sample(samples: readonly Sample[], name: string, labels: Record<string, string> = {}) {
+  return samples.find(
+    (s) => s.desc.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  )?.value;
+}
+
+// Prints the capture's lines in turn, one per interval, as tegrastats does.
+const REPLAY = `let k = 0; setInterval(() => console.log(lines[k++ % lines.length]), interval);`;
+
+describe('tegrastats collector', () => {
+  it('runs one long-lived tegrastats --interval and turns each line into series and facts', async () => {
+    const bin = standIn('replay', REPLAY);
+    const { until } = run(bin);
+    const s = await until((st) => st.status === 'ok');
+    const gpu = s.output.facts?.gpus?.[0];
+    const line = NANO.map((l) => parseTegrastatsLine(l)!).find(
+      (r) =>
+        r.ram?.usedBytes === gpu?.memoryUsedBytes &&
+        r.gpu?.utilizationRatio === gpu?.utilizationRatio,
+    );
+    expect(line).toBeDefined();
+    expect(gpu).toMatchObject({ index: 0, uuid: 'GPU-test', name: 'Test Jetson' });
+    expect(sample(s.output.samples, 'gpulse_gpu_clock_hz', { clock: 'graphics' })).toBe(
+      line!.gpu!.frequencyHz,
+    );
+    expect(sample(s.output.samples, 'gpulse_power_rail_watts', { rail: 'POM_5V_IN' })).toBe(
+      line!.rails[0]!.currentWatts,
+    );
+    expect(health(s, 'gpulse_tegrastats_stream_up')).toBe(1);
+    expect(health(s, 'gpulse_tegrastats_restarts_total')).toBe(0);
+    expect(readFileSync(join(dir, 'replay.starts'), 'utf8')).toBe('--interval 200\n');
+  });
+
+  it('reports no data, and starts nothing, where there is no tegrastats (not a Jetson)', async () => {
+    const { until, records } = run(join(dir, 'not-installed'));
+    const s = await until((st) => st.status === 'no_data');
+    expect(s.reason).toBe('binary_not_found');
+    expect(s.message).toMatch(/GPULSE_TEGRASTATS/);
+    expect(records.some((r) => r.msg === 'starting tegrastats')).toBe(false);
+  });
+
+  it('in required mode a missing tegrastats is an error', async () => {
+    const { until } = run(join(dir, 'not-installed'), { mode: 'required' });
+    const s = await until((st) => st.status === 'error');
+    expect(s.reason).toBe('binary_not_found');
+  });
+
+  it('counts lines it cannot read and keeps serving the good ones', async () => {
+    const bin = standIn(
+      'garbage',
+      `let k = 0; setInterval(() => { console.log(k % 2 ? '\\u0001\\u0002 nonsense' : lines[0]); k++; }, interval);`,
+    );
+    const { until } = run(bin);
+    const s = await until(
+      (st) =>
+        st.status === 'ok' && (health(st, 'gpulse_tegrastats_rejected_lines_total') ?? 0) >= 2,
+    );
+    expect(s.errors.get('parse_error')).toBeGreaterThanOrEqual(2);
+    expect(sample(s.output.samples, 'gpulse_gpu_utilization_ratio')).toBe(0.28);
+  });
+
+  it('reports an exit with the tool\u2019s own words, restarts it and recovers', async () => {
+    const bin = standIn(
+      'dies-once',
+      `const fs = require('fs'); const flag = ${JSON.stringify(join(dir, 'died'))};
+if (!fs.existsSync(flag)) { fs.writeFileSync(flag, ''); console.error('open /sys/kernel/debug/clk: Permission denied'); process.exit(1); }
+${REPLAY}`,
+    );
+    const { until } = run(bin);
+    const failed = await until((st) => st.status === 'error');
+    expect(failed.reason).toBe('exit_1');
+    expect(failed.message).toMatch(/Permission denied/);
+    const s = await until((st) => st.status === 'ok');
+    expect(health(s, 'gpulse_tegrastats_restarts_total')).toBe(1);
+  });
+
+  it('kills a tegrastats that goes silent and starts it again', async () => {
+    const bin = standIn('hangs', `console.log(lines[0]); setInterval(() => {}, 1000);`);
+    const { until } = run(bin, { stallIntervals: 2 });
+    await until((st) => st.status === 'ok');
+    const hung = await until((st) => st.status === 'error');
+    expect(hung.reason).toBe('hang');
+    await until((st) => (health(st, 'gpulse_tegrastats_restarts_total') ?? 0) >= 1);
+  });
+
+  it('counts fields it does not know and logs each name once', async () => {
+    const bin = standIn(
+      'newer',
+      `setInterval(() => console.log(lines[0] + ' NEWFIELD 7x'), interval);`,
+    );
+    const { until, records } = run(bin);
+    await until((st) => (health(st, 'gpulse_tegrastats_unknown_fields_total') ?? 0) >= 6);
+    const notes = records.filter((r) => String(r.msg).includes('does not know'));
+    expect(notes).toHaveLength(1);
+    expect(notes[0]!.fields).toEqual(['NEWFIELD', '7x']);
+  });
+});
+
+describe('findExecutable', () => {
+  it('looks a name up on PATH and takes a path as it is', async () => {
+    const bin = standIn('found', '');
+    expect(await findExecutable('found', `/nonexistent:${dir}`)).toBe(bin);
+    expect(await findExecutable(bin, '')).toBe(bin);
+    expect(await findExecutable('found', '/nonexistent')).toBeUndefined();
+    expect(await findExecutable(join(dir, 'found.starts'), '')).toBeUndefined();
+  });
+});

@@ -1,0 +1,155 @@
+import { z } from 'zod';
+import { zBytes, zDuration, zInt, type SettingBinding } from '../../agent/config-schema.js';
+
+const zEmbedded = z.string().transform((value, ctx) => {
+  if (value === 'off') return 'off' as const;
+  const parsed = parseHostPort(value);
+  if (!parsed) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected "off" or HOST:PORT for the embedded broker, e.g. "127.0.0.1:1883", got ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+/** HOST:PORT or [IPv6]:PORT (agent/config.ts has the same parser; importing it would be a cycle). */
+export function parseHostPort(value: string): { host: string; port: number } | undefined {
+  try {
+    const url = new URL(`tcp://${value.trim()}`);
+    if (!url.port || url.pathname !== '' || url.username || url.search) return undefined;
+    return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Settings of `gpulse gateway` (config key `gateway`); the broker connection is `mqtt`. */
+export const gatewayConfigSchema = z
+  .object({
+    /** MQTT 5 shared subscription group: gateways in one group split the fleet's messages. */
+    shareGroup: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, "-" and "_" only')
+      .optional(),
+    /** Client id; default gpulse-gateway-<host>-<pid>-<random> (unique: gateways use clean sessions). */
+    clientId: z.string().min(1).max(128).optional(),
+    /** A device silent this long is down (up 0) and its series are withdrawn. */
+    deviceTimeout: zDuration({ min: 1000 }).default(120_000),
+    /** A device silent this long is forgotten: all its series disappear. */
+    deviceTtl: zDuration({ min: 1000 }).default(86_400_000),
+    maxDevices: zInt({ min: 1 }).default(10_000),
+    maxSeriesPerDevice: zInt({ min: 1 }).default(20_000),
+    /** Largest message accepted as received. */
+    maxPayloadBytes: zBytes().default(1024 * 1024),
+    /** Largest message after inflating. */
+    maxInflatedBytes: zBytes().default(8 * 1024 * 1024),
+    /** Start an in-process MQTT 3.1.1 broker (aedes) on HOST:PORT for trials; "off" by default. */
+    embeddedBroker: zEmbedded.default('off'),
+  })
+  .strict();
+
+/** Parsed gateway settings. */
+export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
+
+/** Environment variables of the gateway (in the agent's settings, so they are always known). */
+export const gatewaySettings: readonly SettingBinding[] = [
+  {
+    path: ['gateway', 'shareGroup'],
+    env: 'GPULSE_GATEWAY_SHARE_GROUP',
+    valueName: 'GROUP',
+    description: 'gateway: MQTT 5 shared subscription group for several gateways',
+  },
+  {
+    path: ['gateway', 'clientId'],
+    env: 'GPULSE_GATEWAY_CLIENT_ID',
+    valueName: 'ID',
+    description: 'gateway: MQTT client id (default gpulse-gateway-<host>-<pid>-<random>)',
+  },
+  {
+    path: ['gateway', 'deviceTimeout'],
+    env: 'GPULSE_GATEWAY_DEVICE_TIMEOUT',
+    valueName: 'DURATION',
+    description: 'gateway: silence after which a device is down (default 2m)',
+  },
+  {
+    path: ['gateway', 'deviceTtl'],
+    env: 'GPULSE_GATEWAY_DEVICE_TTL',
+    valueName: 'DURATION',
+    description: 'gateway: silence after which a device and its series are dropped (default 24h)',
+  },
+  {
+    path: ['gateway', 'maxDevices'],
+    env: 'GPULSE_GATEWAY_MAX_DEVICES',
+    valueName: 'N',
+    description: 'gateway: devices tracked at most; more are rejected and counted (default 10000)',
+  },
+  {
+    path: ['gateway', 'maxSeriesPerDevice'],
+    env: 'GPULSE_GATEWAY_MAX_SERIES_PER_DEVICE',
+    valueName: 'N',
+    description: 'gateway: series of one device at most (default 20000)',
+  },
+  {
+    path: ['gateway', 'maxPayloadBytes'],
+    env: 'GPULSE_GATEWAY_MAX_PAYLOAD_BYTES',
+    valueName: 'SIZE',
+    description: 'gateway: largest message as received (default 1MiB)',
+  },
+  {
+    path: ['gateway', 'maxInflatedBytes'],
+    env: 'GPULSE_GATEWAY_MAX_INFLATED_BYTES',
+    valueName: 'SIZE',
+    description: 'gateway: largest message after inflating (default 8MiB)',
+  },
+  {
+    path: ['gateway', 'embeddedBroker'],
+    env: 'GPULSE_GATEWAY_EMBEDDED_BROKER',
+    valueName: 'HOST:PORT|off',
+    description: 'gateway: in-process MQTT broker for trials (default off)',
+  },
+];
+
+/** Flags of `gpulse gateway` only (kept out of `gpulse run --help`). */
+export const gatewayFlags: readonly SettingBinding[] = [
+  {
+    path: ['gateway', 'shareGroup'],
+    flag: 'share-group',
+    valueName: 'GROUP',
+    description:
+      'MQTT 5 shared subscription group for several gateways [GPULSE_GATEWAY_SHARE_GROUP]',
+  },
+  {
+    path: ['gateway', 'clientId'],
+    flag: 'gateway-client-id',
+    valueName: 'ID',
+    description:
+      'MQTT client id (default gpulse-gateway-<host>-<pid>-<random>) [GPULSE_GATEWAY_CLIENT_ID]',
+  },
+  {
+    path: ['gateway', 'deviceTimeout'],
+    flag: 'device-timeout',
+    valueName: 'DURATION',
+    description:
+      'silence after which a device is down (default 2m) [GPULSE_GATEWAY_DEVICE_TIMEOUT]',
+  },
+  {
+    path: ['gateway', 'deviceTtl'],
+    flag: 'device-ttl',
+    valueName: 'DURATION',
+    description:
+      'silence after which a device and its series are dropped (default 24h) [GPULSE_GATEWAY_DEVICE_TTL]',
+  },
+  {
+    path: ['gateway', 'maxDevices'],
+    flag: 'max-devices',
+    valueName: 'N',
+    description: 'devices tracked at most (default 10000) [GPULSE_GATEWAY_MAX_DEVICES]',
+  },
+  {
+    path: ['gateway', 'embeddedBroker'],
+    flag: 'embedded-broker',
+    description: 'in-process MQTT broker (see --embedded-broker [HOST:PORT])',
+  },
+];

@@ -1,0 +1,291 @@
+import { spawnSync } from 'node:child_process';
+import { deflateSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../../agent/clock.js';
+import { gpuReadingSamples } from '../../collectors/gpu-series.js';
+import {
+  buildEvents,
+  buildTelemetry,
+  markReplay,
+  seriesGroups,
+  statusJson,
+  type SeriesGroup,
+} from '../../exporters/mqtt/payloads.js';
+import { captureLogger } from '../../test/helpers/log-sink.js';
+import { findTool } from '../../test/helpers/tools.js';
+import { h100Readings } from '../../test/helpers/gpu-readings.js';
+import type { IncomingMessage } from '../publisher.js';
+import { FleetState } from './fleet-state.js';
+
+const T0 = 1_700_000_000_000;
+
+function setup(limits: { maxDevices?: number; maxSeriesPerDevice?: number } = {}) {
+  const clock = new FakeClock(T0);
+  const { log, records } = captureLogger();
+  const fleet = new FleetState({
+    clock,
+    log,
+    deviceTimeoutMs: 60_000,
+    deviceTtlMs: 3_600_000,
+    maxDevices: limits.maxDevices ?? 100,
+    maxSeriesPerDevice: limits.maxSeriesPerDevice ?? 10_000,
+    maxPayloadBytes: 256 * 1024,
+    maxInflatedBytes: 4 * 1024 * 1024,
+  });
+  return { clock, fleet, records };
+}
+
+function msg(
+  topic: string,
+  payload: Buffer | string,
+  extra: Partial<IncomingMessage> = {},
+): IncomingMessage {
+  return { topic, payload: Buffer.from(payload), retain: false, ...extra };
+}
+
+function telemetry(
+  site: string,
+  node: string,
+  series: SeriesGroup[],
+  ts: number,
+  seq = 1,
+  replay = false,
+): IncomingMessage {
+  const [m] = buildTelemetry(series, ts, () => seq, { compressAbove: 512 });
+  const body = replay ? Buffer.from(markReplay(m!.json)) : m!.body;
+  return msg(`gpulse/v1/${site}/${node}/telemetry`, body, {
+    contentType: replay ? 'application/json' : m!.contentType,
+  });
+}
+
+function status(
+  site: string,
+  node: string,
+  state: 'online' | 'offline',
+  session: number,
+  ts = T0,
+  retain = false,
+) {
+  return msg(
+    `gpulse/v1/${site}/${node}/status`,
+    statusJson({
+      state,
+      ts,
+      session,
+      ...(state === 'online' ? { version: '1.2.3' } : { reason: 'will' }),
+    }),
+    { retain },
+  );
+}
+
+const temp = (value: number, gpu = '0'): SeriesGroup => ({
+  labels: { gpu, uuid: `GPU-${gpu}` },
+  metrics: { gpu_temperature_celsius: value, gpu_energy_joules_total: 1000 },
+});
+
+function lines(fleet: FleetState): string[] {
+  return fleet.exposition().split('\n');
+}
+
+describe('FleetState', () => {
+  it('relays device series labelled site and node, with up, last seen and version', () => {
+    const { fleet } = setup();
+    expect(fleet.ingest(status('plant', 'cam1', 'online', 1))).toBe('applied');
+    expect(fleet.ingest(telemetry('plant', 'cam1', [temp(61)], T0))).toBe('applied');
+    const out = lines(fleet);
+    expect(out).toContain('gpulse_fleet_device_up{site="plant",node="cam1"} 1');
+    expect(out).toContain(
+      'gpulse_fleet_device_last_seen_timestamp_seconds{site="plant",node="cam1"} 1700000000',
+    );
+    expect(out).toContain('gpulse_fleet_device_info{site="plant",node="cam1",version="1.2.3"} 1');
+    expect(out).toContain(
+      'gpulse_gpu_temperature_celsius{site="plant",node="cam1",gpu="0",uuid="GPU-0"} 61',
+    );
+    expect(out).toContain('# TYPE gpulse_gpu_energy_joules_total counter');
+    expect(out).toContain('# TYPE gpulse_gpu_temperature_celsius gauge');
+    expect(out).toContain('gpulse_fleet_messages_total{stream="telemetry",result="applied"} 1');
+  });
+
+  it('replaces a device series on live telemetry; applies replays only when newer', () => {
+    const { fleet, clock } = setup();
+    fleet.ingest(telemetry('s', 'n', [temp(50)], T0 + 1000, 5));
+    // An older replay arrives late: counted, not shown.
+    expect(fleet.ingest(telemetry('s', 'n', [temp(40)], T0, 4, true))).toBe('stale');
+    expect(lines(fleet)).toContain(
+      'gpulse_gpu_temperature_celsius{site="s",node="n",gpu="0",uuid="GPU-0"} 50',
+    );
+    expect(fleet.ingest(telemetry('s', 'n', [temp(70)], T0 + 2000, 6, true))).toBe('applied');
+    clock.now();
+    expect(fleet.ingest(telemetry('s', 'n', [temp(71, '1')], T0 + 3000, 7))).toBe('applied');
+    const out = lines(fleet);
+    expect(out).toContain(
+      'gpulse_gpu_temperature_celsius{site="s",node="n",gpu="1",uuid="GPU-1"} 71',
+    );
+    expect(out.some((l) => l.includes('gpu="0"'))).toBe(false);
+  });
+
+  it('merges the parts of one split snapshot', () => {
+    const { fleet } = setup({ maxSeriesPerDevice: 20_000 });
+    const groups = seriesGroups(gpuReadingSamples(h100Readings(200)));
+    let seq = 1;
+    const parts = buildTelemetry(groups, T0, () => seq++, { compressAbove: Infinity });
+    expect(parts.length).toBeGreaterThan(1);
+    for (const p of parts)
+      expect(
+        fleet.ingest(msg('gpulse/v1/s/big/telemetry', p.body, { contentType: p.contentType })),
+      ).toBe('applied');
+    const temps = lines(fleet).filter((l) => l.startsWith('gpulse_gpu_temperature_celsius{'));
+    expect(temps).toHaveLength(200);
+  });
+
+  it('goes down on the last will, withdraws the series, and ignores a will of an older session', () => {
+    const { fleet } = setup();
+    fleet.ingest(status('s', 'n', 'online', 7));
+    fleet.ingest(telemetry('s', 'n', [temp(50)], T0));
+    // The will of session 6 arrives after session 7 came online (takeover race): ignored.
+    expect(fleet.ingest(status('s', 'n', 'offline', 6))).toBe('stale');
+    expect(lines(fleet)).toContain('gpulse_fleet_device_up{site="s",node="n"} 1');
+    expect(fleet.ingest(status('s', 'n', 'offline', 7))).toBe('applied');
+    const out = lines(fleet);
+    expect(out).toContain('gpulse_fleet_device_up{site="s",node="n"} 0');
+    expect(out.some((l) => l.startsWith('gpulse_gpu_temperature_celsius{'))).toBe(false);
+  });
+
+  it('marks a silent device down after the timeout and forgets it after the TTL', async () => {
+    const { fleet, clock } = setup();
+    fleet.ingest(status('s', 'n', 'online', 1));
+    fleet.ingest(telemetry('s', 'n', [temp(50)], T0));
+    await clock.advance(60_001);
+    let out = lines(fleet);
+    expect(out).toContain('gpulse_fleet_device_up{site="s",node="n"} 0');
+    expect(out.some((l) => l.startsWith('gpulse_gpu_temperature_celsius{'))).toBe(false);
+    await clock.advance(3_600_000);
+    out = lines(fleet);
+    expect(out.some((l) => l.includes('node="n"'))).toBe(false);
+    expect(out).toContain('gpulse_fleet_devices 0');
+  });
+
+  it('takes a retained status at its own time and skips devices retained past the TTL', () => {
+    const { fleet } = setup();
+    expect(fleet.ingest(status('s', 'gone', 'offline', 3, T0 - 7_200_000, true))).toBe('stale');
+    expect(fleet.ingest(status('s', 'old', 'online', 3, T0 - 120_000, true))).toBe('applied');
+    const out = lines(fleet);
+    expect(out.some((l) => l.includes('node="gone"'))).toBe(false);
+    // Online, but not heard for longer than the timeout: down until it speaks.
+    expect(out).toContain('gpulse_fleet_device_up{site="s",node="old"} 0');
+    expect(out).toContain(
+      'gpulse_fleet_device_last_seen_timestamp_seconds{site="s",node="old"} 1699999880',
+    );
+  });
+
+  it('counts events per device and type, folding unknown type floods into "other"', () => {
+    const { fleet } = setup();
+    const events = Array.from({ length: 70 }, (_, i) => ({
+      id: i,
+      ts: T0,
+      type: i < 2 ? 'container.oom_kill' : `junk.${i}`,
+      severity: 'critical' as const,
+      source: 'docker',
+      message: 'x',
+      labels: {},
+    }));
+    const [m] = buildEvents(events, () => 1, { compressAbove: 1024 });
+    expect(fleet.ingest(msg('gpulse/v1/s/n/events', m!.body))).toBe('applied');
+    const out = lines(fleet);
+    expect(out).toContain(
+      'gpulse_fleet_events_total{site="s",node="n",type="container.oom_kill"} 2',
+    );
+    // 64 types kept (the OOM kills and 63 junk types), the remaining 5 events folded into "other".
+    expect(out.filter((l) => l.startsWith('gpulse_fleet_events_total{'))).toHaveLength(65);
+    expect(out).toContain('gpulse_fleet_events_total{site="s",node="n",type="other"} 5');
+  });
+
+  it('counts and drops hostile payloads, and keeps serving the others', () => {
+    const { fleet, records } = setup({ maxDevices: 3, maxSeriesPerDevice: 50 });
+    fleet.ingest(telemetry('s', 'good', [temp(50)], T0));
+    const reasons: [IncomingMessage, string][] = [
+      [msg('gpulse/v1/s/n/other', '{}'), 'bad_topic'],
+      [msg('gpulse/v1/s/n/telemetry', Buffer.alloc(300 * 1024, 0x7b)), 'too_large'],
+      [
+        msg('gpulse/v1/s/n/telemetry', deflateSync(Buffer.alloc(20 * 1024 * 1024, 0x20))),
+        'too_large',
+      ],
+      [msg('gpulse/v1/s/n/telemetry', Buffer.from([0x78, 0x9c, 0xff, 0x00])), 'bad_encoding'],
+      [msg('gpulse/v1/s/n/telemetry', '{"v":1,"seq":'), 'bad_json'],
+      [msg('gpulse/v1/s/n/telemetry', '{"v":1,"seq":"1","ts":1,"series":[]}'), 'bad_shape'],
+      [
+        msg(
+          'gpulse/v1/s/n/telemetry',
+          '{"v":1,"seq":1,"ts":1,"series":[{"labels":{"gpu":0},"metrics":{}}]}',
+        ),
+        'bad_shape',
+      ],
+      [msg('gpulse/v1/s/n/status', '{"v":1,"state":"dancing","ts":1,"session":1}'), 'bad_shape'],
+      [telemetry('s', 'n', [{ labels: { 'bad-label': 'x' }, metrics: { a: 1 } }], T0), 'bad_name'],
+      [telemetry('s', 'n', [{ labels: { __name__: 'x' }, metrics: { a: 1 } }], T0), 'bad_name'],
+      [telemetry('s', 'n', [{ labels: {}, metrics: { 'a b': 1 } }], T0), 'bad_name'],
+      [telemetry('s', 'n', [{ labels: {}, metrics: { fleet_device_up: 1 } }], T0), 'bad_name'],
+      [
+        telemetry(
+          's',
+          'n',
+          [
+            {
+              labels: {},
+              metrics: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`m${i}`, i])),
+            },
+          ],
+          T0,
+        ),
+        'series_limit',
+      ],
+    ];
+    const expected = new Map<string, number>();
+    for (const [m, reason] of reasons) {
+      expect(fleet.ingest(m), reason).toBe('rejected');
+      expected.set(reason, (expected.get(reason) ?? 0) + 1);
+      expect(lines(fleet), reason).toContain(
+        `gpulse_fleet_rejected_messages_total{reason="${reason}"} ${expected.get(reason)}`,
+      );
+    }
+    // An unknown-device flood stops at the device limit.
+    for (let i = 0; i < 5; i++) fleet.ingest(telemetry('s', `flood${i}`, [temp(1)], T0));
+    const out = lines(fleet);
+    expect(out).toContain('gpulse_fleet_devices 3');
+    expect(out).toContain('gpulse_fleet_rejected_messages_total{reason="device_limit"} 3');
+    expect(out).toContain(
+      'gpulse_gpu_temperature_celsius{site="s",node="good",gpu="0",uuid="GPU-0"} 50',
+    );
+    // Logged once per reason and topic, not per message.
+    const floodLogs = records.filter((r) => r.reason === 'device_limit');
+    expect(floodLogs).toHaveLength(3);
+  });
+
+  it('renames device labels that clash with site/node and escapes label values', () => {
+    const { fleet } = setup();
+    fleet.ingest(
+      telemetry(
+        's',
+        'n',
+        [{ labels: { node: 'inner', path: 'a"b\\c\nd' }, metrics: { x_info: 1 } }],
+        T0,
+      ),
+    );
+    expect(lines(fleet)).toContain(
+      'gpulse_x_info{site="s",node="n",exported_node="inner",path="a\\"b\\\\c\\nd"} 1',
+    );
+  });
+
+  it.skipIf(!findTool('promtool'))('produces an exposition promtool accepts', () => {
+    const { fleet } = setup();
+    fleet.ingest(status('s', 'a', 'online', 1));
+    fleet.ingest(telemetry('s', 'a', seriesGroups(gpuReadingSamples(h100Readings(2))), T0));
+    fleet.ingest(telemetry('s', 'b', seriesGroups(gpuReadingSamples(h100Readings(1, 2))), T0));
+    const check = spawnSync('promtool', ['check', 'metrics'], {
+      input: fleet.exposition(),
+      encoding: 'utf8',
+    });
+    // promtool's lint complains about nothing but relayed families without units: it must not error.
+    expect(check.status, check.stderr + check.stdout).toBe(0);
+  });
+});

@@ -1,0 +1,73 @@
+import type { Logger } from 'pino';
+import { buildAgent, type Agent } from '../../agent/build-agent.js';
+import { defaultComponents } from '../../agent/components.js';
+import { loadConfig, type AgentConfig } from '../../agent/config.js';
+import { createCollectors } from '../../collectors/index.js';
+import type { Collector } from '../../agent/types.js';
+import { systemClock } from '../../agent/clock.js';
+
+/** An agent built in this process, listening on a free loopback port. */
+export interface InProcessAgent {
+  readonly agent: Agent;
+  readonly config: AgentConfig;
+  readonly base: string;
+  metrics(): Promise<string>;
+  getJson(path: string): Promise<{ status: number; body: unknown }>;
+  /** Polls /metrics until `pred` holds. */
+  waitForMetrics(pred: (body: string) => boolean, timeoutMs?: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the whole agent in-process with the given GPULSE_* environment (collectors from the
+ * registry, the default components), plus extra collectors a test brings.
+ */
+export async function startAgentInProcess(
+  env: NodeJS.ProcessEnv,
+  log: Logger,
+  extra: readonly Collector[] = [],
+): Promise<InProcessAgent> {
+  const { config } = loadConfig({
+    env: {
+      GPULSE_LISTEN: '127.0.0.1:0',
+      GPULSE_NVIDIA_SMI_MODE: 'off',
+      GPULSE_HOST_MODE: 'off',
+      ...env,
+    },
+  });
+  const collectors = [...createCollectors(config, { clock: systemClock, env }), ...extra];
+  const agent = buildAgent(config, {
+    log,
+    version: 'test',
+    env,
+    collectors,
+    components: defaultComponents(config),
+  });
+  const base = await agent.start();
+  const metrics = async () => (await fetch(`${base}/metrics`)).text();
+  return {
+    agent,
+    config,
+    base,
+    metrics,
+    async getJson(path) {
+      const res = await fetch(base + path);
+      return { status: res.status, body: await res.json() };
+    },
+    async waitForMetrics(pred, timeoutMs = 30_000) {
+      const t0 = Date.now();
+      for (;;) {
+        const last = await metrics();
+        if (pred(last)) return last;
+        if (Date.now() - t0 > timeoutMs) {
+          const lines = last.split('\n').filter((l) => !l.startsWith('#'));
+          throw new Error(
+            `metrics condition not met in ${timeoutMs} ms; last:\n${lines.join('\n').slice(0, 6000)}`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    },
+    stop: () => agent.stop(),
+  };
+}
