@@ -1,5 +1,7 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -346,6 +348,30 @@ describe('gpulse doctor with the simulated NVIDIA tools', () => {
       });
     } finally {
       await agent.stop();
+    }
+  });
+});
+
+describe('gpulse doctor and the agent port', () => {
+  it('tells another program on the agent port apart from no agent at all', async () => {
+    const other = createServer((_req, res) => res.writeHead(404).end('not here'));
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const { port } = other.address() as AddressInfo;
+    try {
+      const { check, code } = await doctorJson(
+        [],
+        baseEnv({ GPULSE_LISTEN: `127.0.0.1:${port}`, GPULSE_NVIDIA_SMI_MODE: 'off' }),
+      );
+      expect(check('agent')).toMatchObject({
+        status: 'fail',
+        required: false,
+        finding: `http://127.0.0.1:${port}/healthz answered 404, not gpulse's health check`,
+        details: { httpStatus: 404 },
+      });
+      // Not required: a port clash is reported but does not fail the host.
+      expect(code).toBe(0);
+    } finally {
+      await new Promise((r) => other.close(r));
     }
   });
 });

@@ -1,4 +1,35 @@
+import { request } from 'node:http';
 import type { Check, CheckOutcome } from '../types.js';
+
+// node:http rather than fetch: fetch refuses the WHATWG "bad ports" (6000, 6665-6669, 10080...),
+// and an agent may well listen on one of them.
+function getHealth(
+  host: string,
+  port: number,
+  timeoutMs: number,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host, port, path: '/healthz', method: 'GET', timeout: timeoutMs },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          if (body.length < 64 * 1024) body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => {
+      const err: NodeJS.ErrnoException = new Error(`no answer within ${timeoutMs}ms`);
+      err.code = 'ETIMEDOUT';
+      req.destroy(err);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 /** The host to dial for a listen address: wildcards mean "this host". */
 export function dialHost(host: string): string {
@@ -16,12 +47,11 @@ export const agentEndpointCheck: Check = {
     const h = dialHost(host);
     const url = `http://${h.includes(':') ? `[${h}]` : h}:${port}/healthz`;
     const details = { url };
-    let res: Response;
+    let res: { status: number; body: string };
     try {
-      res = await fetch(url, { signal: AbortSignal.timeout(ctx.timeoutMs) });
+      res = await getHealth(h, port, ctx.timeoutMs);
     } catch (err) {
-      const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
-      const code = cause?.code ?? (err as Error).name;
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       const refused = code === 'ECONNREFUSED';
       return {
         status: 'warn',
@@ -38,7 +68,7 @@ export const agentEndpointCheck: Check = {
         details: { ...details, code },
       };
     }
-    const body = await res.text().catch(() => '');
+    const body = res.body;
     if (res.status === 200 && /"status"\s*:\s*"ok"/.test(body))
       return {
         status: 'ok',
