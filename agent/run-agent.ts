@@ -156,7 +156,6 @@ export interface CommittedManifest {
   readonly drift_reference?: unknown;
 }
 
-
 /** Loads the configuration or reports every problem on stderr (exit 2). */
 export function loadAgentConfig(
   options: AgentCommandOptions,
