@@ -190,7 +190,7 @@ describe('deploy/kubernetes manifests', () => {
   });
 });
 
-describeWithTools('kubectl kustomize', [{ bin: 'kubectl', pkg: 'kubectl' }], () => {
+describeWithTools('kubectl kustomize', [{ bin: 'kubectl', pkg: 'kubernetes-client' }], () => {
   it('builds the agent and the HPA example', () => {
     for (const dir of [BASE, HPA]) {
       const r = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
