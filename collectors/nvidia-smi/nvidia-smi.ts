@@ -351,6 +351,9 @@ class NvidiaSmiCollector implements StreamingCollector {
   }
 
   private flushApps(): void {
+    // Also called directly when a tick ends early: its pending quiet timer must not fire later
+    // on an empty block (that would report "no processes" between two ticks).
+    if (this.appsTimer) this.clock.clearTimeout(this.appsTimer);
     this.appsTimer = undefined;
     this.processes = this.containers
       ? attributeProcesses(this.appsBlock, this.containers)
