@@ -1,5 +1,6 @@
 // npm run bench:edge — MQTT edge delivery (issue 5), against a private Mosquitto on a free loopback port:
-// (1) bytes per minute per GPU the real agent sends at a 10 s interval (1-GPU and 8-GPU profiles),
+// (1) bytes per minute per GPU the real agent sends at a 10 s sample interval, batched into one
+//     message per 60 s flush (1-GPU and 8-GPU profiles),
 // (2) fleet gateway ingest messages/s for 1,000 simulated devices against mosquitto_sub receiving
 //     the same stream in the same run, (3) spool write and replay messages/s (edge/spool directly)
 //     against a plain write+fdatasync loop on the same disk.
@@ -16,13 +17,17 @@ import { systemClock } from '../dist/agent/clock.js';
 import { Spool } from '../dist/edge/spool/spool.js';
 import { FLAG_DEFLATE } from '../dist/edge/spool/record-format.js';
 import {
+  buildSchema,
   buildTelemetry,
   CONTENT_TYPE_DEFLATE,
   decodeBody,
+  expandTelemetry,
+  parseTelemetry,
 } from '../dist/exporters/mqtt/payloads.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const WINDOW_S = Number(process.env.BENCH_WINDOW_SECONDS ?? 60);
+const WINDOW_S = Number(process.env.BENCH_WINDOW_SECONDS ?? 120);
+const SAMPLES = 6; // samples per message: 60 s flush / 10 s interval
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const SPOOL_BATCHES = Number(process.env.BENCH_SPOOL_BATCHES ?? 1000);
@@ -164,13 +169,24 @@ async function publisherBytes(broker) {
     { profile: 'h100-8x', gpus: 8 },
   ];
   // A subscriber keeps the last telemetry of each node: the 1-GPU one is the gateway load below.
+  // Every telemetry message of each node is kept, and its retained schema.
   const captured = new Map();
   const sub = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 });
   cleanups.push(() => sub.endAsync(true));
-  sub.on('message', (topic, payload, packet) =>
-    captured.set(topic, { payload, contentType: packet.properties?.contentType }),
-  );
-  await sub.subscribeAsync('gpulse/v1/bench/+/telemetry', { qos: 1 });
+  sub.on('message', (topic, payload, packet) => {
+    if (payload.length === 0) return;
+    const json = decodeBody(payload, packet.properties?.contentType, 64 << 20);
+    const list = captured.get(topic) ?? [];
+    list.push({
+      bytes: payload.length,
+      jsonBytes: Buffer.byteLength(json),
+      json: JSON.parse(json),
+    });
+    captured.set(topic, list);
+  });
+  await sub.subscribeAsync(['gpulse/v1/bench/+/telemetry', 'gpulse/v1/bench/+/schema'], {
+    qos: 1,
+  });
 
   // Both agents run at once (one window of wall time), each behind its own counting proxy.
   const agents = [];
@@ -194,6 +210,8 @@ async function publisherBytes(broker) {
           p.profile,
           '--mqtt-interval',
           '10s',
+          '--mqtt-flush',
+          '60s',
           '--mqtt-spool-dir',
           tempDir('gpulse-bench-spool-'),
         ],
@@ -211,7 +229,7 @@ async function publisherBytes(broker) {
           throw new Error(`agent ${a.profile} exited: ${a.child.stderrTail()}`);
         return firstTelemetry(a);
       },
-      60_000,
+      120_000,
       `the ${a.profile} agent's first telemetry`,
     );
   }
@@ -227,23 +245,25 @@ async function publisherBytes(broker) {
     );
     const telemetry = inWindow.filter((k) => k.type === 3 && k.topic.endsWith('/telemetry'));
     const status = inWindow.filter((k) => k.type === 3 && k.topic.endsWith('/status'));
+    const schema = inWindow.filter((k) => k.type === 3 && k.topic.endsWith('/schema'));
     const total = inWindow.reduce((s, k) => s + k.bytes, 0);
     const perMinute = (total * 60) / WINDOW_S;
-    const last = captured.get(`gpulse/v1/bench/${a.profile}/telemetry`);
-    const json = last ? decodeBody(last.payload, last.contentType, 64 << 20) : '{"series":[]}';
-    const seriesCount = JSON.parse(json).series.reduce(
-      (s, g) => s + Object.keys(g.metrics).length,
-      0,
-    );
+    const msgs = captured.get(`gpulse/v1/bench/${a.profile}/telemetry`) ?? [];
+    const inline = msgs.find((m) => m.json.schema);
+    const compact = msgs.find((m) => m.json.schema_id);
+    const seriesCount = inline?.json.schema.series.reduce((n, g) => n + g.metrics.length, 0) ?? '?';
+    const form = (m) => (m ? `${m.jsonBytes} → ${m.bytes}` : '—');
     rows.push([
       a.profile,
       a.gpus,
       seriesCount,
-      `${Buffer.byteLength(json)} → ${last?.payload.length ?? '?'}`,
+      inline?.json.ts.length ?? '?',
+      form(inline),
+      form(compact),
       telemetry.length,
-      median(telemetry.map((k) => k.bytes)),
+      schema.reduce((s, k) => s + k.bytes, 0),
       status.reduce((s, k) => s + k.bytes, 0),
-      inWindow.length - telemetry.length - status.length,
+      inWindow.length - telemetry.length - status.length - schema.length,
       Math.round(perMinute),
       (perMinute / a.gpus / 1024).toFixed(2),
       perMinute / a.gpus <= 2048 ? 'yes' : 'NO',
@@ -252,19 +272,24 @@ async function publisherBytes(broker) {
   for (const a of agents) await stopChild(a.child);
 
   console.log(
-    `\n(1) publisher bytes on the wire, real agent (gpulse simulate), telemetry every 10 s, QoS 1,`,
+    `\n(1) publisher bytes on the wire, real agent (gpulse simulate), a sample every 10 s, one message per 60 s, QoS 1,`,
   );
   console.log(
-    `    one ${WINDOW_S} s window per profile measured at the client's TCP stream (MQTT fixed header + topic + properties + payload)\n`,
+    `    one ${WINDOW_S} s window per profile from its first telemetry message (so it includes the inline and retained schema),`,
+  );
+  console.log(
+    `    measured at the client's TCP stream (MQTT fixed header + topic + properties + payload)\n`,
   );
   table(
     [
       'profile',
       'GPUs',
       'series',
-      'JSON → payload bytes',
+      'samples/msg',
+      'msg with schema: JSON → payload',
+      'msg with schema_id: JSON → payload',
       'telemetry msgs',
-      'telemetry msg bytes (median)',
+      'schema bytes',
       'status bytes',
       'other pkts',
       'bytes/min',
@@ -273,9 +298,14 @@ async function publisherBytes(broker) {
     ],
     rows,
   );
-  const oneGpu = captured.get('gpulse/v1/bench/h100/telemetry');
-  if (!oneGpu) throw new Error('no 1-GPU telemetry was captured for the gateway load');
-  return JSON.parse(decodeBody(oneGpu.payload, oneGpu.contentType, 64 << 20)).series;
+  // The 1-GPU series for the gateway load: the last sample of the last self-contained message.
+  const oneGpu = (captured.get('gpulse/v1/bench/h100/telemetry') ?? []).filter(
+    (m) => m.json.schema,
+  );
+  const last = oneGpu[oneGpu.length - 1];
+  if (!last) throw new Error('no 1-GPU telemetry with a schema was captured for the gateway load');
+  const t = parseTelemetry(last.json);
+  return expandTelemetry(t, t.schema).slice(-1)[0].series;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -375,22 +405,36 @@ async function gatewayIngest(broker, series) {
   }
   const nodes = Array.from({ length: DEVICES }, (_, i) => `dev-${String(i).padStart(4, '0')}`);
   const seqs = new Map(nodes.map((n) => [n, 0]));
+  for (let r = 0; r < RUNS; r++) seqs.set(`sentinel-${r}`, 0);
   const rand = rng(42);
   let payloadBytes = 0;
   let payloadCount = 0;
+  // One message per device as the agent sends it each minute: 6 samples, values only (schema_id).
+  const batchOf = (node) => {
+    const t0 = Date.now() - SAMPLES * 10_000;
+    const samples = Array.from({ length: SAMPLES }, (_, i) => ({
+      ts: t0 + i * 10_000,
+      series: deviceSeries(series, rand),
+    }));
+    return buildTelemetry(samples, () => seqs.set(node, seqs.get(node) + 1).get(node), {
+      compressAbove: 1024,
+    })[0];
+  };
   const round = () =>
     nodes.map((node) => {
-      const [m] = buildTelemetry(
-        deviceSeries(series, rand),
-        Date.now(),
-        () => seqs.set(node, seqs.get(node) + 1).get(node),
-        { compressAbove: 1024 },
-      );
-      payloadBytes += m.body.length;
+      const m = batchOf(node);
+      payloadBytes += m.compact.body.length;
       payloadCount++;
-      return [`gpulse/v1/bench/${node}/telemetry`, m.body, m.contentType];
+      return [`gpulse/v1/bench/${node}/telemetry`, m.compact.body, m.compact.contentType];
     });
 
+  // Every device's schema retained first (as each agent does on connect): the gateway learns it
+  // from there, the runs then carry values only.
+  const schemaMessages = nodes.map((node) => {
+    const { body, contentType } = buildSchema([batchOf(node).schema], Date.now(), 1024);
+    return [`gpulse/v1/bench/${node}/schema`, body, contentType];
+  });
+  await publishAll(clients, schemaMessages);
   // Warm-up: every device known to the gateway, so runs measure the steady state (updates).
   await publishAll(clients, round());
   await waitFor(
@@ -398,7 +442,7 @@ async function gatewayIngest(broker, series) {
     60_000,
     'the gateway to see 1,000 devices',
   );
-  await waitFor(() => subLines.count >= DEVICES, 60_000, 'mosquitto_sub to get the warm-up');
+  await waitFor(() => subLines.count >= 2 * DEVICES, 60_000, 'mosquitto_sub to get the warm-up');
 
   const results = [];
   for (let r = 0; r < RUNS; r++) {
@@ -406,9 +450,8 @@ async function gatewayIngest(broker, series) {
     for (let k = 0; k < ROUNDS; k++) messages.push(...round());
     // A last message from a new node: queued behind all others, it marks the end of the stream.
     const sentinel = `sentinel-${r}`;
-    const [s] = buildTelemetry(deviceSeries(series, rand), Date.now(), () => 1, {
-      compressAbove: 1024,
-    });
+    // Self-contained (schema inline): the gateway has never heard of this node.
+    const s = batchOf(sentinel);
     // Devices known now (the 1,000, earlier sentinels, the agents of (1) by their retained status).
     const expectDevices = (await devices()) + 1;
     // Both receivers paused while the stream is published, then drained one at a time from the
@@ -464,8 +507,8 @@ async function gatewayIngest(broker, series) {
   const gwMedian = median(results.map((x) => x.gw));
   const subMedian = median(results.map((x) => x.sub));
   console.log(
-    `\n(2) gateway ingest, ${DEVICES} devices × ${ROUNDS} telemetry messages per run (1-GPU payload from (1), ` +
-      `${Math.round(payloadBytes / payloadCount)} bytes deflated, QoS 1, MQTT 5), ${RUNS} runs, median;`,
+    `\n(2) gateway ingest, ${DEVICES} devices × ${ROUNDS} telemetry messages per run (1-GPU series from (1), ` +
+      `${SAMPLES} samples per message, values only: ${Math.round(payloadBytes / payloadCount)} bytes deflated, QoS 1, MQTT 5), ${RUNS} runs, median;`,
   );
   console.log(
     `    published while both receivers were paused, then each drained Mosquitto's queue alone\n`,
@@ -550,7 +593,9 @@ async function spoolRun(payload) {
 }
 
 async function spoolBench(series) {
-  const [m] = buildTelemetry(series, Date.now(), () => 1, { compressAbove: 1024 });
+  // What the outbox spools: a minute's batch with its schema inline (self-contained for replay).
+  const samples = Array.from({ length: SAMPLES }, (_, i) => ({ ts: i * 10_000, series }));
+  const [m] = buildTelemetry(samples, () => 1, { compressAbove: 1024 });
   if (m.contentType !== CONTENT_TYPE_DEFLATE) throw new Error('expected a deflated payload');
   const runs = [];
   for (let r = 0; r < RUNS; r++) runs.push(await spoolRun(m.body));
