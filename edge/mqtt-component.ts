@@ -89,7 +89,6 @@ export function createMqttComponent(
   let conn: MqttConnection | undefined;
   let outbox: Outbox | undefined;
   let telemetryTimer: TimerHandle | undefined;
-  let flushTimer: TimerHandle | undefined;
   let statusTimer: TimerHandle | undefined;
   let eventsTimer: TimerHandle | undefined;
   let metricsTimer: TimerHandle | undefined;
@@ -445,11 +444,19 @@ export function createMqttComponent(
           },
           `publishing to ${streamTopic(id, 'telemetry').replace(/\/telemetry$/, '/')}{telemetry,events,status}`,
         );
-        every(config.telemetry.interval, sampleTelemetry, (t) => (telemetryTimer = t));
+        // One timer for both: a separate flush timer drifts against the sample timer and would cut
+        // batches at 5 or 6 samples. Half an interval of slack absorbs that drift.
+        let flushedAt = clock.now();
         every(
-          config.telemetry.flush,
-          () => void flushTelemetry(),
-          (t) => (flushTimer = t),
+          config.telemetry.interval,
+          () => {
+            sampleTelemetry();
+            if (clock.now() - flushedAt < config.telemetry.flush - config.telemetry.interval / 2)
+              return;
+            flushedAt = clock.now();
+            void Promise.all(flushTelemetry());
+          },
+          (t) => (telemetryTimer = t),
         );
         every(config.statusInterval, publishOnline, (t) => (statusTimer = t));
         // Age limits apply while offline too, not only when a replay reads the spool.
@@ -475,7 +482,7 @@ export function createMqttComponent(
       if (stopped) return;
       stopped = true;
       const clock = ctx?.clock;
-      for (const t of [telemetryTimer, flushTimer, statusTimer, metricsTimer, expireTimer])
+      for (const t of [telemetryTimer, statusTimer, metricsTimer, expireTimer])
         if (t) clock?.clearTimeout(t);
       offEvents?.();
       // Events still in their window and the telemetry batch go to the outbox: sent if the broker

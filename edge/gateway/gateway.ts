@@ -128,6 +128,7 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
         reconnectMinMs: config.mqtt.reconnectMinDelay,
         reconnectMaxMs: config.mqtt.reconnectMaxDelay,
         authRetryMs: config.mqtt.authRetryDelay,
+        coalesceWrites: true,
         clock,
         log,
         connect: deps.connect,
