@@ -525,7 +525,7 @@ async function gatewayIngest(broker, series) {
       if (performance.now() - t0 > 180_000) throw new Error('the gateway did not drain in 180 s');
       await sleep(20);
     }
-    results.push({ gw: n / ((t1 - t0) / 1000), sub: subRate, n });
+    results.push({ gw: n / ((t1 - t0) / 1000), sub: subRate, n, rss: rssBytes(gw.pid) });
   }
 
   const metrics = await (await fetch(`${gwUrl}/metrics`)).text();
@@ -550,7 +550,14 @@ async function gatewayIngest(broker, series) {
     `    published while both receivers were paused, then each drained Mosquitto's queue alone\n`,
   );
   table(
-    ['run', 'messages', 'gateway msgs/s', 'mosquitto_sub msgs/s', 'ratio (goal ≥ 0.5)'],
+    [
+      'run',
+      'messages',
+      'gateway msgs/s',
+      'mosquitto_sub msgs/s',
+      'ratio (goal ≥ 0.5)',
+      'gateway RSS MB after',
+    ],
     [
       ...results.map((x, i) => [
         i + 1,
@@ -558,6 +565,7 @@ async function gatewayIngest(broker, series) {
         Math.round(x.gw),
         Math.round(x.sub),
         (x.gw / x.sub).toFixed(2),
+        (x.rss / 1e6).toFixed(1),
       ]),
       [
         'median',
@@ -565,6 +573,7 @@ async function gatewayIngest(broker, series) {
         Math.round(gwMedian),
         Math.round(subMedian),
         (gwMedian / subMedian).toFixed(2),
+        '',
       ],
     ],
   );
