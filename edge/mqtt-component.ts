@@ -242,13 +242,16 @@ export function createMqttComponent(
       ),
   };
 
+  /** The series of the current schemas: the next batch keeps them when it can. */
+  const base = () => schemas.flatMap((x) => x.series);
+
   /** Sends the samples taken so far as one message (or parts); nothing when there are none. */
   const flushTelemetry = (): Promise<SubmitResult>[] => {
     if (batch.length === 0 || !seq) return [];
     const samples = batch;
     batch = [];
     const s = seq;
-    const messages = buildTelemetry(samples, () => s.next(), buildOptions);
+    const messages = buildTelemetry(samples, () => s.next(), { ...buildOptions, base: base() });
     const ids = messages.map((m) => m.schema.id).join(',');
     if (ids !== schemas.map((x) => x.id).join(',')) {
       schemas = messages.map((m) => m.schema);
@@ -270,7 +273,7 @@ export function createMqttComponent(
       ts: snapshot.takenAt,
       series: seriesGroups(snapshotSamples(snapshot, ctx.version)),
     };
-    if (batch.length > 0 && !telemetryFits([...batch, sample], buildOptions))
+    if (batch.length > 0 && !telemetryFits([...batch, sample], { ...buildOptions, base: base() }))
       void Promise.all(flushTelemetry());
     batch.push(sample);
   };

@@ -141,6 +141,33 @@ describe('telemetry payload', () => {
     expect(m?.schema.id).toMatch(/^[A-Za-z0-9_-]{12}$/);
   });
 
+  it('keeps the previous schema while a series comes and goes; rebuilds when most are gone', () => {
+    const gA = { gpu: '0', uuid: 'GPU-a' };
+    const gB = { gpu: '1', uuid: 'GPU-b' };
+    const all = [
+      { desc: temp, labels: gA, value: 50 },
+      { desc: power, labels: gA, value: 300 },
+      { desc: energy, labels: gA, value: 9 },
+      { desc: temp, labels: gB, value: 40 },
+      { desc: power, labels: gB, value: 200 },
+    ];
+    const opts = { compressAbove: Infinity };
+    const [first] = buildTelemetry([{ ts: 1, series: seriesGroups(all) }], counterSeq(1), opts);
+    const base = first!.schema.series;
+    // GPU-b's temperature is missing from a whole batch: same schema, its column null.
+    const fewer = seriesGroups(all.filter((_, i) => i !== 3));
+    const [second] = buildTelemetry([{ ts: 2, series: fewer }], counterSeq(2), { ...opts, base });
+    expect(second!.schema.id).toBe(first!.schema.id);
+    const t = parseTelemetry(JSON.parse(second!.json));
+    expect(t?.values).toEqual([50, 300, 9, null, 200]);
+    expect(expandTelemetry(t!, t!.schema!)).toEqual([{ ts: 2, series: fewer }]);
+    // Only GPU-a's temperature left (4 of 5 columns gone): a fresh schema of what is there.
+    const one = seriesGroups(all.slice(0, 1));
+    const [third] = buildTelemetry([{ ts: 3, series: one }], counterSeq(3), { ...opts, base });
+    expect(third!.schema.id).not.toBe(first!.schema.id);
+    expect(third!.schema.series).toEqual([{ labels: gA, metrics: ['gpu_temperature_celsius'] }]);
+  });
+
   it('keeps a minute of 8-GPU samples well under the bandwidth goal once the schema is known', () => {
     const samples = Array.from({ length: 6 }, (_, i) => ({
       ts: 1_700_000_000_000 + i * 10_000,

@@ -50,10 +50,11 @@ export interface TelemetrySchema {
 }
 
 /**
- * The values of one series over a batch: a number when it did not change, else one entry per
- * sample time (null where the series was absent from that sample).
+ * The values of one series over a batch: a number when it did not change, null when the series
+ * (kept in a reused schema) was absent from the whole batch, else one entry per sample time (null
+ * where the series was absent from that sample).
  */
-export type ValueColumn = number | readonly (number | null)[];
+export type ValueColumn = number | null | readonly (number | null)[];
 
 /**
  * One telemetry message: a batch of samples of every series (or one part of them). Carries the
@@ -243,6 +244,12 @@ export interface BuildOptions {
   readonly compressAbove: number;
   /** Split into several messages above this encoded size (default MAX_MESSAGE_BYTES). */
   readonly maxBytes?: number;
+  /**
+   * Series of the previous schema (telemetry): kept in order, so a batch whose series are the same
+   * or fewer keeps the schema id (absent ones are null) instead of sending a new schema each time
+   * a series comes and goes; rebuilt when more than a quarter of it is absent.
+   */
+  readonly base?: readonly SchemaGroup[];
 }
 
 /** One sample of every series, as the publisher takes it at each telemetry interval. */
@@ -263,31 +270,46 @@ interface BatchTable {
   readonly columns: (number | null)[][][];
 }
 
-function batchTable(samples: readonly TelemetrySample[]): BatchTable {
-  const byKey = new Map<string, { labels: Record<string, string>; metrics: Map<string, number> }>();
-  const order: { labels: Record<string, string>; metrics: Map<string, number> }[] = [];
+/** Most columns of a reused schema that may be absent from a whole batch before it is rebuilt. */
+const MAX_DEAD_RATIO = 0.25;
+
+function batchTable(
+  samples: readonly TelemetrySample[],
+  base?: readonly SchemaGroup[],
+): BatchTable {
+  type Entry = { index: number; labels: Record<string, string>; metrics: Map<string, number> };
+  const byKey = new Map<string, Entry>();
+  const order: Entry[] = [];
+  const entry = (labels: Readonly<Record<string, string>>): Entry => {
+    const names = Object.keys(labels).sort();
+    let key = '';
+    for (const n of names) key += `${n}\u0000${labels[n]}\u0001`;
+    let e = byKey.get(key);
+    if (!e) {
+      const sorted: Record<string, string> = {};
+      for (const n of names) sorted[n] = labels[n] ?? '';
+      e = { index: order.length, labels: sorted, metrics: new Map() };
+      byKey.set(key, e);
+      order.push(e);
+    }
+    return e;
+  };
+  // The previous schema first, in its order: a batch with the same series (or fewer) keeps its id.
+  for (const g of base ?? []) {
+    const e = entry(g.labels);
+    for (const m of g.metrics) if (!e.metrics.has(m)) e.metrics.set(m, e.metrics.size);
+  }
   const cells: [number, number, number, number][] = [];
   samples.forEach((sample, si) => {
     for (const g of sample.series) {
-      const names = Object.keys(g.labels).sort();
-      let key = '';
-      for (const n of names) key += `${n}\u0000${g.labels[n]}\u0001`;
-      let entry = byKey.get(key);
-      if (!entry) {
-        const labels: Record<string, string> = {};
-        for (const n of names) labels[n] = g.labels[n] ?? '';
-        entry = { labels, metrics: new Map() };
-        byKey.set(key, entry);
-        order.push(entry);
-      }
-      const gi = order.indexOf(entry);
+      const e = entry(g.labels);
       for (const [metric, value] of Object.entries(g.metrics)) {
-        let mi = entry.metrics.get(metric);
+        let mi = e.metrics.get(metric);
         if (mi === undefined) {
-          mi = entry.metrics.size;
-          entry.metrics.set(metric, mi);
+          mi = e.metrics.size;
+          e.metrics.set(metric, mi);
         }
-        cells.push([gi, mi, si, value]);
+        cells.push([e.index, mi, si, value]);
       }
     }
   });
@@ -300,14 +322,21 @@ function batchTable(samples: readonly TelemetrySample[]): BatchTable {
     const column = columns[gi]?.[mi];
     if (column) column[si] = value;
   }
+  if (base && base.length > 0) {
+    const all = columns.flat();
+    const dead = all.filter((c) => c.every((v) => v === null)).length;
+    // Too many series of the old schema are gone: start a fresh one.
+    if (dead > all.length * MAX_DEAD_RATIO) return batchTable(samples);
+  }
   return {
     groups: order.map((e) => ({ labels: e.labels, metrics: [...e.metrics.keys()] })),
     columns,
   };
 }
 
-/** A column as sent: one number when every sample has the same value, else the array. */
+/** A column as sent: one number when every sample has the same value, null when absent from all, else the array. */
 function packColumn(column: readonly (number | null)[]): ValueColumn {
+  if (column.every((v) => v === null)) return null;
   const first = column[0];
   if (first !== null && first !== undefined && column.every((v) => v === first)) return first;
   return column;
@@ -342,7 +371,7 @@ function chunkOf(
 
 /** True when a batch of these samples fits one message with its schema inline. */
 export function telemetryFits(samples: readonly TelemetrySample[], options: BuildOptions): boolean {
-  const table = batchTable(samples);
+  const table = batchTable(samples, options.base);
   const { schema, values } = chunkOf(table.groups, table.columns);
   const json = telemetryJson(
     { seq: SEQ_PLACEHOLDER, ts: samples.map((s) => s.ts), schema, values },
@@ -366,7 +395,7 @@ export function buildTelemetry(
   if (samples.length === 0) return [];
   const maxBytes = options.maxBytes ?? MAX_MESSAGE_BYTES;
   const ts = samples.map((s) => s.ts);
-  const table = batchTable(samples);
+  const table = batchTable(samples, options.base);
   const indices = table.groups.map((_, i) => i);
   const chunk = (idx: readonly number[]) =>
     chunkOf(
@@ -459,7 +488,7 @@ export function parseTelemetry(value: unknown): TelemetryPayload | undefined {
   if (!Array.isArray(values)) return undefined;
   const n = ts.length;
   for (const c of values as unknown[]) {
-    if (typeof c === 'number') continue;
+    if (typeof c === 'number' || c === null) continue;
     if (!Array.isArray(c) || c.length !== n) return undefined;
     for (const x of c as unknown[]) if (x !== null && typeof x !== 'number') return undefined;
   }
