@@ -140,15 +140,21 @@ addAgentOptions(
 program.enablePositionalOptions();
 const subcommand = process.argv[2];
 if (subcommand !== 'run' && subcommand !== 'simulate') {
-  const [{ registerGatewayCommand }, { registerDriftCommand }, { registerModelCommands }] =
-    await Promise.all([
-      import('../edge/gateway/command.js'),
-      import('../collectors/drift/cli.js'),
-      import('../edge/models/cli.js'),
-    ]);
+  const [
+    { registerGatewayCommand },
+    { registerDriftCommand },
+    { registerModelCommands },
+    { registerDoctorCommand },
+  ] = await Promise.all([
+    import('../edge/gateway/command.js'),
+    import('../collectors/drift/cli.js'),
+    import('../edge/models/cli.js'),
+    import('./doctor/command.js'),
+  ]);
   registerGatewayCommand(program, process);
   registerDriftCommand(program);
   registerModelCommands(program);
+  registerDoctorCommand(program);
 }
 
 await program.parseAsync(process.argv);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { buildAgent, ListenError, type Agent } from './build-agent.js';
-import { driftComponents } from '../collectors/drift/drift.js';
+import { driftComponents, type DriftComponent } from '../collectors/drift/drift.js';
 import type { Component } from './component.js';
 import { loadConfig, readConfigFile, type AgentConfig } from './config.js';
 import { ConfigError, errorMessage } from './errors.js';
@@ -124,9 +124,37 @@ export function simulationEnv(
 }
 
 /**
- * The model updater, loaded only when models are configured: its module brings dockerode (with
- * gRPC, protobuf and ssh2), about 15 MB of resident memory an edge device without models spares.
+ * How the drift monitor hears from the optional edge parts: observations arriving over MQTT
+ * (`models/+/observations` under the node), and the reference profile a committed model version
+ * ships in its manifest (`drift_reference`, installed with source `manifest` under the updater's
+ * model name). Nothing when drift is off. Plain callbacks, so edge/ and collectors/drift/ never
+ * import each other and stay lazily loaded.
  */
+export function driftHooks(drift: DriftComponent | undefined): {
+  readonly observations?: (topic: string, payload: Buffer) => void;
+  readonly onCommitted?: (model: string, manifest: CommittedManifest) => void;
+} {
+  if (!drift) return {};
+  return {
+    observations: (topic, payload) => drift.receiveMqttMessage(topic, payload),
+    onCommitted: (model, manifest) => {
+      // A version without a profile leaves the model's current reference as it is.
+      if (manifest.drift_reference === undefined) return;
+      drift.installManifestReference(
+        model,
+        `${manifest.version} (release ${manifest.release})`,
+        manifest.drift_reference,
+      );
+    },
+  };
+}
+
+/** The part of a committed model manifest the drift hook reads. */
+export interface CommittedManifest {
+  readonly version: string;
+  readonly release: number;
+  readonly drift_reference?: unknown;
+}
 
 /** Loads the configuration or reports every problem on stderr (exit 2). */
 export function loadAgentConfig(
@@ -182,13 +210,20 @@ export async function startAgent(
   const log = createLogger(config.log);
   for (const w of loaded.warnings) log.warn(w);
   for (const n of loaded.notes ?? []) log.info(n);
-  // Optional parts are imported only when configured: each costs memory an edge box may not have.
+  // Optional parts are imported only when configured: each costs memory an edge box may not have
+  // (the model updater brings dockerode with gRPC, protobuf and ssh2: about 15 MB resident).
+  const drift = driftComponents(config);
+  const hooks = driftHooks(drift[0]);
   const models =
     config.models.length > 0
-      ? (await import('../edge/models/component.js')).createModelUpdater(config.models)
+      ? (await import('../edge/models/component.js')).createModelUpdater(config.models, {
+          onCommitted: hooks.onCommitted,
+        })
       : [];
   const edge = config.mqtt.url
-    ? (await import('../edge/components.js')).createEdgeComponents(config)
+    ? (await import('../edge/components.js')).createEdgeComponents(config, {
+        observations: hooks.observations,
+      })
     : [];
   const agent = buildAgent(config, {
     log,
@@ -196,7 +231,7 @@ export async function startAgent(
     env,
     components: [
       createGpuHealth(config),
-      ...driftComponents(config),
+      ...drift,
       ...edge,
       ...models,
       ...(io.components?.(config) ?? []),

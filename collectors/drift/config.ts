@@ -166,7 +166,11 @@ export const driftConfigSchema = z
     smallReference: zInt({ min: 0 }).default(1000),
     /** Dataset drift when at least this share of the monitored features drift. */
     datasetShare: zShare.default(0.5),
-    hysteresis: z.object(hysteresisShape).strict().default({ raise: 3, clear: 3 }),
+    // Each bound has its own default, so setting one (e.g. GPULSE_DRIFT_HYSTERESIS_RAISE) is enough.
+    hysteresis: z
+      .object({ raise: hysteresisShape.raise.default(3), clear: hysteresisShape.clear.default(3) })
+      .strict()
+      .default({ raise: 3, clear: 3 }),
     thresholds: z
       .object(thresholdsShape)
       .partial()

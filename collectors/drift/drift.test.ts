@@ -407,4 +407,52 @@ describe('drift entry points for MQTT and model updates', () => {
       error: expect.stringContaining('not valid JSON') as unknown,
     });
   });
+
+  it('installManifestReference keeps the window for the same profile and refuses a bad one loudly', async () => {
+    const { agent, drift, records } = await setup();
+    const ref = syntheticRows(SHAPE, 300, 6);
+    const builder = new ProfileBuilder();
+    for (const row of ref) builder.add(row);
+    const profile = builder.build();
+    const first = drift.installManifestReference('m', '1.0.0 (release 1)', profile);
+    expect(first).toMatchObject({ ok: true, features: 3, rows: 300 });
+    expect(drift.handleObservations('m', ref.slice(0, 20))).toMatchObject({ status: 'accepted' });
+    // A re-signed release with the same profile: the 20 rows stay in the window.
+    expect(drift.installManifestReference('m', '1.0.0 (release 2)', profile)).toEqual(first);
+    expect(drift.driftMonitor?.result('m')).toMatchObject({
+      reference: { source: 'manifest', sha256: first.ok ? first.sha256 : '' },
+      window: { rows: 20 },
+    });
+    // Not a profile: refused, logged, raised as an event; the previous reference stays.
+    const bad = drift.installManifestReference('m', '2.0.0 (release 3)', { features: 42 });
+    expect(bad).toMatchObject({ ok: false, error: expect.stringContaining('features') as unknown });
+    expect(drift.driftMonitor?.result('m')?.reference?.sha256).toBe(first.ok ? first.sha256 : '');
+    const events = agent.events.list({ type: 'drift.reference_invalid' });
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      severity: 'warning',
+      labels: { model: 'm', source: 'manifest' },
+      data: { version: '2.0.0 (release 3)' },
+    });
+    expect(records.some((r) => r.level === 40 && /was not installed/.test(String(r.msg)))).toBe(
+      true,
+    );
+    const metrics = (await agent.app.inject('/metrics')).body;
+    expect(metrics).toContain(
+      'gpulse_collector_errors_total{collector="drift",reason="profile_invalid"} 1',
+    );
+  });
+
+  it('receiveMqttMessage logs the first refused message and then every 1000th', async () => {
+    const { agent, drift, records } = await setup('drift:\n  models:\n    m: {}\n');
+    const topic = observationTopic('s', 'n', 'm');
+    for (let i = 0; i < 1001; i++) drift.receiveMqttMessage(topic, Buffer.from('not json'));
+    const warnings = records.filter((r) => String(r.msg).startsWith('MQTT observations refused'));
+    expect(warnings.map((r) => r.refused)).toEqual([1, 1001]);
+    expect(warnings[0]).toMatchObject({ topic, outcome: 'invalid' });
+    drift.evaluateNow();
+    expect((await agent.app.inject('/metrics')).body).toContain(
+      'gpulse_drift_rejected_total{model="m",reason="bad_payload"} 1001',
+    );
+  });
 });

@@ -15,7 +15,7 @@ import {
 } from './monitor.js';
 import { parseObservationTopic } from './mqtt.js';
 import { parseObservations, validateObservations } from './observations.js';
-import { parseReferenceProfile, ProfileError } from './profile.js';
+import { parseReferenceProfile, ProfileError, profileSha256 } from './profile.js';
 import { referenceFromPayload, registerDriftRoutes } from './routes.js';
 
 /** Outcome of handing an observation payload to the drift monitor (never thrown). */
@@ -38,6 +38,7 @@ export class DriftComponent implements Component {
   private timer: TimerHandle | undefined;
   private readonly followers: JsonLinesFollower[] = [];
   private stopped = false;
+  private mqttRefused = 0;
 
   constructor(private readonly config: DriftConfig) {}
 
@@ -127,6 +128,66 @@ export class DriftComponent implements Component {
       };
     }
     return this.handleObservations(parsed.model, payload, 'mqtt');
+  }
+
+  /**
+   * The handler of the node's `models/+/observations` subscription: handleMqttMessage, with
+   * refused messages logged (the first, then every 1000th: a misbehaving publisher cannot flood
+   * the log; the rejected counter has every one). Never throws.
+   */
+  receiveMqttMessage(topic: string, payload: Buffer): void {
+    const outcome = this.handleMqttMessage(topic, payload);
+    if (outcome.status === 'accepted' || outcome.status === 'warmup') return;
+    if (this.mqttRefused++ % 1000 === 0) {
+      this.log?.warn(
+        { topic, outcome: outcome.status, refused: this.mqttRefused },
+        `MQTT observations refused: ${outcome.message}`,
+      );
+    }
+  }
+
+  /**
+   * Installs the reference profile a committed model version ships in its signed manifest
+   * (`drift_reference`) with source `manifest`. The same profile again (a release re-signed to
+   * extend its expiry) keeps the window. A profile that does not parse is logged and raised as a
+   * `drift.reference_invalid` event; the model keeps the reference it had. Never throws.
+   */
+  installManifestReference(model: string, version: string, reference: unknown): LoadProfileResult {
+    const monitor = this.monitor;
+    if (!monitor) return { ok: false, error: 'the drift monitor is not started' };
+    let result: LoadProfileResult;
+    try {
+      const profile = parseReferenceProfile(reference);
+      const sha256 = profileSha256(profile);
+      const current = monitor.result(model)?.reference;
+      if (current?.source === 'manifest' && current.sha256 === sha256) {
+        return { ok: true, model, sha256, features: current.features, rows: current.rows };
+      }
+      result = monitor.setReference(model, profile, 'manifest');
+    } catch (err) {
+      if (!(err instanceof ProfileError)) throw err;
+      result = { ok: false, error: err.message };
+    }
+    if (result.ok) {
+      this.publish();
+      this.log?.info(
+        { model, version, sha256: result.sha256, features: result.features },
+        `drift reference of model ${model} installed from the manifest of ${version}`,
+      );
+      return result;
+    }
+    this.ctx?.store.countError(DRIFT, 'profile_invalid');
+    const message = `the drift reference in the manifest of ${model} ${version} was not installed: ${result.error}; the model keeps its previous reference (publish a new release with a profile from \`gpulse drift profile\`)`;
+    this.log?.warn({ model, version, err: result.error }, message);
+    this.ctx?.events.emit({
+      type: 'drift.reference_invalid',
+      severity: 'warning',
+      source: DRIFT,
+      message,
+      labels: { model, source: 'manifest' },
+      data: { version, error: result.error },
+    });
+    return result;
   }
 
   /**

@@ -6,7 +6,7 @@ import { loadConfig } from '../../agent/config.js';
 import { silentLogger } from '../../test/helpers/log-sink.js';
 import { createHarness, type Harness } from '../../test/helpers/models/harness.js';
 import { writeModel } from '../../test/helpers/models/model-gen.js';
-import { handleModelUpdateCommand, ModelUpdaterComponent } from './component.js';
+import { handleModelUpdateCommand, ModelUpdaterComponent, type OnCommitted } from './component.js';
 
 describe('model updater component in the agent', () => {
   let h: Harness;
@@ -116,5 +116,79 @@ describe('model updater component in the agent', () => {
       'gpulse_model_update_failures_total{model="detector",reason="manifest_network"} 1',
     );
     expect(metrics).toContain('gpulse_model_update_state{model="detector",state="idle"} 1');
+  });
+});
+
+describe('model updater onCommitted hook', () => {
+  let h: Harness;
+  const agents: Agent[] = [];
+
+  const startAgent = async (onCommitted: OnCommitted) => {
+    const { config } = loadConfig({
+      file: {
+        name: 'gpulse.yaml',
+        text: [
+          'listen: 127.0.0.1:0',
+          'models:',
+          '  - name: detector',
+          `    source: ${h.server.url}detector/`,
+          `    dir: ${h.root}`,
+          `    trust: ${h.pubPath}`,
+          '    schedule: "off"',
+          '    onStart: "off"',
+          '    health:',
+          '      trialWindow: 0s',
+        ].join('\n'),
+      },
+    });
+    const agent = buildAgent(config, {
+      log: silentLogger(),
+      version: 'test',
+      collectors: [],
+      components: [new ModelUpdaterComponent(config.models, { onCommitted })],
+    });
+    agents.push(agent);
+    await agent.start();
+    return agent;
+  };
+
+  beforeEach(async () => {
+    h = await createHarness();
+    await writeModel(join(h.tmp, 'm1'), randomBytes(64 * 1024));
+    await h.publish(join(h.tmp, 'm1'), '1.0.0', 1, { driftReference: { profile: 'v1' } });
+  });
+
+  afterEach(async () => {
+    for (const a of agents.splice(0)) await a.stop();
+    await h.cleanup();
+  });
+
+  it('hands over the committed manifest after a commit and at the next start', async () => {
+    const calls: [string, string, unknown][] = [];
+    const hook: OnCommitted = (model, m) => calls.push([model, m.version, m.drift_reference]);
+    const first = await startAgent(hook);
+    expect(calls).toEqual([]);
+    expect(await handleModelUpdateCommand({ model: 'detector' })).toMatchObject({ status: 'ok' });
+    expect(calls).toEqual([['detector', '1.0.0', { profile: 'v1' }]]);
+    // Up to date: nothing new committed, no call.
+    await handleModelUpdateCommand({ model: 'detector' });
+    expect(calls).toHaveLength(1);
+    await first.stop();
+    await startAgent(hook);
+    expect(calls).toEqual([
+      ['detector', '1.0.0', { profile: 'v1' }],
+      ['detector', '1.0.0', { profile: 'v1' }],
+    ]);
+  });
+
+  it('keeps the update committed when the hook throws', async () => {
+    await startAgent(() => {
+      throw new Error('drift says no');
+    });
+    expect(await handleModelUpdateCommand({ model: 'detector' })).toMatchObject({
+      status: 'ok',
+      data: { results: [{ outcome: 'committed', version: '1.0.0' }] },
+    });
+    expect(await h.current()).toEqual({ version: '1.0.0', verified: true });
   });
 });

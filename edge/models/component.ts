@@ -6,7 +6,9 @@ import { z } from 'zod';
 import type { AgentContext, Component } from '../../agent/component.js';
 import { errorMessage } from '../../agent/errors.js';
 import { fetchSettings, healthSettings, reloadSettings, type ModelConfig } from './config.js';
+import { readLocalManifest } from './assemble.js';
 import { LockedError } from './lock.js';
+import { manifestDigest, type SignedManifest } from './manifest.js';
 import { bump, modelSamples, newCounters, type ModelCounters } from './metrics.js';
 import { readTrustedKeys } from './signing.js';
 import { ModelPaths, readStateAny, TERMINAL_STATES, type ModelState } from './state.js';
@@ -65,9 +67,18 @@ export async function handleModelUpdateCommand(payload: unknown): Promise<ModelU
   return active.handleModelUpdateCommand(payload);
 }
 
+/**
+ * Called with a model's name and the signed manifest of its version once that version is the
+ * committed current one: after each commit, and at start for the version already committed.
+ * How the drift monitor learns the reference profile a version ships (`drift_reference`) without
+ * this module importing it. A throw is logged; the update stays committed.
+ */
+export type OnCommitted = (model: string, manifest: SignedManifest) => void;
+
 /** Injected I/O of the component. */
 export interface ModelUpdaterDeps {
   readonly docker?: (socketPath: string) => Docker;
+  readonly onCommitted?: OnCommitted;
 }
 
 interface ModelRuntime {
@@ -123,6 +134,7 @@ export class ModelUpdaterComponent implements Component {
     ctx.store.register(COLLECTOR);
     for (const rt of this.models.values()) {
       rt.state = await readStateAny(new ModelPaths(rt.config.dir)).catch(() => undefined);
+      await this.committed(rt);
       const { schedule, name, onStart } = rt.config;
       if (schedule !== 'off') {
         rt.task = cron.schedule(schedule, () => void this.check(name, 'schedule'), {
@@ -244,6 +256,7 @@ export class ModelUpdaterComponent implements Component {
       bump(rt.counters.failures, result.reason ?? 'unknown');
     rt.state = await readStateAny(new ModelPaths(c.dir)).catch(() => rt.state);
     rt.progress = undefined;
+    if (result.outcome === 'committed') await this.committed(rt);
     if (result.outcome === 'up_to_date')
       log.debug({ why, version: result.version }, result.message);
     else
@@ -252,6 +265,30 @@ export class ModelUpdaterComponent implements Component {
         result.message,
       );
     return result;
+  }
+
+  /** Tells `onCommitted` about the committed current version of a model, if it has one. */
+  private async committed(rt: ModelRuntime): Promise<void> {
+    const hook = this.deps.onCommitted;
+    const current = rt.state?.current;
+    if (!hook || !current) return;
+    const log = (this.log ?? this.ctx?.log)?.child({ model: rt.config.name });
+    const manifest = await readLocalManifest(
+      new ModelPaths(rt.config.dir).manifest(current.version),
+    );
+    // Only the manifest the state committed: a stale file left by a crash must not stand in for it.
+    if (!manifest || manifestDigest(manifest) !== current.manifest_sha256) {
+      log?.warn(
+        { version: current.version },
+        'the manifest of the committed version is missing or does not match the state; its drift reference is not installed',
+      );
+      return;
+    }
+    try {
+      hook(rt.config.name, manifest);
+    } catch (err) {
+      log?.error({ version: current.version, err: errorMessage(err) }, 'onCommitted hook failed');
+    }
   }
 
   /** Handles a model-update command payload; see the module-level function. */
@@ -311,6 +348,9 @@ export class ModelUpdaterComponent implements Component {
 }
 
 /** The component for `gpulse run`, or none when `models:` is empty. */
-export function createModelUpdater(models: readonly ModelConfig[]): Component[] {
-  return models.length > 0 ? [new ModelUpdaterComponent(models)] : [];
+export function createModelUpdater(
+  models: readonly ModelConfig[],
+  deps: ModelUpdaterDeps = {},
+): Component[] {
+  return models.length > 0 ? [new ModelUpdaterComponent(models, deps)] : [];
 }

@@ -111,6 +111,54 @@ describeWithTools(
       ).toBe(0);
     });
 
+    it("lets a device publish and read its own models' observations, and no other node's", async () => {
+      const device = await mqtt.connectAsync(url, {
+        ...tls('node-a'),
+        protocolVersion: 5,
+        clientId: 'node-a-observations',
+      });
+      cleanups.push(() => device.endAsync());
+      const other = await mqtt.connectAsync(url, {
+        ...tls('node-b'),
+        protocolVersion: 5,
+        clientId: 'node-b-observations',
+      });
+      cleanups.push(() => other.endAsync());
+      const seen: string[] = [];
+      device.on('message', (topic) => seen.push(topic));
+      const stolen: string[] = [];
+      other.on('message', (topic) => stolen.push(topic));
+      // What the agent subscribes to (models/+/observations under its node), and a try at node-b's.
+      await device.subscribeAsync(
+        [
+          'gpulse/v1/factory/node-a/models/+/observations',
+          'gpulse/v1/factory/node-b/models/+/observations',
+        ],
+        { qos: 1 },
+      );
+      await other.subscribeAsync('gpulse/v1/factory/node-a/models/+/observations', { qos: 1 });
+      // The model server on node-a publishes with node-a's certificate.
+      await device.publishAsync('gpulse/v1/factory/node-a/models/fraud/observations', '[{"x":1}]', {
+        qos: 1,
+      });
+      const refused = await device
+        .publishAsync('gpulse/v1/factory/node-b/models/fraud/observations', '[{"x":1}]', {
+          qos: 1,
+        })
+        .then(
+          () => undefined,
+          (err: { code?: number }) => err.code,
+        );
+      expect(refused).toBe(0x87);
+      await other.publishAsync('gpulse/v1/factory/node-b/models/fraud/observations', '[{"x":2}]', {
+        qos: 1,
+      });
+      await eventually(() => seen.length > 0, 5000, "node-a's own observations");
+      await new Promise((r) => setTimeout(r, 300));
+      expect(seen).toEqual(['gpulse/v1/factory/node-a/models/fraud/observations']);
+      expect(stolen).toEqual([]);
+    });
+
     it('refuses a device writing outside its own node topic, and a client without a certificate', async () => {
       const reader = await mqtt.connectAsync(url, {
         ...tls('gpulse-gateway'),
