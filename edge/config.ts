@@ -77,13 +77,15 @@ export const mqttConfigSchema = z
     authRetryDelay: zDuration({ min: 1000 }).default(600_000),
     telemetry: z
       .object({
-        /** One snapshot per message at this interval. */
+        /** A sample of every series is taken at this interval. */
         interval: zDuration({ min: 100 }).default(10_000),
+        /** The samples taken are sent as one message at this interval (earlier when the batch would pass the size limit). */
+        flush: zDuration({ min: 100 }).default(60_000),
         /** Payloads larger than this are deflated. */
         compressAbove: zBytes().default(1024),
       })
       .strict()
-      .default({ interval: 10_000, compressAbove: 1024 }),
+      .default({ interval: 10_000, flush: 60_000, compressAbove: 1024 }),
     /** The retained online status is refreshed at this interval (gateways use it as a heartbeat). */
     statusInterval: zDuration({ min: 1000 }).default(60_000),
     spool: z
@@ -233,7 +235,14 @@ export const mqttSettings: readonly SettingBinding[] = [
     env: 'GPULSE_MQTT_INTERVAL',
     flag: 'mqtt-interval',
     valueName: 'DURATION',
-    description: 'telemetry message interval (default 10s)',
+    description: 'telemetry sample interval (default 10s)',
+  },
+  {
+    path: ['mqtt', 'telemetry', 'flush'],
+    env: 'GPULSE_MQTT_FLUSH',
+    flag: 'mqtt-flush',
+    valueName: 'DURATION',
+    description: 'send the telemetry samples taken as one message at this interval (default 60s)',
   },
   {
     path: ['mqtt', 'telemetry', 'compressAbove'],

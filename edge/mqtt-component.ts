@@ -9,11 +9,16 @@ import type { AgentEvent, NewEvent } from '../agent/events.js';
 import { snapshotSamples } from '../agent/self-metrics.js';
 import {
   buildEvents,
+  buildSchema,
   buildTelemetry,
   CONTENT_TYPE_JSON,
   seriesGroups,
   statusJson,
+  telemetryFits,
   type BuiltMessage,
+  type BuiltTelemetry,
+  type TelemetrySample,
+  type TelemetrySchema,
 } from '../exporters/mqtt/payloads.js';
 import {
   nodeFromHostname,
@@ -26,7 +31,7 @@ import { redactUrl, type MqttConfig } from './config.js';
 import { InstanceLock, LockHeldError } from './instance-lock.js';
 import type { MqttLink } from './mqtt-link.js';
 import { MqttCounters } from './mqtt-metrics.js';
-import { Outbox } from './outbox.js';
+import { Outbox, type SubmitResult } from './outbox.js';
 import { NotConnectedError, type MessageHandler, type PublishOptions } from './delivery.js';
 import type { ConnectionOptions, MqttConnection, WillMessage } from './publisher.js';
 import { loadMqttSecrets } from './secrets.js';
@@ -90,10 +95,16 @@ export function createMqttComponent(
   let expireTimer: TimerHandle | undefined;
   let offEvents: (() => void) | undefined;
   let pendingEvents: AgentEvent[] = [];
+  /** Samples taken since the last telemetry message. */
+  let batch: TelemetrySample[] = [];
+  /** Schemas (one per part) of the latest telemetry, and whether the retained copy is current. */
+  let schemas: readonly TelemetrySchema[] = [];
+  let schemaRetained = true;
   let stopped = false;
   const unknownCommands = new Set<string>();
 
   const statusTopic = streamTopic(id, 'status');
+  const schemaTopic = streamTopic(id, 'schema');
   const topics: Record<SpoolStream, string> = {
     telemetry: streamTopic(id, 'telemetry'),
     events: streamTopic(id, 'events'),
@@ -161,6 +172,7 @@ export function createMqttComponent(
         ? {
             version: ctx?.version,
             telemetry_interval_seconds: config.telemetry.interval / 1000,
+            telemetry_flush_seconds: config.telemetry.flush / 1000,
           }
         : { reason }),
     });
@@ -184,33 +196,86 @@ export function createMqttComponent(
       .finally(markMetrics);
   };
 
-  const submit = (messages: readonly BuiltMessage[], stream: SpoolStream) => {
-    for (const m of messages) {
-      void outbox?.submit({
-        stream,
-        seq: m.seq,
-        ts: m.ts,
-        body: m.body,
-        contentType: m.contentType,
-      });
-    }
+  /** Retains the current schemas on `<node>/schema` for receivers that missed the inline copy. */
+  const publishSchema = () => {
+    if (!conn?.connected || schemaRetained || schemas.length === 0) return;
+    schemaRetained = true;
+    const current = schemas;
+    const { body, contentType } = buildSchema(
+      current,
+      ctx?.clock.now() ?? Date.now(),
+      config.telemetry.compressAbove,
+    );
+    conn.publish(schemaTopic, body, { qos: 1, retain: true, contentType }).then(
+      () => counters.countPublished('schema', 'sent'),
+      (err: unknown) => {
+        // Published again after the next connect (or with the next change).
+        if (schemas === current) schemaRetained = false;
+        if (!(err instanceof NotConnectedError))
+          log?.debug({ err: errorMessage(err) }, 'schema not published');
+      },
+    );
   };
 
-  const sendTelemetry = () => {
+  const submit = (
+    messages: readonly (BuiltMessage | BuiltTelemetry)[],
+    stream: SpoolStream,
+  ): Promise<SubmitResult>[] =>
+    messages.map(
+      (m) =>
+        outbox?.submit({
+          stream,
+          seq: m.seq,
+          ts: m.ts,
+          body: m.body,
+          contentType: m.contentType,
+          ...('schema' in m ? { schemaId: m.schema.id, compact: m.compact } : {}),
+        }) ?? Promise.resolve('dropped'),
+    );
+
+  const buildOptions = {
+    compressAbove: config.telemetry.compressAbove,
+    onOversize: (g: { labels: Readonly<Record<string, string>> }, bytes: number) =>
+      log?.warn(
+        { labels: g.labels, bytes },
+        'one label set alone exceeds the MQTT message limit; left out of telemetry',
+      ),
+  };
+
+  /** The series of the current schemas: the next batch keeps them when it can. */
+  const base = () => schemas.flatMap((x) => x.series);
+
+  /** Sends the samples taken so far as one message (or parts); nothing when there are none. */
+  const flushTelemetry = (): Promise<SubmitResult>[] => {
+    if (batch.length === 0 || !seq) return [];
+    const samples = batch;
+    batch = [];
+    const s = seq;
+    const messages = buildTelemetry(samples, () => s.next(), { ...buildOptions, base: base() });
+    const ids = messages.map((m) => m.schema.id).join(',');
+    if (ids !== schemas.map((x) => x.id).join(',')) {
+      schemas = messages.map((m) => m.schema);
+      schemaRetained = false;
+      publishSchema();
+    }
+    const results = submit(messages, 'telemetry');
+    markMetrics();
+    return results;
+  };
+
+  /** Takes one sample of every series into the batch; sends the batch first when it would not fit. */
+  const sampleTelemetry = () => {
     if (!ctx || !seq || stopped) return;
     const snapshot = ctx.store.current();
-    const groups = seriesGroups(snapshotSamples(snapshot, ctx.version));
-    const s = seq;
-    const messages = buildTelemetry(groups, snapshot.takenAt, () => s.next(), {
-      compressAbove: config.telemetry.compressAbove,
-      onOversize: (g, bytes) =>
-        log?.warn(
-          { labels: g.labels, bytes },
-          'one label set alone exceeds the MQTT message limit; left out of telemetry',
-        ),
-    });
-    submit(messages, 'telemetry');
-    markMetrics();
+    // No new snapshot since the last sample: nothing new to carry.
+    if (batch.length > 0 && batch[batch.length - 1]?.ts === snapshot.takenAt) return;
+    const sample = {
+      ts: snapshot.takenAt,
+      series: seriesGroups(snapshotSamples(snapshot, ctx.version)),
+    };
+    if (batch.length > 0 && !telemetryFits([...batch, sample], { ...buildOptions, base: base() }))
+      void Promise.all(flushTelemetry());
+    batch.push(sample);
   };
 
   const flushEvents = () => {
@@ -220,9 +285,11 @@ export function createMqttComponent(
     const batch = pendingEvents;
     pendingEvents = [];
     const s = seq;
-    submit(
-      buildEvents(batch, () => s.next(), { compressAbove: config.telemetry.compressAbove }),
-      'events',
+    void Promise.all(
+      submit(
+        buildEvents(batch, () => s.next(), { compressAbove: config.telemetry.compressAbove }),
+        'events',
+      ),
     );
   };
 
@@ -340,7 +407,12 @@ export function createMqttComponent(
             markMetrics();
           },
         });
-        connection.onConnect(() => publishOnline());
+        connection.onConnect(() => {
+          publishOnline();
+          // A new connection: the retained schema may predate what this run sends.
+          schemaRetained = false;
+          publishSchema();
+        });
         connection.onState((connected) => {
           outbox?.connectionChanged();
           pushMetrics();
@@ -375,7 +447,20 @@ export function createMqttComponent(
           },
           `publishing to ${streamTopic(id, 'telemetry').replace(/\/telemetry$/, '/')}{telemetry,events,status}`,
         );
-        every(config.telemetry.interval, sendTelemetry, (t) => (telemetryTimer = t));
+        // One timer for both: a separate flush timer drifts against the sample timer and would cut
+        // batches at 5 or 6 samples. Half an interval of slack absorbs that drift.
+        let flushedAt = clock.now();
+        every(
+          config.telemetry.interval,
+          () => {
+            sampleTelemetry();
+            if (clock.now() - flushedAt < config.telemetry.flush - config.telemetry.interval / 2)
+              return;
+            flushedAt = clock.now();
+            void Promise.all(flushTelemetry());
+          },
+          (t) => (telemetryTimer = t),
+        );
         every(config.statusInterval, publishOnline, (t) => (statusTimer = t));
         // Age limits apply while offline too, not only when a replay reads the spool.
         every(
@@ -403,8 +488,21 @@ export function createMqttComponent(
       for (const t of [telemetryTimer, statusTimer, metricsTimer, expireTimer])
         if (t) clock?.clearTimeout(t);
       offEvents?.();
-      // Events still in their window go to the outbox, which spools what it cannot send.
+      // Events still in their window and the telemetry batch go to the outbox: sent if the broker
+      // acknowledges them soon, else spooled by outbox.stop().
       flushEvents();
+      const last = flushTelemetry();
+      if (last.length > 0 && clock && conn?.connected) {
+        let timer: TimerHandle | undefined;
+        await Promise.race([
+          Promise.all(last),
+          new Promise<void>((resolve) => {
+            timer = clock.setTimeout(resolve, Math.min(2000, config.publishTimeout));
+            timer.unref?.();
+          }),
+        ]);
+        if (timer) clock.clearTimeout(timer);
+      }
       await outbox?.stop();
       await conn?.stop({
         topic: statusTopic,

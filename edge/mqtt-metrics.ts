@@ -27,7 +27,7 @@ export const mqttMetrics = {
   ),
 } as const;
 
-const STREAMS = ['telemetry', 'events', 'status'] as const;
+const STREAMS = ['telemetry', 'events', 'status', 'schema'] as const;
 const RESULTS: readonly PublishResult[] = ['sent', 'replayed', 'spooled', 'refused'];
 const REASONS: readonly DropReason[] = ['size', 'age', 'corrupt', 'write_error'];
 

@@ -7,6 +7,7 @@ import {
   encodeBody,
   markReplay,
   type ContentType,
+  type EncodedBody,
 } from '../exporters/mqtt/payloads.js';
 import { PublishRefusedError, withTimeout, type PublishOptions } from './delivery.js';
 import { FLAG_DEFLATE } from './spool/record-format.js';
@@ -23,6 +24,10 @@ export interface OutgoingMessage {
   readonly ts: number;
   readonly body: Buffer;
   readonly contentType: ContentType;
+  /** Telemetry: the id of the schema `body` carries inline. */
+  readonly schemaId?: string;
+  /** Telemetry: the same message with only the schema id, sent live once the connection carried the schema. */
+  readonly compact?: EncodedBody;
 }
 
 /** What became of a submitted message. */
@@ -81,6 +86,8 @@ export class Outbox {
   private refilledAt: number;
   private wakeTimer: TimerHandle | undefined;
   private readonly refusedLogged = new Set<string>();
+  /** Schema ids already sent inline on this connection (live messages may then omit them). */
+  private readonly inlineSchemas = new Set<string>();
 
   constructor(private readonly options: OutboxOptions) {
     this.tokens = options.replayRate;
@@ -108,6 +115,7 @@ export class Outbox {
   /** The connection came up or went down: replay starts over from the oldest unacknowledged. */
   connectionChanged(): void {
     this.sentThrough = 0;
+    this.inlineSchemas.clear();
     this.options.spool.releaseSending();
     this.kick();
   }
@@ -151,15 +159,25 @@ export class Outbox {
     while (!this.stopped && this.queue.length > 0 && link.connected && spool.isEmpty()) {
       const head = this.queue[0] as Queued;
       const { msg } = head;
+      // The first message of a schema on a connection carries it inline; later ones only its id.
+      const compact =
+        msg.compact && msg.schemaId !== undefined && this.inlineSchemas.has(msg.schemaId)
+          ? msg.compact
+          : undefined;
       try {
         await withTimeout(
-          link.publish(this.options.topics[msg.stream], msg.body, {
+          link.publish(this.options.topics[msg.stream], (compact ?? msg).body, {
             qos: this.qosOf(msg.stream),
-            contentType: msg.contentType,
+            contentType: (compact ?? msg).contentType,
           }),
           this.options.publishTimeoutMs,
           this.options.clock,
         );
+        if (!compact && msg.schemaId !== undefined) {
+          // Bounded: parts and schema changes add ids; a fresh start costs one inline copy each.
+          if (this.inlineSchemas.size >= 64) this.inlineSchemas.clear();
+          this.inlineSchemas.add(msg.schemaId);
+        }
         if (this.queue[0] === head) this.queue.shift();
         if (!head.settled) this.options.onResult?.(msg.stream, 'sent');
         head.resolve('sent');

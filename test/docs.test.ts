@@ -32,7 +32,10 @@ function showDefault(path: string[], value: unknown): string {
     const l = value as { host: string; port: number };
     return `\`${l.host}:${l.port}\``;
   }
-  if (typeof value === 'number' && /(interval|timeout|age|period|window|delay|ttl)$/i.test(key)) {
+  if (
+    typeof value === 'number' &&
+    /(interval|timeout|age|period|window|delay|ttl|flush)$/i.test(key)
+  ) {
     return `\`${formatDuration(value)}\``;
   }
   if (Array.isArray(value)) return value.length === 0 ? '`[]`' : `\`${JSON.stringify(value)}\``;

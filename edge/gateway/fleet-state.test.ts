@@ -5,6 +5,7 @@ import { FakeClock } from '../../agent/clock.js';
 import { gpuReadingSamples } from '../../collectors/gpu-series.js';
 import {
   buildEvents,
+  buildSchema,
   buildTelemetry,
   markReplay,
   seriesGroups,
@@ -50,12 +51,19 @@ function telemetry(
   ts: number,
   seq = 1,
   replay = false,
+  compact = false,
 ): IncomingMessage {
-  const [m] = buildTelemetry(series, ts, () => seq, { compressAbove: 512 });
-  const body = replay ? Buffer.from(markReplay(m!.json)) : m!.body;
+  const [m] = buildTelemetry([{ ts, series }], () => seq, { compressAbove: 512 });
+  const body = replay ? Buffer.from(markReplay(m!.json)) : compact ? m!.compact.body : m!.body;
   return msg(`gpulse/v1/${site}/${node}/telemetry`, body, {
-    contentType: replay ? 'application/json' : m!.contentType,
+    contentType: replay ? 'application/json' : compact ? m!.compact.contentType : m!.contentType,
   });
+}
+
+function schemaMessage(site: string, node: string, series: SeriesGroup[], ts = T0, retain = true) {
+  const [m] = buildTelemetry([{ ts, series }], () => 1, { compressAbove: 512 });
+  const { body, contentType } = buildSchema([m!.schema], ts, 512);
+  return msg(`gpulse/v1/${site}/${node}/schema`, body, { contentType, retain });
 }
 
 function status(
@@ -128,7 +136,9 @@ describe('FleetState', () => {
     const { fleet } = setup({ maxSeriesPerDevice: 20_000 });
     const groups = seriesGroups(gpuReadingSamples(h100Readings(200)));
     let seq = 1;
-    const parts = buildTelemetry(groups, T0, () => seq++, { compressAbove: Infinity });
+    const parts = buildTelemetry([{ ts: T0, series: groups }], () => seq++, {
+      compressAbove: Infinity,
+    });
     expect(parts.length).toBeGreaterThan(1);
     for (const p of parts)
       expect(
@@ -212,14 +222,26 @@ describe('FleetState', () => {
       ],
       [msg('gpulse/v1/s/n/telemetry', Buffer.from([0x78, 0x9c, 0xff, 0x00])), 'bad_encoding'],
       [msg('gpulse/v1/s/n/telemetry', '{"v":1,"seq":'), 'bad_json'],
-      [msg('gpulse/v1/s/n/telemetry', '{"v":1,"seq":"1","ts":1,"series":[]}'), 'bad_shape'],
+      [msg('gpulse/v1/s/n/telemetry', '{"v":1,"seq":1,"ts":1,"series":[]}'), 'bad_shape'],
+      [
+        msg('gpulse/v1/s/n/telemetry', '{"v":2,"seq":"1","ts":[1],"schema_id":"x","values":[]}'),
+        'bad_shape',
+      ],
       [
         msg(
           'gpulse/v1/s/n/telemetry',
-          '{"v":1,"seq":1,"ts":1,"series":[{"labels":{"gpu":0},"metrics":{}}]}',
+          '{"v":2,"seq":1,"ts":[1],"schema":{"id":"x","series":[{"labels":{"gpu":0},"metrics":[]}]},"values":[]}',
         ),
         'bad_shape',
       ],
+      [
+        msg(
+          'gpulse/v1/s/n/telemetry',
+          '{"v":2,"seq":1,"ts":[1],"schema":{"id":"x","series":[{"labels":{},"metrics":["a"]}]},"values":[1,2]}',
+        ),
+        'bad_shape',
+      ],
+      [msg('gpulse/v1/s/n/schema', '{"v":2,"ts":1,"schemas":[{"id":1}]}'), 'bad_shape'],
       [msg('gpulse/v1/s/n/status', '{"v":1,"state":"dancing","ts":1,"session":1}'), 'bad_shape'],
       [telemetry('s', 'n', [{ labels: { 'bad-label': 'x' }, metrics: { a: 1 } }], T0), 'bad_name'],
       [telemetry('s', 'n', [{ labels: { __name__: 'x' }, metrics: { a: 1 } }], T0), 'bad_name'],
@@ -259,6 +281,104 @@ describe('FleetState', () => {
     // Logged once per reason and topic, not per message.
     const floodLogs = records.filter((r) => r.reason === 'device_limit');
     expect(floodLogs).toHaveLength(3);
+  });
+
+  it('keeps the last sample of a batch and applies a schema change mid-stream', () => {
+    const { fleet } = setup();
+    const a = { labels: { gpu: '0', uuid: 'GPU-0' } };
+    const [first] = buildTelemetry(
+      [
+        { ts: T0, series: [{ ...a, metrics: { gpu_temperature_celsius: 40, x_total: 1 } }] },
+        {
+          ts: T0 + 10_000,
+          series: [{ ...a, metrics: { gpu_temperature_celsius: 45, x_total: 2 } }],
+        },
+      ],
+      () => 1,
+      { compressAbove: 512 },
+    );
+    const topic = 'gpulse/v1/s/n/telemetry';
+    expect(fleet.ingest(msg(topic, first!.body))).toBe('applied');
+    expect(lines(fleet)).toContain(
+      'gpulse_gpu_temperature_celsius{site="s",node="n",gpu="0",uuid="GPU-0"} 45',
+    );
+    // Values only: the schema is known from the inline copy.
+    const [second] = buildTelemetry(
+      [
+        {
+          ts: T0 + 20_000,
+          series: [{ ...a, metrics: { gpu_temperature_celsius: 50, x_total: 3 } }],
+        },
+      ],
+      () => 2,
+      { compressAbove: 512 },
+    );
+    expect(second!.schema.id).toBe(first!.schema.id);
+    expect(fleet.ingest(msg(topic, second!.compact.body))).toBe('applied');
+    expect(lines(fleet)).toContain('gpulse_x_total{site="s",node="n",gpu="0",uuid="GPU-0"} 3');
+    // A new series set: a new schema inline; the old series disappear, the new ones show.
+    const [third] = buildTelemetry(
+      [{ ts: T0 + 30_000, series: [{ ...a, metrics: { gpu_power_draw_watts: 300 } }] }],
+      () => 3,
+      { compressAbove: 512 },
+    );
+    expect(third!.schema.id).not.toBe(first!.schema.id);
+    expect(fleet.ingest(msg(topic, third!.body))).toBe('applied');
+    const out = lines(fleet);
+    expect(out).toContain(
+      'gpulse_gpu_power_draw_watts{site="s",node="n",gpu="0",uuid="GPU-0"} 300',
+    );
+    expect(out.some((l) => l.startsWith('gpulse_x_total{'))).toBe(false);
+    expect(out).toContain('gpulse_fleet_messages_total{stream="telemetry",result="applied"} 3');
+  });
+
+  it('holds values of an unknown schema until the retained schema arrives, else drops them', async () => {
+    const { fleet, clock } = setup();
+    // Another gateway of the share group got the inline copy; this one only the values.
+    expect(fleet.ingest(telemetry('s', 'late', [temp(66)], T0, 7, false, true))).toBe('pending');
+    expect(lines(fleet).some((l) => l.startsWith('gpulse_gpu_temperature_celsius{'))).toBe(false);
+    expect(fleet.ingest(schemaMessage('s', 'late', [temp(0)]))).toBe('applied');
+    let out = lines(fleet);
+    expect(out).toContain(
+      'gpulse_gpu_temperature_celsius{site="s",node="late",gpu="0",uuid="GPU-0"} 66',
+    );
+    expect(out).toContain('gpulse_fleet_messages_total{stream="telemetry",result="applied"} 1');
+    expect(out).toContain('gpulse_fleet_messages_total{stream="schema",result="applied"} 1');
+    // Values whose schema never comes are dropped after a few seconds and counted.
+    expect(fleet.ingest(telemetry('s', 'orphan', [temp(1, '5')], T0, 1, false, true))).toBe(
+      'pending',
+    );
+    await clock.advance(6000);
+    out = lines(fleet);
+    expect(out).toContain('gpulse_fleet_rejected_messages_total{reason="unknown_schema"} 1');
+    expect(out).toContain('gpulse_fleet_messages_total{stream="telemetry",result="rejected"} 1');
+    // Too late: the schema arriving now does not apply the dropped values.
+    fleet.ingest(schemaMessage('s', 'orphan', [temp(0, '5')]));
+    expect(lines(fleet).some((l) => l.includes('node="orphan",gpu="5"'))).toBe(false);
+  });
+
+  it('applies a replayed message on its own (schema inline) and bounds the schemas per device', () => {
+    const { fleet } = setup();
+    // A fresh gateway: a replay from the spool carries its schema.
+    expect(fleet.ingest(telemetry('s', 'r', [temp(33)], T0, 3, true))).toBe('applied');
+    expect(lines(fleet)).toContain(
+      'gpulse_gpu_temperature_celsius{site="s",node="r",gpu="0",uuid="GPU-0"} 33',
+    );
+    // Twenty schema changes: the oldest schemas are forgotten, the current one works.
+    for (let i = 0; i < 20; i++)
+      expect(fleet.ingest(telemetry('s', 'r', [temp(i, String(i))], T0 + i + 1, 10 + i))).toBe(
+        'applied',
+      );
+    expect(fleet.ingest(telemetry('s', 'r', [temp(1, '0')], T0 + 100, 50, false, true))).toBe(
+      'pending',
+    );
+    expect(fleet.ingest(telemetry('s', 'r', [temp(7, '19')], T0 + 101, 51, false, true))).toBe(
+      'applied',
+    );
+    const temps = lines(fleet).filter((l) => l.startsWith('gpulse_gpu_temperature_celsius{'));
+    expect(temps).toEqual([
+      'gpulse_gpu_temperature_celsius{site="s",node="r",gpu="19",uuid="GPU-19"} 7',
+    ]);
   });
 
   it('renames device labels that clash with site/node and escapes label values', () => {

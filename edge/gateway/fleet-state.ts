@@ -1,19 +1,23 @@
 import type { Logger } from 'pino';
-import type { z } from 'zod';
 import type { Clock } from '../../agent/clock.js';
 import { counter, gauge } from '../../agent/metric.js';
 import type { MetricDesc } from '../../agent/types.js';
+import type { z } from 'zod';
 import {
   decodeBody,
   eventsSchema,
   METRIC_PREFIX,
+  parseTelemetry,
   PayloadError,
+  schemaMessageSchema,
+  schemaSchema,
   statusSchema,
-  telemetrySchema,
+  telemetrySchemaId,
+  type TelemetryPayload,
 } from '../../exporters/mqtt/payloads.js';
 import { parseStreamTopic, type StreamName } from '../../exporters/mqtt/topics.js';
 import type { IncomingMessage } from '../delivery.js';
-import { familyText, sampleLine } from './exposition.js';
+import { familyText, formatLabels, formatValue, sampleLine } from './exposition.js';
 
 /** Why a message was dropped (the `reason` of gpulse_fleet_rejected_messages_total). */
 export type RejectReason =
@@ -24,7 +28,8 @@ export type RejectReason =
   | 'bad_shape'
   | 'bad_name'
   | 'device_limit'
-  | 'series_limit';
+  | 'series_limit'
+  | 'unknown_schema';
 
 const REJECT_REASONS: readonly RejectReason[] = [
   'bad_topic',
@@ -35,10 +40,14 @@ const REJECT_REASONS: readonly RejectReason[] = [
   'bad_name',
   'device_limit',
   'series_limit',
+  'unknown_schema',
 ];
 
-/** What became of an accepted message. */
-export type IngestResult = 'applied' | 'stale' | 'rejected';
+/**
+ * What became of a message: applied, stale (an older replay), rejected, or pending (values of a
+ * schema not seen yet, held until it arrives; counted once applied or dropped).
+ */
+export type IngestResult = 'applied' | 'stale' | 'rejected' | 'pending';
 
 /** Limits and timing of the fleet view. */
 export interface FleetOptions {
@@ -56,6 +65,30 @@ export interface FleetOptions {
   readonly maxInflatedBytes: number;
 }
 
+/** A schema of one device, compiled once: its series grouped by family with their line prefixes. */
+interface CompiledSchema {
+  readonly id: string;
+  /** Value columns of a message of this schema. */
+  readonly columns: number;
+  /** Distinct series it renders (duplicates in a schema render once). */
+  readonly series: number;
+  readonly families: readonly {
+    readonly name: string;
+    readonly columns: readonly number[];
+    /** `name{site="..",node="..",...} ` per column. */
+    readonly prefixes: readonly string[];
+  }[];
+}
+
+/** The latest values of one part of a device's telemetry (one part unless a batch was split). */
+interface TelemetryPart {
+  readonly schema: CompiledSchema;
+  /** Last value of each column; NaN where the series was absent from the latest sample. */
+  readonly values: Float64Array;
+  /** Latest sample time. */
+  ts: number;
+}
+
 interface Device {
   readonly site: string;
   readonly node: string;
@@ -64,12 +97,20 @@ interface Device {
   online: boolean | undefined;
   session: number;
   version: string | undefined;
-  telemetryTs: number;
-  /** Rendered lines per relayed family. */
-  families: Map<string, string>;
-  series: number;
+  telemetry: (TelemetryPart | undefined)[];
+  /** Schemas known for the device, oldest first (bounded: unused old ones are dropped). */
+  readonly schemas: Map<string, CompiledSchema>;
+  /** The latest message whose schema had not arrived, with when it came. */
+  pending: { readonly t: TelemetryPayload; readonly at: number } | undefined;
+  /** Exposition lines per family, rendered on a scrape after a change. */
+  rendered: Map<string, string> | undefined;
   readonly events: Map<string, number>;
 }
+
+/** Schemas kept per device: the parts in use and a few recent ones. */
+const MAX_SCHEMAS_PER_DEVICE = 8;
+/** How long values of an unknown schema wait for it. */
+const PENDING_MS = 5000;
 
 const LABEL_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const METRIC_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
@@ -145,7 +186,7 @@ export class FleetState {
 
   constructor(private readonly options: FleetOptions) {
     for (const r of REJECT_REASONS) this.rejected.set(r, 0);
-    for (const s of ['telemetry', 'events', 'status'])
+    for (const s of ['telemetry', 'events', 'status', 'schema'])
       for (const r of ['applied', 'stale', 'rejected']) this.messages.set(`${s}\u0000${r}`, 0);
   }
 
@@ -169,7 +210,7 @@ export class FleetState {
         throw new Reject('bad_json');
       }
       const result = this.apply(site, node, stream, value, message.retain);
-      this.count(stream, result);
+      if (result !== 'pending') this.count(stream, result);
       return result;
     } catch (err) {
       if (err instanceof Reject) return this.reject(err.reason, stream, message.topic);
@@ -201,27 +242,40 @@ export class FleetState {
         return 'applied';
       }
       case 'telemetry': {
-        const t = parse(telemetrySchema, value);
+        const t = parseTelemetry(value);
+        if (!t) throw new Reject('bad_shape');
         const existing = this.devices.get(`${site}/${node}`);
-        const part = t.part ?? 1;
-        const sameSnapshot = existing !== undefined && part > 1 && t.ts === existing.telemetryTs;
-        // Replays apply only when newer than what is shown; live messages always do.
-        const stale =
-          existing !== undefined &&
-          t.replay === true &&
-          t.ts <= existing.telemetryTs &&
-          !sameSnapshot;
-        // Rendered before the device is created: a malformed message never adds a device.
-        const rendered = stale
-          ? undefined
-          : this.render(site, node, t.series, sameSnapshot ? existing : undefined);
+        const id = telemetrySchemaId(t);
+        let schema = existing?.schemas.get(id);
+        // Compiled before the device is created: a malformed message never adds a device.
+        const fresh = !schema && t.schema ? this.compile(site, node, t.schema) : undefined;
+        schema ??= fresh;
+        if (schema && t.values.length !== schema.columns) throw new Reject('bad_shape');
         const device = existing ?? this.device(site, node, now);
         device.lastSeen = now;
-        if (!rendered) return 'stale';
-        device.families = rendered.families;
-        device.series = rendered.series;
-        device.telemetryTs = t.ts;
-        if (device.online === undefined) device.online = true;
+        if (fresh) {
+          this.remember(device, fresh);
+          this.resolvePending(device, now);
+        }
+        if (!schema) {
+          if (device.pending) this.dropPending(device);
+          device.pending = { t, at: now };
+          return 'pending';
+        }
+        return this.applyTelemetry(device, t, schema);
+      }
+      case 'schema': {
+        const message = parse(schemaMessageSchema, value);
+        const seen = retained ? Math.min(now, message.ts) : now;
+        if (now - seen > this.options.deviceTtlMs) return 'stale';
+        const existing = this.devices.get(`${site}/${node}`);
+        const compiled = message.schemas
+          .filter((x) => !existing?.schemas.has(x.id))
+          .map((x) => this.compile(site, node, x));
+        const device = existing ?? this.device(site, node, seen);
+        device.lastSeen = Math.max(device.lastSeen, seen);
+        for (const c of compiled) this.remember(device, c);
+        this.resolvePending(device, now);
         return 'applied';
       }
       case 'events': {
@@ -250,32 +304,30 @@ export class FleetState {
       online: undefined,
       session: 0,
       version: undefined,
-      telemetryTs: -Infinity,
-      families: new Map(),
-      series: 0,
+      telemetry: [],
+      schemas: new Map(),
+      pending: undefined,
+      rendered: undefined,
       events: new Map(),
     };
     this.devices.set(key, device);
     return device;
   }
 
-  private render(
-    site: string,
-    node: string,
-    series: z.infer<typeof telemetrySchema>['series'],
-    mergeInto: Device | undefined,
-  ): { families: Map<string, string>; series: number } {
-    const families = new Map<string, string[]>();
+  /** Checks a schema's names and limits once and precomputes each series' line prefix. */
+  private compile(site: string, node: string, raw: unknown): CompiledSchema {
+    const schema = parse(schemaSchema, raw);
+    const families = new Map<string, { columns: number[]; prefixes: string[] }>();
     const seen = new Set<string>();
-    let count = mergeInto ? mergeInto.series : 0;
-    const identity: [string, string][] = [
-      ['site', site],
-      ['node', node],
-    ];
-    for (const group of series) {
+    let column = 0;
+    let series = 0;
+    for (const group of schema.series) {
       const names = Object.keys(group.labels);
       if (names.length > MAX_LABELS) throw new Reject('bad_shape');
-      const pairs: [string, string][] = [...identity];
+      const pairs: [string, string][] = [
+        ['site', site],
+        ['node', node],
+      ];
       for (const name of names.sort()) {
         const v = group.labels[name] as string;
         if (!LABEL_RE.test(name) || name.startsWith('__') || v.length > MAX_LABEL_VALUE)
@@ -283,33 +335,125 @@ export class FleetState {
         // A device label that clashes with the gateway's identity labels keeps its value renamed.
         pairs.push([name === 'site' || name === 'node' ? `exported_${name}` : name, v]);
       }
-      const labelKey = pairs.map(([k, v]) => `${k}\u0000${v}`).join('\u0001');
-      for (const [key, value] of Object.entries(group.metrics)) {
-        if (!METRIC_RE.test(key) || key.length > 200 || key.startsWith('fleet_'))
+      const labels = formatLabels(pairs);
+      for (const metric of group.metrics) {
+        if (!METRIC_RE.test(metric) || metric.length > 200 || metric.startsWith('fleet_'))
           throw new Reject('bad_name');
-        const family = METRIC_PREFIX + key;
-        const seriesKey = `${family}\u0002${labelKey}`;
-        if (seen.has(seriesKey)) continue;
-        seen.add(seriesKey);
-        if (++count > this.options.maxSeriesPerDevice) throw new Reject('series_limit');
-        let lines = families.get(family);
-        if (!lines) {
-          lines = [];
-          families.set(family, lines);
+        const name = METRIC_PREFIX + metric;
+        const prefix = `${name}${labels} `;
+        const col = column++;
+        if (seen.has(prefix)) continue;
+        seen.add(prefix);
+        if (++series > this.options.maxSeriesPerDevice) throw new Reject('series_limit');
+        let f = families.get(name);
+        if (!f) {
+          f = { columns: [], prefixes: [] };
+          families.set(name, f);
         }
-        lines.push(sampleLine(family, pairs, value));
+        f.columns.push(col);
+        f.prefixes.push(prefix);
       }
     }
-    const next = new Map<string, string>(mergeInto?.families ?? []);
-    for (const [family, lines] of families)
-      next.set(family, (next.get(family) ?? '') + lines.join(''));
-    return { families: next, series: count };
+    return {
+      id: schema.id,
+      columns: column,
+      series,
+      families: [...families].map(([name, f]) => ({ name, ...f })),
+    };
+  }
+
+  /** Adds a schema to a device's cache, dropping the oldest ones no part uses. */
+  private remember(device: Device, schema: CompiledSchema): void {
+    device.schemas.delete(schema.id);
+    device.schemas.set(schema.id, schema);
+    if (device.schemas.size <= MAX_SCHEMAS_PER_DEVICE) return;
+    const inUse = new Set(device.telemetry.map((p) => p?.schema.id));
+    for (const id of device.schemas.keys()) {
+      if (device.schemas.size <= MAX_SCHEMAS_PER_DEVICE) break;
+      if (!inUse.has(id) && id !== schema.id) device.schemas.delete(id);
+    }
+  }
+
+  /** Keeps the latest value of each series of a message (the last sample of its batch). */
+  private applyTelemetry(
+    device: Device,
+    t: TelemetryPayload,
+    schema: CompiledSchema,
+  ): IngestResult {
+    if (t.values.length !== schema.columns) throw new Reject('bad_shape');
+    const index = (t.part ?? 1) - 1;
+    const parts = t.parts ?? 1;
+    const last = t.ts.length - 1;
+    const ts = t.ts[last] as number;
+    const existing = device.telemetry[index];
+    // Replays apply only when newer than what is shown; live messages always do.
+    if (t.replay === true && existing && ts <= existing.ts) return 'stale';
+    let others = 0;
+    for (let i = 0; i < parts; i++)
+      if (i !== index) others += device.telemetry[i]?.schema.series ?? 0;
+    if (others + schema.series > this.options.maxSeriesPerDevice) throw new Reject('series_limit');
+    if (device.telemetry.length !== parts) device.telemetry.length = parts;
+    const part =
+      existing?.schema === schema
+        ? existing
+        : { schema, values: new Float64Array(schema.columns), ts };
+    const values = part.values;
+    for (let i = 0; i < values.length; i++) {
+      const c = t.values[i];
+      const v = typeof c === 'number' ? c : c?.[last];
+      values[i] = typeof v === 'number' ? v : NaN;
+    }
+    part.ts = ts;
+    device.telemetry[index] = part;
+    device.rendered = undefined;
+    if (device.online === undefined) device.online = true;
+    return 'applied';
+  }
+
+  /** Applies a held message once its schema is known (if it is still fresh). */
+  private resolvePending(device: Device, now: number): void {
+    const pending = device.pending;
+    if (!pending) return;
+    const schema = device.schemas.get(telemetrySchemaId(pending.t));
+    if (!schema) return;
+    if (now - pending.at > PENDING_MS) {
+      this.dropPending(device);
+      return;
+    }
+    device.pending = undefined;
+    try {
+      this.count('telemetry', this.applyTelemetry(device, pending.t, schema));
+    } catch (err) {
+      if (!(err instanceof Reject)) throw err;
+      this.reject(err.reason, 'telemetry', `gpulse/v1/${device.site}/${device.node}/telemetry`);
+    }
+  }
+
+  private dropPending(device: Device): void {
+    device.pending = undefined;
+    this.reject('unknown_schema', 'telemetry', `gpulse/v1/${device.site}/${device.node}/telemetry`);
+  }
+
+  /** Exposition lines of a device per family, from the latest values of its parts. */
+  private render(device: Device): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const part of device.telemetry) {
+      if (!part) continue;
+      for (const f of part.schema.families) {
+        let text = out.get(f.name) ?? '';
+        for (let i = 0; i < f.columns.length; i++) {
+          const v = part.values[f.columns[i] as number] as number;
+          if (!Number.isNaN(v)) text += `${f.prefixes[i] as string}${formatValue(v)}\n`;
+        }
+        if (text.length > 0) out.set(f.name, text);
+      }
+    }
+    return out;
   }
 
   private withdraw(device: Device): void {
-    device.families = new Map();
-    device.series = 0;
-    device.telemetryTs = -Infinity;
+    device.telemetry = [];
+    device.rendered = undefined;
   }
 
   private isUp(device: Device, now: number): boolean {
@@ -320,8 +464,13 @@ export class FleetState {
   sweep(): void {
     const now = this.options.clock.now();
     for (const [key, device] of this.devices) {
-      if (now - device.lastSeen > this.options.deviceTtlMs) this.devices.delete(key);
-      else if (!this.isUp(device, now) && device.families.size > 0) this.withdraw(device);
+      if (now - device.lastSeen > this.options.deviceTtlMs) {
+        if (device.pending) this.dropPending(device);
+        this.devices.delete(key);
+        continue;
+      }
+      if (device.pending && now - device.pending.at > PENDING_MS) this.dropPending(device);
+      if (!this.isUp(device, now) && device.telemetry.length > 0) this.withdraw(device);
     }
   }
 
@@ -352,7 +501,8 @@ export class FleetState {
       for (const [type, n] of d.events)
         events.push(sampleLine(fleetMetrics.events.name, [...id, ['type', type]], n));
       if (!isUp) continue;
-      for (const [family, text] of d.families) {
+      d.rendered ??= this.render(d);
+      for (const [family, text] of d.rendered) {
         let chunks = relayed.get(family);
         if (!chunks) {
           chunks = [];

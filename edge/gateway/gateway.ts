@@ -128,6 +128,7 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
         reconnectMinMs: config.mqtt.reconnectMinDelay,
         reconnectMaxMs: config.mqtt.reconnectMaxDelay,
         authRetryMs: config.mqtt.authRetryDelay,
+        coalesceWrites: true,
         clock,
         log,
         connect: deps.connect,
@@ -146,6 +147,9 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
       if (g.shareGroup && embedded)
         log.warn('the embedded broker has no shared subscriptions: shareGroup is ignored by it');
       conn.subscribe(fleetFilter('status'), ingest);
+      // Schemas in full too: a gateway of a share group may get values whose inline schema went
+      // to another member; the retained copy fills the gap.
+      conn.subscribe(fleetFilter('schema'), ingest);
       conn.subscribe(shared('telemetry'), ingest);
       conn.subscribe(shared('events'), ingest);
       conn.start();

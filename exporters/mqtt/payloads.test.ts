@@ -16,8 +16,10 @@ import {
   markReplay,
   MAX_MESSAGE_BYTES,
   PayloadError,
+  expandTelemetry,
+  parseTelemetry,
   seriesGroups,
-  telemetrySchema,
+  telemetryFits,
 } from './payloads.js';
 import {
   fleetFilter,
@@ -75,44 +77,158 @@ describe('telemetry payload', () => {
     ]);
   });
 
-  it('builds one message per snapshot with seq and ts, deflated above the threshold', () => {
-    const groups = seriesGroups(gpuReadingSamples(h100Readings(8)));
-    const [plain] = buildTelemetry(groups, 1_700_000_000_123, counterSeq(41), {
-      compressAbove: Infinity,
-    });
-    const [small] = buildTelemetry(groups, 1_700_000_000_123, counterSeq(42), {
-      compressAbove: 1024,
-    });
-    expect(plain?.contentType).toBe(CONTENT_TYPE_JSON);
-    expect(small?.contentType).toBe(CONTENT_TYPE_DEFLATE);
-    const parsed = telemetrySchema.parse(
-      JSON.parse(decodeBody(small!.body, CONTENT_TYPE_DEFLATE, 1e7)),
-    );
-    expect(parsed).toMatchObject({ v: 1, seq: 42, ts: 1_700_000_000_123 });
-    expect(parsed.replay).toBeUndefined();
-    expect(parsed.series).toEqual(groups);
-    // Bandwidth goal of the issue: <= 2 KB per minute per GPU at a 10 s interval (6 messages).
-    expect((small!.body.length * 6) / 8).toBeLessThanOrEqual(2048);
-    expect(small!.body.length * 5).toBeLessThan(plain!.body.length);
+  const parse = (m: { body: Buffer; contentType: string }) =>
+    parseTelemetry(JSON.parse(decodeBody(m.body, m.contentType, 1e7)));
+
+  it('batches samples: constant series as one number, varying ones as arrays, deflated', () => {
+    const series = (p: number, e: number) =>
+      seriesGroups([
+        { desc: temp, labels: { gpu: '0', uuid: 'GPU-a' }, value: 61 },
+        { desc: power, labels: { gpu: '0', uuid: 'GPU-a' }, value: p },
+        { desc: energy, labels: { gpu: '0', uuid: 'GPU-a' }, value: e },
+      ]);
+    const samples = [
+      { ts: 1000, series: series(300, 1e9) },
+      { ts: 11_000, series: series(310.5, 1e9 + 3000) },
+      { ts: 21_000, series: series(300, 1e9 + 6000) },
+    ];
+    const [m, extra] = buildTelemetry(samples, counterSeq(41), { compressAbove: Infinity });
+    expect(extra).toBeUndefined();
+    expect(m?.contentType).toBe(CONTENT_TYPE_JSON);
+    const t = parse(m!);
+    expect(t).toMatchObject({ v: 2, seq: 41, ts: [1000, 11_000, 21_000] });
+    expect(t?.schema?.series).toEqual([
+      {
+        labels: { gpu: '0', uuid: 'GPU-a' },
+        metrics: ['gpu_temperature_celsius', 'gpu_power_draw_watts', 'gpu_energy_joules_total'],
+      },
+    ]);
+    expect(t?.values).toEqual([61, [300, 310.5, 300], [1e9, 1e9 + 3000, 1e9 + 6000]]);
+    expect(m?.ts).toBe(21_000);
+    // Round trip: the receiver gets every sample back.
+    expect(expandTelemetry(t!, t!.schema!)).toEqual(samples);
+    // The compact form names the same schema by id and carries the same values.
+    const compact = parse(m!.compact);
+    expect(compact?.schema).toBeUndefined();
+    expect(compact?.schema_id).toBe(m!.schema.id);
+    expect(compact?.values).toEqual(t?.values);
   });
 
-  it('splits a snapshot too big for one message into parts with their own seq and one ts', () => {
+  it('marks a series absent from some samples with null and keeps its schema stable', () => {
+    const a = { desc: temp, labels: { gpu: '0', uuid: 'GPU-a' }, value: 50 };
+    const b = { desc: temp, labels: { gpu: '1', uuid: 'GPU-b' }, value: 40 };
+    const samples = [
+      { ts: 1, series: seriesGroups([a]) },
+      { ts: 2, series: seriesGroups([a, b]) },
+    ];
+    const [m] = buildTelemetry(samples, counterSeq(1), { compressAbove: Infinity });
+    const t = parse(m!);
+    expect(t?.values).toEqual([50, [null, 40]]);
+    expect(expandTelemetry(t!, t!.schema!)).toEqual(samples);
+    // Same series, other values: same schema id. Other series: another id.
+    const [same] = buildTelemetry(
+      [{ ts: 3, series: seriesGroups([{ ...a, value: 1 }, b]) }],
+      counterSeq(2),
+      {
+        compressAbove: Infinity,
+      },
+    );
+    const [other] = buildTelemetry([{ ts: 3, series: seriesGroups([a]) }], counterSeq(3), {
+      compressAbove: Infinity,
+    });
+    expect(same?.schema.id).toBe(m?.schema.id);
+    expect(other?.schema.id).not.toBe(m?.schema.id);
+    expect(m?.schema.id).toMatch(/^[A-Za-z0-9_-]{12}$/);
+  });
+
+  it('keeps the previous schema while a series comes and goes; rebuilds when most are gone', () => {
+    const gA = { gpu: '0', uuid: 'GPU-a' };
+    const gB = { gpu: '1', uuid: 'GPU-b' };
+    const all = [
+      { desc: temp, labels: gA, value: 50 },
+      { desc: power, labels: gA, value: 300 },
+      { desc: energy, labels: gA, value: 9 },
+      { desc: temp, labels: gB, value: 40 },
+      { desc: power, labels: gB, value: 200 },
+    ];
+    const opts = { compressAbove: Infinity };
+    const [first] = buildTelemetry([{ ts: 1, series: seriesGroups(all) }], counterSeq(1), opts);
+    const base = first!.schema.series;
+    // GPU-b's temperature is missing from a whole batch: same schema, its column null.
+    const fewer = seriesGroups(all.filter((_, i) => i !== 3));
+    const [second] = buildTelemetry([{ ts: 2, series: fewer }], counterSeq(2), { ...opts, base });
+    expect(second!.schema.id).toBe(first!.schema.id);
+    const t = parseTelemetry(JSON.parse(second!.json));
+    expect(t?.values).toEqual([50, 300, 9, null, 200]);
+    expect(expandTelemetry(t!, t!.schema!)).toEqual([{ ts: 2, series: fewer }]);
+    // Only GPU-a's temperature left (4 of 5 columns gone): a fresh schema of what is there.
+    const one = seriesGroups(all.slice(0, 1));
+    const [third] = buildTelemetry([{ ts: 3, series: one }], counterSeq(3), { ...opts, base });
+    expect(third!.schema.id).not.toBe(first!.schema.id);
+    expect(third!.schema.series).toEqual([{ labels: gA, metrics: ['gpu_temperature_celsius'] }]);
+  });
+
+  it('keeps a minute of 8-GPU samples well under the bandwidth goal once the schema is known', () => {
+    const samples = Array.from({ length: 6 }, (_, i) => ({
+      ts: 1_700_000_000_000 + i * 10_000,
+      series: seriesGroups(gpuReadingSamples(h100Readings(8))),
+    }));
+    const [m] = buildTelemetry(samples, counterSeq(1), { compressAbove: 1024 });
+    expect(m?.contentType).toBe(CONTENT_TYPE_DEFLATE);
+    // Issue goal: <= 2 KB per minute per GPU at a 10 s interval; one message per minute.
+    expect(m!.compact.body.length / 8).toBeLessThan(2048);
+    expect(m!.compact.body.length).toBeLessThan(m!.body.length);
+    expect(telemetryFits(samples, { compressAbove: 1024 })).toBe(true);
+    expect(telemetryFits(samples, { compressAbove: 1024, maxBytes: 100 })).toBe(false);
+  });
+
+  it('splits a batch too big for one message into parts with their own seq and schema', () => {
     const groups = seriesGroups(gpuReadingSamples(h100Readings(200)));
-    const messages = buildTelemetry(groups, 5, counterSeq(10), { compressAbove: Infinity });
+    const messages = buildTelemetry([{ ts: 5, series: groups }], counterSeq(10), {
+      compressAbove: Infinity,
+    });
     expect(messages.length).toBeGreaterThan(1);
-    const parts = messages.map((m) => telemetrySchema.parse(JSON.parse(m.json)));
-    expect(parts.map((p) => p.seq)).toEqual(messages.map((_, i) => 10 + i));
-    expect(parts.every((p) => p.ts === 5 && p.parts === messages.length)).toBe(true);
-    expect(parts.map((p) => p.part)).toEqual(messages.map((_, i) => i + 1));
-    expect(parts.flatMap((p) => p.series)).toEqual(groups);
+    const parts = messages.map((m) => parseTelemetry(JSON.parse(m.json)));
+    expect(parts.map((p) => p?.seq)).toEqual(messages.map((_, i) => 10 + i));
+    expect(parts.every((p) => p?.ts[0] === 5 && p.parts === messages.length)).toBe(true);
+    expect(parts.map((p) => p?.part)).toEqual(messages.map((_, i) => i + 1));
+    expect(new Set(parts.map((p) => p?.schema?.id)).size).toBe(messages.length);
+    expect(parts.flatMap((p) => expandTelemetry(p!, p!.schema!)[0]?.series ?? [])).toEqual(groups);
     for (const m of messages) expect(m.body.length).toBeLessThanOrEqual(MAX_MESSAGE_BYTES);
   });
 
   it('marks a replay without touching the rest of the payload', () => {
-    const [m] = buildTelemetry([], 9, counterSeq(3), { compressAbove: 1024 });
+    const [m] = buildTelemetry([{ ts: 9, series: [] }], counterSeq(3), { compressAbove: 1024 });
     const replayed = JSON.parse(markReplay(m!.json));
-    expect(replayed).toEqual({ replay: true, v: 1, seq: 3, ts: 9, series: [] });
+    expect(replayed).toEqual({
+      replay: true,
+      v: 2,
+      seq: 3,
+      ts: [9],
+      schema: { id: m!.schema.id, series: [] },
+      values: [],
+    });
     expect(markReplay(markReplay(m!.json))).toBe(markReplay(m!.json));
+  });
+
+  it('rejects malformed telemetry shapes', () => {
+    const ok = { v: 2, seq: 1, ts: [1, 2], schema_id: 'x', values: [1, [1, null]] };
+    expect(parseTelemetry(ok)).toBe(ok);
+    for (const bad of [
+      null,
+      [],
+      { ...ok, v: 1 },
+      { ...ok, seq: -1 },
+      { ...ok, ts: [] },
+      { ...ok, ts: ['1'] },
+      { ...ok, schema_id: undefined },
+      { ...ok, values: [[1]] },
+      { ...ok, values: [[1, '2']] },
+      { ...ok, values: {} },
+      { ...ok, part: 2, parts: 1 },
+      { ...ok, replay: 'yes' },
+    ])
+      expect(parseTelemetry(bad)).toBeUndefined();
   });
 });
 

@@ -2,6 +2,7 @@
  * Payloads of the gpulse MQTT topics: builders (agent side) and schemas (gateway side).
  * JSON with snake_case keys and units in the key names; deflate above a size threshold.
  */
+import { createHash } from 'node:crypto';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { z } from 'zod';
 import type { AgentEvent } from '../../agent/events.js';
@@ -30,19 +31,57 @@ export interface SeriesGroup {
   readonly metrics: Readonly<Record<string, number>>;
 }
 
-/** One telemetry message: one snapshot of every series (or one part of it). */
+/** Version of the telemetry shape (batches with a schema); events and status stay at 1. */
+export const TELEMETRY_VERSION = 2;
+
+/** Series of one label set in a schema: metric names without `gpulse_`, in value order. */
+export interface SchemaGroup {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly metrics: readonly string[];
+}
+
+/**
+ * The series identities of a telemetry message. Values follow the flattened order of `series`
+ * (every metric of the first group, then the second, ...). `id` is a hash of `series`.
+ */
+export interface TelemetrySchema {
+  readonly id: string;
+  readonly series: readonly SchemaGroup[];
+}
+
+/**
+ * The values of one series over a batch: a number when it did not change, null when the series
+ * (kept in a reused schema) was absent from the whole batch, else one entry per sample time (null
+ * where the series was absent from that sample).
+ */
+export type ValueColumn = number | null | readonly (number | null)[];
+
+/**
+ * One telemetry message: a batch of samples of every series (or one part of them). Carries the
+ * schema inline (`schema`) or only its id (`schema_id`) when the receiver already has it.
+ */
 export interface TelemetryPayload {
-  readonly v: 1;
+  readonly v: 2;
   /** The node's monotonic sequence number (shared by telemetry and events). */
   readonly seq: number;
-  /** Sample time, Unix milliseconds. */
-  readonly ts: number;
+  /** Sample times of the batch, Unix milliseconds, oldest first. */
+  readonly ts: readonly number[];
   /** Present (true) when the message is sent from the spool after an outage. */
   readonly replay?: true;
-  /** 1-based part number when one snapshot did not fit one message. */
+  /** 1-based part number when one batch did not fit one message (each part has its own schema). */
   readonly part?: number;
   readonly parts?: number;
-  readonly series: readonly SeriesGroup[];
+  readonly schema?: TelemetrySchema;
+  readonly schema_id?: string;
+  readonly values: readonly ValueColumn[];
+}
+
+/** Retained on `<node>/schema`: the schemas (one per part) the node's telemetry uses now. */
+export interface SchemaPayload {
+  readonly v: 2;
+  /** When it was published, Unix ms (a retained schema past the gateway's TTL is ignored). */
+  readonly ts: number;
+  readonly schemas: readonly TelemetrySchema[];
 }
 
 /** One event as it travels (the agent's `AgentEvent`, unchanged). */
@@ -182,7 +221,7 @@ export function markReplay(json: string): string {
   return `{"replay":true,${json.slice(1)}`;
 }
 
-// Longest seq the split estimate must allow for (Number.MAX_SAFE_INTEGER).
+// Longest seq the size estimate must allow for (Number.MAX_SAFE_INTEGER).
 const SEQ_PLACEHOLDER = 9_007_199_254_740_991;
 
 /** One built message: its JSON (stored in the spool) and what goes on the wire. */
@@ -192,65 +231,303 @@ export interface BuiltMessage extends EncodedBody {
   readonly json: string;
 }
 
+/** A built telemetry message: the self-contained form (schema inline) and the compact one. */
+export interface BuiltTelemetry extends BuiltMessage {
+  readonly schema: TelemetrySchema;
+  /** The same message with only `schema_id`, for a connection that already carried the schema. */
+  readonly compact: EncodedBody;
+}
+
 /** Limits of message building. */
 export interface BuildOptions {
   /** Deflate payloads longer than this many bytes. */
   readonly compressAbove: number;
   /** Split into several messages above this encoded size (default MAX_MESSAGE_BYTES). */
   readonly maxBytes?: number;
+  /**
+   * Series of the previous schema (telemetry): kept in order, so a batch whose series are the same
+   * or fewer keeps the schema id (absent ones are null) instead of sending a new schema each time
+   * a series comes and goes; rebuilt when more than a quarter of it is absent.
+   */
+  readonly base?: readonly SchemaGroup[];
 }
 
-function telemetryJson(
-  seq: number,
-  ts: number,
-  series: readonly SeriesGroup[],
-  part?: { part: number; parts: number },
-): string {
-  const head = part ? `,"part":${part.part},"parts":${part.parts}` : '';
-  return `{"v":${PAYLOAD_VERSION},"seq":${seq},"ts":${ts}${head},"series":${JSON.stringify(series)}}`;
+/** One sample of every series, as the publisher takes it at each telemetry interval. */
+export interface TelemetrySample {
+  readonly ts: number;
+  readonly series: readonly SeriesGroup[];
+}
+
+/** Short id of a schema: 12 base64url characters of the SHA-256 of its series JSON. */
+export function schemaId(series: readonly SchemaGroup[]): string {
+  return createHash('sha256').update(JSON.stringify(series)).digest('base64url').slice(0, 12);
+}
+
+/** Series of a batch: the union over its samples, label sets and names in first-seen order. */
+interface BatchTable {
+  readonly groups: SchemaGroup[];
+  /** Per group, the value columns of its metrics (one entry per sample; null = absent). */
+  readonly columns: (number | null)[][][];
+}
+
+/** Most columns of a reused schema that may be absent from a whole batch before it is rebuilt. */
+const MAX_DEAD_RATIO = 0.25;
+
+function batchTable(
+  samples: readonly TelemetrySample[],
+  base?: readonly SchemaGroup[],
+): BatchTable {
+  type Entry = { index: number; labels: Record<string, string>; metrics: Map<string, number> };
+  const byKey = new Map<string, Entry>();
+  const order: Entry[] = [];
+  const entry = (labels: Readonly<Record<string, string>>): Entry => {
+    const names = Object.keys(labels).sort();
+    let key = '';
+    for (const n of names) key += `${n}\u0000${labels[n]}\u0001`;
+    let e = byKey.get(key);
+    if (!e) {
+      const sorted: Record<string, string> = {};
+      for (const n of names) sorted[n] = labels[n] ?? '';
+      e = { index: order.length, labels: sorted, metrics: new Map() };
+      byKey.set(key, e);
+      order.push(e);
+    }
+    return e;
+  };
+  // The previous schema first, in its order: a batch with the same series (or fewer) keeps its id.
+  for (const g of base ?? []) {
+    const e = entry(g.labels);
+    for (const m of g.metrics) if (!e.metrics.has(m)) e.metrics.set(m, e.metrics.size);
+  }
+  const cells: [number, number, number, number][] = [];
+  samples.forEach((sample, si) => {
+    for (const g of sample.series) {
+      const e = entry(g.labels);
+      for (const [metric, value] of Object.entries(g.metrics)) {
+        let mi = e.metrics.get(metric);
+        if (mi === undefined) {
+          mi = e.metrics.size;
+          e.metrics.set(metric, mi);
+        }
+        cells.push([e.index, mi, si, value]);
+      }
+    }
+  });
+  const columns = order.map((e) =>
+    Array.from({ length: e.metrics.size }, () =>
+      new Array<number | null>(samples.length).fill(null),
+    ),
+  );
+  for (const [gi, mi, si, value] of cells) {
+    const column = columns[gi]?.[mi];
+    if (column) column[si] = value;
+  }
+  if (base && base.length > 0) {
+    const all = columns.flat();
+    const dead = all.filter((c) => c.every((v) => v === null)).length;
+    // Too many series of the old schema are gone: start a fresh one.
+    if (dead > all.length * MAX_DEAD_RATIO) return batchTable(samples);
+  }
+  return {
+    groups: order.map((e) => ({ labels: e.labels, metrics: [...e.metrics.keys()] })),
+    columns,
+  };
+}
+
+/** A column as sent: one number when every sample has the same value, null when absent from all, else the array. */
+function packColumn(column: readonly (number | null)[]): ValueColumn {
+  if (column.every((v) => v === null)) return null;
+  const first = column[0];
+  if (first !== null && first !== undefined && column.every((v) => v === first)) return first;
+  return column;
+}
+
+interface TelemetryParts {
+  readonly seq: number;
+  readonly ts: readonly number[];
+  readonly part?: { part: number; parts: number };
+  readonly schema: TelemetrySchema;
+  readonly values: readonly ValueColumn[];
+}
+
+function telemetryJson(m: TelemetryParts, inline: boolean): string {
+  const head = m.part ? `,"part":${m.part.part},"parts":${m.part.parts}` : '';
+  const schema = inline
+    ? `"schema":${JSON.stringify(m.schema)}`
+    : `"schema_id":${JSON.stringify(m.schema.id)}`;
+  return `{"v":${TELEMETRY_VERSION},"seq":${m.seq},"ts":${JSON.stringify(m.ts)}${head},${schema},"values":${JSON.stringify(m.values)}}`;
+}
+
+function chunkOf(
+  groups: readonly SchemaGroup[],
+  columns: readonly (readonly (number | null)[])[][],
+): { schema: TelemetrySchema; values: ValueColumn[] } {
+  const series = [...groups];
+  return {
+    schema: { id: schemaId(series), series },
+    values: columns.flatMap((cs) => cs.map(packColumn)),
+  };
+}
+
+/** True when a batch of these samples fits one message with its schema inline. */
+export function telemetryFits(samples: readonly TelemetrySample[], options: BuildOptions): boolean {
+  const table = batchTable(samples, options.base);
+  const { schema, values } = chunkOf(table.groups, table.columns);
+  const json = telemetryJson(
+    { seq: SEQ_PLACEHOLDER, ts: samples.map((s) => s.ts), schema, values },
+    true,
+  );
+  return (
+    encodeBody(json, options.compressAbove).body.length <= (options.maxBytes ?? MAX_MESSAGE_BYTES)
+  );
 }
 
 /**
- * Builds telemetry messages of one snapshot. A snapshot too big for one message is split by label
- * set into parts with their own seq and the same `ts`; a single label set that alone exceeds the
- * limit is dropped and reported through `onOversize`.
+ * Builds the telemetry messages of one batch of samples. A batch too big for one message is split
+ * by label set into parts, each with its own seq and schema and the same `ts`; a single label set
+ * that alone exceeds the limit is dropped and reported through `onOversize`.
  */
 export function buildTelemetry(
-  series: readonly SeriesGroup[],
-  ts: number,
+  samples: readonly TelemetrySample[],
   nextSeq: () => number,
-  options: BuildOptions & { onOversize?: (group: SeriesGroup, bytes: number) => void },
-): BuiltMessage[] {
+  options: BuildOptions & { onOversize?: (group: SchemaGroup, bytes: number) => void },
+): BuiltTelemetry[] {
+  if (samples.length === 0) return [];
   const maxBytes = options.maxBytes ?? MAX_MESSAGE_BYTES;
-  const size = (groups: readonly SeriesGroup[], split: boolean) =>
+  const ts = samples.map((s) => s.ts);
+  const table = batchTable(samples, options.base);
+  const indices = table.groups.map((_, i) => i);
+  const chunk = (idx: readonly number[]) =>
+    chunkOf(
+      idx.map((i) => table.groups[i] as SchemaGroup),
+      idx.map((i) => table.columns[i] ?? []),
+    );
+  const size = (idx: readonly number[], split: boolean) =>
     encodeBody(
-      telemetryJson(SEQ_PLACEHOLDER, ts, groups, split ? { part: 9999, parts: 9999 } : undefined),
+      telemetryJson(
+        {
+          seq: SEQ_PLACEHOLDER,
+          ts,
+          ...(split ? { part: { part: 9999, parts: 9999 } } : {}),
+          ...chunk(idx),
+        },
+        true,
+      ),
       options.compressAbove,
     ).body.length;
-  const chunks: (readonly SeriesGroup[])[] = [];
-  const split = (groups: readonly SeriesGroup[]): void => {
-    if (size(groups, true) <= maxBytes) chunks.push(groups);
-    else if (groups.length === 1) {
-      const g = groups[0] as SeriesGroup;
-      options.onOversize?.(g, Buffer.byteLength(JSON.stringify(g)));
+  const chunks: (readonly number[])[] = [];
+  const split = (idx: readonly number[]): void => {
+    if (size(idx, true) <= maxBytes) chunks.push(idx);
+    else if (idx.length === 1) {
+      const g = table.groups[idx[0] as number] as SchemaGroup;
+      options.onOversize?.(g, Buffer.byteLength(JSON.stringify(chunk(idx))));
     } else {
-      const half = Math.ceil(groups.length / 2);
-      split(groups.slice(0, half));
-      split(groups.slice(half));
+      const half = Math.ceil(idx.length / 2);
+      split(idx.slice(0, half));
+      split(idx.slice(half));
     }
   };
-  if (size(series, false) <= maxBytes) chunks.push(series);
-  else split(series);
-  return chunks.map((c, i) => {
-    const seq = nextSeq();
-    const json = telemetryJson(
-      seq,
+  if (size(indices, false) <= maxBytes) chunks.push(indices);
+  else split(indices);
+  return chunks.map((idx, i) => {
+    const parts: TelemetryParts = {
+      seq: nextSeq(),
       ts,
-      c,
-      chunks.length > 1 ? { part: i + 1, parts: chunks.length } : undefined,
-    );
-    return { seq, ts, json, ...encodeBody(json, options.compressAbove) };
+      ...(chunks.length > 1 ? { part: { part: i + 1, parts: chunks.length } } : {}),
+      ...chunk(idx),
+    };
+    const json = telemetryJson(parts, true);
+    return {
+      seq: parts.seq,
+      ts: ts[ts.length - 1] as number,
+      json,
+      schema: parts.schema,
+      ...encodeBody(json, options.compressAbove),
+      compact: encodeBody(telemetryJson(parts, false), options.compressAbove),
+    };
   });
+}
+
+/** Most samples in one batch a receiver accepts (a day at 10 s is 8,640). */
+export const MAX_BATCH_SAMPLES = 10_000;
+/** Most parts one batch may be split into. */
+export const MAX_PARTS = 256;
+
+const isIndex = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * Checks the shape of a telemetry message (the gateway's hot path, hand-written: a schema library
+ * costs more per message than the rest of ingest). An inline schema is only checked to be an object
+ * with an id; its series are checked where it is first compiled. Undefined when malformed.
+ */
+export function parseTelemetry(value: unknown): TelemetryPayload | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const t = value as Record<string, unknown>;
+  if (t.v !== TELEMETRY_VERSION || !isIndex(t.seq)) return undefined;
+  const ts = t.ts;
+  if (!Array.isArray(ts) || ts.length === 0 || ts.length > MAX_BATCH_SAMPLES) return undefined;
+  for (const x of ts as unknown[])
+    if (typeof x !== 'number' || !(x >= 0) || x === Infinity) return undefined;
+  if (t.replay !== undefined && typeof t.replay !== 'boolean') return undefined;
+  if (t.part !== undefined || t.parts !== undefined) {
+    if (
+      !isIndex(t.part) ||
+      !isIndex(t.parts) ||
+      t.part < 1 ||
+      t.part > t.parts ||
+      t.parts > MAX_PARTS
+    )
+      return undefined;
+  }
+  if (t.schema !== undefined) {
+    const sc = t.schema as Record<string, unknown> | null;
+    if (typeof sc !== 'object' || sc === null || typeof sc.id !== 'string') return undefined;
+  } else if (typeof t.schema_id !== 'string') return undefined;
+  const values = t.values;
+  if (!Array.isArray(values)) return undefined;
+  const n = ts.length;
+  for (const c of values as unknown[]) {
+    if (typeof c === 'number' || c === null) continue;
+    if (!Array.isArray(c) || c.length !== n) return undefined;
+    for (const x of c as unknown[]) if (x !== null && typeof x !== 'number') return undefined;
+  }
+  return value as TelemetryPayload;
+}
+
+/** The id of the schema a telemetry message refers to (inline or by id). */
+export function telemetrySchemaId(t: TelemetryPayload): string {
+  return t.schema?.id ?? t.schema_id ?? '';
+}
+
+/** The samples of a telemetry message, given its schema (the inverse of `buildTelemetry`). */
+export function expandTelemetry(t: TelemetryPayload, schema: TelemetrySchema): TelemetrySample[] {
+  const samples = t.ts.map((ts) => ({ ts, series: [] as SeriesGroup[] }));
+  let col = 0;
+  for (const g of schema.series) {
+    const perSample: Record<string, number>[] = samples.map(() => ({}));
+    for (const metric of g.metrics) {
+      const c = t.values[col++];
+      perSample.forEach((m, i) => {
+        const v = typeof c === 'number' ? c : c?.[i];
+        if (typeof v === 'number') m[metric] = v;
+      });
+    }
+    perSample.forEach((metrics, i) => {
+      if (Object.keys(metrics).length > 0) samples[i]?.series.push({ labels: g.labels, metrics });
+    });
+  }
+  return samples;
+}
+
+/** The retained schema message of a node (deflated when large). */
+export function buildSchema(
+  schemas: readonly TelemetrySchema[],
+  ts: number,
+  compressAbove: number,
+): EncodedBody {
+  const json = JSON.stringify({ v: TELEMETRY_VERSION, ts, schemas } satisfies SchemaPayload);
+  return encodeBody(json, compressAbove);
 }
 
 /** The wire form of one agent event (snake_case keys; `data` as the emitter gave it). */
@@ -315,20 +592,24 @@ export function statusJson(status: Omit<StatusPayload, 'v'>): string {
 // Gateway-side schemas: shapes only; names and sizes are checked where series are rendered.
 // Unknown keys are allowed so a newer agent can add fields without older gateways rejecting it.
 
-/** Shape of a telemetry message as the gateway accepts it. */
-export const telemetrySchema = z.looseObject({
-  v: z.literal(PAYLOAD_VERSION),
-  seq: z.number().int().nonnegative(),
+/** Shape of one schema as the gateway accepts it (checked once per new schema id). */
+export const schemaSchema = z.looseObject({
+  id: z.string().min(1).max(64),
+  series: z
+    .array(
+      z.looseObject({
+        labels: z.record(z.string(), z.string()),
+        metrics: z.array(z.string()),
+      }),
+    )
+    .max(100_000),
+});
+
+/** Shape of a retained schema message as the gateway accepts it. */
+export const schemaMessageSchema = z.looseObject({
+  v: z.literal(TELEMETRY_VERSION),
   ts: z.number().nonnegative(),
-  replay: z.boolean().optional(),
-  part: z.number().int().positive().optional(),
-  parts: z.number().int().positive().optional(),
-  series: z.array(
-    z.looseObject({
-      labels: z.record(z.string(), z.string()),
-      metrics: z.record(z.string(), z.number()),
-    }),
-  ),
+  schemas: z.array(schemaSchema).max(256),
 });
 
 /** Shape of an events message as the gateway accepts it. */

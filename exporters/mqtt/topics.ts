@@ -14,13 +14,15 @@ export interface NodeStreams {
   readonly events: 'events';
   /** Retained online/offline state; the offline message is the MQTT last will (QoS 1). */
   readonly status: 'status';
+  /** Retained series identities of the node's telemetry (QoS 1), for receivers that missed the inline copy. */
+  readonly schema: 'schema';
 }
 
 /** Name of one stream a node publishes. */
 export type StreamName = keyof NodeStreams;
 
 /** Every published stream, in a fixed order. */
-export const STREAMS: readonly StreamName[] = ['telemetry', 'events', 'status'];
+export const STREAMS: readonly StreamName[] = ['telemetry', 'events', 'status', 'schema'];
 
 /** Identity of one device in the fleet. */
 export interface NodeId {

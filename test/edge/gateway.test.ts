@@ -10,7 +10,12 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { gpuReadingSamples } from '../../collectors/gpu-series.js';
 import { loadGatewayConfig } from '../../edge/gateway/command.js';
 import { createGateway, type Gateway } from '../../edge/gateway/gateway.js';
-import { buildTelemetry, seriesGroups, statusJson } from '../../exporters/mqtt/payloads.js';
+import {
+  buildSchema,
+  buildTelemetry,
+  seriesGroups,
+  statusJson,
+} from '../../exporters/mqtt/payloads.js';
 import { builtCli, spawnCliAgent, startEdgeAgent } from '../helpers/edge-agent.js';
 import { h100Readings } from '../helpers/gpu-readings.js';
 import { silentLogger } from '../helpers/log-sink.js';
@@ -79,6 +84,8 @@ describeWithTools(
           'till-2',
           '--mqtt-interval',
           '500ms',
+          '--mqtt-flush',
+          '500ms',
           '--mqtt-spool-dir',
           tempDir(),
         ],
@@ -143,10 +150,20 @@ describeWithTools(
           statusJson({ state: 'online', ts: Date.now(), session: 1, version: '9.9.9' }),
           { qos: 1, retain: true },
         );
-        const [m] = buildTelemetry(series, Date.now(), () => 1, { compressAbove: 1024 });
-        await client.publishAsync(`gpulse/v1/site-a/${node}/telemetry`, m!.body, {
+        // Values only (the inline copy went to some earlier receiver): each gateway of the group
+        // learns the schema from the retained copy that every gateway subscribes to in full.
+        const [m] = buildTelemetry([{ ts: Date.now(), series }], () => 1, {
+          compressAbove: 1024,
+        });
+        const schema = buildSchema([m!.schema], Date.now(), 1024);
+        await client.publishAsync(`gpulse/v1/site-a/${node}/schema`, schema.body, {
           qos: 1,
-          properties: { contentType: m!.contentType },
+          retain: true,
+          properties: { contentType: schema.contentType },
+        });
+        await client.publishAsync(`gpulse/v1/site-a/${node}/telemetry`, m!.compact.body, {
+          qos: 1,
+          properties: { contentType: m!.compact.contentType },
         });
       }
       const holders = async (metrics: () => Promise<string>) => {
@@ -172,8 +189,16 @@ describeWithTools(
         for (const d of devices)
           expect(line(text, `gpulse_fleet_device_up{site="site-a",node="${d}"}`)).toMatch(/ 1$/);
       }
+      for (const d of [a.metrics, b.metrics])
+        expect(
+          line(await d(), 'gpulse_fleet_rejected_messages_total{reason="unknown_schema"}'),
+        ).toMatch(/ 0$/);
       for (const node of devices)
-        await client.publishAsync(`gpulse/v1/site-a/${node}/status`, '', { qos: 1, retain: true });
+        for (const stream of ['status', 'schema'])
+          await client.publishAsync(`gpulse/v1/site-a/${node}/${stream}`, '', {
+            qos: 1,
+            retain: true,
+          });
     });
 
     it('counts and drops hostile payloads sent through the broker, and keeps relaying', async () => {
@@ -198,8 +223,7 @@ describeWithTools(
         qos: 1,
       });
       const [m] = buildTelemetry(
-        seriesGroups(gpuReadingSamples(h100Readings(1))),
-        Date.now(),
+        [{ ts: Date.now(), series: seriesGroups(gpuReadingSamples(h100Readings(1))) }],
         () => 1,
         { compressAbove: 1024 },
       );

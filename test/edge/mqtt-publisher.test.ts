@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { buildAgent } from '../../agent/build-agent.js';
 import { loadConfig } from '../../agent/config.js';
 import { createEdgeComponents } from '../../edge/components.js';
-import { telemetrySchema } from '../../exporters/mqtt/payloads.js';
+import { expandTelemetry, parseTelemetry } from '../../exporters/mqtt/payloads.js';
 import { silentLogger } from '../helpers/log-sink.js';
 import { spawnCliAgent, startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
 import {
@@ -59,6 +59,11 @@ describeWithTools(
     });
 
     const seqOf = (m: Received) => m.json.seq as number;
+    /** Time of a message: its newest sample (telemetry: an array of sample times). */
+    const tsOf = (m: Received) => {
+      const ts = m.json.ts as number | number[];
+      return Array.isArray(ts) ? (ts[ts.length - 1] as number) : ts;
+    };
 
     it('publishes telemetry, events and a retained status with the documented shape', async () => {
       const rec = await recorder();
@@ -89,15 +94,26 @@ describeWithTools(
       expect(late.messages[0]).toMatchObject({ retain: true, json: { state: 'online' } });
 
       const telemetry = rec.on('telemetry');
-      for (const m of telemetry) {
-        const t = telemetrySchema.parse(m.json);
-        expect(t.replay).toBeUndefined();
+      const parsed = telemetry.map((m) => parseTelemetry(m.json));
+      for (const [i, m] of telemetry.entries()) {
+        expect(parsed[i], m.text).toBeDefined();
+        expect(parsed[i]?.replay).toBeUndefined();
         expect(m.contentType).toBe('application/json+deflate');
         expect(m.bytes).toBeLessThan(64 * 1024);
       }
-      const first = telemetrySchema.parse(telemetry[0]?.json);
-      expect(first.ts).toBeGreaterThan(Date.now() - 60_000);
-      const gpu0 = first.series.find(
+      // The first message of the connection carries its schema; the next ones of the same
+      // schema only its id (the schema of the first messages may still grow as collectors start).
+      const first = parsed[0]!;
+      expect(first.schema).toBeDefined();
+      expect(first.ts[0]).toBeGreaterThan(Date.now() - 60_000);
+      const known = new Set<string>();
+      for (const t of parsed) {
+        if (t?.schema) known.add(t.schema.id);
+        else expect(known.has(t?.schema_id ?? '')).toBe(true);
+      }
+      expect(parsed.some((t) => t?.schema_id !== undefined)).toBe(true);
+      const [sample] = expandTelemetry(first, first.schema!).slice(-1);
+      const gpu0 = sample?.series.find(
         (g) => g.labels.gpu === '0' && Object.keys(g.labels).length === 2,
       );
       expect(gpu0?.metrics).toMatchObject({
@@ -105,10 +121,18 @@ describeWithTools(
         gpu_power_limit_watts: 700,
       });
       expect(
-        first.series.some(
+        sample?.series.some(
           (g) => g.metrics.mqtt_connected === 1 || g.metrics.collector_up !== undefined,
         ),
       ).toBe(true);
+      // The current schema is retained for receivers that missed the inline copy.
+      const schemas = await record(broker.url, 'gpulse/v1/plant-1/cam-01/schema');
+      cleanups.push(() => schemas.close());
+      await schemas.waitFor((m) => m.length === 1);
+      expect(schemas.messages[0]?.retain).toBe(true);
+      const retained = schemas.messages[0]?.json as { v: number; schemas: { id: string }[] };
+      expect(retained.v).toBe(2);
+      expect(known.has(retained.schemas[0]?.id ?? '')).toBe(true);
 
       const [events] = rec.on('events');
       expect(events?.topic).toBe('gpulse/v1/plant-1/cam-01/events');
@@ -125,7 +149,7 @@ describeWithTools(
         ],
       });
       // One sequence for the node across telemetry and events, each number once, in order.
-      const seqs = rec.messages.filter((m) => !m.topic.endsWith('/status')).map(seqOf);
+      const seqs = rec.messages.filter((m) => !/\/(status|schema)$/.test(m.topic)).map(seqOf);
       expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
       expect(new Set(seqs).size).toBe(seqs.length);
       expect(await a.metric('gpulse_mqtt_connected')).toBe(1);
@@ -275,21 +299,25 @@ describeWithTools(
           m.some(
             (x) =>
               x.topic.endsWith('/telemetry') &&
-              (x.json.ts as number) > restartedAt + 1000 &&
+              tsOf(x) > restartedAt + 1000 &&
               x.json.replay === undefined,
           ),
         20_000,
         'live telemetry after the replay',
       );
 
-      const numbered = rec.messages.filter((m) => !m.topic.endsWith('/status'));
+      const numbered = rec.messages.filter((m) => !/\/(status|schema)$/.test(m.topic));
       const seqs = numbered.map(seqOf);
-      const outage = numbered.filter(
-        (m) => (m.json.ts as number) > stoppedAt && (m.json.ts as number) < restartedAt,
-      );
+      const outage = numbered.filter((m) => tsOf(m) > stoppedAt && tsOf(m) < restartedAt);
       expect(outage.length).toBeGreaterThanOrEqual(spooled);
       // Every message made during the outage: marked replay, each seq once, in order.
       expect(outage.every((m) => m.json.replay === true)).toBe(true);
+      // Replayed telemetry is self-contained: its schema travels with it.
+      const replayedTelemetry = outage.filter((m) => m.topic.endsWith('/telemetry'));
+      expect(replayedTelemetry.length).toBeGreaterThan(0);
+      expect(replayedTelemetry.every((m) => parseTelemetry(m.json)?.schema !== undefined)).toBe(
+        true,
+      );
       const outageSeqs = outage.map(seqOf);
       expect(outageSeqs).toEqual([...new Set(outageSeqs)].sort((x, y) => x - y));
       expect(outage.some((m) => m.topic.endsWith('/events'))).toBe(true);
@@ -311,7 +339,11 @@ describeWithTools(
       const rec = await recorder();
       await broker.stop();
       const a = await agent('plant-1', 'cam-03', {
-        flags: { 'mqtt-interval': '100ms', 'mqtt-spool-max-bytes': '48KiB' },
+        flags: {
+          'mqtt-interval': '100ms',
+          'mqtt-flush': '100ms',
+          'mqtt-spool-max-bytes': '48KiB',
+        },
       });
       const events: number[] = [];
       for (let i = 0; i < 6; i++) {
@@ -342,7 +374,7 @@ describeWithTools(
       );
       await rec.waitFor((m) => m.filter((x) => x.topic.endsWith('/events')).length > 0, 10_000);
 
-      const received = rec.messages.filter((m) => !m.topic.endsWith('/status'));
+      const received = rec.messages.filter((m) => !/\/(status|schema)$/.test(m.topic));
       // Every event arrived.
       const eventIds = rec
         .on('events')
@@ -375,6 +407,8 @@ describeWithTools(
         '--node',
         'box-9',
         '--mqtt-interval',
+        '200ms',
+        '--mqtt-flush',
         '200ms',
         '--mqtt-spool-dir',
         dir,

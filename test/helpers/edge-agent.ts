@@ -55,6 +55,7 @@ export async function startEdgeAgent(options: {
       node: options.node,
       'mqtt-spool-dir': options.dir,
       'mqtt-interval': '200ms',
+      'mqtt-flush': '200ms',
       ...options.flags,
     },
   });
