@@ -69,6 +69,15 @@ describe('ProcessContainers', () => {
     expect(pc.size).toBe(2);
     pc.resolve(200);
     expect(reads).toEqual(['/200/cgroup', '/200/mountinfo']);
+    // A PID that is not visible is read once per 10 s, not on every tick.
+    reads.length = 0;
+    expect(pc.resolve(999)).toBeUndefined();
+    now = 75_000;
+    expect(pc.resolve(999)).toBeUndefined();
+    expect(reads).toEqual(['/999/cgroup']);
+    now = 80_000;
+    pc.resolve(999);
+    expect(reads).toEqual(['/999/cgroup', '/999/cgroup']);
   });
 
   it("says once, with the fix, when procRoot is a container's /proc, not the host's", () => {

@@ -35,6 +35,9 @@ export interface ProcessContainerOptions {
   readonly log?: Logger;
 }
 
+/** How long a PID that could not be read is taken as not visible before it is read again. */
+const MISSING_RETRY_MS = 10_000;
+
 interface Entry {
   readonly container: CgroupContainer | undefined;
   seenAt: number;
@@ -46,6 +49,7 @@ interface Entry {
  */
 export class ProcessContainers {
   private readonly cache = new Map<number, Entry>();
+  private readonly missing = new Map<number, number>();
   private readonly read: ReadText;
   private lastSweep = 0;
   private checked = false;
@@ -63,10 +67,15 @@ export class ProcessContainers {
       cached.seenAt = now;
       return cached.container;
     }
+    // A PID that was not visible is not read again for a while: the driver reports it every
+    // tick (twice a second with pmon), and the answer only changes if the PID namespace does.
+    const missedAt = this.missing.get(pid);
+    if (missedAt !== undefined && now - missedAt < MISSING_RETRY_MS) return undefined;
     if (!this.checked) this.checkNamespace();
     const cgroup = this.read(join(this.options.procRoot, String(pid), 'cgroup'));
     if (cgroup === undefined) {
-      // Not cached: the process may have exited, or be about to show up.
+      // Remembered briefly only: the process may have exited, or its PID be reused soon.
+      this.missing.set(pid, now);
       this.options.log?.debug({ pid, procRoot: this.options.procRoot }, 'GPU process not visible');
       return undefined;
     }
@@ -87,6 +96,8 @@ export class ProcessContainers {
     if (now - this.lastSweep < ttl / 4) return;
     this.lastSweep = now;
     for (const [pid, e] of this.cache) if (now - e.seenAt > ttl) this.cache.delete(pid);
+    for (const [pid, at] of this.missing)
+      if (now - at >= MISSING_RETRY_MS) this.missing.delete(pid);
   }
 
   /**
