@@ -10,15 +10,10 @@ import type { Reading } from '../../nvidia-smi/simulator/source.js';
 import { dcgmCatalogue, isProfilingField, type DcgmField } from '../catalogue.js';
 import { discoveryText, dmonHeader, dmonRow } from './output.js';
 import { gpuFieldValues } from './values.js';
+import type { SimulatedToolIo } from '../../simulation/tool-process.js';
 
 /** The process's outside world, injected so tests run the simulator in-process. */
-export interface DcgmiIo {
-  write(text: string): void;
-  writeError(text: string): void;
-  now(): number;
-  sleep(ms: number): Promise<void>;
-  readonly signal?: AbortSignal;
-}
+export type DcgmiIo = SimulatedToolIo;
 
 // dcgmi returns the dcgmReturn_t as its exit status: negative codes wrap around (-21 → 235).
 const exitOf = (dcgmReturn: number): number => (256 + dcgmReturn) % 256;

@@ -14,19 +14,10 @@ import { headerLine, rowLine, type CsvFormat } from './output.js';
 import { PMON_HEADER, pmonBlock } from './pmon.js';
 import { DEFAULT_PROFILE, defaultProcesses, loadProfile, ProfileSource } from './profiles.js';
 import { captureSource, type GpuRow, type Reading, type SmiSource } from './source.js';
+import type { SimulatedToolIo } from '../../simulation/tool-process.js';
 
 /** The process's outside world, injected so tests run the simulator in-process. */
-export interface NvidiaSmiIo {
-  /** Writes to stdout; each call is one whole block, flushed as it is. */
-  write(text: string): void;
-  /** Writes to stderr (only the simulator's own configuration errors go here). */
-  writeError(text: string): void;
-  /** Wall-clock time, epoch ms. */
-  now(): number;
-  sleep(ms: number): Promise<void>;
-  /** Ends loops and hangs (exit 0), as SIGTERM ends the real process. */
-  readonly signal?: AbortSignal;
-}
+export type NvidiaSmiIo = SimulatedToolIo;
 
 /** Environment as `process.env` gives it. */
 export type SimEnv = Readonly<Record<string, string | undefined>>;

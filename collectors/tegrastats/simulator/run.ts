@@ -7,18 +7,10 @@ import {
   requireJetson,
   type TegrastatsSource,
 } from './source.js';
+import type { SimulatedToolIo } from '../../simulation/tool-process.js';
 
 /** The process's outside world, injected so tests run the simulator in-process. */
-export interface TegrastatsIo {
-  /** Writes one line (with its newline) to stdout, flushed as it is. */
-  write(text: string): void;
-  writeError(text: string): void;
-  /** Wall-clock time, epoch ms. */
-  now(): number;
-  sleep(ms: number): Promise<void>;
-  /** Ends the loop (exit 0), as SIGTERM ends the real process. */
-  readonly signal?: AbortSignal;
-}
+export type TegrastatsIo = SimulatedToolIo;
 
 /** Environment as `process.env` gives it. */
 export type SimEnv = Readonly<Record<string, string | undefined>>;
