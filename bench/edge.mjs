@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import pino from 'pino';
-import { freePort, start, waitFor, median, rssBytes, table } from './lib.mjs';
+import { cpuSeconds, freePort, start, waitFor, median, rssBytes, table } from './lib.mjs';
 import { systemClock } from '../dist/agent/clock.js';
 import { Spool } from '../dist/edge/spool/spool.js';
 import { FLAG_DEFLATE } from '../dist/edge/spool/record-format.js';
@@ -515,6 +515,7 @@ async function gatewayIngest(broker, series) {
     if (subLines.count - before !== n)
       throw new Error(`mosquitto_sub got ${subLines.count - before} messages, expected ${n}`);
 
+    const cpu0 = cpuSeconds(gw.pid);
     t0 = performance.now();
     gw.kill('SIGCONT');
     let t1;
@@ -527,7 +528,8 @@ async function gatewayIngest(broker, series) {
       if (performance.now() - t0 > 180_000) throw new Error('the gateway did not drain in 180 s');
       await sleep(20);
     }
-    results.push({ gw: n / ((t1 - t0) / 1000), sub: subRate, n, rss: rssBytes(gw.pid) });
+    const cpuUs = ((cpuSeconds(gw.pid) - cpu0) * 1e6) / n;
+    results.push({ gw: n / ((t1 - t0) / 1000), sub: subRate, n, cpuUs, rss: rssBytes(gw.pid) });
   }
 
   const metrics = await (await fetch(`${gwUrl}/metrics`)).text();
@@ -558,6 +560,7 @@ async function gatewayIngest(broker, series) {
       'gateway msgs/s',
       'mosquitto_sub msgs/s',
       'ratio (goal ≥ 0.5)',
+      'gateway CPU µs/msg',
       'gateway RSS MB after',
     ],
     [
@@ -567,6 +570,7 @@ async function gatewayIngest(broker, series) {
         Math.round(x.gw),
         Math.round(x.sub),
         (x.gw / x.sub).toFixed(2),
+        x.cpuUs.toFixed(0),
         (x.rss / 1e6).toFixed(1),
       ]),
       [
@@ -575,6 +579,7 @@ async function gatewayIngest(broker, series) {
         Math.round(gwMedian),
         Math.round(subMedian),
         (gwMedian / subMedian).toFixed(2),
+        median(results.map((x) => x.cpuUs)).toFixed(0),
         '',
       ],
     ],
