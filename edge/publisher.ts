@@ -10,7 +10,7 @@ import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient 
 import type { Logger } from 'pino';
 import { backoffDelay, type Clock, type TimerHandle } from '../agent/clock.js';
 import { errorMessage } from '../agent/errors.js';
-import { topicMatches } from '../exporters/mqtt/topics.js';
+import { levelsMatch, subscriptionLevels } from '../exporters/mqtt/topics.js';
 import { redactUrl } from './config.js';
 import {
   ConnectionLostError,
@@ -105,7 +105,11 @@ export class MqttConnection {
   private everConnected = false;
   private pendingSubacks = 0;
   private readonly inFlight = new Set<InFlight>();
-  private readonly subscriptions = new Map<string, Set<MessageHandler>>();
+  /** Handlers by filter, with the filter's levels split once (matched on every message). */
+  private readonly subscriptions = new Map<
+    string,
+    { readonly levels: readonly string[]; readonly handlers: Set<MessageHandler> }
+  >();
   private readonly stateListeners = new Set<(connected: boolean) => void>();
   private readonly connectHooks = new Set<(session: number) => void>();
   /** Connection attempts after the first (gpulse_mqtt_reconnects_total). */
@@ -151,15 +155,15 @@ export class MqttConnection {
 
   /** Subscribes `handler` to `filter` (QoS 1), now and after every reconnect. */
   subscribe(filter: string, handler: MessageHandler): () => void {
-    let handlers = this.subscriptions.get(filter);
-    if (!handlers) {
-      handlers = new Set();
-      this.subscriptions.set(filter, handlers);
+    let subscription = this.subscriptions.get(filter);
+    if (!subscription) {
+      subscription = { levels: subscriptionLevels(filter), handlers: new Set() };
+      this.subscriptions.set(filter, subscription);
       if (this.isConnected) this.subscribeOnBroker([filter]);
     }
-    handlers.add(handler);
+    subscription.handlers.add(handler);
     return () => {
-      const set = this.subscriptions.get(filter);
+      const set = this.subscriptions.get(filter)?.handlers;
       if (!set) return;
       set.delete(handler);
       if (set.size > 0) return;
@@ -448,8 +452,9 @@ export class MqttConnection {
   }
 
   private dispatch(message: IncomingMessage): void {
-    for (const [filter, handlers] of this.subscriptions) {
-      if (!topicMatches(filter.replace(/^\$share\/[^/]+\//, ''), message.topic)) continue;
+    const topic = message.topic.split('/');
+    for (const { levels, handlers } of this.subscriptions.values()) {
+      if (!levelsMatch(levels, topic)) continue;
       for (const handler of handlers) {
         try {
           const result = handler(message);

@@ -23,12 +23,14 @@ import {
 } from './payloads.js';
 import {
   fleetFilter,
+  levelsMatch,
   nodeFromHostname,
   nodeTopic,
   parseStreamTopic,
   segmentProblem,
   sharedFilter,
   streamTopic,
+  subscriptionLevels,
   topicMatches,
 } from './topics.js';
 
@@ -381,5 +383,16 @@ describe('topics', () => {
     expect(topicMatches('a/+', 'a/b/c')).toBe(false);
     expect(topicMatches('a/b', 'a/b/c')).toBe(false);
     expect(topicMatches('a/b/c', 'a/b')).toBe(false);
+  });
+
+  it('matches the filter of a shared subscription without its $share/<group>/ prefix', () => {
+    const shared = subscriptionLevels(sharedFilter('gw', fleetFilter('telemetry')));
+    expect(shared).toEqual(['gpulse', 'v1', '+', '+', 'telemetry']);
+    expect(levelsMatch(shared, 'gpulse/v1/s/n/telemetry'.split('/'))).toBe(true);
+    expect(levelsMatch(shared, 'gpulse/v1/s/n/status'.split('/'))).toBe(false);
+    expect(levelsMatch(shared, '$share/gw/gpulse/v1/s/n/telemetry'.split('/'))).toBe(false);
+    expect(subscriptionLevels('a/#')).toEqual(['a', '#']);
+    expect(levelsMatch(subscriptionLevels('a/#'), ['a'])).toBe(true);
+    expect(levelsMatch(subscriptionLevels('a/+'), ['a', 'b', 'c'])).toBe(false);
   });
 });

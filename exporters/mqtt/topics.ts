@@ -92,15 +92,26 @@ export function parseStreamTopic(topic: string, root = TOPIC_ROOT): ParsedTopic 
 
 /** True when `topic` matches the MQTT filter `filter` (with + and # wildcards). */
 export function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    const level = f[i];
+  return levelsMatch(filter.split('/'), topic.split('/'));
+}
+
+/**
+ * The filter levels a subscription matches topics with: a shared subscription's
+ * `$share/<group>/` prefix is not part of its filter (MQTT 5 §4.8.2).
+ */
+export function subscriptionLevels(subscription: string): readonly string[] {
+  return subscription.replace(/^\$share\/[^/]+\//, '').split('/');
+}
+
+/** `topicMatches` on a filter and a topic already split into levels (split once, matched often). */
+export function levelsMatch(filter: readonly string[], topic: readonly string[]): boolean {
+  for (let i = 0; i < filter.length; i++) {
+    const level = filter[i];
     // `a/#` also matches `a` itself (MQTT 3.1.1 §4.7.1.2).
-    if (level === '#') return t.length >= i;
-    if (i >= t.length) return false;
+    if (level === '#') return topic.length >= i;
+    if (i >= topic.length) return false;
     if (level === '+') continue;
-    if (level !== t[i]) return false;
+    if (level !== topic[i]) return false;
   }
-  return f.length === t.length;
+  return filter.length === topic.length;
 }
