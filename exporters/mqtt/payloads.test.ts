@@ -301,6 +301,16 @@ describe('payload decoding (gateway side)', () => {
     expect(decodeBody(Buffer.from(json), CONTENT_TYPE_JSON, 1e6)).toBe(json);
   });
 
+  it('inflates output far larger than its input (several output chunks), up to the limit exactly', () => {
+    const json = JSON.stringify({ v: 1, values: Array.from({ length: 20_000 }, (_, i) => i % 7) });
+    const body = deflateSync(Buffer.from(json), { dictionary: DICTIONARY });
+    expect(json.length).toBeGreaterThan(body.length * 16);
+    expect(decodeBody(body, CONTENT_TYPE_DEFLATE, json.length)).toBe(json);
+    expect(reasonOf(() => decodeBody(body, CONTENT_TYPE_DEFLATE, json.length - 1))).toBe(
+      'too_large',
+    );
+  });
+
   it('refuses a deflate bomb before inflating it whole, and unknown encodings', () => {
     const bomb = deflateSync(Buffer.alloc(50 * 1024 * 1024));
     expect(bomb.length).toBeLessThan(100_000);
