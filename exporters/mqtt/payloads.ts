@@ -473,8 +473,11 @@ export function parseTelemetry(value: unknown): TelemetryPayload | undefined {
   if (t.v !== TELEMETRY_VERSION || !isIndex(t.seq)) return undefined;
   const ts = t.ts;
   if (!Array.isArray(ts) || ts.length === 0 || ts.length > MAX_BATCH_SAMPLES) return undefined;
-  for (const x of ts as unknown[])
+  // Index loops: iterators here were an allocation per value column on every message.
+  for (let i = 0; i < ts.length; i++) {
+    const x: unknown = ts[i];
     if (typeof x !== 'number' || !(x >= 0) || x === Infinity) return undefined;
+  }
   if (t.replay !== undefined && typeof t.replay !== 'boolean') return undefined;
   if (t.part !== undefined || t.parts !== undefined) {
     if (
@@ -493,10 +496,14 @@ export function parseTelemetry(value: unknown): TelemetryPayload | undefined {
   const values = t.values;
   if (!Array.isArray(values)) return undefined;
   const n = ts.length;
-  for (const c of values as unknown[]) {
+  for (let i = 0; i < values.length; i++) {
+    const c: unknown = values[i];
     if (typeof c === 'number' || c === null) continue;
     if (!Array.isArray(c) || c.length !== n) return undefined;
-    for (const x of c as unknown[]) if (x !== null && typeof x !== 'number') return undefined;
+    for (let j = 0; j < n; j++) {
+      const x: unknown = c[j];
+      if (x !== null && typeof x !== 'number') return undefined;
+    }
   }
   return value as TelemetryPayload;
 }
