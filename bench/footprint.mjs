@@ -33,10 +33,10 @@ function edgeNodeFlags() {
     .split('\n')
     .find((l) => l.startsWith('exec node '));
   if (!line) throw new Error(`${launcher} has no "exec node ..." line`);
-  return line
-    .slice('exec node '.length)
-    .split(' ')
-    .filter((w) => w.startsWith('--'));
+  // Node's own flags: the words before the script path (those after it are gpulse's).
+  const words = line.slice('exec node '.length).split(' ');
+  const script = words.findIndex((w) => !w.startsWith('--'));
+  return script < 0 ? words : words.slice(0, script);
 }
 
 /** Whether this build has the MQTT publisher (the edge branch's `mqtt` settings). */
@@ -51,10 +51,16 @@ const work = mkdtempSync(join(tmpdir(), 'gpulse-bench-edge-'));
 async function startBroker() {
   const port = await freePort();
   const conf = join(work, 'mosquitto.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+  // As root, mosquitto would switch to user "mosquitto", who cannot read our temp dir.
+  const user = process.getuid?.() === 0 ? 'user root\n' : '';
+  writeFileSync(
+    conf,
+    `${user}listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`,
+  );
   const broker = start('mosquitto', ['-c', conf]);
   await waitFor(
     () => {
+      if (broker.exitCode !== null) throw new Error(`mosquitto exited: ${broker.stderrTail()}`);
       try {
         execFileSync('mosquitto_pub', ['-p', String(port), '-t', 'bench/ping', '-m', '1']);
         return true;
@@ -142,7 +148,10 @@ async function measure(label, nodeFlags, preset, mqtt, cgroup) {
   const url = `http://127.0.0.1:${port}/metrics`;
   try {
     await waitFor(
-      async () => (await (await fetch(url)).text()).includes('gpulse_gpu_info{'),
+      async () => {
+        if (agent.exitCode !== null) throw new Error(`${label}: the agent exited`);
+        return (await (await fetch(url)).text()).includes('gpulse_gpu_info{');
+      },
       90_000,
       `${label}: the Jetson's series`,
     );
@@ -170,8 +179,12 @@ async function measure(label, nodeFlags, preset, mqtt, cgroup) {
   } catch (err) {
     throw new Error(`${err.message}\n${agent.stderrTail()}`, { cause: err });
   } finally {
-    agent.kill('SIGTERM');
-    await new Promise((r) => agent.once('exit', r));
+    // An agent that already exited (a refused flag, a crash) has no exit event left to wait for.
+    if (agent.exitCode === null && agent.signalCode === null) {
+      const exited = new Promise((r) => agent.once('exit', r));
+      agent.kill('SIGTERM');
+      await exited;
+    }
   }
 }
 

@@ -1,12 +1,18 @@
 // npm run bench:scrape — /metrics latency and throughput of `gpulse simulate` (8 GPUs × 64 processes)
 // against prometheus-node-exporter in the same run, and the agent's own CPU and RSS at a 1 s interval.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { freePort, start, waitFor, cpuSeconds, rssBytes, median, wrk, table } from './lib.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
 const main = new URL('../dist/agent/main.js', import.meta.url).pathname;
+/** Node flags of the `gpulse` command, from the first line of its script, so bench and command agree. */
+const nodeFlags = readFileSync(main, 'utf8')
+  .split('\n', 1)[0]
+  .split(' ')
+  .filter((w) => w.startsWith('--'));
 
 function nodeExporterBinary() {
   for (const bin of ['prometheus-node-exporter', 'node_exporter']) {
@@ -25,6 +31,7 @@ const nePort = await freePort();
 const agent = start(
   process.execPath,
   [
+    ...nodeFlags,
     main,
     'simulate',
     '--profile',
@@ -123,7 +130,8 @@ try {
     rows,
   );
   console.log(
-    `\nagent at a 1 s interval, ${Math.round(elapsed)} s, 8 GPUs × 64 processes, scraped every 5 s`,
+    `\nagent at a 1 s interval, ${Math.round(elapsed)} s, 8 GPUs × 64 processes, scraped every 5 s, ` +
+      `Node flags of the gpulse command: ${nodeFlags.join(' ') || '(none)'}`,
   );
   table(
     ['agent CPU (% of one core)', 'RSS median MB', 'RSS max MB'],

@@ -168,6 +168,25 @@ describeWithTools('MqttConnection', [{ bin: 'mosquitto', pkg: 'mosquitto' }], ()
     expect(conn.protocol).toBe(4);
   });
 
+  it('asks MQTT.js for no pre-built number cache (6.3 MB of heap) and still publishes', async () => {
+    const port = await freePort();
+    const aedes = await startEmbeddedBroker({ host: '127.0.0.1', port }, silentLogger());
+    cleanups.push(() => aedes.stop());
+    const seen: IClientOptions[] = [];
+    const { conn } = connection({
+      url: aedes.url,
+      protocol: '3.1.1', // aedes speaks MQTT 3.1.1
+      connect: (url: string, o: IClientOptions): MqttClient => {
+        seen.push(o);
+        return mqtt.connect(url, o);
+      },
+    });
+    conn.start();
+    await eventually(() => conn.connected, 5000, 'connected');
+    await conn.publish('gpulse/v1/s/n/events', '{"events":[]}', { qos: 1 });
+    expect(seen.map((o) => o.writeCache)).toEqual([false]);
+  });
+
   it('never logs the password, whether set alone or inside the URL', async () => {
     const lines: string[] = [];
     const sink = new Writable({
