@@ -168,6 +168,9 @@ describe('host collector', () => {
       now: () => Date.now(),
     };
     await collector.collect(ctx);
+    // CPU utilization is a ratio of /proc/stat deltas: let the kernel's counters (10 ms ticks)
+    // move first, or two collects within one tick have no ratio to report.
+    await new Promise((resolve) => setTimeout(resolve, 50));
     const samples = (await collector.collect(ctx)).samples;
     expect(value(samples, 'gpulse_host_memory_total_bytes')).toBeGreaterThan(0);
     expect(
