@@ -49,6 +49,6 @@ USER node
 EXPOSE 9489
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.GPULSE_LISTEN||'0.0.0.0:9489').split(':').pop()+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# Same Node flag as the gpulse command's first line (a 2 MB young generation).
-ENTRYPOINT ["node", "--max-semi-space-size=2", "/app/dist/agent/main.js"]
+# The command itself: its first line starts Node with the flags it needs (env -S, coreutils).
+ENTRYPOINT ["/app/dist/agent/main.js"]
 CMD ["run"]

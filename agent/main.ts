@@ -1,8 +1,8 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
 // The flag caps V8's young generation at 2 MB semi-spaces (default: grows to 16): the agent allocates
 // about 1.5 MB/s at 8 GPUs, so a scavenge every second or two costs little and the idle heap stays
-// ~30 MB smaller. bench/scrape.mjs reads the flags from this line; the Dockerfile and
-// `npm start` pass the same one.
+// ~30 MB smaller. `npm start`, the image and bench/scrape.mjs all run this file itself, so this
+// line is the one place the flag is set.
 // Composition root: the only module that reads process.argv, handles signals and calls process.exit.
 import { Command, Option } from 'commander';
 import { defaultComponents } from './components.js';

@@ -8,7 +8,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
 const main = new URL('../dist/agent/main.js', import.meta.url).pathname;
-/** Node flags of the `gpulse` command, from the first line of its script, so bench and command agree. */
+/** Node flags of the `gpulse` command's first line; the bench runs the command itself, as users do. */
 const nodeFlags = readFileSync(main, 'utf8')
   .split('\n', 1)[0]
   .split(' ')
@@ -29,10 +29,8 @@ function nodeExporterBinary() {
 const gpulsePort = await freePort();
 const nePort = await freePort();
 const agent = start(
-  process.execPath,
+  main,
   [
-    ...nodeFlags,
-    main,
     'simulate',
     '--profile',
     'h100-8x',
