@@ -2,20 +2,23 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { z } from 'zod';
-import { nvidiaSmiConfigSchema, nvidiaSmiSettings } from '../collectors/nvidia-smi/config.js';
-import { hostConfigSchema, hostSettings } from '../collectors/host/config.js';
-import { dcgmConfigSchema, dcgmSettings } from '../collectors/dcgm/config.js';
-import { kmsgConfigSchema, kmsgSettings } from '../collectors/kmsg/config.js';
-import { metricsConfigSchema, metricsSettings } from '../exporters/prometheus/config.js';
-import { dockerConfigSchema, dockerSettings } from '../collectors/docker/config.js';
-import { mqttConfigSchema, mqttSettings } from '../edge/config.js';
-import { gatewayConfigSchema, gatewaySettings } from '../edge/gateway/config.js';
-import { driftConfigSchema, driftSettings } from '../collectors/drift/config.js';
-import { tegrastatsConfigSchema, tegrastatsSettings } from '../collectors/tegrastats/config.js';
-import { modelsConfigSchema, modelsSettings } from '../edge/models/config.js';
+import { nvidiaSmiConfigSchema } from '../collectors/nvidia-smi/config.js';
+import { hostConfigSchema } from '../collectors/host/config.js';
+import { dcgmConfigSchema } from '../collectors/dcgm/config.js';
+import { kmsgConfigSchema } from '../collectors/kmsg/config.js';
+import { metricsConfigSchema } from '../exporters/prometheus/config.js';
+import { dockerConfigSchema } from '../collectors/docker/config.js';
+import { mqttConfigSchema } from '../edge/config.js';
+import { gatewayConfigSchema } from '../edge/gateway/config.js';
+import { driftConfigSchema } from '../collectors/drift/config.js';
+import { tegrastatsConfigSchema } from '../collectors/tegrastats/config.js';
+import { modelsConfigSchema } from '../edge/models/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { applyEdgePreset, zPreset } from './preset.js';
+import { settings } from './settings.js';
+
+export { settings };
 
 const LISTEN_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/;
 
@@ -93,64 +96,6 @@ export const agentConfigSchema = z
 
 /** Validated agent configuration. */
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
-
-/** Every setting with an environment variable or a flag. */
-export const settings: readonly SettingBinding[] = [
-  {
-    path: ['preset'],
-    env: 'GPULSE_PRESET',
-    flag: 'preset',
-    valueName: 'default|edge',
-    description:
-      'edge: longer intervals, fewer child processes, MQTT spool sized from free disk (explicit settings win)',
-  },
-  {
-    path: ['listen'],
-    env: 'GPULSE_LISTEN',
-    flag: 'listen',
-    valueName: 'HOST:PORT',
-    description: 'address of /metrics (default 0.0.0.0:9489)',
-  },
-  {
-    path: ['log', 'level'],
-    env: 'GPULSE_LOG_LEVEL',
-    flag: 'log-level',
-    valueName: 'LEVEL',
-    description: 'trace|debug|info|warn|error|fatal|silent (default info)',
-  },
-  {
-    path: ['log', 'format'],
-    env: 'GPULSE_LOG_FORMAT',
-    flag: 'log-format',
-    valueName: 'FORMAT',
-    description: 'auto|json|pretty (auto: pretty on a terminal, JSON otherwise)',
-  },
-  {
-    path: ['procRoot'],
-    env: 'GPULSE_PROC_ROOT',
-    flag: 'proc-root',
-    valueName: 'PATH',
-    description:
-      "the host's /proc, for GPU process attribution (default /proc; /host/proc in a container)",
-  },
-  {
-    path: ['cgroupRoot'],
-    env: 'GPULSE_CGROUP_ROOT',
-    valueName: 'PATH',
-    description: "the host's cgroup mount, for container stats (default /sys/fs/cgroup)",
-  },
-  ...nvidiaSmiSettings,
-  ...hostSettings,
-  ...dcgmSettings,
-  ...kmsgSettings,
-  ...metricsSettings,
-  ...dockerSettings,
-  ...mqttSettings,
-  ...gatewaySettings,
-  ...driftSettings,
-  ...tegrastatsSettings,
-  ...modelsSettings,
-];
 
 /** Environment variables that belong to gpulse but are not settings (simulator, tests). */
 const RESERVED_ENV_PREFIXES = ['GPULSE_SIM_', 'GPULSE_TEST_', 'GPULSE_CONFIG'];

@@ -6,7 +6,8 @@
 // Composition root: the only module that reads process.argv, handles signals and calls process.exit.
 import { Command, Option } from 'commander';
 import { defaultComponents } from './components.js';
-import { settings } from './config.js';
+import { loadAgentConfigInWorker } from './config-in-worker.js';
+import { settings } from './settings.js';
 import { packageVersion } from './package-info.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
 
@@ -53,6 +54,7 @@ async function runUntilSignal(
     stderr: (t) => process.stderr.write(t),
     version,
     components: defaultComponents,
+    loadConfig: loadAgentConfigInWorker,
   });
   if (outcome.kind === 'exit') process.exit(outcome.code);
   const { agent, log } = outcome;

@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { buildAgent, ListenError, type Agent } from './build-agent.js';
-import { driftComponents, type DriftComponent } from '../collectors/drift/drift.js';
+import type { DriftComponent } from '../collectors/drift/drift.js';
 import type { Component } from './component.js';
-import { loadConfig, readConfigFile, type AgentConfig } from './config.js';
-import { ConfigError, errorMessage } from './errors.js';
+import type { AgentConfig } from './config.js';
+import type { ConfigLoader } from './config-loader.js';
+import { errorMessage } from './errors.js';
 import { createLogger } from './logger.js';
 import { packageRoot } from './package-info.js';
 import { createGpuHealth } from './gpu-health/component.js';
@@ -156,25 +157,6 @@ export interface CommittedManifest {
   readonly drift_reference?: unknown;
 }
 
-/** Loads the configuration or reports every problem on stderr (exit 2). */
-export function loadAgentConfig(
-  options: AgentCommandOptions,
-  env: NodeJS.ProcessEnv,
-  stderr: (text: string) => void,
-): { config: AgentConfig; warnings: readonly string[]; notes?: readonly string[] } | undefined {
-  try {
-    const path = options.config ?? env.GPULSE_CONFIG;
-    const file = path ? readConfigFile(path) : undefined;
-    return loadConfig({ file, env, flags: options.flags });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      stderr(`gpulse: ${err.message}\n`);
-      return undefined;
-    }
-    throw err;
-  }
-}
-
 /** Starts the agent for `run` (real GPUs) or `simulate` (simulated GPU tools, everything else real). */
 export async function startAgent(
   mode: 'run' | 'simulate',
@@ -185,9 +167,12 @@ export async function startAgent(
     readonly stderr: (text: string) => void;
     readonly version: string;
     readonly components?: (config: AgentConfig) => readonly Component[];
+    /** How the configuration is loaded (default: in this thread; main uses a worker thread). */
+    readonly loadConfig?: ConfigLoader;
   },
 ): Promise<StartOutcome> {
-  const loaded = loadAgentConfig(options, io.env, io.stderr);
+  const load = io.loadConfig ?? (await import('./config-loader.js')).loadAgentConfig;
+  const loaded = await load(options, io.env, io.stderr);
   if (!loaded) return { kind: 'exit', code: 2 };
   let config = loaded.config;
   let env = io.env;
@@ -211,8 +196,12 @@ export async function startAgent(
   for (const w of loaded.warnings) log.warn(w);
   for (const n of loaded.notes ?? []) log.info(n);
   // Optional parts are imported only when configured: each costs memory an edge box may not have
-  // (the model updater brings dockerode with gRPC, protobuf and ssh2: about 15 MB resident).
-  const drift = driftComponents(config);
+  // (the model updater brings dockerode with gRPC, protobuf and ssh2: about 15 MB resident; drift
+  // brings its profile parser and zod).
+  const drift =
+    config.drift.mode === 'off'
+      ? []
+      : (await import('../collectors/drift/drift.js')).driftComponents(config);
   const hooks = driftHooks(drift[0]);
   const models =
     config.models.length > 0

@@ -27,7 +27,8 @@ import {
   topicMatches,
   type NodeId,
 } from '../exporters/mqtt/topics.js';
-import { redactUrl, type MqttConfig } from './config.js';
+import type { MqttConfig } from './config.js';
+import { redactUrl } from './redact-url.js';
 import { InstanceLock, LockHeldError } from './instance-lock.js';
 import type { MqttLink } from './mqtt-link.js';
 import { MqttCounters } from './mqtt-metrics.js';

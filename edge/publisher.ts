@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { backoffDelay, type Clock, type TimerHandle } from '../agent/clock.js';
 import { errorMessage } from '../agent/errors.js';
 import { levelsMatch, subscriptionLevels } from '../exporters/mqtt/topics.js';
-import { redactUrl } from './config.js';
+import { redactUrl } from './redact-url.js';
 import { connectMqtt } from './mqtt-connect.js';
 import {
   ConnectionLostError,

@@ -12,6 +12,7 @@ import '../agent/run-agent.js';
 // Optional parts run-agent imports only when configured.
 import '../edge/components.js';
 import '../edge/models/component.js';
+import '../collectors/drift/drift.js';
 import { REPO_ROOT } from './helpers/cli.js';
 
 const README = join(REPO_ROOT, 'README.md');

@@ -3,16 +3,8 @@ import type { Clock } from '../../agent/clock.js';
 import type { EventLog } from '../../agent/events.js';
 import { SampleBuilder } from '../../agent/metric.js';
 import type { Sample } from '../../agent/types.js';
-import {
-  DEFAULT_THRESHOLDS,
-  MODEL_NAME_RE,
-  P_VALUE_METHODS,
-  type DriftConfig,
-  type DriftMethod,
-  type DriftThresholds,
-  type FeatureOverride,
-  type ModelConfig,
-} from './config.js';
+import type { DriftConfig, DriftThresholds, FeatureOverride, ModelConfig } from './config.js';
+import { DEFAULT_THRESHOLDS, MODEL_NAME_RE, P_VALUE_METHODS, type DriftMethod } from './methods.js';
 import { DRIFT, driftMetrics } from './metrics.js';
 import type { ObservationRow } from './observations.js';
 import { profileSha256, type FeatureProfile, type ReferenceProfile } from './profile.js';

@@ -1,4 +1,4 @@
-import { MODEL_NAME_RE } from './config.js';
+import { MODEL_NAME_RE } from './methods.js';
 
 /** Topic filter a node subscribes to for the observations of every model it serves. */
 export function observationSubscription(site: string, node: string): string {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import { createRequire } from 'node:module';
+import type * as Zod from 'zod';
 
 /** Value of `format` in every reference profile. */
 export const PROFILE_FORMAT = 'gpulse.drift-profile';
@@ -10,118 +11,138 @@ export const MAX_EDGES = 1025;
 /** Largest number of categories kept for a categorical feature. */
 export const MAX_CATEGORIES = 1024;
 
-const zCount = z.number().finite().nonnegative();
-const zFinite = z.number().finite();
-
 /**
- * A numeric feature: fixed edges at reference quantiles (the first edge is the reference minimum,
- * the last its maximum), the count and the sum of the values in each bin. Bin 0 is below the first
- * edge, bin i holds [edges[i-1], edges[i]) (the last interior bin includes the maximum), and bin
- * `edges.length` is above the last edge. Summing two profiles' counts and sums merges them.
+ * The profile schemas, built on first use: zod (about 3 MB of heap) loads only on a device that
+ * actually receives a reference profile, not on every agent with drift in `auto`.
  */
-export const numericFeatureSchema = z
-  .object({
-    kind: z.literal('numeric'),
-    /** Non-null values. */
-    count: zCount,
-    nulls: zCount,
-    mean: zFinite,
-    /** Population standard deviation (numpy's default, as Evidently normalises with it). */
-    std: zFinite.nonnegative(),
-    min: zFinite,
-    max: zFinite,
-    edges: z.array(zFinite).min(2).max(MAX_EDGES),
-    counts: z.array(zCount),
-    sums: z.array(zFinite),
-  })
-  .strict()
-  .superRefine((f, ctx) => {
-    for (let i = 1; i < f.edges.length; i++) {
-      if (!((f.edges[i] ?? NaN) > (f.edges[i - 1] ?? NaN))) {
+function buildSchemas(z: typeof Zod.z) {
+  const zCount = z.number().finite().nonnegative();
+  const zFinite = z.number().finite();
+
+  /**
+   * A numeric feature: fixed edges at reference quantiles (the first edge is the reference minimum,
+   * the last its maximum), the count and the sum of the values in each bin. Bin 0 is below the first
+   * edge, bin i holds [edges[i-1], edges[i]) (the last interior bin includes the maximum), and bin
+   * `edges.length` is above the last edge. Summing two profiles' counts and sums merges them.
+   */
+  const numericFeatureSchema = z
+    .object({
+      kind: z.literal('numeric'),
+      /** Non-null values. */
+      count: zCount,
+      nulls: zCount,
+      mean: zFinite,
+      /** Population standard deviation (numpy's default, as Evidently normalises with it). */
+      std: zFinite.nonnegative(),
+      min: zFinite,
+      max: zFinite,
+      edges: z.array(zFinite).min(2).max(MAX_EDGES),
+      counts: z.array(zCount),
+      sums: z.array(zFinite),
+    })
+    .strict()
+    .superRefine((f, ctx) => {
+      for (let i = 1; i < f.edges.length; i++) {
+        if (!((f.edges[i] ?? NaN) > (f.edges[i - 1] ?? NaN))) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['edges', i],
+            message: 'edges must be strictly ascending',
+          });
+          return;
+        }
+      }
+      const bins = f.edges.length + 1;
+      if (f.counts.length !== bins) {
         ctx.addIssue({
           code: 'custom',
-          path: ['edges', i],
-          message: 'edges must be strictly ascending',
+          path: ['counts'],
+          message: `expected ${bins} counts (edges + 1, tails included), got ${f.counts.length}`,
         });
-        return;
       }
-    }
-    const bins = f.edges.length + 1;
-    if (f.counts.length !== bins) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['counts'],
-        message: `expected ${bins} counts (edges + 1, tails included), got ${f.counts.length}`,
-      });
-    }
-    if (f.sums.length !== bins) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['sums'],
-        message: `expected ${bins} sums (edges + 1, tails included), got ${f.sums.length}`,
-      });
-    }
-  });
-
-/** A categorical feature: the top reference categories with counts, the rest summed in `other`. */
-export const categoricalFeatureSchema = z
-  .object({
-    kind: z.literal('categorical'),
-    count: zCount,
-    nulls: zCount,
-    categories: z
-      .array(z.object({ value: z.string().max(65_536), count: zCount }).strict())
-      .max(MAX_CATEGORIES),
-    other: zCount,
-  })
-  .strict()
-  .superRefine((f, ctx) => {
-    const seen = new Set<string>();
-    for (const [i, c] of f.categories.entries()) {
-      if (seen.has(c.value)) {
+      if (f.sums.length !== bins) {
         ctx.addIssue({
           code: 'custom',
-          path: ['categories', i, 'value'],
-          message: `category ${JSON.stringify(c.value)} appears twice`,
+          path: ['sums'],
+          message: `expected ${bins} sums (edges + 1, tails included), got ${f.sums.length}`,
         });
       }
-      seen.add(c.value);
-    }
-  });
+    });
 
-/** One feature of a reference profile. */
-export const featureProfileSchema = z.discriminatedUnion('kind', [
-  numericFeatureSchema,
-  categoricalFeatureSchema,
-]);
+  /** A categorical feature: the top reference categories with counts, the rest summed in `other`. */
+  const categoricalFeatureSchema = z
+    .object({
+      kind: z.literal('categorical'),
+      count: zCount,
+      nulls: zCount,
+      categories: z
+        .array(z.object({ value: z.string().max(65_536), count: zCount }).strict())
+        .max(MAX_CATEGORIES),
+      other: zCount,
+    })
+    .strict()
+    .superRefine((f, ctx) => {
+      const seen = new Set<string>();
+      for (const [i, c] of f.categories.entries()) {
+        if (seen.has(c.value)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['categories', i, 'value'],
+            message: `category ${JSON.stringify(c.value)} appears twice`,
+          });
+        }
+        seen.add(c.value);
+      }
+    });
 
-/**
- * A reference profile: the compact, mergeable summary of a model's reference data (not the rows).
- * Built by `gpulse drift profile`, `POST /api/v1/models/{model}/reference`, or warm-up; shipped
- * opaquely inside model manifests.
- */
-export const referenceProfileSchema = z
-  .object({
-    format: z.literal(PROFILE_FORMAT),
-    version: z.literal(1),
-    /** Reference rows the profile summarises. */
-    rows: zCount,
-    model: z.string().max(128).optional(),
-    createdAt: z.string().max(64).optional(),
-    /** Where the rows came from (file name, `api`, `warmup`). */
-    source: z.string().max(512).optional(),
-    features: z.record(z.string().min(1).max(128), featureProfileSchema),
-  })
-  .strict();
+  /** One feature of a reference profile. */
+  const featureProfileSchema = z.discriminatedUnion('kind', [
+    numericFeatureSchema,
+    categoricalFeatureSchema,
+  ]);
+
+  /**
+   * A reference profile: the compact, mergeable summary of a model's reference data (not the rows).
+   * Built by `gpulse drift profile`, `POST /api/v1/models/{model}/reference`, or warm-up; shipped
+   * opaquely inside model manifests.
+   */
+  const referenceProfileSchema = z
+    .object({
+      format: z.literal(PROFILE_FORMAT),
+      version: z.literal(1),
+      /** Reference rows the profile summarises. */
+      rows: zCount,
+      model: z.string().max(128).optional(),
+      createdAt: z.string().max(64).optional(),
+      /** Where the rows came from (file name, `api`, `warmup`). */
+      source: z.string().max(512).optional(),
+      features: z.record(z.string().min(1).max(128), featureProfileSchema),
+    })
+    .strict();
+  return {
+    numeric: numericFeatureSchema,
+    categorical: categoricalFeatureSchema,
+    feature: featureProfileSchema,
+    reference: referenceProfileSchema,
+  };
+}
+
+type Schemas = ReturnType<typeof buildSchemas>;
+let schemas: Schemas | undefined;
+
+function profileSchemas(): Schemas {
+  schemas ??= buildSchemas((createRequire(import.meta.url)('zod') as typeof Zod).z);
+  return schemas;
+}
 
 /** A validated reference profile. */
-export type ReferenceProfile = z.infer<typeof referenceProfileSchema>;
+export type ReferenceProfile = Zod.infer<Schemas['reference']>;
 /** One feature of a reference profile. */
-export type FeatureProfile = z.infer<typeof featureProfileSchema>;
+export type FeatureProfile = Zod.infer<Schemas['feature']>;
 /** A numeric feature of a reference profile. */
-export type NumericFeatureProfile = z.infer<typeof numericFeatureSchema>;
+export type NumericFeatureProfile = Zod.infer<Schemas['numeric']>;
 /** A categorical feature of a reference profile. */
-export type CategoricalFeatureProfile = z.infer<typeof categoricalFeatureSchema>;
+export type CategoricalFeatureProfile = Zod.infer<Schemas['categorical']>;
 
 /** Thrown when a profile is malformed; `problems` carry the JSON path of each. */
 export class ProfileError extends Error {
@@ -145,7 +166,7 @@ export function parseReferenceProfile(input: unknown): ReferenceProfile {
       throw new ProfileError(`reference profile is not valid JSON (${(err as Error).message})`);
     }
   }
-  const result = referenceProfileSchema.safeParse(value);
+  const result = profileSchemas().reference.safeParse(value);
   if (!result.success) {
     const problems = result.error.issues.slice(0, 10).map((i) => {
       const path = i.path.map(String).join('.');

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { DriftConfig } from './config.js';
-import { MODEL_NAME_RE } from './config.js';
+import { MODEL_NAME_RE } from './methods.js';
 import type { DriftMonitor, LoadProfileResult } from './monitor.js';
 import { ProfileError, parseReferenceProfile, PROFILE_FORMAT } from './profile.js';
 import { ProfileBuildError, ProfileBuilder } from './profile-builder.js';

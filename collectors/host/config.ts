@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { zDuration, type SettingBinding } from '../../agent/config-schema.js';
+import { zDuration } from '../../agent/config-schema.js';
 
 /** Settings of the host collector (config key `collectors.host`). */
 export const hostConfigSchema = z
@@ -18,43 +18,3 @@ export const hostConfigSchema = z
 
 /** Parsed host collector settings. */
 export type HostConfig = z.infer<typeof hostConfigSchema>;
-
-/** Environment variables and flags of the host collector. */
-export const hostSettings: readonly SettingBinding[] = [
-  {
-    path: ['collectors', 'host', 'mode'],
-    env: 'GPULSE_HOST_MODE',
-    valueName: 'auto|off',
-    description: 'host CPU, memory, disk and network collector',
-  },
-  {
-    path: ['collectors', 'host', 'interval'],
-    env: 'GPULSE_HOST_INTERVAL',
-    valueName: 'DURATION',
-    description: 'host collector interval (default 15s)',
-  },
-  {
-    path: ['collectors', 'host', 'timeout'],
-    env: 'GPULSE_HOST_TIMEOUT',
-    valueName: 'DURATION',
-    description: 'limit for one host collection (default 10s)',
-  },
-  {
-    path: ['collectors', 'host', 'procRoot'],
-    env: 'GPULSE_HOST_PROC_ROOT',
-    valueName: 'DIR',
-    description: "the host's /proc for host series only (default: the agent-wide procRoot)",
-  },
-  {
-    path: ['collectors', 'host', 'sysRoot'],
-    env: 'GPULSE_HOST_SYS_ROOT',
-    valueName: 'DIR',
-    description: "the host's /sys, for temperatures (default /sys)",
-  },
-  {
-    path: ['collectors', 'host', 'rootfs'],
-    env: 'GPULSE_HOST_ROOTFS',
-    valueName: 'DIR',
-    description: "where the host's / is mounted, for filesystem sizes (default /)",
-  },
-];

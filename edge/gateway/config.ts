@@ -53,64 +53,6 @@ export const gatewayConfigSchema = z
 /** Parsed gateway settings. */
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 
-/** Environment variables of the gateway (in the agent's settings, so they are always known). */
-export const gatewaySettings: readonly SettingBinding[] = [
-  {
-    path: ['gateway', 'shareGroup'],
-    env: 'GPULSE_GATEWAY_SHARE_GROUP',
-    valueName: 'GROUP',
-    description: 'gateway: MQTT 5 shared subscription group for several gateways',
-  },
-  {
-    path: ['gateway', 'clientId'],
-    env: 'GPULSE_GATEWAY_CLIENT_ID',
-    valueName: 'ID',
-    description: 'gateway: MQTT client id (default gpulse-gateway-<host>-<pid>-<random>)',
-  },
-  {
-    path: ['gateway', 'deviceTimeout'],
-    env: 'GPULSE_GATEWAY_DEVICE_TIMEOUT',
-    valueName: 'DURATION',
-    description: 'gateway: silence after which a device is down (default 2m)',
-  },
-  {
-    path: ['gateway', 'deviceTtl'],
-    env: 'GPULSE_GATEWAY_DEVICE_TTL',
-    valueName: 'DURATION',
-    description: 'gateway: silence after which a device and its series are dropped (default 24h)',
-  },
-  {
-    path: ['gateway', 'maxDevices'],
-    env: 'GPULSE_GATEWAY_MAX_DEVICES',
-    valueName: 'N',
-    description: 'gateway: devices tracked at most; more are rejected and counted (default 10000)',
-  },
-  {
-    path: ['gateway', 'maxSeriesPerDevice'],
-    env: 'GPULSE_GATEWAY_MAX_SERIES_PER_DEVICE',
-    valueName: 'N',
-    description: 'gateway: series of one device at most (default 20000)',
-  },
-  {
-    path: ['gateway', 'maxPayloadBytes'],
-    env: 'GPULSE_GATEWAY_MAX_PAYLOAD_BYTES',
-    valueName: 'SIZE',
-    description: 'gateway: largest message as received (default 1MiB)',
-  },
-  {
-    path: ['gateway', 'maxInflatedBytes'],
-    env: 'GPULSE_GATEWAY_MAX_INFLATED_BYTES',
-    valueName: 'SIZE',
-    description: 'gateway: largest message after inflating (default 8MiB)',
-  },
-  {
-    path: ['gateway', 'embeddedBroker'],
-    env: 'GPULSE_GATEWAY_EMBEDDED_BROKER',
-    valueName: 'HOST:PORT|off',
-    description: 'gateway: in-process MQTT broker for trials (default off)',
-  },
-];
-
 /** Flags of `gpulse gateway` only (kept out of `gpulse run --help`). */
 export const gatewayFlags: readonly SettingBinding[] = [
   {

@@ -5,16 +5,18 @@ import type { MetricDesc } from '../../agent/types.js';
 import type { z } from 'zod';
 import {
   decodeBody,
-  eventsSchema,
   METRIC_PREFIX,
   parseTelemetry,
   PayloadError,
-  schemaMessageSchema,
-  schemaSchema,
-  statusSchema,
   telemetrySchemaId,
   type TelemetryPayload,
 } from '../../exporters/mqtt/payloads.js';
+import {
+  eventsSchema,
+  schemaMessageSchema,
+  schemaSchema,
+  statusSchema,
+} from '../../exporters/mqtt/payload-schemas.js';
 import { parseStreamTopic, type StreamName } from '../../exporters/mqtt/topics.js';
 import type { IncomingMessage } from '../delivery.js';
 import { familyText, formatLabels, formatValue, sampleLine } from './exposition.js';

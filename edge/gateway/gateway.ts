@@ -8,7 +8,7 @@ import { systemClock, type Clock, type TimerHandle } from '../../agent/clock.js'
 import type { AgentConfig } from '../../agent/config.js';
 import { errorMessage } from '../../agent/errors.js';
 import { fleetFilter, sharedFilter, type StreamName } from '../../exporters/mqtt/topics.js';
-import { redactUrl } from '../config.js';
+import { redactUrl } from '../redact-url.js';
 import { MqttConnection, type ConnectionOptions } from '../publisher.js';
 import { loadMqttSecrets } from '../secrets.js';
 import type { EmbeddedBroker } from './embedded-broker.js';

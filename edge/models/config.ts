@@ -1,7 +1,7 @@
 import cron from 'node-cron';
 import { parse as parseShell } from 'shell-quote';
 import { z } from 'zod';
-import { zBytes, zDuration, zInt, type SettingBinding } from '../../agent/config-schema.js';
+import { zBytes, zDuration, zInt } from '../../agent/config-schema.js';
 import { DEFAULT_FETCH, type FetchSettings } from './fetcher.js';
 import { DEFAULT_HEALTH, type HealthSettings } from './health.js';
 import { NAME_RE } from './manifest.js';
@@ -189,14 +189,3 @@ export function fetchSettings(c: ModelConfig): FetchSettings {
     retries: c.retries,
   };
 }
-
-/** Environment binding of the `models:` list. */
-export const modelsSettings: readonly SettingBinding[] = [
-  {
-    path: ['models'],
-    env: 'GPULSE_MODELS',
-    valueName: 'JSON',
-    description:
-      'models kept up to date, as a JSON array of `models:` entries (see edge/models/README.md)',
-  },
-];

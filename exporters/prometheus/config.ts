@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import type { SettingBinding } from '../../agent/config-schema.js';
 
 /** Settings of the exposition (config key `metrics`). */
 export const metricsConfigSchema = z
@@ -14,15 +13,3 @@ export const metricsConfigSchema = z
 
 /** Parsed exposition settings. */
 export type MetricsConfig = z.infer<typeof metricsConfigSchema>;
-
-/** Environment variables and flags of the exposition. */
-export const metricsSettings: readonly SettingBinding[] = [
-  {
-    path: ['metrics', 'compat'],
-    env: 'GPULSE_METRICS_COMPAT',
-    flag: 'metrics-compat',
-    valueName: 'none|dcgm',
-    description:
-      'also serve dcgm-exporter metric names, units and labels for existing dashboards (default none)',
-  },
-];

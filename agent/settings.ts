@@ -1,0 +1,71 @@
+/** Every setting with an environment variable or a flag: plain data, read by the CLI without zod. */
+import type { SettingBinding } from './config-schema.js';
+import { nvidiaSmiSettings } from '../collectors/nvidia-smi/settings.js';
+import { hostSettings } from '../collectors/host/settings.js';
+import { dcgmSettings } from '../collectors/dcgm/settings.js';
+import { kmsgSettings } from '../collectors/kmsg/settings.js';
+import { metricsSettings } from '../exporters/prometheus/settings.js';
+import { dockerSettings } from '../collectors/docker/settings.js';
+import { mqttSettings } from '../edge/settings.js';
+import { gatewaySettings } from '../edge/gateway/settings.js';
+import { driftSettings } from '../collectors/drift/settings.js';
+import { tegrastatsSettings } from '../collectors/tegrastats/settings.js';
+import { modelsSettings } from '../edge/models/settings.js';
+
+/** Every setting with an environment variable or a flag. */
+export const settings: readonly SettingBinding[] = [
+  {
+    path: ['preset'],
+    env: 'GPULSE_PRESET',
+    flag: 'preset',
+    valueName: 'default|edge',
+    description:
+      'edge: longer intervals, fewer child processes, MQTT spool sized from free disk (explicit settings win)',
+  },
+  {
+    path: ['listen'],
+    env: 'GPULSE_LISTEN',
+    flag: 'listen',
+    valueName: 'HOST:PORT',
+    description: 'address of /metrics (default 0.0.0.0:9489)',
+  },
+  {
+    path: ['log', 'level'],
+    env: 'GPULSE_LOG_LEVEL',
+    flag: 'log-level',
+    valueName: 'LEVEL',
+    description: 'trace|debug|info|warn|error|fatal|silent (default info)',
+  },
+  {
+    path: ['log', 'format'],
+    env: 'GPULSE_LOG_FORMAT',
+    flag: 'log-format',
+    valueName: 'FORMAT',
+    description: 'auto|json|pretty (auto: pretty on a terminal, JSON otherwise)',
+  },
+  {
+    path: ['procRoot'],
+    env: 'GPULSE_PROC_ROOT',
+    flag: 'proc-root',
+    valueName: 'PATH',
+    description:
+      "the host's /proc, for GPU process attribution (default /proc; /host/proc in a container)",
+  },
+  {
+    path: ['cgroupRoot'],
+    env: 'GPULSE_CGROUP_ROOT',
+    valueName: 'PATH',
+    description: "the host's cgroup mount, for container stats (default /sys/fs/cgroup)",
+  },
+  ...nvidiaSmiSettings,
+  ...hostSettings,
+  ...dcgmSettings,
+  ...kmsgSettings,
+  ...metricsSettings,
+  ...dockerSettings,
+  ...mqttSettings,
+  ...gatewaySettings,
+  ...driftSettings,
+  ...tegrastatsSettings,
+  ...modelsSettings,
+];
