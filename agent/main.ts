@@ -6,7 +6,7 @@
 // Composition root: the only module that reads process.argv, handles signals and calls process.exit.
 import { Command, Option } from 'commander';
 import { defaultComponents } from './components.js';
-import { loadAgentConfigInWorker } from './config-in-worker.js';
+import { loadAgentConfigInChild } from './config-in-child.js';
 import { settings } from './settings.js';
 import { packageVersion } from './package-info.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
@@ -54,7 +54,7 @@ async function runUntilSignal(
     stderr: (t) => process.stderr.write(t),
     version,
     components: defaultComponents,
-    loadConfig: loadAgentConfigInWorker,
+    loadConfig: loadAgentConfigInChild,
   });
   if (outcome.kind === 'exit') process.exit(outcome.code);
   const { agent, log } = outcome;

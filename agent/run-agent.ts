@@ -167,7 +167,7 @@ export async function startAgent(
     readonly stderr: (text: string) => void;
     readonly version: string;
     readonly components?: (config: AgentConfig) => readonly Component[];
-    /** How the configuration is loaded (default: in this thread; main uses a worker thread). */
+    /** How the configuration is loaded (default: in this process; main uses a child process). */
     readonly loadConfig?: ConfigLoader;
   },
 ): Promise<StartOutcome> {

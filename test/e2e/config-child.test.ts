@@ -1,5 +1,5 @@
-// The CLI loads its configuration in a worker thread (agent/config-in-worker.ts) so that zod and the
-// schemas leave the daemon's heap. The worker's answer must equal what loading in-process gives.
+// The CLI loads its configuration in a child process (agent/config-in-child.ts) so that zod and the
+// schemas never enter the daemon's heap. The child's answer must equal what loading in-process gives.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,40 +8,40 @@ import { loadAgentConfig } from '../../agent/config-loader.js';
 import type { ConfigLoader } from '../../agent/config-loader.js';
 import { REPO_ROOT, requireBuild } from '../helpers/cli.js';
 
-let inWorker: ConfigLoader;
+let inChild: ConfigLoader;
 
 beforeAll(async () => {
   requireBuild();
-  // The worker runs compiled JavaScript, so the test drives the build, as the CLI does.
-  const built = join(REPO_ROOT, 'dist', 'agent', 'config-in-worker.js');
-  ({ loadAgentConfigInWorker: inWorker } = (await import(built)) as {
-    loadAgentConfigInWorker: ConfigLoader;
+  // The child runs compiled JavaScript, so the test drives the build, as the CLI does.
+  const built = join(REPO_ROOT, 'dist', 'agent', 'config-in-child.js');
+  ({ loadAgentConfigInChild: inChild } = (await import(built)) as {
+    loadAgentConfigInChild: ConfigLoader;
   });
 });
 
-describe('configuration loaded in a worker thread', () => {
+describe('configuration loaded in a child process', () => {
   it('equals the in-process result for a file, variables and flags (edge preset, MQTT on)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gpulse-config-worker-'));
+    const dir = mkdtempSync(join(tmpdir(), 'gpulse-config-child-'));
     const file = join(dir, 'gpulse.yaml');
     writeFileSync(file, 'collectors:\n  host:\n    interval: 45s\nmqtt:\n  site: plant-7\n');
     const options = { config: file, flags: { listen: '127.0.0.1:9555', preset: 'edge' } };
     const env = { GPULSE_MQTT_URL: 'mqtt://broker.example:1883', GPULSE_MQTT_NODE: 'cam-3' };
     const said: string[] = [];
-    const fromWorker = await inWorker(options, env, (t) => said.push(t));
+    const fromChild = await inChild(options, env, (t) => said.push(t));
     const inProcess = await loadAgentConfig(options, env, (t) => said.push(t));
     expect(said).toEqual([]);
-    expect(fromWorker).toEqual(inProcess);
-    expect(fromWorker?.config.listen).toEqual({ host: '127.0.0.1', port: 9555 });
-    expect(fromWorker?.config.collectors.host.interval).toBe(45_000);
-    expect(fromWorker?.config.mqtt.site).toBe('plant-7');
-    expect(fromWorker?.config.mqtt.node).toBe('cam-3');
+    expect(fromChild).toEqual(inProcess);
+    expect(fromChild?.config.listen).toEqual({ host: '127.0.0.1', port: 9555 });
+    expect(fromChild?.config.collectors.host.interval).toBe(45_000);
+    expect(fromChild?.config.mqtt.site).toBe('plant-7');
+    expect(fromChild?.config.mqtt.node).toBe('cam-3');
     // The edge preset's choice survives the trip: no per-process stream on a small device.
-    expect(fromWorker?.config.collectors['nvidia-smi'].processes).toBe('off');
+    expect(fromChild?.config.collectors['nvidia-smi'].processes).toBe('off');
   });
 
   it('reports every problem on stderr and answers undefined for an invalid configuration', async () => {
     const said: string[] = [];
-    const loaded = await inWorker(
+    const loaded = await inChild(
       { flags: { listen: 'nope', interval: '7' } },
       { GPULSE_NOT_A_SETTING: '1' },
       (t) => said.push(t),
@@ -54,7 +54,7 @@ describe('configuration loaded in a worker thread', () => {
 
   it('reports an unreadable config file with its path', async () => {
     const said: string[] = [];
-    const loaded = await inWorker({ config: '/nonexistent/gpulse.yaml', flags: {} }, {}, (t) =>
+    const loaded = await inChild({ config: '/nonexistent/gpulse.yaml', flags: {} }, {}, (t) =>
       said.push(t),
     );
     expect(loaded).toBeUndefined();
