@@ -62,7 +62,9 @@ async function startBroker() {
     () => {
       if (broker.exitCode !== null) throw new Error(`mosquitto exited: ${broker.stderrTail()}`);
       try {
-        execFileSync('mosquitto_pub', ['-p', String(port), '-t', 'bench/ping', '-m', '1']);
+        execFileSync('mosquitto_pub', ['-p', String(port), '-t', 'bench/ping', '-m', '1'], {
+          stdio: 'ignore',
+        });
         return true;
       } catch {
         return false;

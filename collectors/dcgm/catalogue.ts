@@ -5,9 +5,18 @@
  * (`fixtures/dcgm-fields.csv`, transcribed from DCGM's dcgm_fields.h/.cpp).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'csv-parse/sync';
+import type * as CsvParse from 'csv-parse/sync';
+
+let csvParse: typeof CsvParse.parse | undefined;
+
+/** csv-parse, loaded when the catalogue is first read: a host without DCGM never needs it. */
+function parse<T>(input: string, options: CsvParse.Options): T[] {
+  csvParse ??= (createRequire(import.meta.url)('csv-parse/sync') as typeof CsvParse).parse;
+  return csvParse(input, options) as T[];
+}
 
 /** Value type of a field as dcgmi formats it (doubles with 3 decimals, integers as is). */
 export type DcgmValueType = 'double' | 'int64';
@@ -70,7 +79,7 @@ export function parseExporterCsv(text: string): ExporterCsvRow[] {
     const commented = /^#\s*(DCGM_(?:FI|EXP)_\w+\s*,.*)$/.exec(raw.trim());
     const line = commented?.[1] ?? raw;
     if (line.trim() === '' || line.trim().startsWith('#')) continue;
-    const rows: string[][] = parse(line, { trim: true, relax_quotes: true });
+    const rows = parse<string[]>(line, { trim: true, relax_quotes: true });
     const [name, type, ...help] = rows[0] ?? [];
     if (!name || (type !== 'gauge' && type !== 'counter' && type !== 'label')) continue;
     // Help texts may contain commas; the CSV format has no quoting, so the rest is the help.
