@@ -3,12 +3,6 @@ import { fileURLToPath } from 'node:url';
 import type { LoadedConfig } from './config.js';
 import type { AgentCommandOptions } from './run-agent.js';
 
-/** What the config child process is sent. */
-export interface ConfigChildRequest {
-  readonly options: AgentCommandOptions;
-  readonly env: NodeJS.ProcessEnv;
-}
-
 /** What the config child answers: the configuration, or what to print and why it failed. */
 export interface ConfigChildReply {
   readonly loaded: LoadedConfig | undefined;
@@ -35,6 +29,7 @@ export function loadAgentConfigInChild(
       serialization: 'advanced',
       // A debugger flag would make the child fight the agent for the inspector port.
       execArgv: process.execArgv.filter((a) => !a.startsWith('--inspect')),
+      // The child reads GPULSE_* from its own environment: `env` travels once, as that.
       env,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -61,7 +56,6 @@ export function loadAgentConfigInChild(
       }
       resolve(reply.loaded);
     });
-    const request: ConfigChildRequest = { options, env: { ...env } };
-    child.send(request);
+    child.send(options);
   });
 }

@@ -7,23 +7,23 @@ export type ConfigLoader = (
   options: AgentCommandOptions,
   env: NodeJS.ProcessEnv,
   stderr: (text: string) => void,
-) => Promise<LoadedConfig | undefined>;
+) => LoadedConfig | undefined | Promise<LoadedConfig | undefined>;
 
-/** Loads the configuration in this thread: the file, GPULSE_* variables and flags. */
+/** Loads the configuration in this process: the file, GPULSE_* variables and flags. */
 export function loadAgentConfig(
   options: AgentCommandOptions,
   env: NodeJS.ProcessEnv,
   stderr: (text: string) => void,
-): Promise<LoadedConfig | undefined> {
+): LoadedConfig | undefined {
   try {
     const path = options.config ?? env.GPULSE_CONFIG;
     const file = path ? readConfigFile(path) : undefined;
-    return Promise.resolve(loadConfig({ file, env, flags: options.flags }));
+    return loadConfig({ file, env, flags: options.flags });
   } catch (err) {
     if (err instanceof ConfigError) {
       stderr(`gpulse: ${err.message}\n`);
-      return Promise.resolve(undefined);
+      return undefined;
     }
-    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    throw err;
   }
 }

@@ -18,8 +18,6 @@ import { ConfigError, errorMessage } from './errors.js';
 import { applyEdgePreset, zPreset } from './preset.js';
 import { settings } from './settings.js';
 
-export { settings };
-
 const LISTEN_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/;
 
 /** Parsed listen address. */

@@ -201,7 +201,7 @@ export async function startAgent(
   const drift =
     config.drift.mode === 'off'
       ? []
-      : (await import('../collectors/drift/drift.js')).driftComponents(config);
+      : [new (await import('../collectors/drift/drift.js')).DriftComponent(config.drift)];
   const hooks = driftHooks(drift[0]);
   const models =
     config.models.length > 0

@@ -3,9 +3,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { agentConfigSchema, settings } from '../agent/config.js';
+import { agentConfigSchema } from '../agent/config.js';
 import { formatDuration } from '../agent/duration.js';
 import { declaredMetrics } from '../agent/metric.js';
+import { settings } from '../agent/settings.js';
 // Loaded for the metric declarations they make at module load.
 import '../agent/build-agent.js';
 import '../agent/run-agent.js';

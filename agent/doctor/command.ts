@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { loadConfig, readConfigFile, settings } from '../config.js';
+import { loadConfig, readConfigFile } from '../config.js';
+import { settings } from '../settings.js';
 import { parseDuration } from '../duration.js';
 import { ConfigError } from '../errors.js';
 import { packageVersion } from '../package-info.js';

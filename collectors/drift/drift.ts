@@ -2,7 +2,6 @@ import { readFile, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { TimerHandle } from '../../agent/clock.js';
 import type { AgentContext, Component } from '../../agent/component.js';
-import type { AgentConfig } from '../../agent/config.js';
 import { errorMessage } from '../../agent/errors.js';
 import type { DriftConfig } from './config.js';
 import { JsonLinesFollower } from './follower.js';
@@ -333,9 +332,4 @@ export class DriftComponent implements Component {
     if (this.timer) this.ctx?.clock.clearTimeout(this.timer);
     await Promise.allSettled(this.followers.map((f) => f.stop()));
   }
-}
-
-/** The drift component for the agent's config (none when `drift.mode` is off). */
-export function driftComponents(config: AgentConfig): DriftComponent[] {
-  return config.drift.mode === 'off' ? [] : [new DriftComponent(config.drift)];
 }

@@ -2,11 +2,11 @@ import type { Command } from 'commander';
 import {
   loadConfig,
   readConfigFile,
-  settings,
   type ConfigSources,
   type LoadedConfig,
 } from '../../agent/config.js';
 import { ConfigError, errorMessage } from '../../agent/errors.js';
+import { settings } from '../../agent/settings.js';
 import { createLogger } from '../../agent/logger.js';
 import { packageVersion } from '../../agent/package-info.js';
 import { gatewayFlags } from './config.js';

@@ -28,7 +28,7 @@ describe('configuration loaded in a child process', () => {
     const env = { GPULSE_MQTT_URL: 'mqtt://broker.example:1883', GPULSE_MQTT_NODE: 'cam-3' };
     const said: string[] = [];
     const fromChild = await inChild(options, env, (t) => said.push(t));
-    const inProcess = await loadAgentConfig(options, env, (t) => said.push(t));
+    const inProcess = loadAgentConfig(options, env, (t) => said.push(t));
     expect(said).toEqual([]);
     expect(fromChild).toEqual(inProcess);
     expect(fromChild?.config.listen).toEqual({ host: '127.0.0.1', port: 9555 });
