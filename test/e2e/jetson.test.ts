@@ -135,7 +135,11 @@ describe('gpulse simulate on Jetson profiles', () => {
       name: 'NVIDIA Jetson AGX Orin Developer Kit',
     });
     const labels = { gpu: '0', uuid: uuid! };
-    expect(seriesValue(body, 'gpulse_gpu_utilization_ratio', labels)).toBeGreaterThan(0.5);
+    // The simulated board trains with a dip once per 90-150 s of wall clock (evaluation,
+    // checkpoint) down to 12-27 % activity, so a scrape may land in it: busy means above idle's 0.
+    const utilization = seriesValue(body, 'gpulse_gpu_utilization_ratio', labels);
+    expect(utilization).toBeGreaterThan(0.1);
+    expect(utilization).toBeLessThanOrEqual(1);
     expect(seriesValue(body, 'gpulse_gpu_memory_total_bytes', labels)).toBe(62801 * 1048576);
     expect(seriesValue(body, 'gpulse_gpu_clock_hz', { ...labels, clock: 'graphics' })).toBe(1301e6);
     expect(allSeries(body, 'gpulse_jetson_gpc_clock_hz')).toHaveLength(2);
