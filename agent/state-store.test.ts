@@ -36,6 +36,58 @@ describe('StateStore', () => {
     expect(failed.lastSuccessAt).toBe(snap.collectors.get('a')?.lastSuccessAt);
   });
 
+  it('an unchanged output (the same object again) reaches a snapshot with the next change, or within quietMs', async () => {
+    const clock = new FakeClock();
+    const store = new StateStore({
+      clock,
+      log: captureLogger().log,
+      coalesceMs: 25,
+      quietMs: 5000,
+    });
+    const seen: Snapshot[] = [];
+    store.onChange((s) => seen.push(s));
+    const output = { samples: [{ desc: g, labels: { k: 'q' }, value: 7 }] };
+    store.ok('quiet', output, 3);
+    await clock.advance(25);
+    expect(seen).toHaveLength(1);
+    const t0 = clock.now();
+    // Timestamps only: no snapshot of its own, and a reader keeps the last one (no rebuild).
+    await clock.advance(975);
+    store.ok('quiet', output, 4);
+    await clock.advance(25);
+    expect(seen).toHaveLength(1);
+    expect(store.current()).toBe(seen[0]);
+    // Another collector's change carries the new timestamp along.
+    store.ok('other', { samples: [] });
+    await clock.advance(25);
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.collectors.get('quiet')).toMatchObject({
+      lastSuccessAt: t0 + 975,
+      durationMs: 4,
+    });
+    expect(seen[1]!.collectors.get('quiet')!.output).toBe(seen[0]!.collectors.get('quiet')!.output);
+    // With nothing else changing, it is announced within quietMs.
+    store.ok('quiet', output, 5);
+    await clock.advance(4999);
+    expect(seen).toHaveLength(2);
+    await clock.advance(26);
+    expect(seen).toHaveLength(3);
+    expect(seen[2]!.collectors.get('quiet')?.durationMs).toBe(5);
+    // A new object is a change even with equal contents; after a failure, so is the same object.
+    store.ok('quiet', { samples: [...output.samples] });
+    await clock.advance(25);
+    expect(seen).toHaveLength(4);
+    const again = { samples: [] };
+    store.ok('quiet', again);
+    store.fail('quiet', 'boom', 'broke');
+    await clock.advance(25);
+    expect(seen).toHaveLength(5);
+    store.ok('quiet', again);
+    await clock.advance(25);
+    expect(seen).toHaveLength(6);
+    expect(seen[5]!.collectors.get('quiet')!.status).toBe('ok');
+  });
+
   it('current() is up to date even before the notification fires', () => {
     const clock = new FakeClock();
     const store = new StateStore({ clock, log: captureLogger().log });

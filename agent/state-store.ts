@@ -21,6 +21,11 @@ export interface StateStoreOptions {
   readonly derivers?: readonly Deriver[];
   /** Changes within this window are announced as one snapshot (default 25 ms). */
   readonly coalesceMs?: number;
+  /**
+   * Longest wait before a success that changed nothing (timestamps only) reaches a snapshot when
+   * no real change carries it sooner (default 5 s).
+   */
+  readonly quietMs?: number;
 }
 
 /**
@@ -29,10 +34,15 @@ export interface StateStoreOptions {
  */
 export class StateStore implements StateReader {
   private readonly states = new Map<string, CollectorState>();
+  /** Each collector's last successful output as it handed it over (before freezing a copy). */
+  private readonly rawOutputs = new Map<string, CollectorOutput>();
   private readonly listeners = new Set<(s: Snapshot) => void>();
   private readonly derivers: Deriver[];
   private snapshot: Snapshot;
   private dirty = false;
+  /** A quiet success (timestamps only) is not in the snapshot yet. */
+  private stale = false;
+  private staleTimer: TimerHandle | undefined;
   private version = 0;
   private timer: TimerHandle | undefined;
 
@@ -55,18 +65,31 @@ export class StateStore implements StateReader {
 
   /** Drops a collector (turned off at run time). */
   unregister(collector: string): void {
+    this.rawOutputs.delete(collector);
     if (this.states.delete(collector)) this.changed();
   }
 
-  /** Records a successful result. */
+  /**
+   * Records a successful result. A collector that hands back the very output object of its
+   * previous success (nothing changed, e.g. a quiet kernel log) updates its timestamps without a
+   * snapshot of its own: the next change carries them, or a snapshot within `quietMs`. (A build
+   * runs every deriver and a scrape re-renders after it, for a second timestamp that moved.)
+   */
   ok(collector: string, output: CollectorOutput, durationMs?: number): void {
     const now = this.options.clock.now();
-    this.set(collector, {
-      status: 'ok',
-      output: freezeOutput(output),
-      lastSuccessAt: now,
-      durationMs,
-    });
+    const prev = this.states.get(collector);
+    const unchanged = prev?.status === 'ok' && this.rawOutputs.get(collector) === output;
+    this.rawOutputs.set(collector, output);
+    this.set(
+      collector,
+      {
+        status: 'ok',
+        output: unchanged ? prev.output : freezeOutput(output),
+        lastSuccessAt: now,
+        durationMs,
+      },
+      !unchanged,
+    );
   }
 
   /** Records that the source is absent on this host. */
@@ -128,13 +151,16 @@ export class StateStore implements StateReader {
   /** Stops pending notifications; listeners stay registered until they unsubscribe. */
   close(): void {
     if (this.timer) this.options.clock.clearTimeout(this.timer);
+    if (this.staleTimer) this.options.clock.clearTimeout(this.staleTimer);
     this.timer = undefined;
+    this.staleTimer = undefined;
   }
 
   private set(
     collector: string,
     next: Pick<CollectorState, 'status' | 'output'> &
       Partial<Pick<CollectorState, 'reason' | 'message' | 'lastSuccessAt' | 'durationMs'>>,
+    announce = true,
   ): void {
     const prev = this.states.get(collector);
     const state: CollectorState = Object.freeze({
@@ -151,7 +177,8 @@ export class StateStore implements StateReader {
     });
     this.states.set(collector, state);
     this.logTransition(prev, state);
-    this.changed();
+    if (announce) this.changed();
+    else this.quietlyChanged();
   }
 
   private logTransition(prev: CollectorState | undefined, next: CollectorState): void {
@@ -186,9 +213,22 @@ export class StateStore implements StateReader {
     this.timer.unref?.();
   }
 
+  private quietlyChanged(): void {
+    this.stale = true;
+    if (this.staleTimer) return;
+    this.staleTimer = this.options.clock.setTimeout(() => {
+      this.staleTimer = undefined;
+      if (this.stale) this.changed();
+    }, this.options.quietMs ?? 5000);
+    this.staleTimer.unref?.();
+  }
+
   private flush(notify: boolean): void {
     if (this.dirty) {
       this.dirty = false;
+      this.stale = false;
+      if (this.staleTimer) this.options.clock.clearTimeout(this.staleTimer);
+      this.staleTimer = undefined;
       this.snapshot = this.build();
     }
     if (!notify) return;

@@ -1,4 +1,9 @@
-import { THROTTLE_REASONS, type ClockDomain, type GpuReading } from '../agent/facts.js';
+import {
+  THROTTLE_REASONS,
+  type ClockDomain,
+  type GpuReading,
+  type ThrottleReason,
+} from '../agent/facts.js';
 import { counter, gauge, SampleBuilder } from '../agent/metric.js';
 import type { Labels, Sample } from '../agent/types.js';
 
@@ -146,12 +151,65 @@ export function gpuLabels(gpu: Pick<GpuReading, 'index' | 'uuid'>): Labels {
   return { gpu: String(gpu.index), uuid: gpu.uuid };
 }
 
+/** The label sets of one GPU's series, built once per GPU identity and shared by its samples. */
+interface GpuLabelSets {
+  readonly gpu: Labels;
+  readonly clock: Readonly<Record<ClockDomain, Labels>>;
+  readonly reason: Readonly<Record<ThrottleReason, Labels>>;
+  readonly ecc: Readonly<Record<'cv' | 'uv' | 'ca' | 'ua', Labels>>;
+  readonly retired: Readonly<Record<'single' | 'double', Labels>>;
+  readonly remapped: Readonly<Record<'correctable' | 'uncorrectable', Labels>>;
+}
+
+function byKey<K extends string>(keys: readonly K[], make: (key: K) => Labels): Record<K, Labels> {
+  const out = {} as Record<K, Labels>;
+  for (const key of keys) out[key] = make(key);
+  return out;
+}
+
+// Samples are immutable and their labels are never changed after creation, so every snapshot can
+// share a GPU's label objects instead of allocating some forty per GPU and second. Bounded: one
+// entry per GPU identity seen, and a host has few.
+const labelSets = new Map<string, GpuLabelSets>();
+const MAX_LABEL_SETS = 1024;
+
+function labelSetsOf(g: Pick<GpuReading, 'index' | 'uuid'>): GpuLabelSets {
+  const key = `${g.index} ${g.uuid}`;
+  let sets = labelSets.get(key);
+  if (!sets) {
+    const l = gpuLabels(g);
+    sets = {
+      gpu: l,
+      clock: byKey(CLOCK_DOMAINS, (clock) => ({ ...l, clock })),
+      reason: byKey(THROTTLE_REASONS, (reason) => ({ ...l, reason })),
+      ecc: {
+        cv: { ...l, error_type: 'corrected', counter: 'volatile' },
+        uv: { ...l, error_type: 'uncorrected', counter: 'volatile' },
+        ca: { ...l, error_type: 'corrected', counter: 'aggregate' },
+        ua: { ...l, error_type: 'uncorrected', counter: 'aggregate' },
+      },
+      retired: {
+        single: { ...l, cause: 'single_bit_ecc' },
+        double: { ...l, cause: 'double_bit_ecc' },
+      },
+      remapped: {
+        correctable: { ...l, kind: 'correctable' },
+        uncorrectable: { ...l, kind: 'uncorrectable' },
+      },
+    };
+    if (labelSets.size >= MAX_LABEL_SETS) labelSets.clear();
+    labelSets.set(key, sets);
+  }
+  return sets;
+}
+
 /** Turns GPU readings into samples; absent values produce no series. */
 export function gpuReadingSamples(readings: readonly GpuReading[]): Sample[] {
   const b = new SampleBuilder();
   const m = gpuMetrics;
   for (const g of readings) {
-    const l = gpuLabels(g);
+    const sets = labelSetsOf(g);
+    const l = sets.gpu;
     b.add(
       m.info,
       {
@@ -186,47 +244,28 @@ export function gpuReadingSamples(readings: readonly GpuReading[]): Sample[] {
       .add(m.persistenceMode, l, g.persistenceMode)
       .add(m.migEnabled, l, g.migEnabled);
     for (const clock of CLOCK_DOMAINS) {
-      b.add(m.clock, { ...l, clock }, g.clocksHz[clock]);
-      b.add(m.maxClock, { ...l, clock }, g.maxClocksHz[clock]);
+      b.add(m.clock, sets.clock[clock], g.clocksHz[clock]);
+      b.add(m.maxClock, sets.clock[clock], g.maxClocksHz[clock]);
     }
     const reportsThrottle = THROTTLE_REASONS.some((r) => g.throttle[r] !== undefined);
     for (const reason of THROTTLE_REASONS) {
+      const rl = sets.reason[reason];
       // A GPU that reports any reason reports all of them: unknown ones read as inactive.
-      b.add(
-        m.throttleActive,
-        { ...l, reason },
-        reportsThrottle ? (g.throttle[reason] ?? false) : undefined,
-      );
-      b.add(m.throttleSeconds, { ...l, reason }, g.throttleSeconds[reason]);
+      b.add(m.throttleActive, rl, reportsThrottle ? (g.throttle[reason] ?? false) : undefined);
+      b.add(m.throttleSeconds, rl, g.throttleSeconds[reason]);
     }
     if (g.ecc) {
       b.add(m.eccEnabled, l, g.ecc.enabled);
-      b.add(
-        m.eccErrors,
-        { ...l, error_type: 'corrected', counter: 'volatile' },
-        g.ecc.correctedVolatile,
-      );
-      b.add(
-        m.eccErrors,
-        { ...l, error_type: 'uncorrected', counter: 'volatile' },
-        g.ecc.uncorrectedVolatile,
-      );
-      b.add(
-        m.eccErrors,
-        { ...l, error_type: 'corrected', counter: 'aggregate' },
-        g.ecc.correctedAggregate,
-      );
-      b.add(
-        m.eccErrors,
-        { ...l, error_type: 'uncorrected', counter: 'aggregate' },
-        g.ecc.uncorrectedAggregate,
-      );
+      b.add(m.eccErrors, sets.ecc.cv, g.ecc.correctedVolatile)
+        .add(m.eccErrors, sets.ecc.uv, g.ecc.uncorrectedVolatile)
+        .add(m.eccErrors, sets.ecc.ca, g.ecc.correctedAggregate)
+        .add(m.eccErrors, sets.ecc.ua, g.ecc.uncorrectedAggregate);
     }
-    b.add(m.retiredPages, { ...l, cause: 'single_bit_ecc' }, g.retiredPagesSingleBit)
-      .add(m.retiredPages, { ...l, cause: 'double_bit_ecc' }, g.retiredPagesDoubleBit)
+    b.add(m.retiredPages, sets.retired.single, g.retiredPagesSingleBit)
+      .add(m.retiredPages, sets.retired.double, g.retiredPagesDoubleBit)
       .add(m.retiredPagesPending, l, g.retiredPagesPending)
-      .add(m.remappedRows, { ...l, kind: 'correctable' }, g.remappedRowsCorrectable)
-      .add(m.remappedRows, { ...l, kind: 'uncorrectable' }, g.remappedRowsUncorrectable)
+      .add(m.remappedRows, sets.remapped.correctable, g.remappedRowsCorrectable)
+      .add(m.remappedRows, sets.remapped.uncorrectable, g.remappedRowsUncorrectable)
       .add(m.remappedRowsPending, l, g.remappedRowsPending)
       .add(m.remappedRowsFailure, l, g.remappedRowsFailure);
     for (const mig of g.migDevices ?? []) {

@@ -152,6 +152,24 @@ describe('kmsg collector following a file in kmsg record format', () => {
     await c.close?.();
   });
 
+  it('hands back the same output object while nothing new was logged', async () => {
+    const path = tempFile(record(1, 10, 'boot message'));
+    const c = collector(path);
+    const first = await c.collect(ctx());
+    // Same object: the agent then skips a snapshot for the quiet second.
+    expect(await c.collect(ctx())).toBe(first);
+    appendFileSync(path, record(2, 1001, 'usb 1-1: new device'));
+    const second = await c.collect(ctx());
+    expect(second).not.toBe(first);
+    expect(sample(second, 'gpulse_kmsg_records_total', { age: 'new' })).toBe(1);
+    expect(xids(second)).toEqual([]);
+    appendFileSync(path, record(3, 1002, XID_79));
+    const third = await c.collect(ctx());
+    expect(xids(third).map((r) => r.xid)).toEqual([79]);
+    expect(await c.collect(ctx())).toBe(third);
+    await c.close?.();
+  });
+
   it('survives truncation (copytruncate) and rotation without losing or repeating records', async () => {
     const path = tempFile(record(1, 1001, XID_79));
     const c = collector(path);

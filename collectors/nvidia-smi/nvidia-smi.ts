@@ -6,6 +6,7 @@ import type { GpuProcess, GpuProcessUtilization, GpuReading } from '../../agent/
 import { counter, gauge, SampleBuilder } from '../../agent/metric.js';
 import { CommandError, runCommand, type SpawnFn } from '../../agent/process.js';
 import { attributeProcesses, ProcessContainers } from '../../agent/process-containers.js';
+import { QuietTimer } from '../../agent/quiet-timer.js';
 import type { StreamSink, StreamingCollector } from '../../agent/types.js';
 import { gpuReadingSamples } from '../gpu-series.js';
 import type { NvidiaSmiConfig } from './config.js';
@@ -77,9 +78,9 @@ class NvidiaSmiCollector implements StreamingCollector {
   private fields: string[] = [];
   private block: GpuReading[] = [];
   private blockStartedAt = 0;
-  private blockTimer: TimerHandle | undefined;
+  private readonly blockQuiet: QuietTimer;
   private appsBlock: GpuProcess[] = [];
-  private appsTimer: TimerHandle | undefined;
+  private readonly appsQuiet: QuietTimer;
   private processes: GpuProcess[] = [];
   private lastAppsAt = 0;
   private xmlLines: string[] = [];
@@ -94,7 +95,7 @@ class NvidiaSmiCollector implements StreamingCollector {
   private containers: ProcessContainers | undefined;
   private utilization: GpuProcessUtilization[] = [];
   private lastPmonAt = 0;
-  private pmonTimer: TimerHandle | undefined;
+  private readonly pmonQuiet: QuietTimer;
   private readonly pmon = new PmonSampler((sample) => {
     this.utilization = this.containers ? attributeProcesses(sample, this.containers) : sample;
     this.lastPmonAt = this.clock.now();
@@ -105,6 +106,10 @@ class NvidiaSmiCollector implements StreamingCollector {
     private readonly deps: NvidiaSmiDeps,
   ) {
     this.clock = deps.clock ?? systemClock;
+    this.blockQuiet = new QuietTimer(this.clock, BLOCK_QUIET_MS, () => this.flushBlock());
+    this.appsQuiet = new QuietTimer(this.clock, BLOCK_QUIET_MS, () => this.flushApps());
+    // The last sample of a pmon burst has no successor to end it: a quiet moment does.
+    this.pmonQuiet = new QuietTimer(this.clock, BLOCK_QUIET_MS, () => this.pmon.flush());
   }
 
   async start(sink: StreamSink, log: Logger): Promise<void> {
@@ -135,8 +140,8 @@ class NvidiaSmiCollector implements StreamingCollector {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of [this.blockTimer, this.appsTimer, this.reprobeTimer, this.pmonTimer])
-      if (t) this.clock.clearTimeout(t);
+    for (const q of [this.blockQuiet, this.appsQuiet, this.pmonQuiet]) q.cancel();
+    if (this.reprobeTimer) this.clock.clearTimeout(this.reprobeTimer);
     await Promise.all([...this.streams.values()].map((s) => s.stop()));
     this.streams.clear();
   }
@@ -248,12 +253,7 @@ class NvidiaSmiCollector implements StreamingCollector {
       this.reject('pmon', line);
       return;
     }
-    // The last sample of a burst has no successor to end it: a quiet moment does.
-    if (this.pmonTimer) this.clock.clearTimeout(this.pmonTimer);
-    this.pmonTimer = this.clock.setTimeout(() => {
-      this.pmonTimer = undefined;
-      this.pmon.flush();
-    }, BLOCK_QUIET_MS);
+    this.pmonQuiet.poke();
   }
 
   private addStream(
@@ -295,8 +295,7 @@ class NvidiaSmiCollector implements StreamingCollector {
     }
     if (this.block.length === 0) this.blockStartedAt = this.clock.now();
     this.block.push(reading);
-    if (this.blockTimer) this.clock.clearTimeout(this.blockTimer);
-    this.blockTimer = this.clock.setTimeout(() => this.flushBlock(), BLOCK_QUIET_MS);
+    this.blockQuiet.poke();
   }
 
   private onAppsLine(line: string): void {
@@ -312,8 +311,7 @@ class NvidiaSmiCollector implements StreamingCollector {
       this.flushApps();
     }
     this.appsBlock.push(proc);
-    if (this.appsTimer) this.clock.clearTimeout(this.appsTimer);
-    this.appsTimer = this.clock.setTimeout(() => this.flushApps(), BLOCK_QUIET_MS);
+    this.appsQuiet.poke();
   }
 
   private onXmlLine(line: string): void {
@@ -353,8 +351,7 @@ class NvidiaSmiCollector implements StreamingCollector {
   private flushApps(): void {
     // Also called directly when a tick ends early: its pending quiet timer must not fire later
     // on an empty block (that would report "no processes" between two ticks).
-    if (this.appsTimer) this.clock.clearTimeout(this.appsTimer);
-    this.appsTimer = undefined;
+    this.appsQuiet.cancel();
     this.processes = this.containers
       ? attributeProcesses(this.appsBlock, this.containers)
       : this.appsBlock;
@@ -363,8 +360,7 @@ class NvidiaSmiCollector implements StreamingCollector {
   }
 
   private flushBlock(): void {
-    if (this.blockTimer) this.clock.clearTimeout(this.blockTimer);
-    this.blockTimer = undefined;
+    this.blockQuiet.cancel();
     if (this.block.length === 0 || this.stopped || this.stoodDown) return;
     const block = this.block;
     this.block = [];
@@ -415,7 +411,8 @@ class NvidiaSmiCollector implements StreamingCollector {
    */
   private standDown(names: string): void {
     this.stoodDown = true;
-    for (const t of [this.appsTimer, this.reprobeTimer]) if (t) this.clock.clearTimeout(t);
+    this.appsQuiet.cancel();
+    if (this.reprobeTimer) this.clock.clearTimeout(this.reprobeTimer);
     void Promise.all([...this.streams.values()].map((s) => s.stop())).then(() => {
       this.streams.clear();
       this.reportHealth();

@@ -221,19 +221,51 @@ export function splitCsvLine(line: string): string[] {
 }
 
 /** Canonical field → raw cell; the first cell that has a value wins when aliases repeat a field. */
-type Row = ReadonlyMap<string, string | undefined>;
+interface Row {
+  get(field: string): string | undefined;
+}
 
-function toRow(
-  cells: readonly string[],
-  fields: readonly string[],
-  aliases: ReadonlyMap<string, string>,
-): Row {
-  const row = new Map<string, string | undefined>();
-  fields.forEach((field, i) => {
-    const name = canonicalField(field, aliases);
-    if (parseText(row.get(name)) === undefined) row.set(name, cells[i]);
-  });
-  return row;
+/** Canonical field → the columns that carry it, in order. */
+type ColumnPlan = ReadonlyMap<string, readonly number[]>;
+
+// A stream parses every line against the same field list: work out its columns once per list
+// (header-cell units stripped, aliases resolved) instead of once per cell of every line.
+const columnPlans = new WeakMap<
+  ReadonlyMap<string, string>,
+  WeakMap<readonly string[], ColumnPlan>
+>();
+
+function columnPlan(fields: readonly string[], aliases: ReadonlyMap<string, string>): ColumnPlan {
+  let byFields = columnPlans.get(aliases);
+  if (!byFields) columnPlans.set(aliases, (byFields = new WeakMap()));
+  let plan = byFields.get(fields);
+  if (!plan) {
+    const columns = new Map<string, number[]>();
+    fields.forEach((field, i) => {
+      const name = canonicalField(field, aliases);
+      const at = columns.get(name);
+      if (at) at.push(i);
+      else columns.set(name, [i]);
+    });
+    plan = columns;
+    byFields.set(fields, plan);
+  }
+  return plan;
+}
+
+function toRow(cells: readonly string[], plan: ColumnPlan): Row {
+  return {
+    get(field) {
+      const columns = plan.get(field);
+      if (!columns) return undefined;
+      let cell: string | undefined;
+      for (const i of columns) {
+        cell = cells[i];
+        if (parseText(cell) !== undefined) return cell;
+      }
+      return cell;
+    },
+  };
 }
 
 function throttleFlags(row: Row): Partial<Record<ThrottleReason, boolean>> {
@@ -279,7 +311,7 @@ export function parseQueryGpuRow(
   position?: number,
 ): GpuReading | undefined {
   if (cells.length !== fields.length) return undefined;
-  const row = toRow(cells, fields, GPU_FIELD_ALIASES);
+  const row = toRow(cells, columnPlan(fields, GPU_FIELD_ALIASES));
   const uuid = gpuIdentity(row.get('uuid'), row.get('pci.bus_id'));
   const index = parseInteger(row.get('index')) ?? position;
   if (uuid === undefined || index === undefined) return undefined;
@@ -352,9 +384,8 @@ export function parseComputeAppsRow(
   cells: readonly string[],
   fields: readonly string[],
 ): GpuProcess | undefined {
-  const nameAt = fields.findIndex(
-    (f) => canonicalField(f, COMPUTE_APPS_ALIASES) === 'process_name',
-  );
+  const plan = columnPlan(fields, COMPUTE_APPS_ALIASES);
+  const nameAt = plan.get('process_name')?.[0] ?? -1;
   let fitted = cells;
   if (cells.length > fields.length && nameAt >= 0) {
     const extra = cells.length - fields.length;
@@ -365,7 +396,7 @@ export function parseComputeAppsRow(
     ];
   }
   if (fitted.length !== fields.length) return undefined;
-  const row = toRow(fitted, fields, COMPUTE_APPS_ALIASES);
+  const row = toRow(fitted, plan);
   const pid = parseInteger(row.get('pid'));
   const gpuUuid = gpuIdentity(row.get('gpu_uuid'), row.get('gpu_bus_id'));
   if (pid === undefined || gpuUuid === undefined) return undefined;

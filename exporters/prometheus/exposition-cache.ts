@@ -8,6 +8,14 @@ import { CONTENT_TYPES, renderSamples, type ExpositionFormat } from './render.js
 
 const gzipAsync = promisify(gzip);
 
+/**
+ * Sampling period of the event-loop delay histogram (nodejs_eventloop_lag_*). prom-client's default,
+ * 10 ms, wakes the agent 100 times a second for as long as it runs, about a third of its idle CPU;
+ * at 100 ms a stall shorter than the period is seen with probability length/100 ms, and every
+ * stall longer than that is measured.
+ */
+const EVENT_LOOP_SAMPLE_MS = 100;
+
 /** A rendered exposition ready to send. */
 export interface RenderedBody {
   readonly body: Buffer;
@@ -117,7 +125,10 @@ export class ExpositionCache {
     if (!registry) {
       registry = new Registry<RegistryContentType>();
       registry.setContentType(CONTENT_TYPES[format] as RegistryContentType);
-      collectDefaultMetrics({ register: registry });
+      collectDefaultMetrics({
+        register: registry,
+        eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS,
+      });
       // prom-client declares these as gauges ending in _total, which promtool rightly rejects;
       // the per-type nodejs_active_* gauges carry the same information.
       for (const name of [
