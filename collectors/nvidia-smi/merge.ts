@@ -19,15 +19,14 @@ export function mergeXmlExtras(readings: readonly GpuReading[], extras: XmlExtra
   return readings.map((csv) => {
     const xml = extras.get(csv.uuid);
     if (!xml) return csv;
+    // Runs for every GPU every second: plain key loops, no entry arrays.
     const merged: Record<string, unknown> = { ...xml.gpu };
-    for (const [key, value] of Object.entries(csv)) {
-      if (value !== undefined) merged[key] = value;
-    }
-    merged.clocksHz = { ...xml.gpu.clocksHz, ...definedOnly(csv.clocksHz) };
-    merged.maxClocksHz = { ...xml.gpu.maxClocksHz, ...definedOnly(csv.maxClocksHz) };
-    merged.throttle = { ...xml.gpu.throttle, ...definedOnly(csv.throttle) };
-    merged.throttleSeconds = { ...xml.gpu.throttleSeconds, ...definedOnly(csv.throttleSeconds) };
-    if (csv.ecc || xml.gpu.ecc) merged.ecc = { ...xml.gpu.ecc, ...definedOnly(csv.ecc ?? {}) };
+    overlay(merged, csv);
+    merged.clocksHz = overlay({ ...xml.gpu.clocksHz }, csv.clocksHz);
+    merged.maxClocksHz = overlay({ ...xml.gpu.maxClocksHz }, csv.maxClocksHz);
+    merged.throttle = overlay({ ...xml.gpu.throttle }, csv.throttle);
+    merged.throttleSeconds = overlay({ ...xml.gpu.throttleSeconds }, csv.throttleSeconds);
+    if (csv.ecc || xml.gpu.ecc) merged.ecc = overlay({ ...xml.gpu.ecc }, csv.ecc ?? {});
     merged.cudaVersion = csv.cudaVersion ?? xml.gpu.cudaVersion ?? xml.cudaVersion;
     // Index and identity come from the CSV stream, which the series are keyed on.
     merged.index = csv.index;
@@ -35,6 +34,11 @@ export function mergeXmlExtras(readings: readonly GpuReading[], extras: XmlExtra
   });
 }
 
-function definedOnly<T extends object>(obj: T): Partial<T> {
-  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as Partial<T>;
+/** Copies `from`'s defined values onto `into` (undefined never hides a value). */
+function overlay(into: Record<string, unknown>, from: object): Record<string, unknown> {
+  for (const key of Object.keys(from)) {
+    const value = (from as Record<string, unknown>)[key];
+    if (value !== undefined) into[key] = value;
+  }
+  return into;
 }
