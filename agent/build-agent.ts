@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { createCollectors } from '../collectors/index.js';
 import { ExpositionCache } from '../exporters/prometheus/exposition-cache.js';
 import { registerMetricsRoute } from '../exporters/prometheus/prometheus-exporter.js';
 import { systemClock, type Clock } from './clock.js';
@@ -22,8 +21,8 @@ export interface AgentDeps {
   readonly env?: NodeJS.ProcessEnv;
   readonly clock?: Clock;
   readonly spawnFn?: SpawnFn;
-  /** Replaces the registry's collectors (tests). */
-  readonly collectors?: readonly Collector[];
+  /** The collectors to run (`createCollectors` from the registry, or a test's own). */
+  readonly collectors: readonly Collector[];
   /** Extra components (APIs, publishers) started with the agent. */
   readonly components?: readonly Component[];
 }
@@ -53,9 +52,7 @@ export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
   const env = deps.env ?? process.env;
   const store = new StateStore({ clock, log, derivers: [gpuProcessesDeriver] });
   const events = new EventLog({ clock, log: log.child({ component: 'events' }) });
-  const collectors =
-    deps.collectors ?? createCollectors(config, { clock, env, spawnFn: deps.spawnFn });
-  const runner = new CollectorRunner(collectors, { clock, log, store });
+  const runner = new CollectorRunner(deps.collectors, { clock, log, store });
   let running = false;
   const app = createHttpServer({ log, state: store, version: deps.version, alive: () => running });
   const cache = new ExpositionCache({ state: store, version: deps.version, log });

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { buildAgent, ListenError, type Agent } from './build-agent.js';
+import { systemClock } from './clock.js';
+import { createCollectors } from '../collectors/index.js';
 import type { DriftComponent } from '../collectors/drift/drift.js';
 import type { Component } from './component.js';
 import type { AgentConfig } from './config.js';
@@ -218,6 +220,7 @@ export async function startAgent(
     log,
     version: io.version,
     env,
+    collectors: await createCollectors(config, { clock: systemClock, env }),
     components: [
       createGpuHealth(config),
       ...drift,

@@ -7,13 +7,7 @@ import { agentConfigSchema } from '../agent/config.js';
 import { formatDuration } from '../agent/duration.js';
 import { declaredMetrics } from '../agent/metric.js';
 import { settings } from '../agent/settings.js';
-// Loaded for the metric declarations they make at module load.
-import '../agent/build-agent.js';
-import '../agent/run-agent.js';
-// Optional parts run-agent imports only when configured.
-import '../edge/components.js';
-import '../edge/models/component.js';
-import '../collectors/drift/drift.js';
+import './helpers/declare-all-metrics.js';
 import { REPO_ROOT } from './helpers/cli.js';
 
 const README = join(REPO_ROOT, 'README.md');

@@ -115,11 +115,17 @@ export const NEVER_SUPPLIED = ['DCGM_FI_DEV_VGPU_LICENSE_STATUS'] as const;
  * replays and NVLink bandwidth as counters, but their names lack `_total`, which promtool
  * rejects for a counter; PromQL ignores the TYPE line, so `rate()` works the same.
  */
-export const compatFamilies: ReadonlyMap<string, { field: DcgmField; desc: MetricDesc }> = new Map(
-  dcgmCatalogue()
-    .filter((f) => !NOT_SERVED.has(f.name) && f.promType !== 'label')
-    .map((f) => [f.name, { field: f, desc: gauge(f.name, f.help, COMPAT_LABELS) }]),
-);
+export function compatFamilies(): ReadonlyMap<string, { field: DcgmField; desc: MetricDesc }> {
+  // Built on first use: an agent without `metrics.compat: dcgm` never reads the catalogue.
+  families ??= new Map(
+    dcgmCatalogue()
+      .filter((f) => !NOT_SERVED.has(f.name) && f.promType !== 'label')
+      .map((f) => [f.name, { field: f, desc: gauge(f.name, f.help, COMPAT_LABELS) }]),
+  );
+  return families;
+}
+
+let families: ReadonlyMap<string, { field: DcgmField; desc: MetricDesc }> | undefined;
 
 /** What the compat series need besides the GPUs. */
 export interface CompatContext {
@@ -143,7 +149,7 @@ export function compatSamples(gpus: readonly CompatGpu[], ctx: CompatContext): S
       namespace: g.container?.namespace ?? '',
       pod: g.container?.pod ?? '',
     };
-    for (const [name, { desc }] of compatFamilies) {
+    for (const [name, { desc }] of compatFamilies()) {
       const fromDcgm = g.dcgm?.fields[name];
       b.add(desc, labels, fromDcgm ?? FROM_READING[name]?.(g));
     }

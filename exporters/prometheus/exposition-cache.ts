@@ -1,6 +1,7 @@
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import { collectDefaultMetrics, Registry, type RegistryContentType } from 'prom-client';
+import type { Registry, RegistryContentType } from 'prom-client';
+import { loadProcessMetrics } from '../../agent/lazy-require.js';
 import type { Logger } from 'pino';
 import { snapshotSamples } from '../../agent/self-metrics.js';
 import type { Snapshot, StateReader } from '../../agent/types.js';
@@ -123,7 +124,8 @@ export class ExpositionCache {
   private processRegistry(format: ExpositionFormat): Registry<RegistryContentType> {
     let registry = this.processRegistries.get(format);
     if (!registry) {
-      registry = new Registry<RegistryContentType>();
+      const { Registry: PromRegistry, collectDefaultMetrics } = loadProcessMetrics();
+      registry = new PromRegistry<RegistryContentType>();
       registry.setContentType(CONTENT_TYPES[format] as RegistryContentType);
       collectDefaultMetrics({
         register: registry,

@@ -2,17 +2,7 @@
 // a typo in a panel or rule fails here instead of showing an empty panel in production.
 import { describe, expect, it } from 'vitest';
 import { declaredMetrics } from '../../agent/metric.js';
-// Loaded for the metric declarations they make at module load.
-import '../../agent/build-agent.js';
-import '../../agent/run-agent.js';
-import '../../edge/models/metrics.js';
-// Optional parts the agent and the gateway import only when configured or run.
-import '../../edge/components.js';
-import '../../edge/mqtt-metrics.js';
-import '../../edge/gateway/fleet-state.js';
-import '../../collectors/docker/metrics.js';
-import '../../collectors/drift/metrics.js';
-import '../../collectors/tegrastats/series.js';
+import '../helpers/declare-all-metrics.js';
 import { loadRules, metricNames, panelQueries, variableQueries } from './deploy-files.js';
 import { NOT_CHARTED, PENDING_METRICS } from './pending-metrics.js';
 

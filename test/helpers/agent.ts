@@ -35,7 +35,7 @@ export async function startAgentInProcess(
       ...env,
     },
   });
-  const collectors = [...createCollectors(config, { clock: systemClock, env }), ...extra];
+  const collectors = [...(await createCollectors(config, { clock: systemClock, env })), ...extra];
   const agent = buildAgent(config, {
     log,
     version: 'test',
