@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { ChildStream, type StreamExit } from '../../agent/child-stream.js';
-import { systemClock, type Clock, type TimerHandle } from '../../agent/clock.js';
+import { systemClock, type Clock } from '../../agent/clock.js';
+import { QuietTimer } from '../../agent/quiet-timer.js';
 import { CollectorError, NoDataError } from '../../agent/errors.js';
 import { counter, gauge, SampleBuilder } from '../../agent/metric.js';
 import { CommandError, runCommand, type SpawnFn } from '../../agent/process.js';
@@ -152,7 +153,7 @@ class DcgmCollector implements StreamingCollector {
   private columns: DcgmField[] = [];
   private block = new Map<number, (number | undefined)[]>();
   private blockAt = 0;
-  private blockTimer: TimerHandle | undefined;
+  private readonly blockQuiet: QuietTimer;
   private lastText: string | undefined;
   private rejected = 0;
   /** Restarts of streams replaced since (profiling dropped). */
@@ -172,6 +173,7 @@ class DcgmCollector implements StreamingCollector {
     private readonly deps: DcgmDeps,
   ) {
     this.clock = deps.clock ?? systemClock;
+    this.blockQuiet = new QuietTimer(this.clock, BLOCK_QUIET_MS, () => this.flushBlock());
   }
 
   async start(sink: StreamSink, log: Logger): Promise<void> {
@@ -195,7 +197,7 @@ class DcgmCollector implements StreamingCollector {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.blockTimer) this.clock.clearTimeout(this.blockTimer);
+    this.blockQuiet.cancel();
     await this.stream?.stop();
     this.stream = undefined;
   }
@@ -373,8 +375,7 @@ class DcgmCollector implements StreamingCollector {
         if (this.block.has(parsed.entityId)) this.flushBlock();
         if (this.block.size === 0) this.blockAt = this.clock.now();
         this.block.set(parsed.entityId, [...parsed.values]);
-        if (this.blockTimer) this.clock.clearTimeout(this.blockTimer);
-        this.blockTimer = this.clock.setTimeout(() => this.flushBlock(), BLOCK_QUIET_MS);
+        this.blockQuiet.poke();
         return;
       }
     }
@@ -387,8 +388,7 @@ class DcgmCollector implements StreamingCollector {
   }
 
   private flushBlock(): void {
-    if (this.blockTimer) this.clock.clearTimeout(this.blockTimer);
-    this.blockTimer = undefined;
+    this.blockQuiet.cancel();
     if (this.block.size === 0 || this.stopped) return;
     const at = this.blockAt;
     const facts: DcgmGpuFact[] = [];
