@@ -5,13 +5,13 @@
  * (`queueQoSZero: false`, nothing is published while disconnected), so exactly one layer — the
  * spool — buffers (MQTT.js #397, #607, #2015).
  */
-import type { Writable } from 'node:stream';
 import type { IClientOptions, IClientPublishOptions, MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { backoffDelay, type Clock, type TimerHandle } from '../agent/clock.js';
 import { errorMessage } from '../agent/errors.js';
 import { levelsMatch, subscriptionLevels } from '../exporters/mqtt/topics.js';
 import { redactUrl } from './redact-url.js';
+import { coalesceWrites } from './coalesce-writes.js';
 import { connectMqtt } from './mqtt-connect.js';
 import {
   ConnectionLostError,
@@ -489,27 +489,4 @@ export class MqttConnection {
       }
     }
   }
-}
-
-/**
- * Holds a socket's writes until the event loop's check phase: mqtt-packet uncorks after each
- * packet's tick, so a burst of received QoS 1 messages would cost one write syscall per PUBACK
- * (a sixth of the gateway's ingest time in a profile); this sends the burst's PUBACKs together.
- */
-function coalesceWrites(stream: MqttClient['stream']): void {
-  const socket = stream as unknown as Writable;
-  if (typeof socket.cork !== 'function') return;
-  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
-  let held = false;
-  socket.write = ((...args: unknown[]) => {
-    if (!held) {
-      held = true;
-      socket.cork();
-      setImmediate(() => {
-        held = false;
-        socket.uncork();
-      });
-    }
-    return write(...args);
-  }) as Writable['write'];
 }

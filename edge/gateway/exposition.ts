@@ -26,7 +26,12 @@ export function formatValue(value: number): string {
 /** `{a="1",b="2"}` from ordered label pairs ('' when none). */
 export function formatLabels(pairs: readonly (readonly [string, string])[]): string {
   if (pairs.length === 0) return '';
-  return `{${pairs.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',')}}`;
+  const parts = pairs.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`);
+  // Braces inside the join: the gateway keeps these strings per device, and one join gives one
+  // flat string where wrapping the joined text would keep two concatenation nodes around it.
+  parts[0] = `{${parts[0] as string}`;
+  parts[parts.length - 1] += '}';
+  return parts.join(',');
 }
 
 /** One sample line. */

@@ -77,8 +77,11 @@ interface CompiledSchema {
   readonly families: readonly {
     readonly name: string;
     readonly columns: readonly number[];
-    /** `name{site="..",node="..",...} ` per column. */
-    readonly prefixes: readonly string[];
+    /**
+     * `{site="..",node="..",...}` per column: one string per label group of the schema, shared
+     * by that group's metrics (a per-series prefix string cost ~150 bytes a series, 30 KB a device).
+     */
+    readonly labels: readonly string[];
   }[];
 }
 
@@ -164,6 +167,19 @@ export const fleetMetrics = {
 
 function family(desc: MetricDesc, lines: readonly string[]): string {
   return familyText(desc.name, desc.help, desc.type, lines);
+}
+
+/** Family names shared by every device that reports them (bounded against unique-name floods). */
+const FAMILY_NAMES = new Map<string, string>();
+const MAX_FAMILY_NAMES = 10_000;
+
+/** `gpulse_<metric>`, one string per name across devices: each device's own copy cost ~13 KB. */
+function familyName(metric: string): string {
+  const known = FAMILY_NAMES.get(metric);
+  if (known !== undefined) return known;
+  const name = METRIC_PREFIX + metric;
+  if (FAMILY_NAMES.size < MAX_FAMILY_NAMES) FAMILY_NAMES.set(metric, name);
+  return name;
 }
 
 /** Thrown inside ingest to reject a message with a counted reason. */
@@ -319,7 +335,7 @@ export class FleetState {
   /** Checks a schema's names and limits once and precomputes each series' line prefix. */
   private compile(site: string, node: string, raw: unknown): CompiledSchema {
     const schema = parse(schemaSchema, raw);
-    const families = new Map<string, { columns: number[]; prefixes: string[] }>();
+    const families = new Map<string, { columns: number[]; labels: string[] }>();
     const seen = new Set<string>();
     let column = 0;
     let series = 0;
@@ -341,26 +357,32 @@ export class FleetState {
       for (const metric of group.metrics) {
         if (!METRIC_RE.test(metric) || metric.length > 200 || metric.startsWith('fleet_'))
           throw new Reject('bad_name');
-        const name = METRIC_PREFIX + metric;
-        const prefix = `${name}${labels} `;
+        const name = familyName(metric);
         const col = column++;
-        if (seen.has(prefix)) continue;
-        seen.add(prefix);
+        const key = `${name}${labels}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
         if (++series > this.options.maxSeriesPerDevice) throw new Reject('series_limit');
         let f = families.get(name);
         if (!f) {
-          f = { columns: [], prefixes: [] };
+          f = { columns: [], labels: [] };
           families.set(name, f);
         }
         f.columns.push(col);
-        f.prefixes.push(prefix);
+        f.labels.push(labels);
       }
     }
     return {
       id: schema.id,
       columns: column,
       series,
-      families: [...families].map(([name, f]) => ({ name, ...f })),
+      // Sliced to their length: arrays grown by push keep spare capacity (17 slots for one
+      // column), which for ~100 families a device was most of the gateway's heap.
+      families: [...families].map(([name, f]) => ({
+        name,
+        columns: f.columns.slice(),
+        labels: f.labels.slice(),
+      })),
     };
   }
 
@@ -438,18 +460,26 @@ export class FleetState {
 
   /** Exposition lines of a device per family, from the latest values of its parts. */
   private render(device: Device): Map<string, string> {
-    const out = new Map<string, string>();
+    const lines = new Map<string, string[]>();
     for (const part of device.telemetry) {
       if (!part) continue;
       for (const f of part.schema.families) {
-        let text = out.get(f.name) ?? '';
+        let family = lines.get(f.name);
         for (let i = 0; i < f.columns.length; i++) {
           const v = part.values[f.columns[i] as number] as number;
-          if (!Number.isNaN(v)) text += `${f.prefixes[i] as string}${formatValue(v)}\n`;
+          if (Number.isNaN(v)) continue;
+          if (!family) {
+            family = [];
+            lines.set(f.name, family);
+          }
+          family.push(`${f.name}${f.labels[i] as string} ${formatValue(v)}\n`);
         }
-        if (text.length > 0) out.set(f.name, text);
       }
     }
+    // Joined, not appended: a flat string per family is kept until the next change, where `+=`
+    // would keep a tree of concatenation nodes several times the text's size.
+    const out = new Map<string, string>();
+    for (const [name, family] of lines) out.set(name, family.join(''));
     return out;
   }
 
