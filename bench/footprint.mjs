@@ -23,6 +23,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 300);
 const INTERVAL = process.env.BENCH_INTERVAL ?? '5s';
 const PROFILE = process.env.BENCH_PROFILE ?? 'jetson-orin';
 const BUDGET = { rssBytes: 64e6, cpuShare: 0.02 };
+const EXTRA_CA = process.env.NODE_EXTRA_CA_CERTS;
 const root = new URL('..', import.meta.url).pathname;
 const main = join(root, 'dist/agent/main.js');
 const launcher = join(root, 'scripts/gpulse-edge');
@@ -117,7 +118,7 @@ function makeCgroup(name) {
 }
 
 /** Starts one agent configuration, waits for the Jetson's series, measures it for SECONDS. */
-async function measure(label, nodeFlags, preset, mqtt, cgroup) {
+async function measure(label, nodeFlags, preset, mqtt, cgroup, withExtraCa = false) {
   const port = await freePort();
   const args = [
     ...nodeFlags,
@@ -144,6 +145,11 @@ async function measure(label, nodeFlags, preset, mqtt, cgroup) {
       : []),
   ];
   const env = { GPULSE_LOG_LEVEL: 'warn', GPULSE_LOG_FORMAT: 'json' };
+  // Node reads NODE_EXTRA_CA_CERTS at startup and keeps the parsed certificates: a sandbox that
+  // points it at the whole system bundle adds ~1 MB to the median and ~3 MB to the peak. A device
+  // has no reason to set it (gpulse takes its broker's CA as mqtt.tls.ca), so the measured agents
+  // run without it; the extra row below shows what it costs where it is set.
+  if (!withExtraCa) env.NODE_EXTRA_CA_CERTS = undefined;
   if (mqtt) env.GPULSE_MQTT_SPOOL_DIR = join(work, `spool-${port}`);
   const agent = start(process.execPath, args, env);
   if (cgroup) cgroup.enter(agent.pid);
@@ -199,6 +205,11 @@ const results = [];
 try {
   results.push(await measure('edge (launcher flags, --preset edge)', flags, 'edge', mqtt));
   results.push(await measure('default (no flags, default preset)', [], undefined, mqtt));
+  if (EXTRA_CA) {
+    results.push(
+      await measure(`edge, NODE_EXTRA_CA_CERTS=${EXTRA_CA}`, flags, 'edge', mqtt, undefined, true),
+    );
+  }
   const cgroup = makeCgroup(`gpulse-bench-edge-${process.pid}`);
   if (cgroup) {
     try {
@@ -225,7 +236,7 @@ table(
     'RSS median MiB',
     'RSS max MB',
     'cgroup max MB (with simulators)',
-    'within 64 MB / 2 %',
+    'max ≤ 64 MB, CPU ≤ 2 %',
   ],
   results.map((r) => [
     r.label,
@@ -234,7 +245,7 @@ table(
     mib(r.rssMedian),
     mb(r.rssMax),
     r.cgroupMax === undefined ? '-' : `${mb(r.cgroupMax)} (throttled ${r.throttled}×)`,
-    r.rssMedian <= BUDGET.rssBytes && r.cpuShare <= BUDGET.cpuShare ? 'yes' : 'no',
+    r.rssMax <= BUDGET.rssBytes && r.cpuShare <= BUDGET.cpuShare ? 'yes' : 'no',
   ]),
 );
 const edge = results[0];
