@@ -173,7 +173,7 @@ function family(desc: MetricDesc, lines: readonly string[]): string {
 const FAMILY_NAMES = new Map<string, string>();
 const MAX_FAMILY_NAMES = 10_000;
 
-/** `gpulse_<metric>`, one string per name across devices: each device's own copy cost ~13 KB. */
+/** `gpulse_<metric>`, one string per name across devices (a copy per device cost ~5 KB). */
 function familyName(metric: string): string {
   const known = FAMILY_NAMES.get(metric);
   if (known !== undefined) return known;
@@ -332,7 +332,7 @@ export class FleetState {
     return device;
   }
 
-  /** Checks a schema's names and limits once and precomputes each series' line prefix. */
+  /** Checks a schema's names and limits once and precomputes each series' family and labels. */
   private compile(site: string, node: string, raw: unknown): CompiledSchema {
     const schema = parse(schemaSchema, raw);
     const families = new Map<string, { columns: number[]; labels: string[] }>();
