@@ -8,7 +8,6 @@ import type { Writable } from 'node:stream';
  * Any other write, and `end`, sends what is gathered first, so the byte order never changes.
  */
 export function coalesceWrites(socket: Writable): void {
-  if (typeof socket.cork !== 'function') return;
   const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
   const end = socket.end.bind(socket) as (...args: unknown[]) => Writable;
   let pending: Buffer[] = [];

@@ -4,7 +4,12 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createHarness, matchesManifest, type Harness } from '../../test/helpers/models/harness.js';
+import {
+  chunkDelta,
+  createHarness,
+  matchesManifest,
+  type Harness,
+} from '../../test/helpers/models/harness.js';
 import { fineTune, writeModel } from '../../test/helpers/models/model-gen.js';
 import { parseEnvelope, parseSignedManifest } from './manifest.js';
 import { ModelPaths, readState } from './state.js';
@@ -139,18 +144,7 @@ describe('SIGKILL of `gpulse model apply` at every state', () => {
       expect(after.update).toMatchObject({ state: 'committed', version: '2.0.0' });
       if (point === 'downloading') {
         // The restart resumed: chunks the killed run had verified and written were not fetched again.
-        const load = async (r: number) =>
-          parseSignedManifest(
-            parseEnvelope(
-              await readFile(join(h.store, 'detector', 'manifests', `${r}.json`), 'utf8'),
-            ).signed,
-          );
-        const [m1, m2] = [await load(1), await load(2)];
-        const have = new Set(m1.files.flatMap((f) => f.chunks.map(([sha]) => sha)));
-        const fresh = m2.files
-          .flatMap((f) => f.chunks)
-          .filter(([sha]) => !have.has(sha))
-          .reduce((n, [, len]) => n + len, 0);
+        const { bytes: fresh } = await chunkDelta(h.store, 1, 2);
         expect(fresh).toBeGreaterThan(0);
         expect(after.update!.bytes_to_download).toBeLessThanOrEqual(fresh * 0.6);
       }

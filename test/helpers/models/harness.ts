@@ -136,3 +136,27 @@ export async function createHarness(base?: string): Promise<Harness> {
   await h.server.start();
   return h;
 }
+
+/**
+ * The chunks a model's release `to` lists that release `from` does not (read from the store's
+ * signed manifests): what an update from `from` to `to` must download, as bytes and distinct chunks.
+ */
+export async function chunkDelta(
+  store: string,
+  from: number,
+  to: number,
+): Promise<{ bytes: number; chunks: number }> {
+  const load = async (release: number) =>
+    parseSignedManifest(
+      parseEnvelope(await readFile(join(store, 'detector', 'manifests', `${release}.json`), 'utf8'))
+        .signed,
+    );
+  const [old, next] = [await load(from), await load(to)];
+  const have = new Set(old.files.flatMap((f) => f.chunks.map(([sha]) => sha)));
+  const fresh = new Map<string, number>();
+  for (const f of next.files)
+    for (const [sha, n] of f.chunks) if (!have.has(sha)) fresh.set(sha, n);
+  let bytes = 0;
+  for (const n of fresh.values()) bytes += n;
+  return { bytes, chunks: fresh.size };
+}
