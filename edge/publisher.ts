@@ -80,6 +80,9 @@ export interface ConnectionOptions {
 const AUTH_REFUSED = new Set([4, 5, 0x86, 0x87, 0x8c]);
 // "Unacceptable protocol version" (3.1.1 return code 1) and 0x84 "Unsupported protocol version".
 const PROTOCOL_REFUSED = new Set([1, 0x84]);
+/** Stands in for mqtt.js's debug logger while DEBUG does not ask for it. */
+function ignoreDebug(): void {}
+
 /** A connection that lasted this long resets the backoff. */
 const STABLE_MS = 60_000;
 
@@ -268,6 +271,9 @@ export class MqttConnection {
       // first packet: 6.3 MB of heap, a tenth of an edge device's memory budget, to save a 2-byte
       // allocation per packet.
       writeCache: false,
+      // mqtt.js calls its `debug` logger a dozen times a packet even when it is off (the arguments
+      // are built first): ~4 µs a message at the gateway. DEBUG=mqttjs* still turns it on.
+      log: /mqttjs|^\*$/.test(process.env.DEBUG ?? '') ? undefined : ignoreDebug,
       // Credentials in the URL work too; explicit settings win.
       username: o.username ?? (url.username ? decodeURIComponent(url.username) : undefined),
       password: o.password ?? (url.password ? decodeURIComponent(url.password) : undefined),
