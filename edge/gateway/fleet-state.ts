@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../agent/clock.js';
 import { counter, gauge } from '../../agent/metric.js';
+import { QuietTimer } from '../../agent/quiet-timer.js';
 import type { MetricDesc } from '../../agent/types.js';
 import type { z } from 'zod';
 import {
@@ -46,10 +47,18 @@ const REJECT_REASONS: readonly RejectReason[] = [
 ];
 
 /**
- * What became of a message: applied, stale (an older replay), rejected, or pending (values of a
- * schema not seen yet, held until it arrives; counted once applied or dropped).
+ * What became of a message: applied, stale (an older replay), rejected, pending (values of a
+ * schema not seen yet, held until it arrives; counted once applied or dropped) or queued
+ * (telemetry of a known device kept undecoded until the device is settled; counted then, as one of
+ * the others or as superseded: replaced by a newer message before anything could show it).
  */
-export type IngestResult = 'applied' | 'stale' | 'rejected' | 'pending';
+export type IngestResult = 'applied' | 'stale' | 'rejected' | 'pending' | 'queued';
+
+/** Outcomes counted in gpulse_fleet_messages_total. */
+type CountedResult = 'applied' | 'stale' | 'rejected' | 'superseded';
+
+/** What applying a decoded message did (a rejection is thrown). */
+type ApplyResult = 'applied' | 'stale' | 'pending';
 
 /** Limits and timing of the fleet view. */
 export interface FleetOptions {
@@ -98,6 +107,8 @@ interface Device {
   readonly site: string;
   readonly node: string;
   lastSeen: number;
+  /** Telemetry received and not decoded yet, oldest first. */
+  inbox: QueuedMessage[];
   /** From the status topic; undefined until a status was seen. */
   online: boolean | undefined;
   session: number;
@@ -111,6 +122,22 @@ interface Device {
   rendered: Map<string, string> | undefined;
   readonly events: Map<string, number>;
 }
+
+/** A telemetry message waiting to be decoded, with when it arrived. */
+interface QueuedMessage {
+  readonly payload: Buffer;
+  readonly contentType: string | undefined;
+  readonly at: number;
+}
+
+/** Undecoded messages a device may hold; the next one settles it first. */
+const MAX_INBOX = 32;
+/** Undecoded bytes all devices may hold; past it every device is settled. */
+const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
+/** Devices are settled once the stream has been quiet this long... */
+const SETTLE_QUIET_MS = 20;
+/** ...or when the oldest undecoded message is this old. */
+const SETTLE_MAX_DELAY_MS = 1000;
 
 /** Schemas kept per device: the parts in use and a few recent ones. */
 const MAX_SCHEMAS_PER_DEVICE = 8;
@@ -151,7 +178,7 @@ export const fleetMetrics = {
   devices: gauge('gpulse_fleet_devices', 'Devices the gateway knows (until their TTL).'),
   messages: counter(
     'gpulse_fleet_messages_total',
-    'Fleet messages by stream and outcome: applied, stale (an older replay) or rejected.',
+    'Fleet messages by stream and outcome: applied, stale (an older replay), superseded (telemetry replaced by a newer message of the device before it was decoded) or rejected.',
     ['stream', 'result'],
   ),
   rejected: counter(
@@ -199,6 +226,13 @@ export class FleetState {
   private readonly messages = new Map<string, number>();
   private readonly rejected = new Map<RejectReason, number>();
   private readonly loggedRejects = new Set<string>();
+  /** Devices holding undecoded telemetry. */
+  private readonly unsettled = new Set<Device>();
+  private queuedMessages = 0;
+  private queuedBytes = 0;
+  /** When the oldest undecoded message arrived (meaningful while any is queued). */
+  private queuedSince = 0;
+  private readonly settleTimer: QuietTimer;
   /** Set by the gateway from its connection. */
   brokerConnected = false;
 
@@ -206,33 +240,169 @@ export class FleetState {
     for (const r of REJECT_REASONS) this.rejected.set(r, 0);
     for (const s of ['telemetry', 'events', 'status', 'schema'])
       for (const r of ['applied', 'stale', 'rejected']) this.messages.set(`${s}\u0000${r}`, 0);
+    this.messages.set('telemetry\u0000superseded', 0);
+    this.settleTimer = new QuietTimer(options.clock, SETTLE_QUIET_MS, () => this.settleAll());
   }
 
-  /** Takes one received message; returns what became of it. */
+  /** Takes one received message and decodes it now; returns what became of it. */
   ingest(message: IncomingMessage): IngestResult {
+    return this.take(message, false);
+  }
+
+  /**
+   * Takes one received message like `ingest`, except that telemetry of a device whose schema is
+   * known is only queued: a backlog (a gateway or broker back after an outage, a fleet replaying
+   * its spools) then costs one decode per device, not one per message, since only each device's
+   * newest values are ever shown. Queued messages are settled when the stream goes quiet, within
+   * a second, before any other message of the device, and before every scrape.
+   */
+  receive(message: IncomingMessage): IngestResult {
+    return this.take(message, true);
+  }
+
+  /** Telemetry messages queued and not decoded yet. */
+  queued(): number {
+    return this.queuedMessages;
+  }
+
+  /** Decodes every queued message now (the scrape and the timers call it). */
+  settleAll(): void {
+    this.settleTimer.cancel();
+    for (const device of this.unsettled) this.settle(device);
+  }
+
+  private take(message: IncomingMessage, defer: boolean): IngestResult {
     const parsed = parseStreamTopic(message.topic);
     if (!parsed) return this.reject('bad_topic', 'status', message.topic);
     const { site, node, stream } = parsed;
+    if (message.payload.length > this.options.maxPayloadBytes)
+      return this.reject('too_large', stream, message.topic);
+    const now = this.options.clock.now();
+    const device = this.devices.get(`${site}/${node}`);
+    if (defer && stream === 'telemetry' && device && device.schemas.size > 0) {
+      this.enqueue(device, message, now);
+      return 'queued';
+    }
+    // Messages of a device take effect in the order they came.
+    if (device && device.inbox.length > 0) this.settle(device);
+    return this.decodeAndApply(
+      site,
+      node,
+      stream,
+      message.payload,
+      message.contentType,
+      message.retain,
+      now,
+      message.topic,
+    );
+  }
+
+  private decodeAndApply(
+    site: string,
+    node: string,
+    stream: StreamName,
+    payload: Buffer,
+    contentType: string | undefined,
+    retained: boolean,
+    now: number,
+    topic: string,
+  ): IngestResult {
     try {
-      if (message.payload.length > this.options.maxPayloadBytes) throw new Reject('too_large');
-      let value: unknown;
-      try {
-        const text = decodeBody(
-          message.payload,
-          message.contentType,
-          this.options.maxInflatedBytes,
-        );
-        value = JSON.parse(text);
-      } catch (err) {
-        if (err instanceof PayloadError) throw new Reject(err.reason);
-        throw new Reject('bad_json');
-      }
-      const result = this.apply(site, node, stream, value, message.retain);
+      const result = this.apply(
+        site,
+        node,
+        stream,
+        this.decode(payload, contentType),
+        retained,
+        now,
+      );
       if (result !== 'pending') this.count(stream, result);
       return result;
     } catch (err) {
-      if (err instanceof Reject) return this.reject(err.reason, stream, message.topic);
+      if (err instanceof Reject) return this.reject(err.reason, stream, topic);
       throw err;
+    }
+  }
+
+  /** Inflates and parses a payload; throws Reject. */
+  private decode(payload: Buffer, contentType: string | undefined): unknown {
+    try {
+      return JSON.parse(decodeBody(payload, contentType, this.options.maxInflatedBytes));
+    } catch (err) {
+      if (err instanceof PayloadError) throw new Reject(err.reason);
+      throw new Reject('bad_json');
+    }
+  }
+
+  private enqueue(device: Device, message: IncomingMessage, now: number): void {
+    if (device.inbox.length >= MAX_INBOX) this.settle(device);
+    if (this.queuedMessages === 0) this.queuedSince = now;
+    // A copy: mqtt.js hands out a view of its socket read buffer, which it would keep alive.
+    const payload = Buffer.from(message.payload);
+    // lastSeen moves when the message is applied (at its arrival time): a message that turns
+    // out malformed does not count as hearing from the device, as on the immediate path.
+    device.inbox.push({ payload, contentType: message.contentType, at: now });
+    this.unsettled.add(device);
+    this.queuedMessages++;
+    this.queuedBytes += payload.length;
+    if (this.queuedBytes > MAX_QUEUED_BYTES || now - this.queuedSince >= SETTLE_MAX_DELAY_MS)
+      this.settleAll();
+    else this.settleTimer.poke();
+  }
+
+  /**
+   * Applies a device's queued telemetry as if each message had been applied when it came. Only
+   * the newest messages that decide what is shown are decoded: walking back from the newest, the
+   * walk stops at a live single-part message of a known schema (it replaces every value before
+   * it) once every schema the newer ones name is known; the older ones are counted superseded.
+   */
+  private settle(device: Device): void {
+    const inbox = device.inbox;
+    this.unsettled.delete(device);
+    if (inbox.length === 0) return;
+    device.inbox = [];
+    this.queuedMessages -= inbox.length;
+    for (const q of inbox) this.queuedBytes -= q.payload.length;
+    const decoded: unknown[] = new Array<unknown>(inbox.length);
+    const unknownSchemas = new Set<string>();
+    let from = inbox.length;
+    while (from > 0) {
+      const q = inbox[--from] as QueuedMessage;
+      let value: unknown;
+      try {
+        value = this.decode(q.payload, q.contentType);
+      } catch (err) {
+        if (!(err instanceof Reject)) throw err;
+        decoded[from] = err;
+        continue;
+      }
+      decoded[from] = value;
+      const t = parseTelemetry(value);
+      if (!t) continue;
+      const id = telemetrySchemaId(t);
+      if (t.schema) unknownSchemas.delete(id);
+      const known = device.schemas.get(id);
+      if (!known) {
+        if (!t.schema) unknownSchemas.add(id);
+        continue;
+      }
+      const replacesAll =
+        t.replay !== true && (t.parts ?? 1) === 1 && t.values.length === known.columns;
+      if (replacesAll && unknownSchemas.size === 0) break;
+    }
+    if (from > 0) this.count('telemetry', 'superseded', from);
+    const topic = `gpulse/v1/${device.site}/${device.node}/telemetry`;
+    for (let i = from; i < inbox.length; i++) {
+      const value = decoded[i];
+      try {
+        if (value instanceof Reject) throw value;
+        const at = (inbox[i] as QueuedMessage).at;
+        const result = this.apply(device.site, device.node, 'telemetry', value, false, at);
+        if (result !== 'pending') this.count('telemetry', result);
+      } catch (err) {
+        if (!(err instanceof Reject)) throw err;
+        this.reject(err.reason, 'telemetry', topic);
+      }
     }
   }
 
@@ -242,8 +412,8 @@ export class FleetState {
     stream: StreamName,
     value: unknown,
     retained: boolean,
-  ): IngestResult {
-    const now = this.options.clock.now();
+    now: number,
+  ): ApplyResult {
     switch (stream) {
       case 'status': {
         const status = parse(statusSchema, value);
@@ -270,7 +440,7 @@ export class FleetState {
         schema ??= fresh;
         if (schema && t.values.length !== schema.columns) throw new Reject('bad_shape');
         const device = existing ?? this.device(site, node, now);
-        device.lastSeen = now;
+        device.lastSeen = Math.max(device.lastSeen, now);
         if (fresh) {
           this.remember(device, fresh);
           this.resolvePending(device, now);
@@ -319,6 +489,7 @@ export class FleetState {
       site,
       node,
       lastSeen: seen,
+      inbox: [],
       online: undefined,
       session: 0,
       version: undefined,
@@ -403,7 +574,7 @@ export class FleetState {
     device: Device,
     t: TelemetryPayload,
     schema: CompiledSchema,
-  ): IngestResult {
+  ): 'applied' | 'stale' {
     if (t.values.length !== schema.columns) throw new Reject('bad_shape');
     const index = (t.part ?? 1) - 1;
     const parts = t.parts ?? 1;
@@ -494,6 +665,7 @@ export class FleetState {
 
   /** Forgets devices past their TTL and withdraws the series of silent ones. */
   sweep(): void {
+    this.settleAll();
     const now = this.options.clock.now();
     for (const [key, device] of this.devices) {
       if (now - device.lastSeen > this.options.deviceTtlMs) {
@@ -575,9 +747,9 @@ export class FleetState {
     return out.join('');
   }
 
-  private count(stream: StreamName, result: IngestResult): void {
+  private count(stream: StreamName, result: CountedResult, n = 1): void {
     const key = `${stream}\u0000${result}`;
-    this.messages.set(key, (this.messages.get(key) ?? 0) + 1);
+    this.messages.set(key, (this.messages.get(key) ?? 0) + n);
   }
 
   private reject(reason: RejectReason, stream: StreamName, topic: string): 'rejected' {

@@ -84,7 +84,9 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
   app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     const ready = connection?.subscribed ?? false;
-    return reply.code(ready ? 200 : 503).send({ ready, devices: fleet.size() });
+    return reply
+      .code(ready ? 200 : 503)
+      .send({ ready, devices: fleet.size(), queued: fleet.queued() });
   });
   app.get('/', async (_request, reply) => {
     void reply.header('content-type', 'text/plain; charset=utf-8');
@@ -135,9 +137,9 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
       });
       connection = conn;
       conn.onState((connected) => (fleet.brokerConnected = connected));
-      const ingest = (message: Parameters<FleetState['ingest']>[0]) => {
+      const ingest = (message: Parameters<FleetState['receive']>[0]) => {
         try {
-          fleet.ingest(message);
+          fleet.receive(message);
         } catch (err) {
           log.error({ topic: message.topic, err: errorMessage(err) }, 'fleet message failed');
         }
