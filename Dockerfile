@@ -36,8 +36,9 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json README.md ./
-# Edge launcher (`gpulse-edge`: the edge preset under small-heap Node flags).
-COPY scripts/gpulse-edge ./scripts/gpulse-edge
+# Launchers: `gpulse-edge` (the edge preset under small-heap Node flags) and `gpulse-gateway`
+# (the fleet gateway under a server's young generation).
+COPY scripts/gpulse-edge scripts/gpulse-gateway ./scripts/
 # Fixtures back `gpulse simulate`; real captures only, a few MB.
 COPY collectors ./collectors-src
 RUN mkdir -p collectors && for d in collectors-src/*/fixtures; do \

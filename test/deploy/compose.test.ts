@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { settings } from '../../agent/settings.js';
 import { gatewayFlags } from '../../edge/gateway/config.js';
-import { CLI, requireBuild } from '../helpers/cli.js';
+import { CLI, REPO_ROOT, requireBuild } from '../helpers/cli.js';
 import { describeWithTools } from '../helpers/tools.js';
 import { deployPath, loadDashboards } from './deploy-files.js';
 
@@ -19,6 +19,7 @@ interface Service {
   image?: string;
   build?: { context: string; dockerfile?: string };
   command?: string[];
+  entrypoint?: string[];
   environment?: Record<string, string>;
   volumes?: string[];
   ports?: string[];
@@ -97,12 +98,26 @@ describe('deploy/compose files', () => {
       base.services.gateway!,
       gpu.services.gpulse!,
     ]) {
-      const [command, ...args] = s.command!;
+      // The gateway runs through its launcher, which adds the subcommand.
+      const launcher = s.entrypoint?.[0] === '/app/scripts/gpulse-gateway';
+      const [command, ...args] = launcher ? ['gateway', ...s.command!] : s.command!;
       const r = spawnSync(process.execPath, [CLI, command!, '--help'], { encoding: 'utf8' });
       expect(r.stdout, s.command!.join(' ')).toMatch(new RegExp(`^Usage: gpulse ${command} `));
       for (const flag of args.filter((a) => a.startsWith('--')))
         expect(r.stdout, `${command} ${flag}`).toContain(`${flag} `);
     }
+  });
+
+  it('starts the gateway through the launcher the image ships', () => {
+    requireBuild();
+    expect(base.services.gateway!.entrypoint).toEqual(['/app/scripts/gpulse-gateway']);
+    expect(readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8')).toMatch(
+      /^COPY scripts\/gpulse-edge scripts\/gpulse-gateway \.\/scripts\/$/m,
+    );
+    const launcher = spawnSync(join(REPO_ROOT, 'scripts', 'gpulse-gateway'), ['--help'], {
+      encoding: 'utf8',
+    });
+    expect(launcher.stdout).toMatch(/^Usage: gpulse gateway /);
   });
 
   it('gives Prometheus the alert rules and the gpulse services as targets', () => {
