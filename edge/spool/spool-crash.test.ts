@@ -21,8 +21,13 @@ async function runAndKill(acks: number, spooled: Set<number>, consumed: Set<numb
   const exited = new Promise<NodeJS.Signals | null>((resolve) =>
     child.on('exit', (_code, signal) => resolve(signal)),
   );
+  // Every line is read, also those written between the decision to kill and the kill: a
+  // "consumed" line left unread there made its acknowledged (deleted) records look lost.
+  const lines = createInterface({ input: child.stdout });
+  const closed = new Promise<void>((resolve) => lines.on('close', resolve));
   let seen = 0;
-  for await (const line of createInterface({ input: child.stdout })) {
+  let killing = false;
+  lines.on('line', (line) => {
     const [kind, ...seqs] = line.split(' ');
     if (kind === 'spooled') {
       for (const s of seqs) spooled.add(Number(s));
@@ -30,13 +35,13 @@ async function runAndKill(acks: number, spooled: Set<number>, consumed: Set<numb
     } else if (kind === 'consumed') {
       for (const s of seqs) consumed.add(Number(s));
     }
-    if (seen >= acks) {
+    if (seen >= acks && !killing) {
+      killing = true;
       // A random delay so the kill lands anywhere: mid-write, mid-fsync, mid-delete.
-      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 15)));
-      child.kill('SIGKILL');
-      break;
+      setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * 15));
     }
-  }
+  });
+  await closed;
   const signal = await exited;
   expect(signal, `writer died on its own: ${stderr}`).toBe('SIGKILL');
 }
