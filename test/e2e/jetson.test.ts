@@ -143,9 +143,11 @@ describe('gpulse simulate on Jetson profiles', () => {
     expect(seriesValue(body, 'gpulse_gpu_memory_total_bytes', labels)).toBe(62801 * 1048576);
     expect(seriesValue(body, 'gpulse_gpu_clock_hz', { ...labels, clock: 'graphics' })).toBe(1301e6);
     expect(allSeries(body, 'gpulse_jetson_gpc_clock_hz')).toHaveLength(2);
-    expect(seriesValue(body, 'gpulse_power_rail_watts', { rail: 'VDD_GPU_SOC' })).toBeGreaterThan(
-      10,
-    );
+    // Between the board's idle (2.34 W, captured) and full-load (17.85 W) draw: a scrape in the dip
+    // reads as little as ~4 W, and a unit slip (mW as W) would read a thousand times more.
+    const rail = seriesValue(body, 'gpulse_power_rail_watts', { rail: 'VDD_GPU_SOC' });
+    expect(rail).toBeGreaterThanOrEqual(2.34);
+    expect(rail).toBeLessThanOrEqual(17.85);
     expect(seriesValue(body, 'gpulse_collector_up', { collector: 'tegrastats' })).toBe(1);
   }, 60_000);
 
