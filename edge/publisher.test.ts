@@ -168,7 +168,7 @@ describeWithTools('MqttConnection', [{ bin: 'mosquitto', pkg: 'mosquitto' }], ()
     expect(conn.protocol).toBe(4);
   });
 
-  it('asks MQTT.js for no pre-built number cache (6.3 MB of heap) and still publishes', async () => {
+  it('asks MQTT.js for no pre-built number cache (6.3 MB of heap) nor debug calls, and still publishes', async () => {
     const port = await freePort();
     const aedes = await startEmbeddedBroker({ host: '127.0.0.1', port }, silentLogger());
     cleanups.push(() => aedes.stop());
@@ -185,6 +185,11 @@ describeWithTools('MqttConnection', [{ bin: 'mosquitto', pkg: 'mosquitto' }], ()
     await eventually(() => conn.connected, 5000, 'connected');
     await conn.publish('gpulse/v1/s/n/events', '{"events":[]}', { qos: 1 });
     expect(seen.map((o) => o.writeCache)).toEqual([false]);
+    // Nor its `debug` logger (called a dozen times a packet) while DEBUG does not name mqttjs.
+    expect(process.env.DEBUG ?? '').not.toMatch(/mqttjs/);
+    const log = seen[0]!.log as ((...args: unknown[]) => void) & { namespace?: string };
+    expect(typeof log).toBe('function');
+    expect(log.namespace).toBeUndefined();
   });
 
   it('never logs the password, whether set alone or inside the URL', async () => {

@@ -80,11 +80,11 @@ export interface ConnectionOptions {
 const AUTH_REFUSED = new Set([4, 5, 0x86, 0x87, 0x8c]);
 // "Unacceptable protocol version" (3.1.1 return code 1) and 0x84 "Unsupported protocol version".
 const PROTOCOL_REFUSED = new Set([1, 0x84]);
-/** Stands in for mqtt.js's debug logger while DEBUG does not ask for it. */
-function ignoreDebug(): void {}
-
 /** A connection that lasted this long resets the backoff. */
 const STABLE_MS = 60_000;
+
+/** Stands in for mqtt.js's debug logger while DEBUG does not ask for it. */
+function ignoreDebug(): void {}
 
 interface InFlight {
   settled: boolean;

@@ -137,7 +137,7 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
       });
       connection = conn;
       conn.onState((connected) => (fleet.brokerConnected = connected));
-      const ingest = (message: Parameters<FleetState['receive']>[0]) => {
+      const receive = (message: Parameters<FleetState['receive']>[0]) => {
         try {
           fleet.receive(message);
         } catch (err) {
@@ -148,12 +148,12 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
         g.shareGroup ? sharedFilter(g.shareGroup, fleetFilter(stream)) : fleetFilter(stream);
       if (g.shareGroup && embedded)
         log.warn('the embedded broker has no shared subscriptions: shareGroup is ignored by it');
-      conn.subscribe(fleetFilter('status'), ingest);
+      conn.subscribe(fleetFilter('status'), receive);
       // Schemas in full too: a gateway of a share group may get values whose inline schema went
       // to another member; the retained copy fills the gap.
-      conn.subscribe(fleetFilter('schema'), ingest);
-      conn.subscribe(shared('telemetry'), ingest);
-      conn.subscribe(shared('events'), ingest);
+      conn.subscribe(fleetFilter('schema'), receive);
+      conn.subscribe(shared('telemetry'), receive);
+      conn.subscribe(shared('events'), receive);
       conn.start();
       sweep();
       let address: string;
