@@ -285,41 +285,13 @@ export class FleetState {
     }
     // Messages of a device take effect in the order they came.
     if (device && device.inbox.length > 0) this.settle(device);
-    return this.decodeAndApply(
-      site,
-      node,
-      stream,
-      message.payload,
-      message.contentType,
-      message.retain,
-      now,
-      message.topic,
-    );
-  }
-
-  private decodeAndApply(
-    site: string,
-    node: string,
-    stream: StreamName,
-    payload: Buffer,
-    contentType: string | undefined,
-    retained: boolean,
-    now: number,
-    topic: string,
-  ): IngestResult {
     try {
-      const result = this.apply(
-        site,
-        node,
-        stream,
-        this.decode(payload, contentType),
-        retained,
-        now,
-      );
+      const value = this.decode(message.payload, message.contentType);
+      const result = this.apply(site, node, stream, value, message.retain, now);
       if (result !== 'pending') this.count(stream, result);
       return result;
     } catch (err) {
-      if (err instanceof Reject) return this.reject(err.reason, stream, topic);
+      if (err instanceof Reject) return this.reject(err.reason, stream, message.topic);
       throw err;
     }
   }
@@ -363,21 +335,20 @@ export class FleetState {
     device.inbox = [];
     this.queuedMessages -= inbox.length;
     for (const q of inbox) this.queuedBytes -= q.payload.length;
-    const decoded: unknown[] = new Array<unknown>(inbox.length);
+    const decoded = new Array<TelemetryPayload | Reject>(inbox.length);
     const unknownSchemas = new Set<string>();
     let from = inbox.length;
     while (from > 0) {
       const q = inbox[--from] as QueuedMessage;
-      let value: unknown;
+      let t: TelemetryPayload | undefined;
       try {
-        value = this.decode(q.payload, q.contentType);
+        t = parseTelemetry(this.decode(q.payload, q.contentType));
       } catch (err) {
         if (!(err instanceof Reject)) throw err;
         decoded[from] = err;
         continue;
       }
-      decoded[from] = value;
-      const t = parseTelemetry(value);
+      decoded[from] = t ?? new Reject('bad_shape');
       if (!t) continue;
       const id = telemetrySchemaId(t);
       if (t.schema) unknownSchemas.delete(id);
@@ -393,11 +364,11 @@ export class FleetState {
     if (from > 0) this.count('telemetry', 'superseded', from);
     const topic = `gpulse/v1/${device.site}/${device.node}/telemetry`;
     for (let i = from; i < inbox.length; i++) {
-      const value = decoded[i];
+      const t = decoded[i] as TelemetryPayload | Reject;
       try {
-        if (value instanceof Reject) throw value;
+        if (t instanceof Reject) throw t;
         const at = (inbox[i] as QueuedMessage).at;
-        const result = this.apply(device.site, device.node, 'telemetry', value, false, at);
+        const result = this.applyTelemetryMessage(device.site, device.node, t, at);
         if (result !== 'pending') this.count('telemetry', result);
       } catch (err) {
         if (!(err instanceof Reject)) throw err;
@@ -432,25 +403,7 @@ export class FleetState {
       case 'telemetry': {
         const t = parseTelemetry(value);
         if (!t) throw new Reject('bad_shape');
-        const existing = this.devices.get(`${site}/${node}`);
-        const id = telemetrySchemaId(t);
-        let schema = existing?.schemas.get(id);
-        // Compiled before the device is created: a malformed message never adds a device.
-        const fresh = !schema && t.schema ? this.compile(site, node, t.schema) : undefined;
-        schema ??= fresh;
-        if (schema && t.values.length !== schema.columns) throw new Reject('bad_shape');
-        const device = existing ?? this.device(site, node, now);
-        device.lastSeen = Math.max(device.lastSeen, now);
-        if (fresh) {
-          this.remember(device, fresh);
-          this.resolvePending(device, now);
-        }
-        if (!schema) {
-          if (device.pending) this.dropPending(device);
-          device.pending = { t, at: now };
-          return 'pending';
-        }
-        return this.applyTelemetry(device, t, schema);
+        return this.applyTelemetryMessage(site, node, t, now);
       }
       case 'schema': {
         const message = parse(schemaMessageSchema, value);
@@ -478,6 +431,34 @@ export class FleetState {
         return 'applied';
       }
     }
+  }
+
+  /** Applies a telemetry message (shape already checked) that arrived at `now`. */
+  private applyTelemetryMessage(
+    site: string,
+    node: string,
+    t: TelemetryPayload,
+    now: number,
+  ): ApplyResult {
+    const existing = this.devices.get(`${site}/${node}`);
+    const id = telemetrySchemaId(t);
+    let schema = existing?.schemas.get(id);
+    // Compiled before the device is created: a malformed message never adds a device.
+    const fresh = !schema && t.schema ? this.compile(site, node, t.schema) : undefined;
+    schema ??= fresh;
+    if (schema && t.values.length !== schema.columns) throw new Reject('bad_shape');
+    const device = existing ?? this.device(site, node, now);
+    device.lastSeen = Math.max(device.lastSeen, now);
+    if (fresh) {
+      this.remember(device, fresh);
+      this.resolvePending(device, now);
+    }
+    if (!schema) {
+      if (device.pending) this.dropPending(device);
+      device.pending = { t, at: now };
+      return 'pending';
+    }
+    return this.applyTelemetry(device, t, schema);
   }
 
   private device(site: string, node: string, seen: number): Device {
