@@ -398,19 +398,6 @@ async function gatewayIngest(broker, series) {
     }
   };
   const devices = async () => (await readyz()).devices;
-  const counters = async () => {
-    const text = await (await fetch(`${gwUrl}/metrics`)).text();
-    const sum = (re) =>
-      text
-        .split('\n')
-        .filter((l) => re.test(l))
-        .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-    return {
-      applied: sum(/^gpulse_fleet_messages_total\{.*stream="telemetry".*result="applied"/),
-      superseded: sum(/^gpulse_fleet_messages_total\{.*stream="telemetry".*result="superseded"/),
-      other: sum(/^gpulse_fleet_messages_total\{.*stream="telemetry".*result="(stale|rejected)"/),
-    };
-  };
   await waitFor(
     async () => {
       if (gw.exitCode !== null) throw new Error(`gateway exited: ${gw.stderrTail()}`);
@@ -513,7 +500,7 @@ async function gatewayIngest(broker, series) {
     });
     const n = messages.length + 1;
 
-    const subBefore = subLines.count;
+    const before = subLines.count;
     let t0 = performance.now();
     sub.kill('SIGCONT');
     await waitFor(
@@ -521,9 +508,9 @@ async function gatewayIngest(broker, series) {
       120_000,
       'mosquitto_sub to drain',
     );
-    const subRate = (subLines.count - subBefore) / ((subLines.at - t0) / 1000);
-    if (subLines.count - subBefore !== n)
-      throw new Error(`mosquitto_sub got ${subLines.count - subBefore} messages, expected ${n}`);
+    const subRate = (subLines.count - before) / ((subLines.at - t0) / 1000);
+    if (subLines.count - before !== n)
+      throw new Error(`mosquitto_sub got ${subLines.count - before} messages, expected ${n}`);
 
     const cpu0 = cpuSeconds(gw.pid);
     t0 = performance.now();
@@ -546,7 +533,17 @@ async function gatewayIngest(broker, series) {
 
   // Counted once at the end: a scrape renders every device (~20 MB of text), and its garbage would
   // be collected during the next run.
-  const { applied, other: notApplied, superseded } = await counters();
+  const metrics = await (await fetch(`${gwUrl}/metrics`)).text();
+  const counter = (re) =>
+    metrics
+      .split('\n')
+      .filter((l) => re.test(l))
+      .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  const telemetry = (result) =>
+    counter(new RegExp(`^gpulse_fleet_messages_total\\{.*stream="telemetry".*result="${result}"`));
+  const applied = telemetry('applied');
+  const superseded = telemetry('superseded');
+  const notApplied = telemetry('(stale|rejected)');
   const expected = DEVICES + RUNS * (ROUNDS * DEVICES + 1);
   if (applied + notApplied + superseded !== expected)
     throw new Error(
