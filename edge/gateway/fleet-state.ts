@@ -18,7 +18,7 @@ import {
   schemaSchema,
   statusSchema,
 } from '../../exporters/mqtt/payload-schemas.js';
-import { parseStreamTopic, type StreamName } from '../../exporters/mqtt/topics.js';
+import { parseStreamTopic, streamTopic, type StreamName } from '../../exporters/mqtt/topics.js';
 import type { IncomingMessage } from '../delivery.js';
 import { familyText, formatLabels, formatValue, sampleLine } from './exposition.js';
 
@@ -362,7 +362,7 @@ export class FleetState {
       if (replacesAll && unknownSchemas.size === 0) break;
     }
     if (from > 0) this.count('telemetry', 'superseded', from);
-    const topic = `gpulse/v1/${device.site}/${device.node}/telemetry`;
+    const topic = streamTopic(device, 'telemetry');
     for (let i = from; i < inbox.length; i++) {
       const t = decoded[i] as TelemetryPayload | Reject;
       try {
@@ -601,13 +601,13 @@ export class FleetState {
       this.count('telemetry', this.applyTelemetry(device, pending.t, schema));
     } catch (err) {
       if (!(err instanceof Reject)) throw err;
-      this.reject(err.reason, 'telemetry', `gpulse/v1/${device.site}/${device.node}/telemetry`);
+      this.reject(err.reason, 'telemetry', streamTopic(device, 'telemetry'));
     }
   }
 
   private dropPending(device: Device): void {
     device.pending = undefined;
-    this.reject('unknown_schema', 'telemetry', `gpulse/v1/${device.site}/${device.node}/telemetry`);
+    this.reject('unknown_schema', 'telemetry', streamTopic(device, 'telemetry'));
   }
 
   /** Exposition lines of a device per family, from the latest values of its parts. */
