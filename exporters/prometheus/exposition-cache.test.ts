@@ -127,6 +127,43 @@ describe('ExpositionCache', () => {
     expect(sampleLines(text(b))[0]).toBe('gpulse_gpu_utilization_ratio{gpu="0",uuid="GPU-0"} 0.3');
   });
 
+  it('keeps answering from the previous body when a snapshot arrives during a render', async () => {
+    const { store, cache } = setup();
+    store.ok('nvidia-smi', gpus(1, 0.1));
+    const v1 = await cache.get('prometheus', false);
+    store.ok('nvidia-smi', gpus(1, 0.2));
+    const rendering2 = cache.get('prometheus', false);
+    store.ok('nvidia-smi', gpus(1, 0.3));
+    // Snapshot 3 is current, 2 is rendering: nobody waits, nothing renders twice at once.
+    expect(cache.get('prometheus', false)).toBe(v1);
+    const v2 = await rendering2;
+    expect(sampleLines(text(v2))[0]).toBe('gpulse_gpu_utilization_ratio{gpu="0",uuid="GPU-0"} 0.2');
+    // The next scrape renders snapshot 3 and waits for it; the ones during it get snapshot 2.
+    const rendering3 = cache.get('prometheus', false);
+    expect(rendering3).toBeInstanceOf(Promise);
+    expect(cache.get('prometheus', false)).toBe(v2);
+    const v3 = await rendering3;
+    expect(v3.version).toBe(v2.version + 1);
+    expect(sampleLines(text(v3))[0]).toBe('gpulse_gpu_utilization_ratio{gpu="0",uuid="GPU-0"} 0.3');
+  });
+
+  it('a scrape with only an old body waits through a render of an older snapshot for the current one', async () => {
+    const { store, cache } = setup();
+    store.ok('nvidia-smi', gpus(1, 0.1));
+    const v1 = await cache.get('prometheus', false);
+    store.ok('nvidia-smi', gpus(1, 0.2));
+    store.current();
+    store.ok('nvidia-smi', gpus(1, 0.3));
+    const rendering3 = cache.get('prometheus', false);
+    store.ok('nvidia-smi', gpus(1, 0.4));
+    const late = cache.get('prometheus', false);
+    expect(late).toBeInstanceOf(Promise);
+    expect((await rendering3).version).toBe(v1.version + 2);
+    const v4 = await late;
+    expect(v4.version).toBe(v1.version + 3);
+    expect(sampleLines(text(v4))[0]).toBe('gpulse_gpu_utilization_ratio{gpu="0",uuid="GPU-0"} 0.4');
+  });
+
   it('serves gzip of exactly the plain bytes of the same snapshot, in both formats', async () => {
     const { store, cache } = setup();
     store.ok('nvidia-smi', gpus(8, 0.5));

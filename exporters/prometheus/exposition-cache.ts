@@ -60,12 +60,13 @@ interface Job<T> {
  * snapshot, and serves every later scrape of it from memory (gzip too): a scrape never waits on a
  * collector, a child process or the GPU, and an agent nobody scrapes spends nothing on rendering.
  *
- * A render runs in slices between which the event loop answers other scrapes. A scrape that
- * arrives while the current snapshot is being rendered gets the complete body of the snapshot
- * just before it (never a partial one); one whose newest complete body is older than that waits
- * for the render. So a body is at most one snapshot behind, and only for as long as a render
- * takes; once a render completes, no scrape gets an older body. The lines of a snapshot are
- * formatted once and printed in both formats, so text and OpenMetrics carry the same samples.
+ * A render runs in slices between which the event loop answers other scrapes, and renders of
+ * one format and encoding run one at a time. While one runs, scrapes get the complete body
+ * rendered just before it (never a partial one) if that body is of the snapshot right before the
+ * one being rendered, as it is under steady scraping; a scrape whose newest body is older than
+ * that waits for the render. So a body served is at most one render behind, for as long as a
+ * render takes; a scrape after a render completes never gets an older body. The lines of a
+ * snapshot are formatted once and printed in both formats, so text and OpenMetrics agree.
  */
 export class ExpositionCache {
   /** The newest complete body of each variant. */
@@ -106,11 +107,12 @@ export class ExpositionCache {
     const done = this.done.get(variant);
     if (done?.version === snapshot.version) return done;
     const job = this.jobs.get(variant);
-    if (job?.version === snapshot.version) {
-      // Snapshot versions count up by one: the previous complete body is of the snapshot before.
-      return done?.version === snapshot.version - 1 ? done : job.promise;
-    }
-    return this.render(variant, snapshot).promise;
+    if (!job) return this.render(variant, snapshot).promise;
+    // Snapshot versions count up by one: this body is of the snapshot before the one rendering.
+    if (done && done.version >= job.version - 1) return done;
+    if (job.version === snapshot.version) return job.promise;
+    // Rendering an older snapshot (a newer one came during the render): wait, then ask again.
+    return job.promise.then(() => this.get(format, acceptGzip));
   }
 
   private render(variant: Variant, snapshot: Snapshot): Job<RenderedBody> {
