@@ -80,6 +80,7 @@ export function wrk(url, connections, seconds, threads = 2, headers = {}) {
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
   const pct = (p) => {
+    if (!(requests > 0)) return NaN; // wrk prints zeros when nothing completed
     const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
     if (!m) return NaN;
     const v = Number(m[1]);
