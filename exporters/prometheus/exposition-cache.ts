@@ -162,13 +162,13 @@ export class ExpositionCache {
     }
     const families = await this.linesOf(snapshot);
     const slices = new Slices(this.options.sliceMs ?? SLICE_MS);
-    const parts: string[] = [];
+    const parts: Buffer[] = [];
     for (const family of families) {
-      parts.push(printFamily(family, format));
+      parts.push(...printFamily(family, format));
       await slices.next();
     }
     if (format === 'openmetrics') parts.push(EOF);
-    return Buffer.from(parts.join(''), 'utf8');
+    return Buffer.concat(parts);
   }
 
   private plainBody(
@@ -202,7 +202,7 @@ export class ExpositionCache {
     let count = 0;
     for (const sample of snapshotSamples(snapshot, this.options.version)) {
       families.add(sample);
-      // A sample costs about as much as a look at the clock: look every few.
+      // A look at the clock costs about as much as formatting a sample: look every few.
       if (++count % SAMPLES_PER_CHECK === 0) await slices.next();
     }
     if (this.processMetrics) {

@@ -290,8 +290,8 @@ describe('FamilyLines.addForeign', () => {
     families.addForeign({ name: temp.name, help: 'x', type: 'gauge', values: [{ value: 1 }] });
     families.addForeign({ name: 'nodejs_no_samples', help: 'x', type: 'histogram', values: [] });
 
-    const text = renderFamilies(families.list(), 'prometheus');
-    const om = renderFamilies(families.list(), 'openmetrics');
+    const text = renderFamilies(families.list(), 'prometheus').toString();
+    const om = renderFamilies(families.list(), 'openmetrics').toString();
     expect(text.split('\n')).toEqual([
       '# HELP gpulse_gpu_temperature_celsius GPU core temperature.',
       '# TYPE gpulse_gpu_temperature_celsius gauge',

@@ -38,12 +38,19 @@ export interface LineFamily {
   readonly name: string;
   readonly help: string;
   readonly type: FamilyType;
-  /** Sample lines without their newline: the same text in both formats. */
-  readonly lines: readonly string[];
+  /**
+   * Its sample lines, each ending in a newline: the same bytes in both formats, empty without
+   * samples. Bytes rather than strings because they are kept until the next snapshot: outside
+   * the JavaScript heap they are not copied by each young-generation GC and promoted.
+   */
+  readonly samples: Buffer;
 }
 
 /** A family being filled. */
-interface OpenFamily extends LineFamily {
+interface OpenFamily {
+  readonly name: string;
+  readonly help: string;
+  readonly type: FamilyType;
   /** The gpulse declaration (none for a foreign family), to refuse a conflicting second one. */
   readonly desc?: MetricDesc;
   readonly lines: string[];
@@ -135,35 +142,41 @@ export class FamilyLines {
   }
 
   /** The families in the order they were first seen. */
-  list(): readonly LineFamily[] {
-    return [...this.families.values()];
+  list(): LineFamily[] {
+    return [...this.families.values()].map(({ name, help, type, lines }) => ({
+      name,
+      help,
+      type,
+      samples: Buffer.from(lines.length === 0 ? '' : `${lines.join('\n')}\n`, 'utf8'),
+    }));
   }
 }
 
 /** The line that ends an OpenMetrics exposition. */
-export const EOF = '# EOF\n';
+export const EOF = Buffer.from('# EOF\n', 'utf8');
 
 /**
  * Prints families in the Prometheus text format (0.0.4) or OpenMetrics 1.0 (see
  * {@link printFamily}; OpenMetrics ends with `# EOF`).
  */
-export function renderFamilies(families: readonly LineFamily[], format: ExpositionFormat): string {
-  const parts = families.map((f) => printFamily(f, format));
+export function renderFamilies(families: readonly LineFamily[], format: ExpositionFormat): Buffer {
+  const parts = families.flatMap((f) => printFamily(f, format));
   if (format === 'openmetrics') parts.push(EOF);
-  return parts.join('');
+  return Buffer.concat(parts);
 }
 
 /**
- * One family's HELP, TYPE and sample lines. A family without samples prints nothing: a TYPE line
- * alone (prom-client's GC histogram before the first GC) tells a reader nothing.
+ * One family's HELP and TYPE lines and its samples. A family without samples prints nothing: a
+ * TYPE line alone (prom-client's GC histogram before the first GC) tells a reader nothing.
  */
-export function printFamily(family: LineFamily, format: ExpositionFormat): string {
-  const { name, help, type, lines } = family;
-  if (lines.length === 0) return '';
+export function printFamily(family: LineFamily, format: ExpositionFormat): Buffer[] {
+  const { name, help, type, samples } = family;
+  if (samples.length === 0) return [];
   // OpenMetrics names a counter family without its _total suffix; its samples keep it.
   const familyName =
     format === 'openmetrics' && type === 'counter' ? name.replace(/_total$/, '') : name;
-  return `# HELP ${familyName} ${escapeHelp(help)}\n# TYPE ${familyName} ${type}\n${lines.join('\n')}\n`;
+  const header = `# HELP ${familyName} ${escapeHelp(help)}\n# TYPE ${familyName} ${type}\n`;
+  return [Buffer.from(header, 'utf8'), samples];
 }
 
 /**
@@ -181,7 +194,7 @@ export function renderSamples(
 ): string {
   const families = new FamilyLines(onProblem);
   for (const s of samples) families.add(s);
-  return renderFamilies(families.list(), format);
+  return renderFamilies(families.list(), format).toString('utf8');
 }
 
 function formatLabels(
