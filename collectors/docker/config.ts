@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { zCollectorMode, zDuration, zInt } from '../../agent/config-schema.js';
+import { zCollectorMode, zDuration, zInt, zInterval, zTimeout } from '../../agent/config-schema.js';
 
 /** Settings of the docker collector (config key `collectors.docker`). */
 export const dockerConfigSchema = z
@@ -12,9 +12,9 @@ export const dockerConfigSchema = z
      */
     socket: z.string().min(1).optional(),
     /** How often containers and their resource usage are read. */
-    interval: zDuration({ min: 1000 }).default(10_000),
+    interval: zInterval(1000).default(10_000),
     /** Limit of one Engine API request. */
-    timeout: zDuration({ min: 100 }).default(5000),
+    timeout: zTimeout().default(5000),
     /**
      * Where per-container CPU/memory/network/block I/O/PIDs come from. cgroup: the container's
      * cgroup files (v1 or v2) and /proc/<pid>/net/dev, no daemon work; api: one-shot stats calls;

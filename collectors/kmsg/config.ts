@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { zCollectorMode, zDuration } from '../../agent/config-schema.js';
+import { zCollectorMode, zInterval, zTimeout } from '../../agent/config-schema.js';
 
 /** Settings of the kernel log collector (config key `collectors.kmsg`). */
 export const kmsgConfigSchema = z
@@ -9,9 +9,9 @@ export const kmsgConfigSchema = z
     /** `/dev/kmsg`, or a regular file in kmsg record format that something appends to. */
     path: z.string().min(1).default('/dev/kmsg'),
     /** How often new records are read. */
-    interval: zDuration({ min: 100 }).default(1000),
+    interval: zInterval(100).default(1000),
     /** Limit for one read. */
-    timeout: zDuration({ min: 100 }).default(10_000),
+    timeout: zTimeout().default(10_000),
   })
   .strict();
 
