@@ -27,6 +27,11 @@ export const dockerConfigSchema = z
     retention: zDuration().default(300_000),
     /** Inspect requests in flight at once (one-shot stats go all at once: dockerd batches them). */
     concurrency: zInt({ min: 1, max: 64 }).default(8),
+    /**
+     * GPU requests reported per container (`gpulse_container_gpu_request_info` series); further
+     * ones are dropped and counted (gpulse_docker_gpu_requests_dropped).
+     */
+    maxGpuRequests: zInt({ min: 1, max: 10_000 }).default(64),
   })
   .strict();
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { zCollectorMode, zInterval, zTimeout } from '../../agent/config-schema.js';
+import { zCollectorMode, zInt, zInterval, zTimeout } from '../../agent/config-schema.js';
 
 /** Settings of the kernel log collector (config key `collectors.kmsg`). */
 export const kmsgConfigSchema = z
@@ -12,6 +12,11 @@ export const kmsgConfigSchema = z
     interval: zInterval(100).default(1000),
     /** Limit for one read. */
     timeout: zTimeout().default(10_000),
+    /**
+     * Distinct (GPU, Xid) pairs counted at most; Xids of further pairs are dropped and counted
+     * (gpulse_kmsg_xids_dropped_total). A real host has a few GPUs and a handful of Xid codes.
+     */
+    maxXidSeries: zInt({ min: 1, max: 100_000 }).default(512),
   })
   .strict();
 
