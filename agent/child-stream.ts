@@ -58,7 +58,8 @@ export interface ChildStreamOptions {
   readonly stallMs: number;
   /**
    * Allowance for the first line after a start (default: the larger of stallMs and 15 s):
-   * nvidia-smi takes seconds to initialise NVML on big machines, which is not a hang.
+   * nvidia-smi takes seconds to initialise NVML on big machines, which is not a hang. From the
+   * first line on, `stallMs` applies.
    */
   readonly startupGraceMs?: number;
   // Returning nothing means `accepted`: a consumer that does not judge its lines keeps the old behaviour.
@@ -224,7 +225,8 @@ export class ChildStream {
   }
 
   private take(line: string): void {
-    this.linesThisRun++;
+    // The first line, whatever it says, ends the start-up grace: the tool is up and talking.
+    if (this.linesThisRun++ === 0) this.armStall();
     const verdict = this.options.onLine(line) ?? 'accepted';
     switch (verdict) {
       case 'accepted':

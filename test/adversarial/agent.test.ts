@@ -226,7 +226,9 @@ describeWithTools(
         }),
       ]);
 
-      // The kernel log: a real Xid, 20,000 made-up distinct ones, the real one again.
+      // The kernel log: a real Xid, 20,000 made-up distinct ones, the real one again; appended
+      // after the first read (what is there at the first read is history, not counted).
+      await kernel.waitForMetrics((b) => b.includes('gpulse_kmsg_following{'), 60_000);
       let flood = `${XID_79}\n`;
       for (let i = 0; i < 20_000; i++) {
         const bus = `${(i & 0xff).toString(16)}:${((i >> 8) & 0x1f).toString(16)}`;
@@ -288,7 +290,7 @@ describeWithTools(
       stallRuns = runsIn(stallPids);
       hung = await hungRun;
       configs = await configRuns;
-    }, 120_000);
+    }, 180_000);
 
     afterAll(async () => {
       await Promise.all(agents.map((a) => a.stop()));
