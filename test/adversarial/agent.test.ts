@@ -202,6 +202,8 @@ describeWithTools(
           GPULSE_NVIDIA_SMI: hostileExtras,
           GPULSE_NVIDIA_SMI_XML_INTERVAL: '1s',
           GPULSE_SIM_PROFILE: 'h100',
+          // The heap an edge device gives the agent: unbounded, the documents ran out of it.
+          NODE_OPTIONS: '--max-old-space-size=64',
         }),
         start(['run', '--interval', '1s'], {
           GPULSE_NVIDIA_SMI: garbageSmi,
@@ -306,7 +308,7 @@ describeWithTools(
       }
     });
 
-    it('-q -x printing endless 900 KB lines: documents dropped at 16 MiB and counted; GPU values stay', () => {
+    it('-q -x printing endless 900 KB lines under a 64 MB heap: documents dropped at 16 MiB and counted; GPU values stay', () => {
       const { body } = seen.extras;
       expect(seriesValue(body, 'gpulse_collector_up', { collector: 'nvidia-smi' })).toBe(1);
       expect(allSeries(body, 'gpulse_gpu_info')).toHaveLength(1);
