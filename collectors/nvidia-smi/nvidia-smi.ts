@@ -8,10 +8,16 @@ import { CommandError, runCommand, type SpawnFn } from '../../agent/process.js';
 import { attributeProcesses, ProcessContainers } from '../../agent/process-containers.js';
 import { QuietTimer } from '../../agent/quiet-timer.js';
 import type { StreamSink, StreamingCollector } from '../../agent/types.js';
-import { gpuReadingSamples } from '../gpu-series.js';
+import { gpuReadingSamples, lostGpuSamples } from '../gpu-series.js';
 import type { NvidiaSmiConfig } from './config.js';
 import { classifyExit, notFoundMessage } from './exit-codes.js';
 import { isIntegratedGpuName } from './integrated.js';
+import {
+  LostGpuTracker,
+  parseDeviceHandleError,
+  type DeviceHandleError,
+  type PlacedHandleError,
+} from './lost-gpu.js';
 import { mergeXmlExtras, type XmlExtras } from './merge.js';
 import {
   COMPUTE_APPS_FIELDS,
@@ -77,6 +83,9 @@ class NvidiaSmiCollector implements StreamingCollector {
   private streams = new Map<StreamName, ChildStream>();
   private fields: string[] = [];
   private block: GpuReading[] = [];
+  /** Handle errors of the current block: GPUs nvidia-smi could not open. */
+  private handles: PlacedHandleError[] = [];
+  private readonly lostGpus = new LostGpuTracker();
   private blockStartedAt = 0;
   private readonly blockQuiet: QuietTimer;
   private appsBlock: GpuProcess[] = [];
@@ -249,6 +258,8 @@ class NvidiaSmiCollector implements StreamingCollector {
   }
 
   private onPmonLine(line: string): void {
+    // pmon names a GPU it could not open before its header; the query-gpu stream reports it.
+    if (parseDeviceHandleError(line)) return;
     if (!this.pmon.push(line)) {
       this.reject('pmon', line);
       return;
@@ -279,6 +290,11 @@ class NvidiaSmiCollector implements StreamingCollector {
 
   private onGpuLine(line: string): void {
     if (line.trim() === '') return;
+    const handle = parseDeviceHandleError(line);
+    if (handle) {
+      this.onHandleError(handle);
+      return;
+    }
     const cells = splitCsvLine(line);
     // Drivers without an `index` field (very old ones) list GPUs in index order: use the position.
     let reading = parseQueryGpuRow(cells, this.fields, this.block.length);
@@ -293,13 +309,27 @@ class NvidiaSmiCollector implements StreamingCollector {
       this.flushBlock();
       reading = parseQueryGpuRow(cells, this.fields, 0) ?? reading;
     }
-    if (this.block.length === 0) this.blockStartedAt = this.clock.now();
+    if (this.block.length === 0 && this.handles.length === 0)
+      this.blockStartedAt = this.clock.now();
     this.block.push(reading);
+    this.blockQuiet.poke();
+  }
+
+  /** A GPU nvidia-smi could not open, printed in its row's place: part of the block, not garbage. */
+  private onHandleError(handle: DeviceHandleError): void {
+    const same = (h: PlacedHandleError) =>
+      h.pciBusId === handle.pciBusId && h.index === handle.index;
+    if (this.handles.some(same)) this.flushBlock();
+    if (this.block.length === 0 && this.handles.length === 0)
+      this.blockStartedAt = this.clock.now();
+    this.handles.push({ ...handle, position: this.block.length + this.handles.length });
     this.blockQuiet.poke();
   }
 
   private onAppsLine(line: string): void {
     if (line.trim() === '' || /no running processes/i.test(line)) return;
+    // A lost GPU's line where its processes would be: they are gone with it.
+    if (parseDeviceHandleError(line)) return;
     const proc = parseComputeAppsRow(splitCsvLine(line), COMPUTE_APPS_FIELDS);
     if (!proc) {
       this.reject('compute-apps', line);
@@ -361,15 +391,18 @@ class NvidiaSmiCollector implements StreamingCollector {
 
   private flushBlock(): void {
     this.blockQuiet.cancel();
-    if (this.block.length === 0 || this.stopped || this.stoodDown) return;
+    if ((this.block.length === 0 && this.handles.length === 0) || this.stopped || this.stoodDown)
+      return;
     const block = this.block;
+    const handles = this.handles;
     this.block = [];
+    this.handles = [];
     // An integrated Jetson GPU reports nearly nothing here; the tegrastats collector owns it,
     // so it never appears twice (once per collector) or as a GPU without values.
     const integrated = block.filter((g) => isIntegratedGpuName(g.name));
     const readings = block.filter((g) => !isIntegratedGpuName(g.name));
     if (integrated.length > 0) {
-      if (readings.length === 0) {
+      if (readings.length === 0 && handles.length === 0) {
         this.standDown(integrated.map((g) => g.name ?? '').join(', '));
         return;
       }
@@ -382,6 +415,7 @@ class NvidiaSmiCollector implements StreamingCollector {
       }
     }
     const now = this.clock.now();
+    const lost = this.lostGpus.update(block, handles, now);
     // The apps stream is silent when no process holds GPU memory: silence means "none".
     if (now - this.lastAppsAt > 2.5 * this.config.interval) this.processes = [];
     this.startPmon();
@@ -398,8 +432,13 @@ class NvidiaSmiCollector implements StreamingCollector {
     if (now - this.lastPmonAt > 2.5 * pmonSeconds * 1000) this.utilization = [];
     this.sink?.ok(
       {
-        samples: gpuReadingSamples(gpus),
-        facts: { gpus, gpuProcesses: processes, gpuProcessUtilization: this.utilization },
+        samples: [...gpuReadingSamples(gpus), ...lostGpuSamples(lost)],
+        facts: {
+          gpus,
+          lostGpus: lost,
+          gpuProcesses: processes,
+          gpuProcessUtilization: this.utilization,
+        },
       },
       Math.max(0, now - this.blockStartedAt),
     );
@@ -430,7 +469,19 @@ class NvidiaSmiCollector implements StreamingCollector {
     if (this.stopped || this.stoodDown) return;
     const binary = this.config.binary;
     if (name === 'query-gpu') {
+      // What it printed before it ended is a block like any other (a lost GPU's line included).
+      this.flushBlock();
       this.block = [];
+      this.handles = [];
+      if (exit.kind === 'exit' && exit.code !== 0 && this.lostGpus.current().length > 0) {
+        // nvidia-smi ends with NVML's error for a GPU it cannot open, after the others' rows:
+        // the lost GPU is reported as such, the others keep their values until the restart.
+        this.sink?.countError(
+          `query-gpu_${classifyExit(binary, exit.code, exit.signal, '').reason}`,
+        );
+        this.log?.debug({ code: exit.code }, 'nvidia-smi ended after a lost GPU; restarting');
+        return;
+      }
       let failure;
       if (exit.kind === 'spawn_error') {
         failure =
