@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { compatSamples, type CompatGpu } from '../../collectors/dcgm/compat.js';
-import { gpuReadingSamples } from '../../collectors/gpu-series.js';
+import { gpuReadingSamples, lostGpuSamples } from '../../collectors/gpu-series.js';
 import { normalizePciBusId } from '../../collectors/xid.js';
 import type { AgentContext, Component } from '../component.js';
 import type { AgentConfig } from '../config.js';
@@ -14,6 +14,7 @@ import { errorMessage } from '../errors.js';
 import type { Deriver, Sample, Snapshot } from '../types.js';
 import { attributionsByGpu, gpuViews, servedViews, type GpuView } from './gpu-views.js';
 import { gpusJson } from './gpus-api.js';
+import { LostGpuEvents } from './lost.js';
 import { ThrottleTracker } from './throttle.js';
 import { XidTracker } from './xids.js';
 
@@ -32,6 +33,7 @@ interface CompatCacheEntry extends CompatGpu {
 export class GpuHealth {
   readonly throttle = new ThrottleTracker();
   readonly xids = new XidTracker();
+  readonly lost = new LostGpuEvents();
   private views: GpuView[] = [];
   private compatCache = new Map<string, CompatCacheEntry>();
   /** Collectors that report `gpus` facts; nvidia-smi counts as one before its first result. */
@@ -52,13 +54,19 @@ export class GpuHealth {
     this.snapshot = snapshot;
     this.throttle.update(views);
     this.xids.update(snapshot, views);
+    this.lost.update(views, snapshot.takenAt);
     const served = servedViews(snapshot, views, this.gpuSources);
     const out: Sample[] = [];
     // A GPU only DCGM reports still gets the standard series (utilization, memory, power ...).
     out.push(
       ...gpuReadingSamples(
-        served.filter((v) => v.sources.every((s) => s === 'dcgm')).map((v) => v.reading),
+        served.filter((v) => !v.lost && v.sources.every((s) => s === 'dcgm')).map((v) => v.reading),
       ),
+    );
+    // A lost GPU: up 0 and its info, under the identity every surface uses for it (DCGM's
+    // where the source that lists it lost could not name it).
+    out.push(
+      ...lostGpuSamples(served.flatMap((v) => (v.lost ? [{ reading: v.reading, ...v.lost }] : []))),
     );
     out.push(...this.throttle.samples(served));
     out.push(...this.xids.samples());
@@ -107,9 +115,11 @@ export class GpuHealth {
 
   /** Events produced by the last snapshots, oldest first. */
   drainEvents() {
-    return [...this.xids.drainEvents(), ...this.throttle.drainEvents()].sort(
-      (a, b) => (a.ts ?? 0) - (b.ts ?? 0),
-    );
+    return [
+      ...this.xids.drainEvents(),
+      ...this.throttle.drainEvents(),
+      ...this.lost.drainEvents(),
+    ].sort((a, b) => (a.ts ?? 0) - (b.ts ?? 0));
   }
 }
 

@@ -8,7 +8,7 @@ import { CommandError, runCommand, type SpawnFn } from '../../agent/process.js';
 import { attributeProcesses, ProcessContainers } from '../../agent/process-containers.js';
 import { QuietTimer } from '../../agent/quiet-timer.js';
 import type { StreamSink, StreamingCollector } from '../../agent/types.js';
-import { gpuReadingSamples, lostGpuSamples } from '../gpu-series.js';
+import { gpuReadingSamples } from '../gpu-series.js';
 import type { NvidiaSmiConfig } from './config.js';
 import { classifyExit, notFoundMessage } from './exit-codes.js';
 import { isIntegratedGpuName } from './integrated.js';
@@ -73,6 +73,8 @@ export function createNvidiaSmiCollector(
 
 // Lines of one -lms tick arrive within milliseconds; a block is complete after this quiet time.
 const BLOCK_QUIET_MS = 40;
+/** Longest wait for the first -q -x document before the info series goes out without it. */
+const IDENTITY_WAIT_MS = 30_000;
 
 class NvidiaSmiCollector implements StreamingCollector {
   readonly kind = 'streaming';
@@ -86,6 +88,12 @@ class NvidiaSmiCollector implements StreamingCollector {
   /** Handle errors of the current block: GPUs nvidia-smi could not open. */
   private handles: PlacedHandleError[] = [];
   private readonly lostGpus = new LostGpuTracker();
+  /**
+   * Whether the identity is complete: the CUDA version comes only with the slower -q -x
+   * document, and an info series whose labels change seconds after start is two series.
+   */
+  private identityComplete = false;
+  private firstBlockAt: number | undefined;
   private blockStartedAt = 0;
   private readonly blockQuiet: QuietTimer;
   private appsBlock: GpuProcess[] = [];
@@ -115,6 +123,8 @@ class NvidiaSmiCollector implements StreamingCollector {
     private readonly deps: NvidiaSmiDeps,
   ) {
     this.clock = deps.clock ?? systemClock;
+    // Without -q -x nothing will complete the identity: the CSV has all there is.
+    this.identityComplete = config.xmlInterval <= 0;
     this.blockQuiet = new QuietTimer(this.clock, BLOCK_QUIET_MS, () => this.flushBlock());
     this.appsQuiet = new QuietTimer(this.clock, BLOCK_QUIET_MS, () => this.flushApps());
     // The last sample of a pmon burst has no successor to end it: a quiet moment does.
@@ -368,6 +378,7 @@ class NvidiaSmiCollector implements StreamingCollector {
         'nvidia-smi -q -x output did not parse; CSV values still served',
       );
     }
+    this.identityComplete = true;
   }
 
   private reject(stream: StreamName, line: string): void {
@@ -415,11 +426,12 @@ class NvidiaSmiCollector implements StreamingCollector {
       }
     }
     const now = this.clock.now();
-    const lost = this.lostGpus.update(block, handles, now);
     // The apps stream is silent when no process holds GPU memory: silence means "none".
     if (now - this.lastAppsAt > 2.5 * this.config.interval) this.processes = [];
     this.startPmon();
     const gpus = mergeXmlExtras(readings, this.xmlExtras);
+    // Identities as merged (the CUDA version comes from -q -x), so a lost GPU keeps all of it.
+    const lost = this.lostGpus.update([...gpus, ...integrated], handles, now);
     const byUuid = new Map(gpus.map((g) => [g.uuid, g.index]));
     const left = new Set(integrated.map((g) => g.uuid));
     const processes = this.processes
@@ -429,10 +441,14 @@ class NvidiaSmiCollector implements StreamingCollector {
         gpuIndex: p.gpuIndex ?? byUuid.get(p.gpuUuid),
       }));
     const pmonSeconds = Math.min(10, Math.max(1, Math.round(this.config.interval / 1000)));
+    this.firstBlockAt ??= now;
+    // A -q -x that takes longer than this (a hung driver) does not hold the info series forever.
+    if (now - this.firstBlockAt >= IDENTITY_WAIT_MS) this.identityComplete = true;
     if (now - this.lastPmonAt > 2.5 * pmonSeconds * 1000) this.utilization = [];
     this.sink?.ok(
       {
-        samples: [...gpuReadingSamples(gpus), ...lostGpuSamples(lost)],
+        // A lost GPU's series (up 0) come from GPU health, which joins it with DCGM's view.
+        samples: gpuReadingSamples(gpus, { info: this.identityComplete }),
         facts: {
           gpus,
           lostGpus: lost,
@@ -519,6 +535,8 @@ class NvidiaSmiCollector implements StreamingCollector {
     }
     // The process list and -q -x are extras: their failures are counted, the CSV values stay.
     if (name === 'compute-apps') this.processes = [];
+    // No document is coming soon: the identity is what the CSV says.
+    if (name === 'xml') this.identityComplete = true;
     if (name === 'pmon') this.utilization = [];
     const reason =
       exit.kind === 'stall'

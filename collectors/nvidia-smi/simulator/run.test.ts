@@ -10,6 +10,7 @@ import {
   EXIT_NO_DRIVER,
   EXIT_UNKNOWN_ERROR,
   NO_DRIVER_MESSAGE,
+  queryXmlMs,
 } from './run.js';
 
 const NOW = Date.UTC(2026, 6, 14, 8, 0, 0);
@@ -173,7 +174,10 @@ describe('loop mode', () => {
       expect(b.startsWith('<?xml version="1.0" ?>\n')).toBe(true);
       expect(b.endsWith('</nvidia_smi_log>\n')).toBe(true);
     }
-    expect(run.endMs).toBe(NOW + 2000);
+    // Each document comes 0.39 s after its tick: the time a real -q -x of one GPU takes.
+    expect(run.endMs).toBe(NOW + 2000 + queryXmlMs(1));
+    expect(queryXmlMs(1)).toBe(390);
+    expect(queryXmlMs(8)).toBe(590);
   });
 
   it('moves values between blocks (the load curve runs on wall-clock time)', async () => {

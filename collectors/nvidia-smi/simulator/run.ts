@@ -274,7 +274,7 @@ export async function runNvidiaSmi(
     case 'list':
       return perform(io, invocation, setup, listBlock);
     case 'query-xml':
-      return perform(io, invocation, setup, (frame) => xmlBlock(source, frame));
+      return perform(io, invocation, setup, (frame) => xmlBlock(source, frame), queryXmlMs);
     case 'pmon':
       return perform(io, invocation, setup, pmonFrame);
     case 'query-gpu':
@@ -376,6 +376,15 @@ function csvBlock(
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * How long a real `-q -x` takes before it prints: 0.39 s on one GPU (netdata/netdata#10362),
+ * 0.59 s on eight (influxdata/telegraf#8534); in between, in proportion. This is why the CUDA
+ * version, which only the document carries, reaches an agent after the first CSV rows.
+ */
+export function queryXmlMs(gpus: number): number {
+  return Math.round(390 + (200 * Math.max(0, gpus - 1)) / 7);
+}
+
 async function sleepUntil(io: NvidiaSmiIo, dueMs: number): Promise<void> {
   for (;;) {
     if (io.signal?.aborted) return;
@@ -397,7 +406,14 @@ async function perform(
   invocation: SmiInvocation,
   setup: SimSetup,
   render: (frame: Frame) => string,
+  /** Time the command takes to gather one block, by number of GPUs asked for. */
+  gatherMs?: (gpus: number) => number,
 ): Promise<number> {
+  const gather = async (): Promise<void> => {
+    if (!gatherMs) return;
+    const n = selectGpus(setup.source.read(io.now()).gpus, invocation.ids)?.length ?? 0;
+    await io.sleep(gatherMs(n));
+  };
   const emit = (nowMs: number, first: boolean): Emission => {
     const reading = setup.source.read(nowMs);
     const failure = reading.failure ?? scenarioFailure(setup.scenario, setup.startMs, nowMs);
@@ -422,6 +438,8 @@ async function perform(
     for (;;) {
       const out = emit(io.now(), true);
       if (out.kind !== 'hang') {
+        // Values are read at the start; the text comes out once the gathering is done.
+        if (out.kind === 'text') await gather();
         io.write(out.text);
         return out.code;
       }
@@ -436,6 +454,8 @@ async function perform(
     if (io.signal?.aborted) return 0;
     const out = emit(io.now(), first);
     if (out.kind === 'hang') continue;
+    if (out.kind === 'text') await gather();
+    if (io.signal?.aborted) return 0;
     io.write(out.text);
     if (out.kind === 'exit') return out.code;
     first = false;
