@@ -152,6 +152,26 @@ export const gpuMetrics = {
 
 const CLOCK_DOMAINS: readonly ClockDomain[] = ['graphics', 'sm', 'memory', 'video'];
 
+/** A GPU's identity without its values (what a lost GPU still has, what stays across sources). */
+export function identityOf(r: GpuReading): GpuReading {
+  return {
+    index: r.index,
+    uuid: r.uuid,
+    ...(r.minorNumber !== undefined ? { minorNumber: r.minorNumber } : {}),
+    ...(r.name !== undefined ? { name: r.name } : {}),
+    ...(r.pciBusId !== undefined ? { pciBusId: r.pciBusId } : {}),
+    ...(r.driverVersion !== undefined ? { driverVersion: r.driverVersion } : {}),
+    ...(r.cudaVersion !== undefined ? { cudaVersion: r.cudaVersion } : {}),
+    ...(r.serial !== undefined ? { serial: r.serial } : {}),
+    ...(r.vbiosVersion !== undefined ? { vbiosVersion: r.vbiosVersion } : {}),
+    ...(r.computeCapability !== undefined ? { computeCapability: r.computeCapability } : {}),
+    clocksHz: {},
+    maxClocksHz: {},
+    throttle: {},
+    throttleSeconds: {},
+  };
+}
+
 /** Identity labels of a GPU's value series. */
 export function gpuLabels(gpu: Pick<GpuReading, 'index' | 'uuid'>): Labels {
   return { gpu: String(gpu.index), uuid: gpu.uuid };

@@ -6,11 +6,12 @@
  */
 import { hostname } from 'node:os';
 import { compatSamples, type CompatGpu } from '../../collectors/dcgm/compat.js';
-import { gpuReadingSamples, lostGpuSamples } from '../../collectors/gpu-series.js';
+import { gpuReadingSamples, identityOf, lostGpuSamples } from '../../collectors/gpu-series.js';
 import { normalizePciBusId } from '../../collectors/xid.js';
 import type { AgentContext, Component } from '../component.js';
 import type { AgentConfig } from '../config.js';
 import { errorMessage } from '../errors.js';
+import type { GpuReading } from '../facts.js';
 import type { Deriver, Sample, Snapshot } from '../types.js';
 import { attributionsByGpu, gpuViews, servedViews, type GpuView } from './gpu-views.js';
 import { gpusJson } from './gpus-api.js';
@@ -24,6 +25,9 @@ export interface GpuHealthOptions {
   /** `Hostname` label of the dcgm-exporter series (default: this machine's host name). */
   readonly hostname?: string;
 }
+
+/** GPUs whose identity is remembered at most (a host has a handful; bound it anyway). */
+const MAX_IDENTITIES = 1024;
 
 interface CompatCacheEntry extends CompatGpu {
   readonly samples: readonly Sample[];
@@ -39,6 +43,8 @@ export class GpuHealth {
   /** Collectors that report `gpus` facts; nvidia-smi counts as one before its first result. */
   private readonly gpuSources = new Set<string>(['nvidia-smi']);
   private snapshot: Snapshot | undefined;
+  /** Identity each GPU last had from a `gpus` source (nvidia-smi), by UUID. */
+  private readonly identities = new Map<string, GpuReading>();
 
   constructor(private readonly options: GpuHealthOptions) {}
 
@@ -49,7 +55,7 @@ export class GpuHealth {
   };
 
   private derive(snapshot: Snapshot): Sample[] {
-    const views = gpuViews(snapshot);
+    const views = this.keepIdentities(gpuViews(snapshot));
     this.views = views;
     this.snapshot = snapshot;
     this.throttle.update(views);
@@ -104,6 +110,32 @@ export class GpuHealth {
       this.compatCache = cache;
     }
     return out;
+  }
+
+  /**
+   * A GPU DCGM stands in for (nvidia-smi failing) keeps the identity nvidia-smi gave it: index,
+   * name, versions. Its info series and labels stay the same series instead of a second one with
+   * DCGM's sparser identity for as long as the fault lasts.
+   */
+  private keepIdentities(views: GpuView[]): GpuView[] {
+    return views.map((v) => {
+      const dcgmOnly = v.sources.every((s) => s === 'dcgm');
+      if (!dcgmOnly) {
+        if (!v.lost && v.reading.uuid !== '') {
+          if (this.identities.size >= MAX_IDENTITIES) this.identities.clear();
+          this.identities.set(v.reading.uuid, identityOf(v.reading));
+        }
+        return v;
+      }
+      const known = this.identities.get(v.reading.uuid);
+      if (!known) return v;
+      // Identity from what nvidia-smi said, values (clocks, throttle ...) from DCGM.
+      const { clocksHz, maxClocksHz, throttle, throttleSeconds } = v.reading;
+      return {
+        ...v,
+        reading: { ...v.reading, ...known, clocksHz, maxClocksHz, throttle, throttleSeconds },
+      };
+    });
   }
 
   /** `GET /api/v1/gpus` for the latest snapshot. */

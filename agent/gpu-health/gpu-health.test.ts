@@ -3,6 +3,7 @@ import type { GpuReading, ThrottleReason } from '../facts.js';
 import type { CollectorOutput, CollectorState, Sample, Snapshot } from '../types.js';
 import type { XidRecord, XidTotal } from '../../collectors/xid.js';
 import type { DcgmGpuFact } from '../../collectors/dcgm/dcgm-reading.js';
+import { gpuReadingSamples } from '../../collectors/gpu-series.js';
 import { GpuHealth } from './component.js';
 import { gpuViews } from './gpu-views.js';
 
@@ -344,6 +345,37 @@ describe('GPU views and DCGM-only GPUs', () => {
     expect(series(health.deriver.derive(noSmi), 'gpulse_gpu_utilization_ratio')).toHaveLength(1);
     const alone = snapshot(state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }));
     expect(series(health.deriver.derive(alone), 'gpulse_gpu_utilization_ratio')).toEqual([
+      expect.objectContaining({ labels: { gpu: '0', uuid: UUID }, value: 0.97 }),
+    ]);
+  });
+
+  it('keeps nvidia-smi’s identity while DCGM stands in: the info series stays one series', () => {
+    const health = new GpuHealth({ compat: 'none' });
+    const info = (samples: readonly Sample[]) =>
+      series(samples, 'gpulse_gpu_info').map((x) => x.labels);
+    const smi = reading({
+      cudaVersion: '13.1',
+      vbiosVersion: '96.00.A5.00.01',
+      computeCapability: '9.0',
+    });
+    const before = info(
+      health.deriver.derive(
+        snapshot(
+          state('nvidia-smi', T0, { samples: gpuReadingSamples([smi]), facts: { gpus: [smi] } }),
+          state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
+        ),
+      ),
+    );
+    // gpu-health adds no info while nvidia-smi serves the GPU; the collector's own is `before`.
+    expect(before).toEqual([]);
+    const during = health.deriver.derive(
+      snapshot(
+        state('nvidia-smi', T0 + 1000, { samples: [] }, 'error'),
+        state('dcgm', T0 + 1000, { samples: [], facts: { dcgmGpus: [dcgmFact({ index: 5 })] } }),
+      ),
+    );
+    expect(info(during)).toEqual(info(gpuReadingSamples([smi])));
+    expect(series(during, 'gpulse_gpu_utilization_ratio')).toEqual([
       expect.objectContaining({ labels: { gpu: '0', uuid: UUID }, value: 0.97 }),
     ]);
   });

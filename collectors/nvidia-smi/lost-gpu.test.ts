@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { GpuReading } from '../../agent/facts.js';
+import { identityOf } from '../gpu-series.js';
 import {
-  identityOf,
   LostGpuTracker,
   MISSING_REASON,
   parseDeviceHandleError,

@@ -14,6 +14,7 @@
  * instead of "determine" (jamesstringer90/Easy-GPU-PV#276).
  */
 import type { GpuReading, LostGpu } from '../../agent/facts.js';
+import { identityOf } from '../gpu-series.js';
 
 /** What the line says about the GPU it could not open. */
 export interface DeviceHandleError {
@@ -48,26 +49,6 @@ export function parseDeviceHandleError(line: string): DeviceHandleError | undefi
 export interface PlacedHandleError extends DeviceHandleError {
   /** Its row's position in the block (GPUs print in index order). */
   readonly position: number;
-}
-
-/** A GPU's identity without its values: what a lost GPU still has. */
-export function identityOf(r: GpuReading): GpuReading {
-  return {
-    index: r.index,
-    uuid: r.uuid,
-    ...(r.minorNumber !== undefined ? { minorNumber: r.minorNumber } : {}),
-    ...(r.name !== undefined ? { name: r.name } : {}),
-    ...(r.pciBusId !== undefined ? { pciBusId: r.pciBusId } : {}),
-    ...(r.driverVersion !== undefined ? { driverVersion: r.driverVersion } : {}),
-    ...(r.cudaVersion !== undefined ? { cudaVersion: r.cudaVersion } : {}),
-    ...(r.serial !== undefined ? { serial: r.serial } : {}),
-    ...(r.vbiosVersion !== undefined ? { vbiosVersion: r.vbiosVersion } : {}),
-    ...(r.computeCapability !== undefined ? { computeCapability: r.computeCapability } : {}),
-    clocksHz: {},
-    maxClocksHz: {},
-    throttle: {},
-    throttleSeconds: {},
-  };
 }
 
 /** Why a GPU counts as lost when the driver printed nothing about it. */
