@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { buildAgent, ListenError, type Agent } from './build-agent.js';
 import { systemClock } from './clock.js';
 import { createCollectors } from '../collectors/index.js';
+import { GpuContainerLookup } from './gpu-processes.js';
 import type { DriftComponent } from '../collectors/drift/drift.js';
 import type { Component } from './component.js';
 import type { AgentConfig } from './config.js';
@@ -216,11 +217,16 @@ export async function startAgent(
         observations: hooks.observations,
       })
     : [];
+  const gpuContainers = new GpuContainerLookup();
   const agent = buildAgent(config, {
     log,
     version: io.version,
     env,
-    collectors: await createCollectors(config, { clock: systemClock, env }),
+    collectors: await createCollectors(config, {
+      clock: systemClock,
+      env,
+      usesGpu: gpuContainers.has,
+    }),
     components: [
       createGpuHealth(config),
       ...drift,
@@ -229,6 +235,7 @@ export async function startAgent(
       ...(io.components?.(config) ?? []),
     ],
   });
+  gpuContainers.bind(agent.store);
   try {
     const address = await agent.start();
     log.info(

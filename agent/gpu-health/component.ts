@@ -102,7 +102,9 @@ export class GpuHealth {
           prev.reading === g.reading &&
           prev.dcgm === g.dcgm &&
           prev.lastXid === g.lastXid &&
-          prev.container === g.container;
+          prev.container?.container === g.container?.container &&
+          prev.container?.namespace === g.container?.namespace &&
+          prev.container?.pod === g.container?.pod;
         const entry = same ? prev : { ...g, samples: compatSamples([g], ctx) };
         cache.set(g.reading.uuid, entry);
         out.push(...entry.samples);

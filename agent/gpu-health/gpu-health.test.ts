@@ -419,20 +419,34 @@ describe('GPU views and DCGM-only GPUs', () => {
     expect(one('DCGM_FI_DEV_GPU_UTIL')?.desc.type).toBe('gauge');
   });
 
+  // What the collectors report: nvidia-smi the GPU processes with the container their cgroup
+  // names, the docker collector the containers' names (and pods, from the kubelet's labels).
+  const TRAINER = 'a'.repeat(64);
+  const OTHER = 'b'.repeat(64);
+  const containers = state('docker', T0, {
+    samples: [],
+    facts: {
+      containers: [
+        { id: TRAINER, name: 'trainer', image: 'pytorch', pod: 'trainer-0', namespace: 'ml' },
+        { id: OTHER, name: 'sidecar', image: 'busybox' },
+      ],
+    },
+  });
+  const proc = (pid: number, containerId?: string) => ({
+    pid,
+    gpuUuid: UUID,
+    gpuIndex: 0,
+    processName: 'python',
+    usedMemoryBytes: 1048576,
+    ...(containerId ? { containerId, containerRuntime: 'docker' as const } : {}),
+  });
+  const smi = (...processes: ReturnType<typeof proc>[]) =>
+    state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()], gpuProcesses: processes } });
+
   it('labels the compat series with the container when exactly one uses the GPU', () => {
     const health = new GpuHealth({ compat: 'dcgm', hostname: 'h' });
     const out = health.deriver.derive(
-      snapshot(
-        state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } }),
-        state('docker', T0, {
-          samples: [],
-          facts: {
-            gpuAttributions: [
-              { gpuUuid: UUID, container: 'trainer', namespace: 'ml', pod: 'trainer-0', pid: 4242 },
-            ],
-          },
-        }),
-      ),
+      snapshot(smi(proc(4242, TRAINER), proc(4243, TRAINER), proc(99)), containers),
     );
     expect(series(out, 'DCGM_FI_DEV_GPU_UTIL')[0]?.labels).toMatchObject({
       container: 'trainer',
@@ -441,6 +455,42 @@ describe('GPU views and DCGM-only GPUs', () => {
     });
     // No Xid source read: the last-Xid gauge is absent, not a reassuring zero.
     expect(series(out, 'DCGM_FI_DEV_XID_ERRORS')).toEqual([]);
+    // Two containers on one GPU: dcgm-exporter's single label cannot say which; it stays empty.
+    const shared = new GpuHealth({ compat: 'dcgm', hostname: 'h' }).deriver.derive(
+      snapshot(smi(proc(4242, TRAINER), proc(5000, OTHER)), containers),
+    );
+    expect(series(shared, 'DCGM_FI_DEV_GPU_UTIL')[0]?.labels).toMatchObject({
+      container: '',
+      namespace: '',
+      pod: '',
+    });
+  });
+
+  it('names the container of each GPU process in the API, by its short id where no engine knows it', () => {
+    const health = new GpuHealth({ compat: 'none' });
+    const unknown = 'c'.repeat(64);
+    const snap = snapshot(smi(proc(4242, TRAINER), proc(7, unknown), proc(99)), containers);
+    health.deriver.derive(snap);
+    const g = health.json(snap).gpus[0]!;
+    expect(g.processes).toEqual([
+      {
+        pid: 4242,
+        name: 'python',
+        usedMemoryBytes: 1048576,
+        container: { name: 'trainer', id: TRAINER, namespace: 'ml', pod: 'trainer-0' },
+      },
+      {
+        pid: 7,
+        name: 'python',
+        usedMemoryBytes: 1048576,
+        container: { name: 'cccccccccccc', id: unknown, namespace: null, pod: null },
+      },
+      { pid: 99, name: 'python', usedMemoryBytes: 1048576, container: null },
+    ]);
+    expect(g.containers).toEqual([
+      { name: 'trainer', id: TRAINER, namespace: 'ml', pod: 'trainer-0' },
+      { name: 'cccccccccccc', id: unknown, namespace: null, pod: null },
+    ]);
   });
 });
 

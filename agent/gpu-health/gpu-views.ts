@@ -6,6 +6,7 @@
 import type { DcgmGpuFact } from '../../collectors/dcgm/dcgm-reading.js';
 import { normalizePciBusId } from '../../collectors/xid.js';
 import type { GpuReading } from '../facts.js';
+import { gpuAttributions, type GpuAttribution } from '../gpu-processes.js';
 import type { Snapshot } from '../types.js';
 
 /** A GPU as the agent knows it at one snapshot. */
@@ -19,24 +20,6 @@ export interface GpuView {
   readonly dcgm?: DcgmGpuFact;
   /** Set when the GPU source lists the GPU as attached but unreachable; `reading` is identity only. */
   readonly lost?: { readonly reason: string; readonly since: number };
-}
-
-/** Which container (or pod) uses a GPU: any collector doing attribution may report these. */
-export interface GpuAttribution {
-  readonly gpuUuid: string;
-  readonly container: string;
-  readonly containerId?: string;
-  readonly namespace?: string;
-  readonly pod?: string;
-  /** Host PID of the process that holds the GPU, when attribution went through a process. */
-  readonly pid?: number;
-}
-
-declare module '../facts.js' {
-  interface Facts {
-    /** GPU → container attribution (filled by the containers collector where present). */
-    gpuAttributions: readonly GpuAttribution[];
-  }
 }
 
 /** Every GPU of the snapshot, by index; a GPU seen by several sources appears once. */
@@ -134,15 +117,13 @@ export function servedViews(
   return views.filter((v) => !gpuSourceAnswers || !v.sources.every((s) => s === 'dcgm'));
 }
 
-/** Attributions of the snapshot by GPU UUID. */
+/** Attributions of the snapshot (see `gpuAttributions`) by GPU UUID. */
 export function attributionsByGpu(snapshot: Snapshot): Map<string, GpuAttribution[]> {
   const out = new Map<string, GpuAttribution[]>();
-  for (const state of snapshot.collectors.values()) {
-    for (const a of state.output.facts?.gpuAttributions ?? []) {
-      const list = out.get(a.gpuUuid) ?? [];
-      list.push(a);
-      out.set(a.gpuUuid, list);
-    }
+  for (const a of gpuAttributions(snapshot)) {
+    const list = out.get(a.gpuUuid) ?? [];
+    list.push(a);
+    out.set(a.gpuUuid, list);
   }
   return out;
 }

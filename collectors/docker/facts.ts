@@ -44,6 +44,8 @@ export interface DockerContainer {
   readonly tty: boolean;
   readonly logDriver?: string;
   readonly gpus: readonly GpuRequest[];
+  /** OCI runtime (`HostConfig.Runtime`): `nvidia` on Jetson and legacy nvidia-docker hosts. */
+  readonly runtime?: string;
 }
 
 /** Resource usage of one running container at one moment, base units; absent = not readable. */

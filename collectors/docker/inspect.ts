@@ -55,6 +55,7 @@ export function parseInspect(json: unknown): DockerContainer | undefined {
     tty: at(json, 'Config', 'Tty') === true,
     logDriver: str(at(json, 'HostConfig', 'LogConfig', 'Type')),
     gpus: gpuRequests(json),
+    runtime: str(at(json, 'HostConfig', 'Runtime')),
   };
 }
 
