@@ -13,6 +13,7 @@ import type { ConfigLoader } from './config-loader.js';
 import { errorMessage } from './errors.js';
 import { createLogger } from './logger.js';
 import { packageRoot } from './package-info.js';
+import { ChildProcesses } from './process.js';
 import { createGpuHealth } from './gpu-health/component.js';
 import { jetsonDevice } from '../collectors/simulation/jetson.js';
 import { parseTegrastatsLine } from '../collectors/tegrastats/parse.js';
@@ -218,13 +219,17 @@ export async function startAgent(
       })
     : [];
   const gpuContainers = new GpuContainerLookup();
+  // Every child process goes through this, so none outlives the agent.
+  const children = new ChildProcesses();
   const agent = buildAgent(config, {
     log,
     version: io.version,
     env,
+    children,
     collectors: await createCollectors(config, {
       clock: systemClock,
       env,
+      spawnFn: children.spawn,
       usesGpu: gpuContainers.has,
     }),
     components: [
