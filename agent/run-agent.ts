@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { buildAgent, ListenError, type Agent } from './build-agent.js';
 import { systemClock } from './clock.js';
 import { createCollectors } from '../collectors/index.js';
+import { GpuContainerLookup } from './gpu-processes.js';
 import type { DriftComponent } from '../collectors/drift/drift.js';
 import type { Component } from './component.js';
 import type { AgentConfig } from './config.js';
@@ -217,6 +218,7 @@ export async function startAgent(
         observations: hooks.observations,
       })
     : [];
+  const gpuContainers = new GpuContainerLookup();
   // Every child process goes through this, so none outlives the agent.
   const children = new ChildProcesses();
   const agent = buildAgent(config, {
@@ -228,6 +230,7 @@ export async function startAgent(
       clock: systemClock,
       env,
       spawnFn: children.spawn,
+      usesGpu: gpuContainers.has,
     }),
     components: [
       createGpuHealth(config),
@@ -237,6 +240,7 @@ export async function startAgent(
       ...(io.components?.(config) ?? []),
     ],
   });
+  gpuContainers.bind(agent.store);
   try {
     const address = await agent.start();
     log.info(

@@ -6,14 +6,16 @@
  */
 import { hostname } from 'node:os';
 import { compatSamples, type CompatGpu } from '../../collectors/dcgm/compat.js';
-import { gpuReadingSamples } from '../../collectors/gpu-series.js';
+import { gpuReadingSamples, identityOf, lostGpuSamples } from '../../collectors/gpu-series.js';
 import { normalizePciBusId } from '../../collectors/xid.js';
 import type { AgentContext, Component } from '../component.js';
 import type { AgentConfig } from '../config.js';
 import { errorMessage } from '../errors.js';
+import type { GpuReading } from '../facts.js';
 import type { Deriver, Sample, Snapshot } from '../types.js';
 import { attributionsByGpu, gpuViews, servedViews, type GpuView } from './gpu-views.js';
 import { gpusJson } from './gpus-api.js';
+import { LostGpuEvents } from './lost.js';
 import { ThrottleTracker } from './throttle.js';
 import { XidTracker } from './xids.js';
 
@@ -24,6 +26,9 @@ export interface GpuHealthOptions {
   readonly hostname?: string;
 }
 
+/** GPUs whose identity is remembered at most (a host has a handful; bound it anyway). */
+const MAX_IDENTITIES = 1024;
+
 interface CompatCacheEntry extends CompatGpu {
   readonly samples: readonly Sample[];
 }
@@ -32,11 +37,14 @@ interface CompatCacheEntry extends CompatGpu {
 export class GpuHealth {
   readonly throttle = new ThrottleTracker();
   readonly xids = new XidTracker();
+  readonly lost = new LostGpuEvents();
   private views: GpuView[] = [];
   private compatCache = new Map<string, CompatCacheEntry>();
   /** Collectors that report `gpus` facts; nvidia-smi counts as one before its first result. */
   private readonly gpuSources = new Set<string>(['nvidia-smi']);
   private snapshot: Snapshot | undefined;
+  /** Identity each GPU last had from a `gpus` source (nvidia-smi), by UUID. */
+  private readonly identities = new Map<string, GpuReading>();
 
   constructor(private readonly options: GpuHealthOptions) {}
 
@@ -47,18 +55,24 @@ export class GpuHealth {
   };
 
   private derive(snapshot: Snapshot): Sample[] {
-    const views = gpuViews(snapshot);
+    const views = this.keepIdentities(gpuViews(snapshot));
     this.views = views;
     this.snapshot = snapshot;
     this.throttle.update(views);
     this.xids.update(snapshot, views);
+    this.lost.update(views, snapshot.takenAt);
     const served = servedViews(snapshot, views, this.gpuSources);
     const out: Sample[] = [];
     // A GPU only DCGM reports still gets the standard series (utilization, memory, power ...).
     out.push(
       ...gpuReadingSamples(
-        served.filter((v) => v.sources.every((s) => s === 'dcgm')).map((v) => v.reading),
+        served.filter((v) => !v.lost && v.sources.every((s) => s === 'dcgm')).map((v) => v.reading),
       ),
+    );
+    // A lost GPU: up 0 and its info, under the identity every surface uses for it (DCGM's
+    // where the source that lists it lost could not name it).
+    out.push(
+      ...lostGpuSamples(served.flatMap((v) => (v.lost ? [{ reading: v.reading, ...v.lost }] : []))),
     );
     out.push(...this.throttle.samples(served));
     out.push(...this.xids.samples());
@@ -88,7 +102,9 @@ export class GpuHealth {
           prev.reading === g.reading &&
           prev.dcgm === g.dcgm &&
           prev.lastXid === g.lastXid &&
-          prev.container === g.container;
+          prev.container?.container === g.container?.container &&
+          prev.container?.namespace === g.container?.namespace &&
+          prev.container?.pod === g.container?.pod;
         const entry = same ? prev : { ...g, samples: compatSamples([g], ctx) };
         cache.set(g.reading.uuid, entry);
         out.push(...entry.samples);
@@ -96,6 +112,32 @@ export class GpuHealth {
       this.compatCache = cache;
     }
     return out;
+  }
+
+  /**
+   * A GPU DCGM stands in for (nvidia-smi failing) keeps the identity nvidia-smi gave it: index,
+   * name, versions. Its info series and labels stay the same series instead of a second one with
+   * DCGM's sparser identity for as long as the fault lasts.
+   */
+  private keepIdentities(views: GpuView[]): GpuView[] {
+    return views.map((v) => {
+      const dcgmOnly = v.sources.every((s) => s === 'dcgm');
+      if (!dcgmOnly) {
+        if (!v.lost && v.reading.uuid !== '') {
+          if (this.identities.size >= MAX_IDENTITIES) this.identities.clear();
+          this.identities.set(v.reading.uuid, identityOf(v.reading));
+        }
+        return v;
+      }
+      const known = this.identities.get(v.reading.uuid);
+      if (!known) return v;
+      // Identity from what nvidia-smi said, values (clocks, throttle ...) from DCGM.
+      const { clocksHz, maxClocksHz, throttle, throttleSeconds } = v.reading;
+      return {
+        ...v,
+        reading: { ...v.reading, ...known, clocksHz, maxClocksHz, throttle, throttleSeconds },
+      };
+    });
   }
 
   /** `GET /api/v1/gpus` for the latest snapshot. */
@@ -107,9 +149,11 @@ export class GpuHealth {
 
   /** Events produced by the last snapshots, oldest first. */
   drainEvents() {
-    return [...this.xids.drainEvents(), ...this.throttle.drainEvents()].sort(
-      (a, b) => (a.ts ?? 0) - (b.ts ?? 0),
-    );
+    return [
+      ...this.xids.drainEvents(),
+      ...this.throttle.drainEvents(),
+      ...this.lost.drainEvents(),
+    ].sort((a, b) => (a.ts ?? 0) - (b.ts ?? 0));
   }
 }
 

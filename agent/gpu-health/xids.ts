@@ -66,7 +66,8 @@ export class XidTracker {
   update(snapshot: Snapshot, views: readonly GpuView[]): void {
     for (const v of views) {
       const id = { index: v.reading.index, uuid: v.reading.uuid };
-      this.byUuid.set(v.reading.uuid, id);
+      // A GPU lost before anyone named it has no UUID; its bus still maps its Xids.
+      if (v.reading.uuid !== '') this.byUuid.set(v.reading.uuid, id);
       const bus = normalizePciBusId(v.reading.pciBusId);
       if (bus) this.byBus.set(bus, id);
     }

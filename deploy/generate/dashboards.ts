@@ -58,7 +58,12 @@ export const fleetDashboard: DashboardSpec = {
       title: 'Fleet at a glance',
       panels: [
         stat('Agents', 'How many gpulse agents report?', `count(gpulse_build_info{${I}})`),
-        stat('GPUs', 'How many GPUs answer?', `count(gpulse_gpu_info{${I}})`),
+        stat('GPUs', 'How many GPUs answer?', `sum(gpulse_gpu_up{${I}})`),
+        stat(
+          'Lost GPUs',
+          'How many GPUs are attached but no longer answer (fallen off the bus)?',
+          `count(gpulse_gpu_up{${I}} == 0) or vector(0)`,
+        ),
         stat(
           'Mean GPU utilization',
           'How busy is the fleet on average?',
