@@ -6,6 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { compatSamples, type CompatGpu } from '../../collectors/dcgm/compat.js';
+import { filledSamples } from '../../collectors/dcgm/fill.js';
 import { gpuReadingSamples } from '../../collectors/gpu-series.js';
 import { normalizePciBusId } from '../../collectors/xid.js';
 import type { AgentContext, Component } from '../component.js';
@@ -60,6 +61,8 @@ export class GpuHealth {
         served.filter((v) => v.sources.every((s) => s === 'dcgm')).map((v) => v.reading),
       ),
     );
+    // Values DCGM filled in where nvidia-smi has none (energy): nvidia-smi's collector lacks them.
+    out.push(...filledSamples(served.map((v) => v.reading)));
     out.push(...this.throttle.samples(served));
     out.push(...this.xids.samples());
     if (this.options.compat === 'dcgm') {
@@ -74,7 +77,11 @@ export class GpuHealth {
         return {
           reading: v.reading,
           ...(v.dcgm ? { dcgm: v.dcgm } : {}),
-          ...(last !== undefined ? { lastXid: last } : watching ? { lastXid: 0 } : {}),
+          ...(last !== undefined
+            ? { lastXid: last.xid, lastXidAt: last.at }
+            : watching
+              ? { lastXid: 0 }
+              : {}),
           ...(only ? { container: only } : {}),
         };
       });
@@ -88,6 +95,7 @@ export class GpuHealth {
           prev.reading === g.reading &&
           prev.dcgm === g.dcgm &&
           prev.lastXid === g.lastXid &&
+          prev.lastXidAt === g.lastXidAt &&
           prev.container === g.container;
         const entry = same ? prev : { ...g, samples: compatSamples([g], ctx) };
         cache.set(g.reading.uuid, entry);

@@ -4,6 +4,7 @@
  * alone where it is the only source.
  */
 import type { DcgmGpuFact } from '../../collectors/dcgm/dcgm-reading.js';
+import { fillFromDcgm } from '../../collectors/dcgm/fill.js';
 import { normalizePciBusId } from '../../collectors/xid.js';
 import type { GpuReading } from '../facts.js';
 import type { Snapshot } from '../types.js';
@@ -64,6 +65,8 @@ export function gpuViews(snapshot: Snapshot): GpuView[] {
       if (prev) {
         byUuid.set(key, {
           ...prev,
+          // What only DCGM has (energy) fills the primary's gaps, for every surface alike.
+          reading: fillFromDcgm(prev.reading, fact),
           sources: [...prev.sources, state.collector],
           dcgm: fact,
         });

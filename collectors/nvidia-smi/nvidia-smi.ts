@@ -21,6 +21,7 @@ import {
   selectQueryFields,
   splitCsvLine,
 } from './parse-csv.js';
+import { migLayoutKey, parseMigListing, withMigNames, type MigListing } from './parse-list.js';
 import { parseNvidiaSmiXml } from './parse-xml.js';
 import { PmonSampler } from './pmon.js';
 
@@ -85,6 +86,10 @@ class NvidiaSmiCollector implements StreamingCollector {
   private lastAppsAt = 0;
   private xmlLines: string[] = [];
   private xmlExtras: XmlExtras = new Map();
+  /** MIG profiles and UUIDs from `nvidia-smi -L`, asked again when the MIG layout changes. */
+  private migListing: MigListing = new Map();
+  private migListingKey = '';
+  private listingMig = false;
   private lastOutput = new Map<StreamName, string>();
   private rejected = new Map<StreamName, number>();
   private stopped = false;
@@ -328,9 +333,15 @@ class NvidiaSmiCollector implements StreamingCollector {
       this.xmlExtras = new Map(
         doc.gpus.map((g) => [
           g.uuid,
-          { gpu: g, processes: doc.processes, cudaVersion: doc.cudaVersion },
+          {
+            gpu: withMigNames(g, this.migListing),
+            processes: doc.processes,
+            cudaVersion: doc.cudaVersion,
+          },
         ]),
       );
+      const layout = migLayoutKey(doc.gpus);
+      if (layout !== '' && layout !== this.migListingKey) this.listMig(layout);
     } catch (err) {
       this.sink?.countError('xml_parse_error');
       this.log?.warn(
@@ -338,6 +349,36 @@ class NvidiaSmiCollector implements StreamingCollector {
         'nvidia-smi -q -x output did not parse; CSV values still served',
       );
     }
+  }
+
+  /** Runs `nvidia-smi -L` for the MIG profile names and UUIDs that `-q -x` does not give. */
+  private listMig(layout: string): void {
+    if (this.listingMig) return;
+    this.listingMig = true;
+    runCommand(this.config.binary, ['-L'], {
+      timeoutMs: this.config.timeout,
+      env: this.deps.env,
+      spawnFn: this.deps.spawnFn,
+    })
+      .then((result) => {
+        if (result.code !== 0) throw new Error(`exit ${result.code ?? result.signal}`);
+        this.migListing = parseMigListing(result.stdout);
+        this.migListingKey = layout;
+        this.xmlExtras = new Map(
+          [...this.xmlExtras].map(([uuid, x]) => [
+            uuid,
+            { ...x, gpu: withMigNames(x.gpu, this.migListing) },
+          ]),
+        );
+      })
+      .catch((err: unknown) => {
+        // Asked again with the next -q -x document; MIG series keep their ids meanwhile.
+        this.sink?.countError('list_failed');
+        this.log?.debug({ err: errorMessage(err) }, 'nvidia-smi -L failed; MIG profiles unknown');
+      })
+      .finally(() => {
+        this.listingMig = false;
+      });
   }
 
   private reject(stream: StreamName, line: string): void {
