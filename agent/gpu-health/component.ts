@@ -68,7 +68,10 @@ export class GpuHealth {
     if (this.options.compat === 'dcgm') {
       const watching = this.xids.watching(snapshot);
       const attributions = attributionsByGpu(snapshot);
-      const gpus = served.map((v): CompatGpu => {
+      // GPUs only DCGM still lists while nvidia-smi runs (one fell off the bus): their Xid only.
+      const servedSet = new Set(served);
+      const xidOnly = new Set(views.filter((v) => !servedSet.has(v) && v.dcgm !== undefined));
+      const gpus = [...served, ...xidOnly].map((v): CompatGpu => {
         const users = new Map(
           (attributions.get(v.reading.uuid) ?? []).map((a) => [a.containerId ?? a.container, a]),
         );
@@ -83,6 +86,7 @@ export class GpuHealth {
               ? { lastXid: 0 }
               : {}),
           ...(only ? { container: only } : {}),
+          ...(xidOnly.has(v) ? { xidOnly: true } : {}),
         };
       });
       const ctx = { hostname: this.options.hostname ?? hostname() };
@@ -96,6 +100,7 @@ export class GpuHealth {
           prev.dcgm === g.dcgm &&
           prev.lastXid === g.lastXid &&
           prev.lastXidAt === g.lastXidAt &&
+          prev.xidOnly === g.xidOnly &&
           prev.container === g.container;
         const entry = same ? prev : { ...g, samples: compatSamples([g], ctx) };
         cache.set(g.reading.uuid, entry);

@@ -177,6 +177,43 @@ describe('DCGM_FI_DEV_XID_ERRORS: the latest Xid of any source', () => {
     ).toBe(48);
   });
 
+  it('a GPU that fell off the bus keeps its Xid 79 (only that) while nvidia-smi lists the others', () => {
+    const health = new GpuHealth({ compat: 'dcgm', hostname: 'h' });
+    const lostUuid = 'GPU-22222222-2222-3333-4444-555555555555';
+    const lost: DcgmGpuFact = {
+      gpuId: 1,
+      at: T0,
+      reading: reading({ index: 1, uuid: lostUuid, pciBusId: '00000000:2A:00.0' }),
+      // A lost GPU's dmon row: N/A everywhere but the Xid that said so.
+      fields: { DCGM_FI_DEV_XID_ERRORS: 79 },
+      xidSince: T0,
+    };
+    const out = health.deriver.derive(
+      snapshot(
+        state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } }),
+        state('dcgm', T0, {
+          samples: [],
+          facts: {
+            dcgmGpus: [
+              dcgmFact(
+                T0,
+                { DCGM_FI_DEV_XID_ERRORS: 0, DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION: 1 },
+                { xidSince: T0 },
+              ),
+              lost,
+            ],
+          },
+        }),
+      ),
+    );
+    const ofLost = out.filter((x) => x.labels.UUID === lostUuid);
+    expect(ofLost.map((x) => [x.desc.name, x.labels.gpu, x.value])).toEqual([
+      ['DCGM_FI_DEV_XID_ERRORS', '1', 79],
+    ]);
+    expect(value(out, 'DCGM_FI_DEV_XID_ERRORS', { UUID })).toBe(0);
+    expect(value(out, 'DCGM_FI_DEV_GPU_TEMP', { UUID })).toBe(70);
+  });
+
   it("DCGM's value from before the agent started stands when no source counted an Xid", () => {
     const latest = (g: CompatGpu) => FROM_READING.DCGM_FI_DEV_XID_ERRORS!(g);
     const history = dcgmFact(

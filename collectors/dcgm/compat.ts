@@ -40,6 +40,12 @@ export interface CompatGpu {
   readonly lastXid?: number;
   /** Unix ms of that Xid (absent for the 0 of "none seen"). */
   readonly lastXidAt?: number;
+  /**
+   * Serve only DCGM_FI_DEV_XID_ERRORS, and only a non-zero one: a GPU DCGM still lists after its
+   * primary source lost it (fallen off the bus), whose other values are gone; as with
+   * dcgm-exporter, its last Xid (79) stays visible to alerts.
+   */
+  readonly xidOnly?: boolean;
   /** The one container using the GPU, when attribution knows exactly one. */
   readonly container?: {
     readonly container: string;
@@ -231,6 +237,12 @@ export function compatSamples(gpus: readonly CompatGpu[], ctx: CompatContext): S
       namespace: '',
       pod: '',
     }));
+    if (g.xidOnly) {
+      const xid = latestXid(g);
+      const family = compatFamilies().get('DCGM_FI_DEV_XID_ERRORS');
+      if (family && xid) b.add(family.desc, labels, xid);
+      continue;
+    }
     for (const [name, { desc }] of compatFamilies()) {
       const fromDcgm = ANY_SOURCE.has(name) ? undefined : g.dcgm?.fields[name];
       const value = fromDcgm ?? FROM_READING[name]?.(g);

@@ -545,8 +545,9 @@ class NvidiaSmiCollector implements StreamingCollector {
       b.add(metrics.restarts, { stream: name }, stream.restarts);
       b.add(metrics.streamUp, { stream: name }, stream.running);
     }
-    for (const [name, count] of this.rejected)
-      b.add(metrics.rejectedLines, { stream: name }, count);
+    // Every running stream has its counter from the start (0), so rate() sees the first one.
+    for (const name of new Set([...this.streams.keys(), ...this.rejected.keys()]))
+      b.add(metrics.rejectedLines, { stream: name }, this.rejected.get(name) ?? 0);
     this.sink?.health(b.build());
   }
 }
