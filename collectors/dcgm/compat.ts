@@ -11,7 +11,6 @@ import {
 } from '../../agent/facts.js';
 import { gauge, SampleBuilder } from '../../agent/metric.js';
 import type { MetricDesc, Sample } from '../../agent/types.js';
-import { gpuInstanceProfile } from '../nvidia-smi/parse-list.js';
 import { dcgmCatalogue, type DcgmField } from './catalogue.js';
 import type { DcgmGpuFact } from './dcgm-reading.js';
 import { violationNanoseconds } from './violations.js';
@@ -156,6 +155,14 @@ let families: ReadonlyMap<string, { field: DcgmField; desc: MetricDesc }> | unde
 /** What the compat series need besides the GPUs. */
 export interface CompatContext {
   readonly hostname: string;
+}
+
+/**
+ * The GPU instance profile of a MIG device's profile: a compute instance smaller than its GPU
+ * instance is listed as `<n>c.<gpu instance profile>` (`1c.3g.71gb` → `3g.71gb`).
+ */
+export function gpuInstanceProfile(profile: string): string {
+  return profile.replace(/^\d+c\./, '');
 }
 
 /** One MIG GPU instance as dcgm-exporter labels and measures it. */

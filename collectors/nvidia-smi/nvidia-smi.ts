@@ -361,8 +361,10 @@ class NvidiaSmiCollector implements StreamingCollector {
       spawnFn: this.deps.spawnFn,
     })
       .then((result) => {
-        if (result.code !== 0) throw new Error(`exit ${result.code ?? result.signal}`);
-        this.migListing = parseMigListing(result.stdout);
+        // With a GPU lost, -L still lists the others but exits non-zero: use what it listed.
+        const listing = parseMigListing(result.stdout);
+        if (listing.size === 0) throw new Error(`exit ${result.code ?? result.signal}`);
+        this.migListing = listing;
         this.migListingKey = layout;
         this.xmlExtras = new Map(
           [...this.xmlExtras].map(([uuid, x]) => [

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { GpuReading } from '../../agent/facts.js';
 import { parseCaptureSections } from './simulator/capture.js';
-import { gpuInstanceProfile, migLayoutKey, parseMigListing, withMigNames } from './parse-list.js';
+import { gpuInstanceProfile } from '../dcgm/compat.js';
+import { migLayoutKey, parseMigListing, withMigNames } from './parse-list.js';
 
 const CAPTURES = join(import.meta.dirname, 'fixtures', 'captures');
 const GPU0 = 'GPU-00000000-0000-0000-0000-000000000000';

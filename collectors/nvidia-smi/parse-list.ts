@@ -39,14 +39,6 @@ export function parseMigListing(text: string): MigListing {
   return out;
 }
 
-/**
- * The GPU instance profile of a MIG device's profile: a compute instance smaller than its GPU
- * instance is listed as `<n>c.<gpu instance profile>` (`1c.3g.71gb` → `3g.71gb`).
- */
-export function gpuInstanceProfile(profile: string): string {
-  return profile.replace(/^\d+c\./, '');
-}
-
 /** The MIG layout of a `-q -x` document (GPU, device index, GI, CI): `-L` is asked again when it changes. */
 export function migLayoutKey(gpus: readonly GpuReading[]): string {
   return gpus

@@ -53,17 +53,33 @@ describeWithTools(
   [{ bin: 'prometheus', pkg: 'prometheus' }],
   () => {
     let agent: CliProcess | undefined;
+    let mig: CliProcess | undefined;
     let prom: PrometheusServer | undefined;
     let tmp = '';
     let instance = '';
 
     beforeAll(async () => {
       tmp = await mkdtemp(join(tmpdir(), 'gpulse-healthy-e2e-'));
-      agent = await startCli(
-        ['simulate', '--interval', '1s', '--xml-interval', '3s', '--metrics-compat', 'dcgm'],
-        // The host's CPU share needs two samples: 2 s apart instead of 15.
-        { GPULSE_LOG_LEVEL: 'warn', GPULSE_HOST_INTERVAL: '2s' },
-      );
+      const sim = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+        startCli(
+          [
+            'simulate',
+            '--interval',
+            '1s',
+            '--xml-interval',
+            '3s',
+            '--metrics-compat',
+            'dcgm',
+            ...args,
+          ],
+          { GPULSE_LOG_LEVEL: 'warn', ...env },
+        );
+      // The host's CPU share needs two samples: 2 s apart instead of 15. A second host runs
+      // the real H100 MIG capture's layout (four GPU instances).
+      [agent, mig] = await Promise.all([
+        sim([], { GPULSE_HOST_INTERVAL: '2s' }),
+        sim(['--profile', 'h100-mig'], { GPULSE_HOST_MODE: 'off' }),
+      ]);
       instance = `127.0.0.1:${agent.port}`;
       // The rules as shipped: on a healthy host none fires, and "Firing alerts" must say 0.
       const rules = readFileSync(deployPath('prometheus', 'alerts.yaml'), 'utf8');
@@ -72,7 +88,12 @@ describeWithTools(
         stringify({
           global: { scrape_interval: '1s', evaluation_interval: '1s', scrape_timeout: '1s' },
           rule_files: ['alerts.yaml'],
-          scrape_configs: [{ job_name: 'gpulse', static_configs: [{ targets: [instance] }] }],
+          scrape_configs: [
+            {
+              job_name: 'gpulse',
+              static_configs: [{ targets: [instance, `127.0.0.1:${mig.port}`] }],
+            },
+          ],
         }),
         { 'alerts.yaml': stringify(parse(rules)) },
       );
@@ -99,7 +120,7 @@ describeWithTools(
 
     afterAll(async () => {
       await prom?.stop();
-      await agent?.stop();
+      await Promise.all([agent?.stop(), mig?.stop()]);
       if (tmp) await rm(tmp, { recursive: true, force: true });
     });
 
@@ -115,6 +136,7 @@ describeWithTools(
         const { results } = await runDashboard(
           prom!,
           loadDashboard(deployPath('grafana', 'dashboards', file)),
+          { instance: [instance] },
         );
         for (const r of results) {
           seen.set(key(file, r), r);
@@ -151,6 +173,47 @@ describeWithTools(
       const watts = await at('sum(avg_over_time(gpulse_gpu_power_draw_watts[15s]))', now);
       expect(joules / 15 / watts).toBeGreaterThan(0.6);
       expect(joules / 15 / watts).toBeLessThan(1.4);
+    });
+
+    it("labels a MIG host's GPU instances as dcgm-exporter does, with their profiles", async () => {
+      const migInstance = `127.0.0.1:${mig!.port}`;
+      const query = async (q: string) =>
+        (
+          await prom!.api<{
+            result: { metric: Record<string, string>; value: [number, string] }[];
+          }>('/api/v1/query', { query: q })
+        ).result;
+      // The profiles and GPU instance ids of the real capture (nvidia-smi -L and -q), per instance.
+      await vi.waitFor(
+        async () => {
+          if (
+            (await query(`DCGM_FI_DEV_FB_USED{instance="${migInstance}", GPU_I_ID!=""}`)).length !==
+            4
+          )
+            throw new Error('the MIG instances are not scraped yet');
+        },
+        { timeout: 20_000, interval: 500 },
+      );
+      const fb = await query(`DCGM_FI_DEV_FB_TOTAL{instance="${migInstance}"}`);
+      expect(
+        fb
+          .map((r) => [r.metric.GPU_I_PROFILE ?? '', r.metric.GPU_I_ID ?? '', Number(r.value[1])])
+          .sort((a, b) => Number(a[1]) - Number(b[1])),
+      ).toEqual([
+        ['', '', 81559],
+        ['3g.40gb', '2', 40448],
+        ['2g.20gb', '3', 20096],
+        ['1g.10gb', '9', 9984],
+        ['1g.10gb', '10', 9984],
+      ]);
+      const info = await query(`gpulse_mig_info{instance="${migInstance}"}`);
+      expect(info.map((r) => r.metric.profile).sort()).toEqual([
+        '1g.10gb',
+        '1g.10gb',
+        '2g.20gb',
+        '3g.40gb',
+      ]);
+      for (const r of info) expect(r.metric.mig_uuid).toMatch(/^MIG-[0-9a-f-]{36}$/);
     });
   },
 );

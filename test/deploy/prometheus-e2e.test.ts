@@ -244,7 +244,8 @@ describeWithTools(
       });
       expect(result.checked).toBeGreaterThan(100);
       expect(result.empty).toEqual([]);
-      expect(result.gaps.map((g) => g.split(':')[0])).toEqual(['gpulse-gpu.json / Energy / A']);
+      // Energy comes from DCGM where nvidia-smi prints none: no panel of these dashboards is a gap.
+      expect(result.gaps).toEqual([]);
     }, 20_000);
   },
 );
