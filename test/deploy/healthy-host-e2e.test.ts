@@ -105,18 +105,18 @@ describeWithTools(
           b.includes('gpulse_gpu_remapped_rows_pending{') &&
           b.includes('gpulse_gpu_energy_joules_total{') &&
           b.includes('gpulse_host_cpu_utilization_ratio{'),
-        20_000,
+        40_000,
       );
       await vi.waitFor(
         async () => {
           const { result } = await prom!.api<{ result: unknown[] }>('/api/v1/query', {
-            query: 'count_over_time(gpulse_gpu_energy_joules_total{gpu="0"}[1m]) >= 18',
+            query: `count_over_time(gpulse_gpu_energy_joules_total{instance="${instance}", gpu="0"}[1m]) >= 18`,
           });
           if (result.length !== 1) throw new Error('Prometheus has under 18 s of samples');
         },
         { timeout: 20_000, interval: 500 },
       );
-    }, 45_000);
+    }, 90_000);
 
     afterAll(async () => {
       await prom?.stop();
@@ -168,9 +168,12 @@ describeWithTools(
           ).result[0]?.value[1],
         );
       const joules =
-        (await at('sum(gpulse_gpu_energy_joules_total)', now)) -
-        (await at('sum(gpulse_gpu_energy_joules_total)', now - 15));
-      const watts = await at('sum(avg_over_time(gpulse_gpu_power_draw_watts[15s]))', now);
+        (await at(`sum(gpulse_gpu_energy_joules_total{instance="${instance}"})`, now)) -
+        (await at(`sum(gpulse_gpu_energy_joules_total{instance="${instance}"})`, now - 15));
+      const watts = await at(
+        `sum(avg_over_time(gpulse_gpu_power_draw_watts{instance="${instance}"}[15s]))`,
+        now,
+      );
       expect(joules / 15 / watts).toBeGreaterThan(0.6);
       expect(joules / 15 / watts).toBeLessThan(1.4);
     });
