@@ -20,13 +20,15 @@ describeWithTools(
   [{ bin: 'prometheus', pkg: 'prometheus' }],
   () => {
     let agent: CliProcess | undefined;
+    let launching: Promise<unknown> | undefined;
     let prom: PrometheusServer | undefined;
     let tmp = '';
     let instance = '';
 
     beforeAll(async () => {
       tmp = await mkdtemp(join(tmpdir(), 'gpulse-gpu-lost-e2e-'));
-      agent = await startCli(
+      // afterAll waits for the launch and stops the agent, even after a timeout here.
+      const launch = startCli(
         [
           'simulate',
           '--interval',
@@ -39,8 +41,10 @@ describeWithTools(
           `gpu-lost:after=12s,gpu=${LOST}`,
         ],
         { GPULSE_LOG_LEVEL: 'warn' },
-      );
-      instance = `127.0.0.1:${agent.port}`;
+      ).then((a) => (agent = a));
+      launching = launch.catch(() => undefined);
+      const started = await launch;
+      instance = `127.0.0.1:${started.port}`;
       prom = await startPrometheus(
         join(tmp, 'prometheus'),
         stringify({
@@ -50,7 +54,7 @@ describeWithTools(
       );
       // The loss is under way (the agent reports it: DCGM's Xid 79 or nvidia-smi's "GPU is
       // lost"), then Prometheus scrapes it for 5 s more.
-      await agent.waitForMetrics(
+      await started.waitForMetrics(
         (b) =>
           b.includes('reason="gpu_lost"') ||
           new RegExp(`DCGM_FI_DEV_XID_ERRORS\\{gpu="${LOST}"[^}]*GPU_I_ID=""[^}]*\\} 79`).test(b),
@@ -69,6 +73,7 @@ describeWithTools(
     }, 60_000);
 
     afterAll(async () => {
+      await launching;
       await prom?.stop();
       await agent?.stop();
       if (tmp) await rm(tmp, { recursive: true, force: true });

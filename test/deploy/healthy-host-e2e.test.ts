@@ -2,7 +2,7 @@
 // (8 H100s, DCGM running, no fault). NVIDIA's own dcgm-exporter dashboard must show every GPU in
 // every panel, and gpulse's GPU and fleet dashboards must show data in every panel (0 where
 // nothing went wrong), except what the hardware cannot have (HEALTHY_HOST_GAPS, with the reason).
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -29,8 +29,6 @@ export const HEALTHY_HOST_GAPS: Readonly<Record<string, string>> = {
   'gpulse-gpu.json / MIG devices / A': 'MIG is off on this board (no MIG devices)',
   'gpulse-gpu.json / MIG memory used share / A': 'MIG is off on this board (no MIG devices)',
   'gpulse-gpu.json / MIG multiprocessors / A': 'MIG is off on this board (no MIG devices)',
-  'gpulse-gpu.json / Host temperatures / A':
-    'this test machine exposes no thermal zone (prometheus-e2e.test.ts gives the agent one)',
 };
 
 /** Panels the issue found empty on a healthy host: each must now answer 0 (or energy in W). */
@@ -54,6 +52,7 @@ describeWithTools(
   () => {
     let agent: CliProcess | undefined;
     let mig: CliProcess | undefined;
+    let launching: Promise<unknown> | undefined;
     let prom: PrometheusServer | undefined;
     let tmp = '';
     let instance = '';
@@ -74,12 +73,21 @@ describeWithTools(
           ],
           { GPULSE_LOG_LEVEL: 'warn', ...env },
         );
+      // A host with a temperature sensor, as servers have (this test machine has none).
+      const sys = join(tmp, 'sys');
+      await mkdir(join(sys, 'class', 'thermal', 'thermal_zone0'), { recursive: true });
+      await writeFile(join(sys, 'class', 'thermal', 'thermal_zone0', 'type'), 'x86_pkg_temp\n');
+      await writeFile(join(sys, 'class', 'thermal', 'thermal_zone0', 'temp'), '48000\n');
       // The host's CPU share needs two samples: 2 s apart instead of 15. A second host runs
-      // the real H100 MIG capture's layout (four GPU instances).
-      [agent, mig] = await Promise.all([
-        sim([], { GPULSE_HOST_INTERVAL: '2s' }),
-        sim(['--profile', 'h100-mig'], { GPULSE_HOST_MODE: 'off' }),
+      // the real H100 MIG capture's layout (four GPU instances). afterAll waits for both
+      // launches and stops whichever came up, even after a timeout here.
+      const launches = Promise.allSettled([
+        sim([], { GPULSE_HOST_INTERVAL: '2s', GPULSE_HOST_SYS_ROOT: sys }).then((a) => (agent = a)),
+        sim(['--profile', 'h100-mig'], { GPULSE_HOST_MODE: 'off' }).then((a) => (mig = a)),
       ]);
+      launching = launches;
+      for (const r of await launches) if (r.status === 'rejected') throw r.reason;
+      if (!agent || !mig) throw new Error('both agents started, yet one is missing');
       instance = `127.0.0.1:${agent.port}`;
       // The rules as shipped: on a healthy host none fires, and "Firing alerts" must say 0.
       const rules = readFileSync(deployPath('prometheus', 'alerts.yaml'), 'utf8');
@@ -119,6 +127,7 @@ describeWithTools(
     }, 90_000);
 
     afterAll(async () => {
+      await launching;
       await prom?.stop();
       await Promise.all([agent?.stop(), mig?.stop()]);
       if (tmp) await rm(tmp, { recursive: true, force: true });
