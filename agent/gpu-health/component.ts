@@ -6,6 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { compatSamples, type CompatGpu } from '../../collectors/dcgm/compat.js';
+import { filledSamples } from '../../collectors/dcgm/fill.js';
 import { gpuReadingSamples, identityOf, lostGpuSamples } from '../../collectors/gpu-series.js';
 import { normalizePciBusId } from '../../collectors/xid.js';
 import type { AgentContext, Component } from '../component.js';
@@ -74,12 +75,17 @@ export class GpuHealth {
     out.push(
       ...lostGpuSamples(served.flatMap((v) => (v.lost ? [{ reading: v.reading, ...v.lost }] : []))),
     );
+    // Values DCGM filled in where nvidia-smi has none (energy): nvidia-smi's collector lacks them.
+    out.push(...filledSamples(served.filter((v) => !v.lost).map((v) => v.reading)));
     out.push(...this.throttle.samples(served));
     out.push(...this.xids.samples());
     if (this.options.compat === 'dcgm') {
       const watching = this.xids.watching(snapshot);
       const attributions = attributionsByGpu(snapshot);
-      const gpus = served.map((v): CompatGpu => {
+      // GPUs only DCGM still lists while nvidia-smi runs (one fell off the bus): their Xid only.
+      const servedSet = new Set(served);
+      const xidOnly = new Set(views.filter((v) => !servedSet.has(v) && v.dcgm !== undefined));
+      const gpus = [...served, ...xidOnly].map((v): CompatGpu => {
         const users = new Map(
           (attributions.get(v.reading.uuid) ?? []).map((a) => [a.containerId ?? a.container, a]),
         );
@@ -88,8 +94,13 @@ export class GpuHealth {
         return {
           reading: v.reading,
           ...(v.dcgm ? { dcgm: v.dcgm } : {}),
-          ...(last !== undefined ? { lastXid: last } : watching ? { lastXid: 0 } : {}),
+          ...(last !== undefined
+            ? { lastXid: last.xid, lastXidAt: last.at }
+            : watching
+              ? { lastXid: 0 }
+              : {}),
           ...(only ? { container: only } : {}),
+          ...(xidOnly.has(v) || v.lost ? { xidOnly: true } : {}),
         };
       });
       const ctx = { hostname: this.options.hostname ?? hostname() };
@@ -102,6 +113,8 @@ export class GpuHealth {
           prev.reading === g.reading &&
           prev.dcgm === g.dcgm &&
           prev.lastXid === g.lastXid &&
+          prev.lastXidAt === g.lastXidAt &&
+          prev.xidOnly === g.xidOnly &&
           prev.container?.container === g.container?.container &&
           prev.container?.namespace === g.container?.namespace &&
           prev.container?.pod === g.container?.pod;

@@ -397,6 +397,8 @@ describe('GPU views and DCGM-only GPUs', () => {
       pci_bus_id: '00000000:18:00.0',
       device: 'nvidia3',
       modelName: 'NVIDIA H100 80GB HBM3',
+      GPU_I_PROFILE: '',
+      GPU_I_ID: '',
       Hostname: 'node-7',
       DCGM_FI_DRIVER_VERSION: '590.48.01',
       container: '',

@@ -4,6 +4,7 @@
  * alone where it is the only source.
  */
 import type { DcgmGpuFact } from '../../collectors/dcgm/dcgm-reading.js';
+import { fillFromDcgm } from '../../collectors/dcgm/fill.js';
 import { normalizePciBusId } from '../../collectors/xid.js';
 import type { GpuReading } from '../facts.js';
 import { gpuAttributions, type GpuAttribution } from '../gpu-processes.js';
@@ -56,11 +57,12 @@ export function gpuViews(snapshot: Snapshot): GpuView[] {
       if (prev) {
         byUuid.set(key, {
           ...prev,
-          // A GPU lost before nvidia-smi could name it: DCGM still knows who it is.
+          // A GPU lost before nvidia-smi could name it: DCGM still knows who it is. Otherwise
+          // what only DCGM has (energy) fills the primary's gaps, for every surface alike.
           reading:
             prev.lost && prev.reading.uuid === ''
               ? namedBy(prev.reading, fact.reading)
-              : prev.reading,
+              : fillFromDcgm(prev.reading, fact),
           sources: [...prev.sources, state.collector],
           dcgm: fact,
         });

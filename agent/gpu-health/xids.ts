@@ -47,7 +47,7 @@ export class XidTracker {
   private readonly counts = new Map<string, { labels: Labels; value: number }>();
   private readonly seenTotals = new Map<string, number>();
   private readonly lastSeq = new Map<XidSource, number>();
-  private readonly lastXidByGpu = new Map<string, number>();
+  private readonly lastXidByGpu = new Map<string, { xid: number; at: number }>();
   private recentByGpu = new Map<string, XidRecord[]>();
   private pending: NewEvent[] = [];
   /** DCGM Xids waiting for their grace period, with the snapshot time they were first seen. */
@@ -160,7 +160,7 @@ export class XidTracker {
     const uuid = gpu?.uuid ?? r.gpuUuid ?? '';
     const index = gpu?.index ?? r.gpuIndex;
     const key = uuid || r.pciBusId || '';
-    this.lastXidByGpu.set(key, r.xid);
+    this.lastXidByGpu.set(key, { xid: r.xid, at: r.at });
     const list = this.recentByGpu.get(key) ?? [];
     list.push(r);
     this.recentByGpu.set(key, list.slice(-20));
@@ -199,8 +199,8 @@ export class XidTracker {
     return out;
   }
 
-  /** The last Xid counted for a GPU (by UUID or bus id). */
-  lastXid(uuid: string, pciBusId?: string): number | undefined {
+  /** The last Xid counted for a GPU (by UUID or bus id), with the Unix ms it happened at. */
+  lastXid(uuid: string, pciBusId?: string): { xid: number; at: number } | undefined {
     return this.lastXidByGpu.get(uuid) ?? (pciBusId ? this.lastXidByGpu.get(pciBusId) : undefined);
   }
 

@@ -554,4 +554,50 @@ if (fields.length) {
     expect(beforeInfo).toBeGreaterThan(0);
     expect(new Set(infos)).toEqual(new Set(['12.2']));
   });
+
+  it('names MIG devices (profile, MIG UUID) from nvidia-smi -L once -q -x shows them', async () => {
+    const xml = join(
+      import.meta.dirname,
+      'fixtures',
+      'xml',
+      'a100-sxm4-80gb-mig-enabled__535.54.03__v12__telegraf.xml',
+    );
+    const uuid = 'GPU-513536b6-7d19-9063-b049-1e69664bb298';
+    // The A100 capture's four 14-SM, 19968 MiB devices are 1g.20gb instances; -L as R535 prints it.
+    const list = [
+      `GPU 0: NVIDIA A100-SXM4-80GB (UUID: ${uuid})`,
+      ...[0, 1, 2, 3].map(
+        (i) =>
+          `  MIG 1g.20gb     Device  ${i}: (UUID: MIG-4f8ba7c6-0000-0000-0000-00000000000${i})`,
+      ),
+    ].join('\n');
+    const bin = standIn(
+      'xml-list',
+      `${ROW}
+const fs = require('node:fs');
+if (fields.length) {
+  setInterval(() => console.log(row(1, 3).replace('GPU-1', '${uuid}')), 100);
+} else if (args[0] === '-q' && args[1] === '-x') {
+  const doc = fs.readFileSync(${JSON.stringify(xml)}, 'utf8');
+  process.stdout.write(doc.endsWith('\\n') ? doc : doc + '\\n');
+  setInterval(() => {}, 1000);
+} else if (args[0] === '-L') {
+  console.log(${JSON.stringify(list)});
+} else { setInterval(() => {}, 1000); }`,
+    );
+    const { until } = run(bin, { xmlInterval: 1000 });
+    const s = await until(
+      (st) => st.output.facts?.gpus?.[0]?.migDevices?.[3]?.profile !== undefined,
+    );
+    const info = s.output.samples.filter((x) => x.desc.name === 'gpulse_mig_info');
+    expect(
+      info.map((x) => [x.labels.gpu_instance_id, x.labels.profile, x.labels.mig_uuid]),
+    ).toEqual(
+      [3, 4, 5, 6].map((gi, i) => [
+        String(gi),
+        '1g.20gb',
+        `MIG-4f8ba7c6-0000-0000-0000-00000000000${i}`,
+      ]),
+    );
+  });
 });

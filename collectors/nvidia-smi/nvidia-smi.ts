@@ -27,6 +27,7 @@ import {
   selectQueryFields,
   splitCsvLine,
 } from './parse-csv.js';
+import { migLayoutKey, parseMigListing, withMigNames, type MigListing } from './parse-list.js';
 import { parseNvidiaSmiXml } from './parse-xml.js';
 import { PmonSampler } from './pmon.js';
 
@@ -105,6 +106,10 @@ class NvidiaSmiCollector implements StreamingCollector {
   private xmlLines: string[] = [];
   private xmlBytes = 0;
   private xmlExtras: XmlExtras = new Map();
+  /** MIG profiles and UUIDs from `nvidia-smi -L`, asked again when the MIG layout changes. */
+  private migListing: MigListing = new Map();
+  private migListingKey = '';
+  private listingMig = false;
   private lastOutput = new Map<StreamName, string>();
   private rejected = new Map<StreamName, number>();
   private stopped = false;
@@ -376,9 +381,15 @@ class NvidiaSmiCollector implements StreamingCollector {
       this.xmlExtras = new Map(
         doc.gpus.map((g) => [
           g.uuid,
-          { gpu: g, processes: doc.processes, cudaVersion: doc.cudaVersion },
+          {
+            gpu: withMigNames(g, this.migListing),
+            processes: doc.processes,
+            cudaVersion: doc.cudaVersion,
+          },
         ]),
       );
+      const layout = migLayoutKey(doc.gpus);
+      if (layout !== '' && layout !== this.migListingKey) this.listMig(layout);
     } catch (err) {
       this.sink?.countError('xml_parse_error');
       this.log?.warn(
@@ -388,6 +399,38 @@ class NvidiaSmiCollector implements StreamingCollector {
       return 'rejected';
     }
     return 'accepted';
+  }
+
+  /** Runs `nvidia-smi -L` for the MIG profile names and UUIDs that `-q -x` does not give. */
+  private listMig(layout: string): void {
+    if (this.listingMig) return;
+    this.listingMig = true;
+    runCommand(this.config.binary, ['-L'], {
+      timeoutMs: this.config.timeout,
+      env: this.deps.env,
+      spawnFn: this.deps.spawnFn,
+    })
+      .then((result) => {
+        // With a GPU lost, -L still lists the others but exits non-zero: use what it listed.
+        const listing = parseMigListing(result.stdout);
+        if (listing.size === 0) throw new Error(`exit ${result.code ?? result.signal}`);
+        this.migListing = listing;
+        this.migListingKey = layout;
+        this.xmlExtras = new Map(
+          [...this.xmlExtras].map(([uuid, x]) => [
+            uuid,
+            { ...x, gpu: withMigNames(x.gpu, this.migListing) },
+          ]),
+        );
+      })
+      .catch((err: unknown) => {
+        // Asked again with the next -q -x document; MIG series keep their ids meanwhile.
+        this.sink?.countError('list_failed');
+        this.log?.debug({ err: errorMessage(err) }, 'nvidia-smi -L failed; MIG profiles unknown');
+      })
+      .finally(() => {
+        this.listingMig = false;
+      });
   }
 
   private reject(stream: StreamName, line: string): 'rejected' {
@@ -591,8 +634,9 @@ class NvidiaSmiCollector implements StreamingCollector {
       b.add(metrics.restarts, { stream: name }, stream.restarts);
       b.add(metrics.streamUp, { stream: name }, stream.running);
     }
-    for (const [name, count] of this.rejected)
-      b.add(metrics.rejectedLines, { stream: name }, count);
+    // Every running stream has its counter from the start (0), so rate() sees the first one.
+    for (const name of new Set([...this.streams.keys(), ...this.rejected.keys()]))
+      b.add(metrics.rejectedLines, { stream: name }, this.rejected.get(name) ?? 0);
     this.sink?.health(b.build());
   }
 }

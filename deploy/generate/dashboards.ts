@@ -7,6 +7,14 @@ const I = 'instance=~"$instance"';
 const G = `${I}, gpu=~"$gpu"`;
 const GPU_LEGEND = '{{instance}} GPU {{gpu}}';
 
+/**
+ * ` or` a 0 for every `by` group of `present` that the left side lacks: counters that gpulse
+ * creates with their first event (an Xid, a collector error of some reason) then read 0 on a
+ * healthy host instead of "No data", and still nothing for a host that is not scraped at all.
+ */
+const zeroPer = (by: string, present: string): string =>
+  ` or on (${by}) (0 * group by (${by}) (${present}))`;
+
 const ts = (
   title: string,
   description: string,
@@ -85,7 +93,8 @@ export const fleetDashboard: DashboardSpec = {
         stat(
           'Firing alerts',
           'How many gpulse alerts fire now?',
-          'count(ALERTS{alertstate="firing", alertname=~"Gpulse.*"})',
+          // ALERTS is empty while nothing fires: 0 then, not "No data".
+          'count(ALERTS{alertstate="firing", alertname=~"Gpulse.*"}) or vector(0)',
         ),
       ],
     },
@@ -143,7 +152,7 @@ export const fleetDashboard: DashboardSpec = {
         ts(
           'Xid errors',
           'Which hosts log Xid errors, of which severity?',
-          `sum by (instance, severity) (increase(gpulse_gpu_xid_errors_total{${I}}[$__rate_interval]))`,
+          `sum by (instance, severity) (increase(gpulse_gpu_xid_errors_total{${I}}[$__rate_interval]))${zeroPer('instance', `gpulse_gpu_info{${I}}`)}`,
           'short',
           '{{instance}} {{severity}}',
         ),
@@ -157,7 +166,7 @@ export const fleetDashboard: DashboardSpec = {
         ts(
           'Collector errors',
           'Which collectors keep failing, by reason?',
-          `sum by (instance, collector, reason) (increase(gpulse_collector_errors_total{${I}}[$__rate_interval]))`,
+          `sum by (instance, collector, reason) (increase(gpulse_collector_errors_total{${I}}[$__rate_interval]))${zeroPer('instance, collector', `gpulse_collector_up{${I}}`)}`,
           'short',
           '{{instance}} {{collector}} {{reason}}',
         ),
@@ -536,6 +545,13 @@ export const gpuDashboard: DashboardSpec = {
           'Bps',
           '{{instance}} GPU {{gpu}} {{direction}}',
         ),
+        ts(
+          'NVLink errors',
+          'Is a link failing? CRC errors are retried (replay); recoveries retrain the link (DCGM).',
+          `increase(gpulse_gpu_nvlink_errors_total{${G}}[$__rate_interval])`,
+          'short',
+          '{{instance}} GPU {{gpu}} {{type}}',
+        ),
       ],
     },
     {
@@ -587,7 +603,7 @@ export const gpuDashboard: DashboardSpec = {
         ts(
           'Xid errors',
           'Which Xids did the driver log for these GPUs?',
-          `increase(gpulse_gpu_xid_errors_total{${G}}[$__rate_interval])`,
+          `increase(gpulse_gpu_xid_errors_total{${G}}[$__rate_interval])${zeroPer('instance, gpu', `gpulse_gpu_info{${G}}`)}`,
           'short',
           '{{instance}} GPU {{gpu}} Xid {{xid}} ({{severity}})',
         ),
