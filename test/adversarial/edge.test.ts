@@ -3,12 +3,30 @@
 // built CLI) against crafted stores, the drift API and CLI with extreme values — and asserts the
 // bound: the process lives, losses are counted by a metric, nothing is written outside its root.
 // Each test is bounded in time (its own timeout); they stay as regression tests.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseEnvelope, parseSignedManifest } from '../../edge/models/manifest.js';
+import { readPrivateKey, signManifest } from '../../edge/models/signing.js';
 import { scanRecords } from '../../edge/spool/record-format.js';
+import { CLI, requireBuild } from '../helpers/cli.js';
+import { createHarness, type Harness } from '../helpers/models/harness.js';
+import { fineTune, writeModel } from '../helpers/models/model-gen.js';
 import { startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
 import {
   eventually,
@@ -137,4 +155,229 @@ describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosq
     expect(await second.metric('gpulse_collector_up{collector="mqtt"}')).toBe(1);
     expect(await second.metric('gpulse_mqtt_connected')).toBe(1);
   }, 120_000);
+});
+
+/** Runs the built `gpulse model apply` against a harness; resolves with its exit code and JSON. */
+function modelApply(
+  h: Harness,
+  extra: readonly string[] = [],
+): Promise<{ code: number | null; result: Record<string, unknown>; stderr: string }> {
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      'model',
+      'apply',
+      '--name',
+      'detector',
+      '--source',
+      `${h.server.url}detector/`,
+      '--dir',
+      h.root,
+      '--trust',
+      h.pubPath,
+      '--trial',
+      '0s',
+      '--retries',
+      '0',
+      '--log-level',
+      'warn',
+      '--json',
+      ...extra,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) =>
+    child.on('close', (code) => {
+      let result: Record<string, unknown> = {};
+      try {
+        result = JSON.parse(stdout) as Record<string, unknown>;
+      } catch {
+        // no JSON: the command failed before it had a result (stderr says why)
+      }
+      resolve({ code, result, stderr });
+    }),
+  );
+}
+
+/** SHA-256 of a file (comparing 4 MiB buffers with toEqual takes minutes). */
+function sha256Of(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+/** Every symbolic link under a directory (relative paths). */
+function linksUnder(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string, rel: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isSymbolicLink()) out.push(r);
+      else if (e.isDirectory()) walk(join(d, e.name), r);
+    }
+  };
+  walk(dir, '');
+  return out;
+}
+
+describe('adversarial: model updates through `gpulse model apply`', () => {
+  let h: Harness;
+  let outside: string;
+
+  beforeAll(() => requireBuild());
+  afterEach(async () => {
+    await h.cleanup();
+    rmSync(outside, { recursive: true, force: true });
+  });
+
+  /** v1 (1.0.0) committed with the built CLI, the store ready for the next release. */
+  async function withV1(version = '1.0.0'): Promise<Buffer> {
+    h = await createHarness();
+    outside = mkdtempSync(join(tmpdir(), 'gpulse-adv-outside-'));
+    const v1 = randomBytes(4 * 1024 * 1024);
+    await writeModel(join(h.tmp, 'm1'), v1);
+    await h.publish(join(h.tmp, 'm1'), version, 1);
+    const first = await modelApply(h);
+    expect(first.code, first.stderr).toBe(0);
+    return v1;
+  }
+
+  it('refuses a manifest whose version takes the reserved .partial ending', async () => {
+    const v1 = await withV1();
+    await writeModel(join(h.tmp, 'm2'), fineTune(v1));
+    await h.publish(join(h.tmp, 'm2'), '7.0.0', 2);
+    // Re-signed with the trusted key: only the name rule stands between it and the device.
+    const path = join(h.store, 'detector', 'manifest.json');
+    const signed = parseSignedManifest(parseEnvelope(readFileSync(path, 'utf8')).signed);
+    writeFileSync(
+      path,
+      JSON.stringify(
+        signManifest({ ...signed, version: '7.0.0.partial' }, await readPrivateKey(h.keyPath)),
+      ),
+    );
+    const r = await modelApply(h);
+    expect(r.code).toBe(1);
+    expect(r.result).toMatchObject({ outcome: 'refused' });
+    expect(String(r.result.message)).toMatch(/reserved for the updater's work directories/);
+    expect(readdirSync(join(h.root, 'versions'))).toEqual(['1.0.0']);
+    expect(readlinkSync(join(h.root, 'current'))).toBe('versions/1.0.0');
+  }, 60_000);
+
+  it('never works in a committed version left named X.partial by an older build', async () => {
+    const v1 = await withV1('6.9.0');
+    // The layout an older build allowed: version "7.0.0.partial" committed and current.
+    const legacy = '7.0.0.partial';
+    renameSync(join(h.root, 'versions', '6.9.0'), join(h.root, 'versions', legacy));
+    renameSync(
+      join(h.root, 'manifests', '6.9.0.json'),
+      join(h.root, 'manifests', `${legacy}.json`),
+    );
+    const statePath = join(h.root, 'state.json');
+    writeFileSync(statePath, readFileSync(statePath, 'utf8').replaceAll('"6.9.0"', `"${legacy}"`));
+    rmSync(join(h.root, 'current'));
+    symlinkSync(`versions/${legacy}`, join(h.root, 'current'));
+    const config = sha256Of(join(h.root, 'versions', legacy, 'config.json'));
+    const weights = sha256Of(join(h.root, 'versions', legacy, 'weights.bin'));
+    await writeModel(join(h.tmp, 'm2'), fineTune(v1));
+    await h.publish(join(h.tmp, 'm2'), '7.0.0', 2);
+    // A failing update to 7.0.0 (every chunk corrupt on the wire).
+    await h.serve({
+      fault: (p) =>
+        p.includes('blobs/') || p.includes('chunks/') ? { kind: 'corrupt' } : undefined,
+    });
+    const failed = await modelApply(h);
+    expect(failed.code).toBe(1);
+    expect(failed.result).toMatchObject({ outcome: 'failed', version: '7.0.0' });
+    expect(sha256Of(join(h.root, 'versions', legacy, 'config.json'))).toBe(config);
+    expect(sha256Of(join(h.root, 'versions', legacy, 'weights.bin'))).toBe(weights);
+    expect(readlinkSync(join(h.root, 'current'))).toBe(`versions/${legacy}`);
+    // And a good store then commits 7.0.0 beside it, the legacy version kept as previous.
+    await h.serve();
+    const ok = await modelApply(h);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(readlinkSync(join(h.root, 'previous'))).toBe(`versions/${legacy}`);
+    expect(sha256Of(join(h.root, 'versions', legacy, 'config.json'))).toBe(config);
+  }, 90_000);
+
+  it('never writes through links planted in a resumed work directory', async () => {
+    const v1 = await withV1();
+    const v2 = fineTune(v1, 0.5);
+    await writeModel(join(h.tmp, 'm2'), v2);
+    await h.publish(join(h.tmp, 'm2'), '2.0.0', 2);
+    // A first attempt fails half way: its work directory stays for the next one to resume.
+    await h.serve({
+      fault: (p, attempt) =>
+        p.includes('chunks/') || (p.includes('blobs/') && attempt > 1)
+          ? { kind: 'corrupt' }
+          : undefined,
+    });
+    const first = await modelApply(h, ['--transport', 'ranges']);
+    expect(first.result).toMatchObject({ outcome: 'failed' });
+    const work = join(h.root, 'versions', '.partial-2.0.0');
+    expect(lstatSync(join(work, 'weights.bin')).isFile()).toBe(true);
+    // Planted: the big file is a link to a file outside the model root, the small one a hard link.
+    const victim = join(outside, 'victim.bin');
+    const victim2 = join(outside, 'victim2.json');
+    writeFileSync(victim, 'precious');
+    writeFileSync(victim2, '{"keep":true}');
+    rmSync(join(work, 'weights.bin'));
+    symlinkSync(victim, join(work, 'weights.bin'));
+    rmSync(join(work, 'config.json'));
+    linkSync(victim2, join(work, 'config.json'));
+    await h.serve();
+    const second = await modelApply(h);
+    expect(second.code).toBe(1);
+    expect(second.result).toMatchObject({ outcome: 'failed', reason: 'workdir_tainted' });
+    expect(readFileSync(victim, 'utf8')).toBe('precious');
+    expect(readFileSync(victim2, 'utf8')).toBe('{"keep":true}');
+    // The work directory went to quarantine as it was (the link still a link), unused.
+    const moved = readdirSync(join(h.root, 'quarantine')).filter((n) => n.startsWith('.workdir-'));
+    expect(moved).toHaveLength(1);
+    expect(linksUnder(join(h.root, 'quarantine', moved[0] as string))).toEqual(['weights.bin']);
+    expect(readlinkSync(join(h.root, 'current'))).toBe('versions/1.0.0');
+    // The next attempt starts afresh and commits a version with no link in it.
+    const third = await modelApply(h);
+    expect(third.code, third.stderr).toBe(0);
+    expect(third.result).toMatchObject({ outcome: 'committed', version: '2.0.0' });
+    expect(linksUnder(join(h.root, 'versions'))).toEqual([]);
+    expect(sha256Of(join(h.root, 'versions', '2.0.0', 'weights.bin'))).toBe(
+      createHash('sha256').update(v2).digest('hex'),
+    );
+    expect(readFileSync(victim, 'utf8')).toBe('precious');
+    expect(readFileSync(victim2, 'utf8')).toBe('{"keep":true}');
+  }, 120_000);
+
+  it('never writes into a work directory or versions/ that is a link out of the root', async () => {
+    const v1 = await withV1();
+    await writeModel(join(h.tmp, 'm2'), fineTune(v1));
+    await h.publish(join(h.tmp, 'm2'), '2.0.0', 2);
+    // An interrupted attempt (the store answers 503 for every chunk) leaves a work directory...
+    await h.serve({
+      fault: (p) =>
+        p.includes('blobs/') || p.includes('chunks/') ? { kind: 'status', code: 503 } : undefined,
+    });
+    expect((await modelApply(h)).result).toMatchObject({ outcome: 'failed' });
+    // ...which is replaced by a link to a directory outside the root.
+    const work = join(h.root, 'versions', '.partial-2.0.0');
+    rmSync(work, { recursive: true, force: true });
+    mkdirSync(join(outside, 'elsewhere'));
+    writeFileSync(join(outside, 'elsewhere', 'weights.bin'), 'precious');
+    symlinkSync(join(outside, 'elsewhere'), work);
+    await h.serve();
+    const resumed = await modelApply(h);
+    expect(resumed.result).toMatchObject({ outcome: 'failed', reason: 'workdir_tainted' });
+    expect(readdirSync(join(outside, 'elsewhere'))).toEqual(['weights.bin']);
+    expect(readFileSync(join(outside, 'elsewhere', 'weights.bin'), 'utf8')).toBe('precious');
+    // versions/ itself a link out of the root: refused before anything is written.
+    renameSync(join(h.root, 'versions'), join(outside, 'versions'));
+    symlinkSync(join(outside, 'versions'), join(h.root, 'versions'));
+    await h.serve();
+    const refused = await modelApply(h);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/versions is a symbolic link or not a directory/);
+    expect(readdirSync(join(outside, 'versions')).sort()).toEqual(['1.0.0']);
+  }, 90_000);
 });
