@@ -21,10 +21,19 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildAgent } from '../../agent/build-agent.js';
+import { FakeClock } from '../../agent/clock.js';
+import { loadConfig } from '../../agent/config.js';
+import { DriftComponent } from '../../collectors/drift/drift.js';
+import {
+  parseReferenceProfile,
+  type NumericFeatureProfile,
+} from '../../collectors/drift/profile.js';
 import { parseEnvelope, parseSignedManifest } from '../../edge/models/manifest.js';
 import { readPrivateKey, signManifest } from '../../edge/models/signing.js';
 import { scanRecords } from '../../edge/spool/record-format.js';
 import { CLI, requireBuild } from '../helpers/cli.js';
+import { silentLogger } from '../helpers/log-sink.js';
 import { createHarness, type Harness } from '../helpers/models/harness.js';
 import { fineTune, writeModel } from '../helpers/models/model-gen.js';
 import { startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
@@ -380,4 +389,107 @@ describe('adversarial: model updates through `gpulse model apply`', () => {
     expect(refused.stderr).toMatch(/versions is a symbolic link or not a directory/);
     expect(readdirSync(join(outside, 'versions')).sort()).toEqual(['1.0.0']);
   }, 90_000);
+});
+
+describe('adversarial: drift profiles of values near ±1.7e308', () => {
+  const BIG = 1.7e308;
+  /** Reference rows: a quarter at each extreme, the rest spread between. */
+  const rows = Array.from({ length: 400 }, (_, i) => ({
+    x: i % 4 === 0 ? BIG : i % 4 === 1 ? -BIG : (i - 200) * 1e305,
+    c: i % 3 === 0 ? 'a' : 'b',
+  }));
+  let dir = '';
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('the CLI writes and the API hands out only profiles their schema accepts, round trip', async () => {
+    requireBuild();
+    dir = mkdtempSync(join(tmpdir(), 'gpulse-adv-drift-'));
+    writeFileSync(join(dir, 'ref.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n'));
+    writeFileSync(join(dir, 'ref.csv'), `x,c\n${rows.map((r) => `${r.x},${r.c}`).join('\n')}\n`);
+    for (const input of ['ref.jsonl', 'ref.csv']) {
+      execFileSync(process.execPath, [
+        CLI,
+        'drift',
+        'profile',
+        '--input',
+        join(dir, input),
+        '--out',
+        join(dir, `${input}.profile.json`),
+      ]);
+      const p = parseReferenceProfile(readFileSync(join(dir, `${input}.profile.json`), 'utf8'));
+      const x = p.features.x as NumericFeatureProfile;
+      expect([x.min, x.max]).toEqual([-BIG, BIG]);
+      expect(x.std).toBeGreaterThan(1e308);
+    }
+    // Overflowing and non-finite input is refused with where it is.
+    writeFileSync(join(dir, 'bad.csv'), 'x\n1\n1e999\n');
+    let stderr = '';
+    try {
+      execFileSync(
+        process.execPath,
+        [CLI, 'drift', 'profile', '--input', join(dir, 'bad.csv'), '--out', join(dir, 'bad.json')],
+        { stdio: 'pipe' },
+      );
+    } catch (err) {
+      stderr = String((err as { stderr: Buffer }).stderr);
+    }
+    expect(stderr).toMatch(/line 3, column "x": 1e999 is not a finite number/);
+
+    // The API: rows in, profile out, that profile back in.
+    const { config } = loadConfig({
+      file: { name: 'gpulse.yaml', text: 'listen: 127.0.0.1:0\ndrift:\n  models:\n    m: {}\n' },
+    });
+    const drift = new DriftComponent(config.drift);
+    const clock = new FakeClock(1_700_000_000_000);
+    const agent = buildAgent(config, {
+      log: silentLogger(),
+      version: 't',
+      clock,
+      collectors: [],
+      components: [drift],
+    });
+    await agent.start();
+    try {
+      const post = (url: string, body: unknown) =>
+        agent.app.inject({
+          method: 'POST',
+          url,
+          headers: { 'content-type': 'application/json' },
+          payload: typeof body === 'string' ? body : JSON.stringify(body),
+        });
+      expect((await post('/api/v1/models/m/reference', rows)).statusCode).toBe(201);
+      const served = (await agent.app.inject('/api/v1/models/m/reference')).body;
+      const parsed = parseReferenceProfile(served);
+      expect((parsed.features.x as NumericFeatureProfile).mean).not.toBeNull();
+      expect((await post('/api/v1/models/m/reference', JSON.parse(served))).statusCode).toBe(201);
+      // The CLI's profile is accepted as is.
+      const fromCli = JSON.parse(
+        readFileSync(join(dir, 'ref.csv.profile.json'), 'utf8'),
+      ) as unknown;
+      expect((await post('/api/v1/models/m/reference', fromCli)).statusCode).toBe(201);
+      const refused = await post('/api/v1/models/m/observations', '[{"x":1},{"x":1e999}]');
+      expect(refused.statusCode).toBe(400);
+      expect(refused.body).toMatch(/row 1, feature \\"x\\": Infinity is not a finite number/);
+      const observed = await post('/api/v1/models/m/observations', rows);
+      expect(observed.statusCode).toBe(202);
+      await clock.advance(60_000);
+      // The current window's statistics and scores stay numbers on every surface.
+      const result = (await agent.app.inject('/api/v1/models/m/drift')).json<{
+        features: {
+          feature: string;
+          window: { mean: number; std: number };
+          reference: { mean: number; std: number };
+          scores: Record<string, number>;
+        }[];
+      }>();
+      const x = result.features.find((f) => f.feature === 'x');
+      expect(x?.window.mean).toBe(x?.reference.mean);
+      expect(x?.window.std).toBe(x?.reference.std);
+      expect(x?.scores).toMatchObject({ ks_statistic: 0, wasserstein: 0, psi: 0 });
+      const metrics = (await agent.app.inject('/metrics')).body;
+      expect(metrics).toContain('gpulse_drift_score{model="m",feature="x",method="wasserstein"} 0');
+    } finally {
+      await agent.stop();
+    }
+  }, 60_000);
 });
