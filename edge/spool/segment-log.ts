@@ -44,7 +44,7 @@ export interface LogLoss {
   readonly kind: 'corrupt' | 'missing' | 'gap';
   readonly after: number | undefined;
   readonly before: number | undefined;
-  /** Fewest records the loss can be (a damaged region or a missing segment held at least one). */
+  /** What the loss counts when no stored record bounds it (at an end of the stream): per region. */
   readonly minRecords: number;
   /** Most records the lost bytes or segments could have held. */
   readonly maxRecords: number;
@@ -220,7 +220,8 @@ export class SegmentLog {
             after: prevSeq,
             before: r.seq,
             minRecords: 0,
-            maxRecords: Infinity,
+            // A segment never held more records than its size allows.
+            maxRecords: perSegment,
           });
         closeLosses(r.seq);
         records.push(r);

@@ -125,8 +125,9 @@ export class Spool {
 
   /**
    * Counts what recovery found lost. A loss between two stored records is the seqs between them
-   * that neither stream holds, the other stream did not acknowledge and nothing counted before —
-   * at least one per damaged region or deleted segment, at most what the lost bytes could hold.
+   * that neither stream holds, the other stream did not acknowledge and nothing counted before, at
+   * most what the lost bytes or segments could hold (a duplicate or misplaced record loses none);
+   * one at either end of a stream counts one per damaged region.
    * Damage and deleted segments claim their seqs first, then plain gaps take what is left, so a
    * message missing from one stream and skipped in the other counts once.
    */
@@ -158,7 +159,8 @@ export class Spool {
         hi,
         (a, b) => countBetween(stored[other], a, b),
       );
-      counted[stream][reason] += Math.max(loss.minRecords, Math.min(unexplained, loss.maxRecords));
+      // Every lost record had a seq in the range no stream explains: that bounds the count.
+      counted[stream][reason] += Math.min(unexplained, loss.maxRecords);
       this.accounted.add(lo, hi);
     }
     for (const stream of DROP_ORDER) {

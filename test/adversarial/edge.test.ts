@@ -164,6 +164,109 @@ describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosq
     expect(await second.metric('gpulse_collector_up{collector="mqtt"}')).toBe(1);
     expect(await second.metric('gpulse_mqtt_connected')).toBe(1);
   }, 120_000);
+
+  it('counts every message lost from a damaged spool, once, and replays the rest', async () => {
+    const rec = await record(broker.url, 'gpulse/v1/adv-13/#');
+    cleanups.push(() => rec.close());
+    const dir = mkdtempSync(join(tmpdir(), 'gpulse-adv-spool-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const flags = { 'mqtt-spool-max-bytes': '256KiB' }; // 16 KiB segments
+    const tdir = join(dir, 'telemetry');
+    const segments = () =>
+      readdirSync(tdir)
+        .filter((n) => n.endsWith('.seg'))
+        .sort((a, b) => Number(a.slice(0, -4)) - Number(b.slice(0, -4)));
+
+    // The broker is down: the agent spools telemetry into at least six segments.
+    await broker.stop();
+    const first = await startEdgeAgent({
+      url: broker.url,
+      site: 'adv-13',
+      node: 'cam',
+      dir,
+      flags,
+    });
+    await eventually(
+      () => {
+        try {
+          return segments().length >= 6;
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+      'six telemetry segments',
+    );
+    expect(await first.metric('gpulse_mqtt_spool_dropped_total{reason="size"}')).toBe(0);
+    await first.stop();
+
+    // Damage: renumber the segments across the 12-digit boundary (999999999998, 999999999999,
+    // 1000000000000, ...), delete the second, cut the tail of the (sealed) third, cut one record
+    // out of the middle of the fourth.
+    const names = segments();
+    const renamed = names.map((n, i) => {
+      const to = join(tdir, `${999_999_999_998 + i}.seg`.padStart(16, '0'));
+      renameSync(join(tdir, n), to);
+      return to;
+    });
+    const recordsOf = (path: string) => scanRecords(readFileSync(path)).records;
+    const deleted = recordsOf(renamed[1] as string).length;
+    rmSync(renamed[1] as string);
+    const third = readFileSync(renamed[2] as string);
+    const thirdLast = recordsOf(renamed[2] as string).at(-1)!;
+    writeFileSync(renamed[2] as string, third.subarray(0, thirdLast.offset + 10));
+    const fourth = readFileSync(renamed[3] as string);
+    const cut = recordsOf(renamed[3] as string)[1]!;
+    writeFileSync(
+      renamed[3] as string,
+      Buffer.concat([fourth.subarray(0, cut.offset), fourth.subarray(cut.offset + cut.size)]),
+    );
+    const survivors = spooledSeqs(dir);
+    expect(deleted).toBeGreaterThan(0);
+
+    // A restart with the broker up: every survivor is replayed, every loss counted by reason.
+    await broker.start();
+    const second = await startEdgeAgent({
+      url: broker.url,
+      site: 'adv-13',
+      node: 'cam',
+      dir,
+      flags,
+    });
+    cleanups.push(() => second.stop());
+    await rec.waitFor(
+      (m) => {
+        const got = new Set(m.map((x: Received) => x.json.seq as number));
+        return survivors.every((s) => got.has(s));
+      },
+      30_000,
+      `replay of the ${survivors.length} surviving messages`,
+    );
+    expect(await second.metric('gpulse_mqtt_spool_dropped_total{reason="missing"}')).toBe(
+      deleted + 1,
+    );
+    expect(await second.metric('gpulse_mqtt_spool_dropped_total{reason="corrupt"}')).toBe(1);
+    // The lost seqs never arrive; nothing else is missing between the first and last survivor.
+    const got = new Set(rec.messages.map((x) => x.json.seq as number));
+    const lo = survivors[0] as number;
+    const hi = survivors.at(-1) as number;
+    let absent = 0;
+    for (let q = lo; q <= hi; q++) if (!got.has(q)) absent++;
+    expect(absent).toBe(deleted + 2);
+    await second.stop();
+
+    // Counted once: another restart finds nothing new.
+    const third2 = await startEdgeAgent({
+      url: broker.url,
+      site: 'adv-13',
+      node: 'cam',
+      dir,
+      flags,
+    });
+    cleanups.push(() => third2.stop());
+    expect(await third2.metric('gpulse_mqtt_spool_dropped_total{reason="missing"}')).toBe(0);
+    expect(await third2.metric('gpulse_mqtt_spool_dropped_total{reason="corrupt"}')).toBe(0);
+  }, 120_000);
 });
 
 /** Runs the built `gpulse model apply` against a harness; resolves with its exit code and JSON. */
