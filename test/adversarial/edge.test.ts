@@ -36,7 +36,8 @@ import { CLI, requireBuild } from '../helpers/cli.js';
 import { silentLogger } from '../helpers/log-sink.js';
 import { createHarness, type Harness } from '../helpers/models/harness.js';
 import { fineTune, writeModel } from '../helpers/models/model-gen.js';
-import { startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
+import { createMqttComponent } from '../../edge/mqtt-component.js';
+import { fakeGpuCollector, startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
 import {
   eventually,
   record,
@@ -164,6 +165,56 @@ describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosq
     expect(await second.metric('gpulse_collector_up{collector="mqtt"}')).toBe(1);
     expect(await second.metric('gpulse_mqtt_connected')).toBe(1);
   }, 120_000);
+
+  it('replays the whole spool when mqtt.replayRate is 0 (it divided by zero into a 1 ms loop)', async () => {
+    const rec = await record(broker.url, 'gpulse/v1/adv-rate/#');
+    cleanups.push(() => rec.close());
+    const dir = mkdtempSync(join(tmpdir(), 'gpulse-adv-rate-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const { config } = loadConfig({
+      env: { GPULSE_MQTT_RECONNECT_MAX: '1s' },
+      flags: {
+        listen: '127.0.0.1:0',
+        'mqtt-url': broker.url,
+        site: 'adv-rate',
+        node: 'cam',
+        'mqtt-spool-dir': dir,
+        'mqtt-interval': '200ms',
+        'mqtt-flush': '200ms',
+      },
+    });
+    // Set past the config schema, which may bound it: the component itself must cope.
+    const mqttConfig = { ...config.mqtt, spool: { ...config.mqtt.spool, replayRate: 0 } };
+    await broker.stop();
+    const mqtt = createMqttComponent(mqttConfig);
+    const agent = buildAgent(config, {
+      log: silentLogger(),
+      version: 't',
+      collectors: [fakeGpuCollector(2)],
+      components: [mqtt],
+    });
+    await agent.start();
+    cleanups.push(() => agent.stop());
+    const spooledCount = async () => {
+      const body = (await agent.app.inject('/metrics')).body;
+      return Number(
+        /gpulse_mqtt_published_total\{stream="telemetry",result="spooled"\} (\d+)/.exec(
+          body,
+        )?.[1] ?? 0,
+      );
+    };
+    await eventually(async () => (await spooledCount()) >= 10, 30_000, '10 spooled messages');
+    const spooled = spooledSeqs(dir);
+    await broker.start();
+    await rec.waitFor(
+      (m) => {
+        const got = new Set(m.map((x: Received) => x.json.seq as number));
+        return spooled.every((q) => got.has(q));
+      },
+      30_000,
+      `replay of ${spooled.length} spooled messages at replayRate 0`,
+    );
+  }, 90_000);
 
   it('counts every message lost from a damaged spool, once, and replays the rest', async () => {
     const rec = await record(broker.url, 'gpulse/v1/adv-13/#');
