@@ -100,6 +100,8 @@ export function createMqttComponent(
   let expireTimer: TimerHandle | undefined;
   let startTimer: TimerHandle | undefined;
   let startFailures = 0;
+  /** The start attempt in progress (stop waits for it, so nothing it opens outlives the stop). */
+  let starting: Promise<void> | undefined;
   let offEvents: (() => void) | undefined;
   let pendingEvents: AgentEvent[] = [];
   /** Samples taken since the last telemetry message. */
@@ -550,7 +552,9 @@ export function createMqttComponent(
           deps.random,
         ),
       );
-      startTimer = context.clock.setTimeout(() => void attemptStart(), delay);
+      startTimer = context.clock.setTimeout(() => {
+        starting = attemptStart();
+      }, delay);
       startTimer.unref?.();
       return;
     }
@@ -574,7 +578,8 @@ export function createMqttComponent(
       // Subscribed before the first attempt: events during start retries wait (bounded) in memory.
       offEvents = context.events.onEvent(onEvent);
       for (const e of earlyEvents.splice(0)) context.events.emit(e);
-      await attemptStart();
+      starting = attemptStart();
+      await starting;
     },
     async stop() {
       if (stopped) return;
@@ -582,6 +587,8 @@ export function createMqttComponent(
       const clock = ctx?.clock;
       if (startTimer) clock?.clearTimeout(startTimer);
       startTimer = undefined;
+      // A retried start may be opening the spool right now: let it finish, then close what it opened.
+      await starting;
       for (const t of [telemetryTimer, statusTimer, metricsTimer, expireTimer])
         if (t) clock?.clearTimeout(t);
       offEvents?.();
