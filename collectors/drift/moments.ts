@@ -35,10 +35,12 @@ export function addMoment(a: Float64Array, o: number, v: number, lo: number, hi:
   const w = (4 * (n - 1)) / n;
   const scale = a[o + MOMENT_SCALE] as number;
   if (d > scale) {
-    a[o + MOMENT_SSQ] = (a[o + MOMENT_SSQ] as number) * (scale / d) ** 2 + w;
+    const r = scale / d;
+    a[o + MOMENT_SSQ] = (a[o + MOMENT_SSQ] as number) * r * r + w;
     a[o + MOMENT_SCALE] = d;
   } else {
-    a[o + MOMENT_SSQ] = (a[o + MOMENT_SSQ] as number) + w * (d / scale) ** 2;
+    const r = d / scale;
+    a[o + MOMENT_SSQ] = (a[o + MOMENT_SSQ] as number) + w * r * r;
   }
 }
 

@@ -24,6 +24,7 @@ const STATS = MOMENTS + MOMENT_FIELDS;
  * bucket of values near ±1.8e308 cannot sum to Infinity; MergedWindow.sumScale undoes it.
  */
 const SUM_SCALE = 2 ** 64;
+const SUM_UNIT = 2 ** -64;
 
 /** A feature's current data merged over the live buckets of the window. */
 export interface MergedWindow {
@@ -96,7 +97,7 @@ export class NumericWindow implements FeatureWindow {
     if (typeof value === 'number') {
       const o = slot * this.bins + binIndex(this.edges, value);
       this.counts[o] = (this.counts[o] as number) + 1;
-      this.sums[o] = (this.sums[o] as number) + value / SUM_SCALE;
+      this.sums[o] = (this.sums[o] as number) + value * SUM_UNIT;
       const st = this.stats;
       st[s + N] = (st[s + N] as number) + 1;
       if (value < (st[s + MIN] as number)) st[s + MIN] = value;
