@@ -103,6 +103,32 @@ describe('gpulse drift profile', () => {
     expect(missing.stderr).toContain('no such file');
   });
 
+  it('refuses NaN, infinite and overflowing numbers, saying where and what to do', async () => {
+    const d = temp();
+    writeFileSync(join(d, 'nan.csv'), 'a,b\n1,x\n2,y\nNaN,z\n');
+    const nan = await run({ input: join(d, 'nan.csv'), out: join(d, 'p.json') });
+    expect(nan.code).toBe(1);
+    expect(nan.stderr).toMatch(
+      /nan\.csv: line 4, column "a": NaN is not a finite number .*leave the cell empty/,
+    );
+    writeFileSync(join(d, 'big.csv'), 'a\n1\n-1e999\n');
+    const big = await run({ input: join(d, 'big.csv'), out: join(d, 'p.json') });
+    expect(big.stderr).toMatch(/big\.csv: line 3, column "a": -1e999 is not a finite number/);
+    writeFileSync(join(d, 'big.jsonl'), '{"a":1}\n{"a":1e999}\n');
+    const jsonl = await run({ input: join(d, 'big.jsonl'), out: join(d, 'p.json') });
+    expect(jsonl.stderr).toMatch(
+      /big\.jsonl:2: row 0, feature "a": Infinity is not a finite number/,
+    );
+    expect(() => readFileSync(join(d, 'p.json'))).toThrow();
+    // In a --categorical column "NaN" is just text.
+    const text = await run({
+      input: join(d, 'nan.csv'),
+      out: join(d, 'p.json'),
+      categorical: ['a'],
+    });
+    expect(text.code).toBe(0);
+  });
+
   it('runs from the built CLI and feeds a running agent', async () => {
     requireBuild();
     const d = temp();

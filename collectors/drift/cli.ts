@@ -7,7 +7,7 @@ import { parse as parseCsv, type CastingContext } from 'csv-parse';
 import { errorMessage } from '../../agent/errors.js';
 import type { FeatureValue, ObservationRow } from './observations.js';
 import { validateObservations } from './observations.js';
-import type { ReferenceProfile } from './profile.js';
+import { parseReferenceProfile, ProfileError, type ReferenceProfile } from './profile.js';
 import { ProfileBuilder, ProfileBuildError } from './profile-builder.js';
 
 /** Input formats `gpulse drift profile` reads. */
@@ -33,6 +33,8 @@ export class ProfileInputError extends Error {
 }
 
 const NUMBER_RE = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
+/** How pandas, numpy and spreadsheets write non-finite numbers. */
+const NON_FINITE_RE = /^[-+]?(?:nan|inf|infinity)$/i;
 
 /** Which reader an input file needs: by extension, else by its first character. */
 async function detectFormat(path: string): Promise<'jsonl' | 'csv'> {
@@ -76,8 +78,19 @@ async function* csvRows(
     if (context.header) return value;
     if (value === '') return null;
     const column = typeof context.column === 'string' ? context.column : '';
-    if (!categorical.has(column) && NUMBER_RE.test(value)) return Number(value);
-    return value;
+    if (categorical.has(column)) return value;
+    const number = NUMBER_RE.test(value)
+      ? Number(value)
+      : NON_FINITE_RE.test(value)
+        ? NaN
+        : undefined;
+    if (number === undefined) return value;
+    if (!Number.isFinite(number)) {
+      throw new ProfileInputError(
+        `${path}: line ${context.lines}, column ${JSON.stringify(column)}: ${value} is not a finite number (beyond ±1.8e308, NaN or infinite); leave the cell empty for a missing value, or list the column in --categorical if it is text`,
+      );
+    }
+    return number;
   };
   const input = createReadStream(path);
   const parser = input.pipe(
@@ -95,6 +108,7 @@ async function* csvRows(
   try {
     for await (const record of parser) yield record as ObservationRow;
   } catch (err) {
+    if (err instanceof ProfileInputError) throw err;
     throw new ProfileInputError(`${path}: ${errorMessage(err)}`);
   }
 }
@@ -122,7 +136,8 @@ export async function buildProfileFromFile(
       ? csvRows(options.input, new Set(options.categorical ?? []))
       : jsonLines(options.input, maxFeatures);
   for await (const row of rows) builder.add(row);
-  return builder.build({ model: options.model, source: options.input });
+  // What is written must be what every reader accepts: checked against the profile schema.
+  return parseReferenceProfile(builder.build({ model: options.model, source: options.input }));
 }
 
 /** Writes a file atomically (temporary file, then rename), so a reader never sees half a profile. */
@@ -153,7 +168,10 @@ export async function runProfileCommand(
     );
     return 0;
   } catch (err) {
-    const known = err instanceof ProfileInputError || err instanceof ProfileBuildError;
+    const known =
+      err instanceof ProfileInputError ||
+      err instanceof ProfileBuildError ||
+      err instanceof ProfileError;
     const e = err as NodeJS.ErrnoException;
     const message =
       e.code === 'ENOENT'
