@@ -238,6 +238,8 @@ export class FleetState {
   private readonly loggedRejects = new Set<string>();
   /** Devices holding undecoded telemetry. */
   private readonly unsettled = new Set<Device>();
+  /** Devices whose series changed since they were last rendered. */
+  private readonly changed = new Set<Device>();
   private queuedMessages = 0;
   private queuedBytes = 0;
   /** When the oldest undecoded message arrived (meaningful while any is queued). */
@@ -303,10 +305,16 @@ export class FleetState {
     this.count(stream, 'forwarded');
   }
 
-  /** Decodes every queued message now (the scrape and the timers call it). */
+  /**
+   * Decodes every queued message now (the scrape and the timers call it), then renders the
+   * devices that changed: done here, when the stream pauses, a scrape only joins text already
+   * rendered (rendered on the scrape, 3,300 devices took most of a second of it).
+   */
   settleAll(): void {
     this.settleTimer.cancel();
     for (const device of this.unsettled) this.settle(device);
+    for (const device of this.changed) device.rendered ??= this.render(device);
+    this.changed.clear();
   }
 
   /**
@@ -699,6 +707,7 @@ export class FleetState {
     }
     part.ts = ts;
     device.rendered = undefined;
+    this.changed.add(device);
     if (device.online === undefined) device.online = true;
     return 'applied';
   }
@@ -785,6 +794,7 @@ export class FleetState {
   private withdraw(device: Device): void {
     device.telemetry = [];
     device.rendered = undefined;
+    this.changed.delete(device);
     this.charge(device);
   }
 
@@ -807,6 +817,7 @@ export class FleetState {
       if (now - device.lastSeen > this.options.deviceTtlMs) {
         if (device.pending) this.dropPending(device);
         this.keptBytes -= device.bytes;
+        this.changed.delete(device);
         this.devices.delete(key);
         continue;
       }

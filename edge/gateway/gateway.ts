@@ -128,7 +128,9 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
     void reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8');
     if (/\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))) {
       void reply.header('content-encoding', 'gzip');
-      return reply.send(body.pipe(createGzip()));
+      // Level 1: a fleet's exposition is tens of MB of very repetitive text; the fastest level
+      // still shrinks it about tenfold, where the default level took several times longer.
+      return reply.send(body.pipe(createGzip({ level: 1 })));
     }
     return reply.send(body);
   });
