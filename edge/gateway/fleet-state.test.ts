@@ -632,6 +632,15 @@ describe('FleetState in a share group', () => {
     expect(lines(fleet)).toContain(
       'gpulse_gpu_temperature_celsius{site="s",node="a",gpu="0",uuid="GPU-0"} 63',
     );
+    // b away and back again: its kept schema is compiled a second time.
+    mine.delete('b');
+    fleet.reassign();
+    mine.add('b');
+    fleet.reassign();
+    expect(fleet.ingest(values('b', [temp(64)], T0 + 1, 3))).toBe('applied');
+    expect(lines(fleet)).toContain(
+      'gpulse_gpu_temperature_celsius{site="s",node="b",gpu="0",uuid="GPU-0"} 64',
+    );
   });
 
   it('counts a malformed kept schema when it is decoded, not before', () => {

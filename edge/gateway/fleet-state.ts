@@ -182,7 +182,7 @@ export const fleetMetrics = {
   ),
   renamedLabels: counter(
     'gpulse_fleet_renamed_labels_total',
-    'Device label names relayed as exported_<name> because the gateway or Prometheus sets that label (site, node, job, instance); counted per schema compiled.',
+    'Device label names relayed with an exported_ prefix because the gateway or Prometheus sets that label (site, node, job, instance); counted per schema compiled.',
   ),
   duplicateSeries: counter(
     'gpulse_fleet_duplicate_series_total',
@@ -303,6 +303,11 @@ export class FleetState {
   /** Counts a message handed to the gateway of the share group that serves its device. */
   countForwarded(stream: StreamName): void {
     this.count(stream, 'forwarded');
+  }
+
+  /** Counts a message for another gateway of the share group that could not be handed over. */
+  countForwardFailed(stream: StreamName, topic: string): void {
+    this.reject('forward_failed', stream, topic);
   }
 
   /**
@@ -802,6 +807,7 @@ export class FleetState {
   private release(device: Device): void {
     if (device.pending) this.dropPending(device);
     device.schemas.clear();
+    device.keptLoaded = false;
     this.withdraw(device);
   }
 

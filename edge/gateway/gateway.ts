@@ -260,17 +260,20 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
         const parsed = group ? parseStreamTopic(message.topic) : undefined;
         if (group && groupName && parsed && !group.owns(parsed.site, parsed.node)) {
           const owner = group.ownerOf(parsed.site, parsed.node);
-          fleet.countForwarded(parsed.stream);
           conn
             .publish(inboxTopic(groupName, owner, parsed, parsed.stream), message.payload, {
               qos: 1,
               contentType: message.contentType,
             })
-            .catch((err: unknown) =>
-              log.debug(
-                { topic: message.topic, owner, err: errorMessage(err) },
-                'forwarding to the member that serves the device failed',
-              ),
+            .then(
+              () => fleet.countForwarded(parsed.stream),
+              (err: unknown) => {
+                fleet.countForwardFailed(parsed.stream, message.topic);
+                log.debug(
+                  { topic: message.topic, owner, err: errorMessage(err) },
+                  'forwarding to the member that serves the device failed',
+                );
+              },
             );
           return;
         }

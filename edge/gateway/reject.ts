@@ -10,7 +10,8 @@ export type RejectReason =
   | 'series_limit'
   | 'device_bytes'
   | 'fleet_bytes'
-  | 'unknown_schema';
+  | 'unknown_schema'
+  | 'forward_failed';
 
 /** Every reason, in the order the gateway exports them (all present from the start, at 0). */
 export const REJECT_REASONS: readonly RejectReason[] = [
@@ -25,6 +26,7 @@ export const REJECT_REASONS: readonly RejectReason[] = [
   'device_bytes',
   'fleet_bytes',
   'unknown_schema',
+  'forward_failed',
 ];
 
 /** Thrown while a message is taken in, to drop it with a counted reason. */
