@@ -546,6 +546,36 @@ describe('FleetState limits', () => {
     expect(fleet.bytes()).toBe(0);
   });
 
+  it('shares one compiled schema among alike devices, and never with a schema forging its id', async () => {
+    const { fleet, clock } = setup();
+    const series = seriesGroups(gpuReadingSamples(h100Readings(1)));
+    fleet.ingest(telemetry('s', 'a', series, T0));
+    const one = fleet.bytes();
+    fleet.ingest(telemetry('s', 'b', series, T0));
+    const two = fleet.bytes();
+    // The second device costs its exposition and values, not a second compiled schema.
+    expect(two - one).toBeLessThan(one * 0.8);
+    // A device that names a's schema id with other series gets its own schema, not a's.
+    const [m] = buildTelemetry([{ ts: T0, series }], () => 1, { compressAbove: 1e9 });
+    const forged = {
+      v: 2,
+      seq: 1,
+      ts: [T0],
+      schema: { id: m!.schema.id, series: [{ labels: { gpu: '9' }, metrics: ['forged_ratio'] }] },
+      values: [0.9],
+    };
+    expect(fleet.ingest(msg('gpulse/v1/s/evil/telemetry', JSON.stringify(forged)))).toBe('applied');
+    fleet.ingest(telemetry('s', 'c', series, T0 + 1, 2));
+    const out = lines(fleet);
+    expect(out).toContain('gpulse_forged_ratio{site="s",node="evil",gpu="9"} 0.9');
+    expect(out.some((l) => l.startsWith('gpulse_forged_ratio{site="s",node="c"'))).toBe(false);
+    expect(out.filter((l) => l.startsWith('gpulse_gpu_temperature_celsius{'))).toHaveLength(3);
+    // Forgotten devices give the shared schema back with the last of them.
+    await clock.advance(3_600_001);
+    fleet.sweep();
+    expect(fleet.bytes()).toBe(0);
+  });
+
   it('renames device labels that clash with site, node, job or instance so that no name repeats', () => {
     const { fleet } = setup();
     const labels = { site: 'fake', exported_site: 'dup', job: 'j', instance: 'i', gpu: '0' };

@@ -18,7 +18,7 @@ import {
 } from '../../exporters/mqtt/payload-schemas.js';
 import { parseStreamTopic, streamTopic, type StreamName } from '../../exporters/mqtt/topics.js';
 import type { IncomingMessage } from '../delivery.js';
-import { compileSchema, type CompiledSchema } from './compiled-schema.js';
+import { compileSchema, devicePrefix, schemaKey, type CompiledSchema } from './compiled-schema.js';
 import { familyText, formatValue, sampleLine } from './exposition.js';
 import { Reject, REJECT_REASONS, type RejectReason } from './reject.js';
 import { RELAYED_FAMILIES } from './relayed-families.js';
@@ -84,6 +84,8 @@ interface RawMessage {
 interface Device {
   readonly site: string;
   readonly node: string;
+  /** `{site="..",node=".."`: the start of every series of the device. */
+  readonly prefix: string;
   lastSeen: number;
   /** Telemetry received and not decoded yet, oldest first. */
   inbox: RawMessage[];
@@ -108,7 +110,7 @@ interface Device {
   readonly events: Map<string, number>;
   /** Whether this gateway serves (exports) the device: always, unless in a share group. */
   owned: boolean;
-  /** Bytes charged to the device against maxDeviceBytes and maxFleetBytes. */
+  /** Bytes the device keeps that no other device shares (its share of gpulse_fleet_kept_bytes). */
   bytes: number;
   /** The limit its telemetry is refused for, while it is (logged once per change). */
   limited: RejectReason | undefined;
@@ -206,13 +208,26 @@ function family(desc: MetricDesc, lines: readonly string[]): string {
   return familyText(desc.name, desc.help, desc.type, lines);
 }
 
-/** Bytes a device keeps, as charged against the limits. */
-function deviceBytes(d: Device): number {
+/**
+ * Bytes a device keeps that no other device shares: its series' exposition (values at their
+ * widest) and values, held messages, and the schemas only it has.
+ */
+function ownBytes(d: Device): number {
   let n = 0;
-  for (const s of d.schemas.values()) n += s.keptBytes;
-  for (const p of d.telemetry) if (p) n += p.schema.renderBytes + p.schema.columns * VALUE_BYTES;
+  for (const s of d.schemas.values()) if (s.key === undefined) n += s.keptBytes;
+  for (const p of d.telemetry)
+    if (p)
+      n +=
+        p.schema.renderBytes + p.schema.series * d.prefix.length + p.schema.columns * VALUE_BYTES;
   if (d.pending) n += d.pending.payload.length;
   if (d.keptSchema) n += d.keptSchema.payload.length;
+  return n;
+}
+
+/** Everything a device makes the gateway keep, shared schemas in full (what maxDeviceBytes bounds). */
+function deviceBytes(d: Device): number {
+  let n = ownBytes(d);
+  for (const s of d.schemas.values()) if (s.key !== undefined) n += s.keptBytes;
   return n;
 }
 
@@ -245,8 +260,14 @@ export class FleetState {
   /** When the oldest undecoded message arrived (meaningful while any is queued). */
   private queuedSince = 0;
   private readonly settleTimer: QuietTimer;
-  /** Bytes charged to all devices together. */
+  /** Bytes kept for all devices together: their own, and each shared schema once. */
   private keptBytes = 0;
+  /**
+   * Compiled schemas shared by the devices that have them, by content key, with how many devices
+   * hold each: a fleet of alike devices keeps one (a compiled schema of 174 series is ~19 KB).
+   */
+  private readonly shared = new Map<string, { schema: CompiledSchema; refs: number }>();
+
   /** True from a refusal for the fleet budget until the kept bytes fall well below it. */
   private fleetFull = false;
   private renamedLabels = 0;
@@ -489,9 +510,12 @@ export class FleetState {
           this.keep(device, rawCopy(message, now));
           return 'kept';
         }
+        // The schemas as received (zod's copy could differ from what the content key hashes).
+        const raws = (value as { schemas: unknown[] }).schemas;
         const compiled = schemaMessage.schemas
-          .filter((x) => !existing?.schemas.has(x.id))
-          .map((x) => compileSchema(site, node, x, this.options));
+          .map((x, i) => [x.id, raws[i]] as const)
+          .filter(([id]) => !existing?.schemas.has(id))
+          .map(([, raw]) => this.compile(raw));
         const device = existing ?? this.device(site, node, seen);
         device.lastSeen = Math.max(device.lastSeen, seen);
         for (const c of compiled) this.remember(device, c);
@@ -532,14 +556,13 @@ export class FleetState {
     if (existing && !t.schema && !existing.schemas.has(id)) this.loadKeptSchema(existing);
     let schema = existing?.schemas.get(id);
     // Compiled before the device is created: a malformed message never adds a device.
-    const fresh =
-      !schema && t.schema ? compileSchema(site, node, t.schema, this.options) : undefined;
+    const fresh = !schema && t.schema ? this.compile(t.schema) : undefined;
     schema ??= fresh;
     if (schema && t.values.length !== schema.columns) throw new Reject('bad_shape');
     const device = existing ?? this.device(site, node, now);
     device.lastSeen = Math.max(device.lastSeen, now);
     if (fresh) {
-      this.remember(device, fresh);
+      schema = this.remember(device, fresh);
       this.resolvePending(device, now);
     }
     if (!schema) {
@@ -565,7 +588,9 @@ export class FleetState {
     device = {
       site,
       node,
+      prefix: devicePrefix(site, node),
       lastSeen: seen,
+
       inbox: [],
       online: undefined,
       session: 0,
@@ -585,52 +610,104 @@ export class FleetState {
     return device;
   }
 
-  /**
-   * Recounts a device's bytes after a change. When they grew past the device's or the fleet's
-   * limit, returns the reason; the caller undoes the change (and recounts) and refuses it.
-   */
-  private charge(device: Device): RejectReason | undefined {
-    const before = device.bytes;
-    const after = deviceBytes(device);
+  /** Recounts the bytes a device keeps on its own after a change (and the fleet's total). */
+  private recount(device: Device): void {
+    const after = ownBytes(device);
+    this.keptBytes += after - device.bytes;
     device.bytes = after;
-    this.keptBytes += after - before;
-    if (after <= before) return undefined;
-    if (after > this.options.maxDeviceBytes) return 'device_bytes';
-    if (this.keptBytes > this.options.maxFleetBytes) return 'fleet_bytes';
-    return undefined;
   }
 
-  /** Adds a schema to a device's cache, dropping the oldest ones no part uses; throws Reject when it does not fit. */
-  private remember(device: Device, schema: CompiledSchema): void {
-    device.schemas.delete(schema.id);
-    device.schemas.set(schema.id, schema);
+  /**
+   * Recounts a device after a change and, when what it keeps (`deviceBefore` before the change)
+   * or what the fleet keeps (`fleetBefore`) grew past its limit, undoes the change and refuses it.
+   */
+  private admit(device: Device, fleetBefore: number, deviceBefore: number, undo: () => void): void {
+    this.recount(device);
+    const now = deviceBytes(device);
+    let over: RejectReason | undefined;
+    if (now > deviceBefore && now > this.options.maxDeviceBytes) over = 'device_bytes';
+    else if (this.keptBytes > fleetBefore && this.keptBytes > this.options.maxFleetBytes)
+      over = 'fleet_bytes';
+    if (!over) return;
+    undo();
+    this.recount(device);
+    throw new Reject(over);
+  }
+
+  /** Compiles a schema, or finds the copy devices with the same content share. */
+  private compile(raw: unknown): CompiledSchema {
+    const key = schemaKey(raw);
+    const known = key !== undefined ? this.shared.get(key) : undefined;
+    if (known) return known.schema;
+    const schema = compileSchema(raw, this.options, key);
+    this.renamedLabels += schema.renamedLabels;
+    return schema;
+  }
+
+  /** A device takes a schema: the shared copy, counted once in the fleet's bytes. */
+  private acquire(schema: CompiledSchema): CompiledSchema {
+    if (schema.key === undefined) return schema;
+    let entry = this.shared.get(schema.key);
+    if (!entry) {
+      entry = { schema, refs: 0 };
+      this.shared.set(schema.key, entry);
+      this.keptBytes += schema.keptBytes;
+    }
+    entry.refs++;
+    return entry.schema;
+  }
+
+  /** A device lets a schema go: the shared copy goes with its last holder. */
+  private releaseSchema(schema: CompiledSchema): void {
+    if (schema.key === undefined) return;
+    const entry = this.shared.get(schema.key);
+    if (!entry || --entry.refs > 0) return;
+    this.shared.delete(schema.key);
+    this.keptBytes -= entry.schema.keptBytes;
+  }
+
+  private dropSchema(device: Device, id: string): void {
+    const schema = device.schemas.get(id);
+    if (!schema) return;
+    device.schemas.delete(id);
+    this.releaseSchema(schema);
+  }
+
+  /**
+   * Adds a schema to a device's cache, dropping the oldest ones no part uses; returns the copy
+   * kept (shared with alike devices); throws Reject when it does not fit.
+   */
+  private remember(device: Device, schema: CompiledSchema): CompiledSchema {
+    const known = device.schemas.get(schema.id);
+    if (known) {
+      // Most recently used last: the oldest unused ones are dropped first.
+      device.schemas.delete(schema.id);
+      device.schemas.set(schema.id, known);
+      return known;
+    }
+    const fleetBefore = this.keptBytes;
+    const deviceBefore = deviceBytes(device);
+    const kept = this.acquire(schema);
+    device.schemas.set(kept.id, kept);
     const inUse = new Set(device.telemetry.map((p) => p?.schema.id));
     for (const id of device.schemas.keys()) {
       const full =
         device.schemas.size > MAX_SCHEMAS_PER_DEVICE ||
         deviceBytes(device) > this.options.maxDeviceBytes;
       if (!full) break;
-      if (!inUse.has(id) && id !== schema.id) device.schemas.delete(id);
+      if (!inUse.has(id) && id !== kept.id) this.dropSchema(device, id);
     }
-    const over = this.charge(device);
-    if (over) {
-      device.schemas.delete(schema.id);
-      this.charge(device);
-      throw new Reject(over);
-    }
-    this.renamedLabels += schema.renamedLabels;
+    this.admit(device, fleetBefore, deviceBefore, () => this.dropSchema(device, kept.id));
+    return kept;
   }
 
   /** Keeps a device's retained schema message undecoded (share groups); throws Reject when it does not fit. */
   private keep(device: Device, raw: RawMessage): void {
+    const fleetBefore = this.keptBytes;
+    const deviceBefore = deviceBytes(device);
     const previous = device.keptSchema;
     device.keptSchema = raw;
-    const over = this.charge(device);
-    if (over) {
-      device.keptSchema = previous;
-      this.charge(device);
-      throw new Reject(over);
-    }
+    this.admit(device, fleetBefore, deviceBefore, () => (device.keptSchema = previous));
     device.keptLoaded = false;
   }
 
@@ -641,17 +718,18 @@ export class FleetState {
     device.keptLoaded = true;
     const topic = streamTopic(device, 'schema');
     try {
-      const message = parse(schemaMessageSchema, this.decode(kept.payload, kept.contentType));
-      for (const x of message.schemas) {
-        if (device.schemas.has(x.id)) continue;
-        this.remember(device, compileSchema(device.site, device.node, x, this.options));
-      }
+      const value = this.decode(kept.payload, kept.contentType);
+      const message = parse(schemaMessageSchema, value);
+      const raws = (value as { schemas: unknown[] }).schemas;
+      message.schemas.forEach((x, i) => {
+        if (!device.schemas.has(x.id)) this.remember(device, this.compile(raws[i]));
+      });
       this.resolvePending(device, this.options.clock.now());
     } catch (err) {
       if (!(err instanceof Reject)) throw err;
       // It was counted `kept` when it came; that it turned out malformed is counted now.
       device.keptSchema = undefined;
-      this.charge(device);
+      this.recount(device);
       this.reject(err.reason, 'schema', topic, device.site, device.node);
     }
   }
@@ -659,13 +737,10 @@ export class FleetState {
   /** Holds values whose schema has not arrived (as received); throws Reject when they do not fit. */
   private hold(device: Device, raw: RawMessage, schemaId: string): void {
     if (device.pending) this.dropPending(device);
+    const fleetBefore = this.keptBytes;
+    const deviceBefore = deviceBytes(device);
     device.pending = { ...raw, schemaId };
-    const over = this.charge(device);
-    if (over) {
-      device.pending = undefined;
-      this.charge(device);
-      throw new Reject(over);
-    }
+    this.admit(device, fleetBefore, deviceBefore, () => (device.pending = undefined));
   }
 
   /** Keeps the latest value of each series of a message (the last sample of its batch). */
@@ -691,17 +766,14 @@ export class FleetState {
         if (i !== index) others += device.telemetry[i]?.schema.series ?? 0;
       if (others + schema.series > this.options.maxSeriesPerDevice)
         throw new Reject('series_limit');
+      const fleetBefore = this.keptBytes;
+      const deviceBefore = deviceBytes(device);
       const saved = device.telemetry;
       part = { schema, values: new Float64Array(schema.columns), ts };
       device.telemetry = saved.slice(0, parts);
       device.telemetry.length = parts;
       device.telemetry[index] = part;
-      const over = this.charge(device);
-      if (over) {
-        device.telemetry = saved;
-        this.charge(device);
-        throw new Reject(over);
-      }
+      this.admit(device, fleetBefore, deviceBefore, () => (device.telemetry = saved));
       this.countDuplicates(device);
     }
     const values = part.values;
@@ -745,7 +817,7 @@ export class FleetState {
       return;
     }
     device.pending = undefined;
-    this.charge(device);
+    this.recount(device);
     try {
       const t = parseTelemetry(this.decode(pending.payload, pending.contentType));
       if (!t) throw new Reject('bad_shape');
@@ -759,7 +831,7 @@ export class FleetState {
 
   private dropPending(device: Device): void {
     device.pending = undefined;
-    this.charge(device);
+    this.recount(device);
     this.reject('unknown_schema', 'telemetry', streamTopic(device, 'telemetry'));
   }
 
@@ -785,7 +857,7 @@ export class FleetState {
             family = [];
             lines.set(f.name, family);
           }
-          family.push(`${f.name}${labels} ${formatValue(v)}\n`);
+          family.push(`${f.name}${device.prefix}${labels} ${formatValue(v)}\n`);
         }
       }
     }
@@ -800,13 +872,13 @@ export class FleetState {
     device.telemetry = [];
     device.rendered = undefined;
     this.changed.delete(device);
-    this.charge(device);
+    this.recount(device);
   }
 
   /** Another gateway of the group serves the device now: keep its status and kept schema only. */
   private release(device: Device): void {
     if (device.pending) this.dropPending(device);
-    device.schemas.clear();
+    for (const id of [...device.schemas.keys()]) this.dropSchema(device, id);
     device.keptLoaded = false;
     this.withdraw(device);
   }
@@ -822,8 +894,10 @@ export class FleetState {
     for (const [key, device] of this.devices) {
       if (now - device.lastSeen > this.options.deviceTtlMs) {
         if (device.pending) this.dropPending(device);
+        for (const schema of device.schemas.values()) this.releaseSchema(schema);
         this.keptBytes -= device.bytes;
         this.changed.delete(device);
+
         this.devices.delete(key);
         continue;
       }

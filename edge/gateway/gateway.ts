@@ -31,8 +31,12 @@ import {
 const GROUP_HEARTBEAT_MS = 20_000;
 /** ...and is taken as gone when not heard for this long (only if its last will got lost). */
 const GROUP_MEMBER_TIMEOUT_MS = 3 * GROUP_HEARTBEAT_MS;
-/** A scrape is written in pieces of about this many characters. */
-const SCRAPE_PIECE = 256 * 1024;
+/**
+ * A scrape is written in pieces of about this many characters: small enough to be allocated in
+ * V8's young generation and die there (256 KB pieces went to the large-object space and grew the
+ * heap by the size of each scrape until a full collection).
+ */
+const SCRAPE_PIECE = 32 * 1024;
 
 /** Joins the exposition's strings into pieces of about SCRAPE_PIECE characters, lazily. */
 function* pieces(chunks: readonly string[]): Generator<string> {
