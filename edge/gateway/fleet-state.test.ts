@@ -629,6 +629,7 @@ describe('FleetState in a share group', () => {
   it("exports only its own devices, keeps the others' schemas undecoded, and takes them over on reassign", () => {
     const mine = new Set(['a']);
     const { fleet } = setup({ owns: (_s, node) => mine.has(node) });
+    fleet.brokerConnected = true;
     for (const node of ['a', 'b']) {
       expect(fleet.ingest(status('s', node, 'online', 1))).toBe('applied');
       // The schema of a device another gateway serves is not decoded (a garbage one neither).
@@ -659,6 +660,12 @@ describe('FleetState in a share group', () => {
     mine.add('a');
     fleet.reassign();
     expect(fleet.ingest(values('a', [temp(63)], T0 + 1, 3))).toBe('applied');
+    // Cut off from the broker, a member shows no device (the others took them over).
+    fleet.brokerConnected = false;
+    expect(lines(fleet)).toContain('gpulse_fleet_devices 0');
+    expect(lines(fleet).some((l) => l.includes('node="a"'))).toBe(false);
+    fleet.brokerConnected = true;
+
     expect(lines(fleet)).toContain(
       'gpulse_gpu_temperature_celsius{site="s",node="a",gpu="0",uuid="GPU-0"} 63',
     );

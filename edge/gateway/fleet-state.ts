@@ -124,6 +124,10 @@ const MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 const SETTLE_QUIET_MS = 20;
 /** ...or when the oldest undecoded message is this old. */
 const SETTLE_MAX_DELAY_MS = 1000;
+/** Changed devices are rendered once nothing was settled for this long... */
+const RENDER_QUIET_MS = 100;
+/** ...or when the oldest change waits this long. */
+const RENDER_MAX_DELAY_MS = 2000;
 
 /** Schemas kept per device: the parts in use and a few recent ones. */
 const MAX_SCHEMAS_PER_DEVICE = 8;
@@ -255,6 +259,9 @@ export class FleetState {
   private readonly unsettled = new Set<Device>();
   /** Devices whose series changed since they were last rendered. */
   private readonly changed = new Set<Device>();
+  private readonly renderTimer: QuietTimer;
+  /** When the oldest unrendered change happened (meaningful while any is waiting). */
+  private changedSince = 0;
   private queuedMessages = 0;
   private queuedBytes = 0;
   /** When the oldest undecoded message arrived (meaningful while any is queued). */
@@ -293,6 +300,7 @@ export class FleetState {
       this.messages.set('schema\u0000kept', 0);
     }
     this.settleTimer = new QuietTimer(options.clock, SETTLE_QUIET_MS, () => this.settleAll());
+    this.renderTimer = new QuietTimer(options.clock, RENDER_QUIET_MS, () => this.renderChanged());
   }
 
   /** Takes one received message and decodes it now; returns what became of it. */
@@ -331,14 +339,23 @@ export class FleetState {
     this.reject('forward_failed', stream, topic);
   }
 
-  /**
-   * Decodes every queued message now (the scrape and the timers call it), then renders the
-   * devices that changed: done here, when the stream pauses, a scrape only joins text already
-   * rendered (rendered on the scrape, 3,300 devices took most of a second of it).
-   */
+  /** Decodes every queued message now (the scrape and the timers call it). */
   settleAll(): void {
     this.settleTimer.cancel();
     for (const device of this.unsettled) this.settle(device);
+    if (this.changed.size === 0) return;
+    // Under a stream that never pauses, rendered every few seconds all the same.
+    if (this.options.clock.now() - this.changedSince >= RENDER_MAX_DELAY_MS) this.renderChanged();
+    else this.renderTimer.poke();
+  }
+
+  /**
+   * Renders the devices whose series changed, once the stream has paused after settling: a scrape
+   * then only joins text already rendered (rendered on the scrape, 3,300 devices took most of a
+   * second of it), and a backlog is drained before any of it is rendered.
+   */
+  renderChanged(): void {
+    this.renderTimer.cancel();
     for (const device of this.changed) device.rendered ??= this.render(device);
     this.changed.clear();
   }
@@ -784,7 +801,9 @@ export class FleetState {
     }
     part.ts = ts;
     device.rendered = undefined;
+    if (this.changed.size === 0) this.changedSince = this.options.clock.now();
     this.changed.add(device);
+
     if (device.online === undefined) device.online = true;
     return 'applied';
   }
@@ -944,8 +963,12 @@ export class FleetState {
     const events: string[] = [];
     const relayed = new Map<string, string[]>();
     let served = 0;
+    // A member of a share group cut off from the broker shows no device: the others have taken
+    // its devices over (its will fired), and it would report them twice, then down.
+    const showDevices = !this.grouped || this.brokerConnected;
     for (const d of this.devices.values()) {
-      if (!d.owned) continue;
+      if (!d.owned || !showDevices) continue;
+
       served++;
       const id: [string, string][] = [
         ['site', d.site],
