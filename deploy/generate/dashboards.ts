@@ -1061,7 +1061,7 @@ export const edgeDashboard: DashboardSpec = {
       panels: [
         ts(
           'Fleet messages',
-          'Messages the gateways applied, or found stale or rejected.',
+          'Messages the gateways applied, forwarded to the member serving the device, or found stale or rejected.',
           'sum by (stream, result) (rate(gpulse_fleet_messages_total[$__rate_interval]))',
           'short',
           '{{stream}} {{result}}',
@@ -1073,6 +1073,37 @@ export const edgeDashboard: DashboardSpec = {
           'short',
           '{{reason}}',
         ),
+        ts(
+          'Gateway memory for devices',
+          'How much of its byte budget (gateway.maxFleetBytes) does each gateway keep for devices?',
+          'gpulse_fleet_kept_bytes',
+          'bytes',
+          '{{instance}}',
+        ),
+        ts(
+          'Share group members',
+          'How many gateways of its share group does each gateway see alive?',
+          'gpulse_fleet_group_members',
+          'short',
+          '{{instance}}',
+        ),
+        {
+          title: 'Series repaired',
+          description:
+            'Device labels renamed (they clashed with site, node, job or instance) and series sent twice in one batch.',
+          kind: 'timeseries',
+          unit: 'short',
+          queries: [
+            {
+              expr: 'sum(increase(gpulse_fleet_renamed_labels_total[$__rate_interval]))',
+              legend: 'labels renamed',
+            },
+            {
+              expr: 'sum(increase(gpulse_fleet_duplicate_series_total[$__rate_interval]))',
+              legend: 'duplicate series',
+            },
+          ],
+        },
         ts(
           'Device events',
           'Which events do the devices report (OOM, throttling, Xid, updates)?',
