@@ -2,11 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type TimerHandle } from '../../agent/clock.js';
 import type { AgentConfig } from '../../agent/config.js';
 import { errorMessage } from '../../agent/errors.js';
+import { createWebApp } from '../../agent/http/web-app.js';
+import { loadWebConfigFile } from '../../agent/http/web-config.js';
 import { fleetFilter, sharedFilter, type StreamName } from '../../exporters/mqtt/topics.js';
 import { redactUrl } from '../redact-url.js';
 import { MqttConnection, type ConnectionOptions } from '../publisher.js';
@@ -60,11 +62,15 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
     maxPayloadBytes: g.maxPayloadBytes,
     maxInflatedBytes: g.maxInflatedBytes,
   });
-  // Per-request logs are info level: at warn, scrapes stay quiet while handler errors still show.
-  const httpLog: FastifyBaseLogger = log.child({ component: 'http' }, { level: 'warn' });
-  const app = Fastify({
-    loggerInstance: httpLog,
-    keepAliveTimeout: 65_000,
+  // The same web configuration and bounds as the agent's (TLS, basic auth, connection cap):
+  // the gateway's /metrics carries the whole fleet.
+  const web = config.http.web;
+  const app = createWebApp({
+    log,
+    limits: config.http,
+    web,
+    reload: web && (() => Promise.resolve().then(() => loadWebConfigFile(web.file))),
+    openPaths: ['/healthz', '/readyz'],
   });
   let connection: MqttConnection | undefined;
   let broker: EmbeddedBroker | undefined;
@@ -165,6 +171,7 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
           { cause: err },
         );
       }
+      for (const w of web?.warnings ?? []) log.warn({ file: web?.file }, w);
       log.info(
         {
           broker: redactUrl(url),
