@@ -9,7 +9,7 @@ export type AuthOutcome = 'ok' | 'denied' | 'busy';
 export interface BasicAuthOptions {
   /** Verdicts remembered, as exporter-toolkit's cache (default 100). */
   readonly cacheSize?: number;
-  /** bcrypt verifications waiting for their turn before more are refused as busy (default 16). */
+  /** Different credentials checked or waiting at once before more are refused as busy (default 16). */
   readonly maxWaiting?: number;
 }
 
@@ -38,9 +38,10 @@ export function parseBasicAuth(
  * Checks basic-auth credentials against bcrypt hashes (`basic_auth_users`). A bcrypt costs about
  * 70-150 ms of CPU at cost 10, so each verdict is remembered per (user, hash, password), keyed by
  * an HMAC under a per-process key rather than the password itself: a scrape pays the bcrypt once,
- * not every 15 seconds. Verifications run one at a time (bcryptjs yields to the event loop every
- * 100 ms, so /metrics keeps answering during one), and past `maxWaiting` queued ones a request is
- * refused as busy instead of piling up behind a password-guessing client.
+ * not every 15 seconds. Granted and refused verdicts are kept apart, so a client guessing
+ * passwords cannot push a scraper's out. Verifications run one at a time (bcryptjs yields to the
+ * event loop every 100 ms, so /metrics keeps answering during one), and past `maxWaiting`
+ * different credentials in line a request is refused as busy instead of piling up.
  */
 export class BasicAuth {
   /** Verdicts by credential; failures apart, so a guessing client cannot evict a good one. */
@@ -49,7 +50,7 @@ export class BasicAuth {
   private readonly key = randomBytes(32);
   private readonly cacheSize: number;
   private readonly maxWaiting: number;
-  private waiting = 0;
+  private readonly pending = new Map<string, Promise<boolean>>();
   private queue: Promise<unknown> = Promise.resolve();
   private bcrypt: typeof Bcrypt | undefined;
 
@@ -61,39 +62,38 @@ export class BasicAuth {
     this.maxWaiting = options.maxWaiting ?? 16;
   }
 
-  /** Whether any user is configured (no users: no basic authentication, as exporter-toolkit). */
-  get enabled(): boolean {
-    return Object.keys(this.users).length > 0;
-  }
-
   /** The verdict on an Authorization header. */
   async check(header: string | undefined): Promise<AuthOutcome> {
     const credentials = parseBasicAuth(header);
     if (!credentials) return 'denied';
     const known = Object.hasOwn(this.users, credentials.user);
     const hash = known ? (this.users[credentials.user] ?? DECOY_HASH) : DECOY_HASH;
+    // JSON keeps the three apart: no user name can pose as another user's name and hash
+    // (CVE-2022-46146 poisoned exporter-toolkit's cache with a concatenated key).
     const cacheKey = createHmac('sha256', this.key)
-      .update(credentials.user)
-      .update('\0')
-      .update(hash)
-      .update('\0')
-      .update(credentials.password)
+      .update(JSON.stringify([credentials.user, hash, credentials.password]))
       .digest('base64');
-    let ok: boolean | undefined = this.granted.get(cacheKey) ?? this.refused.get(cacheKey);
-    if (ok === undefined) {
-      if (this.waiting >= this.maxWaiting) return 'busy';
-      this.waiting++;
-      const turn = this.queue.then(() => this.compare(credentials.password, hash));
-      this.queue = turn.catch(() => undefined);
-      try {
-        ok = (await turn) && known;
-      } finally {
-        this.waiting--;
-      }
-      if (ok) remember(this.granted, cacheKey, true, this.cacheSize);
-      else remember(this.refused, cacheKey, false, this.cacheSize);
+    const cached = this.granted.get(cacheKey) ?? this.refused.get(cacheKey);
+    if (cached !== undefined) return cached ? 'ok' : 'denied';
+    // Requests with the same credentials while they are checked wait for that one check.
+    let pending = this.pending.get(cacheKey);
+    if (!pending) {
+      if (this.pending.size >= this.maxWaiting) return 'busy';
+      // A hash bcryptjs cannot read (validated at load, so not expected) is a refusal.
+      const turn = this.queue
+        .then(() => this.compare(credentials.password, hash))
+        .catch(() => false);
+      this.queue = turn;
+      pending = turn.then((match) => {
+        const ok = match && known;
+        if (ok) remember(this.granted, cacheKey, true, this.cacheSize);
+        else remember(this.refused, cacheKey, false, this.cacheSize);
+        return ok;
+      });
+      this.pending.set(cacheKey, pending);
+      void pending.finally(() => this.pending.delete(cacheKey));
     }
-    return ok ? 'ok' : 'denied';
+    return (await pending) ? 'ok' : 'denied';
   }
 
   private compare(password: string, hash: string): Promise<boolean> {

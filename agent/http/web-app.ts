@@ -383,7 +383,9 @@ function writeRefusal(
   if (mode === 'off') {
     return 'write endpoints are turned off (http.writeEndpoints: off); set it to auto or open to accept writes';
   }
-  if (isLoopbackHost(listenHost) || sec.auth || verifiedClient(request)) return undefined;
+  // A client certificate counts only when signed by the configured client CA, not any public CA.
+  const certified = sec.web?.tls?.clientCa !== undefined && verifiedClient(request);
+  if (isLoopbackHost(listenHost) || sec.auth || certified) return undefined;
   return `write endpoints are off: gpulse listens on ${listenHost} without authentication. Configure basic_auth_users or client certificates (client_auth_type: RequireAndVerifyClientCert) in a web configuration file (--web.config.file, GPULSE_WEB_CONFIG_FILE), listen on 127.0.0.1, or accept writes from anyone who reaches the port with http.writeEndpoints: open (GPULSE_HTTP_WRITE_ENDPOINTS=open)`;
 }
 

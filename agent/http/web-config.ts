@@ -111,17 +111,54 @@ export function parseGoDuration(text: string): number | undefined {
   return at > 0 && Number.isFinite(total) ? total : undefined;
 }
 
-/** A scalar the Go decoder would treat as unset: absent, null or "". */
+// The file is read with YAML's failsafe schema (every scalar a string, as written) and each key
+// converted by its type, as Go's yaml.v2 decodes into exporter-toolkit's structs: `1` is a fine
+// header value, `yes` a fine boolean (YAML 1.1), `~` and an empty value leave a key unset.
+const NULLS = new Set(['', '~', 'null', 'Null', 'NULL']);
+const TRUE = new Set(['y', 'Y', 'yes', 'Yes', 'YES', 'true', 'True', 'TRUE', 'on', 'On', 'ON']);
+const FALSE = new Set(['n', 'N', 'no', 'No', 'NO', 'false', 'False', 'FALSE', 'off', 'Off', 'OFF']);
+
+/** A string key; unset when absent, null or "". */
 const zText = z
   .string()
-  .nullish()
-  .transform((v) => (v === null || v === undefined || v === '' ? undefined : v));
+  .optional()
+  .transform((v) => (v === undefined || NULLS.has(v) ? undefined : v));
 
-const zList = <T extends z.ZodType>(item: T) =>
-  z
-    .array(item)
-    .nullish()
-    .transform((v) => v ?? undefined);
+/** A boolean key, in YAML 1.1's spellings. */
+const zBool = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined || NULLS.has(v)) return undefined;
+    if (TRUE.has(v)) return true;
+    if (FALSE.has(v)) return false;
+    ctx.addIssue({ code: 'custom', message: `expected true or false, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  });
+
+/** An integer key. */
+const zInteger = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined || NULLS.has(v)) return undefined;
+    if (/^[-+]?\d+$/.test(v)) return Number(v);
+    ctx.addIssue({ code: 'custom', message: `expected an integer, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  });
+
+/** YAML null (`~`, empty) where a list or mapping goes: the key is unset. */
+const unsetIfNull = (v: unknown) => (typeof v === 'string' && NULLS.has(v) ? undefined : v);
+
+/** A list key (absent or null: unset). */
+const zList = <T extends z.ZodType>(item: T) => z.preprocess(unsetIfNull, z.array(item).optional());
+
+/** A mapping key (absent or null: empty). */
+const zMap = <T extends z.ZodType>(value: T) =>
+  z.preprocess(unsetIfNull, z.record(z.string(), value).default({}));
+
+/** A mapping section (absent or null: all defaults). */
+const zSection = <T extends z.ZodType>(section: T) => z.preprocess(unsetIfNull, section.optional());
 
 const zCipher = z.string().refine((name) => name in CIPHERS, {
   error: (issue) =>
@@ -133,13 +170,10 @@ const zCurve = z.string().refine((name) => name in CURVES, {
     `unknown curve ${JSON.stringify(issue.input)}: one of ${Object.keys(CURVES).join(', ')}`,
 });
 
-const zVersion = z
-  .string()
-  .nullish()
-  .refine((v) => v === null || v === undefined || v in VERSIONS, {
-    error: (issue) =>
-      `unknown TLS version ${JSON.stringify(issue.input)}: one of ${Object.keys(VERSIONS).join(', ')}`,
-  });
+const zVersion = zText.refine((v) => v === undefined || v in VERSIONS, {
+  error: (issue) =>
+    `unknown TLS version ${JSON.stringify(issue.input)}: one of ${Object.keys(VERSIONS).join(', ')}`,
+});
 
 const CLIENT_AUTH = [
   'NoClientCert',
@@ -149,20 +183,17 @@ const CLIENT_AUTH = [
   'RequireAndVerifyClientCert',
 ] as const;
 
-const zClientAuth = z
-  .string()
-  .nullish()
-  .transform((v, ctx): ClientAuthType | undefined => {
-    if (v === null || v === undefined || v === '') return undefined;
-    // exporter-toolkit keeps RequireClientCert as an old name of RequireAnyClientCert.
-    if (v === 'RequireClientCert') return 'RequireAnyClientCert';
-    if ((CLIENT_AUTH as readonly string[]).includes(v)) return v as ClientAuthType;
-    ctx.addIssue({
-      code: 'custom',
-      message: `invalid client_auth_type ${JSON.stringify(v)}: one of ${CLIENT_AUTH.join(', ')} (RequireAndVerifyClientCert is the one that authenticates clients)`,
-    });
-    return z.NEVER;
-  });
+/** A client_auth_type value, or undefined (after a problem) when it is none of them. */
+function clientAuthType(value: string | undefined, problems: string[]): ClientAuthType | undefined {
+  if (value === undefined) return 'NoClientCert';
+  // exporter-toolkit keeps RequireClientCert as an old name of RequireAnyClientCert.
+  if (value === 'RequireClientCert') return 'RequireAnyClientCert';
+  if ((CLIENT_AUTH as readonly string[]).includes(value)) return value as ClientAuthType;
+  problems.push(
+    `tls_server_config: invalid client_auth_type ${JSON.stringify(value)}: one of ${CLIENT_AUTH.join(', ')} (RequireAndVerifyClientCert is the one that authenticates clients)`,
+  );
+  return undefined;
+}
 
 const tlsServerSchema = z.strictObject({
   cert: zText,
@@ -170,44 +201,42 @@ const tlsServerSchema = z.strictObject({
   client_ca: zText,
   cert_file: zText,
   key_file: zText,
-  client_auth_type: zClientAuth,
+  client_auth_type: zText,
   client_ca_file: zText,
   client_allowed_sans: zList(z.string().min(1)),
   min_version: zVersion,
   max_version: zVersion,
   cipher_suites: zList(zCipher),
-  prefer_server_cipher_suites: z.boolean().nullish(),
+  prefer_server_cipher_suites: zBool,
   curve_preferences: zList(zCurve),
 });
 
 const httpServerSchema = z.strictObject({
-  http2: z.boolean().nullish(),
-  headers: z
-    .record(z.string(), z.string().nullish())
-    .nullish()
-    .superRefine((headers, ctx) => {
-      for (const [name, value] of Object.entries(headers ?? {})) {
-        const allowed = HEADERS[name];
-        if (allowed === undefined) {
-          ctx.addIssue({
-            code: 'custom',
-            path: [name],
-            message: `HTTP header ${JSON.stringify(name)} can not be configured: one of ${Object.keys(HEADERS).join(', ')}`,
-          });
-        } else if (allowed.length > 0 && value && !allowed.includes(value)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: [name],
-            message: `invalid value ${JSON.stringify(value)} for ${name}: one of ${allowed.join(', ')}`,
-          });
-        }
+  http2: zBool,
+  headers: zMap(zText).superRefine((headers, ctx) => {
+    for (const [name, value] of Object.entries(headers)) {
+      const allowed = HEADERS[name];
+      if (allowed === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: `HTTP header ${JSON.stringify(name)} can not be configured: one of ${Object.keys(HEADERS).join(', ')}`,
+        });
+      } else if (allowed.length > 0 && value && !allowed.includes(value)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: `invalid value for ${name}: ${JSON.stringify(value)}; one of ${allowed.join(', ')}`,
+        });
       }
-    }),
+    }
+  }),
 });
 
-const zInterval = z.union([z.string(), z.number()]).transform((v, ctx) => {
+const zInterval = zText.transform((v, ctx) => {
+  if (v === undefined) return undefined;
   // A bare number is nanoseconds, as Go's YAML decoder reads a time.Duration.
-  const ms = typeof v === 'number' ? v / 1e6 : parseGoDuration(v);
+  const ms = /^\d+$/.test(v) ? Number(v) / 1e6 : parseGoDuration(v);
   if (ms === undefined || ms < 0) {
     ctx.addIssue({
       code: 'custom',
@@ -219,15 +248,15 @@ const zInterval = z.union([z.string(), z.number()]).transform((v, ctx) => {
 });
 
 const rateLimitSchema = z.strictObject({
-  interval: zInterval.nullish(),
-  burst: z.number().int().min(0).nullish(),
+  interval: zInterval,
+  burst: zInteger.refine((v) => v === undefined || v >= 0, 'must not be negative'),
 });
 
 const webConfigSchema = z.strictObject({
-  tls_server_config: tlsServerSchema.nullish(),
-  http_server_config: httpServerSchema.nullish(),
-  basic_auth_users: z.record(z.string(), z.string().nullish()).nullish(),
-  rate_limit: rateLimitSchema.nullish(),
+  tls_server_config: zSection(tlsServerSchema),
+  http_server_config: zSection(httpServerSchema),
+  basic_auth_users: zMap(zText),
+  rate_limit: zSection(rateLimitSchema),
 });
 
 type RawWebConfig = z.infer<typeof webConfigSchema>;
@@ -339,7 +368,8 @@ function tlsConfig(
     problems.push('tls_server_config: missing one of cert or cert_file');
   if (raw.key === undefined && raw.key_file === undefined)
     problems.push('tls_server_config: missing one of key or key_file');
-  const clientAuth = raw.client_auth_type ?? 'NoClientCert';
+  const clientAuth = clientAuthType(raw.client_auth_type, problems);
+  if (clientAuth === undefined) return undefined;
   if (clientCa && clientAuth === 'NoClientCert') {
     problems.push(
       "client CA's have been configured without a Client Auth Policy: set tls_server_config.client_auth_type to RequireAndVerifyClientCert",
@@ -349,9 +379,9 @@ function tlsConfig(
     !clientCa &&
     (clientAuth === 'RequireAndVerifyClientCert' || clientAuth === 'VerifyClientCertIfGiven')
   ) {
-    // Go would verify against the system's public roots: any certificate a public CA issued.
-    problems.push(
-      `client_auth_type ${clientAuth} needs client_ca_file (or client_ca): the CA that signs your clients' certificates`,
+    // As Go, verified against the system's public roots: valid, but rarely what is meant.
+    warnings.push(
+      `client_auth_type ${clientAuth} without client_ca_file verifies client certificates against the public CAs: any certificate they issued passes the handshake (it does not count as authentication for write endpoints); set client_ca_file to the CA that signs your clients' certificates`,
     );
   }
   if (
@@ -394,7 +424,7 @@ function tlsConfig(
 
 function users(raw: RawWebConfig['basic_auth_users'], problems: string[]): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [user, hash] of Object.entries(raw ?? {})) {
+  for (const [user, hash] of Object.entries(raw)) {
     if (user.includes(':')) {
       problems.push(
         `basic_auth_users: user name ${JSON.stringify(user)} contains ":", which basic authentication cannot send`,
@@ -444,14 +474,14 @@ export function parseWebConfig(value: unknown, file: string, now = Date.now()): 
   const userHashes = users(raw.basic_auth_users, problems);
   const headers = Object.fromEntries(
     Object.entries(raw.http_server_config?.headers ?? {}).filter(
-      (e): e is [string, string] => typeof e[1] === 'string' && e[1] !== '',
+      (e): e is [string, string] => e[1] !== undefined,
     ),
   );
   const intervalMs = raw.rate_limit?.interval ?? 0;
   const burst = raw.rate_limit?.burst ?? 0;
   if (intervalMs > 0 && burst < 1) {
-    problems.push(
-      'rate_limit.burst must be at least 1 when rate_limit.interval is set (with 0 every request would be refused)',
+    warnings.push(
+      'rate_limit.burst is 0 with an interval set: every request is refused with 429 (as exporter-toolkit does); set burst to at least 1',
     );
   }
   if (problems.length > 0) throw new WebConfigError(file, problems);
@@ -486,8 +516,8 @@ export function loadWebConfigFile(path: string, now = Date.now()): WebConfig {
   }
   // Loaded on use, as agent/config.ts loads it: only a process that reads a file pays for it.
   const { parseDocument } = createRequire(import.meta.url)('yaml') as typeof Yaml;
-  // YAML 1.1, as Go's yaml.v2 reads it: `http2: yes` is a boolean there.
-  const doc = parseDocument(text, { version: '1.1', uniqueKeys: true });
+  // Every scalar as written; the schema converts each by its key's type (see NULLS above).
+  const doc = parseDocument(text, { schema: 'failsafe', uniqueKeys: true });
   if (doc.errors.length > 0)
     throw new WebConfigError(
       file,
