@@ -4,8 +4,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** Options of the connection guard. */
 export interface ConnectionGuardOptions {
-  /** Connections open at most; Node closes any beyond at accept, before they cost a JS object. */
+  /** Connections served at most. */
   readonly max: number;
+  /** A connection younger than this is never closed to make room (default 1 s): it is sending its request. */
+  readonly graceMs?: number;
   readonly now?: () => number;
   /** A connection was refused at the cap, or an idle one closed to make room. */
   readonly onClose: (reason: 'max_connections' | 'evicted') => void;
@@ -31,26 +33,36 @@ function key(socket: Socket): string {
 }
 
 /**
- * Bounds the connections of an HTTP(S) server and keeps a slot free for a newcomer: when a new
- * connection fills the last slot, the connection that has waited longest without a request in
- * progress (idle keep-alive, a request trickling its headers, a TLS handshake that does not
- * finish) is closed. Slow clients holding every slot therefore cannot lock a scraper out, and
- * the process never runs out of file descriptors for its collectors: with every connection busy,
- * Node refuses new ones at accept (counted as max_connections).
+ * Bounds the connections of an HTTP(S) server. A connection arriving when `max` are open makes
+ * room by closing the one that has waited longest (at least `graceMs`) without a request in
+ * progress: idle keep-alive, a request trickling its headers, a TLS handshake that does not
+ * finish. Slow clients holding every slot therefore cannot lock a scraper out, and the process
+ * never runs out of file descriptors for its collectors; when every connection is busy, the
+ * newcomer is refused (counted as max_connections).
  */
 export function guardConnections(server: Server, options: ConnectionGuardOptions): ConnectionGuard {
   const now = options.now ?? Date.now;
+  const graceMs = options.graceMs ?? 1000;
   const entries = new Map<string, Entry>();
-  server.maxConnections = options.max;
+  // One over the cap: the newcomer that makes room (or is refused). Beyond that Node closes a
+  // connection at accept, before it costs a JS object.
+  server.maxConnections = options.max + 1;
   server.on('drop', () => options.onClose('max_connections'));
 
-  const evictFor = (newcomer: Entry): void => {
+  const admit = (newcomer: Entry): void => {
     let victim: [string, Entry] | undefined;
+    const oldest = now() - graceMs;
     for (const e of entries) {
-      if (e[1] === newcomer || e[1].busy > 0) continue;
+      if (e[1] === newcomer || e[1].busy > 0 || e[1].since > oldest) continue;
       if (!victim || e[1].since < victim[1].since) victim = e;
     }
-    if (!victim) return;
+    if (!victim) {
+      // Every other connection is busy or just arrived: this one waits its turn elsewhere.
+      entries.delete(key(newcomer.socket));
+      newcomer.socket.destroy();
+      options.onClose('max_connections');
+      return;
+    }
     entries.delete(victim[0]);
     victim[1].socket.destroy();
     options.onClose('evicted');
@@ -63,7 +75,7 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
     socket.once('close', () => {
       if (entries.get(k) === entry) entries.delete(k);
     });
-    if (entries.size >= options.max) evictFor(entry);
+    if (entries.size > options.max) admit(entry);
   });
   // A TLS server hands HTTP a socket of its own once the handshake is done.
   server.on('secureConnection', (socket: Socket) => {
