@@ -1,24 +1,28 @@
-import type { Server } from 'node:net';
-import type { Socket } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server, Socket } from 'node:net';
 
 /** Options of the connection guard. */
 export interface ConnectionGuardOptions {
   /** Connections served at most. */
   readonly max: number;
-  /** A connection younger than this is never closed to make room (default 1 s): it is sending its request. */
+  /**
+   * A connection younger than this is not closed to make room for one from the same client
+   * (default 1 s): it is still sending its request.
+   */
   readonly graceMs?: number;
   readonly now?: () => number;
-  /** A connection was refused at the cap, or an idle one closed to make room. */
+  /** A connection was refused at the cap, or another closed to make room. */
   readonly onClose: (reason: 'max_connections' | 'evicted') => void;
 }
 
 interface Entry {
   /** The socket HTTP reads from (the TLS socket once the handshake is done). */
   socket: Socket;
+  /** The client's address. */
+  readonly peer: string;
   /** Requests in progress on it. */
   busy: number;
-  /** Since when it has been waiting (connected, or its last response finished). */
+  /** Since when it has been in its state: connected, request started, or response finished. */
   since: number;
 }
 
@@ -32,13 +36,32 @@ function key(socket: Socket): string {
   return `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
 }
 
+/** The entry to close first: idle before busy, then the one in its state longest. */
+function first(candidates: readonly Entry[]): Entry | undefined {
+  let best: Entry | undefined;
+  for (const e of candidates) {
+    if (
+      !best ||
+      (e.busy === 0 && best.busy > 0) ||
+      ((e.busy === 0) === (best.busy === 0) && e.since < best.since)
+    ) {
+      best = e;
+    }
+  }
+  return best;
+}
+
 /**
- * Bounds the connections of an HTTP(S) server. A connection arriving when `max` are open makes
- * room by closing the one that has waited longest (at least `graceMs`) without a request in
- * progress: idle keep-alive, a request trickling its headers, a TLS handshake that does not
- * finish. Slow clients holding every slot therefore cannot lock a scraper out, and the process
- * never runs out of file descriptors for its collectors; when every connection is busy, the
- * newcomer is refused (counted as max_connections).
+ * Bounds the connections of an HTTP(S) server without letting a few clients lock the others out.
+ * When a connection arrives with `max` open, one is closed to make room:
+ * - if another client address holds more connections than the newcomer's, that client's
+ *   connection idle longest (else its longest-running request): a client flooding connections
+ *   or trickling requests pays for it, not the scraper that holds one;
+ * - otherwise one of the newcomer's own address that has waited at least `graceMs` without a
+ *   request in progress (idle keep-alive, trickled headers, a TLS handshake that never ends);
+ * - failing both, the newcomer is refused (counted as max_connections).
+ * The process so never runs out of file descriptors for its collectors, and a slow client holds
+ * a slot only until http.headersTimeout / requestTimeout or until someone needs it.
  */
 export function guardConnections(server: Server, options: ConnectionGuardOptions): ConnectionGuard {
   const now = options.now ?? Date.now;
@@ -49,28 +72,35 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
   server.maxConnections = options.max + 1;
   server.on('drop', () => options.onClose('max_connections'));
 
+  const close = (entry: Entry, reason: 'max_connections' | 'evicted') => {
+    entries.delete(key(entry.socket));
+    entry.socket.destroy();
+    options.onClose(reason);
+  };
+
   const admit = (newcomer: Entry): void => {
-    let victim: [string, Entry] | undefined;
+    const byPeer = new Map<string, Entry[]>();
+    for (const e of entries.values()) {
+      const list = byPeer.get(e.peer);
+      if (list) list.push(e);
+      else byPeer.set(e.peer, [e]);
+    }
+    const own = byPeer.get(newcomer.peer) ?? [];
+    let top: Entry[] = [];
+    for (const list of byPeer.values()) if (list.length > top.length) top = list;
+    if (top.length > own.length) {
+      const victim = first(top);
+      if (victim) return close(victim, 'evicted');
+    }
     const oldest = now() - graceMs;
-    for (const e of entries) {
-      if (e[1] === newcomer || e[1].busy > 0 || e[1].since > oldest) continue;
-      if (!victim || e[1].since < victim[1].since) victim = e;
-    }
-    if (!victim) {
-      // Every other connection is busy or just arrived: this one waits its turn elsewhere.
-      entries.delete(key(newcomer.socket));
-      newcomer.socket.destroy();
-      options.onClose('max_connections');
-      return;
-    }
-    entries.delete(victim[0]);
-    victim[1].socket.destroy();
-    options.onClose('evicted');
+    const idle = own.filter((e) => e !== newcomer && e.busy === 0 && e.since <= oldest);
+    const victim = first(idle);
+    close(victim ?? newcomer, victim ? 'evicted' : 'max_connections');
   };
 
   server.on('connection', (socket: Socket) => {
     const k = key(socket);
-    const entry: Entry = { socket, busy: 0, since: now() };
+    const entry: Entry = { socket, peer: socket.remoteAddress ?? '', busy: 0, since: now() };
     entries.set(k, entry);
     socket.once('close', () => {
       if (entries.get(k) === entry) entries.delete(k);
@@ -86,6 +116,7 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
     const entry = entries.get(key(request.socket));
     if (!entry) return;
     entry.busy++;
+    entry.since = now();
     response.once('close', () => {
       entry.busy--;
       entry.since = now();

@@ -413,6 +413,36 @@ describe('connection cap and timeouts', () => {
     for (const s of idle) s.destroy();
   });
 
+  it('lets another client in at once: the client holding the most connections makes room', async () => {
+    const { port, counters, hanging } = await serve({ limits: limits({ maxConnections: 4 }) });
+    const idle = async () => {
+      const s = await open(port);
+      s.on('error', () => {});
+      return s;
+    };
+    // One client holds every slot: two idle, two with a request in progress.
+    const first = [await idle(), await idle()];
+    const busy = [call(port, { path: '/hang' }), call(port, { path: '/hang' })];
+    await vi.waitFor(() => expect(hanging()).toBe(2));
+    // The same client gets no more (its connections are young) ...
+    expect(statusOf(await call(port))).toMatch(/ECONNRESET|socket hang up/);
+    // ... another one is served at once, in place of the first client's idle connection.
+    expect(await call(port, { localAddress: '127.0.0.2' })).toMatchObject({ status: 200 });
+    await closed(first[0]!);
+    const refill = await idle();
+    expect(await call(port, { localAddress: '127.0.0.2' })).toMatchObject({ status: 200 });
+    await closed(first[1]!);
+    expect(refill.destroyed).toBe(false);
+    refill.destroy();
+    // With only requests in progress, the longest-running one goes.
+    const more = [call(port, { path: '/hang' }), call(port, { path: '/hang' })];
+    await vi.waitFor(() => expect(hanging()).toBe(4));
+    expect(await call(port, { localAddress: '127.0.0.2' })).toMatchObject({ status: 200 });
+    expect(statusOf(await busy[0]!)).toMatch(/ECONNRESET|socket hang up/);
+    expect(counters.count('evicted')).toBe(3);
+    void Promise.all([busy[1], ...more]);
+  });
+
   it('does the same on a TLS port, handshakes that never start included', async () => {
     const { port, counters } = await serve({
       file: at('web_config_noAuth.good.yml'),

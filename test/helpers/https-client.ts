@@ -23,6 +23,8 @@ export interface CallOptions {
   readonly auth?: string;
   readonly body?: string;
   readonly headers?: Record<string, string>;
+  /** Source address (another loopback address, 127.0.0.2, is another client). */
+  readonly localAddress?: string;
   /** TLS client options (ca, cert, key, ciphers, versions ...); absent: plain HTTP. */
   readonly tls?: RequestOptions;
 }
@@ -36,6 +38,7 @@ export function call(port: number, options: CallOptions = {}): Promise<Outcome> 
       path: options.path ?? '/',
       method: options.method ?? 'GET',
       agent: false as const,
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
       headers: {
         ...(options.body === undefined
           ? {}
