@@ -78,12 +78,23 @@ export async function startCli(
     readonly listenHost?: string;
     /** The agent serves HTTPS (a web config file): requests use these TLS client options. */
     readonly tls?: RequestOptions;
+    /** Start under this open-files limit (`ulimit -n`, soft and hard). */
+    readonly openFiles?: number;
   } = {},
 ): Promise<CliProcess> {
   requireBuild();
   const port = await freePort();
   const listen = `${options.listenHost ?? '127.0.0.1'}:${port}`;
-  const proc = spawn(process.execPath, [CLI, ...args, '--listen', listen], {
+  const argv = [CLI, ...args, '--listen', listen];
+  // Through sh for the limit; `exec` keeps the pid, so signals reach gpulse itself.
+  const [command, commandArgs] =
+    options.openFiles === undefined
+      ? [process.execPath, argv]
+      : [
+          'sh',
+          ['-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, process.execPath, ...argv],
+        ];
+  const proc = spawn(command, commandArgs, {
     env: { ...process.env, GPULSE_LOG_FORMAT: 'json', GPULSE_LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.uid === undefined ? {} : { uid: options.uid }),
