@@ -63,10 +63,17 @@ export function median(values) {
 }
 
 /** Runs wrk and returns {rps, p50ms, p99ms}. */
-export function wrk(url, connections, seconds, threads = 2) {
+export function wrk(url, connections, seconds, threads = 2, headers = {}) {
   const out = execFileSync(
     'wrk',
-    [`-t${Math.min(threads, connections)}`, `-c${connections}`, `-d${seconds}s`, '--latency', url],
+    [
+      `-t${Math.min(threads, connections)}`,
+      `-c${connections}`,
+      `-d${seconds}s`,
+      '--latency',
+      ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
+      url,
+    ],
     { encoding: 'utf8' },
   );
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
