@@ -132,7 +132,8 @@ export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
       try {
         const address = await app.listen({ host, port });
         for (const w of web?.warnings ?? []) log.warn({ file: web?.file }, w);
-        return address;
+        // fastify names the scheme from its own https option, which a server factory bypasses.
+        return web?.tls ? address.replace(/^http:/, 'https:') : address;
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         const hint =

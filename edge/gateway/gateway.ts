@@ -165,6 +165,8 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
       let address: string;
       try {
         address = await app.listen({ host: config.listen.host, port: config.listen.port });
+        // fastify names the scheme from its own https option, which a server factory bypasses.
+        if (web?.tls) address = address.replace(/^http:/, 'https:');
       } catch (err) {
         throw new Error(
           `cannot listen on ${config.listen.host}:${config.listen.port}: ${errorMessage(err)}; choose another address with --listen HOST:PORT`,

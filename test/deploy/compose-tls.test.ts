@@ -21,9 +21,12 @@ const DIR = deployPath('compose');
 interface Service {
   command?: string[];
   volumes?: string[];
+  healthcheck?: { test: string[] };
 }
 
-const override = parse(readFileSync(join(DIR, 'docker-compose.tls.yml'), 'utf8')) as {
+const override = parse(readFileSync(join(DIR, 'docker-compose.tls.yml'), 'utf8'), {
+  merge: true,
+}) as {
   services: Record<string, Service>;
 };
 const scrape = parse(readFileSync(join(DIR, 'tls', 'prometheus.yml'), 'utf8'), {
@@ -53,6 +56,15 @@ describe('deploy/compose TLS override', () => {
       expect(s.command![i + 1]).toBe('/etc/gpulse/web/web-config.yml');
       expect(mounts(s)).toEqual([
         { source: './tls/secrets', target: '/etc/gpulse/web', mode: 'ro' },
+        { source: './tls/healthcheck.mjs', target: '/etc/gpulse/healthcheck.mjs', mode: 'ro' },
+      ]);
+      // Docker's health check speaks HTTPS with the client certificate (e2e runs it for real).
+      expect(s.healthcheck?.test).toEqual([
+        'CMD',
+        'node',
+        '/etc/gpulse/healthcheck.mjs',
+        '/etc/gpulse/web',
+        '9489',
       ]);
     }
     const prometheus = mounts(override.services.prometheus!);

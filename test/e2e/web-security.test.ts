@@ -3,7 +3,7 @@
 // `gpulse simulate`, `gpulse gateway` (the fleet over MQTT) and node_exporter with the same web
 // configuration file, and is refused where its password or certificate is wrong; real HTTP(S)
 // clients check the refusals one by one and the write endpoints' policy.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,7 +77,7 @@ describeWithTools(
       agent = await startCli(
         ['simulate', '--profile', 'h100', '--interval', '500ms', '--web.config.file', webConfig],
         {
-          GPULSE_LOG_LEVEL: 'warn',
+          GPULSE_LOG_LEVEL: 'info',
           GPULSE_MQTT_URL: `mqtt://127.0.0.1:${brokerPort}`,
           GPULSE_MQTT_PROTOCOL: '3.1.1',
           GPULSE_MQTT_SITE: 'lab',
@@ -262,6 +262,21 @@ describeWithTools(
         ready: true,
         collectors: { 'nvidia-smi': { status: 'ok' } },
       });
+      // Docker's health check of the compose TLS variant passes against both, and fails where
+      // nothing listens.
+      const healthcheck = (p: number) =>
+        spawnSync(process.execPath, [
+          deployPath('compose', 'tls', 'healthcheck.mjs'),
+          sec,
+          String(p),
+        ]).status;
+      expect([healthcheck(port), healthcheck(gateway.port), healthcheck(await freePort())]).toEqual(
+        [0, 0, 1],
+      );
+      // The agent says where it serves, with the scheme it serves.
+      expect(agent.logs.map((l) => l.msg)).toContainEqual(
+        expect.stringMatching(/metrics at https:\/\/0\.0\.0\.0:\d+\/metrics/),
+      );
       // The gateway holds the same line.
       expect(
         await call(gateway.port, { path: '/metrics', tls: tlsClient, auth: 'prometheus:guess' }),
