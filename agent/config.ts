@@ -13,6 +13,7 @@ import { gatewayConfigSchema } from '../edge/gateway/config.js';
 import { driftConfigSchema } from '../collectors/drift/config.js';
 import { tegrastatsConfigSchema } from '../collectors/tegrastats/config.js';
 import { modelsConfigSchema } from '../edge/models/config.js';
+import { httpConfigSchema } from './http/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { applyEdgePreset, zPreset } from './preset.js';
@@ -53,6 +54,8 @@ export const agentConfigSchema = z
     /** Defaults for a kind of host (agent/preset.ts); explicit settings always win. */
     preset: zPreset.default('default'),
     listen: zListen.default({ host: '0.0.0.0', port: 9489 }),
+    /** TLS, authentication and bounds of the HTTP server (agent/http/config.ts). */
+    http: httpConfigSchema.default(httpConfigSchema.parse({})),
     /** The host's /proc as the agent sees it: GPU drivers report host PIDs (`/host/proc` in a container). */
     procRoot: z.string().min(1).default('/proc'),
     /** The host's cgroup mount (`/host/sys/fs/cgroup` in a container), for container stats. */

@@ -155,16 +155,19 @@ if (subcommand !== 'run' && subcommand !== 'simulate') {
     { registerDriftCommand },
     { registerModelCommands },
     { registerDoctorCommand },
+    { registerWebConfigCommand },
   ] = await Promise.all([
     import('../edge/gateway/command.js'),
     import('../collectors/drift/cli.js'),
     import('../edge/models/cli.js'),
     import('./doctor/command.js'),
+    import('./http/command.js'),
   ]);
   registerGatewayCommand(program, process);
   registerDriftCommand(program);
   registerModelCommands(program);
   registerDoctorCommand(program);
+  registerWebConfigCommand(program);
 }
 
 await program.parseAsync(process.argv);

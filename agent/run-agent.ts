@@ -226,6 +226,18 @@ export async function startAgent(
     version: io.version,
     env,
     children,
+    // The changed web configuration is validated the way the first was (in main: a child process).
+    reloadWebConfig: async () => {
+      let problems = '';
+      const again = await load(options, io.env, (t) => (problems += t));
+      const web = again?.config.http.web;
+      if (web) return web;
+      throw new Error(
+        again
+          ? 'http.webConfigFile is no longer set; restart to serve without it'
+          : problems.trim(),
+      );
+    },
     collectors: await createCollectors(config, {
       clock: systemClock,
       env,

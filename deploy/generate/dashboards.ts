@@ -196,6 +196,27 @@ export const fleetDashboard: DashboardSpec = {
           'short',
           '{{instance}} {{collector}}',
         ),
+        {
+          title: 'HTTP refusals',
+          description:
+            'What did the HTTP server turn away? Connections (cap, slow clients, TLS) and requests (401, 403 writes, 429), per second; a failed web configuration reload shows as a 0 line.',
+          kind: 'timeseries',
+          unit: 'short',
+          queries: [
+            {
+              expr: `sum by (instance, reason) (rate(gpulse_http_connections_closed_total{${I}}[$__rate_interval])) > 0`,
+              legend: '{{instance}} connection {{reason}}',
+            },
+            {
+              expr: `sum by (instance, reason) (rate(gpulse_http_requests_refused_total{${I}}[$__rate_interval])) > 0`,
+              legend: '{{instance}} request {{reason}}',
+            },
+            {
+              expr: `gpulse_http_web_config_last_reload_successful{${I}} == 0`,
+              legend: '{{instance}} web config reload failed',
+            },
+          ],
+        },
         ts(
           'GPU tool streams',
           'Are the long-lived nvidia-smi streams running?',

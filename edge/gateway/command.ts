@@ -22,6 +22,7 @@ export interface GatewayProcess {
 /** Agent settings that also apply to the gateway (its HTTP side and its broker connection). */
 const SHARED_FLAGS = new Set([
   'listen',
+  'web.config.file',
   'log-level',
   'log-format',
   'mqtt-url',

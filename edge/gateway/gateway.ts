@@ -2,11 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type TimerHandle } from '../../agent/clock.js';
 import type { AgentConfig } from '../../agent/config.js';
 import { errorMessage } from '../../agent/errors.js';
+import { createWebApp } from '../../agent/http/web-app.js';
+import { loadWebConfigFile } from '../../agent/http/web-config.js';
 import {
   fleetFilter,
   parseStreamTopic,
@@ -112,11 +114,15 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
     maxFleetBytes: g.maxFleetBytes,
     owns: group ? (site, node) => group.owns(site, node) : undefined,
   });
-  // Per-request logs are info level: at warn, scrapes stay quiet while handler errors still show.
-  const httpLog: FastifyBaseLogger = log.child({ component: 'http' }, { level: 'warn' });
-  const app = Fastify({
-    loggerInstance: httpLog,
-    keepAliveTimeout: 65_000,
+  // The same web configuration and bounds as the agent's (TLS, basic auth, connection cap):
+  // the gateway's /metrics carries the whole fleet.
+  const web = config.http.web;
+  const app = createWebApp({
+    log,
+    limits: config.http,
+    web,
+    reload: web && (() => Promise.resolve().then(() => loadWebConfigFile(web.file))),
+    openPaths: ['/healthz', '/readyz'],
   });
   let connection: MqttConnection | undefined;
   let broker: EmbeddedBroker | undefined;
@@ -296,12 +302,15 @@ export function createGateway(config: AgentConfig, deps: GatewayDeps): Gateway {
       let address: string;
       try {
         address = await app.listen({ host: config.listen.host, port: config.listen.port });
+        // fastify names the scheme from its own https option, which a server factory bypasses.
+        if (web?.tls) address = address.replace(/^http:/, 'https:');
       } catch (err) {
         throw new Error(
           `cannot listen on ${config.listen.host}:${config.listen.port}: ${errorMessage(err)}; choose another address with --listen HOST:PORT`,
           { cause: err },
         );
       }
+      for (const w of web?.warnings ?? []) log.warn({ file: web?.file }, w);
       log.info(
         {
           broker: redactUrl(url),

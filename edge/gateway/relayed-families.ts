@@ -118,6 +118,10 @@ export const RELAYED_FAMILIES: Readonly<Record<string, RelayedFamily>> = {
     type: 'counter',
     help: 'Reconnections of the Engine event stream.',
   },
+  gpulse_docker_gpu_requests_dropped: {
+    type: 'gauge',
+    help: 'GPU requests of the current containers not reported as series: past collectors.docker.maxGpuRequests per container, or names no GPU has.',
+  },
   gpulse_docker_log_followers: {
     type: 'gauge',
     help: 'Container log streams followed for GPU out-of-memory messages.',
@@ -230,6 +234,10 @@ export const RELAYED_FAMILIES: Readonly<Record<string, RelayedFamily>> = {
     type: 'counter',
     help: 'NVLink traffic (headers and payload) sent (tx) or received (rx) since gpulse started; integrated by gpulse from the per-second rates DCGM samples (PROF_NVLINK_TX/RX_BYTES), so an estimate between samples.',
   },
+  gpulse_gpu_nvlink_errors_total: {
+    type: 'counter',
+    help: 'NVLink errors over all links of the GPU since the driver loaded, by type: crc_flit (flow-control CRC), crc_data (data CRC), replay (link-level retries), recovery (link recoveries); DCGM NVLINK_*_ERROR_COUNT_TOTAL.',
+  },
   gpulse_gpu_pcie_bytes_total: {
     type: 'counter',
     help: 'PCIe traffic (headers and payload) sent (tx) or received (rx) since gpulse started; integrated by gpulse from the per-second rates DCGM samples (PROF_PCIE_TX/RX_BYTES), so an estimate between samples.',
@@ -290,6 +298,10 @@ export const RELAYED_FAMILIES: Readonly<Record<string, RelayedFamily>> = {
     type: 'counter',
     help: "Time spent throttled per reason: the driver's own counter (clocks_event_reasons_counters) where it keeps one, else integrated by gpulse from the sampled reasons.",
   },
+  gpulse_gpu_up: {
+    type: 'gauge',
+    help: 'Whether the GPU answers its driver (1) or is attached but lost: fallen off the bus, stuck in a reset (0).',
+  },
   gpulse_gpu_utilization_ratio: {
     type: 'gauge',
     help: 'Share of time a kernel ran on the GPU (0-1).',
@@ -330,6 +342,18 @@ export const RELAYED_FAMILIES: Readonly<Record<string, RelayedFamily>> = {
   gpulse_host_temperature_celsius: {
     type: 'gauge',
     help: 'Temperature per sensor where the host exposes one (hwmon, thermal zones).',
+  },
+  gpulse_http_connections_closed_total: {
+    type: 'counter',
+    help: 'Connections the HTTP server refused or closed before serving them, by reason: max_connections (at http.maxConnections with none idle), evicted (idle or stalled, closed to admit a new one), timeout (headers or request not received in time), tls_handshake, client_certificate (refused by the web configuration), accept_failed (out of file descriptors).',
+  },
+  gpulse_http_requests_refused_total: {
+    type: 'counter',
+    help: 'Requests answered without reaching their handler, by reason: unauthorized (401), auth_busy (too many password checks queued, 429), writes_disabled (403, see http.writeEndpoints), rate_limited (429, rate_limit of the web configuration).',
+  },
+  gpulse_http_web_config_last_reload_successful: {
+    type: 'gauge',
+    help: 'Whether the latest (re)load of the web configuration file succeeded (1) or was refused and the previous one kept (0); absent without a web configuration.',
   },
   gpulse_jetson_cpu_clock_hz: { type: 'gauge', help: 'Clock of a CPU core.' },
   gpulse_jetson_cpu_online: {
@@ -406,6 +430,10 @@ export const RELAYED_FAMILIES: Readonly<Record<string, RelayedFamily>> = {
   gpulse_kmsg_reopened_total: {
     type: 'counter',
     help: 'Times the kernel log file was found truncated or replaced (rotation) and read from its start.',
+  },
+  gpulse_kmsg_xids_dropped_total: {
+    type: 'counter',
+    help: 'Xid records not counted because their (GPU, Xid) pair would have gone past collectors.kmsg.maxXidSeries distinct pairs (a flood of made-up Xids).',
   },
   gpulse_mig_info: { type: 'gauge', help: 'MIG device identity; always 1.' },
   gpulse_mig_memory_total_bytes: { type: 'gauge', help: 'Memory of a MIG device.' },
@@ -488,7 +516,7 @@ export const RELAYED_FAMILIES: Readonly<Record<string, RelayedFamily>> = {
   gpulse_mqtt_spool_bytes: { type: 'gauge', help: 'Bytes of spool segment files on disk.' },
   gpulse_mqtt_spool_dropped_total: {
     type: 'counter',
-    help: 'Messages the spool gave up, by reason: size (byte bound), age, corrupt (disk damage), write_error.',
+    help: 'Messages the spool gave up, by reason: size (byte bound), age, corrupt (damaged on disk), missing (deleted from disk), write_error.',
   },
   gpulse_mqtt_spool_oldest_age_seconds: {
     type: 'gauge',
