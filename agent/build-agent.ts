@@ -54,7 +54,16 @@ export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
   const events = new EventLog({ clock, log: log.child({ component: 'events' }) });
   const runner = new CollectorRunner(deps.collectors, { clock, log, store });
   let running = false;
-  const app = createHttpServer({ log, state: store, version: deps.version, alive: () => running });
+  const required = Object.entries(config.collectors)
+    .filter(([, c]) => c.mode === 'required')
+    .map(([name]) => name);
+  const app = createHttpServer({
+    log,
+    state: store,
+    version: deps.version,
+    alive: () => running,
+    required,
+  });
   const cache = new ExpositionCache({ state: store, version: deps.version, log });
   registerMetricsRoute(app, cache);
   const components = [...(deps.components ?? [])];

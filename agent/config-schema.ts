@@ -4,7 +4,8 @@ import { parseDuration } from './duration.js';
 /** A duration setting: "15s", "500ms", "1m" or milliseconds; parsed to milliseconds. */
 export function zDuration(options: { min?: number } = {}) {
   const min = options.min ?? 0;
-  return z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const wanted = 'expected a duration like "500ms", "15s" or "1m"';
+  return z.union([z.string(), z.number()], { error: wanted }).transform((value, ctx) => {
     const ms = parseDuration(value);
     if (ms === undefined) {
       ctx.addIssue({
@@ -23,7 +24,8 @@ export function zDuration(options: { min?: number } = {}) {
 
 /** A positive integer that may arrive as a string from the environment or a flag. */
 export function zInt(options: { min?: number; max?: number } = {}) {
-  return z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const wanted = 'expected an integer';
+  return z.union([z.string(), z.number()], { error: wanted }).transform((value, ctx) => {
     const n = typeof value === 'number' ? value : Number(value.trim());
     if (!Number.isInteger(n)) {
       ctx.addIssue({
@@ -55,7 +57,8 @@ export function zBytes() {
     mib: 1024 ** 2,
     gib: 1024 ** 3,
   };
-  return z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const wanted = 'expected a size like "256MiB" or a number of bytes';
+  return z.union([z.string(), z.number()], { error: wanted }).transform((value, ctx) => {
     if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
     const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(String(value));
     const factor = units[(m?.[2] ?? '').toLowerCase() || 'b'];

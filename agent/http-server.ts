@@ -16,6 +16,8 @@ export interface HttpServerOptions {
   readonly alive: () => boolean;
   /** Request bodies larger than this are refused with 413 (default 1 MiB). */
   readonly bodyLimit?: number;
+  /** Collectors set to `mode: required`: the agent is not ready while one of them is not ok. */
+  readonly required?: readonly string[];
 }
 
 const LINKS: readonly [string, string][] = [
@@ -83,8 +85,12 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
       ]),
     );
     const starting = [...snapshot.collectors.values()].some((c) => c.status === 'starting');
-    const ready = options.alive() && !starting;
-    return reply.code(ready ? 200 : 503).send({ ready, collectors });
+    // A collector the operator marked required is a promise of its data: failing, it fails readiness.
+    const required = options.required ?? [];
+    const failing = required.filter((name) => snapshot.collectors.get(name)?.status !== 'ok');
+    const ready = options.alive() && !starting && failing.length === 0;
+    const body = required.length > 0 ? { ready, collectors, required } : { ready, collectors };
+    return reply.code(ready ? 200 : 503).send(body);
   });
 
   app.get('/', async (_request, reply) => {

@@ -2,7 +2,8 @@ import { constants, createReadStream } from 'node:fs';
 import { access, open, rename, rm, writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
-import { InvalidArgumentError, type Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { intArg } from '../../agent/cli-options.js';
 import { parse as parseCsv, type CastingContext } from 'csv-parse';
 import { errorMessage } from '../../agent/errors.js';
 import type { FeatureValue, ObservationRow } from './observations.js';
@@ -175,16 +176,6 @@ function list(value: string, previous: string[] = []): string[] {
   ];
 }
 
-function int(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got ${value}`);
-    }
-    return n;
-  };
-}
-
 /** Adds `gpulse drift profile` to the CLI. */
 export function registerDriftCommand(program: Command): void {
   const drift = program.command('drift').description('model input drift: reference profiles');
@@ -198,31 +189,29 @@ export function registerDriftCommand(program: Command): void {
       'reference rows: DATA.jsonl (one object per line) or DATA.csv',
     )
     .requiredOption('--out <FILE>', 'profile to write (JSON)')
-    .option('--format <FORMAT>', 'auto|jsonl|csv (auto: by extension, else by content)', 'auto')
-    .option('--bins <N>', 'quantile bins per numeric feature', int('bins', 2, 1024), 20)
-    .option('--top <N>', 'categories kept per categorical feature', int('top', 1, 1024), 32)
+    .addOption(
+      new Option('--format <FORMAT>', 'auto: by extension, else by content')
+        .choices(['auto', 'jsonl', 'csv'])
+        .default('auto'),
+    )
+    .option('--bins <N>', 'quantile bins per numeric feature', intArg(2, 1024), 20)
+    .option('--top <N>', 'categories kept per categorical feature', intArg(1, 1024), 32)
     .option('--categorical <LIST>', 'features to treat as categories (comma-separated)', list, [])
     .option('--exclude <LIST>', 'features to leave out, e.g. ids (comma-separated)', list, [])
     .option(
       '--sample-rows <N>',
       'values kept per feature for quantiles',
-      int('sample-rows', 1000, 10_000_000),
+      intArg(1000, 10_000_000),
       100_000,
     )
-    .option('--max-features <N>', 'most features accepted', int('max-features', 1, 10_000), 1000)
+    .option('--max-features <N>', 'most features accepted', intArg(1, 10_000), 1000)
     .option('--model <NAME>', 'model name recorded in the profile')
     .action(async (opts: Record<string, unknown>) => {
-      const format = String(opts.format);
-      if (format !== 'auto' && format !== 'jsonl' && format !== 'csv') {
-        process.stderr.write(`gpulse drift profile: --format must be auto, jsonl or csv\n`);
-        process.exitCode = 2;
-        return;
-      }
       const code = await runProfileCommand(
         {
           input: String(opts.input),
           out: String(opts.out),
-          format,
+          format: opts.format as ProfileInputFormat,
           bins: opts.bins as number,
           top: opts.top as number,
           categorical: opts.categorical as string[],
