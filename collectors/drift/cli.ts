@@ -1,9 +1,11 @@
 import { constants, createReadStream } from 'node:fs';
-import { access, open, rename, rm, writeFile } from 'node:fs/promises';
+import { access, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { Option, type Command } from 'commander';
 import { intArg } from '../../agent/cli-options.js';
+import { humanBytes, ProgressLine } from '../../agent/progress-line.js';
 import { parse as parseCsv, type CastingContext } from 'csv-parse';
 import { errorMessage } from '../../agent/errors.js';
 import type { FeatureValue, ObservationRow } from './observations.js';
@@ -50,8 +52,12 @@ async function detectFormat(path: string): Promise<'jsonl' | 'csv'> {
   }
 }
 
-async function* jsonLines(path: string, maxFeatures: number): AsyncGenerator<ObservationRow> {
-  const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
+async function* jsonLines(
+  path: string,
+  input: Readable,
+  maxFeatures: number,
+): AsyncGenerator<ObservationRow> {
+  const lines = createInterface({ input, crlfDelay: Infinity });
   let n = 0;
   for await (const line of lines) {
     n++;
@@ -70,6 +76,7 @@ async function* jsonLines(path: string, maxFeatures: number): AsyncGenerator<Obs
 
 async function* csvRows(
   path: string,
+  input: Readable,
   categorical: ReadonlySet<string>,
 ): AsyncGenerator<ObservationRow> {
   // Empty cells are nulls, numeric-looking cells numbers (except in --categorical columns).
@@ -80,7 +87,6 @@ async function* csvRows(
     if (!categorical.has(column) && NUMBER_RE.test(value)) return Number(value);
     return value;
   };
-  const input = createReadStream(path);
   const parser = input.pipe(
     parseCsv({
       columns: true,
@@ -100,11 +106,23 @@ async function* csvRows(
   }
 }
 
+/** How far `drift profile` has read its input. */
+export interface ProfileReadProgress {
+  readonly rows: number;
+  readonly bytesRead: number;
+  readonly bytesTotal: number;
+}
+
+/** Rows between progress reports: often enough for a terminal, rare enough to cost nothing. */
+const PROGRESS_EVERY_ROWS = 2000;
+
 /** Reads a JSON-lines or CSV file and builds its reference profile (streaming, bounded memory). */
 export async function buildProfileFromFile(
   options: ProfileCommandOptions,
+  onProgress?: (p: ProfileReadProgress) => void,
 ): Promise<ReferenceProfile> {
   await access(options.input, constants.R_OK);
+  const bytesTotal = (await stat(options.input)).size;
   const format =
     options.format === undefined || options.format === 'auto'
       ? await detectFormat(options.input)
@@ -118,11 +136,18 @@ export async function buildProfileFromFile(
     sampleRows: options.sampleRows,
     maxFeatures,
   });
+  const input = createReadStream(options.input);
   const rows =
     format === 'csv'
-      ? csvRows(options.input, new Set(options.categorical ?? []))
-      : jsonLines(options.input, maxFeatures);
-  for await (const row of rows) builder.add(row);
+      ? csvRows(options.input, input, new Set(options.categorical ?? []))
+      : jsonLines(options.input, input, maxFeatures);
+  let n = 0;
+  for await (const row of rows) {
+    builder.add(row);
+    if (++n % PROGRESS_EVERY_ROWS === 0)
+      onProgress?.({ rows: n, bytesRead: input.bytesRead, bytesTotal });
+  }
+  onProgress?.({ rows: n, bytesRead: bytesTotal, bytesTotal });
   return builder.build({ model: options.model, source: options.input });
 }
 
@@ -138,22 +163,47 @@ async function writeAtomic(path: string, text: string): Promise<void> {
   }
 }
 
+/** Where `drift profile` writes: results on stdout, problems on stderr, progress on a terminal. */
+export interface ProfileCommandIo {
+  readonly stdout: (t: string) => void;
+  readonly stderr: (t: string) => void;
+  /** The progress line (drawn only when stderr is a terminal). */
+  readonly progress?: ProgressLine;
+  readonly now?: () => number;
+}
+
+function rate(rows: number, ms: number): string {
+  return `${Math.round((rows * 1000) / Math.max(1, ms)).toLocaleString('en-US')} rows/s`;
+}
+
 /** Runs `gpulse drift profile`; returns the exit code (0 written, 1 failed). */
 export async function runProfileCommand(
   options: ProfileCommandOptions,
-  io: { readonly stdout: (t: string) => void; readonly stderr: (t: string) => void },
+  io: ProfileCommandIo,
 ): Promise<number> {
+  const now = io.now ?? Date.now;
+  const started = now();
   try {
-    const profile = await buildProfileFromFile(options);
+    const profile = await buildProfileFromFile(options, (p) => {
+      const share =
+        p.bytesTotal > 0 ? ` (${((100 * p.bytesRead) / p.bytesTotal).toFixed(1)}%)` : '';
+      io.progress?.update(
+        `reading ${options.input}: ${p.rows.toLocaleString('en-US')} rows, ${humanBytes(p.bytesRead)} of ${humanBytes(p.bytesTotal)}${share}, ${rate(p.rows, now() - started)}`,
+      );
+    });
+    io.progress?.update(`writing ${options.out}`, true);
     const text = `${JSON.stringify(profile)}\n`;
     await writeAtomic(options.out, text);
+    io.progress?.finish();
     const kinds = Object.values(profile.features);
     const numeric = kinds.filter((f) => f.kind === 'numeric').length;
+    const ms = now() - started;
     io.stdout(
-      `wrote ${options.out}: ${profile.rows} rows, ${kinds.length} features (${numeric} numeric, ${kinds.length - numeric} categorical), ${(Buffer.byteLength(text) / 1024).toFixed(1)} KiB\n`,
+      `wrote ${options.out}: ${profile.rows} rows, ${kinds.length} features (${numeric} numeric, ${kinds.length - numeric} categorical), ${(Buffer.byteLength(text) / 1024).toFixed(1)} KiB, in ${(ms / 1000).toFixed(1)} s (${rate(profile.rows, ms)})\n`,
     );
     return 0;
   } catch (err) {
+    io.progress?.finish();
     const known = err instanceof ProfileInputError || err instanceof ProfileBuildError;
     const e = err as NodeJS.ErrnoException;
     const message =
@@ -220,7 +270,11 @@ export function registerDriftCommand(program: Command): void {
           maxFeatures: opts.maxFeatures as number,
           model: typeof opts.model === 'string' ? opts.model : undefined,
         },
-        { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) },
+        {
+          stdout: (t) => process.stdout.write(t),
+          stderr: (t) => process.stderr.write(t),
+          progress: new ProgressLine(process.stderr),
+        },
       );
       // main.ts owns process.exit; an exit code lets it end normally with the right status.
       if (code !== 0) process.exitCode = code;

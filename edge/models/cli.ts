@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
+import { Writable } from 'node:stream';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type Docker from 'dockerode';
 import { loadDockerode, loadPinoPretty } from '../../agent/lazy-require.js';
 import { pino, type Logger } from 'pino';
 import { systemClock } from '../../agent/clock.js';
+import { ProgressLine } from '../../agent/progress-line.js';
 import { durationOption, intArg, numberArg, sizeOption } from '../../agent/cli-options.js';
 import { EventLog } from '../../agent/events.js';
 import { splitCommand } from './config.js';
@@ -17,7 +19,14 @@ import { DEFAULT_RELOAD, type ReloadSettings } from './reload.js';
 import { generateKeyPair, readTrustedKeys } from './signing.js';
 import { formatStatus, readModelStatus } from './status.js';
 import { pauseHookFromEnv } from './test-hooks.js';
-import { applyModelUpdate, fmtBytes, type ApplyOutcome } from './updater.js';
+import {
+  applyModelUpdate,
+  downloadLine,
+  fmtBytes,
+  type ApplyOutcome,
+  type ApplyResult,
+  type UpdateProgress,
+} from './updater.js';
 
 /** Exit codes of `gpulse model apply`. */
 export const APPLY_EXIT_CODES: Readonly<Record<ApplyOutcome | 'locked', number>> = {
@@ -46,19 +55,57 @@ const defaultIo: ModelCliIo = {
   },
 };
 
-function cliLogger(level: string): Logger {
-  // stdout carries --json results, so logs go to stderr.
-  if (process.stderr.isTTY)
+function cliLogger(level: string, progress: ProgressLine): Logger {
+  // stdout carries results and --json, so logs go to stderr.
+  if (process.stderr.isTTY) {
+    // A log line first erases the progress line, which then comes back under it.
+    const aroundProgress = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        progress.clear();
+        process.stderr.write(chunk);
+        progress.redraw();
+        done();
+      },
+    });
     return pino(
       { level },
       loadPinoPretty()({
-        destination: 2,
+        destination: aroundProgress,
         colorize: true,
         translateTime: 'SYS:HH:MM:ss',
         ignore: 'pid,hostname',
       }),
     );
+  }
   return pino({ level }, pino.destination(2));
+}
+
+const STATE_WORDS: Readonly<Record<string, string>> = {
+  downloading: 'downloading',
+  assembled: 'verifying',
+  verified: 'activating',
+  activating: 'activating',
+  activated: 'checking health',
+  trial: 'on trial',
+  rolling_back: 'rolling back',
+};
+
+/** The progress line of `model apply`: the step, and while downloading, how far. */
+export function applyProgressText(name: string, p: UpdateProgress): string {
+  const step = STATE_WORDS[p.state] ?? p.state.replace(/_/g, ' ');
+  const detail = p.state === 'downloading' ? `: ${downloadLine(p)}` : '';
+  return `${name} ${p.version ?? ''}: ${step}${detail}`;
+}
+
+/** The one line `model apply` ends with on stdout (without --json). */
+export function applySummary(result: ApplyResult, elapsedMs: number): string {
+  const seconds = `${(elapsedMs / 1000).toFixed(1)} s`;
+  if (result.outcome === 'committed' && result.stats) {
+    const s = result.stats;
+    return `committed ${result.model} ${result.version ?? ''} (release ${String(result.release)}): downloaded ${fmtBytes(s.bytesDownloaded)}, reused ${fmtBytes(s.bytesReused)} of ${fmtBytes(s.bytesTotal)}, in ${seconds}`;
+  }
+  const word = result.outcome.replace(/_/g, ' ');
+  return `${word}: ${result.model} ${result.message}${result.reason ? ` [${result.reason}]` : ''}`;
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -295,13 +342,17 @@ export function registerModelCommands(program: Command, io: ModelCliIo = default
     .option('--retries <N>', 'retries per request', intArg(0, 100), DEFAULT_FETCH.retries)
     .addOption(sizeOption('--max-bytes <SIZE>', 'refuse models larger than this', 64 * 1024 ** 3))
     .addOption(
-      new Option('--log-level <LEVEL>', 'log level on stderr')
-        .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
-        .default('info'),
+      new Option(
+        '--log-level <LEVEL>',
+        'log level on stderr (default: warn on a terminal, which shows one progress line instead; info otherwise)',
+      ).choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
     )
     .option('--json', 'print the result as JSON on stdout')
     .action(async (o: Record<string, unknown>) => {
-      const log = cliLogger(o.logLevel as string);
+      const started = Date.now();
+      const progress = new ProgressLine(process.stderr);
+      const level = (o.logLevel as string | undefined) ?? (progress.active ? 'warn' : 'info');
+      const log = cliLogger(level, progress);
       try {
         const socketPath = o.dockerSocket as string;
         let client: Docker | undefined;
@@ -350,12 +401,22 @@ export function registerModelCommands(program: Command, io: ModelCliIo = default
             events,
             docker: () => (client ??= new (loadDockerode())({ socketPath })),
             pause: pauseHookFromEnv(io.env),
+            // A new step shows at once; download progress at most ten times a second.
+            onProgress: (p) => progress.update(applyProgressText(o.name as string, p)),
+            onState: (_state, u) =>
+              u &&
+              progress.update(
+                `${o.name as string} ${u.version}: ${STATE_WORDS[u.state] ?? u.state}`,
+                true,
+              ),
           },
         );
+        progress.finish();
         if (o.json) io.stdout(`${JSON.stringify(result)}\n`);
-        else io.stdout(`${result.outcome}: ${result.message}\n`);
+        else io.stdout(`${applySummary(result, Date.now() - started)}\n`);
         io.setExitCode(APPLY_EXIT_CODES[result.outcome]);
       } catch (err) {
+        progress.finish();
         io.stderr(`gpulse model apply: ${(err as Error).message}\n`);
         io.setExitCode(err instanceof LockedError ? APPLY_EXIT_CODES.locked : 1);
       } finally {
