@@ -72,10 +72,12 @@ export async function startCli(
     /** Run as this user and group (a test running as root checks what others may do). */
     readonly uid?: number;
     readonly gid?: number;
+    /** Listen on this loopback port (default: a free one). */
+    readonly port?: number;
   } = {},
 ): Promise<CliProcess> {
   requireBuild();
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const proc = spawn(process.execPath, [CLI, ...args, '--listen', `127.0.0.1:${port}`], {
     env: { ...process.env, GPULSE_LOG_FORMAT: 'json', GPULSE_LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
