@@ -10,7 +10,7 @@ import { errorMessage } from './errors.js';
 import { EventLog } from './events.js';
 import { gpuProcessesDeriver } from './gpu-processes.js';
 import { createHttpServer } from './http-server.js';
-import type { SpawnFn } from './process.js';
+import type { ChildProcesses, SpawnFn } from './process.js';
 import { StateStore } from './state-store.js';
 import type { Collector, StateReader } from './types.js';
 
@@ -21,6 +21,11 @@ export interface AgentDeps {
   readonly env?: NodeJS.ProcessEnv;
   readonly clock?: Clock;
   readonly spawnFn?: SpawnFn;
+  /**
+   * The children collectors and components spawn (through its `spawn`): whatever still runs when
+   * the agent stops (a one-shot call hung in the driver) is ended with its process group.
+   */
+  readonly children?: ChildProcesses;
   /** The collectors to run (`createCollectors` from the registry, or a test's own). */
   readonly collectors: readonly Collector[];
   /** Extra components (APIs, publishers) started with the agent. */
@@ -76,7 +81,7 @@ export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
     app,
     version: deps.version,
     env,
-    spawnFn: deps.spawnFn,
+    spawnFn: deps.children?.spawn ?? deps.spawnFn,
   };
   for (const c of components) c.register?.(ctx);
   let stopped = false;
@@ -120,7 +125,12 @@ export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
       stopped = true;
       running = false;
       cache.stop();
-      await Promise.allSettled([runner.stop(), ...components.map((c) => c.stop())]);
+      await Promise.allSettled([
+        runner.stop(),
+        ...components.map((c) => c.stop()),
+        // At once, not after the rest: a collector still starting waits on a hung one-shot call.
+        deps.children?.stop(),
+      ]);
       await app.close();
       store.close();
     },

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ChildStream, type StreamExit } from './child-stream.js';
+import { ChildStream, type LineVerdict, type StreamExit } from './child-stream.js';
+import { systemClock, type Clock } from './clock.js';
 import { CommandError, runCommand } from './process.js';
+import { alive } from '../test/helpers/processes.js';
 
 const node = process.execPath;
 
@@ -25,12 +27,31 @@ function stream(script: string, extra: Partial<ConstructorParameters<typeof Chil
     stallMs: 0,
     backoffBaseMs: 20,
     backoffMaxMs: 40,
-    onLine: (l) => lines.push(l),
+    onLine: (l) => {
+      lines.push(l);
+    },
     onExit: (e) => exits.push(e),
     ...extra,
   });
   return { s, lines, exits };
 }
+
+/** The system clock, recording the delay of every timer set through it. */
+function recordingClock(): Clock & { delays: number[] } {
+  const delays: number[] = [];
+  return {
+    delays,
+    now: () => systemClock.now(),
+    setTimeout(fn, ms) {
+      delays.push(ms);
+      return systemClock.setTimeout(fn, ms);
+    },
+    clearTimeout: (h) => systemClock.clearTimeout(h),
+  };
+}
+
+// A wrapper script: starts two `sleep`s, prints their pids and its own, then waits.
+const WRAPPER = 'sleep 300 & echo $!; sleep 300 & echo $!; echo $$; wait';
 
 describe('ChildStream', () => {
   it('reads lines, reports the exit with stderr, and restarts with backoff', async () => {
@@ -105,6 +126,19 @@ describe('ChildStream', () => {
     expect(exits[0]?.kind).toBe('line_too_long');
   });
 
+  it('a complete line over the bound is too long too, and stops the consumer reading that run', async () => {
+    const { s, lines, exits } = stream(
+      "process.stdout.write('short\\n' + 'x'.repeat(2000) + '\\nafter\\n'); setInterval(() => {}, 1000)",
+      { maxLineBytes: 1000 },
+    );
+    s.start();
+    await waitFor(() => exits.length >= 1);
+    await s.stop();
+    // Every run gets as far as its first line; nothing after the long one is read.
+    expect(lines.filter((l) => l !== 'short')).toEqual([]);
+    expect(exits[0]).toMatchObject({ kind: 'line_too_long', lines: 1 });
+  });
+
   it('stop() escalates to SIGKILL for a child that ignores SIGTERM', async () => {
     const { s, lines, exits } = stream(
       "process.on('SIGTERM', () => {}); console.log('up'); setInterval(() => {}, 1000)",
@@ -131,6 +165,151 @@ describe('ChildStream', () => {
     await waitFor(() => starts.length === 2);
     await s.stop();
     expect(exits[0]?.kind).toBe('stall');
+  });
+
+  it('fails a stream that prints only rejected lines and restarts it ever more slowly', async () => {
+    const clock = recordingClock();
+    const exits: StreamExit[] = [];
+    let seen = 0;
+    // `yes garbage,line`: an endless flood of lines the consumer rejects.
+    const s = new ChildStream({
+      command: 'yes',
+      args: ['garbage,line'],
+      stallMs: 0,
+      backoffBaseMs: 20,
+      backoffMaxMs: 160,
+      maxRejectedLines: 500,
+      random: () => 1,
+      clock,
+      onLine: (): LineVerdict => {
+        seen++;
+        return 'rejected';
+      },
+      onExit: (e) => exits.push(e),
+    });
+    s.start();
+    await waitFor(() => exits.length >= 5);
+    await s.stop();
+    expect(exits[0]).toMatchObject({ kind: 'garbage', signal: 'SIGKILL', rejected: 500 });
+    expect(exits.every((e) => e.kind === 'garbage')).toBe(true);
+    // Nothing after the 500th rejected line of a run reaches the consumer.
+    expect(seen).toBe(500 * exits.length);
+    expect(s.rejectedLines).toBe(seen);
+    // Restart delays grow (full jitter at its top with random() = 1): never reset by the output.
+    expect(clock.delays.filter((d) => d !== 2000).slice(0, 5)).toEqual([20, 40, 80, 160, 160]);
+  });
+
+  it('a stream whose lines stop being accepted is killed as garbage by the watchdog', async () => {
+    let n = 0;
+    const { s, exits } = stream("setInterval(() => console.log('line'), 20)", {
+      stallMs: 300,
+      startupGraceMs: 10_000,
+      // The first lines parse, then the tool starts printing something else.
+      onLine: () => (++n <= 3 ? 'accepted' : 'rejected'),
+    });
+    s.start();
+    await waitFor(() => exits.length >= 1);
+    await s.stop();
+    expect(exits[0]).toMatchObject({ kind: 'garbage' });
+    expect(exits[0]!.rejected).toBeGreaterThan(0);
+  });
+
+  it('a garbage verdict kills the run at once', async () => {
+    const { s, exits } = stream("setInterval(() => console.log('<doc>'), 10)", {
+      onLine: () => 'garbage',
+    });
+    s.start();
+    await waitFor(() => exits.length >= 1);
+    await s.stop();
+    expect(exits[0]).toMatchObject({ kind: 'garbage', lines: 1 });
+  });
+
+  it('lines the consumer ignores do not keep a stalled stream alive', async () => {
+    const { s, exits } = stream("setInterval(() => console.log(''), 10)", {
+      stallMs: 200,
+      startupGraceMs: 200,
+      onLine: () => 'ignored',
+    });
+    s.start();
+    await waitFor(() => exits.length >= 1);
+    await s.stop();
+    expect(exits[0]).toMatchObject({ kind: 'stall', rejected: 0 });
+  });
+
+  it('grows the backoff for a tool that prints a line and exits; a healthy run resets it', async () => {
+    const clock = recordingClock();
+    const exits: StreamExit[] = [];
+    let mode = 'quick';
+    const s = new ChildStream({
+      command: 'sh',
+      // Quick: one line and exit. Healthy: a line, a second of life, another line.
+      get args() {
+        return ['-c', mode === 'healthy' ? 'echo ok; sleep 1; echo ok' : 'echo ok'];
+      },
+      stallMs: 0,
+      backoffBaseMs: 20,
+      backoffMaxMs: 10_000,
+      healthyAfterMs: 500,
+      random: () => 1,
+      clock,
+      onLine: () => 'accepted',
+      onExit: (e) => {
+        exits.push(e);
+        if (exits.length === 4) mode = 'healthy';
+        if (exits.length === 5) mode = 'quick';
+      },
+    });
+    s.start();
+    await waitFor(() => exits.length >= 6, 10_000);
+    await s.stop();
+    // Four quick runs: 20, 40, 80, 160 ms; the fifth run was healthy, so the next wait is 20 ms again.
+    expect(clock.delays.slice(0, 6)).toEqual([20, 40, 80, 160, 20, 40]);
+    expect(exits.every((e) => e.kind === 'exit' && e.code === 0)).toBe(true);
+  });
+
+  it('a stall kill and stop() end the whole process group of a wrapper script', async () => {
+    const runs: number[][] = [];
+    let current: number[] = [];
+    const starts: number[] = [];
+    const s = new ChildStream({
+      command: 'sh',
+      args: ['-c', WRAPPER],
+      stallMs: 300,
+      startupGraceMs: 300,
+      backoffBaseMs: 20,
+      backoffMaxMs: 40,
+      onStart: (pid) => {
+        starts.push(pid ?? 0);
+        current = [];
+        runs.push(current);
+      },
+      onLine: (l) => {
+        current.push(Number(l));
+      },
+      onExit: () => undefined,
+    });
+    s.start();
+    // The first run is killed as a stall (it prints its pids and goes quiet); the second one runs.
+    await waitFor(() => runs.length >= 2 && runs[1]!.length === 3, 10_000);
+    const [first, second] = [runs[0]!, runs[1]!];
+    expect(first).toHaveLength(3);
+    await waitFor(() => first.every((pid) => !alive(pid)));
+    expect(second.every((pid) => alive(pid))).toBe(true);
+    await s.stop();
+    await waitFor(() => second.every((pid) => !alive(pid)));
+    expect([...first, ...second].filter(alive)).toEqual([]);
+  });
+
+  it('bounds what a flood of random bytes without newlines costs', async () => {
+    const { s, exits, lines } = stream(
+      "const b = require('crypto').randomBytes(65536).toString('latin1').replace(/\\n/g, ''); setInterval(() => process.stdout.write(b), 1)",
+      { maxLineBytes: 256 * 1024 },
+    );
+    s.start();
+    await waitFor(() => exits.length >= 2);
+    await s.stop();
+    expect(lines).toEqual([]);
+    expect(exits.slice(0, 2).map((e) => e.kind)).toEqual(['line_too_long', 'line_too_long']);
   });
 });
 

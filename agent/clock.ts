@@ -1,3 +1,5 @@
+import { MAX_TIMER_MS } from './duration.js';
+
 /** Time source and timers, injected so tests can drive them. */
 export interface Clock {
   now(): number;
@@ -14,7 +16,8 @@ export interface TimerHandle {
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout(fn, ms) {
-    return setTimeout(fn, ms);
+    // Node.js fires a longer timer after 1 ms: a delay this long means "not in this process's life".
+    return setTimeout(fn, Math.min(ms, MAX_TIMER_MS));
   },
   clearTimeout(handle) {
     clearTimeout(handle as ReturnType<typeof setTimeout>);

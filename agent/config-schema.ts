@@ -1,9 +1,13 @@
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
+import { DURATION_LIMITS, formatDuration, parseDuration } from './duration.js';
 
-/** A duration setting: "15s", "500ms", "1m" or milliseconds; parsed to milliseconds. */
-export function zDuration(options: { min?: number } = {}) {
+/**
+ * A duration setting: "15s", "500ms", "1m" or milliseconds; parsed to milliseconds. Bounded
+ * above (default 24 days) so that no setting, nor a few intervals of it, overflows a timer.
+ */
+export function zDuration(options: { min?: number; max?: number } = {}) {
   const min = options.min ?? 0;
+  const max = options.max ?? DURATION_LIMITS.max;
   const wanted = 'expected a duration like "500ms", "15s" or "1m"';
   return z.union([z.string(), z.number()], { error: wanted }).transform((value, ctx) => {
     const ms = parseDuration(value);
@@ -18,8 +22,25 @@ export function zDuration(options: { min?: number } = {}) {
       ctx.addIssue({ code: 'custom', message: `must be at least ${min}ms, got ${ms}ms` });
       return z.NEVER;
     }
+    if (ms > max) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be at most ${formatDuration(max)}, got ${formatDuration(ms)}`,
+      });
+      return z.NEVER;
+    }
     return ms;
   });
+}
+
+/** A sampling interval: at least `min` ms, at most an hour. */
+export function zInterval(min: number) {
+  return zDuration({ min, max: DURATION_LIMITS.interval });
+}
+
+/** The limit of one call (a one-shot command, a request): 100 ms to 10 minutes. */
+export function zTimeout() {
+  return zDuration({ min: 100, max: DURATION_LIMITS.timeout });
 }
 
 /** A positive integer that may arrive as a string from the environment or a flag. */
@@ -46,8 +67,8 @@ export function zInt(options: { min?: number; max?: number } = {}) {
   });
 }
 
-/** A size in bytes: 1048576, "256MiB", "1GiB", "64KB". */
-export function zBytes() {
+/** A size in bytes: 1048576, "256MiB", "1GiB", "64KB"; at least `min` (default 0). */
+export function zBytes(options: { min?: number; max?: number } = {}) {
   const units: Record<string, number> = {
     b: 1,
     kb: 1e3,
@@ -57,19 +78,36 @@ export function zBytes() {
     mib: 1024 ** 2,
     gib: 1024 ** 3,
   };
+  const min = options.min ?? 0;
+  const max = options.max ?? Number.MAX_SAFE_INTEGER;
   const wanted = 'expected a size like "256MiB" or a number of bytes';
   return z.union([z.string(), z.number()], { error: wanted }).transform((value, ctx) => {
-    if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
-    const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(String(value));
-    const factor = units[(m?.[2] ?? '').toLowerCase() || 'b'];
-    if (!m || factor === undefined) {
+    let bytes: number | undefined;
+    if (typeof value === 'number') {
+      bytes = Number.isFinite(value) ? Math.round(value) : undefined;
+    } else {
+      const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+      const factor = units[(m?.[2] ?? '').toLowerCase() || 'b'];
+      bytes = m && factor !== undefined ? Math.round(Number(m[1]) * factor) : undefined;
+    }
+    if (bytes === undefined || (typeof value === 'number' && value < 0)) {
       ctx.addIssue({
         code: 'custom',
         message: `expected a size like "256MiB" or a number of bytes, got ${JSON.stringify(value)}`,
       });
       return z.NEVER;
     }
-    return Math.round(Number(m[1]) * factor);
+    if (bytes < min || bytes > max) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          bytes < min
+            ? `must be at least ${min}, got ${bytes}`
+            : `must be at most ${max}, got ${bytes}`,
+      });
+      return z.NEVER;
+    }
+    return bytes;
   });
 }
 

@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, parseListen } from './config.js';
+import { CONFIG_FILE_LIMITS, loadConfig, parseListen, readConfigFile } from './config.js';
 import { ConfigError } from './errors.js';
 import { formatDuration, parseDuration } from './duration.js';
 
@@ -102,6 +105,87 @@ describe('loadConfig', () => {
       'unknown environment variable GPULSE_LISTN ignored: did you mean GPULSE_LISTEN?',
       'unknown environment variable GPULSE_FROBNICATE ignored (every variable: docs/configuration.md)',
     ]);
+  });
+});
+
+/** A "billion laughs" file: nine levels of nine aliases each, 9^9 strings once expanded. */
+const BILLION_LAUGHS = [
+  'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+  ...'bcdefghi'.split('').map((c, i) => {
+    const prev = 'abcdefghi'[i]!;
+    return `${c}: &${c} [${Array(9).fill(`*${prev}`).join(',')}]`;
+  }),
+].join('\n');
+
+describe('hostile configuration', () => {
+  it('a billion-laughs YAML file is an invalid configuration, not a crash', () => {
+    const problems = problemsOf(() =>
+      loadConfig({ file: { name: 'laughs.yaml', text: BILLION_LAUGHS } }),
+    );
+    expect(problems).toEqual([
+      'laughs.yaml: its aliases (*name) expand into far more values than the file holds, as a YAML "billion laughs" bomb does; write the values out',
+    ]);
+  });
+
+  it('a few aliases are fine', () => {
+    const text = 'collectors:\n  host:\n    interval: &i 2s\n  kmsg:\n    interval: *i\n';
+    const { config } = loadConfig({ file: { name: 'ok.yaml', text } });
+    expect(config.collectors.kmsg.interval).toBe(2000);
+  });
+
+  it('a file nested too deeply is an invalid configuration', () => {
+    const text = `a: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`;
+    const problems = problemsOf(() => loadConfig({ file: { name: 'deep.yaml', text } }));
+    expect(problems.length).toBeLessThanOrEqual(6);
+    expect(problems[0]).toMatch(/^deep\.yaml: /);
+  });
+
+  it('refuses a config file over its size bound, also an endless one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpulse-config-'));
+    try {
+      const big = join(dir, 'big.yaml');
+      writeFileSync(big, `# ${'x'.repeat(CONFIG_FILE_LIMITS.maxBytes)}\n`);
+      expect(problemsOf(() => readConfigFile(big))).toEqual([
+        `${big}: the config file is larger than 1048576 bytes; is it the right file?`,
+      ]);
+      expect(problemsOf(() => readConfigFile('/dev/zero'))).toHaveLength(1);
+      const ok = join(dir, 'ok.yaml');
+      writeFileSync(ok, 'listen: 127.0.0.1:1\n');
+      expect(readConfigFile(ok)).toEqual({ name: ok, text: 'listen: 127.0.0.1:1\n' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('bounds every duration: no timer overflows to 1 ms', () => {
+    const env = {
+      // 2^31 ms: Node.js would fire such a timer after 1 ms.
+      GPULSE_NVIDIA_SMI_INTERVAL: '2147483648',
+      GPULSE_KMSG_TIMEOUT: '1h',
+      GPULSE_MQTT_STATUS_INTERVAL: '30d',
+      GPULSE_DOCKER_RETENTION: '25d',
+    };
+    expect(problemsOf(() => loadConfig({ env }))).toEqual([
+      'collectors.nvidia-smi.interval: must be at most 1h, got 2147483648ms (from GPULSE_NVIDIA_SMI_INTERVAL)',
+      'collectors.kmsg.timeout: must be at most 10m, got 1h (from GPULSE_KMSG_TIMEOUT)',
+      'collectors.docker.retention: must be at most 24d, got 25d (from GPULSE_DOCKER_RETENTION)',
+      'mqtt.statusInterval: must be at most 24d, got 30d (from GPULSE_MQTT_STATUS_INTERVAL)',
+    ]);
+    const { config } = loadConfig({
+      env: { GPULSE_NVIDIA_SMI_INTERVAL: '1h', GPULSE_DOCKER_RETENTION: '24d' },
+    });
+    expect(config.collectors['nvidia-smi'].interval).toBe(3_600_000);
+    // The longest watchdog (100 silent intervals) still fits a timer.
+    expect(100 * config.collectors['nvidia-smi'].interval).toBeLessThan(2 ** 31 - 1);
+  });
+
+  it('rates must be above zero', () => {
+    expect(problemsOf(() => loadConfig({ env: { GPULSE_MQTT_REPLAY_RATE: '0' } }))).toEqual([
+      'mqtt.spool.replayRate: must be at least 1, got 0 (from GPULSE_MQTT_REPLAY_RATE)',
+    ]);
+    expect(
+      loadConfig({ env: { GPULSE_MQTT_REPLAY_RATE: '64KiB' } }).config.mqtt.spool.replayRate,
+    ).toBe(65_536);
   });
 });
 

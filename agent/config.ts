@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { z } from 'zod';
@@ -156,12 +156,64 @@ export interface LoadedConfig {
   readonly explicit?: Readonly<Record<string, string>>;
 }
 
+/** Bounds of a configuration file (README, "Limits"). */
+export const CONFIG_FILE_LIMITS = {
+  /** A larger file is refused before it is parsed (a real one is a few KiB). */
+  maxBytes: 1024 * 1024,
+  /** YAML aliases a file may expand (a "billion laughs" file expands millions). */
+  maxAliasCount: 100,
+} as const;
+
 /** Reads a YAML config file; throws ConfigError with the file name on any problem. */
 export function readConfigFile(path: string): { name: string; text: string } {
+  let fd: number | undefined;
   try {
-    return { name: path, text: readFileSync(path, 'utf8') };
+    fd = openSync(path, 'r');
+    // Read at most one byte past the bound, whatever the file is (/dev/zero, a FIFO, a huge file).
+    const max = CONFIG_FILE_LIMITS.maxBytes;
+    const buffer = Buffer.alloc(max + 1);
+    let length = 0;
+    for (;;) {
+      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+      if (length > max) {
+        throw new ConfigError([
+          `${path}: the config file is larger than ${max} bytes; is it the right file?`,
+        ]);
+      }
+    }
+    return { name: path, text: buffer.subarray(0, length).toString('utf8') };
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError([`${path}: cannot read the config file: ${errorMessage(err)}`]);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Parses the YAML text of a config file, adding what is wrong with it to `problems`. */
+function parseYaml(file: { name: string; text: string }, problems: string[]): unknown {
+  // Loaded only when there is a file: a device configured by environment keeps its heap free.
+  const { parseDocument } = createRequire(import.meta.url)('yaml') as typeof Yaml;
+  try {
+    const doc = parseDocument(file.text, { uniqueKeys: true });
+    // The first few say what is wrong; a broken file can have thousands (one per line).
+    for (const e of doc.errors.slice(0, 5)) problems.push(`${file.name}: ${e.message}`);
+    if (doc.errors.length > 5)
+      problems.push(`${file.name}: ${doc.errors.length - 5} more YAML errors not shown`);
+    if (doc.errors.length > 0) return {};
+    return doc.toJS({ maxAliasCount: CONFIG_FILE_LIMITS.maxAliasCount });
+  } catch (err) {
+    // The yaml package throws (rather than reports) on alias bombs; a deep nesting overflows the stack.
+    const why =
+      err instanceof ReferenceError && /alias/i.test(err.message)
+        ? 'its aliases (*name) expand into far more values than the file holds, as a YAML "billion laughs" bomb does; write the values out'
+        : err instanceof RangeError
+          ? 'it is nested too deeply to read'
+          : `it is not valid YAML: ${errorMessage(err)}`;
+    problems.push(`${file.name}: ${why}`);
+    return {};
   }
 }
 
@@ -182,11 +234,7 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   let raw: Raw = {};
 
   if (sources.file) {
-    // Loaded only when there is a file: a device configured by environment keeps its heap free.
-    const { parseDocument } = createRequire(import.meta.url)('yaml') as typeof Yaml;
-    const doc = parseDocument(sources.file.text, { uniqueKeys: true });
-    for (const e of doc.errors) problems.push(`${sources.file.name}: ${e.message}`);
-    const parsed: unknown = doc.errors.length === 0 ? doc.toJS() : {};
+    const parsed = parseYaml(sources.file, problems);
     if (parsed === null || parsed === undefined) raw = {};
     else if (isRecord(parsed)) raw = parsed;
     else problems.push(`${sources.file.name}: the top level must be a mapping of settings`);

@@ -1,3 +1,16 @@
+/** The longest delay a Node.js timer keeps: longer ones fire after 1 ms instead. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Bounds of duration settings (README, "Limits"): none may reach MAX_TIMER_MS. */
+export const DURATION_LIMITS = {
+  /** Any duration setting without a tighter bound (24 days). */
+  max: 24 * 86_400_000,
+  /** Sampling and evaluation intervals: a monitor sampling less than hourly is not one. */
+  interval: 3_600_000,
+  /** Limits of one call (a one-shot command, a request). */
+  timeout: 600_000,
+} as const;
+
 const UNITS: Readonly<Record<string, number>> = {
   ms: 1,
   s: 1000,

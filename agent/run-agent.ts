@@ -13,6 +13,7 @@ import { ConfigError, errorMessage } from './errors.js';
 import { explicitToolProblems } from './explicit-tools.js';
 import { createLogger } from './logger.js';
 import { packageRoot } from './package-info.js';
+import { ChildProcesses } from './process.js';
 import { createGpuHealth } from './gpu-health/component.js';
 import { jetsonDevice } from '../collectors/simulation/jetson.js';
 import { parseTegrastatsLine } from '../collectors/tegrastats/parse.js';
@@ -224,11 +225,18 @@ export async function startAgent(
         observations: hooks.observations,
       })
     : [];
+  // Every child process goes through this, so none outlives the agent.
+  const children = new ChildProcesses();
   const agent = buildAgent(config, {
     log,
     version: io.version,
     env,
-    collectors: await createCollectors(config, { clock: systemClock, env }),
+    children,
+    collectors: await createCollectors(config, {
+      clock: systemClock,
+      env,
+      spawnFn: children.spawn,
+    }),
     components: [
       createGpuHealth(config),
       ...drift,

@@ -91,7 +91,7 @@ export const mqttConfigSchema = z
         maxBytes: zBytes().default(256 * 1024 * 1024),
         maxAge: zDuration({ min: 1000 }).default(7 * 86_400_000),
         /** Replay speed after an outage, bytes per second. */
-        replayRate: zBytes().default(1024 * 1024),
+        replayRate: zBytes({ min: 1 }).default(1024 * 1024),
       })
       .strict()
       .default({ maxBytes: 256 * 1024 * 1024, maxAge: 7 * 86_400_000, replayRate: 1024 * 1024 }),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { zCollectorMode, zDuration, zInt } from '../../agent/config-schema.js';
+import { zCollectorMode, zInt, zInterval, zTimeout } from '../../agent/config-schema.js';
 
 /** Settings of the DCGM collector (config key `collectors.dcgm`). */
 export const dcgmConfigSchema = z
@@ -11,9 +11,9 @@ export const dcgmConfigSchema = z
     /** Host engine to ask (`dcgmi --host`): `localhost`, `host:port` or a unix socket path. */
     host: z.string().min(1).default('localhost'),
     /** Sampling interval of the long-lived `dcgmi dmon` stream. */
-    interval: zDuration({ min: 100 }).default(5000),
+    interval: zInterval(100).default(5000),
     /** Limit for one-shot calls (`dcgmi discovery -l`). */
-    timeout: zDuration({ min: 100 }).default(10_000),
+    timeout: zTimeout().default(10_000),
     /** The stream is killed and restarted when silent this many intervals. */
     stallIntervals: zInt({ min: 2, max: 100 }).default(3),
     /** DCGM field names to watch; empty: every field of the catalogue. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { zCollectorMode, zDuration, zInt } from '../../agent/config-schema.js';
+import { zCollectorMode, zDuration, zInt, zInterval, zTimeout } from '../../agent/config-schema.js';
 
 /** Settings of the docker collector (config key `collectors.docker`). */
 export const dockerConfigSchema = z
@@ -12,9 +12,9 @@ export const dockerConfigSchema = z
      */
     socket: z.string().min(1).optional(),
     /** How often containers and their resource usage are read. */
-    interval: zDuration({ min: 1000 }).default(10_000),
+    interval: zInterval(1000).default(10_000),
     /** Limit of one Engine API request. */
-    timeout: zDuration({ min: 100 }).default(5000),
+    timeout: zTimeout().default(5000),
     /**
      * Where per-container CPU/memory/network/block I/O/PIDs come from. cgroup: the container's
      * cgroup files (v1 or v2) and /proc/<pid>/net/dev, no daemon work; api: one-shot stats calls;
@@ -27,6 +27,11 @@ export const dockerConfigSchema = z
     retention: zDuration().default(300_000),
     /** Inspect requests in flight at once (one-shot stats go all at once: dockerd batches them). */
     concurrency: zInt({ min: 1, max: 64 }).default(8),
+    /**
+     * GPU requests reported per container (`gpulse_container_gpu_request_info` series); further
+     * ones are dropped and counted (gpulse_docker_gpu_requests_dropped).
+     */
+    maxGpuRequests: zInt({ min: 1, max: 10_000 }).default(64),
   })
   .strict();
 

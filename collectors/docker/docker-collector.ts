@@ -312,8 +312,9 @@ class DockerCollector implements StreamingCollector {
       }
       throw err;
     }
-    const info = parseInspect(json);
+    const info = parseInspect(json, this.config.maxGpuRequests);
     if (!info) return undefined;
+    if (info.gpusDropped) this.requestHealth();
     const now = this.deps.clock.now();
     let t = this.containers.get(id);
     const runKey = runKeyOf(info);
@@ -650,6 +651,10 @@ class DockerCollector implements StreamingCollector {
       [...this.containers.values()].filter((t) => t.follower).length,
     );
     b.add(dockerHealthMetrics.logLines, {}, this.logLines);
+    let dropped = 0;
+    for (const t of this.containers.values())
+      if (t.removedAt === undefined) dropped += t.info.gpusDropped ?? 0;
+    b.add(dockerHealthMetrics.gpuRequestsDropped, {}, dropped);
     this.sink?.health(b.build());
   }
 

@@ -44,6 +44,8 @@ export interface DockerContainer {
   readonly tty: boolean;
   readonly logDriver?: string;
   readonly gpus: readonly GpuRequest[];
+  /** GPU requests past collectors.docker.maxGpuRequests (or with names no GPU has), not kept. */
+  readonly gpusDropped?: number;
 }
 
 /** Resource usage of one running container at one moment, base units; absent = not readable. */

@@ -201,6 +201,37 @@ describe('gpuRequests', () => {
   });
 });
 
+describe('parseInspect bounds the GPU requests of one container', () => {
+  it('keeps the first maxGpuRequests of 5,000 NVIDIA_VISIBLE_DEVICES entries and counts the rest', () => {
+    const devices = Array.from({ length: 5000 }, (_, i) => String(i));
+    const c = parseInspect(
+      { Id: 'c1', Config: { Env: [`NVIDIA_VISIBLE_DEVICES=${devices.join(',')}`] } },
+      64,
+    )!;
+    expect(c.gpus).toHaveLength(64);
+    expect(c.gpus[63]).toEqual({ device: '63', source: 'nvidia_visible_devices' });
+    expect(c.gpusDropped).toBe(5000 - 64);
+  });
+
+  it('drops device names no GPU has (a megabyte of text) before the real ones', () => {
+    const c = parseInspect(
+      { Id: 'c2', Config: { Env: [`NVIDIA_VISIBLE_DEVICES=${'x'.repeat(1 << 20)},GPU-1`] } },
+      1,
+    )!;
+    expect(c.gpus).toEqual([{ device: 'GPU-1', source: 'nvidia_visible_devices' }]);
+    expect(c.gpusDropped).toBe(1);
+  });
+
+  it('a real container keeps all its requests and drops nothing', () => {
+    const c = parseInspect({
+      Id: 'c3',
+      HostConfig: { DeviceRequests: [{ Driver: 'nvidia', DeviceIDs: ['0', '1'] }] },
+    })!;
+    expect(c.gpus).toHaveLength(2);
+    expect(c.gpusDropped).toBe(0);
+  });
+});
+
 describe('parseListEntry (GET /containers/json)', () => {
   const list = (f: string) =>
     JSON.parse(readFileSync(join(FIX, 'docker-api', f), 'utf8')) as unknown[];

@@ -21,8 +21,19 @@ export function parseListEntry(json: unknown): { id: string; state?: string } | 
   return state === undefined ? { id } : { id, state };
 }
 
-/** Parses `GET /containers/{id}/json` (or one element of `docker inspect`); undefined without an Id. */
-export function parseInspect(json: unknown): DockerContainer | undefined {
+/** GPU requests kept per container by default (collectors.docker.maxGpuRequests). */
+export const DEFAULT_MAX_GPU_REQUESTS = 64;
+/** A requested device name longer than this is no GPU name (a UUID is 40 characters): dropped. */
+export const MAX_DEVICE_NAME_LENGTH = 128;
+
+/**
+ * Parses `GET /containers/{id}/json` (or one element of `docker inspect`); undefined without an
+ * Id. At most `maxGpuRequests` GPU requests are kept; the rest are counted in `gpusDropped`.
+ */
+export function parseInspect(
+  json: unknown,
+  maxGpuRequests = DEFAULT_MAX_GPU_REQUESTS,
+): DockerContainer | undefined {
   const id = str(at(json, 'Id'));
   if (!id) return undefined;
   const labels = stringMap(at(json, 'Config', 'Labels'));
@@ -31,6 +42,11 @@ export function parseInspect(json: unknown): DockerContainer | undefined {
   const pid = num(state?.Pid);
   const memory = num(at(json, 'HostConfig', 'Memory'));
   const exitCode = num(state?.ExitCode);
+  const requests = gpuRequests(json);
+  // Each request is a series: a container listing thousands (NVIDIA_VISIBLE_DEVICES is free
+  // text) must not make thousands. Names no GPU has are dropped first.
+  const named = requests.filter((g) => g.device.length <= MAX_DEVICE_NAME_LENGTH);
+  const gpus = named.slice(0, maxGpuRequests);
   return {
     id,
     name: (str(at(json, 'Name')) ?? '').replace(/^\//, ''),
@@ -54,7 +70,8 @@ export function parseInspect(json: unknown): DockerContainer | undefined {
     networkMode: str(at(json, 'HostConfig', 'NetworkMode')),
     tty: at(json, 'Config', 'Tty') === true,
     logDriver: str(at(json, 'HostConfig', 'LogConfig', 'Type')),
-    gpus: gpuRequests(json),
+    gpus,
+    gpusDropped: requests.length - gpus.length,
   };
 }
 

@@ -108,4 +108,8 @@ export const dockerHealthMetrics = {
     'gpulse_docker_log_lines_total',
     'Container log lines read and checked for GPU out-of-memory messages.',
   ),
+  gpuRequestsDropped: gauge(
+    'gpulse_docker_gpu_requests_dropped',
+    'GPU requests of the current containers not reported as series: past collectors.docker.maxGpuRequests per container, or names no GPU has.',
+  ),
 } as const;

@@ -53,4 +53,11 @@ export const dockerSettings: readonly SettingBinding[] = [
     valueName: 'N',
     description: 'inspect requests in flight at once (default 8)',
   },
+  {
+    path: ['collectors', 'docker', 'maxGpuRequests'],
+    env: 'GPULSE_DOCKER_MAX_GPU_REQUESTS',
+    valueName: 'N',
+    description:
+      'GPU requests reported per container; further ones are dropped and counted (default 64)',
+  },
 ];

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { zBytes, zDuration, zInt } from '../../agent/config-schema.js';
+import { zBytes, zDuration, zInt, zInterval } from '../../agent/config-schema.js';
 import { DEFAULT_THRESHOLDS, DRIFT_METHODS, MODEL_NAME_RE } from './methods.js';
 
 /** A number in (min, max] (or (min, max) with `open`), also from a GPULSE_* string. */
@@ -121,7 +121,7 @@ export const driftConfigSchema = z
     /** auto: serve the drift API and evaluate the models that have a reference; off: nothing. */
     mode: z.enum(['auto', 'off']).default('auto'),
     /** How often the windows are evaluated. */
-    interval: zDuration({ min: 1000 }).default(60_000),
+    interval: zInterval(1000).default(60_000),
     window: z
       .object({
         /** Time buckets in the sliding window (the window is buckets × bucket). */

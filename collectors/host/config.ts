@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { zDuration } from '../../agent/config-schema.js';
+import { zInterval, zTimeout } from '../../agent/config-schema.js';
 
 /** Settings of the host collector (config key `collectors.host`). */
 export const hostConfigSchema = z
   .object({
     mode: z.enum(['auto', 'off']).default('auto'),
-    interval: zDuration({ min: 1000 }).default(15_000),
-    timeout: zDuration({ min: 100 }).default(10_000),
+    interval: zInterval(1000).default(15_000),
+    timeout: zTimeout().default(10_000),
     /** The host's /proc for this collector only; unset, the agent-wide `procRoot` applies. */
     procRoot: z.string().min(1).optional(),
     /** The host's /sys, for temperature sensors. */

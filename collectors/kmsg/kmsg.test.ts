@@ -270,6 +270,65 @@ describe('kmsg collector when the kernel log cannot be read', () => {
   });
 });
 
+describe('kmsg collector under a flood of made-up Xids', () => {
+  it('counts at most maxXidSeries (GPU, Xid) pairs, drops and counts the rest, keeps the real ones', async () => {
+    const path = tempFile();
+    const c = createKmsgCollector(kmsgConfigSchema.parse({ path, maxXidSeries: 50 }), {
+      uptime: () => Promise.resolve(START_UPTIME_S),
+      now: () => NOW,
+    });
+    await c.collect(ctx());
+    // A real Xid first, then 20,000 distinct lines (each its own bus id and Xid code).
+    let text = record(1, 1001, IDENTITY, 6) + record(2, 1001, XID_79);
+    for (let i = 0; i < 20_000; i++) {
+      const bus = `${(i & 0xff).toString(16)}:${((i >> 8) & 0x1f).toString(16)}`;
+      text += record(3 + i, 1002, `NVRM: Xid (PCI:0000:${bus}): ${1000 + i}, made up`);
+    }
+    // The real GPU's Xid again, after the flood: its pair is counted already, so it still counts.
+    text += record(30_000, 1003, XID_79);
+    appendFileSync(path, text);
+    const out = await c.collect(ctx());
+    const t = totals(out);
+    expect(t).toHaveLength(50);
+    expect(t.find((x) => x.xid === 79)).toEqual({
+      source: 'kmsg',
+      pciBusId: '0000:91:00',
+      gpuUuid: 'GPU-b6c3b2be-c55b-d076-fa0e-d464e4c7e08b',
+      xid: 79,
+      severity: 'critical',
+      count: 2,
+    });
+    expect(sample(out, 'gpulse_kmsg_xids_dropped_total')).toBe(20_000 - 49);
+    // Dropped Xids are no events either: the recent list holds only counted ones.
+    expect(xids(out)).toHaveLength(51);
+  });
+
+  it('forgets the oldest bus id → UUID pairs past the bound, the newest stay', async () => {
+    const path = tempFile();
+    const c = collector(path);
+    await c.collect(ctx());
+    let text = '';
+    for (let i = 0; i < 1000; i++) {
+      const uuid = `GPU-${i.toString(16).padStart(8, '0')}-0000-0000-0000-000000000000`;
+      text += record(
+        1 + i,
+        1001,
+        `NVRM: GPU at PCI:0000:${(i >> 4).toString(16)}:${(i & 15).toString(16)}: ${uuid}`,
+        6,
+      );
+    }
+    text += record(2000, 1002, `NVRM: Xid (PCI:0000:3e:07): 79, gone`);
+    text += record(2001, 1002, `NVRM: Xid (PCI:0000:00:00): 79, gone`);
+    appendFileSync(path, text);
+    const out = await c.collect(ctx());
+    // 0x3e7 = 999: the last GPU learnt is known; the first one was forgotten.
+    expect(totals(out).map((x) => [x.pciBusId, x.gpuUuid])).toEqual([
+      ['0000:3e:07', 'GPU-000003e7-0000-0000-0000-000000000000'],
+      ['0000:00:00', undefined],
+    ]);
+  });
+});
+
 function readable(path: string): boolean {
   try {
     accessSync(path, constants.R_OK);

@@ -30,6 +30,10 @@ export const kmsgMetrics = {
     'path',
     'kind',
   ]),
+  xidsDropped: counter(
+    'gpulse_kmsg_xids_dropped_total',
+    'Xid records not counted because their (GPU, Xid) pair would have gone past collectors.kmsg.maxXidSeries distinct pairs (a flood of made-up Xids).',
+  ),
 } as const;
 
 /** What the kmsg collector needs from outside. */
@@ -42,6 +46,8 @@ export interface KmsgDeps {
 
 /** Most recent Xid records kept for events and the API; counts are kept separately and exactly. */
 const RECENT_XIDS = 2000;
+/** Bus id → UUID pairs remembered (the oldest is forgotten first): GPUs a host can hold, and more. */
+const MAX_KNOWN_GPUS = 256;
 
 /** Builds the kernel log collector: Xid errors (and which GPU has which bus id) from `/dev/kmsg`. */
 export function createKmsgCollector(config: KmsgConfig, deps: KmsgDeps = {}): PolledCollector {
@@ -79,6 +85,7 @@ class KmsgCollector implements PolledCollector {
   private historyRecords = 0;
   private lost = 0;
   private reopened = 0;
+  private xidsDropped = 0;
   private last: { readonly key: string; readonly output: CollectorOutput } | undefined;
 
   constructor(
@@ -168,7 +175,7 @@ class KmsgCollector implements PolledCollector {
     }
     const message = record?.message ?? line;
     const identity = parseGpuIdentityLine(message);
-    if (identity) this.uuidByBus.set(identity.pciBusId, identity.uuid);
+    if (identity) this.learnGpu(identity.pciBusId, identity.uuid);
     // A record older than our start is history; a line without a kernel timestamp is history
     // when it was already in the file on the first read, new when appended later.
     const history = record ? record.usec < (this.startUsec ?? 0) : initialContent;
@@ -177,6 +184,13 @@ class KmsgCollector implements PolledCollector {
     if (history) return;
     const xid = parseXidLine(message);
     if (!xid) return;
+    const key = `${xid.pciBusId}|${xid.xid}`;
+    if (!this.totals.has(key) && this.totals.size >= this.config.maxXidSeries) {
+      // A new pair past the bound: made-up lines must not grow the exposition without end.
+      // Pairs already counted keep counting; this one is counted as dropped, not as an Xid.
+      this.xidsDropped++;
+      return;
+    }
     const uuid = this.uuidByBus.get(xid.pciBusId);
     const at = record ? Math.round(this.bootMs + record.usec / 1000) : this.now();
     const full: XidRecord = {
@@ -193,7 +207,6 @@ class KmsgCollector implements PolledCollector {
     };
     this.recent.push(full);
     if (this.recent.length > RECENT_XIDS) this.recent = this.recent.slice(-RECENT_XIDS);
-    const key = `${xid.pciBusId}|${xid.xid}`;
     const prev = this.totals.get(key);
     this.totals.set(key, {
       source: 'kmsg',
@@ -205,16 +218,27 @@ class KmsgCollector implements PolledCollector {
     });
   }
 
+  /** Remembers which GPU sits at a bus id, forgetting the longest-unseen one past the bound. */
+  private learnGpu(pciBusId: string, uuid: string): void {
+    this.uuidByBus.delete(pciBusId);
+    this.uuidByBus.set(pciBusId, uuid);
+    if (this.uuidByBus.size > MAX_KNOWN_GPUS) {
+      const oldest = this.uuidByBus.keys().next().value;
+      if (oldest !== undefined) this.uuidByBus.delete(oldest);
+    }
+  }
+
   private output(kind: KmsgReader['kind']): CollectorOutput {
     // Every record read moves one of these counts: same counts, same output. Handing back the
     // same object lets the agent skip a snapshot for a quiet log (most seconds of most hosts).
-    const key = `${kind} ${this.newRecords} ${this.historyRecords} ${this.lost} ${this.reopened}`;
+    const key = `${kind} ${this.newRecords} ${this.historyRecords} ${this.lost} ${this.reopened} ${this.xidsDropped}`;
     if (this.last?.key === key) return this.last.output;
     const b = new SampleBuilder();
     b.add(kmsgMetrics.records, { age: 'new' }, this.newRecords)
       .add(kmsgMetrics.records, { age: 'history' }, this.historyRecords)
       .add(kmsgMetrics.lost, {}, this.lost)
       .add(kmsgMetrics.reopened, {}, this.reopened)
+      .add(kmsgMetrics.xidsDropped, {}, this.xidsDropped)
       .add(kmsgMetrics.following, { path: this.config.path, kind }, 1);
     // Totals learn a UUID once the driver logs it, even after the first Xid of that GPU.
     const totals = [...this.totals.values()].map((t) => {

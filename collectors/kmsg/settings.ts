@@ -29,4 +29,11 @@ export const kmsgSettings: readonly SettingBinding[] = [
     valueName: 'DURATION',
     description: 'limit for one kernel log read (default 10s)',
   },
+  {
+    path: ['collectors', 'kmsg', 'maxXidSeries'],
+    env: 'GPULSE_KMSG_MAX_XID_SERIES',
+    valueName: 'N',
+    description:
+      'distinct (GPU, Xid) pairs counted at most; further ones are dropped and counted (default 512)',
+  },
 ];

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ChildStream, type StreamExit } from '../../agent/child-stream.js';
+import { ChildStream, type LineVerdict, type StreamExit } from '../../agent/child-stream.js';
 import { systemClock, type Clock, type TimerHandle } from '../../agent/clock.js';
 import { CollectorError, NoDataError, errorMessage } from '../../agent/errors.js';
 import type { GpuProcess, GpuProcessUtilization, GpuReading } from '../../agent/facts.js';
@@ -67,6 +67,8 @@ export function createNvidiaSmiCollector(
 
 // Lines of one -lms tick arrive within milliseconds; a block is complete after this quiet time.
 const BLOCK_QUIET_MS = 40;
+/** A `-q -x` document larger than this is garbage (a real one of 8 GPUs is well under 1 MiB). */
+export const MAX_XML_DOCUMENT_BYTES = 16 * 1024 * 1024;
 
 class NvidiaSmiCollector implements StreamingCollector {
   readonly kind = 'streaming';
@@ -84,6 +86,7 @@ class NvidiaSmiCollector implements StreamingCollector {
   private processes: GpuProcess[] = [];
   private lastAppsAt = 0;
   private xmlLines: string[] = [];
+  private xmlBytes = 0;
   private xmlExtras: XmlExtras = new Map();
   private lastOutput = new Map<StreamName, string>();
   private rejected = new Map<StreamName, number>();
@@ -248,19 +251,17 @@ class NvidiaSmiCollector implements StreamingCollector {
     this.streams.get('pmon')?.start();
   }
 
-  private onPmonLine(line: string): void {
-    if (!this.pmon.push(line)) {
-      this.reject('pmon', line);
-      return;
-    }
+  private onPmonLine(line: string): LineVerdict {
+    if (!this.pmon.push(line)) return this.reject('pmon', line);
     this.pmonQuiet.poke();
+    return 'accepted';
   }
 
   private addStream(
     name: StreamName,
     args: string[],
     stallMs: number,
-    onLine: (line: string) => void,
+    onLine: (line: string) => LineVerdict,
   ): void {
     const stream = new ChildStream({
       command: this.config.binary,
@@ -277,15 +278,12 @@ class NvidiaSmiCollector implements StreamingCollector {
     this.streams.set(name, stream);
   }
 
-  private onGpuLine(line: string): void {
-    if (line.trim() === '') return;
+  private onGpuLine(line: string): LineVerdict {
+    if (line.trim() === '') return 'ignored';
     const cells = splitCsvLine(line);
     // Drivers without an `index` field (very old ones) list GPUs in index order: use the position.
     let reading = parseQueryGpuRow(cells, this.fields, this.block.length);
-    if (!reading) {
-      this.reject('query-gpu', line);
-      return;
-    }
+    if (!reading) return this.reject('query-gpu', line);
     // A GPU seen twice means the previous tick is complete (by index; by uuid when the driver
     // has no index field).
     const key = this.fields.includes('index') ? 'index' : 'uuid';
@@ -296,15 +294,13 @@ class NvidiaSmiCollector implements StreamingCollector {
     if (this.block.length === 0) this.blockStartedAt = this.clock.now();
     this.block.push(reading);
     this.blockQuiet.poke();
+    return 'accepted';
   }
 
-  private onAppsLine(line: string): void {
-    if (line.trim() === '' || /no running processes/i.test(line)) return;
+  private onAppsLine(line: string): LineVerdict {
+    if (line.trim() === '' || /no running processes/i.test(line)) return 'ignored';
     const proc = parseComputeAppsRow(splitCsvLine(line), COMPUTE_APPS_FIELDS);
-    if (!proc) {
-      this.reject('compute-apps', line);
-      return;
-    }
+    if (!proc) return this.reject('compute-apps', line);
     // A process seen twice means the previous tick is complete: ticks read late (a starved
     // event loop) arrive back to back, within the quiet time.
     if (this.appsBlock.some((p) => p.pid === proc.pid && p.gpuUuid === proc.gpuUuid)) {
@@ -312,17 +308,27 @@ class NvidiaSmiCollector implements StreamingCollector {
     }
     this.appsBlock.push(proc);
     this.appsQuiet.poke();
+    return 'accepted';
   }
 
-  private onXmlLine(line: string): void {
-    if (line.startsWith('<?xml')) this.xmlLines = [];
-    this.xmlLines.push(line);
-    if (!line.includes('</nvidia_smi_log>')) {
-      if (this.xmlLines.length > 200_000) this.xmlLines = [];
-      return;
+  private onXmlLine(line: string): LineVerdict {
+    if (line.startsWith('<?xml')) {
+      this.xmlLines = [];
+      this.xmlBytes = 0;
     }
+    this.xmlLines.push(line);
+    this.xmlBytes += line.length + 1;
+    if (this.xmlBytes > MAX_XML_DOCUMENT_BYTES) {
+      // Endless output that never closes the document: drop it, count it, restart the stream.
+      this.xmlLines = [];
+      this.xmlBytes = 0;
+      this.sink?.countError('xml_too_large');
+      return 'garbage';
+    }
+    if (!line.includes('</nvidia_smi_log>')) return 'ignored';
     const text = this.xmlLines.join('\n');
     this.xmlLines = [];
+    this.xmlBytes = 0;
     try {
       const doc = parseNvidiaSmiXml(text);
       this.xmlExtras = new Map(
@@ -337,15 +343,18 @@ class NvidiaSmiCollector implements StreamingCollector {
         { err: errorMessage(err) },
         'nvidia-smi -q -x output did not parse; CSV values still served',
       );
+      return 'rejected';
     }
+    return 'accepted';
   }
 
-  private reject(stream: StreamName, line: string): void {
+  private reject(stream: StreamName, line: string): 'rejected' {
     this.rejected.set(stream, (this.rejected.get(stream) ?? 0) + 1);
     // Keep the tool's own words: an error text ("NVIDIA-SMI has failed ...") explains the exit that follows.
     if (line.trim() !== '') this.lastOutput.set(stream, line.trim());
     this.sink?.countError('parse_error');
     this.reportHealth();
+    return 'rejected';
   }
 
   private flushApps(): void {
@@ -455,6 +464,12 @@ class NvidiaSmiCollector implements StreamingCollector {
           message: `${binary} printed an endless line; restarting`,
           noGpu: false,
         };
+      } else if (exit.kind === 'garbage') {
+        failure = {
+          reason: 'garbage_output',
+          message: `${binary} printed only lines that do not parse (${exit.rejected} rejected, none accepted, e.g. ${JSON.stringify((this.lastOutput.get(name) ?? '').slice(0, 200))}); restarting with backoff`,
+          noGpu: false,
+        };
       } else {
         const said = [this.lastOutput.get(name), exit.stderr].filter(Boolean).join('\n');
         failure = classifyExit(binary, exit.code, exit.signal, said);
@@ -472,9 +487,11 @@ class NvidiaSmiCollector implements StreamingCollector {
     const reason =
       exit.kind === 'stall'
         ? 'hang'
-        : exit.kind === 'spawn_error'
-          ? (exit.spawnReason ?? 'spawn_failed')
-          : classifyExit(binary, exit.code, exit.signal, '').reason;
+        : exit.kind === 'garbage' || exit.kind === 'line_too_long'
+          ? 'garbage_output'
+          : exit.kind === 'spawn_error'
+            ? (exit.spawnReason ?? 'spawn_failed')
+            : classifyExit(binary, exit.code, exit.signal, '').reason;
     this.sink?.countError(`${name}_${reason}`);
     this.log?.debug(
       { stream: name, reason, stderr: exit.stderr },

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { zCollectorMode, zDuration, zInt } from '../../agent/config-schema.js';
+import { zCollectorMode, zInt, zInterval, zTimeout } from '../../agent/config-schema.js';
 
 /** Settings of the tegrastats collector (config key `collectors.tegrastats`). */
 export const tegrastatsConfigSchema = z
@@ -9,7 +9,7 @@ export const tegrastatsConfigSchema = z
     /** Path or name (looked up on PATH) of tegrastats. */
     binary: z.string().min(1).default('tegrastats'),
     /** `tegrastats --interval`: one line per interval. */
-    interval: zDuration({ min: 100 }).default(5000),
+    interval: zInterval(100).default(5000),
     /** A silent tegrastats is killed and restarted after this many intervals. */
     stallIntervals: zInt({ min: 2, max: 100 }).default(3),
     /** Root under which /proc/device-tree and /etc/nv_tegra_release are read (e.g. /host). */
@@ -19,7 +19,7 @@ export const tegrastatsConfigSchema = z
     /** GPU identity (`uuid` label); default: nvidia-smi's UUID of the GPU, else the serial number. */
     uuid: z.string().min(1).optional(),
     /** Limit for the one-shot `nvidia-smi -L` asked for the GPU's UUID. */
-    timeout: zDuration({ min: 100 }).default(10_000),
+    timeout: zTimeout().default(10_000),
   })
   .strict();
 

@@ -166,6 +166,32 @@ ${REPLAY}`,
     expect(health(s, 'gpulse_tegrastats_restarts_total')).toBe(1);
   });
 
+  it('a garbage flood is an error (garbage_output), not a collector starting forever', async () => {
+    const bin = standIn(
+      'flood',
+      `const l = 'garbage,line\\n'.repeat(4096); const w = () => { while (process.stdout.write(l)); process.stdout.once('drain', w); }; w();`,
+    );
+    const { until, records } = run(bin);
+    const s = await until((st) => st.status === 'error');
+    expect(s.reason).toBe('garbage_output');
+    expect(s.message).toMatch(
+      /only lines that do not parse \(1000 rejected, none accepted\): "garbage,line"/,
+    );
+    expect(health(s, 'gpulse_tegrastats_rejected_lines_total')).toBeGreaterThanOrEqual(1000);
+    expect(records.filter((r) => r.reason === 'garbage_output')).toHaveLength(1);
+  });
+
+  it('garbage at the pace of its interval is caught by the watchdog as garbage_output', async () => {
+    const bin = standIn(
+      'slow-garbage',
+      `setInterval(() => console.log('no such field'), interval);`,
+    );
+    const { until } = run(bin, { stallIntervals: 2 });
+    const s = await until((st) => st.status === 'error');
+    expect(s.reason).toBe('garbage_output');
+    expect(health(s, 'gpulse_tegrastats_rejected_lines_total')).toBeGreaterThanOrEqual(1);
+  });
+
   it('kills a tegrastats that goes silent and starts it again', async () => {
     const bin = standIn('hangs', `console.log(lines[0]); setInterval(() => {}, 1000);`);
     const { until } = run(bin, { stallIntervals: 2 });

@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { Logger } from 'pino';
-import { ChildStream, type StreamExit } from '../../agent/child-stream.js';
+import { ChildStream, type LineVerdict, type StreamExit } from '../../agent/child-stream.js';
 import { systemClock, type Clock } from '../../agent/clock.js';
 import { CollectorError, NoDataError } from '../../agent/errors.js';
 import { SampleBuilder } from '../../agent/metric.js';
@@ -139,8 +139,8 @@ class TegrastatsCollector implements StreamingCollector {
     this.stream = undefined;
   }
 
-  private onLine(line: string): void {
-    if (this.stopped || line.trim() === '' || !this.identity) return;
+  private onLine(line: string): LineVerdict {
+    if (this.stopped || line.trim() === '' || !this.identity) return 'ignored';
     const started = this.clock.now();
     const reading = parseTegrastatsLine(line);
     if (!reading) {
@@ -149,7 +149,7 @@ class TegrastatsCollector implements StreamingCollector {
       this.lastOutput = line.trim().slice(0, 400);
       this.sink?.countError('parse_error');
       this.reportHealth();
-      return;
+      return 'rejected';
     }
     if (reading.unknown.length > 0) this.noteUnknown(reading.unknown);
     const gpu = gpuReadingOf(reading, this.identity);
@@ -157,6 +157,7 @@ class TegrastatsCollector implements StreamingCollector {
       { samples: tegrastatsSamples(reading, this.identity, gpu), facts: { gpus: [gpu] } },
       this.clock.now() - started,
     );
+    return 'accepted';
   }
 
   private noteUnknown(fields: readonly string[]): void {
@@ -200,6 +201,9 @@ class TegrastatsCollector implements StreamingCollector {
     } else if (exit.kind === 'line_too_long') {
       reason = 'garbage_output';
       message = `${binary} printed an endless line; restarting`;
+    } else if (exit.kind === 'garbage') {
+      reason = 'garbage_output';
+      message = `${binary} printed only lines that do not parse (${exit.rejected} rejected, none accepted)${suffix}; restarting with backoff`;
     } else if (exit.code === null) {
       reason = 'killed';
       message = `${binary} was killed by ${exit.signal ?? 'a signal'}${suffix}; restarting`;
