@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../agent/config.js';
+import { SIMULATED_PROFILES } from '../agent/simulate-options.js';
 import {
   CLI,
   freePort,
@@ -177,6 +178,12 @@ describe('README command lines', () => {
       }
     }
     expect(problems).toEqual([]);
+  });
+
+  it('name every simulated profile, as gpulse simulate accepts them', () => {
+    const row = README.split('\n').find((l) => l.startsWith('| `--profile NAME` |')) ?? '';
+    const named = [...row.matchAll(/`([a-z0-9-]+)`/g)].map((m) => m[1]);
+    expect(named).toEqual([...SIMULATED_PROFILES]);
   });
 
   it("`npx gpulse` is the checkout's own command after npm ci", { timeout: 300_000 }, async () => {
