@@ -71,6 +71,9 @@ export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
   let running = false;
   const httpCounters = new HttpCounters();
   const web = config.http.web;
+  const required = Object.entries(config.collectors)
+    .filter(([, c]) => c.mode === 'required')
+    .map(([name]) => name);
   const app = createHttpServer({
     log,
     state: store,
@@ -84,6 +87,7 @@ export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
         (async () => (await import('./http/web-config.js')).loadWebConfigFile(web.file))),
     writes: { mode: config.http.writeEndpoints, listenHost: config.listen.host },
     counters: httpCounters,
+    required,
   });
   // The HTTP server's counters, published like a component's: the first change after a quiet
   // second makes a snapshot, so a flood of refused connections costs one snapshot a second.

@@ -23,6 +23,8 @@ export interface HttpServerOptions {
   /** Who may call write endpoints, and the host the agent listens on (buildAgent passes the config's). */
   readonly writes?: { readonly mode: WriteEndpoints; readonly listenHost: string };
   readonly counters?: HttpCounters;
+  /** Collectors set to `mode: required`: the agent is not ready while one of them is not ok. */
+  readonly required?: readonly string[];
 }
 
 const LINKS: readonly [string, string][] = [
@@ -95,10 +97,12 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
       ]),
     );
     const starting = [...snapshot.collectors.values()].some((c) => c.status === 'starting');
-    const ready = options.alive() && !starting;
-    return reply
-      .code(ready ? 200 : 503)
-      .send(app.access.authenticated(request) ? { ready, collectors } : { ready });
+    // A collector the operator marked required is a promise of its data: failing, it fails readiness.
+    const required = options.required ?? [];
+    const failing = required.filter((name) => snapshot.collectors.get(name)?.status !== 'ok');
+    const ready = options.alive() && !starting && failing.length === 0;
+    const full = required.length > 0 ? { ready, collectors, required } : { ready, collectors };
+    return reply.code(ready ? 200 : 503).send(app.access.authenticated(request) ? full : { ready });
   });
 
   app.get('/', async (_request, reply) => {

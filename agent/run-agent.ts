@@ -10,7 +10,8 @@ import type { DriftComponent } from '../collectors/drift/drift.js';
 import type { Component } from './component.js';
 import type { AgentConfig } from './config.js';
 import type { ConfigLoader } from './config-loader.js';
-import { errorMessage } from './errors.js';
+import { ConfigError, errorMessage } from './errors.js';
+import { explicitToolProblems } from './explicit-tools.js';
 import { createLogger } from './logger.js';
 import { packageRoot } from './package-info.js';
 import { ChildProcesses } from './process.js';
@@ -178,6 +179,13 @@ export async function startAgent(
   const load = io.loadConfig ?? (await import('./config-loader.js')).loadAgentConfig;
   const loaded = await load(options, io.env, io.stderr);
   if (!loaded) return { kind: 'exit', code: 2 };
+  // Simulated tools replace the configured ones, so only `run` checks the paths given for them.
+  const toolProblems =
+    mode === 'run' ? explicitToolProblems(loaded.config, loaded.explicit ?? {}) : [];
+  if (toolProblems.length > 0) {
+    io.stderr(`gpulse: ${new ConfigError(toolProblems).message}\n`);
+    return { kind: 'exit', code: 2 };
+  }
   let config = loaded.config;
   let env = io.env;
   if (mode === 'simulate') {

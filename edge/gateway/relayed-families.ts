@@ -490,7 +490,7 @@ export const RELAYED_FAMILIES: Readonly<Record<string, RelayedFamily>> = {
   },
   gpulse_model_update_progress_ratio: {
     type: 'gauge',
-    help: 'Share (0–1) of the version being assembled that is in place.',
+    help: 'Share (0–1) of the bytes the update must download (after reuse) that are downloaded and verified.',
   },
   gpulse_model_update_size_bytes: {
     type: 'gauge',

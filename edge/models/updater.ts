@@ -2,6 +2,7 @@ import { lstat, mkdir, readdir, rename, rm, stat, statfs, unlink } from 'node:fs
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
+import { humanBytes } from '../../agent/progress-line.js';
 import type { EventLog, EventSeverity } from '../../agent/events.js';
 import type { SpawnFn } from '../../agent/process.js';
 import {
@@ -473,7 +474,7 @@ class UpdateRun {
         fallback_to_chunks: fetcher.usedFallback,
         seconds: (this.now() - this.downloadStart) / 1000,
       },
-      `assembled ${m.version}: downloaded ${fmtBytes(stats.bytesDownloaded)} of ${fmtBytes(stats.bytesTotal)} (${pct(stats.bytesDownloaded, stats.bytesTotal)}), reused ${fmtBytes(stats.bytesReused)}`,
+      `assembled ${m.version}: downloaded ${fmtBytes(stats.bytesDownloaded)}, reused ${fmtBytes(stats.bytesReused)} of ${fmtBytes(stats.bytesTotal)}`,
     );
     await this.pause('assembled');
     await this.install(u, m);
@@ -836,7 +837,7 @@ class UpdateRun {
           percent: p.percent,
           rate_bytes_per_second: p.rate_bytes_per_second,
         },
-        `downloading ${u.version}: ${fmtBytes(done)} of ${fmtBytes(s.bytesTotal)} (${p.percent.toFixed(1)}%), ${fmtBytes(p.rate_bytes_per_second)}/s`,
+        `downloading ${u.version}: ${downloadLine(p)}`,
       );
     }
     if (now - this.lastProgressWrite >= 1000) {
@@ -867,7 +868,7 @@ class UpdateRun {
       chunks_downloaded: s?.chunksDownloaded ?? u.chunks_downloaded,
       chunks_reused: s?.chunksReused ?? u.chunks_reused,
       done_bytes: d,
-      percent: total > 0 ? (100 * d) / total : 100,
+      percent: downloadPercent(downloaded, s?.bytesToDownload ?? u.bytes_to_download),
       rate_bytes_per_second: this.downloadStart ? Math.round(downloaded / elapsed) : 0,
       updated_at: iso(now),
     };
@@ -1018,19 +1019,21 @@ async function pruneExtras(dir: string, m: SignedManifest): Promise<void> {
 }
 
 /** Human-readable bytes (binary units). */
-export function fmtBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+export const fmtBytes = humanBytes;
+
+/**
+ * The one percentage an update shows everywhere (logs, `gpulse model apply`, `status`, the
+ * progress metric): bytes downloaded and verified of the bytes it must download. Reused bytes are
+ * not progress anyone waits for, so a delta update starts at 0 %, not at the share it reuses.
+ */
+export function downloadPercent(downloaded: number, toDownload: number): number {
+  return toDownload > 0 ? Math.min(100, (100 * downloaded) / toDownload) : 100;
 }
 
-function pct(a: number, b: number): string {
-  return b > 0 ? `${((100 * a) / b).toFixed(1)}%` : '0%';
+/** "2.6 MiB of 4.8 MiB needed (54.9%), 3.6 MiB/s, 28.6 MiB reused" */
+export function downloadLine(p: UpdateProgress): string {
+  const reused = p.bytes_reused > 0 ? `, ${fmtBytes(p.bytes_reused)} reused` : '';
+  return `${fmtBytes(p.bytes_downloaded)} of ${fmtBytes(p.bytes_to_download)} needed (${p.percent.toFixed(1)}%), ${fmtBytes(p.rate_bytes_per_second)}/s${reused}`;
 }
 
 /** Current `current` link target of a model root (for status). */

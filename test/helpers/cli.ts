@@ -80,10 +80,12 @@ export async function startCli(
     readonly tls?: RequestOptions;
     /** Start under this open-files limit (`ulimit -n`, soft and hard). */
     readonly openFiles?: number;
+    /** Listen on this port (default: a free one). */
+    readonly port?: number;
   } = {},
 ): Promise<CliProcess> {
   requireBuild();
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const listen = `${options.listenHost ?? '127.0.0.1'}:${port}`;
   const argv = [CLI, ...args, '--listen', listen];
   // Through sh for the limit; `exec` keeps the pid, so signals reach gpulse itself.
