@@ -199,20 +199,22 @@ export const fleetDashboard: DashboardSpec = {
         {
           title: 'HTTP refusals',
           description:
-            'What did the HTTP server turn away? Connections (cap, slow clients, TLS) and requests (401, 403 writes, 429), per second; a failed web configuration reload shows as a 0 line.',
+            'What did the HTTP server turn away? Connections (cap, slow clients, TLS) and requests (401, 403 writes, 429), per second; a failed web configuration reload shows as a 1 line.',
           kind: 'timeseries',
           unit: 'short',
           queries: [
             {
-              expr: `sum by (instance, reason) (rate(gpulse_http_connections_closed_total{${I}}[$__rate_interval])) > 0`,
+              expr: `sum by (instance, reason) (rate(gpulse_http_connections_closed_total{${I}}[$__rate_interval]))`,
               legend: '{{instance}} connection {{reason}}',
             },
             {
-              expr: `sum by (instance, reason) (rate(gpulse_http_requests_refused_total{${I}}[$__rate_interval])) > 0`,
+              expr: `sum by (instance, reason) (rate(gpulse_http_requests_refused_total{${I}}[$__rate_interval]))`,
               legend: '{{instance}} request {{reason}}',
             },
             {
-              expr: `gpulse_http_web_config_last_reload_successful{${I}} == 0`,
+              // 1 while the last reload of the web configuration failed; 0 when it succeeded or
+              // no web configuration is in use (the series exists only with one).
+              expr: `(1 - gpulse_http_web_config_last_reload_successful{${I}})${zeroPer('instance', `gpulse_collector_up{${I}, collector="http"}`)}`,
               legend: '{{instance}} web config reload failed',
             },
           ],

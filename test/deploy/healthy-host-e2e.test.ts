@@ -122,9 +122,10 @@ describeWithTools(
           });
           if (result.length !== 1) throw new Error('Prometheus has under 18 s of samples');
         },
-        { timeout: 20_000, interval: 500 },
+        // 1 s scrapes miss their timeout now and then on a loaded 2-core machine.
+        { timeout: 45_000, interval: 500 },
       );
-    }, 90_000);
+    }, 120_000);
 
     afterAll(async () => {
       await launching;
