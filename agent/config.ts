@@ -262,8 +262,13 @@ function describeIssue(
   origin: ReadonlyMap<string, string>,
   sources: ConfigSources,
 ): string {
-  const path = issue.path.map(String).join('.');
-  const from = origin.get(path) ?? (sources.file ? sources.file.name : 'defaults');
+  const parts = issue.path.map(String);
+  const path = parts.join('.');
+  // An element of a list setting (`metrics.compat.1`) came from where the list came from.
+  let from: string | undefined;
+  for (let n = parts.length; n > 0 && from === undefined; n--)
+    from = origin.get(parts.slice(0, n).join('.'));
+  from ??= sources.file ? sources.file.name : 'defaults';
   if (issue.code === 'unrecognized_keys') {
     const where = path === '' ? '' : `${path}.`;
     return issue.keys

@@ -6,6 +6,11 @@
  */
 import { hostname } from 'node:os';
 import { compatSamples, type CompatGpu } from '../../collectors/dcgm/compat.js';
+import {
+  exporterGpuSamples,
+  exporterHostSamples,
+  type ExporterGpu,
+} from '../../collectors/nvidia-smi/compat.js';
 import { gpuReadingSamples } from '../../collectors/gpu-series.js';
 import { normalizePciBusId } from '../../collectors/xid.js';
 import type { AgentContext, Component } from '../component.js';
@@ -19,6 +24,7 @@ import { XidTracker } from './xids.js';
 
 /** Options of the GPU health component. */
 export interface GpuHealthOptions {
+  /** Peer namings to serve besides gpulse's own (`metrics.compat`). */
   readonly compat: AgentConfig['metrics']['compat'];
   /** `Hostname` label of the dcgm-exporter series (default: this machine's host name). */
   readonly hostname?: string;
@@ -28,12 +34,18 @@ interface CompatCacheEntry extends CompatGpu {
   readonly samples: readonly Sample[];
 }
 
+interface ExporterCacheEntry extends ExporterGpu {
+  readonly gpuCount: number;
+  readonly samples: readonly Sample[];
+}
+
 /** The deriver and its state, usable without the HTTP part (tests, other components). */
 export class GpuHealth {
   readonly throttle = new ThrottleTracker();
   readonly xids = new XidTracker();
   private views: GpuView[] = [];
   private compatCache = new Map<string, CompatCacheEntry>();
+  private exporterCache = new Map<string, ExporterCacheEntry>();
   /** Collectors that report `gpus` facts; nvidia-smi counts as one before its first result. */
   private readonly gpuSources = new Set<string>(['nvidia-smi']);
   private snapshot: Snapshot | undefined;
@@ -62,7 +74,7 @@ export class GpuHealth {
     );
     out.push(...this.throttle.samples(served));
     out.push(...this.xids.samples());
-    if (this.options.compat === 'dcgm') {
+    if (this.options.compat.includes('dcgm')) {
       const watching = this.xids.watching(snapshot);
       const attributions = attributionsByGpu(snapshot);
       const gpus = served.map((v): CompatGpu => {
@@ -95,6 +107,38 @@ export class GpuHealth {
       }
       this.compatCache = cache;
     }
+    if (this.options.compat.includes('nvidia-gpu-exporter')) {
+      out.push(...this.exporterSamples(snapshot, served));
+    }
+    return out;
+  }
+
+  /** nvidia_gpu_exporter's names (`collectors/nvidia-smi/compat.ts`). */
+  private exporterSamples(snapshot: Snapshot, served: readonly GpuView[]): Sample[] {
+    const out: Sample[] = [];
+    const cache = new Map<string, ExporterCacheEntry>();
+    for (const v of served) {
+      // As for the dcgm names: a GPU whose reading did not change keeps its samples.
+      const prev = this.exporterCache.get(v.reading.uuid);
+      const same =
+        prev?.reading === v.reading && prev.dcgm === v.dcgm && prev.gpuCount === served.length;
+      const g = { reading: v.reading, ...(v.dcgm ? { dcgm: v.dcgm } : {}) };
+      const entry =
+        same && prev
+          ? prev
+          : { ...g, gpuCount: served.length, samples: exporterGpuSamples(g, served.length) };
+      cache.set(v.reading.uuid, entry);
+      out.push(...entry.samples);
+    }
+    this.exporterCache = cache;
+    const nvidiaSmi = snapshot.collectors.get('nvidia-smi');
+    out.push(
+      ...exporterHostSamples({
+        gpus: served,
+        ...(nvidiaSmi ? { nvidiaSmi } : {}),
+        xids: this.xids.perXid(),
+      }),
+    );
     return out;
   }
 
