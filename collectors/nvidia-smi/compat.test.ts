@@ -186,7 +186,6 @@ const NOT_READ_ON_H100 = [
   'nvidia_smi_accounting_mode',
   'nvidia_smi_c2c_mode',
   'nvidia_smi_clocks_event_reasons_supported',
-  'nvidia_smi_compute_mode',
   'nvidia_smi_display_active',
   'nvidia_smi_display_attached',
   'nvidia_smi_ecc_errors_corrected_aggregate_device_memory',
@@ -217,8 +216,6 @@ const NOT_READ_ON_H100 = [
   'nvidia_smi_encoder_stats_average_latency',
   'nvidia_smi_encoder_stats_session_count',
   'nvidia_smi_fabric_clique_id',
-  'nvidia_smi_fabric_state',
-  'nvidia_smi_gpu_recovery_action',
   'nvidia_smi_gsp_mode_current',
   'nvidia_smi_gsp_mode_default',
   'nvidia_smi_inforom_ecc',
@@ -237,7 +234,6 @@ const NOT_READ_ON_H100 = [
   'nvidia_smi_platform_module_id',
   'nvidia_smi_platform_slot_number',
   'nvidia_smi_platform_tray_index',
-  'nvidia_smi_power_default_limit_watts',
   'nvidia_smi_power_draw_average_watts',
   'nvidia_smi_power_draw_instant_watts',
   'nvidia_smi_power_max_limit_watts',
@@ -388,6 +384,46 @@ describe('nvidia_gpu_exporter names for a fixture GPU', () => {
       expect.objectContaining({ value: 5 }),
     ]);
     expect(out.some((s) => s.desc.name.startsWith('nvidia_smi_pcie_throughput'))).toBe(false);
+  });
+
+  it('serves compute mode, recovery action and fabric state as NVML’s enum numbers, nothing for N/A', () => {
+    const fields = ['index', 'uuid', 'compute_mode', 'gpu_recovery_action', 'fabric.state'];
+    const states = (row: string) => {
+      const [gpu] = parseQueryGpuCsv(`0, GPU-AB-01, ${row}`, fields);
+      if (!gpu) throw new Error(`row not parsed: ${row}`);
+      return exporterGpuSamples({ reading: gpu }, 1)
+        .filter((s) =>
+          /^nvidia_smi_(compute_mode|gpu_recovery_action|fabric_state)$/.test(s.desc.name),
+        )
+        .map((s) => `${s.desc.name} ${s.value}`);
+    };
+    expect(states('Default, None, Completed')).toEqual([
+      'nvidia_smi_compute_mode 0',
+      'nvidia_smi_gpu_recovery_action 0',
+      'nvidia_smi_fabric_state 3',
+    ]);
+    expect(states('Exclusive_Process, Drain and Reset, In Progress')).toEqual([
+      'nvidia_smi_compute_mode 3',
+      'nvidia_smi_gpu_recovery_action 4',
+      'nvidia_smi_fabric_state 2',
+    ]);
+    // Both spellings of an action (no capture of a failing GPU pins the driver's wording).
+    expect(states('Prohibited, Reset, Not Started')).toEqual([
+      'nvidia_smi_compute_mode 2',
+      'nvidia_smi_gpu_recovery_action 1',
+      'nvidia_smi_fabric_state 1',
+    ]);
+    expect(states('Exclusive_Thread, Node Reboot, Not Supported')).toEqual([
+      'nvidia_smi_compute_mode 1',
+      'nvidia_smi_gpu_recovery_action 2',
+      'nvidia_smi_fabric_state 0',
+    ]);
+    expect(states('Default, Drain P2P, N/A')).toEqual([
+      'nvidia_smi_compute_mode 0',
+      'nvidia_smi_gpu_recovery_action 3',
+    ]);
+    // A state no table knows is left out rather than guessed.
+    expect(states('[Not Supported], Replace GPU, [N/A]')).toEqual([]);
   });
 
   it('normalises GPU and MIG uuids as the exporter does', () => {

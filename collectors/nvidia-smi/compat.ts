@@ -13,8 +13,11 @@
 import {
   THROTTLE_REASON_BITS,
   THROTTLE_REASONS,
+  type ComputeMode,
+  type FabricState,
   type GpuProcess,
   type GpuReading,
+  type RecoveryAction,
   type ThrottleReason,
 } from '../../agent/facts.js';
 import { counter, gauge, SampleBuilder } from '../../agent/metric.js';
@@ -83,6 +86,35 @@ function computeCap(text: string | undefined): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
+// The exporter serves these states as NVML's enum numbers (nvmlComputeMode_t,
+// nvmlGpuRecoveryAction_t, nvmlGpuFabricState_t), which its dashboards and alerts compare with.
+const COMPUTE_MODE_NUMBERS: Readonly<Record<ComputeMode, number>> = {
+  default: 0,
+  exclusive_thread: 1,
+  prohibited: 2,
+  exclusive_process: 3,
+};
+const RECOVERY_ACTION_NUMBERS: Readonly<Record<RecoveryAction, number>> = {
+  none: 0,
+  gpu_reset: 1,
+  node_reboot: 2,
+  drain_p2p: 3,
+  drain_and_reset: 4,
+};
+const FABRIC_STATE_NUMBERS: Readonly<Record<FabricState, number>> = {
+  not_supported: 0,
+  not_started: 1,
+  in_progress: 2,
+  completed: 3,
+};
+
+function numberOf<T extends string>(
+  table: Readonly<Record<T, number>>,
+  value: T | undefined,
+): number | undefined {
+  return value === undefined ? undefined : table[value];
+}
+
 type GpuValue = (g: ExporterGpu, gpuCount: number) => number | undefined;
 
 /**
@@ -117,6 +149,10 @@ const GPU_FIELDS: readonly (readonly [MetricDesc, GpuValue])[] = [
   [
     field('enforced_power_limit_watts', 'enforced.power.limit [W]'),
     (g) => g.reading.enforcedPowerLimitWatts,
+  ],
+  [
+    field('power_default_limit_watts', 'power.default_limit [W]'),
+    (g) => g.reading.powerDefaultLimitWatts,
   ],
   ...(['graphics', 'sm', 'memory', 'video'] as const).map((d): readonly [MetricDesc, GpuValue] => [
     field(`clocks_current_${d}_clock_hz`, `clocks.current.${d} [MHz]`),
@@ -194,6 +230,18 @@ const GPU_FIELDS: readonly (readonly [MetricDesc, GpuValue])[] = [
   [
     field('remapped_rows_failure', 'remapped_rows.failure'),
     (g) => bit(g.reading.remappedRowsFailure),
+  ],
+  [
+    field('compute_mode', 'compute_mode'),
+    (g) => numberOf(COMPUTE_MODE_NUMBERS, g.reading.computeMode),
+  ],
+  [
+    field('gpu_recovery_action', 'gpu_recovery_action'),
+    (g) => numberOf(RECOVERY_ACTION_NUMBERS, g.reading.recoveryAction),
+  ],
+  [
+    field('fabric_state', 'fabric.state'),
+    (g) => numberOf(FABRIC_STATE_NUMBERS, g.reading.fabricState),
   ],
 ];
 
