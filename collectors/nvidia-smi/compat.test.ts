@@ -6,7 +6,9 @@ import type { CollectorState, Sample } from '../../agent/types.js';
 import { renderSamples } from '../../exporters/prometheus/render.js';
 import { allSeries } from '../../test/helpers/cli.js';
 import type { DcgmGpuFact } from '../dcgm/dcgm-reading.js';
+import '../../test/helpers/declare-all-metrics.js';
 import {
+  exporterFamilies,
   exporterGpuSamples,
   exporterHostSamples,
   exporterUuid,
@@ -575,5 +577,24 @@ describe('nvidia_gpu_exporter health, processes and Xids', () => {
     );
     expect(value(out, 'nvidia_smi_xid_errors_total', { xid: '13' })).toBe(1);
     expect(value(out, 'nvidia_smi_xid_last_timestamp_seconds', { xid: '13' })).toBeUndefined();
+  });
+});
+
+describe('the README’s migration section', () => {
+  it('names only series gpulse declares, under its own naming or the exporter’s', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const start = readme.indexOf('## Migrating from nvidia_gpu_exporter');
+    expect(start).toBeGreaterThan(0);
+    const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+    const names = [...section.matchAll(/\b((?:nvidia_smi|gpulse)_[a-z0-9_]+)[`{[]/g)]
+      .map((m) => m[1]!)
+      .filter((n) => !n.endsWith('_'));
+    const known = new Set([...exporterFamilies(), ...declaredMetrics()].map((d) => d.name));
+    expect(names.length).toBeGreaterThan(30);
+    // The two it names as what gpulse cannot serve (no per-GPU-instance activity source).
+    expect(names.filter((n) => !known.has(n))).toEqual([
+      'nvidia_smi_mig_sm_activity_ratio',
+      'nvidia_smi_mig_tensor_activity_ratio',
+    ]);
   });
 });
