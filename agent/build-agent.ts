@@ -10,6 +10,8 @@ import { errorMessage } from './errors.js';
 import { EventLog } from './events.js';
 import { gpuProcessesDeriver } from './gpu-processes.js';
 import { createHttpServer } from './http-server.js';
+import { HttpCounters } from './http/http-metrics.js';
+import type { WebConfig } from './http/web-config-types.js';
 import type { ChildProcesses, SpawnFn } from './process.js';
 import { StateStore } from './state-store.js';
 import type { Collector, StateReader } from './types.js';
@@ -30,6 +32,11 @@ export interface AgentDeps {
   readonly collectors: readonly Collector[];
   /** Extra components (APIs, publishers) started with the agent. */
   readonly components?: readonly Component[];
+  /**
+   * Rereads the web configuration (http.webConfigFile) when its files change; default: in this
+   * process (main passes one that validates in a child process, keeping zod out of the agent).
+   */
+  readonly reloadWebConfig?: () => Promise<WebConfig>;
 }
 
 /** A built, not yet started agent. */
@@ -45,6 +52,9 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
+/** Name under which the HTTP server's own metrics are kept in the state store. */
+const HTTP = 'http';
+
 /** Thrown when the listen address cannot be bound. */
 export class ListenError extends Error {
   readonly code = 'GPULSE_LISTEN_FAILED';
@@ -59,7 +69,39 @@ export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
   const events = new EventLog({ clock, log: log.child({ component: 'events' }) });
   const runner = new CollectorRunner(deps.collectors, { clock, log, store });
   let running = false;
-  const app = createHttpServer({ log, state: store, version: deps.version, alive: () => running });
+  const httpCounters = new HttpCounters();
+  const web = config.http.web;
+  const required = Object.entries(config.collectors)
+    .filter(([, c]) => c.mode === 'required')
+    .map(([name]) => name);
+  const app = createHttpServer({
+    log,
+    state: store,
+    version: deps.version,
+    alive: () => running,
+    limits: config.http,
+    web,
+    reloadWeb:
+      web &&
+      (deps.reloadWebConfig ??
+        (async () => (await import('./http/web-config.js')).loadWebConfigFile(web.file))),
+    writes: { mode: config.http.writeEndpoints, listenHost: config.listen.host },
+    counters: httpCounters,
+    required,
+  });
+  // The HTTP server's counters, published like a component's: the first change after a quiet
+  // second makes a snapshot, so a flood of refused connections costs one snapshot a second.
+  let httpMetricsTimer: ReturnType<Clock['setTimeout']> | undefined;
+  const publishHttpMetrics = () => store.ok(HTTP, { samples: httpCounters.samples() });
+  publishHttpMetrics();
+  httpCounters.onChange(() => {
+    if (httpMetricsTimer || stopped) return;
+    httpMetricsTimer = clock.setTimeout(() => {
+      httpMetricsTimer = undefined;
+      publishHttpMetrics();
+    }, 1000);
+    httpMetricsTimer.unref?.();
+  });
   const cache = new ExpositionCache({ state: store, version: deps.version, log });
   registerMetricsRoute(app, cache);
   const components = [...(deps.components ?? [])];
@@ -97,7 +139,10 @@ export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
       }
       const { host, port } = config.listen;
       try {
-        return await app.listen({ host, port });
+        const address = await app.listen({ host, port });
+        for (const w of web?.warnings ?? []) log.warn({ file: web?.file }, w);
+        // fastify names the scheme from its own https option, which a server factory bypasses.
+        return web?.tls ? address.replace(/^http:/, 'https:') : address;
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         const hint =
@@ -115,6 +160,7 @@ export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
       if (stopped) return;
       stopped = true;
       running = false;
+      if (httpMetricsTimer) clock.clearTimeout(httpMetricsTimer);
       cache.stop();
       await Promise.allSettled([
         runner.stop(),

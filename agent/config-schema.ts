@@ -8,7 +8,8 @@ import { DURATION_LIMITS, formatDuration, parseDuration } from './duration.js';
 export function zDuration(options: { min?: number; max?: number } = {}) {
   const min = options.min ?? 0;
   const max = options.max ?? DURATION_LIMITS.max;
-  return z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const wanted = 'expected a duration like "500ms", "15s" or "1m"';
+  return z.union([z.string(), z.number()], { error: wanted }).transform((value, ctx) => {
     const ms = parseDuration(value);
     if (ms === undefined) {
       ctx.addIssue({
@@ -44,7 +45,8 @@ export function zTimeout() {
 
 /** A positive integer that may arrive as a string from the environment or a flag. */
 export function zInt(options: { min?: number; max?: number } = {}) {
-  return z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const wanted = 'expected an integer';
+  return z.union([z.string(), z.number()], { error: wanted }).transform((value, ctx) => {
     const n = typeof value === 'number' ? value : Number(value.trim());
     if (!Number.isInteger(n)) {
       ctx.addIssue({
@@ -78,7 +80,8 @@ export function zBytes(options: { min?: number; max?: number } = {}) {
   };
   const min = options.min ?? 0;
   const max = options.max ?? Number.MAX_SAFE_INTEGER;
-  return z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const wanted = 'expected a size like "256MiB" or a number of bytes';
+  return z.union([z.string(), z.number()], { error: wanted }).transform((value, ctx) => {
     let bytes: number | undefined;
     if (typeof value === 'number') {
       bytes = Number.isFinite(value) ? Math.round(value) : undefined;

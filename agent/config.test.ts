@@ -70,7 +70,7 @@ describe('loadConfig', () => {
   it('rejects unknown nested keys', () => {
     const file = { name: 'x.yaml', text: 'collectors:\n  nvidia-smi:\n    bianry: /x\n' };
     expect(problemsOf(() => loadConfig({ file }))).toEqual([
-      'collectors.nvidia-smi.bianry: unknown setting (in x.yaml); check the spelling against README',
+      'collectors.nvidia-smi.bianry: unknown setting (in x.yaml); did you mean binary?',
     ]);
   });
 
@@ -94,6 +94,7 @@ describe('loadConfig', () => {
         GPULSE_NVIDIA_SMI_EXCLUDE_FIELDS: 'remapped_rows.histogram.*, fabric.*',
         GPULSE_LISTN: ':1',
         GPULSE_SIM_PROFILE: 'h100-8x',
+        GPULSE_FROBNICATE: 'yes',
       },
     });
     expect(config.collectors['nvidia-smi'].excludeFields).toEqual([
@@ -101,7 +102,8 @@ describe('loadConfig', () => {
       'fabric.*',
     ]);
     expect(warnings).toEqual([
-      'unknown environment variable GPULSE_LISTN ignored (see `gpulse --help`)',
+      'unknown environment variable GPULSE_LISTN ignored: did you mean GPULSE_LISTEN?',
+      'unknown environment variable GPULSE_FROBNICATE ignored (every variable: docs/configuration.md)',
     ]);
   });
 });
@@ -194,7 +196,8 @@ describe('parseListen', () => {
     ['[::]:9489', { host: '::', port: 9489 }],
     ['9489', undefined],
     ['host:99999', undefined],
-    [':9489', undefined],
+    [':9489', { host: '0.0.0.0', port: 9489 }],
+    ['[::1]:1', { host: '::1', port: 1 }],
   ])('%s', (text, expected) => {
     expect(parseListen(text)).toEqual(expected);
   });

@@ -13,12 +13,14 @@ import { gatewayConfigSchema } from '../edge/gateway/config.js';
 import { driftConfigSchema } from '../collectors/drift/config.js';
 import { tegrastatsConfigSchema } from '../collectors/tegrastats/config.js';
 import { modelsConfigSchema } from '../edge/models/config.js';
+import { httpConfigSchema } from './http/config.js';
 import type { SettingBinding } from './config-schema.js';
+import { describeIssue, didYouMean, Provenance } from './config-messages.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { applyEdgePreset, zPreset } from './preset.js';
 import { settings } from './settings.js';
 
-const LISTEN_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/;
+const LISTEN_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/;
 
 /** Parsed listen address. */
 export interface ListenAddress {
@@ -26,21 +28,27 @@ export interface ListenAddress {
   readonly port: number;
 }
 
-/** Parses "HOST:PORT" or "[IPv6]:PORT". */
+/**
+ * Parses "HOST:PORT", "[IPv6]:PORT" or ":PORT", the Go exporters' form for every interface
+ * (node_exporter, dcgm-exporter), which becomes 0.0.0.0 like the default.
+ */
 export function parseListen(text: string): ListenAddress | undefined {
   const m = LISTEN_RE.exec(text.trim());
   if (!m) return undefined;
   const port = Number(m[3]);
   if (port > 65535) return undefined;
-  return { host: m[1] ?? m[2] ?? '', port };
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
-const zListen = z.string().transform((value, ctx) => {
+const LISTEN_FORMS =
+  'expected HOST:PORT such as "0.0.0.0:9489", "127.0.0.1:9489", "[::1]:9489" or ":9489" (every interface)';
+
+const zListen = z.string({ error: LISTEN_FORMS }).transform((value, ctx) => {
   const parsed = parseListen(value);
   if (!parsed) {
     ctx.addIssue({
       code: 'custom',
-      message: `expected HOST:PORT such as "0.0.0.0:9489" or "[::1]:9489", got ${JSON.stringify(value)}`,
+      message: `${LISTEN_FORMS}, got ${JSON.stringify(value)}`,
     });
     return z.NEVER;
   }
@@ -53,6 +61,8 @@ export const agentConfigSchema = z
     /** Defaults for a kind of host (agent/preset.ts); explicit settings always win. */
     preset: zPreset.default('default'),
     listen: zListen.default({ host: '0.0.0.0', port: 9489 }),
+    /** TLS, authentication and bounds of the HTTP server (agent/http/config.ts). */
+    http: httpConfigSchema.default(httpConfigSchema.parse({})),
     /** The host's /proc as the agent sees it: GPU drivers report host PIDs (`/host/proc` in a container). */
     procRoot: z.string().min(1).default('/proc'),
     /** The host's cgroup mount (`/host/sys/fs/cgroup` in a container), for container stats. */
@@ -142,6 +152,11 @@ export interface LoadedConfig {
   readonly warnings: readonly string[];
   /** What a preset decided from the host (logged at info). */
   readonly notes?: readonly string[];
+  /**
+   * Where each setting given explicitly came from (dotted path → file name, `GPULSE_*` or
+   * `--flag`), for checks that treat a value someone chose differently from a default.
+   */
+  readonly explicit?: Readonly<Record<string, string>>;
 }
 
 /** Bounds of a configuration file (README, "Limits"). */
@@ -205,6 +220,11 @@ function parseYaml(file: { name: string; text: string }, problems: string[]): un
   }
 }
 
+function leafPaths(value: unknown, path: string[] = []): string[][] {
+  if (!isRecord(value)) return path.length > 0 ? [path] : [];
+  return Object.entries(value).flatMap(([k, v]) => leafPaths(v, [...path, k]));
+}
+
 /**
  * Builds the configuration: defaults, then the YAML file, then GPULSE_* variables, then flags.
  * Every problem is reported at once, each with its path and where the value came from.
@@ -212,7 +232,8 @@ function parseYaml(file: { name: string; text: string }, problems: string[]): un
 export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   const problems: string[] = [];
   const warnings: string[] = [];
-  const origin = new Map<string, string>();
+  const provenance = new Provenance();
+  const explicit: Record<string, string> = {};
   let raw: Raw = {};
 
   if (sources.file) {
@@ -220,6 +241,8 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
     if (parsed === null || parsed === undefined) raw = {};
     else if (isRecord(parsed)) raw = parsed;
     else problems.push(`${sources.file.name}: the top level must be a mapping of settings`);
+    provenance.setTree(raw, sources.file.name);
+    for (const p of leafPaths(raw)) explicit[p.join('.')] = sources.file.name;
   }
 
   const all = [...settings, ...(sources.extraSettings ?? [])];
@@ -228,52 +251,41 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
     const value = binding.env ? env[binding.env] : undefined;
     if (binding.env && value !== undefined && value !== '') {
       setPath(raw, binding.path, coerce(binding, value));
-      origin.set(binding.path.join('.'), binding.env);
+      provenance.set(binding.path, binding.env);
+      explicit[binding.path.join('.')] = binding.env;
     }
   }
-  const known = new Set(all.map((b) => b.env).filter((e): e is string => e !== undefined));
+  const known = [...new Set(all.map((b) => b.env).filter((e): e is string => e !== undefined))];
   for (const name of Object.keys(env)) {
-    if (!name.startsWith('GPULSE_') || known.has(name)) continue;
+    if (!name.startsWith('GPULSE_') || known.includes(name)) continue;
     if (RESERVED_ENV_PREFIXES.some((p) => name.startsWith(p))) continue;
-    warnings.push(`unknown environment variable ${name} ignored (see \`gpulse --help\`)`);
+    const near = didYouMean(name, known);
+    warnings.push(
+      near === undefined
+        ? `unknown environment variable ${name} ignored (every variable: docs/configuration.md)`
+        : `unknown environment variable ${name} ignored: did you mean ${near}?`,
+    );
   }
   for (const binding of all) {
     const value = binding.flag ? sources.flags?.[binding.flag] : undefined;
     if (binding.flag && value !== undefined) {
       setPath(raw, binding.path, coerce(binding, value));
-      origin.set(binding.path.join('.'), `--${binding.flag}`);
+      provenance.set(binding.path, `--${binding.flag}`);
+      explicit[binding.path.join('.')] = `--${binding.flag}`;
     }
   }
 
-  const notes =
-    raw.preset === 'edge'
-      ? applyEdgePreset(raw, { hasSection: (name) => name in agentConfigSchema.shape, env })
-      : [];
+  let notes: string[] = [];
+  if (raw.preset === 'edge') {
+    const before = new Set(leafPaths(raw).map((p) => p.join('.')));
+    notes = applyEdgePreset(raw, { hasSection: (name) => name in agentConfigSchema.shape, env });
+    for (const p of leafPaths(raw)) if (!before.has(p.join('.'))) provenance.set(p, 'preset edge');
+  }
   const result = agentConfigSchema.safeParse(raw);
   if (!result.success) {
-    for (const issue of result.error.issues) problems.push(describeIssue(issue, origin, sources));
+    const context = { raw, provenance, schema: agentConfigSchema };
+    for (const issue of result.error.issues) problems.push(...describeIssue(issue, context));
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
-  return { config: result.data, warnings, notes };
-}
-
-function describeIssue(
-  issue: z.core.$ZodIssue,
-  origin: ReadonlyMap<string, string>,
-  sources: ConfigSources,
-): string {
-  const parts = issue.path.map(String);
-  const path = parts.join('.');
-  // An element of a list setting (`metrics.compat.1`) came from where the list came from.
-  let from: string | undefined;
-  for (let n = parts.length; n > 0 && from === undefined; n--)
-    from = origin.get(parts.slice(0, n).join('.'));
-  from ??= sources.file ? sources.file.name : 'defaults';
-  if (issue.code === 'unrecognized_keys') {
-    const where = path === '' ? '' : `${path}.`;
-    return issue.keys
-      .map((k) => `${where}${k}: unknown setting (in ${from}); check the spelling against README`)
-      .join('\n  - ');
-  }
-  return `${path || '(top level)'}: ${issue.message} (from ${from})`;
+  return { config: result.data, warnings, notes, explicit };
 }

@@ -127,6 +127,20 @@ export interface GpuReading {
   readonly fabricState?: FabricState;
 }
 
+/**
+ * A GPU the driver has attached but cannot open (fallen off the bus, stuck in a reset): its
+ * identity as last seen, no values. Its series say so (`gpulse_gpu_up` 0) instead of vanishing.
+ */
+export interface LostGpu {
+  /** Identity only (index, UUID, name, bus, versions); every value is absent. The UUID is empty
+   * when the GPU was lost before this agent ever saw it and no source names it. */
+  readonly reading: GpuReading;
+  /** What the driver said (NVML's "Unknown Error", "GPU is lost. ..."), or why gpulse concluded it. */
+  readonly reason: string;
+  /** Unix ms the GPU was first seen lost. */
+  readonly since: number;
+}
+
 /** A process holding GPU memory, as the driver lists it (host PIDs). */
 export interface GpuProcess {
   readonly pid: number;
@@ -178,6 +192,8 @@ export interface GpuProcessUtilization {
 /** All fact kinds; optional because each comes from a collector that may be absent. */
 export interface Facts {
   gpus: readonly GpuReading[];
+  /** GPUs a `gpus` source lists as unreachable; never in `gpus` at the same time. */
+  lostGpus: readonly LostGpu[];
   gpuProcesses: readonly GpuProcess[];
   gpuProcessUtilization: readonly GpuProcessUtilization[];
   containers: readonly ContainerIdentity[];

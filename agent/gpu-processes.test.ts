@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../test/helpers/log-sink.js';
 import { FakeClock } from './clock.js';
 import type { Facts, GpuReading } from './facts.js';
-import { gpuProcessesDeriver } from './gpu-processes.js';
+import { gpuAttributions, gpuProcessesDeriver } from './gpu-processes.js';
 import { StateStore } from './state-store.js';
 import type { Sample } from './types.js';
 
@@ -208,5 +208,45 @@ describe('gpuProcessesDeriver', () => {
       container_name: '',
       image: '',
     });
+  });
+});
+
+describe('gpuAttributions', () => {
+  it('joins GPU processes and pmon rows with the containers the engines name, once per snapshot', () => {
+    const store = new StateStore({ clock: new FakeClock(), log: silentLogger() });
+    store.ok('nvidia-smi', {
+      samples: [],
+      facts: {
+        gpus: [gpu(0, GPU0), gpu(1, GPU1)],
+        gpuProcesses: [
+          { pid: 10, gpuUuid: GPU0, processName: 'python', containerId: A },
+          { pid: 10, gpuUuid: GPU0, processName: 'python', containerId: A },
+          { pid: 12, gpuUuid: GPU0, processName: 'python' },
+        ],
+        // A process pmon sees (graphics, or between two process-list ticks): GPU by index.
+        gpuProcessUtilization: [{ pid: 20, gpuIndex: 1, smRatio: 0.5, containerId: B }],
+      },
+    });
+    store.ok('docker', {
+      samples: [],
+      facts: {
+        containers: [{ id: A, name: 'trainer', image: 'x', pod: 'trainer-0', namespace: 'ml' }],
+      },
+    });
+    const snap = store.current();
+    const list = gpuAttributions(snap);
+    expect(list).toEqual([
+      {
+        gpuUuid: GPU0,
+        container: 'trainer',
+        containerId: A,
+        namespace: 'ml',
+        pod: 'trainer-0',
+        pid: 10,
+      },
+      // No engine knows B (containerd without a docker collector): its short id names it.
+      { gpuUuid: GPU1, container: 'bbbbbbbbbbbb', containerId: B, pid: 20 },
+    ]);
+    expect(gpuAttributions(snap)).toBe(list);
   });
 });

@@ -1,7 +1,38 @@
 import type { ContainerIdentity } from './facts.js';
 import { gauge, SampleBuilder } from './metric.js';
 import { collectFacts } from './state-store.js';
-import type { Deriver, Labels, Sample, Snapshot } from './types.js';
+import type { Deriver, Labels, Sample, Snapshot, StateReader } from './types.js';
+
+const gpuContainerCache = new WeakMap<Snapshot, ReadonlySet<string>>();
+
+/** Ids of the containers a GPU process runs in at this snapshot. */
+export function gpuContainerIds(snapshot: Snapshot): ReadonlySet<string> {
+  let ids = gpuContainerCache.get(snapshot);
+  if (!ids) {
+    ids = new Set(gpuAttributions(snapshot).map((a) => a.containerId));
+    gpuContainerCache.set(snapshot, ids);
+  }
+  return ids;
+}
+
+/**
+ * "Does this container run a GPU process?" for the docker collector, which follows the logs of
+ * GPU containers: one that requested none (privileged, `--device`, a runtime) is one too once the
+ * driver lists a process of it. Collectors are built before the state store they feed, so the
+ * composition root binds the store once the agent exists; until then the answer is no.
+ */
+export class GpuContainerLookup {
+  private reader: StateReader | undefined;
+
+  /** Answers from this store's snapshots from now on. */
+  bind(reader: StateReader): void {
+    this.reader = reader;
+  }
+
+  /** Whether a GPU process runs in the container now. */
+  readonly has = (containerId: string): boolean =>
+    this.reader !== undefined && gpuContainerIds(this.reader.current()).has(containerId);
+}
 
 /** Labels naming a container on per-container and per-process series (empty outside containers). */
 export const CONTAINER_LABEL_NAMES = [
@@ -45,6 +76,54 @@ export const gpuProcessMetrics = {
 } as const;
 
 const OUTSIDE: Labels = { container_id: '', container_name: '', image: '', pod: '', namespace: '' };
+
+/** Which container (or pod) uses a GPU, through one of its processes. */
+export interface GpuAttribution {
+  readonly gpuUuid: string;
+  /** The engine's name (Kubernetes container name where the engine knows it), else the short id. */
+  readonly container: string;
+  readonly containerId: string;
+  readonly namespace?: string;
+  readonly pod?: string;
+  /** Host PID of the process that holds the GPU. */
+  readonly pid: number;
+}
+
+const attributionCache = new WeakMap<Snapshot, readonly GpuAttribution[]>();
+
+/**
+ * Who uses each GPU: the GPU processes the driver lists (host PIDs, with the container their
+ * cgroup names: `gpuProcesses`, and pmon's `gpuProcessUtilization`) joined with the engines'
+ * container identities (`containers`: name, pod, namespace). Computed once per snapshot for every
+ * consumer (GET /api/v1/gpus, the dcgm-exporter labels); one entry per GPU, container and PID.
+ */
+export function gpuAttributions(snapshot: Snapshot): readonly GpuAttribution[] {
+  const cached = attributionCache.get(snapshot);
+  if (cached) return cached;
+  const known = new Map(collectFacts(snapshot, 'containers').map((c) => [c.id, c]));
+  const uuidOf = new Map(collectFacts(snapshot, 'gpus').map((g) => [g.index, g.uuid]));
+  const out = new Map<string, GpuAttribution>();
+  const add = (gpuUuid: string | undefined, pid: number, containerId: string | undefined) => {
+    if (!gpuUuid || !containerId) return;
+    const key = `${gpuUuid} ${containerId} ${pid}`;
+    if (out.has(key)) return;
+    const c = known.get(containerId);
+    out.set(key, {
+      gpuUuid,
+      container: c?.name || containerId.slice(0, 12),
+      containerId,
+      ...(c?.namespace ? { namespace: c.namespace } : {}),
+      ...(c?.pod ? { pod: c.pod } : {}),
+      pid,
+    });
+  };
+  for (const p of collectFacts(snapshot, 'gpuProcesses')) add(p.gpuUuid, p.pid, p.containerId);
+  for (const u of collectFacts(snapshot, 'gpuProcessUtilization'))
+    add(uuidOf.get(u.gpuIndex), u.pid, u.containerId);
+  const list = [...out.values()];
+  attributionCache.set(snapshot, list);
+  return list;
+}
 
 /** Container labels of a process: the engine's names when known, the bare id when only the cgroup told. */
 function containerLabelsOf(

@@ -67,3 +67,58 @@ describe('schema compilers loaded on demand', () => {
     await a.close();
   });
 });
+
+describe('GET /readyz', () => {
+  function withRequired(required: readonly string[]) {
+    const log = silentLogger();
+    const state = new StateStore({ clock: systemClock, log });
+    const server = createHttpServer({ log, state, version: 'test', alive: () => true, required });
+    return { state, server };
+  }
+
+  it('is not ready while a required collector fails, and ready once it reports', async () => {
+    const { state, server } = withRequired(['nvidia-smi']);
+    state.register('nvidia-smi');
+    state.register('docker');
+    state.noData('docker', 'socket_missing', 'no Docker socket');
+    state.fail('nvidia-smi', 'binary_not_found', 'nvidia-smi not found');
+    const failing = await server.inject('/readyz');
+    expect(failing.statusCode).toBe(503);
+    expect(failing.json()).toEqual({
+      ready: false,
+      required: ['nvidia-smi'],
+      collectors: {
+        'nvidia-smi': {
+          status: 'error',
+          reason: 'binary_not_found',
+          message: 'nvidia-smi not found',
+        },
+        docker: { status: 'no_data', reason: 'socket_missing', message: 'no Docker socket' },
+      },
+    });
+    state.ok('nvidia-smi', { samples: [] });
+    const ready = await server.inject('/readyz');
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toMatchObject({ ready: true, required: ['nvidia-smi'] });
+    await server.close();
+  });
+
+  it('counts a collector without data as ready when it is not required', async () => {
+    const { state, server } = withRequired([]);
+    state.register('nvidia-smi');
+    state.noData('nvidia-smi', 'binary_not_found', 'no NVIDIA GPU found');
+    const res = await server.inject('/readyz');
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({
+      ready: true,
+      collectors: {
+        'nvidia-smi': {
+          status: 'no_data',
+          reason: 'binary_not_found',
+          message: 'no NVIDIA GPU found',
+        },
+      },
+    });
+    await server.close();
+  });
+});

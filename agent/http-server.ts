@@ -1,10 +1,10 @@
 import { createRequire } from 'node:module';
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  type FastifyServerOptions,
-} from 'fastify';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
+import type { HttpCounters } from './http/http-metrics.js';
+import type { HttpLimits } from './http/limits.js';
+import { createWebApp, type WriteEndpoints } from './http/web-app.js';
+import type { WebConfig } from './http/web-config-types.js';
 import type { StateReader } from './types.js';
 
 /** What the HTTP server reports about the agent. */
@@ -14,8 +14,17 @@ export interface HttpServerOptions {
   readonly version: string;
   /** True while the collectors run (liveness). */
   readonly alive: () => boolean;
-  /** Request bodies larger than this are refused with 413 (default 1 MiB). */
-  readonly bodyLimit?: number;
+  /** Connection cap, timeouts and body size (default DEFAULT_HTTP_LIMITS). */
+  readonly limits?: HttpLimits;
+  /** The web configuration file (TLS, basic auth ...); undefined: plain HTTP, no authentication. */
+  readonly web?: WebConfig;
+  /** Rereads the web configuration when its files change. */
+  readonly reloadWeb?: () => Promise<WebConfig>;
+  /** Who may call write endpoints, and the host the agent listens on (buildAgent passes the config's). */
+  readonly writes?: { readonly mode: WriteEndpoints; readonly listenHost: string };
+  readonly counters?: HttpCounters;
+  /** Collectors set to `mode: required`: the agent is not ready while one of them is not ok. */
+  readonly required?: readonly string[];
 }
 
 const LINKS: readonly [string, string][] = [
@@ -57,16 +66,21 @@ function lazySchemaCompilers(): Compilers {
   };
 }
 
-/** Builds the fastify app with health routes and the landing page; callers add their routes. */
+/**
+ * Builds the fastify app with health routes and the landing page, served as the web
+ * configuration and the `http` bounds say (agent/http/web-app.ts); callers add their routes.
+ */
 export function createHttpServer(options: HttpServerOptions): FastifyInstance {
-  // Per-request logs are info level: at warn, scrapes stay quiet while handler errors still show.
-  const httpLog: FastifyBaseLogger = options.log.child({ component: 'http' }, { level: 'warn' });
-  const app = Fastify({
-    loggerInstance: httpLog,
-    schemaController: { compilersFactory: lazySchemaCompilers() },
-    bodyLimit: options.bodyLimit ?? 1024 * 1024,
-    // Keep connections open across scrapes; Prometheus reuses them.
-    keepAliveTimeout: 65_000,
+  const app = createWebApp({
+    log: options.log,
+    limits: options.limits,
+    web: options.web,
+    reload: options.reloadWeb,
+    writes: options.writes,
+    // Kubernetes probes carry no credentials; /readyz shows collector details only to those with them.
+    openPaths: ['/healthz', '/readyz'],
+    counters: options.counters,
+    fastify: { schemaController: { compilersFactory: lazySchemaCompilers() } },
   });
 
   app.get('/healthz', async (_request, reply) => {
@@ -74,7 +88,7 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
     return { status: 'ok' };
   });
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', async (request, reply) => {
     const snapshot = options.state.current();
     const collectors = Object.fromEntries(
       [...snapshot.collectors.values()].map((c) => [
@@ -83,8 +97,12 @@ export function createHttpServer(options: HttpServerOptions): FastifyInstance {
       ]),
     );
     const starting = [...snapshot.collectors.values()].some((c) => c.status === 'starting');
-    const ready = options.alive() && !starting;
-    return reply.code(ready ? 200 : 503).send({ ready, collectors });
+    // A collector the operator marked required is a promise of its data: failing, it fails readiness.
+    const required = options.required ?? [];
+    const failing = required.filter((name) => snapshot.collectors.get(name)?.status !== 'ok');
+    const ready = options.alive() && !starting && failing.length === 0;
+    const full = required.length > 0 ? { ready, collectors, required } : { ready, collectors };
+    return reply.code(ready ? 200 : 503).send(app.access.authenticated(request) ? full : { ready });
   });
 
   app.get('/', async (_request, reply) => {

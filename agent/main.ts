@@ -8,11 +8,23 @@
 // `npm start`, the image and the benches all run this file itself, so this line is the one place
 // the flags are set.
 // Composition root: the only module that reads process.argv, handles signals and calls process.exit.
-import { Command, Option } from 'commander';
+import { Command, Option, type CommanderError } from 'commander';
+import { SCENARIO_NAMES } from '../collectors/simulation/scenarios.js';
 import { defaultComponents } from './components.js';
 import { loadAgentConfigInChild } from './config-in-child.js';
 import { settings } from './settings.js';
 import { packageVersion } from './package-info.js';
+import {
+  MAX_PROCESS_COUNT,
+  parseFileOption,
+  parseProcessCountOption,
+  parseProcessOption,
+  parseProfileOption,
+  parseScenarioOption,
+  parseSeedOption,
+  SIMULATED_PROFILES,
+  simulateFlagProblem,
+} from './simulate-options.js';
 import { startAgent, type AgentCommandOptions, type SimulateOptions } from './run-agent.js';
 
 const SHUTDOWN_LIMIT_MS = 5000;
@@ -43,9 +55,26 @@ function agentOptions(opts: Record<string, unknown>): AgentCommandOptions {
   return { config: typeof opts.config === 'string' ? opts.config : undefined, flags };
 }
 
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
+/**
+ * Exit status of commander's own endings: help and --version exit 0; a bad command line (unknown
+ * option, missing or invalid value) exits 2, as for an invalid configuration, whichever command.
+ */
+function exitWithUsageStatus(err: CommanderError): never {
+  if (err.exitCode === 0) process.exit(0);
+  process.exit(USAGE_ERRORS.has(err.code) ? 2 : err.exitCode);
 }
+
+const USAGE_ERRORS = new Set([
+  'commander.unknownOption',
+  'commander.unknownCommand',
+  'commander.missingArgument',
+  'commander.optionMissingArgument',
+  'commander.missingMandatoryOptionValue',
+  'commander.invalidArgument',
+  'commander.excessArguments',
+  'commander.conflictingOption',
+  'commander.help',
+]);
 
 async function runUntilSignal(
   mode: 'run' | 'simulate',
@@ -98,7 +127,9 @@ const program = new Command('gpulse')
     'GPU monitoring agent and Prometheus exporter (nvidia-smi, DCGM, Jetson, Docker attribution, OOM/throttle/Xid detection).',
   )
   .version(packageVersion(), '-v, --version')
-  .showHelpAfterError('(run `gpulse --help` for usage)');
+  .showHelpAfterError('(run `gpulse --help` for usage)')
+  // Set before any subcommand exists, so every one inherits it.
+  .exitOverride(exitWithUsageStatus);
 
 addAgentOptions(
   program.command('run').description('run the agent: collect from this host and serve /metrics'),
@@ -109,39 +140,47 @@ addAgentOptions(
     .command('simulate')
     .description('run the whole agent against simulated GPU tools (everything else is real)')
     .addOption(
-      new Option(
-        '--profile <NAME>',
-        'simulated machine (h100-8x, h100, h200, rtx-4080-super, ..., jetson-orin, jetson-nano, jetson-tx2)',
-      ).default('h100-8x'),
+      new Option('--profile <NAME>', `simulated machine: ${SIMULATED_PROFILES.join(', ')}`)
+        .default('h100-8x')
+        .argParser(parseProfileOption),
     )
     .option(
       '--scenario <SPEC>',
-      'fault scenario, e.g. thermal-throttle, power-brake, gpu-lost, hang, memory-full',
+      `fault scenario NAME[:after=10s,for=20s,gpu=0]: ${SCENARIO_NAMES.filter((n) => n !== 'none').join(', ')}`,
+      parseScenarioOption,
     )
     .option(
       '--capture <FILE>',
       'replay a real capture: nvidia-smi -q -x XML, an all-fields --query-gpu CSV, or a tegrastats log',
+      parseFileOption,
     )
-    .option('--apps-capture <FILE>', 'with --capture: a --query-compute-apps CSV')
+    .option('--apps-capture <FILE>', 'with --capture: a --query-compute-apps CSV', parseFileOption)
     .option(
       '--process <PID:GPU:MIB>',
       'report this PID as a process on a GPU (repeatable)',
-      collect,
+      parseProcessOption,
       [],
     )
-    .option('--process-count <N>', 'number of synthetic GPU processes')
-    .option('--seed <N>', 'seed of the simulated load curve'),
-).action(async (opts: Record<string, unknown>) =>
-  runUntilSignal('simulate', opts, {
-    profile: opts.profile as string | undefined,
+    .option(
+      '--process-count <N>',
+      `number of synthetic GPU processes (0 to ${MAX_PROCESS_COUNT})`,
+      parseProcessCountOption,
+    )
+    .option('--seed <N>', 'seed of the simulated load curve (a whole number)', parseSeedOption),
+).action(async (opts: Record<string, unknown>, cmd: Command) => {
+  const sim = {
+    profile: opts.profile as string,
     scenario: opts.scenario as string | undefined,
     capture: opts.capture as string | undefined,
     appsCapture: opts.appsCapture as string | undefined,
-    processes: opts.process as string[] | undefined,
+    processes: opts.process as string[],
     processCount: opts.processCount as string | undefined,
     seed: opts.seed as string | undefined,
-  }),
-);
+  };
+  const problem = simulateFlagProblem(sim);
+  if (problem !== undefined) cmd.error(problem, { exitCode: 2, code: 'gpulse.invalidFlags' });
+  return runUntilSignal('simulate', opts, sim);
+});
 
 // The other commands bring code `run` and `simulate` never use (the model updater with
 // dockerode, the gateway with aedes, the drift profiler with csv-parse): memory an edge device
@@ -155,16 +194,29 @@ if (subcommand !== 'run' && subcommand !== 'simulate') {
     { registerDriftCommand },
     { registerModelCommands },
     { registerDoctorCommand },
+    { registerWebConfigCommand },
   ] = await Promise.all([
     import('../edge/gateway/command.js'),
     import('../collectors/drift/cli.js'),
     import('../edge/models/cli.js'),
     import('./doctor/command.js'),
+    import('./http/command.js'),
   ]);
   registerGatewayCommand(program, process);
   registerDriftCommand(program);
   registerModelCommands(program);
   registerDoctorCommand(program);
+  registerWebConfigCommand(program);
 }
+
+/** Points a usage error at the help of the command that failed, not at the whole CLI's. */
+function pointUsageAtHelp(cmd: Command, path: string): void {
+  for (const sub of cmd.commands) {
+    const name = `${path} ${sub.name()}`;
+    sub.showHelpAfterError(`(run \`${name} --help\` for usage)`);
+    pointUsageAtHelp(sub, name);
+  }
+}
+pointUsageAtHelp(program, 'gpulse');
 
 await program.parseAsync(process.argv);

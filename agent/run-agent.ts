@@ -5,11 +5,13 @@ import type { Logger } from 'pino';
 import { buildAgent, ListenError, type Agent } from './build-agent.js';
 import { systemClock } from './clock.js';
 import { createCollectors } from '../collectors/index.js';
+import { GpuContainerLookup } from './gpu-processes.js';
 import type { DriftComponent } from '../collectors/drift/drift.js';
 import type { Component } from './component.js';
 import type { AgentConfig } from './config.js';
 import type { ConfigLoader } from './config-loader.js';
-import { errorMessage } from './errors.js';
+import { ConfigError, errorMessage } from './errors.js';
+import { explicitToolProblems } from './explicit-tools.js';
 import { createLogger } from './logger.js';
 import { packageRoot } from './package-info.js';
 import { ChildProcesses } from './process.js';
@@ -177,6 +179,13 @@ export async function startAgent(
   const load = io.loadConfig ?? (await import('./config-loader.js')).loadAgentConfig;
   const loaded = await load(options, io.env, io.stderr);
   if (!loaded) return { kind: 'exit', code: 2 };
+  // Simulated tools replace the configured ones, so only `run` checks the paths given for them.
+  const toolProblems =
+    mode === 'run' ? explicitToolProblems(loaded.config, loaded.explicit ?? {}) : [];
+  if (toolProblems.length > 0) {
+    io.stderr(`gpulse: ${new ConfigError(toolProblems).message}\n`);
+    return { kind: 'exit', code: 2 };
+  }
   let config = loaded.config;
   let env = io.env;
   if (mode === 'simulate') {
@@ -217,6 +226,7 @@ export async function startAgent(
         observations: hooks.observations,
       })
     : [];
+  const gpuContainers = new GpuContainerLookup();
   // Every child process goes through this, so none outlives the agent.
   const children = new ChildProcesses();
   const agent = buildAgent(config, {
@@ -224,10 +234,23 @@ export async function startAgent(
     version: io.version,
     env,
     children,
+    // The changed web configuration is validated the way the first was (in main: a child process).
+    reloadWebConfig: async () => {
+      let problems = '';
+      const again = await load(options, io.env, (t) => (problems += t));
+      const web = again?.config.http.web;
+      if (web) return web;
+      throw new Error(
+        again
+          ? 'http.webConfigFile is no longer set; restart to serve without it'
+          : problems.trim(),
+      );
+    },
     collectors: await createCollectors(config, {
       clock: systemClock,
       env,
       spawnFn: children.spawn,
+      usesGpu: gpuContainers.has,
     }),
     components: [
       createGpuHealth(config),
@@ -237,6 +260,7 @@ export async function startAgent(
       ...(io.components?.(config) ?? []),
     ],
   });
+  gpuContainers.bind(agent.store);
   try {
     const address = await agent.start();
     log.info(

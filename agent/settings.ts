@@ -11,6 +11,7 @@ import { gatewaySettings } from '../edge/gateway/settings.js';
 import { driftSettings } from '../collectors/drift/settings.js';
 import { tegrastatsSettings } from '../collectors/tegrastats/settings.js';
 import { modelsSettings } from '../edge/models/settings.js';
+import { httpSettings } from './http/settings.js';
 
 /** Every setting with an environment variable or a flag. */
 export const settings: readonly SettingBinding[] = [
@@ -29,6 +30,7 @@ export const settings: readonly SettingBinding[] = [
     valueName: 'HOST:PORT',
     description: 'address of /metrics (default 0.0.0.0:9489)',
   },
+  ...httpSettings,
   {
     path: ['log', 'level'],
     env: 'GPULSE_LOG_LEVEL',

@@ -3,7 +3,9 @@
 //     message per 60 s flush (1-GPU and 8-GPU profiles),
 // (2) fleet gateway ingest messages/s for 1,000 simulated devices against mosquitto_sub receiving
 //     the same stream in the same run, (3) spool write and replay messages/s (edge/spool directly)
-//     against a plain write+fdatasync loop on the same disk.
+//     against a plain write+fdatasync loop on the same disk, (4) a fleet of 10,000 devices through
+//     three gateways in one share group against one gateway alone (issue 21).
+// BENCH_PARTS=2,4 runs only those parts (default all).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -23,6 +25,8 @@ import {
   decodeBody,
   expandTelemetry,
   parseTelemetry,
+  statusJson,
+  telemetrySchemaId,
 } from '../dist/exporters/mqtt/payloads.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -32,6 +36,9 @@ const DEVICES = Number(process.env.BENCH_DEVICES ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const SPOOL_BATCHES = Number(process.env.BENCH_SPOOL_BATCHES ?? 1000);
 const GENERATOR_CLIENTS = 4;
+const FLEET = Number(process.env.BENCH_FLEET_DEVICES ?? 10_000);
+const FLEET_INTERVAL_S = Number(process.env.BENCH_FLEET_INTERVAL_SECONDS ?? 60);
+const PARTS = new Set((process.env.BENCH_PARTS ?? '1,2,3,4').split(',').map((p) => p.trim()));
 const main = new URL('../dist/agent/main.js', import.meta.url).pathname;
 const launcher = new URL('../scripts/gpulse-gateway', import.meta.url).pathname;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -352,7 +359,7 @@ function rng(seed) {
   };
 }
 
-/** Publishes [topic, body, contentType] triples over QoS 1, GENERATOR_CLIENTS connections, 20 in flight each. */
+/** Publishes [topic, body, contentType, retain?] over QoS 1, GENERATOR_CLIENTS connections, 20 in flight each. */
 async function publishAll(clients, messages) {
   await Promise.all(
     clients.map(async (client, c) => {
@@ -360,8 +367,8 @@ async function publishAll(clients, messages) {
       let next = 0;
       const worker = async () => {
         while (next < mine.length) {
-          const [topic, body, contentType] = mine[next++];
-          await client.publishAsync(topic, body, { qos: 1, properties: { contentType } });
+          const [topic, body, contentType, retain = false] = mine[next++];
+          await client.publishAsync(topic, body, { qos: 1, retain, properties: { contentType } });
         }
       };
       // Mosquitto's default receive maximum is 20 QoS 1 messages in flight per client.
@@ -688,17 +695,457 @@ async function spoolBench(series) {
   );
 }
 
+// ---------------------------------------------------------------------------------------------
+// (4) a fleet that outgrows one gateway (issue 21): FLEET devices (1 GPU each, the series of a real
+// `gpulse simulate --profile jetson-orin`, one batch a minute) through one Mosquitto to three
+// gateways in one share group, against one gateway serving the whole fleet alone (the peer), in
+// the same run. A fresh Mosquitto: the retained messages of (1) and (2) stay out of it.
+
+/** The series of one sample of a real Jetson agent (simulated tegrastats), once its set settled. */
+async function jetsonSeries(broker) {
+  const schemas = new Map();
+  const telemetry = [];
+  const sub = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 });
+  cleanups.push(() => sub.endAsync(true));
+  sub.on('message', (topic, payload, packet) => {
+    if (payload.length === 0) return;
+    const json = JSON.parse(decodeBody(payload, packet.properties?.contentType, 64 << 20));
+    if (topic.endsWith('/schema')) for (const s of json.schemas) schemas.set(s.id, s);
+    else {
+      const t = parseTelemetry(json);
+      if (t?.schema) schemas.set(t.schema.id, t.schema);
+      if (t) telemetry.push(t);
+    }
+  });
+  await sub.subscribeAsync(
+    ['gpulse/v1/capture/jetson/telemetry', 'gpulse/v1/capture/jetson/schema'],
+    {
+      qos: 1,
+    },
+  );
+  const agent = track(
+    start(
+      process.execPath,
+      [
+        main,
+        'simulate',
+        '--profile',
+        'jetson-orin',
+        '--listen',
+        `127.0.0.1:${await freePort()}`,
+        '--mqtt-url',
+        broker.url,
+        '--site',
+        'capture',
+        '--node',
+        'jetson',
+        '--mqtt-interval',
+        '1s',
+        '--mqtt-flush',
+        '3s',
+        '--mqtt-spool-dir',
+        tempDir('gpulse-bench-spool-'),
+      ],
+      { GPULSE_LOG_LEVEL: 'warn', GPULSE_LOG_FORMAT: 'json' },
+    ),
+  );
+  // The third batch: series that need two samples (CPU utilization) are in by then.
+  await waitFor(
+    () => {
+      if (agent.exitCode !== null) throw new Error(`jetson agent exited: ${agent.stderrTail()}`);
+      return (
+        telemetry.length >= 3 && schemas.has(telemetrySchemaId(telemetry[telemetry.length - 1]))
+      );
+    },
+    120_000,
+    'three batches of the Jetson agent',
+  );
+  await stopChild(agent);
+  await sub.endAsync(true);
+  const last = telemetry[telemetry.length - 1];
+  return expandTelemetry(last, schemas.get(telemetrySchemaId(last))).slice(-1)[0].series;
+}
+
+/** Counts of a scrape: per device, whether it shows relayed series and its device_up value. */
+function fleetView(text, family) {
+  const relayed = new Set();
+  const up = new Map();
+  const upRe = /^gpulse_fleet_device_up\{site="fleet",node="([^"]+)"\} (\d)$/gm;
+  for (const m of text.matchAll(upRe)) up.set(m[1], m[2]);
+  const seriesRe = new RegExp(`^${family}\\{site="fleet",node="([^"]+)"`, 'gm');
+  for (const m of text.matchAll(seriesRe)) relayed.add(m[1]);
+  return { relayed, up };
+}
+
+/**
+ * The simulated fleet: every device sends its batch (values only, as after its first minute) and
+ * refreshes its retained status once per interval, the devices spread evenly over the interval as
+ * real ones are. Payloads are built from a few variants per round (one schema for all: the same
+ * series set), so the publisher's CPU stays small next to the gateways'.
+ */
+function runFleet(clients, nodes, series, intervalMs) {
+  const rand = rng(7);
+  const t0 = Date.now();
+  let sent = 0;
+  let variants = [];
+  let timer;
+  const lastSent = new Float64Array(nodes.length);
+  const variantsOf = () =>
+    Array.from({ length: 16 }, () => {
+      const ts0 = Date.now() - (SAMPLES - 1) * 10_000;
+      const samples = Array.from({ length: SAMPLES }, (_, i) => ({
+        ts: ts0 + i * 10_000,
+        series: deviceSeries(series, rand),
+      }));
+      return buildTelemetry(samples, () => sent + 1, { compressAbove: 1024 })[0].compact;
+    });
+  const tick = () => {
+    const due = Math.floor(((Date.now() - t0) / intervalMs) * nodes.length);
+    for (; sent < due; sent++) {
+      const i = sent % nodes.length;
+      if (i === 0) variants = variantsOf();
+      const client = clients[i % clients.length];
+      const node = nodes[i];
+      const v = variants[i % variants.length];
+      const status = statusJson({ state: 'online', ts: Date.now(), session: 1, version: '0.1.0' });
+      client
+        .publishAsync(`gpulse/v1/fleet/${node}/status`, status, { qos: 1, retain: true })
+        .catch(() => undefined);
+      client
+        .publishAsync(`gpulse/v1/fleet/${node}/telemetry`, v.body, {
+          qos: 1,
+          properties: { contentType: v.contentType },
+        })
+        .catch(() => undefined);
+      lastSent[i] = Date.now();
+    }
+    timer = setTimeout(tick, 100);
+  };
+  tick();
+  return {
+    /** Full rounds sent so far. */
+    rounds: () => sent / nodes.length,
+    stop: () => clearTimeout(timer),
+  };
+}
+
+async function fleetGroup(series) {
+  const broker = await startMosquitto();
+  const intervalMs = FLEET_INTERVAL_S * 1000;
+  const nodes = Array.from({ length: FLEET }, (_, i) => `jet-${String(i).padStart(5, '0')}`);
+  const family = `gpulse_${Object.keys(series.find((g) => 'gpu' in g.labels)?.metrics ?? { gpu_utilization_ratio: 0 })[0]}`;
+  const clients = [];
+  for (let i = 0; i < GENERATOR_CLIENTS; i++) {
+    const client = await mqtt.connectAsync(broker.url, {
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+      clientId: `bench-fleet-${i}`,
+    });
+    cleanups.push(() => client.endAsync(true));
+    clients.push(client);
+  }
+  // Retained first, as each agent publishes after it connects: its status and its schema.
+  const [template] = buildTelemetry([{ ts: Date.now(), series }], () => 1, { compressAbove: 1024 });
+  const schema = buildSchema([template.schema], Date.now(), 1024);
+  const retained = [];
+  for (const node of nodes) {
+    const status = statusJson({ state: 'online', ts: Date.now(), session: 1, version: '0.1.0' });
+    retained.push([
+      `gpulse/v1/fleet/${node}/status`,
+      Buffer.from(status),
+      'application/json',
+      true,
+    ]);
+    retained.push([`gpulse/v1/fleet/${node}/schema`, schema.body, schema.contentType, true]);
+  }
+  await publishAll(clients, retained);
+  const retainedBytes = retained.reduce((n, [, body]) => n + body.length, 0);
+
+  // The peer of the retained read: mosquitto_sub getting the same retained messages.
+  const subT0 = performance.now();
+  const sub = spawn(
+    'mosquitto_sub',
+    [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(broker.port),
+      '-V',
+      'mqttv5',
+      '-q',
+      '1',
+      '-t',
+      'gpulse/v1/+/+/status',
+      '-t',
+      'gpulse/v1/+/+/schema',
+      '-F',
+      '%t',
+      '-C',
+      String(2 * FLEET),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  track(sub);
+  sub.stdout.resume();
+  await new Promise((resolve) => sub.once('exit', resolve));
+  const subRetainedS = (performance.now() - subT0) / 1000;
+
+  /** Starts a gateway and measures its read of the retained status and schemas. */
+  const startGateway = async (name, args) => {
+    const port = await freePort();
+    const t0 = performance.now();
+    const child = track(
+      start(launcher, ['--mqtt-url', broker.url, '--listen', `127.0.0.1:${port}`, ...args], {
+        GPULSE_LOG_LEVEL: 'warn',
+        GPULSE_LOG_FORMAT: 'json',
+      }),
+    );
+    const url = `http://127.0.0.1:${port}`;
+    const gw = { name, child, url, port };
+    gw.metrics = async () => {
+      const s = performance.now();
+      const text = await (await fetch(`${url}/metrics`)).text();
+      return { text, seconds: (performance.now() - s) / 1000 };
+    };
+    gw.counter = (text, series) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+      return line ? Number(line.slice(series.length + 1)) : 0;
+    };
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null)
+          throw new Error(`gateway ${name} exited: ${child.stderrTail()}`);
+        const state = await (await fetch(`${url}/readyz`)).json();
+        if (state.devices < FLEET || state.queued > 0) return false;
+        const { text } = await gw.metrics();
+        const schemas =
+          gw.counter(text, 'gpulse_fleet_messages_total{stream="schema",result="applied"}') +
+          gw.counter(text, 'gpulse_fleet_messages_total{stream="schema",result="kept"}');
+        return schemas >= FLEET;
+      },
+      300_000,
+      `gateway ${name} to read the retained status and schemas`,
+    );
+    gw.retained = {
+      seconds: (performance.now() - t0) / 1000,
+      cpu: cpuSeconds(child.pid),
+      rss: rssBytes(child.pid),
+    };
+    return gw;
+  };
+
+  /** Peak RSS (VmHWM) of a pid. */
+  const peakRss = (pid) =>
+    Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
+
+  /** Scrape time (median of 3) and the fleet view of each live gateway. */
+  // Timed with curl asking for gzip, as Prometheus does (this process is busy being the fleet).
+  const curlScrape = (gw) =>
+    new Promise((resolve, reject) => {
+      const curl = spawn(
+        'curl',
+        [
+          '-s',
+          '-o',
+          '/dev/null',
+          '-H',
+          'Accept-Encoding: gzip',
+          '-w',
+          '%{time_total} %{size_download}',
+          `${gw.url}/metrics`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      curl.stdout.on('data', (d) => (out += d));
+      curl.once('exit', (code) => {
+        const [seconds, bytes] = out.trim().split(' ').map(Number);
+        if (code === 0) resolve({ seconds, bytes });
+        else reject(new Error(`curl exited ${code}`));
+      });
+    });
+  const observe = async (gateways) => {
+    const out = [];
+    for (const gw of gateways) {
+      const times = [];
+      let gzipBytes = 0;
+      for (let k = 0; k < 3; k++) {
+        const r = await curlScrape(gw);
+        times.push(r.seconds);
+        gzipBytes = r.bytes;
+      }
+      const { text } = await gw.metrics();
+      out.push({
+        gw,
+        scrapeS: median(times),
+        bytes: text.length,
+        gzipBytes,
+        ...fleetView(text, family),
+      });
+    }
+    return out;
+  };
+
+  /** Devices shown by none, one, or several of the views. */
+  const coverage = (views) => {
+    let once = 0;
+    let twice = 0;
+    let missing = 0;
+    let down = 0;
+    for (const node of nodes) {
+      const n = views.filter((v) => v.relayed.has(node)).length;
+      const u = views.filter((v) => v.up.has(node)).length;
+      if (n === 1 && u === 1) once++;
+      else if (n > 1 || u > 1) twice++;
+      else missing++;
+      for (const v of views) if (v.up.get(node) === '0') down++;
+    }
+    return { once, twice, missing, down };
+  };
+
+  const waitRounds = async (fleet, n) => {
+    const target = Math.floor(fleet.rounds()) + n;
+    await waitFor(
+      () => fleet.rounds() >= target,
+      (n + 1) * intervalMs + 60_000,
+      `${n} batch rounds`,
+    );
+  };
+
+  // The peer: one gateway serving the whole fleet alone.
+  const alone = await startGateway('alone', []);
+  let fleet = runFleet(clients, nodes, series, intervalMs);
+  await waitRounds(fleet, 2);
+  const [aloneView] = await observe([alone]);
+  const alonePeak = peakRss(alone.child.pid);
+  fleet.stop();
+  await stopChild(alone.child);
+
+  // Three gateways in one share group.
+  const group = [];
+  for (const name of ['a', 'b', 'c'])
+    group.push(
+      await startGateway(name, [
+        '--share-group',
+        'bench',
+        '--gateway-client-id',
+        `bench-gw-${name}`,
+      ]),
+    );
+  fleet = runFleet(clients, nodes, series, intervalMs);
+  await waitRounds(fleet, 2);
+  const before = await observe(group);
+  const beforeCoverage = coverage(before);
+  const peaks = group.map((gw) => peakRss(gw.child.pid));
+  const rss = group.map((gw) => rssBytes(gw.child.pid));
+
+  // Failover: one gateway SIGKILLed; its devices must show on the others within two intervals,
+  // and none of them shown down meanwhile.
+  const victim = before[0];
+  const moved = [...victim.relayed];
+  const survivors = group.filter((gw) => gw !== victim.gw);
+  victim.gw.child.kill('SIGKILL');
+  const killedAt = performance.now();
+  let failoverS = NaN;
+  let downSeen = 0;
+  const deadline = killedAt + 3 * intervalMs + 60_000;
+  while (performance.now() < deadline) {
+    await sleep(2000);
+    const views = [];
+    for (const gw of survivors) views.push(fleetView((await gw.metrics()).text, family));
+    for (const v of views) for (const u of v.up.values()) if (u === '0') downSeen++;
+    if (moved.every((node) => views.some((v) => v.relayed.has(node)))) {
+      failoverS = (performance.now() - killedAt) / 1000;
+      break;
+    }
+  }
+  await waitRounds(fleet, 1);
+  const after = await observe(survivors);
+  const afterCoverage = coverage(after);
+  fleet.stop();
+  for (const gw of survivors) await stopChild(gw.child);
+  for (const c of clients.splice(0)) await c.endAsync(true);
+  await stopChild(broker.child);
+
+  const mb = (b) => (b / 1e6).toFixed(0);
+  const goal = (ok) => (ok ? 'yes' : 'NO');
+  console.log(
+    `\n(4) a fleet that outgrows one gateway: ${FLEET} simulated devices (1 GPU, the series of a real \`gpulse simulate --profile jetson-orin\`,` +
+      ` ${series.reduce((n, g) => n + Object.keys(g.metrics).length, 0)} series), one batch of ${SAMPLES} samples per ${FLEET_INTERVAL_S} s and the retained status refreshed as often,`,
+  );
+  console.log(
+    `    through one Mosquitto; the peer is one gateway serving the fleet alone, in the same run. Retained read at start: ${2 * FLEET}` +
+      ` messages (status + schema), ${mb(retainedBytes)} MB; mosquitto_sub takes them in ${subRetainedS.toFixed(1)} s\n`,
+  );
+  table(
+    [
+      'gateway',
+      'devices served',
+      'retained read s (mosquitto_sub)',
+      'CPU s at start',
+      'RSS MB after retained',
+      'RSS MB / peak (goal ≤ 400)',
+      'scrape s (goal ≤ 1)',
+      'scrape MB (gzip)',
+    ],
+    [
+      [
+        'alone (peer)',
+        aloneView.relayed.size,
+        `${alone.retained.seconds.toFixed(1)} (${subRetainedS.toFixed(1)})`,
+        alone.retained.cpu.toFixed(1),
+        mb(alone.retained.rss),
+        `${mb(alonePeak)} / ${mb(alonePeak)}: ${goal(alonePeak <= 400e6)}`,
+        `${aloneView.scrapeS.toFixed(2)}: ${goal(aloneView.scrapeS <= 1)}`,
+        `${mb(aloneView.bytes)} (${(aloneView.gzipBytes / 1e6).toFixed(1)})`,
+      ],
+      ...before.map((v, i) => [
+        `group ${v.gw.name}${v === victim ? ' (killed)' : ''}`,
+        v.relayed.size,
+        `${v.gw.retained.seconds.toFixed(1)} (${subRetainedS.toFixed(1)})`,
+        v.gw.retained.cpu.toFixed(1),
+        mb(v.gw.retained.rss),
+        `${mb(rss[i])} / ${mb(peaks[i])}: ${goal(peaks[i] <= 400e6)}`,
+        `${v.scrapeS.toFixed(2)}: ${goal(v.scrapeS <= 1)}`,
+        `${mb(v.bytes)} (${(v.gzipBytes / 1e6).toFixed(1)})`,
+      ]),
+    ],
+  );
+  const cov = (c) => `${c.once} once, ${c.twice} twice, ${c.missing} missing, ${c.down} shown down`;
+  console.log(
+    `every device on exactly one gateway (goal ${FLEET} once): before the kill ${cov(beforeCoverage)}: ${goal(beforeCoverage.once === FLEET)};` +
+      ` after ${cov(afterCoverage)}: ${goal(afterCoverage.once === FLEET && afterCoverage.down === 0)}`,
+  );
+  console.log(
+    `failover: the ${moved.length} devices of the SIGKILLed gateway shown by the others after ${failoverS.toFixed(0)} s` +
+      ` (goal ≤ ${2 * FLEET_INTERVAL_S} s: ${goal(failoverS <= 2 * FLEET_INTERVAL_S)}), devices shown down meanwhile: ${downSeen} (goal 0: ${goal(downSeen === 0)})`,
+  );
+}
+
 try {
   const broker = await startMosquitto();
   // BENCH_SERIES_FILE: reuse the 1-GPU series a previous run saved there and skip (1).
   const seriesFile = process.env.BENCH_SERIES_FILE;
-  const series =
-    seriesFile && existsSync(seriesFile)
-      ? JSON.parse(readFileSync(seriesFile, 'utf8'))
-      : await publisherBytes(broker);
-  if (seriesFile) writeFileSync(seriesFile, JSON.stringify(series));
-  await gatewayIngest(broker, series);
-  await spoolBench(series);
+  if (PARTS.has('1') || PARTS.has('2') || PARTS.has('3')) {
+    const series =
+      seriesFile && existsSync(seriesFile)
+        ? JSON.parse(readFileSync(seriesFile, 'utf8'))
+        : await publisherBytes(broker);
+    if (seriesFile) writeFileSync(seriesFile, JSON.stringify(series));
+    if (PARTS.has('2')) await gatewayIngest(broker, series);
+    if (PARTS.has('3')) await spoolBench(series);
+  }
+  if (PARTS.has('4')) {
+    // BENCH_JETSON_SERIES_FILE: reuse the Jetson series a previous run saved there.
+    const jetsonFile = process.env.BENCH_JETSON_SERIES_FILE;
+    const jetson =
+      jetsonFile && existsSync(jetsonFile)
+        ? JSON.parse(readFileSync(jetsonFile, 'utf8'))
+        : await jetsonSeries(broker);
+    if (jetsonFile) writeFileSync(jetsonFile, JSON.stringify(jetson));
+    await stopChild(broker.child);
+    await fleetGroup(jetson);
+  }
 } finally {
   await cleanup();
 }

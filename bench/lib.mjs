@@ -62,15 +62,25 @@ export function median(values) {
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
-/** Runs wrk and returns {rps, p50ms, p99ms}. */
-export function wrk(url, connections, seconds, threads = 2) {
+/** Runs wrk and returns {rps, requests, p50ms, p99ms}; `headers` are sent with every request. */
+export function wrk(url, connections, seconds, threads = 2, headers = {}) {
+  const headerArgs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
   const out = execFileSync(
     'wrk',
-    [`-t${Math.min(threads, connections)}`, `-c${connections}`, `-d${seconds}s`, '--latency', url],
+    [
+      `-t${Math.min(threads, connections)}`,
+      `-c${connections}`,
+      `-d${seconds}s`,
+      '--latency',
+      ...headerArgs,
+      url,
+    ],
     { encoding: 'utf8' },
   );
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
   const pct = (p) => {
+    if (!(requests > 0)) return NaN; // wrk prints zeros when nothing completed
     const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
     if (!m) return NaN;
     const v = Number(m[1]);
@@ -78,7 +88,7 @@ export function wrk(url, connections, seconds, threads = 2) {
   };
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
   if (non2xx > 0) throw new Error(`wrk saw ${non2xx} error responses from ${url}`);
-  return { rps, p50ms: pct(50), p99ms: pct(99) };
+  return { rps, requests, p50ms: pct(50), p99ms: pct(99) };
 }
 
 /** Prints rows (arrays) as an aligned table with a header. */

@@ -2,6 +2,7 @@ import {
   THROTTLE_REASONS,
   type ClockDomain,
   type GpuReading,
+  type LostGpu,
   type ThrottleReason,
 } from '../agent/facts.js';
 import { counter, gauge, SampleBuilder } from '../agent/metric.js';
@@ -20,6 +21,11 @@ export const gpuMetrics = {
     'vbios_version',
     'compute_capability',
   ]),
+  up: gauge(
+    'gpulse_gpu_up',
+    'Whether the GPU answers its driver (1) or is attached but lost: fallen off the bus, stuck in a reset (0).',
+    GPU,
+  ),
   utilization: gauge(
     'gpulse_gpu_utilization_ratio',
     'Share of time a kernel ran on the GPU (0-1).',
@@ -146,6 +152,26 @@ export const gpuMetrics = {
 
 const CLOCK_DOMAINS: readonly ClockDomain[] = ['graphics', 'sm', 'memory', 'video'];
 
+/** A GPU's identity without its values (what a lost GPU still has, what stays across sources). */
+export function identityOf(r: GpuReading): GpuReading {
+  return {
+    index: r.index,
+    uuid: r.uuid,
+    ...(r.minorNumber !== undefined ? { minorNumber: r.minorNumber } : {}),
+    ...(r.name !== undefined ? { name: r.name } : {}),
+    ...(r.pciBusId !== undefined ? { pciBusId: r.pciBusId } : {}),
+    ...(r.driverVersion !== undefined ? { driverVersion: r.driverVersion } : {}),
+    ...(r.cudaVersion !== undefined ? { cudaVersion: r.cudaVersion } : {}),
+    ...(r.serial !== undefined ? { serial: r.serial } : {}),
+    ...(r.vbiosVersion !== undefined ? { vbiosVersion: r.vbiosVersion } : {}),
+    ...(r.computeCapability !== undefined ? { computeCapability: r.computeCapability } : {}),
+    clocksHz: {},
+    maxClocksHz: {},
+    throttle: {},
+    throttleSeconds: {},
+  };
+}
+
 /** Identity labels of a GPU's value series. */
 export function gpuLabels(gpu: Pick<GpuReading, 'index' | 'uuid'>): Labels {
   return { gpu: String(gpu.index), uuid: gpu.uuid };
@@ -203,26 +229,51 @@ function labelSetsOf(g: Pick<GpuReading, 'index' | 'uuid'>): GpuLabelSets {
   return sets;
 }
 
-/** Turns GPU readings into samples; absent values produce no series. */
-export function gpuReadingSamples(readings: readonly GpuReading[]): Sample[] {
+function addInfo(b: SampleBuilder, l: Labels, g: GpuReading): void {
+  b.add(
+    gpuMetrics.info,
+    {
+      ...l,
+      name: g.name ?? '',
+      driver_version: g.driverVersion ?? '',
+      cuda_version: g.cudaVersion ?? '',
+      pci_bus_id: g.pciBusId ?? '',
+      vbios_version: g.vbiosVersion ?? '',
+      compute_capability: g.computeCapability ?? '',
+    },
+    1,
+  );
+}
+
+/**
+ * A lost GPU's series: `gpulse_gpu_up` 0 and, when its identity is known, its info series as
+ * before (dashboards keep listing it); no value series, neither stale nor zero.
+ */
+export function lostGpuSamples(lost: readonly LostGpu[]): Sample[] {
+  const b = new SampleBuilder();
+  for (const { reading } of lost) {
+    const l = labelSetsOf(reading).gpu;
+    if (reading.uuid !== '') addInfo(b, l, reading);
+    b.add(gpuMetrics.up, l, 0);
+  }
+  return b.build();
+}
+
+/**
+ * Turns GPU readings into samples; absent values produce no series. `info: false` leaves the
+ * info series out (a source still waiting for part of the identity, see the nvidia-smi collector).
+ */
+export function gpuReadingSamples(
+  readings: readonly GpuReading[],
+  options: { readonly info?: boolean } = {},
+): Sample[] {
   const b = new SampleBuilder();
   const m = gpuMetrics;
   for (const g of readings) {
     const sets = labelSetsOf(g);
     const l = sets.gpu;
-    b.add(
-      m.info,
-      {
-        ...l,
-        name: g.name ?? '',
-        driver_version: g.driverVersion ?? '',
-        cuda_version: g.cudaVersion ?? '',
-        pci_bus_id: g.pciBusId ?? '',
-        vbios_version: g.vbiosVersion ?? '',
-        compute_capability: g.computeCapability ?? '',
-      },
-      1,
-    );
+    if (options.info !== false) addInfo(b, l, g);
+    b.add(m.up, l, 1);
     b.add(m.utilization, l, g.utilizationRatio)
       .add(m.memoryUtilization, l, g.memoryUtilizationRatio)
       .add(m.encoderUtilization, l, g.encoderUtilizationRatio)

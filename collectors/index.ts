@@ -9,6 +9,8 @@ export interface CollectorDeps {
   readonly env: NodeJS.ProcessEnv;
   readonly spawnFn?: SpawnFn;
   readonly random?: () => number;
+  /** Whether a GPU process runs in a container (see GpuContainerLookup); the docker collector asks. */
+  readonly usesGpu?: (containerId: string) => boolean;
 }
 
 /** One entry of the explicit collector registry. */
@@ -77,6 +79,7 @@ export const collectorRegistry: readonly CollectorEntry[] = [
         random: deps.random,
         procRoot: c.procRoot,
         cgroupRoot: c.cgroupRoot,
+        usesGpu: deps.usesGpu,
       }),
   },
 ];

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { TimerHandle } from '../agent/clock.js';
+import { backoffDelay, type TimerHandle } from '../agent/clock.js';
 import type { AgentContext, Component } from '../agent/component.js';
 import { errorMessage } from '../agent/errors.js';
 import type { AgentEvent, NewEvent } from '../agent/events.js';
@@ -58,6 +58,10 @@ export interface MqttComponentDeps {
 const MAX_EVENTS_PER_MESSAGE = 100;
 /** Self-metrics are pushed to the state store at most this often. */
 const METRICS_EVERY_MS = 1000;
+/** Events kept in memory while the component cannot start (then counted as dropped, oldest first). */
+const MAX_EVENTS_BEFORE_START = 1000;
+/** Shortest wait before another start attempt (full jitter may draw 0). */
+const MIN_START_RETRY_MS = 250;
 
 /** Default state directory: systemd's $STATE_DIRECTORY when set, else /var/lib/gpulse. */
 export function defaultStateDir(env: NodeJS.ProcessEnv): string {
@@ -94,6 +98,10 @@ export function createMqttComponent(
   let eventsTimer: TimerHandle | undefined;
   let metricsTimer: TimerHandle | undefined;
   let expireTimer: TimerHandle | undefined;
+  let startTimer: TimerHandle | undefined;
+  let startFailures = 0;
+  /** The start attempt in progress (stop waits for it, so nothing it opens outlives the stop). */
+  let starting: Promise<void> | undefined;
   let offEvents: (() => void) | undefined;
   let pendingEvents: AgentEvent[] = [];
   /** Samples taken since the last telemetry message. */
@@ -162,6 +170,13 @@ export function createMqttComponent(
     counters.reconnects = conn?.reconnects ?? 0;
     counters.connected = conn?.connected ?? false;
     ctx.store.ok(MQTT, { samples: counters.samples(spool?.stats(), ctx.clock.now()) });
+  };
+
+  /** While the start is retried: the publisher's series (connected 0, drops) as health samples. */
+  const pushFailedMetrics = () => {
+    if (!ctx || spool) return;
+    counters.connected = false;
+    ctx.store.health(MQTT, counters.samples(undefined, ctx.clock.now()));
   };
 
   const status = (state: 'online' | 'offline', session: number, reason?: 'will' | 'shutdown') =>
@@ -282,7 +297,17 @@ export function createMqttComponent(
   const flushEvents = () => {
     if (eventsTimer && ctx) ctx.clock.clearTimeout(eventsTimer);
     eventsTimer = undefined;
-    if (pendingEvents.length === 0 || !seq) return;
+    if (pendingEvents.length === 0) return;
+    if (!seq) {
+      // Not started (the start is being retried): keep the newest events for when it succeeds.
+      const over = pendingEvents.length - MAX_EVENTS_BEFORE_START;
+      if (over > 0) {
+        pendingEvents.splice(0, over);
+        counters.countDropped('write_error', over);
+        pushFailedMetrics();
+      }
+      return;
+    }
     const batch = pendingEvents;
     pendingEvents = [];
     const s = seq;
@@ -297,7 +322,7 @@ export function createMqttComponent(
   const onEvent = (event: AgentEvent) => {
     if (stopped || !ctx) return;
     pendingEvents.push(event);
-    if (pendingEvents.length >= MAX_EVENTS_PER_MESSAGE) {
+    if (pendingEvents.length >= (seq ? MAX_EVENTS_PER_MESSAGE : MAX_EVENTS_BEFORE_START + 1)) {
       flushEvents();
       return;
     }
@@ -324,171 +349,250 @@ export function createMqttComponent(
     if (t) set(t);
   };
 
+  /** Opens the state directory, spool and connection and starts the timers; throws when it cannot. */
+  const open = async (context: AgentContext, log: Logger): Promise<void> => {
+    const clock = context.clock;
+    const dir = config.spool.dir ?? defaultStateDir(context.env);
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new Error(
+        `cannot create the MQTT state directory ${dir}: ${errorMessage(err)}; set mqtt.spool.dir (GPULSE_MQTT_SPOOL_DIR, --mqtt-spool-dir) to a writable directory`,
+        { cause: err },
+      );
+    }
+    lock = InstanceLock.acquire(join(dir, 'instance.lock'));
+    const secrets = loadMqttSecrets(config);
+    if ((config.tls.ca || config.tls.cert) && !/^(mqtts|ssl|tls):/i.test(url)) {
+      log.warn(
+        { broker: redactUrl(url) },
+        'mqtt.tls files are set but the URL is not mqtts://: the connection is not encrypted',
+      );
+    }
+    spool = await Spool.open({
+      dir,
+      maxBytes: config.spool.maxBytes,
+      maxAgeMs: config.spool.maxAge,
+      clock,
+      log,
+      onDrop: (reason, count) => {
+        counters.countDropped(reason, count);
+        markMetrics();
+      },
+    });
+    const sequence = SequenceStore.open({ dir, floor: spool.maxSeq() + 1, log });
+    seq = sequence;
+    const will = (n: number): WillMessage => ({
+      topic: statusTopic,
+      payload: Buffer.from(status('offline', n, 'will')),
+      qos: 1,
+      retain: true,
+    });
+    // Loaded here: an agent without mqtt.url never loads the mqtt package.
+    const { MqttConnection } = await import('./publisher.js');
+    const connection = new MqttConnection({
+      url,
+      protocol: config.protocol,
+      clientId,
+      username: config.username,
+      password: secrets.password,
+      tls: secrets.tls,
+      keepaliveMs: config.keepaliveInterval,
+      reconnectMinMs: config.reconnectMinDelay,
+      reconnectMaxMs: config.reconnectMaxDelay,
+      authRetryMs: config.authRetryDelay,
+      will,
+      nextSession: () => {
+        session = sequence.newSession();
+        return session;
+      },
+      clock,
+      log,
+      random: deps.random,
+      connect: deps.connect,
+    });
+    conn = connection;
+    outbox = new Outbox({
+      link: connection,
+      spool,
+      topics,
+      telemetryQos: config.qos,
+      compressAbove: config.telemetry.compressAbove,
+      replayRate: config.spool.replayRate,
+      replayInFlight: config.replayInFlight,
+      publishTimeoutMs: config.publishTimeout,
+      clock,
+      log,
+      onResult: (stream, result) => {
+        counters.countPublished(stream, result);
+        markMetrics();
+      },
+    });
+    connection.onConnect(() => {
+      publishOnline();
+      // A new connection: the retained schema may predate what this run sends.
+      schemaRetained = false;
+      publishSchema();
+    });
+    connection.onState((connected) => {
+      outbox?.connectionChanged();
+      pushMetrics();
+      for (const listener of connectionListeners) {
+        try {
+          listener(connected);
+        } catch (err) {
+          log?.error({ err: errorMessage(err) }, 'MQTT connection listener failed');
+        }
+      }
+    });
+    // Commands arrive on cmd/#; components claim theirs through link.subscribe().
+    connection.subscribe(nodeTopic(id, 'cmd/#'), (message) => {
+      const claimed = linkSubscriptions.some((s) => topicMatches(s.filter, message.topic));
+      if (claimed || unknownCommands.has(message.topic)) return;
+      unknownCommands.add(message.topic);
+      log?.warn({ topic: message.topic }, 'command for which no component listens; ignored');
+    });
+    for (const s of linkSubscriptions) s.off = connection.subscribe(s.filter, s.handler);
+    connection.start();
+    log.info(
+      {
+        broker: redactUrl(url),
+        site: id.site,
+        node: id.node,
+        clientId,
+        dir,
+        spooled: spool.stats().pending,
+      },
+      `publishing to ${streamTopic(id, 'telemetry').replace(/\/telemetry$/, '/')}{telemetry,events,status}`,
+    );
+    // One timer for both: a separate flush timer drifts against the sample timer and would cut
+    // batches at 5 or 6 samples. Half an interval of slack absorbs that drift.
+    let flushedAt = clock.now();
+    every(
+      config.telemetry.interval,
+      () => {
+        sampleTelemetry();
+        if (clock.now() - flushedAt < config.telemetry.flush - config.telemetry.interval / 2)
+          return;
+        flushedAt = clock.now();
+        void Promise.all(flushTelemetry());
+      },
+      (t) => (telemetryTimer = t),
+    );
+    every(config.statusInterval, publishOnline, (t) => (statusTimer = t));
+    // Age limits apply while offline too, not only when a replay reads the spool.
+    every(
+      Math.min(60_000, Math.max(1000, config.spool.maxAge / 10)),
+      () =>
+        void spool
+          ?.expire()
+          .then(markMetrics, (err: unknown) =>
+            log?.warn({ err: errorMessage(err) }, 'spool age check failed'),
+          ),
+      (t) => (expireTimer = t),
+    );
+  };
+
+  /** Releases whatever an attempt opened (connection, spool, lock) and stops its timers. */
+  const teardown = async (farewell: boolean): Promise<void> => {
+    const clock = ctx?.clock;
+    for (const t of [telemetryTimer, statusTimer, metricsTimer, expireTimer])
+      if (t) clock?.clearTimeout(t);
+    telemetryTimer = statusTimer = metricsTimer = expireTimer = undefined;
+    await outbox?.stop();
+    await conn?.stop(
+      farewell
+        ? {
+            topic: statusTopic,
+            payload: Buffer.from(status('offline', session, 'shutdown')),
+            qos: 1,
+            retain: true,
+          }
+        : undefined,
+    );
+    await spool?.close();
+    seq?.close();
+    lock?.release();
+    outbox = undefined;
+    conn = undefined;
+    seq = undefined;
+    spool = undefined;
+    lock = undefined;
+  };
+
+  /**
+   * One start attempt. A failure (state directory not writable, disk full, lock held by another
+   * agent, unreadable TLS files) is reported as the component's state and retried with full-jitter
+   * backoff between mqtt.reconnectMinDelay and mqtt.reconnectMaxDelay, as collectors are; once it
+   * succeeds the spool is replayed like after any reconnect.
+   */
+  const attemptStart = async (): Promise<void> => {
+    startTimer = undefined;
+    const context = ctx;
+    if (stopped || !context || !log) return;
+    try {
+      await open(context, log);
+    } catch (err) {
+      // Teardown failures must not hide the start error or stop the retries.
+      await teardown(false).catch(() => undefined);
+      if (stopped) return;
+      const reason = err instanceof LockHeldError ? 'instance_locked' : 'start_failed';
+      context.store.fail(
+        MQTT,
+        reason,
+        `MQTT publisher could not start: ${errorMessage(err)}; retrying with backoff`,
+      );
+      pushFailedMetrics();
+      const delay = Math.max(
+        MIN_START_RETRY_MS,
+        backoffDelay(
+          startFailures++,
+          config.reconnectMinDelay,
+          config.reconnectMaxDelay,
+          deps.random,
+        ),
+      );
+      startTimer = context.clock.setTimeout(() => {
+        starting = attemptStart();
+      }, delay);
+      startTimer.unref?.();
+      return;
+    }
+    if (startFailures > 0)
+      log.info({ attempts: startFailures + 1 }, 'MQTT publisher started after failed attempts');
+    startFailures = 0;
+    // The publisher's series now come with its output; health samples would duplicate them.
+    context.store.health(MQTT, []);
+    pushMetrics();
+    // Events that arrived while the start was retried.
+    flushEvents();
+  };
+
   return {
     name: MQTT,
     link,
     async start(context) {
       ctx = context;
       log = context.log.child({ component: MQTT });
-      const clock = context.clock;
-      const dir = config.spool.dir ?? defaultStateDir(context.env);
-      try {
-        try {
-          mkdirSync(dir, { recursive: true, mode: 0o700 });
-        } catch (err) {
-          throw new Error(
-            `cannot create the MQTT state directory ${dir}: ${errorMessage(err)}; set mqtt.spool.dir (GPULSE_MQTT_SPOOL_DIR, --mqtt-spool-dir) to a writable directory`,
-            { cause: err },
-          );
-        }
-        lock = InstanceLock.acquire(join(dir, 'instance.lock'));
-        const secrets = loadMqttSecrets(config);
-        if ((config.tls.ca || config.tls.cert) && !/^(mqtts|ssl|tls):/i.test(url)) {
-          log.warn(
-            { broker: redactUrl(url) },
-            'mqtt.tls files are set but the URL is not mqtts://: the connection is not encrypted',
-          );
-        }
-        spool = await Spool.open({
-          dir,
-          maxBytes: config.spool.maxBytes,
-          maxAgeMs: config.spool.maxAge,
-          clock,
-          log,
-          onDrop: (reason, count) => {
-            counters.countDropped(reason, count);
-            markMetrics();
-          },
-        });
-        const sequence = SequenceStore.open({ dir, floor: spool.maxSeq() + 1, log });
-        seq = sequence;
-        const will = (n: number): WillMessage => ({
-          topic: statusTopic,
-          payload: Buffer.from(status('offline', n, 'will')),
-          qos: 1,
-          retain: true,
-        });
-        // Loaded here: an agent without mqtt.url never loads the mqtt package.
-        const { MqttConnection } = await import('./publisher.js');
-        const connection = new MqttConnection({
-          url,
-          protocol: config.protocol,
-          clientId,
-          username: config.username,
-          password: secrets.password,
-          tls: secrets.tls,
-          keepaliveMs: config.keepaliveInterval,
-          reconnectMinMs: config.reconnectMinDelay,
-          reconnectMaxMs: config.reconnectMaxDelay,
-          authRetryMs: config.authRetryDelay,
-          will,
-          nextSession: () => {
-            session = sequence.newSession();
-            return session;
-          },
-          clock,
-          log,
-          random: deps.random,
-          connect: deps.connect,
-        });
-        conn = connection;
-        outbox = new Outbox({
-          link: connection,
-          spool,
-          topics,
-          telemetryQos: config.qos,
-          compressAbove: config.telemetry.compressAbove,
-          replayRate: config.spool.replayRate,
-          replayInFlight: config.replayInFlight,
-          publishTimeoutMs: config.publishTimeout,
-          clock,
-          log,
-          onResult: (stream, result) => {
-            counters.countPublished(stream, result);
-            markMetrics();
-          },
-        });
-        connection.onConnect(() => {
-          publishOnline();
-          // A new connection: the retained schema may predate what this run sends.
-          schemaRetained = false;
-          publishSchema();
-        });
-        connection.onState((connected) => {
-          outbox?.connectionChanged();
-          pushMetrics();
-          for (const listener of connectionListeners) {
-            try {
-              listener(connected);
-            } catch (err) {
-              log?.error({ err: errorMessage(err) }, 'MQTT connection listener failed');
-            }
-          }
-        });
-        // Commands arrive on cmd/#; components claim theirs through link.subscribe().
-        connection.subscribe(nodeTopic(id, 'cmd/#'), (message) => {
-          const claimed = linkSubscriptions.some((s) => topicMatches(s.filter, message.topic));
-          if (claimed || unknownCommands.has(message.topic)) return;
-          unknownCommands.add(message.topic);
-          log?.warn({ topic: message.topic }, 'command for which no component listens; ignored');
-        });
-        for (const s of linkSubscriptions) s.off = connection.subscribe(s.filter, s.handler);
-        offEvents = context.events.onEvent(onEvent);
-        for (const e of earlyEvents.splice(0)) context.events.emit(e);
-        pushMetrics();
-        connection.start();
-        log.info(
-          {
-            broker: redactUrl(url),
-            site: id.site,
-            node: id.node,
-            clientId,
-            dir,
-            spooled: spool.stats().pending,
-          },
-          `publishing to ${streamTopic(id, 'telemetry').replace(/\/telemetry$/, '/')}{telemetry,events,status}`,
-        );
-        // One timer for both: a separate flush timer drifts against the sample timer and would cut
-        // batches at 5 or 6 samples. Half an interval of slack absorbs that drift.
-        let flushedAt = clock.now();
-        every(
-          config.telemetry.interval,
-          () => {
-            sampleTelemetry();
-            if (clock.now() - flushedAt < config.telemetry.flush - config.telemetry.interval / 2)
-              return;
-            flushedAt = clock.now();
-            void Promise.all(flushTelemetry());
-          },
-          (t) => (telemetryTimer = t),
-        );
-        every(config.statusInterval, publishOnline, (t) => (statusTimer = t));
-        // Age limits apply while offline too, not only when a replay reads the spool.
-        every(
-          Math.min(60_000, Math.max(1000, config.spool.maxAge / 10)),
-          () =>
-            void spool
-              ?.expire()
-              .then(markMetrics, (err: unknown) =>
-                log?.warn({ err: errorMessage(err) }, 'spool age check failed'),
-              ),
-          (t) => (expireTimer = t),
-        );
-      } catch (err) {
-        const reason = err instanceof LockHeldError ? 'instance_locked' : 'start_failed';
-        context.store.fail(MQTT, reason, errorMessage(err));
-        await this.stop();
-        stopped = false;
-        throw err;
-      }
+      stopped = false;
+      // Subscribed before the first attempt: events during start retries wait (bounded) in memory.
+      offEvents = context.events.onEvent(onEvent);
+      for (const e of earlyEvents.splice(0)) context.events.emit(e);
+      starting = attemptStart();
+      await starting;
     },
     async stop() {
       if (stopped) return;
       stopped = true;
       const clock = ctx?.clock;
+      if (startTimer) clock?.clearTimeout(startTimer);
+      startTimer = undefined;
+      // A retried start may be opening the spool right now: let it finish, then close what it opened.
+      await starting;
       for (const t of [telemetryTimer, statusTimer, metricsTimer, expireTimer])
         if (t) clock?.clearTimeout(t);
       offEvents?.();
+      offEvents = undefined;
       // Events still in their window and the telemetry batch go to the outbox: sent if the broker
       // acknowledges them soon, else spooled by outbox.stop().
       flushEvents();
@@ -504,19 +608,7 @@ export function createMqttComponent(
         ]);
         if (timer) clock.clearTimeout(timer);
       }
-      await outbox?.stop();
-      await conn?.stop({
-        topic: statusTopic,
-        payload: Buffer.from(status('offline', session, 'shutdown')),
-        qos: 1,
-        retain: true,
-      });
-      await spool?.close();
-      seq?.close();
-      lock?.release();
-      seq = undefined;
-      spool = undefined;
-      lock = undefined;
+      await teardown(true);
     },
   };
 }

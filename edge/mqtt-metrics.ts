@@ -22,14 +22,14 @@ export const mqttMetrics = {
   ),
   spoolDropped: counter(
     'gpulse_mqtt_spool_dropped_total',
-    'Messages the spool gave up, by reason: size (byte bound), age, corrupt (disk damage), write_error.',
+    'Messages the spool gave up, by reason: size (byte bound), age, corrupt (damaged on disk), missing (deleted from disk), write_error.',
     ['reason'],
   ),
 } as const;
 
 const STREAMS = ['telemetry', 'events', 'status', 'schema'] as const;
 const RESULTS: readonly PublishResult[] = ['sent', 'replayed', 'spooled', 'refused'];
-const REASONS: readonly DropReason[] = ['size', 'age', 'corrupt', 'write_error'];
+const REASONS: readonly DropReason[] = ['size', 'age', 'corrupt', 'missing', 'write_error'];
 
 /** Counters of the publisher; every label combination starts at 0 so rate() works from the start. */
 export class MqttCounters {

@@ -229,6 +229,20 @@ describe('Outbox', () => {
     await spool.close();
   });
 
+  it('replays without a byte limit (and without a busy timer) when replayRate is 0', async () => {
+    const { link, outbox, message, spool } = await setup({ replayRate: 0 });
+    link.connected = false;
+    for (let i = 0; i < 6; i++) await outbox.submit(message('telemetry', 400));
+    link.connected = true;
+    outbox.connectionChanged();
+    // The fake clock never moves: a replay that waited for budget (the old 0-rate division gave
+    // NaN waits, a 1 ms wake loop on a real clock) would stall here.
+    await until(() => spool.isEmpty(), 'replay of all six');
+    expect(link.seqs()).toEqual([1, 2, 3, 4, 5, 6]);
+    await outbox.stop();
+    await spool.close();
+  });
+
   it('spools what is still in memory when stopped', async () => {
     const { link, outbox, message, spool } = await setup();
     link.mode = 'hold';

@@ -89,8 +89,19 @@ export class Outbox {
   /** Schema ids already sent inline on this connection (live messages may then omit them). */
   private readonly inlineSchemas = new Set<string>();
 
+  /** Replay budget per second; Infinity when replayRate is not a positive number. */
+  private readonly rate: number;
+
   constructor(private readonly options: OutboxOptions) {
-    this.tokens = options.replayRate;
+    const r = options.replayRate;
+    // 0, a negative or NaN rate would divide by zero below and wake every millisecond.
+    this.rate = Number.isFinite(r) && r > 0 ? r : Infinity;
+    if (this.rate === Infinity && r !== Infinity)
+      options.log.warn(
+        { replayRate: r },
+        'mqtt.spool.replayRate is not a positive number of bytes per second: replay is limited only by mqtt.replayInFlight',
+      );
+    this.tokens = this.rate;
     this.refilledAt = options.clock.now();
   }
 
@@ -288,8 +299,9 @@ export class Outbox {
 
   /** Takes replay budget for `bytes`; returns how long to wait when there is not enough. */
   private take(bytes: number): number {
-    const { replayRate, clock } = this.options;
-    const now = clock.now();
+    if (this.rate === Infinity) return 0;
+    const replayRate = this.rate;
+    const now = this.options.clock.now();
     this.tokens = Math.min(replayRate, this.tokens + ((now - this.refilledAt) / 1000) * replayRate);
     this.refilledAt = now;
     // A record larger than one second's budget still passes once the bucket is full.

@@ -64,6 +64,8 @@ export interface ConnectionOptions {
   readonly authRetryMs: number;
   /** Send the writes of one event-loop turn together (a receiver's PUBACKs in one syscall). */
   readonly coalesceWrites?: boolean;
+  /** Whether what is not delivered waits in a spool (the agent) or not (the gateway); for logs. Default true. */
+  readonly spools?: boolean;
   /** Last will, built per connection attempt (its payload carries the session number). */
   readonly will?: (session: number) => WillMessage;
   /** Numbers connection sessions (persisted by the caller); default counts from 1. */
@@ -424,11 +426,16 @@ export class MqttConnection {
       );
     } else if (this.lastTrouble !== key || wasConnected) {
       // Once per change of reason, not once per attempt.
+      const spools = this.options.spools ?? true;
       this.options.log.warn(
         { ...fields, err: t.message },
         wasConnected
-          ? 'lost the MQTT connection; spooling until it is back'
-          : 'cannot connect to the MQTT broker; spooling and retrying with backoff',
+          ? spools
+            ? 'lost the MQTT connection; spooling until it is back'
+            : 'lost the MQTT connection; reconnecting with backoff'
+          : spools
+            ? 'cannot connect to the MQTT broker; spooling and retrying with backoff'
+            : 'cannot connect to the MQTT broker; retrying with backoff',
       );
     }
     this.lastTrouble = key;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { loadConfig, readConfigFile } from '../config.js';
 import { settings } from '../settings.js';
-import { parseDuration } from '../duration.js';
+import { durationOption } from '../cli-options.js';
 import { ConfigError } from '../errors.js';
 import { packageVersion } from '../package-info.js';
 import { renderJson, renderReport } from './render.js';
@@ -41,7 +41,12 @@ export function registerDoctorCommand(program: Command, io: DoctorCliIo = defaul
     .option('--json', 'print one machine-readable JSON object instead of the table')
     .option('-c, --config <FILE>', 'YAML configuration file (also GPULSE_CONFIG)')
     .option('--cuda <VERSION>', 'also check that the driver supports this CUDA version, e.g. 12.4')
-    .option('--timeout <DURATION>', 'limit of each network check (default 5s)');
+    .addOption(
+      durationOption('--timeout <DURATION>', 'limit of each network check', 5000, {
+        min: 1,
+        max: 600_000,
+      }),
+    );
   // The agent's own setting flags, so `gpulse doctor --nvidia-smi X` checks what `gpulse run --nvidia-smi X` would use.
   for (const s of settings) {
     if (!s.flag) continue;
@@ -56,18 +61,7 @@ export function registerDoctorCommand(program: Command, io: DoctorCliIo = defaul
       const v = s.flag ? opts[camel(s.flag)] : undefined;
       if (s.flag && typeof v === 'string') flags[s.flag] = v;
     }
-    let timeoutMs = 5000;
-    if (typeof opts.timeout === 'string') {
-      const ms = parseDuration(opts.timeout);
-      if (ms === undefined || ms <= 0) {
-        io.stderr(
-          `gpulse doctor: --timeout: expected a duration like "5s", got ${JSON.stringify(opts.timeout)}\n`,
-        );
-        io.setExitCode(2);
-        return;
-      }
-      timeoutMs = ms;
-    }
+    const timeoutMs = opts.timeout as number;
     let config;
     try {
       const path = typeof opts.config === 'string' ? opts.config : io.env.GPULSE_CONFIG;

@@ -259,6 +259,28 @@ describe('gpulse doctor with the simulated NVIDIA tools', () => {
     expect(code).toBe(0);
   });
 
+  it('names a GPU fallen off the bus among the others, with the fix', async () => {
+    const env = baseEnv({
+      GPULSE_NVIDIA_SMI: SIM_NVIDIA_SMI,
+      GPULSE_SIM_PROFILE: 'h100-8x',
+      GPULSE_SIM_SCENARIO: 'gpu-lost:after=0s,gpu=2',
+    });
+    const { code, check } = await doctorJson([], env);
+    expect(code).toBe(1);
+    expect(check('nvidia-smi')).toMatchObject({
+      status: 'fail',
+      required: true,
+      finding: `${SIM_NVIDIA_SMI} answers for 7 GPUs; lost: GPU 2 at 00000000:18:00.0 (Unknown Error)`,
+      details: { gpus: 7, lost: 1 },
+    });
+    expect(check('nvidia-smi').fix).toContain('a GPU fell off the bus');
+    // The versions still come from the document of the GPUs that answer.
+    expect(check('driver-cuda').details).toMatchObject({
+      driverVersion: '590.48.01',
+      cudaVersion: '13.1',
+    });
+  });
+
   it('reports another profile’s versions (driver 610, CUDA from the deprecated-field layout)', async () => {
     const env = baseEnv({
       GPULSE_NVIDIA_SMI: SIM_NVIDIA_SMI,

@@ -6,19 +6,22 @@
  */
 import { hostname } from 'node:os';
 import { compatSamples, type CompatGpu } from '../../collectors/dcgm/compat.js';
+import { filledSamples } from '../../collectors/dcgm/fill.js';
+import { gpuReadingSamples, identityOf, lostGpuSamples } from '../../collectors/gpu-series.js';
 import {
   exporterGpuSamples,
   exporterHostSamples,
   type ExporterGpu,
 } from '../../collectors/nvidia-smi/compat.js';
-import { gpuReadingSamples } from '../../collectors/gpu-series.js';
 import { normalizePciBusId } from '../../collectors/xid.js';
 import type { AgentContext, Component } from '../component.js';
 import type { AgentConfig } from '../config.js';
 import { errorMessage } from '../errors.js';
+import type { GpuReading } from '../facts.js';
 import type { Deriver, Sample, Snapshot } from '../types.js';
 import { attributionsByGpu, gpuViews, servedViews, type GpuView } from './gpu-views.js';
 import { gpusJson } from './gpus-api.js';
+import { LostGpuEvents } from './lost.js';
 import { ThrottleTracker } from './throttle.js';
 import { XidTracker } from './xids.js';
 
@@ -29,6 +32,9 @@ export interface GpuHealthOptions {
   /** `Hostname` label of the dcgm-exporter series (default: this machine's host name). */
   readonly hostname?: string;
 }
+
+/** GPUs whose identity is remembered at most (a host has a handful; bound it anyway). */
+const MAX_IDENTITIES = 1024;
 
 interface CompatCacheEntry extends CompatGpu {
   readonly samples: readonly Sample[];
@@ -43,12 +49,15 @@ interface ExporterCacheEntry extends ExporterGpu {
 export class GpuHealth {
   readonly throttle = new ThrottleTracker();
   readonly xids = new XidTracker();
+  readonly lost = new LostGpuEvents();
   private views: GpuView[] = [];
   private compatCache = new Map<string, CompatCacheEntry>();
   private exporterCache = new Map<string, ExporterCacheEntry>();
   /** Collectors that report `gpus` facts; nvidia-smi counts as one before its first result. */
   private readonly gpuSources = new Set<string>(['nvidia-smi']);
   private snapshot: Snapshot | undefined;
+  /** Identity each GPU last had from a `gpus` source (nvidia-smi), by UUID. */
+  private readonly identities = new Map<string, GpuReading>();
 
   constructor(private readonly options: GpuHealthOptions) {}
 
@@ -59,25 +68,36 @@ export class GpuHealth {
   };
 
   private derive(snapshot: Snapshot): Sample[] {
-    const views = gpuViews(snapshot);
+    const views = this.keepIdentities(gpuViews(snapshot));
     this.views = views;
     this.snapshot = snapshot;
     this.throttle.update(views);
     this.xids.update(snapshot, views);
+    this.lost.update(views, snapshot.takenAt);
     const served = servedViews(snapshot, views, this.gpuSources);
     const out: Sample[] = [];
     // A GPU only DCGM reports still gets the standard series (utilization, memory, power ...).
     out.push(
       ...gpuReadingSamples(
-        served.filter((v) => v.sources.every((s) => s === 'dcgm')).map((v) => v.reading),
+        served.filter((v) => !v.lost && v.sources.every((s) => s === 'dcgm')).map((v) => v.reading),
       ),
     );
+    // A lost GPU: up 0 and its info, under the identity every surface uses for it (DCGM's
+    // where the source that lists it lost could not name it).
+    out.push(
+      ...lostGpuSamples(served.flatMap((v) => (v.lost ? [{ reading: v.reading, ...v.lost }] : []))),
+    );
+    // Values DCGM filled in where nvidia-smi has none (energy): nvidia-smi's collector lacks them.
+    out.push(...filledSamples(served.filter((v) => !v.lost).map((v) => v.reading)));
     out.push(...this.throttle.samples(served));
     out.push(...this.xids.samples());
     if (this.options.compat.includes('dcgm')) {
       const watching = this.xids.watching(snapshot);
       const attributions = attributionsByGpu(snapshot);
-      const gpus = served.map((v): CompatGpu => {
+      // GPUs only DCGM still lists while nvidia-smi runs (one fell off the bus): their Xid only.
+      const servedSet = new Set(served);
+      const xidOnly = new Set(views.filter((v) => !servedSet.has(v) && v.dcgm !== undefined));
+      const gpus = [...served, ...xidOnly].map((v): CompatGpu => {
         const users = new Map(
           (attributions.get(v.reading.uuid) ?? []).map((a) => [a.containerId ?? a.container, a]),
         );
@@ -86,8 +106,13 @@ export class GpuHealth {
         return {
           reading: v.reading,
           ...(v.dcgm ? { dcgm: v.dcgm } : {}),
-          ...(last !== undefined ? { lastXid: last } : watching ? { lastXid: 0 } : {}),
+          ...(last !== undefined
+            ? { lastXid: last.xid, lastXidAt: last.at }
+            : watching
+              ? { lastXid: 0 }
+              : {}),
           ...(only ? { container: only } : {}),
+          ...(xidOnly.has(v) || v.lost ? { xidOnly: true } : {}),
         };
       });
       const ctx = { hostname: this.options.hostname ?? hostname() };
@@ -100,7 +125,11 @@ export class GpuHealth {
           prev.reading === g.reading &&
           prev.dcgm === g.dcgm &&
           prev.lastXid === g.lastXid &&
-          prev.container === g.container;
+          prev.lastXidAt === g.lastXidAt &&
+          prev.xidOnly === g.xidOnly &&
+          prev.container?.container === g.container?.container &&
+          prev.container?.namespace === g.container?.namespace &&
+          prev.container?.pod === g.container?.pod;
         const entry = same ? prev : { ...g, samples: compatSamples([g], ctx) };
         cache.set(g.reading.uuid, entry);
         out.push(...entry.samples);
@@ -142,6 +171,32 @@ export class GpuHealth {
     return out;
   }
 
+  /**
+   * A GPU DCGM stands in for (nvidia-smi failing) keeps the identity nvidia-smi gave it: index,
+   * name, versions. Its info series and labels stay the same series instead of a second one with
+   * DCGM's sparser identity for as long as the fault lasts.
+   */
+  private keepIdentities(views: GpuView[]): GpuView[] {
+    return views.map((v) => {
+      const dcgmOnly = v.sources.every((s) => s === 'dcgm');
+      if (!dcgmOnly) {
+        if (!v.lost && v.reading.uuid !== '') {
+          if (this.identities.size >= MAX_IDENTITIES) this.identities.clear();
+          this.identities.set(v.reading.uuid, identityOf(v.reading));
+        }
+        return v;
+      }
+      const known = this.identities.get(v.reading.uuid);
+      if (!known) return v;
+      // Identity from what nvidia-smi said, values (clocks, throttle ...) from DCGM.
+      const { clocksHz, maxClocksHz, throttle, throttleSeconds } = v.reading;
+      return {
+        ...v,
+        reading: { ...v.reading, ...known, clocksHz, maxClocksHz, throttle, throttleSeconds },
+      };
+    });
+  }
+
   /** `GET /api/v1/gpus` for the latest snapshot. */
   json(current: Snapshot) {
     // The store derives on every snapshot; before the first one there is nothing to show.
@@ -151,9 +206,11 @@ export class GpuHealth {
 
   /** Events produced by the last snapshots, oldest first. */
   drainEvents() {
-    return [...this.xids.drainEvents(), ...this.throttle.drainEvents()].sort(
-      (a, b) => (a.ts ?? 0) - (b.ts ?? 0),
-    );
+    return [
+      ...this.xids.drainEvents(),
+      ...this.throttle.drainEvents(),
+      ...this.lost.drainEvents(),
+    ].sort((a, b) => (a.ts ?? 0) - (b.ts ?? 0));
   }
 }
 

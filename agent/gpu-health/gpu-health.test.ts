@@ -3,6 +3,7 @@ import type { GpuReading, ThrottleReason } from '../facts.js';
 import type { CollectorOutput, CollectorState, Sample, Snapshot } from '../types.js';
 import type { XidRecord, XidTotal } from '../../collectors/xid.js';
 import type { DcgmGpuFact } from '../../collectors/dcgm/dcgm-reading.js';
+import { gpuReadingSamples } from '../../collectors/gpu-series.js';
 import { GpuHealth } from './component.js';
 import { gpuViews } from './gpu-views.js';
 
@@ -322,12 +323,20 @@ describe('GPU views and DCGM-only GPUs', () => {
     );
     expect(gpuViews(both).map((v) => v.sources)).toEqual([['nvidia-smi', 'dcgm']]);
     expect(series(health.deriver.derive(both), 'gpulse_gpu_utilization_ratio')).toEqual([]);
-    // nvidia-smi failing (its series dropped on purpose): DCGM does not stand in for it.
+    // nvidia-smi starting: DCGM does not stand in (no switch of source a second after start).
+    const starting = snapshot(
+      state('nvidia-smi', T0, { samples: [] }, 'starting'),
+      state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
+    );
+    expect(series(health.deriver.derive(starting), 'gpulse_gpu_utilization_ratio')).toEqual([]);
+    // nvidia-smi failing (hung, its series dropped): DCGM still reports the GPU, so it serves it.
     const failing = snapshot(
       state('nvidia-smi', T0, { samples: [] }, 'error'),
       state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
     );
-    expect(series(health.deriver.derive(failing), 'gpulse_gpu_utilization_ratio')).toEqual([]);
+    expect(series(health.deriver.derive(failing), 'gpulse_gpu_utilization_ratio')).toEqual([
+      expect.objectContaining({ labels: { gpu: '0', uuid: UUID }, value: 0.97 }),
+    ]);
     // nvidia-smi absent here (no GPU driver tools): DCGM serves the GPU.
     const noSmi = snapshot(
       state('nvidia-smi', T0, { samples: [] }, 'no_data'),
@@ -336,6 +345,37 @@ describe('GPU views and DCGM-only GPUs', () => {
     expect(series(health.deriver.derive(noSmi), 'gpulse_gpu_utilization_ratio')).toHaveLength(1);
     const alone = snapshot(state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }));
     expect(series(health.deriver.derive(alone), 'gpulse_gpu_utilization_ratio')).toEqual([
+      expect.objectContaining({ labels: { gpu: '0', uuid: UUID }, value: 0.97 }),
+    ]);
+  });
+
+  it('keeps nvidia-smi’s identity while DCGM stands in: the info series stays one series', () => {
+    const health = new GpuHealth({ compat: [] });
+    const info = (samples: readonly Sample[]) =>
+      series(samples, 'gpulse_gpu_info').map((x) => x.labels);
+    const smi = reading({
+      cudaVersion: '13.1',
+      vbiosVersion: '96.00.A5.00.01',
+      computeCapability: '9.0',
+    });
+    const before = info(
+      health.deriver.derive(
+        snapshot(
+          state('nvidia-smi', T0, { samples: gpuReadingSamples([smi]), facts: { gpus: [smi] } }),
+          state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
+        ),
+      ),
+    );
+    // gpu-health adds no info while nvidia-smi serves the GPU; the collector's own is `before`.
+    expect(before).toEqual([]);
+    const during = health.deriver.derive(
+      snapshot(
+        state('nvidia-smi', T0 + 1000, { samples: [] }, 'error'),
+        state('dcgm', T0 + 1000, { samples: [], facts: { dcgmGpus: [dcgmFact({ index: 5 })] } }),
+      ),
+    );
+    expect(info(during)).toEqual(info(gpuReadingSamples([smi])));
+    expect(series(during, 'gpulse_gpu_utilization_ratio')).toEqual([
       expect.objectContaining({ labels: { gpu: '0', uuid: UUID }, value: 0.97 }),
     ]);
   });
@@ -357,6 +397,8 @@ describe('GPU views and DCGM-only GPUs', () => {
       pci_bus_id: '00000000:18:00.0',
       device: 'nvidia3',
       modelName: 'NVIDIA H100 80GB HBM3',
+      GPU_I_PROFILE: '',
+      GPU_I_ID: '',
       Hostname: 'node-7',
       DCGM_FI_DRIVER_VERSION: '590.48.01',
       container: '',
@@ -379,20 +421,34 @@ describe('GPU views and DCGM-only GPUs', () => {
     expect(one('DCGM_FI_DEV_GPU_UTIL')?.desc.type).toBe('gauge');
   });
 
+  // What the collectors report: nvidia-smi the GPU processes with the container their cgroup
+  // names, the docker collector the containers' names (and pods, from the kubelet's labels).
+  const TRAINER = 'a'.repeat(64);
+  const OTHER = 'b'.repeat(64);
+  const containers = state('docker', T0, {
+    samples: [],
+    facts: {
+      containers: [
+        { id: TRAINER, name: 'trainer', image: 'pytorch', pod: 'trainer-0', namespace: 'ml' },
+        { id: OTHER, name: 'sidecar', image: 'busybox' },
+      ],
+    },
+  });
+  const proc = (pid: number, containerId?: string) => ({
+    pid,
+    gpuUuid: UUID,
+    gpuIndex: 0,
+    processName: 'python',
+    usedMemoryBytes: 1048576,
+    ...(containerId ? { containerId, containerRuntime: 'docker' as const } : {}),
+  });
+  const smi = (...processes: ReturnType<typeof proc>[]) =>
+    state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()], gpuProcesses: processes } });
+
   it('labels the compat series with the container when exactly one uses the GPU', () => {
     const health = new GpuHealth({ compat: ['dcgm'], hostname: 'h' });
     const out = health.deriver.derive(
-      snapshot(
-        state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } }),
-        state('docker', T0, {
-          samples: [],
-          facts: {
-            gpuAttributions: [
-              { gpuUuid: UUID, container: 'trainer', namespace: 'ml', pod: 'trainer-0', pid: 4242 },
-            ],
-          },
-        }),
-      ),
+      snapshot(smi(proc(4242, TRAINER), proc(4243, TRAINER), proc(99)), containers),
     );
     expect(series(out, 'DCGM_FI_DEV_GPU_UTIL')[0]?.labels).toMatchObject({
       container: 'trainer',
@@ -401,6 +457,203 @@ describe('GPU views and DCGM-only GPUs', () => {
     });
     // No Xid source read: the last-Xid gauge is absent, not a reassuring zero.
     expect(series(out, 'DCGM_FI_DEV_XID_ERRORS')).toEqual([]);
+    // Two containers on one GPU: dcgm-exporter's single label cannot say which; it stays empty.
+    const shared = new GpuHealth({ compat: ['dcgm'], hostname: 'h' }).deriver.derive(
+      snapshot(smi(proc(4242, TRAINER), proc(5000, OTHER)), containers),
+    );
+    expect(series(shared, 'DCGM_FI_DEV_GPU_UTIL')[0]?.labels).toMatchObject({
+      container: '',
+      namespace: '',
+      pod: '',
+    });
+  });
+
+  it('names the container of each GPU process in the API, by its short id where no engine knows it', () => {
+    const health = new GpuHealth({ compat: [] });
+    const unknown = 'c'.repeat(64);
+    const snap = snapshot(smi(proc(4242, TRAINER), proc(7, unknown), proc(99)), containers);
+    health.deriver.derive(snap);
+    const g = health.json(snap).gpus[0]!;
+    expect(g.processes).toEqual([
+      {
+        pid: 4242,
+        name: 'python',
+        usedMemoryBytes: 1048576,
+        container: { name: 'trainer', id: TRAINER, namespace: 'ml', pod: 'trainer-0' },
+      },
+      {
+        pid: 7,
+        name: 'python',
+        usedMemoryBytes: 1048576,
+        container: { name: 'cccccccccccc', id: unknown, namespace: null, pod: null },
+      },
+      { pid: 99, name: 'python', usedMemoryBytes: 1048576, container: null },
+    ]);
+    expect(g.containers).toEqual([
+      { name: 'trainer', id: TRAINER, namespace: 'ml', pod: 'trainer-0' },
+      { name: 'cccccccccccc', id: unknown, namespace: null, pod: null },
+    ]);
+  });
+});
+
+describe('a lost GPU', () => {
+  const LOST_UUID = 'GPU-99999999-2222-3333-4444-555555555555';
+  const lostIdentity: GpuReading = {
+    index: 1,
+    uuid: LOST_UUID,
+    name: 'NVIDIA H100 80GB HBM3',
+    pciBusId: '00000000:3B:00.0',
+    driverVersion: '590.48.01',
+    clocksHz: {},
+    maxClocksHz: {},
+    throttle: {},
+    throttleSeconds: {},
+  };
+  const smi = (lost: boolean, at = T0) =>
+    state('nvidia-smi', at, {
+      samples: [],
+      facts: lost
+        ? {
+            gpus: [reading()],
+            lostGpus: [{ reading: lostIdentity, reason: 'Unknown Error', since: T0 - 5000 }],
+          }
+        : {
+            gpus: [reading(), reading({ index: 1, uuid: LOST_UUID, pciBusId: '00000000:3B:00.0' })],
+          },
+    });
+  // DCGM as its simulator and dcgm-exporter show a lost GPU: every field blank but its Xid.
+  const dcgm = (at = T0) =>
+    state('dcgm', at, {
+      samples: [],
+      facts: {
+        dcgmGpus: [
+          { gpuId: 0, at, reading: reading(), fields: { DCGM_FI_DEV_GPU_UTIL: 97 } },
+          { gpuId: 1, at, reading: lostIdentity, fields: { DCGM_FI_DEV_XID_ERRORS: 79 } },
+        ],
+      },
+    });
+
+  it('is one view, joined with DCGM, lost; its compat series are its Xid alone, never zeros', () => {
+    const health = new GpuHealth({ compat: ['dcgm'], hostname: 'h' });
+    const snap = snapshot(smi(true), dcgm());
+    const views = gpuViews(snap);
+    expect(views.map((v) => [v.reading.index, v.sources, v.lost?.reason])).toEqual([
+      [0, ['nvidia-smi', 'dcgm'], undefined],
+      [1, ['nvidia-smi', 'dcgm'], 'Unknown Error'],
+    ]);
+    const out = health.deriver.derive(snap);
+    const compat = out.filter((x) => x.desc.name.startsWith('DCGM_FI_') && x.labels.gpu === '1');
+    expect(compat.map((x) => [x.desc.name, x.labels.UUID, x.value])).toEqual([
+      ['DCGM_FI_DEV_XID_ERRORS', LOST_UUID, 79],
+    ]);
+    expect(series(out, 'DCGM_FI_DEV_GPU_UTIL').map((x) => [x.labels.gpu, x.value])).toEqual([
+      ['0', 97],
+    ]);
+    // Up 0 and its identity as before; DCGM's blank row never becomes a DCGM-only GPU with
+    // standard series (no value series at all, no zeros).
+    expect(series(out, 'gpulse_gpu_up').map((x) => [x.labels, x.value])).toEqual([
+      [{ gpu: '1', uuid: LOST_UUID }, 0],
+    ]);
+    expect(series(out, 'gpulse_gpu_info').map((x) => x.labels)).toEqual([
+      {
+        gpu: '1',
+        uuid: LOST_UUID,
+        name: 'NVIDIA H100 80GB HBM3',
+        driver_version: '590.48.01',
+        cuda_version: '',
+        pci_bus_id: '00000000:3B:00.0',
+        vbios_version: '',
+        compute_capability: '',
+      },
+    ]);
+    expect(
+      out
+        .filter((x) => x.labels.gpu === '1')
+        .map((x) => x.desc.name)
+        .sort(),
+    ).toEqual(['DCGM_FI_DEV_XID_ERRORS', 'gpulse_gpu_info', 'gpulse_gpu_up']);
+  });
+
+  it('takes the name DCGM knows for a GPU lost before nvidia-smi could name it', () => {
+    const health = new GpuHealth({ compat: ['dcgm'], hostname: 'h' });
+    const nameless: GpuReading = {
+      index: 1,
+      uuid: '',
+      pciBusId: '00000000:3B:00.0',
+      clocksHz: {},
+      maxClocksHz: {},
+      throttle: {},
+      throttleSeconds: {},
+    };
+    const snap = snapshot(
+      state('nvidia-smi', T0, {
+        samples: [],
+        facts: {
+          gpus: [reading()],
+          lostGpus: [{ reading: nameless, reason: 'Unknown Error', since: T0 }],
+        },
+      }),
+      dcgm(),
+    );
+    const out = health.deriver.derive(snap);
+    expect(series(out, 'gpulse_gpu_up', { gpu: '1' }).map((x) => x.labels.uuid)).toEqual([
+      LOST_UUID,
+    ]);
+    expect(series(out, 'DCGM_FI_DEV_XID_ERRORS', { gpu: '1' }).map((x) => x.labels.UUID)).toEqual([
+      LOST_UUID,
+    ]);
+    expect(health.json(snap).gpus[1]).toMatchObject({ uuid: LOST_UUID, up: false });
+  });
+
+  it('says so in GET /api/v1/gpus: up false, since when and why, no values', () => {
+    const health = new GpuHealth({ compat: [] });
+    const snap = snapshot(smi(true), dcgm());
+    health.deriver.derive(snap);
+    const [ok, lost] = health.json(snap).gpus;
+    expect(ok).toMatchObject({ index: 0, up: true, lost: null });
+    expect(lost).toMatchObject({
+      index: 1,
+      uuid: LOST_UUID,
+      name: 'NVIDIA H100 80GB HBM3',
+      up: false,
+      lost: { since: new Date(T0 - 5000).toISOString(), reason: 'Unknown Error' },
+      values: {},
+      processes: [],
+    });
+  });
+
+  it('is one gpu.lost event when it goes, one gpu.recovered when it answers again', () => {
+    const health = new GpuHealth({ compat: [] });
+    health.deriver.derive(snapshot(smi(false), dcgm()));
+    expect(health.drainEvents()).toEqual([]);
+    health.deriver.derive(snapshot(smi(true), dcgm()));
+    health.deriver.derive(snapshot(smi(true, T0 + 1000), dcgm(T0 + 1000)));
+    const events = health.drainEvents();
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: 'gpu.lost',
+        severity: 'critical',
+        source: 'nvidia-smi',
+        ts: T0 - 5000,
+        labels: { gpu: '1', uuid: LOST_UUID },
+        data: {
+          reason: 'Unknown Error',
+          since: new Date(T0 - 5000).toISOString(),
+          pciBusId: '00000000:3B:00.0',
+        },
+      }),
+    ]);
+    expect(events[0]?.message).toMatch(
+      /^GPU 1 \(NVIDIA H100 80GB HBM3\) at 00000000:3B:00.0 is lost: "Unknown Error"/,
+    );
+    health.deriver.derive(snapshot(smi(false, T0 + 2000), dcgm(T0 + 2000)));
+    expect(health.drainEvents()).toEqual([
+      expect.objectContaining({
+        type: 'gpu.recovered',
+        severity: 'info',
+        labels: { gpu: '1', uuid: LOST_UUID },
+      }),
+    ]);
   });
 });
 

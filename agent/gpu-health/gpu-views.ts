@@ -4,8 +4,10 @@
  * alone where it is the only source.
  */
 import type { DcgmGpuFact } from '../../collectors/dcgm/dcgm-reading.js';
+import { fillFromDcgm } from '../../collectors/dcgm/fill.js';
 import { normalizePciBusId } from '../../collectors/xid.js';
 import type { GpuReading } from '../facts.js';
+import { gpuAttributions, type GpuAttribution } from '../gpu-processes.js';
 import type { Snapshot } from '../types.js';
 
 /** A GPU as the agent knows it at one snapshot. */
@@ -17,24 +19,8 @@ export interface GpuView {
   readonly sources: readonly string[];
   /** DCGM's values for this GPU, when DCGM watches it. */
   readonly dcgm?: DcgmGpuFact;
-}
-
-/** Which container (or pod) uses a GPU: any collector doing attribution may report these. */
-export interface GpuAttribution {
-  readonly gpuUuid: string;
-  readonly container: string;
-  readonly containerId?: string;
-  readonly namespace?: string;
-  readonly pod?: string;
-  /** Host PID of the process that holds the GPU, when attribution went through a process. */
-  readonly pid?: number;
-}
-
-declare module '../facts.js' {
-  interface Facts {
-    /** GPU → container attribution (filled by the containers collector where present). */
-    gpuAttributions: readonly GpuAttribution[];
-  }
+  /** Set when the GPU source lists the GPU as attached but unreachable; `reading` is identity only. */
+  readonly lost?: { readonly reason: string; readonly since: number };
 }
 
 /** Every GPU of the snapshot, by index; a GPU seen by several sources appears once. */
@@ -48,6 +34,13 @@ export function gpuViews(snapshot: Snapshot): GpuView[] {
       const prev = byUuid.get(reading.uuid);
       if (prev) byUuid.set(reading.uuid, { ...prev, sources: [...prev.sources, state.collector] });
       else byUuid.set(reading.uuid, { reading, at, sources: [state.collector] });
+    }
+    for (const { reading, reason, since } of state.output.facts?.lostGpus ?? []) {
+      // A GPU lost before anyone named it has no UUID: its bus (or index) keeps it apart.
+      const key = reading.uuid || `lost:${reading.pciBusId ?? reading.index}`;
+      if (!byUuid.has(key)) {
+        byUuid.set(key, { reading, at, sources: [state.collector], lost: { reason, since } });
+      }
     }
   }
   for (const state of snapshot.collectors.values()) {
@@ -64,6 +57,12 @@ export function gpuViews(snapshot: Snapshot): GpuView[] {
       if (prev) {
         byUuid.set(key, {
           ...prev,
+          // A GPU lost before nvidia-smi could name it: DCGM still knows who it is. Otherwise
+          // what only DCGM has (energy) fills the primary's gaps, for every surface alike.
+          reading:
+            prev.lost && prev.reading.uuid === ''
+              ? namedBy(prev.reading, fact.reading)
+              : fillFromDcgm(prev.reading, fact),
           sources: [...prev.sources, state.collector],
           dcgm: fact,
         });
@@ -80,10 +79,30 @@ export function gpuViews(snapshot: Snapshot): GpuView[] {
   return [...byUuid.values()].sort((a, b) => a.reading.index - b.reading.index);
 }
 
+/** A nameless (lost) GPU's identity completed from another source's reading of the same bus. */
+function namedBy(nameless: GpuReading, other: GpuReading): GpuReading {
+  return {
+    ...nameless,
+    uuid: other.uuid,
+    ...(nameless.name === undefined && other.name !== undefined ? { name: other.name } : {}),
+    ...(nameless.driverVersion === undefined && other.driverVersion !== undefined
+      ? { driverVersion: other.driverVersion }
+      : {}),
+    ...(nameless.vbiosVersion === undefined && other.vbiosVersion !== undefined
+      ? { vbiosVersion: other.vbiosVersion }
+      : {}),
+    ...(nameless.minorNumber === undefined && other.minorNumber !== undefined
+      ? { minorNumber: other.minorNumber }
+      : {}),
+  };
+}
+
 /**
  * The views whose series are served. A GPU only DCGM reports is served from DCGM when no
- * `gpus` source runs on this host (none configured, or each says "no data"); while nvidia-smi
- * starts or fails, its GPUs have no series (never stale ones, never a switch of source).
+ * `gpus` source answers on this host: none configured, each says "no data", or each has failed
+ * (a hung nvidia-smi must not blank what DCGM still reports). While a `gpus` source starts,
+ * DCGM does not stand in (its first snapshot would otherwise switch every series' source a few
+ * seconds after start); while one answers, a GPU only DCGM lists is left to it.
  * `knownGpuSources` remembers collectors that reported `gpus` (seed it with `nvidia-smi`).
  */
 export function servedViews(
@@ -94,21 +113,19 @@ export function servedViews(
   for (const state of snapshot.collectors.values()) {
     if (state.output.facts?.gpus !== undefined) knownGpuSources.add(state.collector);
   }
-  const gpuSourceRuns = [...snapshot.collectors.values()].some(
-    (s) => knownGpuSources.has(s.collector) && s.status !== 'no_data',
+  const gpuSourceAnswers = [...snapshot.collectors.values()].some(
+    (s) => knownGpuSources.has(s.collector) && (s.status === 'ok' || s.status === 'starting'),
   );
-  return views.filter((v) => !gpuSourceRuns || !v.sources.every((s) => s === 'dcgm'));
+  return views.filter((v) => !gpuSourceAnswers || !v.sources.every((s) => s === 'dcgm'));
 }
 
-/** Attributions of the snapshot by GPU UUID. */
+/** Attributions of the snapshot (see `gpuAttributions`) by GPU UUID. */
 export function attributionsByGpu(snapshot: Snapshot): Map<string, GpuAttribution[]> {
   const out = new Map<string, GpuAttribution[]>();
-  for (const state of snapshot.collectors.values()) {
-    for (const a of state.output.facts?.gpuAttributions ?? []) {
-      const list = out.get(a.gpuUuid) ?? [];
-      list.push(a);
-      out.set(a.gpuUuid, list);
-    }
+  for (const a of gpuAttributions(snapshot)) {
+    const list = out.get(a.gpuUuid) ?? [];
+    list.push(a);
+    out.set(a.gpuUuid, list);
   }
   return out;
 }

@@ -48,6 +48,10 @@ export interface GpuJson {
   readonly driverVersion: string | null;
   readonly cudaVersion: string | null;
   readonly sources: readonly string[];
+  /** False while the GPU is attached but lost (fallen off the bus): then `values` is empty. */
+  readonly up: boolean;
+  /** Why and since when the GPU is lost; null while it answers. */
+  readonly lost: { readonly since: string; readonly reason: string } | null;
   /** ISO time of the latest reading. */
   readonly updatedAt: string;
   /** Latest values in base units (bytes, watts, hertz, ratios 0–1); absent ones are left out. */
@@ -171,6 +175,10 @@ export function gpusJson(
         driverVersion: r.driverVersion ?? null,
         cudaVersion: r.cudaVersion ?? null,
         sources: view.sources,
+        up: view.lost === undefined,
+        lost: view.lost
+          ? { since: new Date(view.lost.since).toISOString(), reason: view.lost.reason }
+          : null,
         updatedAt: new Date(view.at).toISOString(),
         values: values(view),
         throttle: {

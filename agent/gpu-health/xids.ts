@@ -47,7 +47,7 @@ export class XidTracker {
   private readonly counts = new Map<string, { labels: Labels; value: number }>();
   private readonly seenTotals = new Map<string, number>();
   private readonly lastSeq = new Map<XidSource, number>();
-  private readonly lastXidByGpu = new Map<string, number>();
+  private readonly lastXidByGpu = new Map<string, { xid: number; at: number }>();
   /** Unix ms of the latest counted Xid per `uuid|xid` (the series of `counts`, severity aside). */
   private readonly lastAtByXid = new Map<string, number>();
   private recentByGpu = new Map<string, XidRecord[]>();
@@ -68,7 +68,8 @@ export class XidTracker {
   update(snapshot: Snapshot, views: readonly GpuView[]): void {
     for (const v of views) {
       const id = { index: v.reading.index, uuid: v.reading.uuid };
-      this.byUuid.set(v.reading.uuid, id);
+      // A GPU lost before anyone named it has no UUID; its bus still maps its Xids.
+      if (v.reading.uuid !== '') this.byUuid.set(v.reading.uuid, id);
       const bus = normalizePciBusId(v.reading.pciBusId);
       if (bus) this.byBus.set(bus, id);
     }
@@ -161,7 +162,7 @@ export class XidTracker {
     const uuid = gpu?.uuid ?? r.gpuUuid ?? '';
     const index = gpu?.index ?? r.gpuIndex;
     const key = uuid || r.pciBusId || '';
-    this.lastXidByGpu.set(key, r.xid);
+    this.lastXidByGpu.set(key, { xid: r.xid, at: r.at });
     const xidKey = `${uuid}|${r.xid}`;
     // Bounded with the counters: a (GPU, Xid) pair here is one of `counts` too.
     this.lastAtByXid.set(xidKey, Math.max(this.lastAtByXid.get(xidKey) ?? 0, r.at));
@@ -203,8 +204,8 @@ export class XidTracker {
     return out;
   }
 
-  /** The last Xid counted for a GPU (by UUID or bus id). */
-  lastXid(uuid: string, pciBusId?: string): number | undefined {
+  /** The last Xid counted for a GPU (by UUID or bus id), with the Unix ms it happened at. */
+  lastXid(uuid: string, pciBusId?: string): { xid: number; at: number } | undefined {
     return this.lastXidByGpu.get(uuid) ?? (pciBusId ? this.lastXidByGpu.get(pciBusId) : undefined);
   }
 

@@ -3,11 +3,17 @@
  * units and labels, whether they came from DCGM or from nvidia-smi, so dashboards and alerts
  * written for dcgm-exporter work unchanged (`--metrics-compat dcgm`).
  */
-import { THROTTLE_REASON_BITS, THROTTLE_REASONS, type GpuReading } from '../../agent/facts.js';
+import {
+  THROTTLE_REASON_BITS,
+  THROTTLE_REASONS,
+  type GpuReading,
+  type MigDeviceReading,
+} from '../../agent/facts.js';
 import { gauge, SampleBuilder } from '../../agent/metric.js';
 import type { MetricDesc, Sample } from '../../agent/types.js';
 import { dcgmCatalogue, type DcgmField } from './catalogue.js';
 import type { DcgmGpuFact } from './dcgm-reading.js';
+import { violationNanoseconds } from './violations.js';
 
 /** dcgm-exporter's labels, in its order; `container`/`namespace`/`pod` come from attribution. */
 export const COMPAT_LABELS = [
@@ -16,6 +22,8 @@ export const COMPAT_LABELS = [
   'pci_bus_id',
   'device',
   'modelName',
+  'GPU_I_PROFILE',
+  'GPU_I_ID',
   'Hostname',
   'DCGM_FI_DRIVER_VERSION',
   'container',
@@ -27,8 +35,16 @@ export const COMPAT_LABELS = [
 export interface CompatGpu {
   readonly reading: GpuReading;
   readonly dcgm?: DcgmGpuFact;
-  /** Last Xid counted for the GPU (0 when an Xid source is read and saw none). */
+  /** Last Xid counted for the GPU from any source (0 when an Xid source is read and saw none). */
   readonly lastXid?: number;
+  /** Unix ms of that Xid (absent for the 0 of "none seen"). */
+  readonly lastXidAt?: number;
+  /**
+   * Serve only DCGM_FI_DEV_XID_ERRORS, and only a non-zero one: a GPU DCGM still lists after its
+   * primary source lost it (fallen off the bus), whose other values are gone; as with
+   * dcgm-exporter, its last Xid (79) stays visible to alerts.
+   */
+  readonly xidOnly?: boolean;
   /** The one container using the GPU, when attribution knows exactly one. */
   readonly container?: {
     readonly container: string;
@@ -52,14 +68,20 @@ function throttleMask(r: GpuReading): number | undefined {
   return mask;
 }
 
-function nanoseconds(
-  r: GpuReading,
-  reasons: readonly (keyof GpuReading['throttleSeconds'])[],
-): number | undefined {
-  const parts = reasons.map((x) => r.throttleSeconds[x]);
-  if (parts.every((p) => p === undefined)) return undefined;
-  return Math.round(parts.reduce<number>((sum, p) => sum + (p ?? 0), 0) * 1e9);
+/**
+ * The latest Xid of any source, as dcgm-exporter's XID_ERRORS means it ("value of the last Xid
+ * error encountered"): DCGM's field, or the last Xid gpulse counted (kernel log or DCGM),
+ * whichever changed last. DCGM's own value alone would hide a kernel-log Xid behind its 0.
+ */
+function latestXid(g: CompatGpu): number | undefined {
+  const dcgm = g.dcgm?.fields.DCGM_FI_DEV_XID_ERRORS;
+  if (dcgm === undefined || g.lastXid === undefined) return dcgm ?? g.lastXid;
+  if (g.lastXidAt === undefined) return dcgm;
+  return g.lastXidAt >= (g.dcgm?.xidSince ?? -Infinity) ? g.lastXid : dcgm;
 }
+
+/** Fields computed from every source rather than taken from DCGM's value as is. */
+const ANY_SOURCE = new Set(['DCGM_FI_DEV_XID_ERRORS']);
 
 /**
  * How each DCGM field is computed from a reading (in dcgm-exporter's units: MiB, MHz, mJ,
@@ -82,12 +104,15 @@ export const FROM_READING: Readonly<Record<string, (g: CompatGpu) => number | un
   DCGM_FI_DEV_MEM_COPY_UTIL: (g) => mul(g.reading.memoryUtilizationRatio, 100),
   DCGM_FI_DEV_ENC_UTIL: (g) => mul(g.reading.encoderUtilizationRatio, 100),
   DCGM_FI_DEV_DEC_UTIL: (g) => mul(g.reading.decoderUtilizationRatio, 100),
-  DCGM_FI_DEV_XID_ERRORS: (g) => g.lastXid,
+  DCGM_FI_DEV_XID_ERRORS: (g) => latestXid(g),
   DCGM_FI_DEV_PCIE_LINK_GEN: (g) => g.reading.pcieLinkGen,
   DCGM_FI_DEV_PCIE_LINK_WIDTH: (g) => g.reading.pcieLinkWidth,
-  DCGM_FI_DEV_POWER_VIOLATION: (g) => nanoseconds(g.reading, ['sw_power_cap']),
+  DCGM_FI_DEV_POWER_VIOLATION: (g) =>
+    violationNanoseconds(g.reading.throttleSeconds, 'DCGM_FI_DEV_POWER_VIOLATION'),
   DCGM_FI_DEV_THERMAL_VIOLATION: (g) =>
-    nanoseconds(g.reading, ['sw_thermal_slowdown', 'hw_thermal_slowdown']),
+    violationNanoseconds(g.reading.throttleSeconds, 'DCGM_FI_DEV_THERMAL_VIOLATION'),
+  DCGM_FI_DEV_SYNC_BOOST_VIOLATION: (g) =>
+    violationNanoseconds(g.reading.throttleSeconds, 'DCGM_FI_DEV_SYNC_BOOST_VIOLATION'),
   DCGM_FI_DEV_FB_TOTAL: (g) => div(g.reading.memoryTotalBytes, MIB),
   DCGM_FI_DEV_FB_FREE: (g) => div(g.reading.memoryFreeBytes, MIB),
   DCGM_FI_DEV_FB_USED: (g) => div(g.reading.memoryUsedBytes, MIB),
@@ -132,6 +157,64 @@ export interface CompatContext {
   readonly hostname: string;
 }
 
+/**
+ * The GPU instance profile of a MIG device's profile: a compute instance smaller than its GPU
+ * instance is listed as `<n>c.<gpu instance profile>` (`1c.3g.71gb` → `3g.71gb`).
+ */
+export function gpuInstanceProfile(profile: string): string {
+  return profile.replace(/^\d+c\./, '');
+}
+
+/** One MIG GPU instance as dcgm-exporter labels and measures it. */
+interface GpuInstance {
+  readonly id: number;
+  readonly profile: string;
+  readonly memory: MigDeviceReading;
+}
+
+/**
+ * The GPU instances of a MIG GPU whose profile is known (`nvidia-smi -L`): dcgm-exporter puts
+ * GPU_I_PROFILE and GPU_I_ID on a series only together, and without them an instance's series
+ * would collide with the GPU's. Compute instances of one GPU instance share its memory.
+ */
+function gpuInstances(r: GpuReading): GpuInstance[] {
+  const byId = new Map<number, GpuInstance>();
+  for (const m of r.migDevices ?? []) {
+    if (m.profile === undefined || byId.has(m.gpuInstanceId)) continue;
+    byId.set(m.gpuInstanceId, {
+      id: m.gpuInstanceId,
+      profile: gpuInstanceProfile(m.profile),
+      memory: m,
+    });
+  }
+  return [...byId.values()].sort((a, b) => a.id - b.id);
+}
+
+/**
+ * A field's value for one GPU instance, as DCGM gives it for a GPU_I entity: memory is the
+ * instance's own; profiling fields are per instance too, and gpulse watches GPUs only, so they
+ * are left out; every other (device-level) field is the parent GPU's value, which DCGM returns
+ * for an instance (DcgmCacheManager remaps GPU-level fields to the parent GPU).
+ */
+function instanceValue(
+  name: string,
+  gi: GpuInstance,
+  parent: number | undefined,
+): number | undefined {
+  switch (name) {
+    case 'DCGM_FI_DEV_FB_TOTAL':
+      return div(gi.memory.memoryTotalBytes, MIB);
+    case 'DCGM_FI_DEV_FB_USED':
+      return div(gi.memory.memoryUsedBytes, MIB);
+    case 'DCGM_FI_DEV_FB_FREE':
+      return div(gi.memory.memoryFreeBytes, MIB);
+    case 'DCGM_FI_DEV_FB_RESERVED':
+      return undefined;
+    default:
+      return name.startsWith('DCGM_FI_PROF_') ? undefined : parent;
+  }
+}
+
 /** dcgm-exporter-named samples for the GPUs: DCGM's own value where DCGM watches, else derived. */
 export function compatSamples(gpus: readonly CompatGpu[], ctx: CompatContext): Sample[] {
   const b = new SampleBuilder();
@@ -143,15 +226,35 @@ export function compatSamples(gpus: readonly CompatGpu[], ctx: CompatContext): S
       pci_bus_id: r.pciBusId ?? '',
       device: `nvidia${r.minorNumber ?? r.index}`,
       modelName: r.name ?? '',
+      GPU_I_PROFILE: '',
+      GPU_I_ID: '',
       Hostname: ctx.hostname,
       DCGM_FI_DRIVER_VERSION: r.driverVersion ?? '',
       container: g.container?.container ?? '',
       namespace: g.container?.namespace ?? '',
       pod: g.container?.pod ?? '',
     };
+    const instances = gpuInstances(r);
+    // The one container of the GPU is not known to use every instance: instances carry none.
+    const instanceLabels = instances.map((gi) => ({
+      ...labels,
+      GPU_I_PROFILE: gi.profile,
+      GPU_I_ID: String(gi.id),
+      container: '',
+      namespace: '',
+      pod: '',
+    }));
+    if (g.xidOnly) {
+      const xid = latestXid(g);
+      const family = compatFamilies().get('DCGM_FI_DEV_XID_ERRORS');
+      if (family && xid) b.add(family.desc, labels, xid);
+      continue;
+    }
     for (const [name, { desc }] of compatFamilies()) {
-      const fromDcgm = g.dcgm?.fields[name];
-      b.add(desc, labels, fromDcgm ?? FROM_READING[name]?.(g));
+      const fromDcgm = ANY_SOURCE.has(name) ? undefined : g.dcgm?.fields[name];
+      const value = fromDcgm ?? FROM_READING[name]?.(g);
+      b.add(desc, labels, value);
+      instances.forEach((gi, i) => b.add(desc, instanceLabels[i]!, instanceValue(name, gi, value)));
     }
   }
   return b.build();

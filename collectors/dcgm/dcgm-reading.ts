@@ -19,6 +19,8 @@ export interface DcgmGpuFact {
   readonly reading: GpuReading;
   /** Raw values by DCGM field name, in DCGM's units; N/A fields are absent. */
   readonly fields: Readonly<Record<string, number>>;
+  /** Unix ms since which XID_ERRORS has held its current value (its first sample, if unchanged). */
+  readonly xidSince?: number;
 }
 
 declare module '../../agent/facts.js' {

@@ -204,6 +204,55 @@ setInterval(() => {
     ]);
   });
 
+  it('serves NVLink error counters natively and says since when XID_ERRORS holds its value', async () => {
+    const fields = [
+      'DCGM_FI_DEV_XID_ERRORS',
+      'DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL',
+      'DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL',
+      'DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL',
+      'DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL',
+    ].map((n) => fieldByName(n)!);
+    const rowAt = (gpu: number, values: (number | undefined)[]) =>
+      dmonRow(`GPU ${gpu}`, fields, values);
+    // GPU 0 replays and recovers more and more; GPU 1 has no NVLink (N/A). GPU 0's Xid changes
+    // from 0 to 74 (NVLink error) at the 4th tick.
+    const ticks = [1, 2, 3, 4, 5, 6].map(
+      (k) =>
+        rowAt(0, [k < 4 ? 0 : 74, 0, 2, 10 * k, k]) +
+        rowAt(1, [0, undefined, undefined, undefined, undefined]),
+    );
+    const bin = standIn(
+      'nvlink',
+      `process.stdout.write(${JSON.stringify(dmonHeader(fields))});
+const ticks = ${JSON.stringify(ticks)};
+let k = 0;
+setInterval(() => { if (k < ticks.length) process.stdout.write(ticks[k++]); }, 150);`,
+    );
+    const { until } = run(bin, { fields: fields.map((f) => f.name) });
+    const s = await until(
+      (st) =>
+        (st.output.facts?.dcgmGpus?.[0]?.fields.DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL ??
+          0) >= 5,
+    );
+    const l0 = { gpu: '0', uuid: GPUS[0]!.uuid };
+    const errors = (labels: Record<string, string>) =>
+      value(s.output.samples, 'gpulse_gpu_nvlink_errors_total', labels);
+    expect(errors({ ...l0, type: 'crc_flit' })).toBe(0);
+    expect(errors({ ...l0, type: 'crc_data' })).toBe(2);
+    expect(errors({ ...l0, type: 'replay' })).toBe(50);
+    expect(errors({ ...l0, type: 'recovery' })).toBe(5);
+    expect(
+      s.output.samples.filter(
+        (x) => x.desc.name === 'gpulse_gpu_nvlink_errors_total' && x.labels.gpu === '1',
+      ),
+    ).toEqual([]);
+    const [g0, g1] = s.output.facts!.dcgmGpus!;
+    // GPU 0 changed to 74 at its 4th tick: later than GPU 1, whose 0 holds since its first.
+    expect(g0!.xidSince).toBeGreaterThan(g1!.xidSince!);
+    expect(g0!.xidSince).toBeLessThanOrEqual(g0!.at);
+    expect(g0!.fields.DCGM_FI_DEV_XID_ERRORS).toBe(74);
+  });
+
   it('no host engine: "no data" once, with how to fix it, and no stream started', async () => {
     const bin = standIn(
       'no-engine',

@@ -16,6 +16,7 @@ import {
 import { dcgmCatalogue, isProfilingField, type DcgmField } from './catalogue.js';
 import type { DcgmConfig } from './config.js';
 import { dcgmReading, type DcgmGpuFact } from './dcgm-reading.js';
+import { NVLINK_ERROR_FIELDS } from './nvlink-errors.js';
 import { parseDiscovery, parseDmonLine, type DiscoveredGpu } from './parse-dcgmi.js';
 
 /** Collector name: folder, config key, log field and `collector` label value. */
@@ -74,6 +75,11 @@ export const dcgmMetrics = {
     'gpulse_gpu_nvlink_bytes_total',
     'NVLink traffic (headers and payload) sent (tx) or received (rx) since gpulse started; integrated by gpulse from the per-second rates DCGM samples (PROF_NVLINK_TX/RX_BYTES), so an estimate between samples.',
     [...GPU, 'direction'],
+  ),
+  nvlinkErrors: counter(
+    'gpulse_gpu_nvlink_errors_total',
+    'NVLink errors over all links of the GPU since the driver loaded, by type: crc_flit (flow-control CRC), crc_data (data CRC), replay (link-level retries), recovery (link recoveries); DCGM NVLINK_*_ERROR_COUNT_TOTAL.',
+    [...GPU, 'type'],
   ),
   restarts: counter(
     'gpulse_dcgm_restarts_total',
@@ -163,7 +169,7 @@ class DcgmCollector implements StreamingCollector {
   private stopped = false;
   private profilingDropped = false;
   private readonly rates = new Map<string, RateState>();
-  private readonly lastXid = new Map<number, number>();
+  private readonly lastXid = new Map<number, { value: number; since: number }>();
   private xidSeq = 0;
   private recentXids: XidRecord[] = [];
   private readonly xidTotals = new Map<string, XidTotal>();
@@ -400,9 +406,10 @@ class DcgmCollector implements StreamingCollector {
       });
       const identity = this.gpus.get(gpuId) ?? { gpuId };
       const reading = dcgmReading(identity, fields);
-      facts.push({ gpuId, at, reading, fields });
       this.integrate(reading.uuid, fields, at);
       this.watchXid(gpuId, identity, reading.index, fields.DCGM_FI_DEV_XID_ERRORS, at);
+      const xidSince = this.lastXid.get(gpuId)?.since;
+      facts.push({ gpuId, at, reading, fields, ...(xidSince !== undefined ? { xidSince } : {}) });
     }
     this.block = new Map();
     this.sink?.ok(
@@ -447,9 +454,10 @@ class DcgmCollector implements StreamingCollector {
     at: number,
   ): void {
     if (value === undefined) return;
-    const prev = this.lastXid.get(gpuId);
-    this.lastXid.set(gpuId, value);
-    if (prev === undefined || value === prev || value === 0) return;
+    const prev = this.lastXid.get(gpuId)?.value;
+    if (value === prev) return;
+    this.lastXid.set(gpuId, { value, since: at });
+    if (prev === undefined || value === 0) return;
     const severity = xidSeverity(value);
     const pciBusId = normalizePciBusId(identity.pciBusId);
     const record: XidRecord = {
@@ -483,6 +491,9 @@ class DcgmCollector implements StreamingCollector {
     for (const fact of facts) {
       const l: Labels = { gpu: String(fact.reading.index), uuid: fact.reading.uuid };
       for (const [name, desc] of RATIOS) b.add(desc, l, fact.fields[name]);
+      for (const [name, type] of Object.entries(NVLINK_ERROR_FIELDS)) {
+        b.add(dcgmMetrics.nvlinkErrors, { ...l, type }, fact.fields[name]);
+      }
       for (const [bus, direction] of RATE_FIELDS) {
         const state = this.rates.get(`${fact.reading.uuid}|${bus}|${direction}`);
         b.add(

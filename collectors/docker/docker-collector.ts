@@ -55,6 +55,8 @@ export interface DockerCollectorDeps {
   readonly random?: () => number;
   /** Replaces the Engine client (tests). */
   readonly docker?: Docker;
+  /** Whether a GPU process runs in a container now (from the GPU collectors' process lists). */
+  readonly usesGpu?: (containerId: string) => boolean;
 }
 
 /** One container as the collector tracks it. */
@@ -73,6 +75,8 @@ interface Tracked {
   removedAt?: number;
   dirty: boolean;
   gpuOoms: number;
+  /** The run in which a GPU process was seen in it (it stays a GPU container for that run). */
+  gpuProcessRun?: string;
   readonly episodes: GpuOomEpisodes;
   follower?: LogFollower;
   logCursor: LogCursor;
@@ -541,9 +545,19 @@ class DockerCollector implements StreamingCollector {
 
   // ---- logs -------------------------------------------------------------------------------
 
-  private wantsLogs(t: Tracked): boolean {
+  /**
+   * A GPU container: it asked for GPUs, runs on the NVIDIA runtime (Jetson), or a GPU process was
+   * seen in it this run (privileged, `--device /dev/nvidia*`, CDI: no request says so). Sticky
+   * for the run: the process an OOM kills is gone from the driver's list at once.
+   */
+  private isGpuContainer(id: string, t: Tracked): boolean {
+    if (t.gpuProcessRun !== t.runKey && this.deps.usesGpu?.(id)) t.gpuProcessRun = t.runKey;
+    return t.info.gpus.length > 0 || t.info.runtime === 'nvidia' || t.gpuProcessRun === t.runKey;
+  }
+
+  private wantsLogs(id: string, t: Tracked): boolean {
     if (this.config.logs === 'off' || t.removedAt !== undefined) return false;
-    if (this.config.logs === 'gpu' && t.info.gpus.length === 0) return false;
+    if (this.config.logs === 'gpu' && !this.isGpuContainer(id, t)) return false;
     if (t.logsBlockedRun === t.runKey) return false;
     // The stream ends when the container stops: wait for the inspect that says so (or not).
     if (t.logEndedAt !== undefined && t.infoAt <= t.logEndedAt) return false;
@@ -555,7 +569,7 @@ class DockerCollector implements StreamingCollector {
   private syncFollowers(): void {
     let count = [...this.containers.values()].filter((t) => t.follower).length;
     for (const [id, t] of this.containers) {
-      if (t.follower || !this.wantsLogs(t) || !this.docker) continue;
+      if (t.follower || !this.wantsLogs(id, t) || !this.docker) continue;
       if (count >= MAX_FOLLOWERS) {
         if (!this.followerLimitLogged)
           this.log?.warn(

@@ -46,6 +46,8 @@ export interface DockerContainer {
   readonly gpus: readonly GpuRequest[];
   /** GPU requests past collectors.docker.maxGpuRequests (or with names no GPU has), not kept. */
   readonly gpusDropped?: number;
+  /** OCI runtime (`HostConfig.Runtime`): `nvidia` on Jetson and legacy nvidia-docker hosts. */
+  readonly runtime?: string;
 }
 
 /** Resource usage of one running container at one moment, base units; absent = not readable. */

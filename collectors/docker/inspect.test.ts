@@ -21,6 +21,8 @@ describe('parseInspect', () => {
     expect(c.pod).toBe('tensorflowcifar10-worker-0');
     expect(c.namespace).toBe('default');
     expect(c.kubernetesContainer).toBe('main');
+    // nvidia-docker 2's runtime: a GPU container even where no request says so (Jetson).
+    expect(c.runtime).toBe('nvidia');
     expect(c.state).toBe('running');
     expect(c.pid).toBe(23774);
     expect(c.startedAt).toBe(Date.parse('2019-03-15T08:15:24.1282957Z'));

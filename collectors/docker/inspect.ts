@@ -72,6 +72,7 @@ export function parseInspect(
     logDriver: str(at(json, 'HostConfig', 'LogConfig', 'Type')),
     gpus,
     gpusDropped: requests.length - gpus.length,
+    runtime: str(at(json, 'HostConfig', 'Runtime')),
   };
 }
 

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI, requireBuild, startCli, type CliProcess } from '../../test/helpers/cli.js';
+import { ProgressLine } from '../../agent/progress-line.js';
 import { runProfileCommand } from './cli.js';
 import { parseReferenceProfile, type NumericFeatureProfile } from './profile.js';
 import { syntheticRows } from './synthetic.js';
@@ -56,7 +57,7 @@ describe('gpulse drift profile', () => {
     const b = await run({ input: join(d, 'data.csv'), out: join(d, 'b.json'), model: 'm' });
     expect(a).toMatchObject({ code: 0, stderr: '' });
     expect(a.stdout).toMatch(
-      /^wrote .*a\.json: 2000 rows, 2 features \(1 numeric, 1 categorical\), \d+\.\d KiB\n$/,
+      /^wrote .*a\.json: 2000 rows, 2 features \(1 numeric, 1 categorical\), \d+\.\d KiB, in \d+\.\d s \([\d,]+ rows\/s\)\n$/,
     );
     expect(b.code).toBe(0);
     const pa = parseReferenceProfile(readFileSync(join(d, 'a.json'), 'utf8'));
@@ -101,6 +102,77 @@ describe('gpulse drift profile', () => {
     expect(() => readFileSync(join(d, 'p.json'))).toThrow();
     const missing = await run({ input: join(d, 'nope.csv'), out: join(d, 'p.json') });
     expect(missing.stderr).toContain('no such file');
+  });
+
+  it('refuses NaN, infinite and overflowing numbers, saying where and what to do', async () => {
+    const d = temp();
+    writeFileSync(join(d, 'nan.csv'), 'a,b\n1,x\n2,y\nNaN,z\n');
+    const nan = await run({ input: join(d, 'nan.csv'), out: join(d, 'p.json') });
+    expect(nan.code).toBe(1);
+    expect(nan.stderr).toMatch(
+      /nan\.csv: line 4, column "a": NaN is not a finite number .*leave the cell empty/,
+    );
+    writeFileSync(join(d, 'big.csv'), 'a\n1\n-1e999\n');
+    const big = await run({ input: join(d, 'big.csv'), out: join(d, 'p.json') });
+    expect(big.stderr).toMatch(/big\.csv: line 3, column "a": -1e999 is not a finite number/);
+    writeFileSync(join(d, 'big.jsonl'), '{"a":1}\n{"a":1e999}\n');
+    const jsonl = await run({ input: join(d, 'big.jsonl'), out: join(d, 'p.json') });
+    expect(jsonl.stderr).toMatch(
+      /big\.jsonl:2: row 0, feature "a": Infinity is not a finite number/,
+    );
+    expect(() => readFileSync(join(d, 'p.json'))).toThrow();
+    // In a --categorical column "NaN" is just text.
+    const text = await run({
+      input: join(d, 'nan.csv'),
+      out: join(d, 'p.json'),
+      categorical: ['a'],
+    });
+    expect(text.code).toBe(0);
+  });
+
+  it('shows rows, share of the file and rate on a terminal, then one summary line', async () => {
+    const d = temp();
+    const rows = syntheticRows(SHAPE, 5000, 4);
+    const input = join(d, 'ref.jsonl');
+    writeFileSync(input, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const size = statSync(input).size;
+    const terminal = { isTTY: true, columns: 200, writes: [] as string[] };
+    const progress = new ProgressLine(
+      { ...terminal, write: (t: string) => terminal.writes.push(t) },
+      { intervalMs: 0 },
+    );
+    // The command reads the clock at the start, then two seconds later at every report.
+    let clock = 0;
+    const now = () => {
+      const t = clock;
+      clock = 2000;
+      return t;
+    };
+    let stdout = '';
+    const code = await runProfileCommand(
+      { input, out: join(d, 'ref.profile.json') },
+      { stdout: (t) => (stdout += t), stderr: () => undefined, progress, now },
+    );
+    expect(code).toBe(0);
+    const kib = (size / 1024).toFixed(1);
+    const [first, second, last, writing, erased] = terminal.writes;
+    // Every frame starts with a carriage return and ends erasing the rest of the line.
+    const text = (frame: string | undefined) => frame?.replace(/^\r/, '').replace('\x1b[K', '');
+    expect(text(first)).toMatch(
+      new RegExp(
+        `^reading ${input}: 2,000 rows, [\\d.]+ KiB of ${kib} KiB \\([\\d.]+%\\), 1,000 rows/s$`,
+      ),
+    );
+    expect(text(second)).toMatch(/^reading .*: 4,000 rows, .*, 2,000 rows\/s$/);
+    expect(last).toBe(
+      `\rreading ${input}: 5,000 rows, ${kib} KiB of ${kib} KiB (100.0%), 2,500 rows/s\x1b[K`,
+    );
+    expect(writing).toBe(`\rwriting ${join(d, 'ref.profile.json')}\x1b[K`);
+    expect(erased).toBe('\r\x1b[K');
+    expect(terminal.writes).toHaveLength(5);
+    expect(stdout).toMatch(
+      /^wrote .*ref\.profile\.json: 5000 rows, 2 features \(1 numeric, 1 categorical\), \d+\.\d KiB, in 2\.0 s \(2,500 rows\/s\)\n$/,
+    );
   });
 
   it('runs from the built CLI and feeds a running agent', async () => {

@@ -81,6 +81,11 @@ describe('drift API: bad payloads get 400s that say what is wrong', () => {
       /row 0: 4 features; the limit is drift.limits.features=3/,
     ],
     ['invalid JSON', '[{"a":1', /not valid JSON/],
+    [
+      'a number beyond the double range',
+      '[{"a":1e999}]',
+      /row 0, feature "a": Infinity is not a finite number/,
+    ],
   ])('%s', async (_name, payload, message) => {
     const { agent } = await setup(yaml);
     const res = await agent.app.inject({

@@ -55,11 +55,11 @@ describe('drift window memory', () => {
     }
     const large = monitor.footprint('m');
     expect(large).toEqual(small);
-    // 12 buckets × 22 bins (20 + 2 tails) × (count + sum) × 8 B, 12 × 6 scalars × 8 B, 21 edges.
+    // 12 buckets × 22 bins (20 + 2 tails) × (count + sum) × 8 B, 12 × 9 scalars × 8 B, 21 edges.
     expect(small.get('a')).toEqual({
       buckets: 12,
       binsPerBucket: 22,
-      bytes: 12 * 22 * 16 + 576 + 168,
+      bytes: 12 * 22 * 16 + 864 + 168,
     });
     // 3 categories + other; the index holds the reference's 3 names only.
     expect(small.get('c')).toMatchObject({ buckets: 12, binsPerBucket: 4 });

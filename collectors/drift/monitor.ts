@@ -3,11 +3,17 @@ import type { Clock } from '../../agent/clock.js';
 import type { EventLog } from '../../agent/events.js';
 import { SampleBuilder } from '../../agent/metric.js';
 import type { Sample } from '../../agent/types.js';
+import { errorMessage } from '../../agent/errors.js';
 import type { DriftConfig, DriftThresholds, FeatureOverride, ModelConfig } from './config.js';
 import { DEFAULT_THRESHOLDS, MODEL_NAME_RE, P_VALUE_METHODS, type DriftMethod } from './methods.js';
 import { DRIFT, driftMetrics } from './metrics.js';
 import type { ObservationRow } from './observations.js';
-import { profileSha256, type FeatureProfile, type ReferenceProfile } from './profile.js';
+import {
+  parseReferenceProfile,
+  profileSha256,
+  type FeatureProfile,
+  type ReferenceProfile,
+} from './profile.js';
 import { ProfileBuilder, ProfileBuildError } from './profile-builder.js';
 import {
   chiSquareTest,
@@ -431,7 +437,14 @@ export class DriftMonitor {
       throw err;
     }
     if (builder.rows >= target) {
-      const profile = builder.build({ model: state.name, source: 'warmup' });
+      let profile: ReferenceProfile;
+      try {
+        // As from any other source: what is installed (and later handed out) passes the schema.
+        profile = parseReferenceProfile(builder.build({ model: state.name, source: 'warmup' }));
+      } catch (err) {
+        state.warmup = new ProfileBuilder(this.builderOptions());
+        return { status: 'invalid', message: errorMessage(err) };
+      }
       this.setReference(state.name, profile, 'warmup');
     }
     return { status: 'warmup', rows: rows.length, remaining: Math.max(0, target - builder.rows) };
@@ -553,8 +566,8 @@ export class DriftMonitor {
       invalid: cur.invalid,
       ...(profile.kind === 'numeric' && cur.n > 0
         ? {
-            mean: round(cur.sum / cur.n),
-            std: round(Math.sqrt(Math.max(0, cur.sumsq / cur.n - (cur.sum / cur.n) ** 2))),
+            mean: round(cur.mean),
+            std: round(cur.std),
             min: cur.min,
             max: cur.max,
           }
@@ -593,7 +606,7 @@ export class DriftMonitor {
       scores.wasserstein = wassersteinNormed(
         profile.edges,
         { counts: f.refCounts, sums: f.refSums, min: profile.min, max: profile.max },
-        { counts: cur.counts, sums: cur.sums, min: cur.min, max: cur.max },
+        { counts: cur.counts, sums: cur.sums, sumScale: cur.sumScale, min: cur.min, max: cur.max },
         profile.std,
       );
       if (method === 'chisquare') scores.chisquare = chiSquareTest(f.refCounts, cur.counts).pValue;

@@ -69,7 +69,14 @@ export function validateObservations(
             `row ${i}, feature ${JSON.stringify(key)}: string of ${value.length} characters; the limit is drift.limits.valueLength=${limits.valueLength}`,
           );
         }
-      } else if (typeof value !== 'number' && typeof value !== 'boolean' && value !== null) {
+      } else if (typeof value === 'number') {
+        // JSON has no NaN or Infinity, but 1e999 parses to Infinity: refused, never summarised.
+        if (!Number.isFinite(value)) {
+          problems.push(
+            `row ${i}, feature ${JSON.stringify(key)}: ${String(value)} is not a finite number (a value beyond ±1.8e308 overflows a 64-bit float); send null for a missing value`,
+          );
+        }
+      } else if (typeof value !== 'boolean' && value !== null) {
         problems.push(
           `row ${i}, feature ${JSON.stringify(key)}: expected a number, a string, a boolean or null, got ${describe(value)}`,
         );

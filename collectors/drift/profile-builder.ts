@@ -7,6 +7,7 @@ import {
   type NumericFeatureProfile,
   type ReferenceProfile,
 } from './profile.js';
+import { RunningMoments, safeSumScale } from './moments.js';
 import { seededRandom } from './synthetic.js';
 
 /** How a profile is built; the defaults follow research §3.6. */
@@ -42,8 +43,7 @@ class FeatureAccumulator {
   strings = 0;
   sample: Float64Array = new Float64Array(64);
   sampled = 0;
-  mean = 0;
-  m2 = 0;
+  readonly moments = new RunningMoments();
   min = Infinity;
   max = -Infinity;
   readonly distinctNumbers = new Set<number>();
@@ -76,10 +76,8 @@ class FeatureAccumulator {
 
   private addNumber(v: number): void {
     this.numbers++;
-    // Welford's running mean and variance over every value, sampled or not.
-    const delta = v - this.mean;
-    this.mean += delta / this.numbers;
-    this.m2 += delta * (v - this.mean);
+    // Running mean and variance over every value, sampled or not, safe up to ±1.8e308.
+    this.moments.add(v);
     if (v < this.min) this.min = v;
     if (v > this.max) this.max = v;
     if (this.distinctNumbers.size <= this.distinctCap) this.distinctNumbers.add(v);
@@ -110,7 +108,10 @@ export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
   const lo = Math.floor(h);
   const a = sorted[lo] as number;
   const b = sorted[Math.min(lo + 1, n - 1)] as number;
-  return a + (h - lo) * (b - a);
+  const t = h - lo;
+  const d = b - a;
+  // b − a overflows for values of opposite sign near ±1.8e308: interpolate without it there.
+  return Number.isFinite(d) ? a + t * d : a * (1 - t) + b * t;
 }
 
 /**
@@ -203,26 +204,32 @@ export class ProfileBuilder {
       // Repeated values give equal quantiles; equal edges would make empty zero-width bins.
       if (edges.length === 0 || e > (edges[edges.length - 1] as number)) edges.push(e);
     }
-    const counts = new Array<number>(edges.length + 1).fill(0);
-    const sums = new Array<number>(edges.length + 1).fill(0);
-    for (const v of sorted) {
-      const b = binIndex(edges, v);
-      counts[b] = (counts[b] ?? 0) + 1;
-      sums[b] = (sums[b] ?? 0) + v;
-    }
+    const slots = edges.length + 1;
+    const bin = (v: number) => binIndex(edges, v);
     // Above the sample size the bins come from a uniform sample, scaled to every value seen.
-    const scale = acc.numbers / Math.max(sorted.length, 1);
+    const sampleScale = acc.numbers / Math.max(sorted.length, 1);
+    // Values near ±1.8e308 would sum to Infinity: such a histogram is kept at a power-of-two
+    // fraction (same shares and bin means, so the same statistics; `count` stays the true count).
+    const fraction = safeSumScale(sorted, slots, bin, sampleScale);
+    const counts = new Array<number>(slots).fill(0);
+    const sums = new Array<number>(slots).fill(0);
+    for (const v of sorted) {
+      const b = bin(v);
+      counts[b] = (counts[b] ?? 0) + 1;
+      sums[b] = (sums[b] ?? 0) + v * fraction;
+    }
+    const scale = sampleScale * fraction;
     return {
       kind: 'numeric',
       count: acc.numbers,
       nulls: acc.nulls,
-      mean: acc.mean,
-      std: Math.sqrt(acc.m2 / acc.numbers),
+      mean: acc.moments.mean,
+      std: acc.moments.std,
       min: acc.min,
       max: acc.max,
       edges,
       counts: scale === 1 ? counts : counts.map((c) => c * scale),
-      sums: scale === 1 ? sums : sums.map((s) => s * scale),
+      sums: sampleScale === 1 ? sums : sums.map((s) => s * sampleScale),
     };
   }
 

@@ -9,7 +9,7 @@ import {
   type ReferenceProfile,
 } from './profile.js';
 import { ProfileBuilder, ProfileBuildError, quantileSorted } from './profile-builder.js';
-import { syntheticRows } from './synthetic.js';
+import { normalGenerator, seededRandom, syntheticRows } from './synthetic.js';
 
 function build(rows: Record<string, unknown>[], options = {}): ReferenceProfile {
   const builder = new ProfileBuilder(options);
@@ -192,5 +192,54 @@ describe('mergeProfiles', () => {
     const a = build(syntheticRows({ numeric: { x: { mean: 0, sd: 1 } } }, 500, 1));
     const b = build(syntheticRows({ numeric: { x: { mean: 0, sd: 1 } } }, 500, 2));
     expect(() => mergeProfiles(a, b)).toThrow('different edges');
+  });
+});
+
+describe('profiles of values near the limits of a double', () => {
+  const BIG = 1.7e308;
+
+  it('keep mean, std, edges and sums finite and pass the schema (they were null)', () => {
+    // Half at +1.7e308, half at −1.7e308, and a spread in between.
+    const rows = Array.from({ length: 2000 }, (_, i) => ({
+      x: i % 4 === 0 ? BIG : i % 4 === 1 ? -BIG : (i - 1000) * 1e305,
+    }));
+    const p = parseReferenceProfile(JSON.parse(JSON.stringify(build(rows))));
+    const f = numeric(p, 'x');
+    expect(f.min).toBe(-BIG);
+    expect(f.max).toBe(BIG);
+    // The exact mean is 1e302 (the spread's own mean), far below the ±1.7e308 of either half.
+    expect(Math.abs(f.mean)).toBeLessThan(1e306);
+    // Population std: half the values at |1.7e308|, the rest spread within ±1e308.
+    expect(f.std).toBeGreaterThan(1.2e308);
+    expect(f.std).toBeLessThan(1.7e308);
+    expect([...f.edges, ...f.sums, ...f.counts].every(Number.isFinite)).toBe(true);
+    // The histogram is kept at a power-of-two fraction: its bin means are the data's.
+    const total = f.counts.reduce((a, b) => a + b, 0);
+    expect(Math.log2(f.count / total) % 1).toBe(0);
+    const top = f.counts.length - 2; // the last interior bin holds the maximum
+    expect((f.sums[top] as number) / (f.counts[top] as number)).toBeGreaterThan(0);
+  });
+
+  it('agree with the textbook formulas wherever those do not overflow', () => {
+    const normal = normalGenerator(seededRandom(7));
+    const xs = Array.from({ length: 5000 }, () => normal(3, 2));
+    const f = numeric(build(xs.map((a) => ({ a }))), 'a');
+    const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
+    const std = Math.sqrt(xs.reduce((s, x) => s + (x - mean) ** 2, 0) / xs.length);
+    expect(f.mean).toBeCloseTo(mean, 12);
+    expect(f.std).toBeCloseTo(std, 12);
+  });
+
+  it('merge without overflow, into a profile that passes the schema', () => {
+    const rows = Array.from({ length: 400 }, (_, i) => ({
+      x: i % 4 === 0 ? BIG : i % 4 === 1 ? -BIG : (i - 200) * 1e305,
+    }));
+    const a = build(rows);
+    const merged = mergeProfiles(a, a);
+    const f = numeric(parseReferenceProfile(JSON.parse(JSON.stringify(merged))), 'x');
+    expect(f.count).toBe(800);
+    expect(f.mean).toBe(numeric(a, 'x').mean);
+    expect(f.std / 1e308).toBeCloseTo(numeric(a, 'x').std / 1e308, 12);
+    expect(quantileSorted([-BIG, BIG], 0.5)).toBe(0);
   });
 });

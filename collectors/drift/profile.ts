@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as Zod from 'zod';
+import { pooledMoments } from './moments.js';
 
 /** Value of `format` in every reference profile. */
 export const PROFILE_FORMAT = 'gpulse.drift-profile';
@@ -231,6 +232,13 @@ export function mergeProfiles(a: ReferenceProfile, b: ReferenceProfile): Referen
   };
 }
 
+/** log2 of the fraction of its count a numeric histogram is kept at: 0 unless it was scaled down. */
+function histogramExponent(f: NumericFeatureProfile): number {
+  const total = f.counts.reduce((n, c) => n + c, 0);
+  if (!(f.count > 0) || !(total > 0)) return 0;
+  return Math.round(Math.log2(total / f.count));
+}
+
 function mergeFeature(name: string, a: FeatureProfile, b: FeatureProfile): FeatureProfile {
   if (a.kind === 'numeric' && b.kind === 'numeric') {
     const same = a.edges.length === b.edges.length && a.edges.every((e, i) => e === b.edges[i]);
@@ -240,25 +248,30 @@ function mergeFeature(name: string, a: FeatureProfile, b: FeatureProfile): Featu
       );
     }
     const count = a.count + b.count;
-    const mean = count > 0 ? (a.mean * a.count + b.mean * b.count) / count : 0;
-    // Pooled population variance: within-profile variance plus the spread of the means.
-    const variance =
-      count > 0
-        ? (a.count * (a.std ** 2 + (a.mean - mean) ** 2) +
-            b.count * (b.std ** 2 + (b.mean - mean) ** 2)) /
-          count
-        : 0;
+    const { mean, std } = pooledMoments(a.count, a.mean, a.std, b.count, b.mean, b.std);
+    // A histogram may be kept at a power-of-two fraction of its count (values near ±1.8e308; see
+    // safeSumScale): bring both to the smaller fraction, then halve until every sum is finite.
+    const ka = histogramExponent(a);
+    const kb = histogramExponent(b);
+    const k = Math.min(ka, kb);
+    let fa = 2 ** (k - ka);
+    let fb = 2 ** (k - kb);
+    const sumOf = (i: number) => (a.sums[i] ?? 0) * fa + (b.sums[i] ?? 0) * fb;
+    while (!a.sums.every((_, i) => Number.isFinite(sumOf(i))) && fa > 0) {
+      fa /= 2;
+      fb /= 2;
+    }
     return {
       kind: 'numeric',
       count,
       nulls: a.nulls + b.nulls,
       mean,
-      std: Math.sqrt(variance),
+      std,
       min: Math.min(a.min, b.min),
       max: Math.max(a.max, b.max),
       edges: [...a.edges],
-      counts: a.counts.map((c, i) => c + (b.counts[i] ?? 0)),
-      sums: a.sums.map((s, i) => s + (b.sums[i] ?? 0)),
+      counts: a.counts.map((c, i) => c * fa + (b.counts[i] ?? 0) * fb),
+      sums: a.sums.map((_, i) => sumOf(i)),
     };
   }
   if (a.kind === 'categorical' && b.kind === 'categorical') {

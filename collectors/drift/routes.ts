@@ -239,7 +239,8 @@ export function referenceFromPayload(
     if (!checked.ok) return { ok: false, error: checked.problems.join('; ') };
     const builder = new ProfileBuilder({ maxFeatures: config.limits.features });
     for (const row of checked.rows) builder.add(row);
-    return { ok: true, profile: builder.build({ model, source: 'api' }) };
+    // Handed out later by GET .../reference: it must pass the schema every reader applies.
+    return { ok: true, profile: parseReferenceProfile(builder.build({ model, source: 'api' })) };
   } catch (err) {
     if (err instanceof ProfileError || err instanceof ProfileBuildError) {
       return { ok: false, error: err.message };

@@ -19,8 +19,10 @@ function gammainc(x: number, a: number, regularized: boolean, upper: boolean): n
 export interface BinnedSample {
   /** Count per bin (edges.length + 1 bins, tails included). */
   readonly counts: ArrayLike<number>;
-  /** Sum of the values in each bin. */
+  /** Sum of the values in each bin, in units of `sumScale`. */
   readonly sums: ArrayLike<number>;
+  /** True sum = sums[i] · sumScale (a power of two; default 1). */
+  readonly sumScale?: number;
   /** Smallest and largest value seen (for the tails' extent). */
   readonly min: number;
   readonly max: number;
@@ -89,31 +91,49 @@ export function wassersteinDistance(
   ref: BinnedSample,
   cur: BinnedSample,
 ): number {
+  const { w, unit } = scaledWasserstein(edges, ref, cur);
+  return w * unit;
+}
+
+/**
+ * The Wasserstein sum in units of `unit`, a power of two chosen so that no term overflows when the
+ * data reach ±1.8e308 (1 otherwise: scaling by a power of two changes no rounding).
+ */
+function scaledWasserstein(
+  edges: ArrayLike<number>,
+  ref: BinnedSample,
+  cur: BinnedSample,
+): { w: number; unit: number } {
   const nr = total(ref.counts);
   const nc = total(cur.counts);
-  if (nr === 0 || nc === 0) return NaN;
+  if (nr === 0 || nc === 0) return { w: NaN, unit: 1 };
   const last = edges.length - 1;
   const lo = Math.min(edges[0] as number, ref.min, cur.min);
   const hi = Math.max(edges[last] as number, ref.max, cur.max);
+  const extent = Math.max(Math.abs(lo), Math.abs(hi));
+  // Each term is at most 3 · extent: keep extent / unit below 2^1000.
+  const unit = extent > 2 ** 1000 ? 2 ** (Math.ceil(Math.log2(extent)) - 1000) : 1;
+  const refUnit = (ref.sumScale ?? 1) / unit;
+  const curUnit = (cur.sumScale ?? 1) / unit;
   let frBefore = 0;
   let fcBefore = 0;
   let w = 0;
   for (let j = 0; j <= last + 1; j++) {
-    const a = j === 0 ? lo : (edges[j - 1] as number);
-    const b = j === last + 1 ? hi : (edges[j] as number);
+    const a = (j === 0 ? lo : (edges[j - 1] as number)) / unit;
+    const b = (j === last + 1 ? hi : (edges[j] as number)) / unit;
     const cr = ref.counts[j] as number;
     const cc = cur.counts[j] as number;
     const frAfter = frBefore + cr / nr;
     const fcAfter = fcBefore + cc / nc;
     if (b > a) {
-      const ir = b * frAfter - a * frBefore - (ref.sums[j] as number) / nr;
-      const ic = b * fcAfter - a * fcBefore - (cur.sums[j] as number) / nc;
+      const ir = b * frAfter - a * frBefore - ((ref.sums[j] as number) / nr) * refUnit;
+      const ic = b * fcAfter - a * fcBefore - ((cur.sums[j] as number) / nc) * curUnit;
       w += Math.abs(ir - ic);
     }
     frBefore = frAfter;
     fcBefore = fcAfter;
   }
-  return w;
+  return { w, unit };
 }
 
 /** Wasserstein distance divided by max(reference std, 0.001), as Evidently normalises it. */
@@ -123,7 +143,9 @@ export function wassersteinNormed(
   cur: BinnedSample,
   refStd: number,
 ): number {
-  return wassersteinDistance(edges, ref, cur) / Math.max(refStd, 0.001);
+  // Divided in the scaled units: the distance itself may exceed the double range (data at ±1.7e308).
+  const { w, unit } = scaledWasserstein(edges, ref, cur);
+  return w / (Math.max(refStd, 0.001) / unit);
 }
 
 /**

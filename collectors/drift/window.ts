@@ -1,3 +1,11 @@
+import {
+  addMoment,
+  MOMENT_FIELDS,
+  MOMENT_MEAN,
+  MOMENT_N,
+  momentStd,
+  pooledMoments,
+} from './moments.js';
 import type { FeatureValue } from './observations.js';
 import { binIndex, type CategoricalFeatureProfile, type NumericFeatureProfile } from './profile.js';
 
@@ -7,15 +15,25 @@ const NULLS = 1;
 const INVALID = 2;
 const MIN = 3;
 const MAX = 4;
-const SUMSQ = 5;
-const STATS = 6;
+/** Running mean and variance of the bucket's values (see addMoment). */
+const MOMENTS = 5;
+const STATS = MOMENTS + MOMENT_FIELDS;
+
+/**
+ * Per-bin sums are kept in units of 2^64 (each value times 2^-64, exact for normal doubles), so a
+ * bucket of values near ±1.8e308 cannot sum to Infinity; MergedWindow.sumScale undoes it.
+ */
+const SUM_SCALE = 2 ** 64;
+const SUM_UNIT = 2 ** -64;
 
 /** A feature's current data merged over the live buckets of the window. */
 export interface MergedWindow {
   /** Count per bin (numeric) or per reference category with `other` last (categorical). */
   readonly counts: Float64Array;
-  /** Sum of the values per bin (numeric only; zeros for categorical). */
+  /** Sum of the values per bin (numeric only; zeros for categorical), in units of `sumScale`. */
   readonly sums: Float64Array;
+  /** True sum of a bin = sums[bin] · sumScale (a power of two). */
+  readonly sumScale: number;
   /** Non-null values of the right type. */
   readonly n: number;
   /** Explicit nulls. */
@@ -24,8 +42,9 @@ export interface MergedWindow {
   readonly invalid: number;
   readonly min: number;
   readonly max: number;
-  readonly sum: number;
-  readonly sumsq: number;
+  /** Mean and population standard deviation of the values (NaN for categorical features). */
+  readonly mean: number;
+  readonly std: number;
 }
 
 /** Size of a feature's window state; fixed when the feature is created, whatever the traffic. */
@@ -78,12 +97,12 @@ export class NumericWindow implements FeatureWindow {
     if (typeof value === 'number') {
       const o = slot * this.bins + binIndex(this.edges, value);
       this.counts[o] = (this.counts[o] as number) + 1;
-      this.sums[o] = (this.sums[o] as number) + value;
+      this.sums[o] = (this.sums[o] as number) + value * SUM_UNIT;
       const st = this.stats;
       st[s + N] = (st[s + N] as number) + 1;
       if (value < (st[s + MIN] as number)) st[s + MIN] = value;
       if (value > (st[s + MAX] as number)) st[s + MAX] = value;
-      st[s + SUMSQ] = (st[s + SUMSQ] as number) + value * value;
+      addMoment(st, s + MOMENTS, value, st[s + MIN] as number, st[s + MAX] as number);
       return true;
     }
     if (value === null) {
@@ -110,7 +129,7 @@ export class NumericWindow implements FeatureWindow {
     let invalid = 0;
     let min = Infinity;
     let max = -Infinity;
-    let sumsq = 0;
+    let pooled = { n: 0, mean: 0, std: 0 };
     for (const slot of slots) {
       const o = slot * this.bins;
       for (let b = 0; b < this.bins; b++) {
@@ -123,11 +142,28 @@ export class NumericWindow implements FeatureWindow {
       invalid += this.stats[s + INVALID] as number;
       min = Math.min(min, this.stats[s + MIN] as number);
       max = Math.max(max, this.stats[s + MAX] as number);
-      sumsq += this.stats[s + SUMSQ] as number;
+      const k = this.stats[s + MOMENTS + MOMENT_N] as number;
+      if (k > 0) {
+        const mean = this.stats[s + MOMENTS + MOMENT_MEAN] as number;
+        const std = momentStd(this.stats, s + MOMENTS);
+        pooled = {
+          n: pooled.n + k,
+          ...pooledMoments(pooled.n, pooled.mean, pooled.std, k, mean, std),
+        };
+      }
     }
-    let sum = 0;
-    for (let b = 0; b < this.bins; b++) sum += sums[b] as number;
-    return { counts, sums, n, nulls, invalid, min, max, sum, sumsq };
+    return {
+      counts,
+      sums,
+      sumScale: SUM_SCALE,
+      n,
+      nulls,
+      invalid,
+      min,
+      max,
+      mean: n > 0 ? pooled.mean : NaN,
+      std: n > 0 ? pooled.std : NaN,
+    };
   }
 
   footprint(): WindowFootprint {
@@ -142,6 +178,9 @@ export class NumericWindow implements FeatureWindow {
     };
   }
 }
+
+/** A categorical bucket needs only n and nulls (the first two of the numeric layout). */
+const CAT_STATS = 2;
 
 // Rough heap cost of one Map entry holding a short string key; only used to report a footprint.
 const MAP_ENTRY_BYTES = 80;
@@ -168,11 +207,11 @@ export class CategoricalWindow implements FeatureWindow {
     // Categories the reference never saw, or saw outside its top list, share the last bin.
     this.bins = profile.categories.length + 1;
     this.counts = new Float64Array(buckets * this.bins);
-    this.stats = new Float64Array(buckets * STATS);
+    this.stats = new Float64Array(buckets * CAT_STATS);
   }
 
   observe(slot: number, value: FeatureValue): boolean {
-    const s = slot * STATS;
+    const s = slot * CAT_STATS;
     if (value === null) {
       this.stats[s + NULLS] = (this.stats[s + NULLS] as number) + 1;
       return true;
@@ -186,7 +225,7 @@ export class CategoricalWindow implements FeatureWindow {
 
   clear(slot: number): void {
     this.counts.fill(0, slot * this.bins, (slot + 1) * this.bins);
-    this.stats.fill(0, slot * STATS, (slot + 1) * STATS);
+    this.stats.fill(0, slot * CAT_STATS, (slot + 1) * CAT_STATS);
   }
 
   merge(slots: readonly number[]): MergedWindow {
@@ -197,19 +236,20 @@ export class CategoricalWindow implements FeatureWindow {
       const o = slot * this.bins;
       for (let b = 0; b < this.bins; b++)
         counts[b] = (counts[b] as number) + (this.counts[o + b] as number);
-      n += this.stats[slot * STATS + N] as number;
-      nulls += this.stats[slot * STATS + NULLS] as number;
+      n += this.stats[slot * CAT_STATS + N] as number;
+      nulls += this.stats[slot * CAT_STATS + NULLS] as number;
     }
     return {
       counts,
       sums: new Float64Array(this.bins),
+      sumScale: 1,
       n,
       nulls,
       invalid: 0,
       min: NaN,
       max: NaN,
-      sum: NaN,
-      sumsq: NaN,
+      mean: NaN,
+      std: NaN,
     };
   }
 

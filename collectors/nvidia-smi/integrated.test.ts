@@ -53,9 +53,12 @@ describe('a Jetson row of --query-gpu', () => {
     expect(reading.throttle).toEqual({});
   });
 
-  it('gives only the info series: N/A is never exported as a zero', () => {
+  it('gives only the info and up series: N/A is never exported as a zero', () => {
     const samples = gpuReadingSamples([reading]);
-    expect(samples.map((s) => s.desc.name)).toEqual(['gpulse_gpu_info']);
+    expect(samples.map((s) => [s.desc.name, s.value])).toEqual([
+      ['gpulse_gpu_info', 1],
+      ['gpulse_gpu_up', 1],
+    ]);
   });
 });
 

@@ -152,7 +152,7 @@ if (fields.length) {
     ],
     [
       15,
-      'Unable to determine the device handle for GPU0000:3B:00.0: GPU is lost.',
+      'Failed to initialize NVML: GPU access blocked by the operating system',
       'error',
       'gpu_lost',
     ],
@@ -172,6 +172,116 @@ if (fields.length) {
       expect(s.output.samples).toEqual([]);
     },
   );
+
+  it('keeps the healthy GPUs of a block with a lost GPU and reports that one as lost', async () => {
+    // Three ticks of three GPUs, then GPU 1's row becomes the line recent drivers print instead.
+    const bin = standIn(
+      'lost-one',
+      `${ROW}
+if (fields.length) {
+  let n = 0;
+  setInterval(() => {
+    n++;
+    console.log(row(0, 10));
+    if (n <= 3) console.log(row(1, 20));
+    else console.log('Unable to determine the device handle for GPU1: 0000:01:00.0: Unknown Error');
+    console.log(row(2, 30));
+  }, 100);
+} else { setInterval(() => {}, 1000); }`,
+    );
+    const { until } = run(bin);
+    const s = await until((st) => (st.output.facts?.lostGpus ?? []).length > 0);
+    expect(s.status).toBe('ok');
+    expect(s.output.facts?.gpus?.map((g) => [g.uuid, g.utilizationRatio])).toEqual([
+      ['GPU-0', 0.1],
+      ['GPU-2', 0.3],
+    ]);
+    const lost = s.output.facts?.lostGpus ?? [];
+    expect(lost.map((l) => l.reason)).toEqual(['Unknown Error']);
+    // Its identity as last seen, no values: neither stale nor zero.
+    expect(lost[0]?.reading).toEqual({
+      index: 1,
+      uuid: 'GPU-1',
+      name: 'Test GPU',
+      pciBusId: '00000000:01:00.0',
+      driverVersion: '550.1',
+      clocksHz: {},
+      maxClocksHz: {},
+      throttle: {},
+      throttleSeconds: {},
+    });
+    const series = (name: string) =>
+      s.output.samples
+        .filter((x) => x.desc.name === name)
+        .map((x) => [x.labels.gpu, x.labels.uuid, x.value]);
+    // The lost GPU has no series of its own here (GPU health gives its up 0 and info).
+    expect(series('gpulse_gpu_up')).toEqual([
+      ['0', 'GPU-0', 1],
+      ['2', 'GPU-2', 1],
+    ]);
+    expect(series('gpulse_gpu_utilization_ratio')).toEqual([
+      ['0', 'GPU-0', 0.1],
+      ['2', 'GPU-2', 0.3],
+    ]);
+  });
+
+  it('a GPU that vanishes without a word is lost after two blocks; one that comes back is up', async () => {
+    const flag = join(dir, 'gpu1-back');
+    const bin = standIn(
+      'vanish',
+      `${ROW}
+const fs = require('node:fs');
+if (fields.length) {
+  let n = 0;
+  setInterval(() => {
+    n++;
+    console.log(row(0, 10));
+    if (n <= 3 || fs.existsSync(${JSON.stringify(flag)})) console.log(row(1, 20));
+  }, 100);
+} else { setInterval(() => {}, 1000); }`,
+    );
+    const { until } = run(bin);
+    const s = await until((st) => (st.output.facts?.lostGpus ?? []).length > 0);
+    expect(s.output.facts?.lostGpus?.map((l) => [l.reading.uuid, l.reason])).toEqual([
+      ['GPU-1', 'no longer listed by nvidia-smi'],
+    ]);
+    writeFileSync(flag, '');
+    const back = await until(
+      (st) => (st.output.facts?.lostGpus ?? []).length === 0 && st.output.facts?.gpus?.length === 2,
+    );
+    expect(back.status).toBe('ok');
+  });
+
+  it('a one-shot end after the lost GPU’s line is no failure: the GPU is lost, not the collector', async () => {
+    // A single-GPU host whose GPU fell off the bus before gpulse started: no row, no UUID known.
+    const bin = standIn(
+      'lost-only',
+      `if (fields.length) {
+  console.log('Unable to determine the device handle for GPU0000:3B:00.0: GPU is lost.  Reboot the system to recover this GPU');
+  process.exit(15);
+}`,
+    );
+    const { until } = run(bin);
+    const s = await until((st) => (st.output.facts?.lostGpus ?? []).length > 0);
+    expect(s.status).toBe('ok');
+    expect(s.output.facts?.gpus).toEqual([]);
+    expect(s.output.facts?.lostGpus?.map((l) => [l.reading, l.reason])).toEqual([
+      [
+        {
+          index: 0,
+          uuid: '',
+          pciBusId: '00000000:3B:00.0',
+          clocksHz: {},
+          maxClocksHz: {},
+          throttle: {},
+          throttleSeconds: {},
+        },
+        'GPU is lost.  Reboot the system to recover this GPU',
+      ],
+    ]);
+    expect(s.output.samples).toEqual([]);
+    await until((st) => (st.errors.get('query-gpu_gpu_lost') ?? 0) >= 1);
+  });
 
   it('in required mode a missing driver is an error, not "no data"', async () => {
     const bin = standIn('req9', 'process.exit(9);');
@@ -415,5 +525,86 @@ if (fields.length) {
       gpu: '1',
       uuid: 'GPU-513536b6-7d19-9063-b049-1e69664bb298',
     });
+  });
+
+  it('the info series waits for the CUDA version of -q -x: its first labels are its last', async () => {
+    // -q -x answers a second after the CSV (it takes 0.4-0.6 s on real GPUs, more on a busy host).
+    const xml = join(
+      import.meta.dirname,
+      'fixtures',
+      'xml',
+      'a100-sxm4-80gb-mig-enabled__535.54.03__v12__telegraf.xml',
+    );
+    const bin = standIn(
+      'xml-late',
+      `${ROW}
+const fs = require('node:fs');
+if (fields.length) {
+  setInterval(() => console.log(row(1, 3).replace('GPU-1', 'GPU-513536b6-7d19-9063-b049-1e69664bb298')), 100);
+} else if (args[0] === '-q' && args[1] === '-x') {
+  setTimeout(() => process.stdout.write(fs.readFileSync(${JSON.stringify(xml)}, 'utf8') + '\\n'), 1000);
+  setInterval(() => {}, 1000);
+} else { setInterval(() => {}, 1000); }`,
+    );
+    const { store, until } = run(bin, { xmlInterval: 1000 });
+    const infos: string[] = [];
+    let beforeInfo = 0;
+    store.onChange((snap) => {
+      const samples = snap.collectors.get('nvidia-smi')?.output.samples ?? [];
+      const info = samples.find((x) => x.desc.name === 'gpulse_gpu_info');
+      if (info) infos.push(info.labels.cuda_version ?? '?');
+      else if (samples.some((x) => x.desc.name === 'gpulse_gpu_utilization_ratio')) beforeInfo++;
+    });
+    await until((st) => st.output.facts?.gpus?.[0]?.cudaVersion === '12.2');
+    await until(() => infos.length >= 3);
+    // Values flowed before the document came; the info series did not, then only with 12.2.
+    expect(beforeInfo).toBeGreaterThan(0);
+    expect(new Set(infos)).toEqual(new Set(['12.2']));
+  });
+
+  it('names MIG devices (profile, MIG UUID) from nvidia-smi -L once -q -x shows them', async () => {
+    const xml = join(
+      import.meta.dirname,
+      'fixtures',
+      'xml',
+      'a100-sxm4-80gb-mig-enabled__535.54.03__v12__telegraf.xml',
+    );
+    const uuid = 'GPU-513536b6-7d19-9063-b049-1e69664bb298';
+    // The A100 capture's four 14-SM, 19968 MiB devices are 1g.20gb instances; -L as R535 prints it.
+    const list = [
+      `GPU 0: NVIDIA A100-SXM4-80GB (UUID: ${uuid})`,
+      ...[0, 1, 2, 3].map(
+        (i) =>
+          `  MIG 1g.20gb     Device  ${i}: (UUID: MIG-4f8ba7c6-0000-0000-0000-00000000000${i})`,
+      ),
+    ].join('\n');
+    const bin = standIn(
+      'xml-list',
+      `${ROW}
+const fs = require('node:fs');
+if (fields.length) {
+  setInterval(() => console.log(row(1, 3).replace('GPU-1', '${uuid}')), 100);
+} else if (args[0] === '-q' && args[1] === '-x') {
+  const doc = fs.readFileSync(${JSON.stringify(xml)}, 'utf8');
+  process.stdout.write(doc.endsWith('\\n') ? doc : doc + '\\n');
+  setInterval(() => {}, 1000);
+} else if (args[0] === '-L') {
+  console.log(${JSON.stringify(list)});
+} else { setInterval(() => {}, 1000); }`,
+    );
+    const { until } = run(bin, { xmlInterval: 1000 });
+    const s = await until(
+      (st) => st.output.facts?.gpus?.[0]?.migDevices?.[3]?.profile !== undefined,
+    );
+    const info = s.output.samples.filter((x) => x.desc.name === 'gpulse_mig_info');
+    expect(
+      info.map((x) => [x.labels.gpu_instance_id, x.labels.profile, x.labels.mig_uuid]),
+    ).toEqual(
+      [3, 4, 5, 6].map((gi, i) => [
+        String(gi),
+        '1g.20gb',
+        `MIG-4f8ba7c6-0000-0000-0000-00000000000${i}`,
+      ]),
+    );
   });
 });

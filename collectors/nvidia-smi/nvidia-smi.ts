@@ -12,6 +12,12 @@ import { gpuReadingSamples } from '../gpu-series.js';
 import type { NvidiaSmiConfig } from './config.js';
 import { classifyExit, notFoundMessage } from './exit-codes.js';
 import { isIntegratedGpuName } from './integrated.js';
+import {
+  LostGpuTracker,
+  parseDeviceHandleError,
+  type DeviceHandleError,
+  type PlacedHandleError,
+} from './lost-gpu.js';
 import { mergeXmlExtras, type XmlExtras } from './merge.js';
 import {
   COMPUTE_APPS_FIELDS,
@@ -21,6 +27,7 @@ import {
   selectQueryFields,
   splitCsvLine,
 } from './parse-csv.js';
+import { migLayoutKey, parseMigListing, withMigNames, type MigListing } from './parse-list.js';
 import { parseNvidiaSmiXml } from './parse-xml.js';
 import { PmonSampler } from './pmon.js';
 
@@ -69,6 +76,8 @@ export function createNvidiaSmiCollector(
 const BLOCK_QUIET_MS = 40;
 /** A `-q -x` document larger than this is garbage (a real one of 8 GPUs is well under 1 MiB). */
 export const MAX_XML_DOCUMENT_BYTES = 16 * 1024 * 1024;
+/** Longest wait for the first -q -x document before the info series goes out without it. */
+const IDENTITY_WAIT_MS = 30_000;
 
 class NvidiaSmiCollector implements StreamingCollector {
   readonly kind = 'streaming';
@@ -79,6 +88,15 @@ class NvidiaSmiCollector implements StreamingCollector {
   private streams = new Map<StreamName, ChildStream>();
   private fields: string[] = [];
   private block: GpuReading[] = [];
+  /** Handle errors of the current block: GPUs nvidia-smi could not open. */
+  private handles: PlacedHandleError[] = [];
+  private readonly lostGpus = new LostGpuTracker();
+  /**
+   * Whether the identity is complete: the CUDA version comes only with the slower -q -x
+   * document, and an info series whose labels change seconds after start is two series.
+   */
+  private identityComplete = false;
+  private firstBlockAt: number | undefined;
   private blockStartedAt = 0;
   private readonly blockQuiet: QuietTimer;
   private appsBlock: GpuProcess[] = [];
@@ -88,6 +106,10 @@ class NvidiaSmiCollector implements StreamingCollector {
   private xmlLines: string[] = [];
   private xmlBytes = 0;
   private xmlExtras: XmlExtras = new Map();
+  /** MIG profiles and UUIDs from `nvidia-smi -L`, asked again when the MIG layout changes. */
+  private migListing: MigListing = new Map();
+  private migListingKey = '';
+  private listingMig = false;
   private lastOutput = new Map<StreamName, string>();
   private rejected = new Map<StreamName, number>();
   private stopped = false;
@@ -109,6 +131,8 @@ class NvidiaSmiCollector implements StreamingCollector {
     private readonly deps: NvidiaSmiDeps,
   ) {
     this.clock = deps.clock ?? systemClock;
+    // Without -q -x nothing will complete the identity: the CSV has all there is.
+    this.identityComplete = config.xmlInterval <= 0;
     this.blockQuiet = new QuietTimer(this.clock, BLOCK_QUIET_MS, () => this.flushBlock());
     this.appsQuiet = new QuietTimer(this.clock, BLOCK_QUIET_MS, () => this.flushApps());
     // The last sample of a pmon burst has no successor to end it: a quiet moment does.
@@ -252,6 +276,8 @@ class NvidiaSmiCollector implements StreamingCollector {
   }
 
   private onPmonLine(line: string): LineVerdict {
+    // pmon names a GPU it could not open before its header; the query-gpu stream reports it.
+    if (parseDeviceHandleError(line)) return 'accepted';
     if (!this.pmon.push(line)) return this.reject('pmon', line);
     this.pmonQuiet.poke();
     return 'accepted';
@@ -280,6 +306,11 @@ class NvidiaSmiCollector implements StreamingCollector {
 
   private onGpuLine(line: string): LineVerdict {
     if (line.trim() === '') return 'ignored';
+    const handle = parseDeviceHandleError(line);
+    if (handle) {
+      this.onHandleError(handle);
+      return 'accepted';
+    }
     const cells = splitCsvLine(line);
     // Drivers without an `index` field (very old ones) list GPUs in index order: use the position.
     let reading = parseQueryGpuRow(cells, this.fields, this.block.length);
@@ -291,14 +322,28 @@ class NvidiaSmiCollector implements StreamingCollector {
       this.flushBlock();
       reading = parseQueryGpuRow(cells, this.fields, 0) ?? reading;
     }
-    if (this.block.length === 0) this.blockStartedAt = this.clock.now();
+    if (this.block.length === 0 && this.handles.length === 0)
+      this.blockStartedAt = this.clock.now();
     this.block.push(reading);
     this.blockQuiet.poke();
     return 'accepted';
   }
 
+  /** A GPU nvidia-smi could not open, printed in its row's place: part of the block, not garbage. */
+  private onHandleError(handle: DeviceHandleError): void {
+    const same = (h: PlacedHandleError) =>
+      h.pciBusId === handle.pciBusId && h.index === handle.index;
+    if (this.handles.some(same)) this.flushBlock();
+    if (this.block.length === 0 && this.handles.length === 0)
+      this.blockStartedAt = this.clock.now();
+    this.handles.push({ ...handle, position: this.block.length + this.handles.length });
+    this.blockQuiet.poke();
+  }
+
   private onAppsLine(line: string): LineVerdict {
     if (line.trim() === '' || /no running processes/i.test(line)) return 'ignored';
+    // A lost GPU's line where its processes would be: they are gone with it.
+    if (parseDeviceHandleError(line)) return 'accepted';
     const proc = parseComputeAppsRow(splitCsvLine(line), COMPUTE_APPS_FIELDS);
     if (!proc) return this.reject('compute-apps', line);
     // A process seen twice means the previous tick is complete: ticks read late (a starved
@@ -329,14 +374,22 @@ class NvidiaSmiCollector implements StreamingCollector {
     const text = this.xmlLines.join('\n');
     this.xmlLines = [];
     this.xmlBytes = 0;
+    // A whole document came: whatever it says, the identity is as complete as it gets.
+    this.identityComplete = true;
     try {
       const doc = parseNvidiaSmiXml(text);
       this.xmlExtras = new Map(
         doc.gpus.map((g) => [
           g.uuid,
-          { gpu: g, processes: doc.processes, cudaVersion: doc.cudaVersion },
+          {
+            gpu: withMigNames(g, this.migListing),
+            processes: doc.processes,
+            cudaVersion: doc.cudaVersion,
+          },
         ]),
       );
+      const layout = migLayoutKey(doc.gpus);
+      if (layout !== '' && layout !== this.migListingKey) this.listMig(layout);
     } catch (err) {
       this.sink?.countError('xml_parse_error');
       this.log?.warn(
@@ -346,6 +399,38 @@ class NvidiaSmiCollector implements StreamingCollector {
       return 'rejected';
     }
     return 'accepted';
+  }
+
+  /** Runs `nvidia-smi -L` for the MIG profile names and UUIDs that `-q -x` does not give. */
+  private listMig(layout: string): void {
+    if (this.listingMig) return;
+    this.listingMig = true;
+    runCommand(this.config.binary, ['-L'], {
+      timeoutMs: this.config.timeout,
+      env: this.deps.env,
+      spawnFn: this.deps.spawnFn,
+    })
+      .then((result) => {
+        // With a GPU lost, -L still lists the others but exits non-zero: use what it listed.
+        const listing = parseMigListing(result.stdout);
+        if (listing.size === 0) throw new Error(`exit ${result.code ?? result.signal}`);
+        this.migListing = listing;
+        this.migListingKey = layout;
+        this.xmlExtras = new Map(
+          [...this.xmlExtras].map(([uuid, x]) => [
+            uuid,
+            { ...x, gpu: withMigNames(x.gpu, this.migListing) },
+          ]),
+        );
+      })
+      .catch((err: unknown) => {
+        // Asked again with the next -q -x document; MIG series keep their ids meanwhile.
+        this.sink?.countError('list_failed');
+        this.log?.debug({ err: errorMessage(err) }, 'nvidia-smi -L failed; MIG profiles unknown');
+      })
+      .finally(() => {
+        this.listingMig = false;
+      });
   }
 
   private reject(stream: StreamName, line: string): 'rejected' {
@@ -372,15 +457,18 @@ class NvidiaSmiCollector implements StreamingCollector {
 
   private flushBlock(): void {
     this.blockQuiet.cancel();
-    if (this.block.length === 0 || this.stopped || this.stoodDown) return;
+    if ((this.block.length === 0 && this.handles.length === 0) || this.stopped || this.stoodDown)
+      return;
     const block = this.block;
+    const handles = this.handles;
     this.block = [];
+    this.handles = [];
     // An integrated Jetson GPU reports nearly nothing here; the tegrastats collector owns it,
     // so it never appears twice (once per collector) or as a GPU without values.
     const integrated = block.filter((g) => isIntegratedGpuName(g.name));
     const readings = block.filter((g) => !isIntegratedGpuName(g.name));
     if (integrated.length > 0) {
-      if (readings.length === 0) {
+      if (readings.length === 0 && handles.length === 0) {
         this.standDown(integrated.map((g) => g.name ?? '').join(', '));
         return;
       }
@@ -397,6 +485,8 @@ class NvidiaSmiCollector implements StreamingCollector {
     if (now - this.lastAppsAt > 2.5 * this.config.interval) this.processes = [];
     this.startPmon();
     const gpus = mergeXmlExtras(readings, this.xmlExtras);
+    // Identities as merged (the CUDA version comes from -q -x), so a lost GPU keeps all of it.
+    const lost = this.lostGpus.update([...gpus, ...integrated], handles, now);
     const byUuid = new Map(gpus.map((g) => [g.uuid, g.index]));
     const left = new Set(integrated.map((g) => g.uuid));
     const processes = this.processes
@@ -406,11 +496,20 @@ class NvidiaSmiCollector implements StreamingCollector {
         gpuIndex: p.gpuIndex ?? byUuid.get(p.gpuUuid),
       }));
     const pmonSeconds = Math.min(10, Math.max(1, Math.round(this.config.interval / 1000)));
+    this.firstBlockAt ??= now;
+    // A -q -x that takes longer than this (a hung driver) does not hold the info series forever.
+    if (now - this.firstBlockAt >= IDENTITY_WAIT_MS) this.identityComplete = true;
     if (now - this.lastPmonAt > 2.5 * pmonSeconds * 1000) this.utilization = [];
     this.sink?.ok(
       {
-        samples: gpuReadingSamples(gpus),
-        facts: { gpus, gpuProcesses: processes, gpuProcessUtilization: this.utilization },
+        // A lost GPU's series (up 0) come from GPU health, which joins it with DCGM's view.
+        samples: gpuReadingSamples(gpus, { info: this.identityComplete }),
+        facts: {
+          gpus,
+          lostGpus: lost,
+          gpuProcesses: processes,
+          gpuProcessUtilization: this.utilization,
+        },
       },
       Math.max(0, now - this.blockStartedAt),
     );
@@ -441,7 +540,19 @@ class NvidiaSmiCollector implements StreamingCollector {
     if (this.stopped || this.stoodDown) return;
     const binary = this.config.binary;
     if (name === 'query-gpu') {
+      // What it printed before it ended is a block like any other (a lost GPU's line included).
+      this.flushBlock();
       this.block = [];
+      this.handles = [];
+      if (exit.kind === 'exit' && exit.code !== 0 && this.lostGpus.current().length > 0) {
+        // nvidia-smi ends with NVML's error for a GPU it cannot open, after the others' rows:
+        // the lost GPU is reported as such, the others keep their values until the restart.
+        this.sink?.countError(
+          `query-gpu_${classifyExit(binary, exit.code, exit.signal, '').reason}`,
+        );
+        this.log?.debug({ code: exit.code }, 'nvidia-smi ended after a lost GPU; restarting');
+        return;
+      }
       let failure;
       if (exit.kind === 'spawn_error') {
         failure =
@@ -485,6 +596,8 @@ class NvidiaSmiCollector implements StreamingCollector {
     }
     // The process list and -q -x are extras: their failures are counted, the CSV values stay.
     if (name === 'compute-apps') this.processes = [];
+    // No document is coming soon: the identity is what the CSV says.
+    if (name === 'xml') this.identityComplete = true;
     if (name === 'pmon') this.utilization = [];
     const reason =
       exit.kind === 'stall'
@@ -523,8 +636,9 @@ class NvidiaSmiCollector implements StreamingCollector {
       b.add(metrics.restarts, { stream: name }, stream.restarts);
       b.add(metrics.streamUp, { stream: name }, stream.running);
     }
-    for (const [name, count] of this.rejected)
-      b.add(metrics.rejectedLines, { stream: name }, count);
+    // Every running stream has its counter from the start (0), so rate() sees the first one.
+    for (const name of new Set([...this.streams.keys(), ...this.rejected.keys()]))
+      b.add(metrics.rejectedLines, { stream: name }, this.rejected.get(name) ?? 0);
     this.sink?.health(b.build());
   }
 }

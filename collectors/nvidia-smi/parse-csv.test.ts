@@ -843,7 +843,7 @@ describe('parseQueryGpuCsv rejects what does not fit', () => {
     const text = [
       '0, GPU-a, 100, 30',
       '1, GPU-b, 2',
-      'Unable to determine the device handle for GPU0000:0C:00.0: Unknown Error',
+      'NVRM: something else entirely',
       '2, GPU-c, 300, 50',
     ].join('\n');
     const { gpus, rejects } = parseWithRejects(text, fields);
@@ -853,11 +853,26 @@ describe('parseQueryGpuCsv rejects what does not fit', () => {
     ]);
     expect(rejects).toEqual([
       { line: 2, text: '1, GPU-b, 2', reason: 'column_count' },
-      {
-        line: 3,
-        text: 'Unable to determine the device handle for GPU0000:0C:00.0: Unknown Error',
-        reason: 'column_count',
-      },
+      { line: 3, text: 'NVRM: something else entirely', reason: 'column_count' },
+    ]);
+  });
+
+  it('takes a lost GPU’s line for that GPU, not for garbage: the rows after it keep their place', () => {
+    const text = [
+      '0, GPU-a, 100, 30',
+      'Unable to determine the device handle for GPU0000:0C:00.0: Unknown Error',
+      '2, GPU-c, 300, 50',
+    ].join('\n');
+    const unreachable: unknown[] = [];
+    const rejects: unknown[] = [];
+    const gpus = parseQueryGpuCsv(text, fields, {
+      onReject: (r) => rejects.push(r),
+      onUnreachable: (h) => unreachable.push(h),
+    });
+    expect(gpus.map((g) => g.uuid)).toEqual(['GPU-a', 'GPU-c']);
+    expect(rejects).toEqual([]);
+    expect(unreachable).toEqual([
+      { pciBusId: '00000000:0C:00.0', error: 'Unknown Error', position: 1 },
     ]);
   });
 

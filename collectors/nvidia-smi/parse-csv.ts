@@ -15,6 +15,7 @@ import {
   type RecoveryAction,
   type ThrottleReason,
 } from '../../agent/facts.js';
+import { parseDeviceHandleError, type PlacedHandleError } from './lost-gpu.js';
 import {
   decodeThrottleMask,
   definedOnly,
@@ -204,6 +205,8 @@ export interface RejectedRow {
 export interface CsvParseOptions {
   /** Called once per rejected line; rejected lines are otherwise skipped silently. */
   readonly onReject?: (rejected: RejectedRow) => void;
+  /** Called for each GPU nvidia-smi could not open (its line stands in place of its rows). */
+  readonly onUnreachable?: (handle: PlacedHandleError) => void;
 }
 
 /** Every field name (aliases included) that `nvidia-smi --help-query-gpu` output lists. */
@@ -475,6 +478,12 @@ function parseLines<T>(
   text.split('\n').forEach((rawLine, i) => {
     const line = rawLine.replace(/\r$/, '');
     if (line.trim() === '' || /^no running processes found$/i.test(line.trim())) return;
+    const handle = parseDeviceHandleError(line);
+    if (handle) {
+      // A lost GPU takes its row's place: the rows after it keep their positions.
+      options.onUnreachable?.({ ...handle, position: position++ });
+      return;
+    }
     const cells = splitCsvLine(line);
     // A header may come first (--format=csv) or again after a restart of a streaming run.
     if (isHeader(cells, known)) {

@@ -18,6 +18,7 @@ import {
   type MigDeviceReading,
   type ThrottleReason,
 } from '../../agent/facts.js';
+import { parseDeviceHandleError, type PlacedHandleError } from './lost-gpu.js';
 import {
   definedOnly,
   gpuIdentity,
@@ -53,6 +54,8 @@ export interface NvidiaSmiXml {
   readonly timestamp?: string;
   readonly gpus: GpuReading[];
   readonly processes: GpuProcess[];
+  /** GPUs nvidia-smi could not open: their handle error stood in place of their <gpu>. */
+  readonly unreachable?: PlacedHandleError[];
 }
 
 type XmlNode = Readonly<Record<string, unknown>>;
@@ -357,7 +360,8 @@ function parseGpu(
  * CollectorError('parse_error').
  */
 export function parseNvidiaSmiXml(xml: string): NvidiaSmiXml {
-  const document = parseDocument(xml);
+  const { text: clean, unreachable, gpuPositions } = splitHandleErrors(xml);
+  const document = parseDocument(clean);
   if (!isNode(document) || !('nvidia_smi_log' in document)) {
     throw new CollectorError('parse_error', 'nvidia-smi XML has no <nvidia_smi_log> element');
   }
@@ -371,8 +375,8 @@ export function parseNvidiaSmiXml(xml: string): NvidiaSmiXml {
   };
   const gpus: GpuReading[] = [];
   const allProcesses: GpuProcess[] = [];
-  list(node(root)?.['gpu']).forEach((gpu, position) => {
-    const parsed = isNode(gpu) ? parseGpu(gpu, position, log) : undefined;
+  list(node(root)?.['gpu']).forEach((gpu, k) => {
+    const parsed = isNode(gpu) ? parseGpu(gpu, gpuPositions[k] ?? k, log) : undefined;
     if (parsed === undefined) return;
     gpus.push(parsed.reading);
     allProcesses.push(...parsed.processes);
@@ -384,5 +388,33 @@ export function parseNvidiaSmiXml(xml: string): NvidiaSmiXml {
     timestamp: parseText(text(root, 'timestamp')),
     gpus,
     processes: allProcesses,
+    ...(unreachable.length > 0 ? { unreachable } : {}),
   });
+}
+
+/**
+ * Takes out the lines nvidia-smi prints in place of a GPU it cannot open (they would make the
+ * document ill-formed) and counts positions past them: the GPUs after a lost one keep their
+ * index, which is their position among all attached GPUs.
+ */
+function splitHandleErrors(xml: string): {
+  text: string;
+  unreachable: PlacedHandleError[];
+  gpuPositions: number[];
+} {
+  if (!xml.includes('device handle')) return { text: xml, unreachable: [], gpuPositions: [] };
+  const kept: string[] = [];
+  const unreachable: PlacedHandleError[] = [];
+  const gpuPositions: number[] = [];
+  let position = 0;
+  for (const line of xml.split('\n')) {
+    const handle = parseDeviceHandleError(line);
+    if (handle) {
+      unreachable.push({ ...handle, position: position++ });
+      continue;
+    }
+    if (/^\s*<gpu[\s>]/.test(line)) gpuPositions.push(position++);
+    kept.push(line);
+  }
+  return { text: kept.join('\n'), unreachable, gpuPositions };
 }

@@ -30,11 +30,18 @@ describe('parseScenario', () => {
       gpus: [2, 5],
       rampMs: 500,
       ignoreSigterm: false,
+      lostError: 'unknown',
     });
     expect(parseScenario('hang:for=inf,sigterm=ignore')).toMatchObject({
       forMs: undefined,
       ignoreSigterm: true,
     });
+  });
+
+  it('reads what NVML answers for a lost GPU (error=unknown|lost)', () => {
+    expect(parseScenario('gpu-lost').lostError).toBe('unknown');
+    expect(parseScenario('gpu-lost:error=lost').lostError).toBe('lost');
+    expect(() => parseScenario('gpu-lost:error=melted')).toThrow(/error=melted \(unknown\|lost\)/);
   });
 
   it('rejects unknown names, keys and bad durations', () => {

@@ -28,7 +28,15 @@ export interface Scenario {
   readonly rampMs: number;
   /** Ignore SIGTERM while hung, as a process stuck in the driver (D state) does. */
   readonly ignoreSigterm: boolean;
+  /**
+   * What NVML answers for a lost GPU's handle (gpu-lost): `unknown` ("Unknown Error", what
+   * current drivers print after Xid 79) or `lost` ("GPU is lost.  Reboot the system ...").
+   */
+  readonly lostError: LostError;
 }
+
+/** NVML's answer for the handle of a lost GPU. */
+export type LostError = 'unknown' | 'lost';
 
 /** Where an instant falls relative to a scenario's episode. */
 export type ScenarioPhase =
@@ -53,6 +61,7 @@ export const NO_SCENARIO: Scenario = {
   gpus: undefined,
   rampMs: 0,
   ignoreSigterm: false,
+  lostError: 'unknown',
 };
 
 // Throttles clear after 20 s so an episode has a start and an end; the failure scenarios stay
@@ -104,7 +113,8 @@ function durationParam(key: string, value: string): number {
 
 /**
  * Parses `name[:key=value,...]`, e.g. `thermal-throttle:after=10s,for=20s,gpu=3`.
- * Keys: after, for (`for=inf` never ends), gpu (`gpu=0+3` for several), ramp, sigterm=ignore.
+ * Keys: after, for (`for=inf` never ends), gpu (`gpu=0+3` for several), ramp, sigterm=ignore,
+ * error=unknown|lost (gpu-lost only).
  */
 export function parseScenario(spec: string | undefined): Scenario {
   const text = spec?.trim() ?? '';
@@ -119,6 +129,7 @@ export function parseScenario(spec: string | undefined): Scenario {
   let rampMs = DEFAULT_RAMP_MS[name];
   let gpus: number[] | undefined;
   let ignoreSigterm = false;
+  let lostError: LostError = 'unknown';
   const params = colon < 0 ? '' : text.slice(colon + 1);
   for (const pair of params.split(',')) {
     if (pair.trim() === '') continue;
@@ -150,11 +161,17 @@ export function parseScenario(spec: string | undefined): Scenario {
         }
         ignoreSigterm = value === 'ignore';
         break;
+      case 'error':
+        if (value !== 'unknown' && value !== 'lost') {
+          throw new ScenarioError(`scenario error=${value} (unknown|lost)`);
+        }
+        lostError = value;
+        break;
       default:
         throw new ScenarioError(`unknown scenario parameter "${key}"`);
     }
   }
-  return { name, afterMs, forMs, gpus, rampMs, ignoreSigterm };
+  return { name, afterMs, forMs, gpus, rampMs, ignoreSigterm, lostError };
 }
 
 /** Phase of the scenario `elapsedMs` after the simulation started. */

@@ -129,15 +129,17 @@ export const ruleGroups: readonly RuleGroup[] = [
     rules: [
       {
         alert: 'GpulseGpuFallenOffBus',
-        expr: 'gpulse_collector_status{collector=~"nvidia-smi|dcgm",reason="gpu_lost"} == 1',
+        // gpulse_gpu_up is 0 while the driver lists the GPU but cannot open it; DCGM's blank
+        // row and Xid 79 say the same on the other surfaces (/api/v1/gpus, events, compat).
+        expr: 'gpulse_gpu_up == 0',
         for: '1m',
         labels: { severity: 'critical' },
         annotations: {
-          summary: 'A GPU of {{ $labels.instance }} has fallen off the bus',
+          summary: 'GPU {{ $labels.gpu }} of {{ $labels.instance }} has fallen off the bus',
           description:
-            '{{ $labels.collector }} reports "GPU is lost" (Xid 79): the GPU no longer answers on PCIe and ' +
-            'every job on it has failed. Drain the node and reboot it; if it recurs, check power and ' +
-            'seating, then RMA.',
+            'GPU {{ $labels.gpu }} ({{ $labels.uuid }}) is attached but no longer answers its driver ' +
+            '(Xid 79, "GPU has fallen off the bus"): every job on it has failed, the other GPUs still ' +
+            'report. Drain the node and reboot it; if it recurs, check power and seating, then RMA.',
         },
       },
       {

@@ -7,6 +7,14 @@ const I = 'instance=~"$instance"';
 const G = `${I}, gpu=~"$gpu"`;
 const GPU_LEGEND = '{{instance}} GPU {{gpu}}';
 
+/**
+ * ` or` a 0 for every `by` group of `present` that the left side lacks: counters that gpulse
+ * creates with their first event (an Xid, a collector error of some reason) then read 0 on a
+ * healthy host instead of "No data", and still nothing for a host that is not scraped at all.
+ */
+const zeroPer = (by: string, present: string): string =>
+  ` or on (${by}) (0 * group by (${by}) (${present}))`;
+
 const ts = (
   title: string,
   description: string,
@@ -58,7 +66,12 @@ export const fleetDashboard: DashboardSpec = {
       title: 'Fleet at a glance',
       panels: [
         stat('Agents', 'How many gpulse agents report?', `count(gpulse_build_info{${I}})`),
-        stat('GPUs', 'How many GPUs answer?', `count(gpulse_gpu_info{${I}})`),
+        stat('GPUs', 'How many GPUs answer?', `sum(gpulse_gpu_up{${I}})`),
+        stat(
+          'Lost GPUs',
+          'How many GPUs are attached but no longer answer (fallen off the bus)?',
+          `count(gpulse_gpu_up{${I}} == 0) or vector(0)`,
+        ),
         stat(
           'Mean GPU utilization',
           'How busy is the fleet on average?',
@@ -80,7 +93,8 @@ export const fleetDashboard: DashboardSpec = {
         stat(
           'Firing alerts',
           'How many gpulse alerts fire now?',
-          'count(ALERTS{alertstate="firing", alertname=~"Gpulse.*"})',
+          // ALERTS is empty while nothing fires: 0 then, not "No data".
+          'count(ALERTS{alertstate="firing", alertname=~"Gpulse.*"}) or vector(0)',
         ),
       ],
     },
@@ -138,7 +152,7 @@ export const fleetDashboard: DashboardSpec = {
         ts(
           'Xid errors',
           'Which hosts log Xid errors, of which severity?',
-          `sum by (instance, severity) (increase(gpulse_gpu_xid_errors_total{${I}}[$__rate_interval]))`,
+          `sum by (instance, severity) (increase(gpulse_gpu_xid_errors_total{${I}}[$__rate_interval]))${zeroPer('instance', `gpulse_gpu_info{${I}}`)}`,
           'short',
           '{{instance}} {{severity}}',
         ),
@@ -152,7 +166,7 @@ export const fleetDashboard: DashboardSpec = {
         ts(
           'Collector errors',
           'Which collectors keep failing, by reason?',
-          `sum by (instance, collector, reason) (increase(gpulse_collector_errors_total{${I}}[$__rate_interval]))`,
+          `sum by (instance, collector, reason) (increase(gpulse_collector_errors_total{${I}}[$__rate_interval]))${zeroPer('instance, collector', `gpulse_collector_up{${I}}`)}`,
           'short',
           '{{instance}} {{collector}} {{reason}}',
         ),
@@ -182,6 +196,27 @@ export const fleetDashboard: DashboardSpec = {
           'short',
           '{{instance}} {{collector}}',
         ),
+        {
+          title: 'HTTP refusals',
+          description:
+            'What did the HTTP server turn away? Connections (cap, slow clients, TLS) and requests (401, 403 writes, 429), per second; a failed web configuration reload shows as a 0 line.',
+          kind: 'timeseries',
+          unit: 'short',
+          queries: [
+            {
+              expr: `sum by (instance, reason) (rate(gpulse_http_connections_closed_total{${I}}[$__rate_interval])) > 0`,
+              legend: '{{instance}} connection {{reason}}',
+            },
+            {
+              expr: `sum by (instance, reason) (rate(gpulse_http_requests_refused_total{${I}}[$__rate_interval])) > 0`,
+              legend: '{{instance}} request {{reason}}',
+            },
+            {
+              expr: `gpulse_http_web_config_last_reload_successful{${I}} == 0`,
+              legend: '{{instance}} web config reload failed',
+            },
+          ],
+        },
         ts(
           'GPU tool streams',
           'Are the long-lived nvidia-smi streams running?',
@@ -531,6 +566,13 @@ export const gpuDashboard: DashboardSpec = {
           'Bps',
           '{{instance}} GPU {{gpu}} {{direction}}',
         ),
+        ts(
+          'NVLink errors',
+          'Is a link failing? CRC errors are retried (replay); recoveries retrain the link (DCGM).',
+          `increase(gpulse_gpu_nvlink_errors_total{${G}}[$__rate_interval])`,
+          'short',
+          '{{instance}} GPU {{gpu}} {{type}}',
+        ),
       ],
     },
     {
@@ -582,7 +624,7 @@ export const gpuDashboard: DashboardSpec = {
         ts(
           'Xid errors',
           'Which Xids did the driver log for these GPUs?',
-          `increase(gpulse_gpu_xid_errors_total{${G}}[$__rate_interval])`,
+          `increase(gpulse_gpu_xid_errors_total{${G}}[$__rate_interval])${zeroPer('instance, gpu', `gpulse_gpu_info{${G}}`)}`,
           'short',
           '{{instance}} GPU {{gpu}} Xid {{xid}} ({{severity}})',
         ),
@@ -1040,7 +1082,7 @@ export const edgeDashboard: DashboardSpec = {
       panels: [
         ts(
           'Fleet messages',
-          'Messages the gateways applied, or found stale or rejected.',
+          'Messages the gateways applied, forwarded to the member serving the device, or found stale or rejected.',
           'sum by (stream, result) (rate(gpulse_fleet_messages_total[$__rate_interval]))',
           'short',
           '{{stream}} {{result}}',
@@ -1052,6 +1094,37 @@ export const edgeDashboard: DashboardSpec = {
           'short',
           '{{reason}}',
         ),
+        ts(
+          'Gateway memory for devices',
+          'How much of its byte budget (gateway.maxFleetBytes) does each gateway keep for devices?',
+          'gpulse_fleet_kept_bytes',
+          'bytes',
+          '{{instance}}',
+        ),
+        ts(
+          'Share group members',
+          'How many gateways of its share group does each gateway see alive?',
+          'gpulse_fleet_group_members',
+          'short',
+          '{{instance}}',
+        ),
+        {
+          title: 'Series repaired',
+          description:
+            'Device labels renamed (they clashed with site, node, job or instance) and series sent twice in one batch.',
+          kind: 'timeseries',
+          unit: 'short',
+          queries: [
+            {
+              expr: 'sum(increase(gpulse_fleet_renamed_labels_total[$__rate_interval]))',
+              legend: 'labels renamed',
+            },
+            {
+              expr: 'sum(increase(gpulse_fleet_duplicate_series_total[$__rate_interval]))',
+              legend: 'duplicate series',
+            },
+          ],
+        },
         ts(
           'Device events',
           'Which events do the devices report (OOM, throttling, Xid, updates)?',

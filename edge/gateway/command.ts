@@ -22,6 +22,7 @@ export interface GatewayProcess {
 /** Agent settings that also apply to the gateway (its HTTP side and its broker connection). */
 const SHARED_FLAGS = new Set([
   'listen',
+  'web.config.file',
   'log-level',
   'log-format',
   'mqtt-url',
@@ -35,7 +36,8 @@ const SHARED_FLAGS = new Set([
 
 /** Help texts that read differently for the gateway, which subscribes rather than publishes. */
 const GATEWAY_DESCRIPTIONS: Readonly<Record<string, string>> = {
-  'mqtt-url': 'MQTT broker of the fleet (mqtt:// or mqtts://); default: the embedded broker',
+  'mqtt-url':
+    'MQTT broker of the fleet (mqtt:// or mqtts://); required unless --embedded-broker starts one here',
   listen: 'address of the fleet /metrics (default 0.0.0.0:9489)',
 };
 
@@ -97,6 +99,12 @@ export function registerGatewayCommand(program: Command, proc: GatewayProcess): 
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       proc.stderr.write(`gpulse: ${err.message}\n`);
+      proc.exit(2);
+    }
+    if (!config.mqtt.url && config.gateway.embeddedBroker === 'off') {
+      proc.stderr.write(
+        'gpulse: no broker: pass --mqtt-url mqtt[s]://HOST:PORT (or GPULSE_MQTT_URL), or --embedded-broker [HOST:PORT] to start one in this process for a trial\n',
+      );
       proc.exit(2);
     }
     const log = createLogger(config.log);

@@ -45,10 +45,21 @@ export const gatewayConfigSchema = z
     maxPayloadBytes: zBytes().default(1024 * 1024),
     /** Largest message after inflating. */
     maxInflatedBytes: zBytes().default(8 * 1024 * 1024),
+    /**
+     * Bytes kept for one device at most: its compiled schemas, latest values, the exposition
+     * they render (counted at the widest values) and messages held for a schema.
+     */
+    maxDeviceBytes: zBytes().default(4 * 1024 * 1024),
+    /** Bytes kept for all devices together at most (the same things); bounds a scrape too. */
+    maxFleetBytes: zBytes().default(512 * 1024 * 1024),
     /** Start an in-process MQTT 3.1.1 broker (aedes) on HOST:PORT for trials; "off" by default. */
     embeddedBroker: zEmbedded.default('off'),
   })
-  .strict();
+  .strict()
+  .refine((g) => g.maxFleetBytes >= g.maxDeviceBytes, {
+    message: 'gateway.maxFleetBytes must be at least gateway.maxDeviceBytes',
+    path: ['maxFleetBytes'],
+  });
 
 /** Parsed gateway settings. */
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
@@ -88,6 +99,20 @@ export const gatewayFlags: readonly SettingBinding[] = [
     flag: 'max-devices',
     valueName: 'N',
     description: 'devices tracked at most (default 10000) [GPULSE_GATEWAY_MAX_DEVICES]',
+  },
+  {
+    path: ['gateway', 'maxDeviceBytes'],
+    flag: 'max-device-bytes',
+    valueName: 'SIZE',
+    description:
+      'bytes kept for one device at most (default 4MiB) [GPULSE_GATEWAY_MAX_DEVICE_BYTES]',
+  },
+  {
+    path: ['gateway', 'maxFleetBytes'],
+    flag: 'max-fleet-bytes',
+    valueName: 'SIZE',
+    description:
+      'bytes kept for all devices at most (default 512MiB) [GPULSE_GATEWAY_MAX_FLEET_BYTES]',
   },
   {
     path: ['gateway', 'embeddedBroker'],

@@ -25,13 +25,26 @@ export async function startEmbeddedBroker(
     socket.on('close', () => sockets.delete(socket));
     broker.handle(socket);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listen.port, listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EADDRINUSE'
+        ? 'the port is taken (another broker, or another gateway?)'
+        : (err as Error).message;
+    throw new Error(
+      `cannot start the embedded broker on ${listen.host}:${listen.port}: ${why}; pick another address with --embedded-broker HOST:PORT (or GPULSE_GATEWAY_EMBEDDED_BROKER), or use a broker you run with --mqtt-url`,
+      { cause: err },
+    );
+  }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : listen.port;
   const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;

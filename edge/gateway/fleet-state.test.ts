@@ -20,7 +20,15 @@ import { FleetState } from './fleet-state.js';
 
 const T0 = 1_700_000_000_000;
 
-function setup(limits: { maxDevices?: number; maxSeriesPerDevice?: number } = {}) {
+function setup(
+  limits: {
+    maxDevices?: number;
+    maxSeriesPerDevice?: number;
+    maxDeviceBytes?: number;
+    maxFleetBytes?: number;
+    owns?: (site: string, node: string) => boolean;
+  } = {},
+) {
   const clock = new FakeClock(T0);
   const { log, records } = captureLogger();
   const fleet = new FleetState({
@@ -32,8 +40,11 @@ function setup(limits: { maxDevices?: number; maxSeriesPerDevice?: number } = {}
     maxSeriesPerDevice: limits.maxSeriesPerDevice ?? 10_000,
     maxPayloadBytes: 256 * 1024,
     maxInflatedBytes: 4 * 1024 * 1024,
+    maxDeviceBytes: limits.maxDeviceBytes ?? 4 * 1024 * 1024,
+    maxFleetBytes: limits.maxFleetBytes ?? 64 * 1024 * 1024,
+    owns: limits.owns,
   });
-  return { clock, fleet, records };
+  return { clock, fleet, records, log };
 }
 
 function msg(
@@ -410,6 +421,282 @@ describe('FleetState', () => {
   });
 });
 
+/** Telemetry of a hand-made schema (what a hostile device can send), deflated. */
+function raw(
+  node: string,
+  schema: unknown,
+  values: unknown[],
+  extra: object = {},
+): IncomingMessage {
+  const body = deflateSync(JSON.stringify({ v: 2, seq: 1, ts: [T0], schema, values, ...extra }));
+  return msg(`gpulse/v1/s/${node}/telemetry`, body, { contentType: 'application/json+deflate' });
+}
+
+function valuesOnly(node: string, schemaId: string, values: unknown[], ts = [T0]): IncomingMessage {
+  const body = deflateSync(JSON.stringify({ v: 2, seq: 1, ts, schema_id: schemaId, values }));
+  return msg(`gpulse/v1/s/${node}/telemetry`, body, { contentType: 'application/json+deflate' });
+}
+
+const value = (fleet: FleetState, prefix: string) =>
+  lines(fleet)
+    .find((l) => l.startsWith(prefix))
+    ?.split(' ')
+    .pop();
+
+describe('FleetState limits', () => {
+  it('refuses values naming an unknown schema with more columns than any schema may have, holds the rest as received', () => {
+    const { fleet } = setup({ maxSeriesPerDevice: 1000 });
+    // 5,000 columns of 100 samples: half a million values in 40 KB of JSON.
+    const column = Array.from({ length: 100 }, () => 0);
+    const ts = Array.from({ length: 100 }, (_, i) => T0 + i);
+    const flood = valuesOnly(
+      'flood',
+      'nope',
+      Array.from({ length: 5000 }, () => column),
+      ts,
+    );
+    expect(fleet.ingest(flood)).toBe('rejected');
+    expect(lines(fleet)).toContain('gpulse_fleet_rejected_messages_total{reason="series_limit"} 1');
+    // Within the column limit: held, but as the bytes received (a few hundred), not parsed.
+    const held = valuesOnly(
+      'held',
+      'nope',
+      Array.from({ length: 1000 }, () => column),
+      ts,
+    );
+    expect(fleet.ingest(held)).toBe('pending');
+    expect(fleet.bytes()).toBe(held.payload.length);
+    expect(held.payload.length).toBeLessThan(2000);
+  });
+
+  it('refuses a schema whose exposition would pass the device limit, and keeps serving the others', () => {
+    const { fleet, records } = setup({ maxDeviceBytes: 64 * 1024 });
+    fleet.ingest(telemetry('s', 'good', [temp(50)], T0));
+    // 16 labels of 1 KiB on 100 metrics: 1.6 MB of exposition from a 5 KB message.
+    const labels = Object.fromEntries(
+      Array.from({ length: 16 }, (_, i) => [`l${i}`, 'x'.repeat(1024)]),
+    );
+    const metrics = Array.from({ length: 100 }, (_, i) => `m${i}`);
+    const big = { id: 'big', series: [{ labels, metrics }] };
+    expect(
+      fleet.ingest(
+        raw(
+          'evil',
+          big,
+          metrics.map(() => 1),
+        ),
+      ),
+    ).toBe('rejected');
+    expect(
+      fleet.ingest(
+        raw(
+          'evil',
+          big,
+          metrics.map(() => 2),
+        ),
+      ),
+    ).toBe('rejected');
+    const out = lines(fleet);
+    expect(out).toContain('gpulse_fleet_rejected_messages_total{reason="device_bytes"} 2');
+    expect(out).toContain(
+      'gpulse_gpu_temperature_celsius{site="s",node="good",gpu="0",uuid="GPU-0"} 50',
+    );
+    expect(out.some((l) => l.startsWith('gpulse_m0{'))).toBe(false);
+    expect(fleet.exposition().length).toBeLessThan(10_000);
+    // Once, not per message.
+    expect(records.filter((r) => r.reason === 'device_bytes')).toHaveLength(1);
+  });
+
+  it('logs a device refused for its limit once, and again when it fits', () => {
+    const { fleet, records } = setup({ maxSeriesPerDevice: 10 });
+    fleet.ingest(telemetry('s', 'n', [temp(50)], T0));
+    const many = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`m${i}`, i]));
+    for (let i = 0; i < 3; i++)
+      expect(fleet.ingest(telemetry('s', 'n', [{ labels: {}, metrics: many }], T0 + i))).toBe(
+        'rejected',
+      );
+    expect(fleet.ingest(telemetry('s', 'n', [temp(51)], T0 + 10))).toBe('applied');
+    const messages = records.map((r) => r.msg as string);
+    expect(messages.filter((m) => m.startsWith('fleet device over a gateway limit'))).toHaveLength(
+      1,
+    );
+    expect(messages.filter((m) => m.startsWith('fleet device within'))).toHaveLength(1);
+  });
+
+  it('refuses what passes the fleet budget, counts it, and serves the devices it holds', async () => {
+    const { fleet, clock } = setup({ maxFleetBytes: 20_000, maxDeviceBytes: 20_000 });
+    const series = seriesGroups(gpuReadingSamples(h100Readings(1)));
+    const results = Array.from({ length: 6 }, (_, i) =>
+      fleet.ingest(telemetry('s', `d${i}`, series, T0)),
+    );
+    const applied = results.filter((r) => r === 'applied').length;
+    expect(applied).toBeGreaterThan(0);
+    expect(applied).toBeLessThan(6);
+    expect(fleet.bytes()).toBeLessThanOrEqual(20_000);
+    expect(lines(fleet)).toContain(
+      `gpulse_fleet_rejected_messages_total{reason="fleet_bytes"} ${6 - applied}`,
+    );
+    expect(Number(value(fleet, 'gpulse_fleet_kept_bytes '))).toBe(fleet.bytes());
+    // The exposition of the held devices stays within what was charged for them.
+    const relayed = lines(fleet).filter((l) => /^gpulse_(?!fleet_)[a-z_]+\{/.test(l));
+    expect(relayed.join('\n').length).toBeLessThanOrEqual(fleet.bytes());
+    // Forgotten devices give their bytes back.
+    await clock.advance(3_600_001);
+    fleet.sweep();
+    expect(fleet.bytes()).toBe(0);
+  });
+
+  it('shares one compiled schema among alike devices, and never with a schema forging its id', async () => {
+    const { fleet, clock } = setup();
+    const series = seriesGroups(gpuReadingSamples(h100Readings(1)));
+    fleet.ingest(telemetry('s', 'a', series, T0));
+    const one = fleet.bytes();
+    fleet.ingest(telemetry('s', 'b', series, T0));
+    const two = fleet.bytes();
+    // The second device costs its exposition and values, not a second compiled schema.
+    expect(two - one).toBeLessThan(one * 0.8);
+    // A device that names a's schema id with other series gets its own schema, not a's.
+    const [m] = buildTelemetry([{ ts: T0, series }], () => 1, { compressAbove: 1e9 });
+    const forged = {
+      v: 2,
+      seq: 1,
+      ts: [T0],
+      schema: { id: m!.schema.id, series: [{ labels: { gpu: '9' }, metrics: ['forged_ratio'] }] },
+      values: [0.9],
+    };
+    expect(fleet.ingest(msg('gpulse/v1/s/evil/telemetry', JSON.stringify(forged)))).toBe('applied');
+    fleet.ingest(telemetry('s', 'c', series, T0 + 1, 2));
+    const out = lines(fleet);
+    expect(out).toContain('gpulse_forged_ratio{site="s",node="evil",gpu="9"} 0.9');
+    expect(out.some((l) => l.startsWith('gpulse_forged_ratio{site="s",node="c"'))).toBe(false);
+    expect(out.filter((l) => l.startsWith('gpulse_gpu_temperature_celsius{'))).toHaveLength(3);
+    // Forgotten devices give the shared schema back with the last of them.
+    await clock.advance(3_600_001);
+    fleet.sweep();
+    expect(fleet.bytes()).toBe(0);
+  });
+
+  it('renames device labels that clash with site, node, job or instance so that no name repeats', () => {
+    const { fleet } = setup();
+    const labels = { site: 'fake', exported_site: 'dup', job: 'j', instance: 'i', gpu: '0' };
+    expect(fleet.ingest(telemetry('s', 'n', [{ labels, metrics: { x_ratio: 0.5 } }], T0))).toBe(
+      'applied',
+    );
+    const out = lines(fleet);
+    expect(out).toContain(
+      'gpulse_x_ratio{site="s",node="n",exported_site="dup",gpu="0",exported_instance="i",exported_job="j",exported_exported_site="fake"} 0.5',
+    );
+    expect(out).toContain('gpulse_fleet_renamed_labels_total 3');
+  });
+
+  it('shows a series that two parts of one batch carry once, and counts it', () => {
+    const { fleet } = setup();
+    const a = { id: 'pa', series: [{ labels: { gpu: '0' }, metrics: ['x_ratio', 'y_ratio'] }] };
+    const b = { id: 'pb', series: [{ labels: { gpu: '0' }, metrics: ['x_ratio', 'z_ratio'] }] };
+    expect(fleet.ingest(raw('n', a, [0.1, 0.2], { part: 1, parts: 2 }))).toBe('applied');
+    expect(fleet.ingest(raw('n', b, [0.9, 0.3], { part: 2, parts: 2 }))).toBe('applied');
+    const out = lines(fleet);
+    expect(out.filter((l) => l.startsWith('gpulse_x_ratio{'))).toEqual([
+      'gpulse_x_ratio{site="s",node="n",gpu="0"} 0.1',
+    ]);
+    expect(out).toContain('gpulse_z_ratio{site="s",node="n",gpu="0"} 0.3');
+    expect(out).toContain('gpulse_fleet_duplicate_series_total 1');
+  });
+
+  it("relays a family with the agent's HELP text and type; an unknown one with the gateway's", () => {
+    const { fleet } = setup();
+    fleet.ingest(
+      telemetry(
+        's',
+        'n',
+        [{ labels: { gpu: '0' }, metrics: { gpu_utilization_ratio: 0.5, brand_new_total: 3 } }],
+        T0,
+      ),
+    );
+    const out = lines(fleet);
+    expect(out).toContain(
+      '# HELP gpulse_gpu_utilization_ratio Share of time a kernel ran on the GPU (0-1).',
+    );
+    expect(out).toContain('# TYPE gpulse_gpu_utilization_ratio gauge');
+    expect(out).toContain(
+      '# HELP gpulse_brand_new_total Relayed from an edge device by the gpulse fleet gateway (labels site and node added).',
+    );
+    expect(out).toContain('# TYPE gpulse_brand_new_total counter');
+  });
+});
+
+describe('FleetState in a share group', () => {
+  it("exports only its own devices, keeps the others' schemas undecoded, and takes them over on reassign", () => {
+    const mine = new Set(['a']);
+    const { fleet } = setup({ owns: (_s, node) => mine.has(node) });
+    fleet.brokerConnected = true;
+    for (const node of ['a', 'b']) {
+      expect(fleet.ingest(status('s', node, 'online', 1))).toBe('applied');
+      // The schema of a device another gateway serves is not decoded (a garbage one neither).
+      expect(fleet.ingest(schemaMessage('s', node, [temp(0)]))).toBe(
+        node === 'a' ? 'applied' : 'kept',
+      );
+    }
+    expect(fleet.ingest(values('a', [temp(61)], T0, 2))).toBe('applied');
+    let out = lines(fleet);
+    expect(out).toContain('gpulse_fleet_devices 1');
+    expect(out).toContain('gpulse_fleet_device_up{site="s",node="a"} 1');
+    expect(out.some((l) => l.includes('node="b"'))).toBe(false);
+    expect(out).toContain('gpulse_fleet_messages_total{stream="schema",result="kept"} 1');
+    // The member that served b is gone: b's values (schema id only) show at once.
+    mine.add('b');
+    fleet.reassign();
+    expect(fleet.ingest(values('b', [temp(62)], T0, 2))).toBe('applied');
+    out = lines(fleet);
+    expect(out).toContain('gpulse_fleet_device_up{site="s",node="b"} 1');
+    expect(out).toContain(
+      'gpulse_gpu_temperature_celsius{site="s",node="b",gpu="0",uuid="GPU-0"} 62',
+    );
+    // a goes to another member: its series and compiled schemas are dropped, its schema kept.
+    mine.delete('a');
+    fleet.reassign();
+    out = lines(fleet);
+    expect(out.some((l) => l.includes('node="a"'))).toBe(false);
+    mine.add('a');
+    fleet.reassign();
+    expect(fleet.ingest(values('a', [temp(63)], T0 + 1, 3))).toBe('applied');
+    // Cut off from the broker, a member shows no device (the others took them over).
+    fleet.brokerConnected = false;
+    expect(lines(fleet)).toContain('gpulse_fleet_devices 0');
+    expect(lines(fleet).some((l) => l.includes('node="a"'))).toBe(false);
+    fleet.brokerConnected = true;
+
+    expect(lines(fleet)).toContain(
+      'gpulse_gpu_temperature_celsius{site="s",node="a",gpu="0",uuid="GPU-0"} 63',
+    );
+    // b away and back again: its kept schema is compiled a second time.
+    mine.delete('b');
+    fleet.reassign();
+    mine.add('b');
+    fleet.reassign();
+    expect(fleet.ingest(values('b', [temp(64)], T0 + 1, 3))).toBe('applied');
+    expect(lines(fleet)).toContain(
+      'gpulse_gpu_temperature_celsius{site="s",node="b",gpu="0",uuid="GPU-0"} 64',
+    );
+  });
+
+  it('counts a malformed kept schema when it is decoded, not before', () => {
+    const mine = new Set<string>();
+    const { fleet } = setup({ owns: (_s, node) => mine.has(node) });
+    fleet.ingest(status('s', 'b', 'online', 1));
+    expect(fleet.ingest(msg('gpulse/v1/s/b/schema', '{"v":2,"ts":1,"schemas":[{"id":1}]}'))).toBe(
+      'kept',
+    );
+    expect(lines(fleet)).toContain('gpulse_fleet_rejected_messages_total{reason="bad_shape"} 0');
+    mine.add('b');
+    fleet.reassign();
+    expect(lines(fleet)).toContain('gpulse_fleet_rejected_messages_total{reason="bad_shape"} 1');
+    expect(lines(fleet)).toContain(
+      'gpulse_fleet_messages_total{stream="schema",result="rejected"} 1',
+    );
+  });
+});
+
 /** Values-only telemetry (the schema must be known), deflated as the agent sends it. */
 function values(node: string, series: SeriesGroup[], ts: number, seq: number): IncomingMessage {
   const [m] = buildTelemetry([{ ts, series }], () => seq, { compressAbove: 64 });
@@ -577,10 +864,11 @@ describe('FleetState.receive (telemetry of known devices decoded when settled)',
         eager.fleet.ingest(m);
         deferred.fleet.receive(m);
       }
-      // Message counters differ by design (superseded); everything a dashboard reads must not.
+      // Message counters differ by design (superseded), and so do the bytes kept (the inline
+      // schemas of superseded messages are never compiled); everything else must not.
       const state = (f: FleetState) =>
         lines(f).filter(
-          (l) => !/^(# |gpulse_fleet_(messages_total|rejected_messages_total))/.test(l),
+          (l) => !/^(# |gpulse_fleet_(messages_total|rejected_messages_total|kept_bytes))/.test(l),
         );
       expect(state(deferred.fleet), `trial ${trial}`).toEqual(state(eager.fleet));
       const superseded = counted(deferred.fleet, 'superseded');

@@ -52,6 +52,20 @@ export const gatewaySettings: readonly SettingBinding[] = [
     description: 'gateway: largest message after inflating (default 8MiB)',
   },
   {
+    path: ['gateway', 'maxDeviceBytes'],
+    env: 'GPULSE_GATEWAY_MAX_DEVICE_BYTES',
+    valueName: 'SIZE',
+    description:
+      'gateway: bytes kept for one device at most (schemas, latest values, their exposition, held messages); more is refused and counted (default 4MiB)',
+  },
+  {
+    path: ['gateway', 'maxFleetBytes'],
+    env: 'GPULSE_GATEWAY_MAX_FLEET_BYTES',
+    valueName: 'SIZE',
+    description:
+      'gateway: bytes kept for all devices at most, which also bounds a scrape (about this plus 0.5 KB a device); more is refused and counted (default 512MiB)',
+  },
+  {
     path: ['gateway', 'embeddedBroker'],
     env: 'GPULSE_GATEWAY_EMBEDDED_BROKER',
     valueName: 'HOST:PORT|off',

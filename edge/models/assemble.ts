@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, stat, type FileHandle } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, readdir, readFile, type FileHandle } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
 import { fsyncDir } from './durable-fs.js';
 import type { ChunkFetcher, WantedChunk } from './fetcher.js';
 import { parseEnvelope, parseSignedManifest, type SignedManifest } from './manifest.js';
@@ -38,6 +39,119 @@ export async function readLocalManifest(path: string): Promise<SignedManifest | 
   } catch {
     return undefined;
   }
+}
+
+/** Opening flags: a symbolic link in the last path component fails with ELOOP instead of being followed. */
+const READ_NOFOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
+const WRITE_NOFOLLOW = constants.O_RDWR | constants.O_NOFOLLOW;
+const CREATE_NOFOLLOW = WRITE_NOFOLLOW | constants.O_CREAT | constants.O_EXCL;
+/** A work directory with more entries than this is not one the updater made. */
+const MAX_WORK_ENTRIES = 100_000;
+
+/**
+ * A work directory holds what the updater never writes there (a symbolic link, a device or fifo,
+ * a file with other hard links): writing on would write wherever those point, outside the root.
+ */
+export class TaintedWorkDirError extends Error {
+  readonly code = 'GPULSE_MODEL_WORKDIR_TAINTED';
+  constructor(
+    readonly dir: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`${dir} holds what the updater never writes: ${problems.join('; ')}`);
+    this.name = 'TaintedWorkDirError';
+  }
+}
+
+/** What a file-system entry is, in words, for messages. */
+function kindOf(s: { isSymbolicLink(): boolean; isDirectory(): boolean; isFile(): boolean }) {
+  if (s.isSymbolicLink()) return 'a symbolic link';
+  if (s.isDirectory()) return 'a directory';
+  return s.isFile() ? 'a file' : 'a special file';
+}
+
+/**
+ * Lists what in a work directory the updater did not put there: symbolic links, special files,
+ * files with other hard links, or the directory itself being a link. Empty when it is clean or
+ * absent. Reads entries with lstat: nothing is followed.
+ */
+export async function workDirProblems(dir: string): Promise<string[]> {
+  let top;
+  try {
+    top = await lstat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  if (!top.isDirectory()) return [`${dir} is ${kindOf(top)}, not a directory`];
+  const problems: string[] = [];
+  let entries = 0;
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      if (problems.length >= 10) return;
+      if (++entries > MAX_WORK_ENTRIES) {
+        problems.push(`more than ${MAX_WORK_ENTRIES} entries`);
+        return;
+      }
+      const p = join(d, e.name);
+      const rel = relative(dir, p).split(sep).join('/');
+      if (e.isDirectory()) await walk(p);
+      else if (!e.isFile()) problems.push(`${rel} is ${kindOf(e)}`);
+      else if ((await lstat(p)).nlink > 1) problems.push(`${rel} has other hard links`);
+    }
+  };
+  await walk(dir);
+  return problems;
+}
+
+/**
+ * Creates the directories of `rel` under `root` one by one, refusing any that exists as something
+ * other than a directory (a symbolic link would carry the writes below it out of the root).
+ */
+async function mkdirInside(root: string, rel: string): Promise<void> {
+  let d = root;
+  for (const part of rel.split('/').filter((p) => p !== '' && p !== '.')) {
+    d = join(d, part);
+    try {
+      await mkdir(d);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const s = await lstat(d);
+      if (!s.isDirectory())
+        throw new TaintedWorkDirError(root, [`${relative(root, d)} is ${kindOf(s)}`]);
+    }
+  }
+}
+
+/**
+ * Opens a file of the work directory for writing without following a link, creating it when
+ * absent; refuses anything but a regular file with no other hard link.
+ */
+async function openTarget(
+  root: string,
+  path: string,
+): Promise<{ handle: FileHandle; existed: boolean; size: number }> {
+  const rel = relative(root, path);
+  const before = await lstat(path).catch(() => undefined);
+  if (before && !before.isFile())
+    throw new TaintedWorkDirError(root, [`${rel} is ${kindOf(before)}`]);
+  let handle: FileHandle;
+  try {
+    handle = await open(path, before ? WRITE_NOFOLLOW : CREATE_NOFOLLOW, 0o644);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || code === 'EEXIST')
+      throw new TaintedWorkDirError(root, [`${rel} is a symbolic link or appeared meanwhile`]);
+    throw err;
+  }
+  const s = await handle.stat();
+  if (!s.isFile() || s.nlink !== 1) {
+    await handle.close();
+    throw new TaintedWorkDirError(root, [
+      s.isFile() ? `${rel} has other hard links` : `${rel} is ${kindOf(s)}`,
+    ]);
+  }
+  return { handle, existed: before !== undefined, size: s.size };
 }
 
 function sha256(data: Uint8Array): string {
@@ -106,27 +220,30 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
   const index = indexSources(opts.sources);
   const sourceHandles = new Map<string, FileHandle | null>();
   const sourceHandle = async (path: string): Promise<FileHandle | undefined> => {
-    if (!sourceHandles.has(path)) sourceHandles.set(path, await open(path, 'r').catch(() => null));
+    if (!sourceHandles.has(path))
+      sourceHandles.set(path, await open(path, READ_NOFOLLOW).catch(() => null));
     return sourceHandles.get(path) ?? undefined;
   };
   const targets = new Map<string, FileHandle>();
   const wanted: WantedChunk[] = [];
   const placement = new Map<WantedChunk, { handle: FileHandle; offset: number }>();
+  // Resumed work is used only when it holds nothing but what this code writes: no link is followed.
+  const problems = await workDirProblems(partialDir);
+  if (problems.length > 0) throw new TaintedWorkDirError(partialDir, problems);
   await mkdir(partialDir, { recursive: true });
   try {
     for (const file of manifest.files) {
       const path = join(partialDir, file.path);
-      await mkdir(dirname(path), { recursive: true });
-      const existing = await stat(path).catch(() => undefined);
-      const handle = await open(path, existing ? 'r+' : 'w+', 0o644);
+      await mkdirInside(partialDir, dirname(file.path));
+      const { handle, existed, size } = await openTarget(partialDir, path);
       targets.set(file.path, handle);
-      if (!existing || existing.size !== file.size) await handle.truncate(file.size);
-      const resumable = existing !== undefined && existing.size > 0;
+      if (!existed || size !== file.size) await handle.truncate(file.size);
+      const resumable = existed && size > 0;
       let offset = 0;
       for (const [sha, length] of file.chunks) {
         const here = offset;
         offset += length;
-        if (resumable && here + length <= (existing?.size ?? 0)) {
+        if (resumable && here + length <= size) {
           const inPlace = await readAt(handle, here, length);
           if (inPlace && sha256(inPlace) === sha) {
             stats.chunksResumed++;
@@ -208,9 +325,18 @@ export async function verifyTree(dir: string, manifest: SignedManifest): Promise
   const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
   for (const f of manifest.files) {
     const path = join(dir, f.path);
-    const handle = await open(path, 'r');
+    let handle: FileHandle;
     try {
-      const size = (await handle.stat()).size;
+      handle = await open(path, READ_NOFOLLOW);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOOP')
+        throw new VerifyError(`${f.path} is a symbolic link, not a file of the version`);
+      throw err;
+    }
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) throw new VerifyError(`${f.path} is ${kindOf(st)}, not a file`);
+      const size = st.size;
       if (size !== f.size)
         throw new VerifyError(`${f.path}: size ${size}, manifest says ${f.size}`);
       const h = createHash('sha256');

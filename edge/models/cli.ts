@@ -1,10 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { Option, type Command } from 'commander';
+import { Writable } from 'node:stream';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type Docker from 'dockerode';
 import { loadDockerode, loadPinoPretty } from '../../agent/lazy-require.js';
 import { pino, type Logger } from 'pino';
 import { systemClock } from '../../agent/clock.js';
-import { parseDuration } from '../../agent/duration.js';
+import { ProgressLine } from '../../agent/progress-line.js';
+import { durationOption, intArg, numberArg, sizeOption } from '../../agent/cli-options.js';
 import { EventLog } from '../../agent/events.js';
 import { splitCommand } from './config.js';
 import { DEFAULT_FETCH } from './fetcher.js';
@@ -17,7 +19,14 @@ import { DEFAULT_RELOAD, type ReloadSettings } from './reload.js';
 import { generateKeyPair, readTrustedKeys } from './signing.js';
 import { formatStatus, readModelStatus } from './status.js';
 import { pauseHookFromEnv } from './test-hooks.js';
-import { applyModelUpdate, fmtBytes, type ApplyOutcome } from './updater.js';
+import {
+  applyModelUpdate,
+  downloadLine,
+  fmtBytes,
+  type ApplyOutcome,
+  type ApplyResult,
+  type UpdateProgress,
+} from './updater.js';
 
 /** Exit codes of `gpulse model apply`. */
 export const APPLY_EXIT_CODES: Readonly<Record<ApplyOutcome | 'locked', number>> = {
@@ -46,58 +55,89 @@ const defaultIo: ModelCliIo = {
   },
 };
 
-function cliLogger(level: string): Logger {
-  // stdout carries --json results, so logs go to stderr.
-  if (process.stderr.isTTY)
+function cliLogger(level: string, progress: ProgressLine): Logger {
+  // stdout carries results and --json, so logs go to stderr.
+  if (process.stderr.isTTY) {
+    // A log line first erases the progress line, which then comes back under it.
+    const aroundProgress = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        progress.clear();
+        process.stderr.write(chunk);
+        progress.redraw();
+        done();
+      },
+    });
     return pino(
       { level },
       loadPinoPretty()({
-        destination: 2,
+        destination: aroundProgress,
         colorize: true,
         translateTime: 'SYS:HH:MM:ss',
         ignore: 'pid,hostname',
       }),
     );
+  }
   return pino({ level }, pino.destination(2));
 }
 
-function duration(name: string) {
-  return (value: string): number => {
-    const ms = parseDuration(value);
-    if (ms === undefined)
-      throw new Error(
-        `${name}: expected a duration like "30s", "10m" or "90d", got ${JSON.stringify(value)}`,
-      );
-    return ms;
-  };
+const STATE_WORDS: Readonly<Record<string, string>> = {
+  downloading: 'downloading',
+  assembled: 'verifying',
+  verified: 'activating',
+  activating: 'activating',
+  activated: 'checking health',
+  trial: 'on trial',
+  rolling_back: 'rolling back',
+};
+
+/** The progress line of `model apply`: the step, and while downloading, how far. */
+export function applyProgressText(name: string, p: UpdateProgress): string {
+  const step = STATE_WORDS[p.state] ?? p.state.replace(/_/g, ' ');
+  const detail = p.state === 'downloading' ? `: ${downloadLine(p)}` : '';
+  return `${name} ${p.version ?? ''}: ${step}${detail}`;
 }
 
-function int(name: string, min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min)
-      throw new Error(`${name}: expected an integer ≥ ${min}, got ${JSON.stringify(value)}`);
-    return n;
-  };
+/** The one line `model apply` ends with on stdout (without --json). */
+export function applySummary(result: ApplyResult, elapsedMs: number): string {
+  const seconds = `${(elapsedMs / 1000).toFixed(1)} s`;
+  if (result.outcome === 'committed' && result.stats) {
+    const s = result.stats;
+    return `committed ${result.model} ${result.version ?? ''} (release ${String(result.release)}): downloaded ${fmtBytes(s.bytesDownloaded)}, reused ${fmtBytes(s.bytesReused)} of ${fmtBytes(s.bytesTotal)}, in ${seconds}`;
+  }
+  const word = result.outcome.replace(/_/g, ' ');
+  return `${word}: ${result.model} ${result.message}${result.reason ? ` [${result.reason}]` : ''}`;
 }
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-function parseReloadSignal(text: string | undefined): ReloadSettings['signal'] {
-  if (!text) return undefined;
+const RELOAD_SIGNALS = ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGTERM', 'SIGINT'];
+
+/** `--reload-signal SIGNAL:PIDFILE`. */
+function parseReloadSignal(text: string): NonNullable<ReloadSettings['signal']> {
   const i = text.indexOf(':');
-  if (i <= 0)
-    throw new Error(
-      `--reload-signal: expected SIGNAL:PIDFILE such as SIGHUP:/run/server.pid, got ${text}`,
-    );
-  const signal = text.slice(0, i).toUpperCase();
-  if (!['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGTERM', 'SIGINT'].includes(signal))
-    throw new Error(
-      `--reload-signal: ${signal} is not one of SIGHUP, SIGUSR1, SIGUSR2, SIGTERM, SIGINT`,
+  const signal = text.slice(0, Math.max(0, i)).toUpperCase();
+  if (i <= 0 || i === text.length - 1 || !RELOAD_SIGNALS.includes(signal))
+    throw new InvalidArgumentError(
+      `Expected SIGNAL:PIDFILE such as SIGHUP:/run/server.pid, SIGNAL one of ${RELOAD_SIGNALS.join(', ')}.`,
     );
   return { signal: signal as NodeJS.Signals, pidFile: text.slice(i + 1) };
+}
+
+/** A command line for --health-cmd and --golden-cmd, split without a shell. */
+function parseCommandArg(text: string): string[] {
+  try {
+    return splitCommand(text);
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message} (it runs without a shell).`);
+  }
+}
+
+/** An http:// or https:// URL. */
+function parseUrlArg(text: string): string {
+  if (/^https?:\/\//.test(text) && URL.canParse(text)) return text;
+  throw new InvalidArgumentError('Expected an http:// or https:// URL.');
 }
 
 /** Adds `gpulse model keygen|publish|apply|status`. */
@@ -139,21 +179,20 @@ export function registerModelCommands(program: Command, io: ModelCliIo = default
     .requiredOption(
       '--release <N>',
       'release number, higher than every earlier one',
-      int('--release', 1),
+      intArg(1, Number.MAX_SAFE_INTEGER),
     )
     .requiredOption('--from <MODEL_DIR>', 'directory with the model files')
     .requiredOption('--store <STORE_DIR>', 'store directory (serve it with any static HTTP server)')
     .requiredOption('--key <PRIVATE_KEY>', 'model-signing.key from gpulse model keygen')
-    .option(
-      '--expires <DURATION>',
-      'validity of the manifest',
-      duration('--expires'),
-      180 * 86_400_000,
+    .addOption(
+      durationOption('--expires <DURATION>', 'validity of the manifest', 180 * 86_400_000, {
+        min: 60_000,
+      }),
     )
     .option(
       '--trial-seconds <N>',
-      'minimum trial window devices must watch',
-      int('--trial-seconds', 0),
+      'minimum trial window devices must watch, in seconds',
+      intArg(0, 365 * 86_400),
     )
     .option('--golden-input <PATH>', 'golden input file (path inside the model)')
     .option(
@@ -165,27 +204,30 @@ export function registerModelCommands(program: Command, io: ModelCliIo = default
         .choices(['exact', 'float32'])
         .default('exact'),
     )
-    .option('--golden-tolerance <X>', 'absolute tolerance for float32 comparison', '0')
+    .option('--golden-tolerance <X>', 'absolute tolerance for float32 comparison', numberArg(0), 0)
     .option('--drift-reference <FILE>', 'drift reference profile (JSON) shipped with this version')
     .option(
       '--chunk-avg <BYTES>',
       'average chunk size (power of two; min = avg/4, max = avg*4)',
-      int('--chunk-avg', 256),
+      intArg(256, 64 * 1024 ** 2),
     )
     .option('--no-blobs', 'do not write whole-file blobs (devices then fetch chunk objects only)')
     .option('--json', 'print the result as JSON')
-    .action(async (o: Record<string, unknown>) => {
+    .action(async (o: Record<string, unknown>, cmd: Command) => {
+      if (!o.goldenInput !== !o.goldenExpected)
+        cmd.error(
+          "error: options '--golden-input <PATH>' and '--golden-expected <PATH>' go together: give both or neither.",
+          { exitCode: 2, code: 'gpulse.invalidFlags' },
+        );
       try {
         let health: ManifestHealth | undefined;
         if (o.goldenInput || o.goldenExpected) {
-          if (!o.goldenInput || !o.goldenExpected)
-            throw new Error('--golden-input and --golden-expected go together');
           health = {
             golden: {
               input: o.goldenInput as string,
               expected: o.goldenExpected as string,
               compare: o.goldenCompare as 'exact' | 'float32',
-              abs_tolerance: Number(o.goldenTolerance),
+              abs_tolerance: o.goldenTolerance as number,
             },
           };
         }
@@ -230,14 +272,26 @@ export function registerModelCommands(program: Command, io: ModelCliIo = default
       'update MODEL_ROOT to the latest signed version: delta download, verify, activate, health check, commit or roll back',
     )
     .requiredOption('--name <NAME>', 'model name')
-    .requiredOption('--source <URL>', "model's folder in the store (or its manifest URL)")
+    .requiredOption(
+      '--source <URL>',
+      "model's folder in the store (or its manifest URL)",
+      parseUrlArg,
+    )
     .requiredOption(
       '--dir <MODEL_ROOT>',
       'model root on this device (current/, previous/, versions/)',
     )
     .requiredOption('--trust <PUBLIC_KEY>', 'trusted model-signing.pub (repeatable)', collect)
-    .option('--health-cmd <CMD>', 'command run after activation; exit 0 = healthy (no shell)')
-    .option('--health-url <URL>', 'URL that must answer 2xx after activation and during the trial')
+    .option(
+      '--health-cmd <CMD>',
+      'command run after activation; exit 0 = healthy (no shell)',
+      parseCommandArg,
+    )
+    .option(
+      '--health-url <URL>',
+      'URL that must answer 2xx after activation and during the trial',
+      parseUrlArg,
+    )
     .option(
       '--health-container <NAME>',
       'serving container watched during the trial (restart, OOM, death)',
@@ -245,27 +299,30 @@ export function registerModelCommands(program: Command, io: ModelCliIo = default
     .option(
       '--golden-cmd <CMD>',
       "runner for the manifest's golden-input check (input file appended)",
+      parseCommandArg,
     )
-    .option(
-      '--trial <DURATION>',
-      'trial window after activation (default 0s, or the manifest minimum)',
-      duration('--trial'),
-      0,
+    .addOption(
+      durationOption(
+        '--trial <DURATION>',
+        'trial window after activation (at least the manifest minimum)',
+        0,
+      ),
     )
     .option(
       '--max-trial-starts <N>',
       'interrupted trials before a rollback',
-      int('--max-trial-starts', 1),
+      intArg(1, 100),
       DEFAULT_HEALTH.maxTrialStarts,
     )
     .option('--reload-container <NAME>', 'container to restart after activation (Docker API)')
     .option(
       '--reload-signal <SIGNAL:PIDFILE>',
       'signal to send after activation, e.g. SIGHUP:/run/server.pid',
+      parseReloadSignal,
     )
-    .option('--reload-url <URL>', 'URL to POST after activation')
+    .option('--reload-url <URL>', 'URL to POST after activation', parseUrlArg)
     .option('--docker-socket <PATH>', 'Docker API socket', '/var/run/docker.sock')
-    .option('--parallel <N>', 'requests in flight', int('--parallel', 1), DEFAULT_FETCH.parallel)
+    .option('--parallel <N>', 'requests in flight', intArg(1, 32), DEFAULT_FETCH.parallel)
     .addOption(
       new Option(
         '--transport <HOW>',
@@ -274,23 +331,28 @@ export function registerModelCommands(program: Command, io: ModelCliIo = default
         .choices(['ranges', 'chunks'])
         .default('ranges'),
     )
-    .option(
-      '--stall-timeout <DURATION>',
-      'abort a response silent for this long',
-      duration('--stall-timeout'),
-      DEFAULT_FETCH.stallTimeoutMs,
+    .addOption(
+      durationOption(
+        '--stall-timeout <DURATION>',
+        'abort a response silent for this long',
+        DEFAULT_FETCH.stallTimeoutMs,
+        { min: 100 },
+      ),
     )
-    .option('--retries <N>', 'retries per request', int('--retries', 0), DEFAULT_FETCH.retries)
-    .option(
-      '--max-bytes <N>',
-      'refuse models larger than this many bytes',
-      int('--max-bytes', 1),
-      64 * 1024 ** 3,
+    .option('--retries <N>', 'retries per request', intArg(0, 100), DEFAULT_FETCH.retries)
+    .addOption(sizeOption('--max-bytes <SIZE>', 'refuse models larger than this', 64 * 1024 ** 3))
+    .addOption(
+      new Option(
+        '--log-level <LEVEL>',
+        'log level on stderr (default: warn on a terminal, which shows one progress line instead; info otherwise)',
+      ).choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
     )
-    .option('--log-level <LEVEL>', 'log level on stderr', 'info')
     .option('--json', 'print the result as JSON on stdout')
     .action(async (o: Record<string, unknown>) => {
-      const log = cliLogger(o.logLevel as string);
+      const started = Date.now();
+      const progress = new ProgressLine(process.stderr);
+      const level = (o.logLevel as string | undefined) ?? (progress.active ? 'warn' : 'info');
+      const log = cliLogger(level, progress);
       try {
         const socketPath = o.dockerSocket as string;
         let client: Docker | undefined;
@@ -306,10 +368,10 @@ export function registerModelCommands(program: Command, io: ModelCliIo = default
             trust: await readTrustedKeys(o.trust as string[]),
             health: {
               ...DEFAULT_HEALTH,
-              command: o.healthCmd ? splitCommand(o.healthCmd as string) : undefined,
+              command: o.healthCmd as string[] | undefined,
               url: o.healthUrl as string | undefined,
               container: o.healthContainer as string | undefined,
-              goldenCommand: o.goldenCmd ? splitCommand(o.goldenCmd as string) : undefined,
+              goldenCommand: o.goldenCmd as string[] | undefined,
               trialWindowMs: o.trial as number,
               maxTrialStarts: o.maxTrialStarts as number,
               probeIntervalMs: Math.min(
@@ -320,7 +382,7 @@ export function registerModelCommands(program: Command, io: ModelCliIo = default
             reload: {
               ...DEFAULT_RELOAD,
               container: o.reloadContainer as string | undefined,
-              signal: parseReloadSignal(o.reloadSignal as string | undefined),
+              signal: o.reloadSignal as ReloadSettings['signal'],
               url: o.reloadUrl as string | undefined,
             },
             fetch: {
@@ -339,12 +401,22 @@ export function registerModelCommands(program: Command, io: ModelCliIo = default
             events,
             docker: () => (client ??= new (loadDockerode())({ socketPath })),
             pause: pauseHookFromEnv(io.env),
+            // A new step shows at once; download progress at most ten times a second.
+            onProgress: (p) => progress.update(applyProgressText(o.name as string, p)),
+            onState: (_state, u) =>
+              u &&
+              progress.update(
+                `${o.name as string} ${u.version}: ${STATE_WORDS[u.state] ?? u.state}`,
+                true,
+              ),
           },
         );
+        progress.finish();
         if (o.json) io.stdout(`${JSON.stringify(result)}\n`);
-        else io.stdout(`${result.outcome}: ${result.message}\n`);
+        else io.stdout(`${applySummary(result, Date.now() - started)}\n`);
         io.setExitCode(APPLY_EXIT_CODES[result.outcome]);
       } catch (err) {
+        progress.finish();
         io.stderr(`gpulse model apply: ${(err as Error).message}\n`);
         io.setExitCode(err instanceof LockedError ? APPLY_EXIT_CODES.locked : 1);
       } finally {

@@ -10,6 +10,30 @@ export const MANIFEST_SPEC = 1;
 
 /** Model names and versions become directory names: no slashes, no leading dot, bounded. */
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
+
+/**
+ * Endings the updater used for its work directories before they moved under a leading dot
+ * (`versions/.partial-<v>`, `.old-<v>-<pid>`, which no valid name can take): a device upgraded from
+ * such a build may still hold `versions/<v>.partial`, so no version may be named like that either.
+ */
+const RESERVED_SUFFIX_RE = /\.(partial|old-\d+)$/;
+
+/** Why a model name or version is not allowed, or undefined when it is fine. */
+export function nameProblem(name: string): string | undefined {
+  if (!NAME_RE.test(name))
+    return 'use letters, digits, . _ + - (no slash, not starting with . _ + -, at most 128 characters)';
+  if (RESERVED_SUFFIX_RE.test(name))
+    return "the endings .partial and .old-<number> are reserved for the updater's work directories";
+  return undefined;
+}
+
+/** A zod string checked by nameProblem, `what` naming it in messages. */
+function zName(what: string) {
+  return z.string().superRefine((name, ctx) => {
+    const why = nameProblem(name);
+    if (why) ctx.addIssue({ code: 'custom', message: `${what} ${JSON.stringify(name)}: ${why}` });
+  });
+}
 const SHA256_RE = /^[0-9a-f]{64}$/;
 
 /** Why a relative file path from a manifest is unsafe, or undefined when it is fine. */
@@ -103,8 +127,8 @@ export const signedManifestSchema = z
   .object({
     _type: z.literal(MANIFEST_TYPE),
     spec: z.literal(MANIFEST_SPEC),
-    model: z.string().regex(NAME_RE, 'model names are letters, digits, . _ + - (no slash)'),
-    version: z.string().regex(NAME_RE, 'versions are letters, digits, . _ + - (no slash)'),
+    model: zName('model name'),
+    version: zName('version'),
     /** Monotonic release number: a device refuses one not above what it installed before. */
     release: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
     created: z.iso.datetime(),

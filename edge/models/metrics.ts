@@ -37,7 +37,7 @@ export const modelMetrics = {
   ),
   progress: gauge(
     'gpulse_model_update_progress_ratio',
-    'Share (0–1) of the version being assembled that is in place.',
+    'Share (0–1) of the bytes the update must download (after reuse) that are downloaded and verified.',
     ['model'],
   ),
   toDownload: gauge(
@@ -143,11 +143,7 @@ export function modelSamples(
   for (const [reason, n] of c.failures) b.add(modelMetrics.failures, { ...l, reason }, n);
   for (const [result, n] of c.checks) b.add(modelMetrics.checks, { ...l, result }, n);
   if (progress) {
-    b.add(
-      modelMetrics.progress,
-      l,
-      progress.bytes_total > 0 ? progress.done_bytes / progress.bytes_total : undefined,
-    );
+    b.add(modelMetrics.progress, l, progress.percent / 100);
     b.add(modelMetrics.toDownload, l, progress.bytes_to_download);
     b.add(modelMetrics.size, l, progress.bytes_total);
   } else if (state?.update) {

@@ -7,7 +7,7 @@ import {
   canonicalBytes,
   MANIFEST_SPEC,
   MANIFEST_TYPE,
-  NAME_RE,
+  nameProblem,
   parseEnvelope,
   parseSignedManifest,
   type ManifestFile,
@@ -162,10 +162,10 @@ async function latestRelease(modelDir: string): Promise<number | undefined> {
  * manifest whose chunks are missing.
  */
 export async function publishModel(opts: PublishOptions): Promise<PublishResult> {
-  if (!NAME_RE.test(opts.name))
-    throw new Error(`model name ${opts.name} must match ${String(NAME_RE)}`);
-  if (!NAME_RE.test(opts.version))
-    throw new Error(`version ${opts.version} must match ${String(NAME_RE)}`);
+  const nameWhy = nameProblem(opts.name);
+  if (nameWhy) throw new Error(`model name ${JSON.stringify(opts.name)}: ${nameWhy}`);
+  const versionWhy = nameProblem(opts.version);
+  if (versionWhy) throw new Error(`version ${JSON.stringify(opts.version)}: ${versionWhy}`);
   if (!Number.isSafeInteger(opts.release) || opts.release < 1)
     throw new Error(`release must be a positive integer, got ${opts.release}`);
   const key = await readPrivateKey(opts.keyPath);

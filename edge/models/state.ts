@@ -2,6 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileDurable } from './durable-fs.js';
+import { NAME_RE } from './manifest.js';
+
+/** A version as a path segment: state.json is read back into paths, so it is checked like a manifest. */
+const zVersion = z.string().regex(NAME_RE, 'not a valid version name');
 
 /** States of one update, persisted in `state.json` so a restart resumes where it stopped. */
 export const UPDATE_STATES = [
@@ -29,7 +33,7 @@ export const TERMINAL_STATES: ReadonlySet<UpdateState> = new Set([
 ]);
 
 const zRef = z.object({
-  version: z.string(),
+  version: zVersion,
   release: z.number().int(),
   manifest_sha256: z.string(),
   at: z.string().optional(),
@@ -40,7 +44,7 @@ export type InstalledRef = z.infer<typeof zRef>;
 
 const zUpdate = z.object({
   state: z.enum(UPDATE_STATES),
-  version: z.string(),
+  version: zVersion,
   release: z.number().int(),
   manifest_sha256: z.string(),
   /** `current` when the update started: what a rollback returns to. */
@@ -89,6 +93,9 @@ const zState = z.object({
 /** Everything persisted about one model root. */
 export type ModelState = z.infer<typeof zState>;
 
+/** Name prefix of work directories under `versions/`. */
+export const WORK_PREFIX = '.partial-';
+
 /** Files and folders of a model root. */
 export class ModelPaths {
   constructor(readonly root: string) {}
@@ -123,8 +130,16 @@ export class ModelPaths {
   version(version: string): string {
     return join(this.versions, version);
   }
+  /**
+   * Work directory where a version is assembled. The leading dot keeps it apart from every version
+   * (names start with a letter or digit), so no version can be the work directory of another.
+   */
   partial(version: string): string {
-    return join(this.versions, `${version}.partial`);
+    return join(this.versions, `${WORK_PREFIX}${version}`);
+  }
+  /** Where an installed copy of the same version waits while it is replaced. */
+  oldCopy(version: string): string {
+    return join(this.versions, `.old-${version}-${process.pid}`);
   }
   manifest(version: string): string {
     return join(this.manifests, `${version}.json`);

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { ModelPaths, readStateAny, type ModelState } from './state.js';
-import { currentTarget, fmtBytes, type UpdateProgress } from './updater.js';
+import { currentTarget, downloadLine, fmtBytes, type UpdateProgress } from './updater.js';
 import { readLinkIfExists } from './durable-fs.js';
 
 /** What `gpulse model status` shows. */
@@ -41,8 +41,7 @@ export function formatStatus(s: ModelStatus): string {
   if (u) {
     let line = `  update      ${u.state} ${u.version} (release ${u.release})`;
     const p = s.progress;
-    if (u.state === 'downloading' && p && p.version === u.version)
-      line += `: ${fmtBytes(p.done_bytes)} of ${fmtBytes(p.bytes_total)} (${p.percent.toFixed(1)}%), downloaded ${fmtBytes(p.bytes_downloaded)} at ${fmtBytes(p.rate_bytes_per_second)}/s`;
+    if (u.state === 'downloading' && p && p.version === u.version) line += `: ${downloadLine(p)}`;
     else if (u.bytes_total > 0)
       line += `: downloaded ${fmtBytes(u.bytes_downloaded)}, reused ${fmtBytes(u.bytes_reused)} of ${fmtBytes(u.bytes_total)}`;
     if (u.reason) line += ` — ${u.reason}`;

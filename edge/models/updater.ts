@@ -1,14 +1,17 @@
-import { mkdir, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
+import { humanBytes } from '../../agent/progress-line.js';
 import type { EventLog, EventSeverity } from '../../agent/events.js';
 import type { SpawnFn } from '../../agent/process.js';
 import {
   assemble,
   readLocalManifest,
+  TaintedWorkDirError,
   verifyTree,
   VerifyError,
+  workDirProblems,
   type AssemblyStats,
   type ChunkSource,
 } from './assemble.js';
@@ -38,6 +41,7 @@ import {
   ModelPaths,
   readState,
   TERMINAL_STATES,
+  WORK_PREFIX,
   writeState,
   type InstalledRef,
   type ModelState,
@@ -137,8 +141,15 @@ const iso = (ms: number) => new Date(ms).toISOString();
 /** Applies the latest manifest of a model source to a model root, resuming any interrupted update. */
 export async function applyModelUpdate(opts: ApplyOptions, deps: ApplyDeps): Promise<ApplyResult> {
   const paths = new ModelPaths(opts.dir);
-  for (const d of [paths.root, paths.versions, paths.manifests, paths.quarantine])
+  for (const d of [paths.root, paths.versions, paths.manifests, paths.quarantine]) {
     await mkdir(d, { recursive: true });
+    // Every write goes below these: a link here would carry them out of the model root.
+    const s = await lstat(d);
+    if (d !== paths.root && !s.isDirectory())
+      throw new Error(
+        `refusing to update: ${d} is a symbolic link or not a directory; the updater writes only inside the model root (${paths.root}); make it a plain directory`,
+      );
+  }
   const release = await acquireLock(paths.lock);
   try {
     const run = new UpdateRun(opts, deps, paths, await readState(paths, opts.name));
@@ -398,6 +409,10 @@ class UpdateRun {
     this.downloadStart = this.now();
     let stats: AssemblyStats;
     try {
+      if (previousAttempt) {
+        const problems = await workDirProblems(partial);
+        if (problems.length > 0) throw new TaintedWorkDirError(partial, problems);
+      }
       stats = await assemble({
         manifest: m,
         partialDir: partial,
@@ -408,6 +423,7 @@ class UpdateRun {
         onHalfway: () => this.pause('downloading'),
       });
     } catch (err) {
+      if (err instanceof TaintedWorkDirError) return this.taintedWorkDir(u, err, false);
       if (isDiskFull(err)) {
         await rm(partial, { recursive: true, force: true });
         return this.fail(
@@ -458,17 +474,41 @@ class UpdateRun {
         fallback_to_chunks: fetcher.usedFallback,
         seconds: (this.now() - this.downloadStart) / 1000,
       },
-      `assembled ${m.version}: downloaded ${fmtBytes(stats.bytesDownloaded)} of ${fmtBytes(stats.bytesTotal)} (${pct(stats.bytesDownloaded, stats.bytesTotal)}), reused ${fmtBytes(stats.bytesReused)}`,
+      `assembled ${m.version}: downloaded ${fmtBytes(stats.bytesDownloaded)}, reused ${fmtBytes(stats.bytesReused)} of ${fmtBytes(stats.bytesTotal)}`,
     );
     await this.pause('assembled');
     await this.install(u, m);
     return this.activate(u, m);
   }
 
+  /**
+   * The work directory holds links or files the updater never writes (planted, or another tool
+   * writing under the model root): it is moved aside into quarantine/ untouched and this attempt
+   * fails; the next one starts a fresh work directory. Nothing is written through it.
+   */
+  private async taintedWorkDir(
+    u: UpdateRecord,
+    err: TaintedWorkDirError,
+    stop: boolean,
+  ): Promise<ApplyResult> {
+    const dest = join(this.paths.quarantine, `.workdir-${u.version}-${this.now()}`);
+    await rename(err.dir, dest).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    });
+    await fsyncDir(this.paths.quarantine).catch(() => undefined);
+    this.log.error(
+      { version: u.version, problems: err.problems, moved_to: dest },
+      'the work directory held links or files the updater never writes; moved to quarantine, nothing written through it',
+    );
+    const message = `the work directory of ${u.version} held what the updater never writes (${err.problems.join('; ')}); it was moved to ${dest} unused and the next attempt starts afresh; check what else writes under ${this.paths.root}`;
+    if (stop) return this.fail(u, 'workdir_tainted', message, true);
+    return this.fail(u, 'workdir_tainted', message, false);
+  }
+
   private async checkSpace(m: SignedManifest, partial: string): Promise<void> {
     let present = 0;
     for (const f of m.files)
-      present += (await stat(join(partial, f.path)).catch(() => undefined))?.size ?? 0;
+      present += (await lstat(join(partial, f.path)).catch(() => undefined))?.size ?? 0;
     const need = Math.max(0, manifestSize(m) - present);
     const fs = await statfs(this.paths.root);
     const free = fs.bavail * fs.bsize;
@@ -487,10 +527,15 @@ class UpdateRun {
     const { paths } = this;
     const partial = paths.partial(m.version);
     const final = paths.version(m.version);
-    const partialExists = await stat(partial).then(
+    const partialExists = await lstat(partial).then(
       () => true,
       () => false,
     );
+    if (partialExists) {
+      const problems = await workDirProblems(partial);
+      if (problems.length > 0)
+        await this.taintedWorkDir(u, new TaintedWorkDirError(partial, problems), true);
+    }
     try {
       await verifyTree(partialExists ? partial : final, m);
     } catch (err) {
@@ -514,7 +559,7 @@ class UpdateRun {
         )
       ) {
         // Same version name installed before (a re-released old version): replace it whole.
-        const old = `${final}.old-${process.pid}`;
+        const old = paths.oldCopy(m.version);
         await rename(final, old);
         await rename(partial, final);
         await rm(old, { recursive: true, force: true });
@@ -792,7 +837,7 @@ class UpdateRun {
           percent: p.percent,
           rate_bytes_per_second: p.rate_bytes_per_second,
         },
-        `downloading ${u.version}: ${fmtBytes(done)} of ${fmtBytes(s.bytesTotal)} (${p.percent.toFixed(1)}%), ${fmtBytes(p.rate_bytes_per_second)}/s`,
+        `downloading ${u.version}: ${downloadLine(p)}`,
       );
     }
     if (now - this.lastProgressWrite >= 1000) {
@@ -823,7 +868,7 @@ class UpdateRun {
       chunks_downloaded: s?.chunksDownloaded ?? u.chunks_downloaded,
       chunks_reused: s?.chunksReused ?? u.chunks_reused,
       done_bytes: d,
-      percent: total > 0 ? (100 * d) / total : 100,
+      percent: downloadPercent(downloaded, s?.bytesToDownload ?? u.bytes_to_download),
       rate_bytes_per_second: this.downloadStart ? Math.round(downloaded / elapsed) : 0,
       updated_at: iso(now),
     };
@@ -869,7 +914,8 @@ class UpdateRun {
     const cur = this.state.current?.version;
     names.sort((a, b) => (a === cur ? -1 : b === cur ? 1 : 0));
     for (const name of names) {
-      if (name.includes('.partial') || name.includes('.old-') || name === target) continue;
+      // Work directories start with a dot; versions never do.
+      if (name.startsWith('.') || name === target) continue;
       const manifest = await readLocalManifest(this.paths.manifest(name));
       if (manifest) out.push({ dir: this.paths.version(name), manifest });
     }
@@ -879,9 +925,20 @@ class UpdateRun {
     return out;
   }
 
+  /**
+   * Removes other versions' work directories and replaced copies. An older build named them
+   * `<v>.partial` / `<v>.old-<pid>`: those go too, unless state.json holds a version of that name.
+   */
   private async cleanStalePartials(keep: string): Promise<void> {
+    const installed = new Set(
+      [this.state.current?.version, this.state.previous?.version].filter(Boolean),
+    );
     for (const name of await readdir(this.paths.versions).catch(() => [] as string[])) {
-      if ((name.endsWith('.partial') && name !== `${keep}.partial`) || name.includes('.old-'))
+      const ours = name.startsWith(WORK_PREFIX)
+        ? name !== `${WORK_PREFIX}${keep}`
+        : name.startsWith('.old-');
+      const legacy = /\.(partial|old-\d+)$/.test(name) && !installed.has(name);
+      if (ours || legacy)
         await rm(join(this.paths.versions, name), { recursive: true, force: true });
     }
   }
@@ -962,19 +1019,21 @@ async function pruneExtras(dir: string, m: SignedManifest): Promise<void> {
 }
 
 /** Human-readable bytes (binary units). */
-export function fmtBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+export const fmtBytes = humanBytes;
+
+/**
+ * The one percentage an update shows everywhere (logs, `gpulse model apply`, `status`, the
+ * progress metric): bytes downloaded and verified of the bytes it must download. Reused bytes are
+ * not progress anyone waits for, so a delta update starts at 0 %, not at the share it reuses.
+ */
+export function downloadPercent(downloaded: number, toDownload: number): number {
+  return toDownload > 0 ? Math.min(100, (100 * downloaded) / toDownload) : 100;
 }
 
-function pct(a: number, b: number): string {
-  return b > 0 ? `${((100 * a) / b).toFixed(1)}%` : '0%';
+/** "2.6 MiB of 4.8 MiB needed (54.9%), 3.6 MiB/s, 28.6 MiB reused" */
+export function downloadLine(p: UpdateProgress): string {
+  const reused = p.bytes_reused > 0 ? `, ${fmtBytes(p.bytes_reused)} reused` : '';
+  return `${fmtBytes(p.bytes_downloaded)} of ${fmtBytes(p.bytes_to_download)} needed (${p.percent.toFixed(1)}%), ${fmtBytes(p.rate_bytes_per_second)}/s${reused}`;
 }
 
 /** Current `current` link target of a model root (for status). */

@@ -69,6 +69,12 @@ export interface LocatedRecord extends SpoolRecord {
   readonly size: number;
 }
 
+/** Bytes that are not a valid record, found between valid ones. */
+export interface DamagedRegion {
+  readonly offset: number;
+  readonly length: number;
+}
+
 /** What a scan of a segment found. */
 export interface ScanResult {
   readonly records: LocatedRecord[];
@@ -76,7 +82,12 @@ export interface ScanResult {
   readonly validLength: number;
   /** Damaged regions skipped between valid records (each lost at least one record). */
   readonly corruptRegions: number;
+  /** Where those regions are. */
+  readonly damaged: readonly DamagedRegion[];
 }
+
+/** The smallest frame a record can have (no data): bounds how many records lost bytes held. */
+export const MIN_RECORD_BYTES = HEADER_BYTES + BODY_HEADER_BYTES;
 
 function recordAt(buf: Buffer, pos: number): LocatedRecord | undefined {
   if (buf.length - pos < HEADER_BYTES) return undefined;
@@ -88,10 +99,14 @@ function recordAt(buf: Buffer, pos: number): LocatedRecord | undefined {
   const body = buf.subarray(pos + HEADER_BYTES, end);
   if (crc32(body) !== buf.readUInt32LE(pos + 8)) return undefined;
   if (body.readUInt8(0) !== FORMAT_VERSION) return undefined;
+  // A CRC-valid frame whose seq or time no writer produces (crafted or misdirected) is damage too.
+  const seq = body.readBigUInt64LE(4);
+  const ts = body.readDoubleLE(12);
+  if (seq < 1n || seq > BigInt(Number.MAX_SAFE_INTEGER) || !Number.isFinite(ts)) return undefined;
   return {
     flags: body.readUInt8(1),
-    seq: Number(body.readBigUInt64LE(4)),
-    ts: body.readDoubleLE(12),
+    seq: Number(seq),
+    ts,
     data: Buffer.from(body.subarray(BODY_HEADER_BYTES)),
     offset: pos,
     size: HEADER_BYTES + len,
@@ -104,8 +119,8 @@ function recordAt(buf: Buffer, pos: number): LocatedRecord | undefined {
  */
 export function scanRecords(buf: Buffer): ScanResult {
   const records: LocatedRecord[] = [];
+  const damaged: DamagedRegion[] = [];
   let pos = 0;
-  let corruptRegions = 0;
   while (pos < buf.length) {
     const r = recordAt(buf, pos);
     if (r) {
@@ -115,10 +130,10 @@ export function scanRecords(buf: Buffer): ScanResult {
     }
     const next = findNextRecord(buf, pos + 1);
     if (next === undefined) break;
-    corruptRegions++;
+    damaged.push({ offset: pos, length: next - pos });
     pos = next;
   }
-  return { records, validLength: pos, corruptRegions };
+  return { records, validLength: pos, corruptRegions: damaged.length, damaged };
 }
 
 function findNextRecord(buf: Buffer, from: number): number | undefined {

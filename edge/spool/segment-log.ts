@@ -1,15 +1,28 @@
-import { mkdir, open, readdir, readFile, rm, truncate, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import {
   decodeRecordAt,
   encodeRecord,
+  HEADER_BYTES,
+  MAX_BODY_BYTES,
+  MIN_RECORD_BYTES,
   recordSize,
   scanRecords,
   type LocatedRecord,
   type SpoolRecord,
 } from './record-format.js';
 
-const SEGMENT_RE = /^(\d{12})\.seg$/;
+/**
+ * Segment file names: the id in decimal, zero-padded to 12 digits (wider once ids need it). Ids stay
+ * exact doubles, so at most 16 digits; a name the writer cannot produce is left alone.
+ */
+const SEGMENT_RE = /^(\d{12,16})\.seg$/;
+const MAX_SEGMENT_ID = Number.MAX_SAFE_INTEGER - 1;
+
+/** File name of a segment. */
+export function segmentName(id: number): string {
+  return `${String(id).padStart(12, '0')}.seg`;
+}
 
 interface Segment {
   readonly id: number;
@@ -21,14 +34,34 @@ interface Segment {
   readonly sizes: number[];
 }
 
+/**
+ * Records lost on disk, found by recovery, between two stored records of the stream (`after` and
+ * `before`; undefined at either end). `corrupt`: damaged bytes (inside a segment, at the end of a
+ * sealed one, or records out of seq order); `missing`: segment files deleted between others;
+ * `gap`: seqs skipped between two records of one segment with nothing damaged between them.
+ */
+export interface LogLoss {
+  readonly kind: 'corrupt' | 'missing' | 'gap';
+  readonly after: number | undefined;
+  readonly before: number | undefined;
+  /** What the loss counts when no stored record bounds it (at an end of the stream): per region. */
+  readonly minRecords: number;
+  /** Most records the lost bytes or segments could have held. */
+  readonly maxRecords: number;
+}
+
 /** What recovery found when a log was opened. */
 export interface LogRecovery {
   /** Records waiting to be sent. */
   readonly records: number;
-  /** Bytes of unfinished writes cut off the end of segments. */
+  /** Bytes of unfinished writes cut off the end of the newest segment. */
   readonly truncatedBytes: number;
-  /** Damaged regions skipped inside segments (each lost at least one record). */
+  /** Damaged regions skipped inside segments or cut off sealed ones. */
   readonly corruptRegions: number;
+  /** Every loss, in stream order. */
+  readonly losses: readonly LogLoss[];
+  /** Entries named like segments that are not (a directory, an id no writer makes): left alone. */
+  readonly foreign: readonly string[];
 }
 
 /** Flushes a directory entry change (new or removed segment) to disk. */
@@ -65,48 +98,192 @@ export class SegmentLog {
     private readonly segmentBytes: number,
     /** Highest seq acknowledged with every record before it. */
     private ackedThrough: number,
+    private readonly beforeDelete: (lastSeq: number) => Promise<void>,
   ) {}
 
   /** Opens (and recovers) the log in `dir`; records with seq ≤ `ackedThrough` count as sent. */
   static async open(
     dir: string,
-    options: { readonly segmentBytes: number; readonly ackedThrough: number },
+    options: {
+      readonly segmentBytes: number;
+      readonly ackedThrough: number;
+      /**
+       * Awaited before segment files holding records up to `lastSeq` are deleted, so the saved
+       * send position covers them first (recovery then tells delivered records from lost ones).
+       */
+      readonly beforeDelete?: (lastSeq: number) => Promise<void>;
+    },
   ): Promise<{ log: SegmentLog; recovery: LogRecovery }> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const log = new SegmentLog(dir, options.segmentBytes, options.ackedThrough);
+    const log = new SegmentLog(
+      dir,
+      options.segmentBytes,
+      options.ackedThrough,
+      options.beforeDelete ?? (() => Promise.resolve()),
+    );
     const recovery = await log.recover();
     return { log, recovery };
   }
 
+  /** Largest segment file this log writes: a full segment, or one record larger than a segment. */
+  private maxFileBytes(): number {
+    return Math.max(this.segmentBytes, HEADER_BYTES + MAX_BODY_BYTES);
+  }
+
   private async recover(): Promise<LogRecovery> {
-    const names = (await readdir(this.dir)).filter((n) => SEGMENT_RE.test(n)).sort();
-    let truncatedBytes = 0;
-    let corruptRegions = 0;
-    let removed = false;
-    for (const name of names) {
-      const id = Number(SEGMENT_RE.exec(name)?.[1]);
-      this.nextId = Math.max(this.nextId, id + 1);
-      const path = join(this.dir, name);
-      const buf = await readFile(path);
-      const scan = scanRecords(buf);
-      corruptRegions += scan.corruptRegions;
-      if (scan.validLength < buf.length) {
-        truncatedBytes += buf.length - scan.validLength;
-        await truncate(path, scan.validLength);
-      }
-      const live = scan.records.filter((r) => r.seq > this.ackedThrough);
-      if (live.length === 0) {
-        await rm(path, { force: true });
-        removed = true;
+    const foreign: string[] = [];
+    const found: { id: number; path: string }[] = [];
+    let highestId = 0;
+    for (const entry of await readdir(this.dir, { withFileTypes: true })) {
+      const id = Number(SEGMENT_RE.exec(entry.name)?.[1] ?? NaN);
+      if (Number.isNaN(id)) continue;
+      if (!Number.isSafeInteger(id) || id < 1 || id > MAX_SEGMENT_ID) {
+        foreign.push(entry.name);
         continue;
       }
-      this.segments.push(segmentOf(id, path, scan.validLength, scan.records));
+      // Never reuse the id of anything there, ours or not.
+      highestId = Math.max(highestId, id);
+      if (!entry.isFile() || entry.name !== segmentName(id)) {
+        foreign.push(entry.name);
+        continue;
+      }
+      found.push({ id, path: join(this.dir, entry.name) });
+    }
+    // By number: names grow past 12 digits, where text order is not number order.
+    found.sort((x, y) => x.id - y.id);
+
+    const losses: LogLoss[] = [];
+    let truncatedBytes = 0;
+    let corruptRegions = 0;
+    /** Last stored record of the stream so far. */
+    let prevSeq: number | undefined;
+    /** Damage and missing segments not yet closed by a following stored record. */
+    let damage = { regions: 0, bytes: 0 };
+    let missing = 0;
+    const perSegment = Math.max(1, Math.floor(this.segmentBytes / MIN_RECORD_BYTES));
+    const closeLosses = (before: number | undefined) => {
+      if (missing > 0) {
+        losses.push({
+          kind: 'missing',
+          after: prevSeq,
+          before,
+          minRecords: missing,
+          maxRecords: missing * perSegment,
+        });
+        missing = 0;
+      }
+      if (damage.regions > 0) {
+        losses.push({
+          kind: 'corrupt',
+          after: prevSeq,
+          before,
+          minRecords: damage.regions,
+          maxRecords: Math.max(damage.regions, Math.floor(damage.bytes / MIN_RECORD_BYTES)),
+        });
+        corruptRegions += damage.regions;
+        damage = { regions: 0, bytes: 0 };
+      }
+    };
+    const kept: Segment[] = [];
+    let prevId: number | undefined;
+    for (const [i, { id, path }] of found.entries()) {
+      const sealed = i < found.length - 1;
+      if (prevId !== undefined && id > prevId + 1) missing += id - prevId - 1;
+      prevId = id;
+      const { buf, fileBytes } = await readHead(path, this.maxFileBytes());
+      const scan = scanRecords(buf);
+      const records: LocatedRecord[] = [];
+      let repaired = scan.damaged.length > 0;
+      let d = 0;
+      /** Whether prevSeq is in this segment (a gap across segments may span a restart). */
+      let prevInSegment = false;
+      for (const r of scan.records) {
+        for (
+          ;
+          d < scan.damaged.length && (scan.damaged[d] as { offset: number }).offset < r.offset;
+          d++
+        ) {
+          damage.regions++;
+          damage.bytes += (scan.damaged[d] as { length: number }).length;
+        }
+        if (prevSeq !== undefined && r.seq <= prevSeq) {
+          // Seqs only grow within a stream: a record at or below the one before it is damage.
+          damage.regions++;
+          damage.bytes += r.size;
+          repaired = true;
+          continue;
+        }
+        const quiet = missing === 0 && damage.regions === 0;
+        if (quiet && prevInSegment && prevSeq !== undefined && r.seq > prevSeq + 1)
+          losses.push({
+            kind: 'gap',
+            after: prevSeq,
+            before: r.seq,
+            minRecords: 0,
+            // A segment never held more records than its size allows.
+            maxRecords: perSegment,
+          });
+        closeLosses(r.seq);
+        records.push(r);
+        prevSeq = r.seq;
+        prevInSegment = true;
+      }
+      const tail = fileBytes - scan.validLength;
+      if (tail > 0) {
+        if (sealed || fileBytes > buf.length) {
+          // Every write to a sealed segment finished before the next segment was made: what does
+          // not check out at its end was stored and is lost (as is anything past the size bound).
+          damage.regions++;
+          damage.bytes += tail;
+          repaired = true;
+        } else {
+          // The newest segment: an unfinished write, never acknowledged. Cut off, durably.
+          truncatedBytes += tail;
+          await truncateDurably(path, scan.validLength);
+        }
+      }
+      const offsets = repaired ? await rewriteSegment(path, buf, records) : undefined;
+      kept.push(
+        segmentOf(id, path, offsets ? offsets.bytes : scan.validLength, records, offsets?.at),
+      );
+    }
+    closeLosses(undefined);
+
+    // Acknowledged segments at the head go, as do empty ones at the end (their ids are reused, so
+    // no hole in the numbering is left behind to look like a deleted segment later).
+    let removed = false;
+    const hasLive = (seg: Segment) => seg.seqs.some((q) => q > this.ackedThrough);
+    while (kept.length > 0 && !hasLive(kept[0] as Segment)) {
+      await rm((kept.shift() as Segment).path, { force: true });
+      removed = true;
+    }
+    while (kept.length > 0 && (kept[kept.length - 1] as Segment).seqs.length === 0) {
+      await rm((kept.pop() as Segment).path, { force: true });
+      removed = true;
     }
     if (removed) await syncDir(this.dir);
+    this.segments = kept;
+    const lastKept = kept[kept.length - 1]?.id ?? 0;
+    const highestForeign = Math.max(
+      0,
+      ...foreign.map((n) => Number(SEGMENT_RE.exec(n)?.[1] ?? 0)).filter(Number.isSafeInteger),
+    );
+    this.nextId = Math.max(lastKept, highestForeign, kept.length > 0 ? 0 : highestId) + 1;
     this.headSeg = 0;
     this.headRec = 0;
     this.skipAcked();
-    return { records: this.pending(), truncatedBytes, corruptRegions };
+    return { records: this.pending(), truncatedBytes, corruptRegions, losses, foreign };
+  }
+
+  /** Lowest seq stored in the files (acknowledged or not); undefined when there is none. */
+  lowestStoredSeq(): number | undefined {
+    for (const seg of this.segments) if (seg.seqs.length > 0) return seg.seqs[0];
+    return undefined;
+  }
+
+  /** Every seq stored in the files (acknowledged ones too), ascending. */
+  storedSeqs(): number[] {
+    return this.segments.flatMap((s) => s.seqs);
   }
 
   /** Serialises file operations (append, delete) so they never interleave. */
@@ -165,9 +342,12 @@ export class SegmentLog {
     if (current && current.segment.bytes + nextRecordBytes <= this.segmentBytes) return current;
     if (current && current.segment.seqs.length === 0) return current;
     if (current) await current.handle.close();
-    const id = this.nextId++;
-    const path = join(this.dir, `${String(id).padStart(12, '0')}.seg`);
+    this.active = undefined;
+    const id = this.nextId;
+    const path = join(this.dir, segmentName(id));
     const handle = await open(path, 'wx', 0o600);
+    // Taken only once the file exists: a failed create (disk full) leaves no hole in the ids.
+    this.nextId++;
     await syncDir(this.dir);
     const segment: Segment = { id, path, bytes: 0, seqs: [], tss: [], offsets: [], sizes: [] };
     this.segments.push(segment);
@@ -365,6 +545,7 @@ export class SegmentLog {
         this.active = undefined;
         this.segments.shift();
         this.headRec = 0;
+        await this.beforeDelete(this.ackedThrough);
         await rm(current.segment.path, { force: true });
         await syncDir(this.dir);
       });
@@ -403,11 +584,13 @@ export class SegmentLog {
   /** Newest record time of the oldest segment (age expiry drops whole segments past the limit). */
   oldestSegmentNewestTs(): number | undefined {
     const seg = this.segments[0];
-    return seg ? seg.tss[seg.tss.length - 1] : undefined;
+    // An empty segment holds nothing to keep: as old as can be.
+    return seg ? (seg.tss[seg.tss.length - 1] ?? -Infinity) : undefined;
   }
 
   private deleteSegments(spent: readonly Segment[]): Promise<void> {
     return this.serial(async () => {
+      await this.beforeDelete(this.ackedThrough);
       for (const seg of spent) {
         if (this.active?.segment === seg) {
           await this.active.handle.close();
@@ -433,6 +616,7 @@ function segmentOf(
   path: string,
   bytes: number,
   records: readonly LocatedRecord[],
+  offsets?: readonly number[],
 ): Segment {
   return {
     id,
@@ -440,7 +624,61 @@ function segmentOf(
     bytes,
     seqs: records.map((r) => r.seq),
     tss: records.map((r) => r.ts),
-    offsets: records.map((r) => r.offset),
+    offsets: offsets ? [...offsets] : records.map((r) => r.offset),
     sizes: records.map((r) => r.size),
   };
+}
+
+/** Reads at most `limit` bytes of a file; `fileBytes` is its whole size. */
+async function readHead(path: string, limit: number): Promise<{ buf: Buffer; fileBytes: number }> {
+  const handle = await open(path, 'r');
+  try {
+    const fileBytes = (await handle.stat()).size;
+    const buf = Buffer.alloc(Math.min(fileBytes, limit));
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    return { buf: buf.subarray(0, bytesRead), fileBytes };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Cuts a file to `length` and flushes that, so a power loss cannot bring the cut bytes back. */
+async function truncateDurably(path: string, length: number): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.truncate(length);
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Rewrites a segment with only its good records (temporary file, fsync, rename, directory fsync),
+ * so damage that was counted once is not found and counted again at the next start.
+ */
+async function rewriteSegment(
+  path: string,
+  buf: Buffer,
+  records: readonly LocatedRecord[],
+): Promise<{ bytes: number; at: number[] }> {
+  const at: number[] = [];
+  let bytes = 0;
+  for (const r of records) {
+    at.push(bytes);
+    bytes += r.size;
+  }
+  const tmp = `${path}.repair`;
+  const handle = await open(tmp, 'w', 0o600);
+  try {
+    await handle.writeFile(
+      Buffer.concat(records.map((r) => buf.subarray(r.offset, r.offset + r.size))),
+    );
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+  await syncDir(dirname(path));
+  return { bytes, at };
 }

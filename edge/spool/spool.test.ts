@@ -1,5 +1,6 @@
 import {
   appendFileSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -272,6 +273,161 @@ describe('Spool', () => {
     expect(dropped('size', 'telemetry')).toBe(1);
     expect((await readAll(spool)).map((r) => r.seq)).toEqual([2]);
     await spool.close();
+  });
+});
+
+describe('Spool recovery counts what was lost on disk', () => {
+  const size = recordSize(100);
+
+  /** Spools telemetry 1..n (odd seqs) and events (even seqs) in segments of two records. */
+  async function filled(n: number) {
+    const dir = tempDir();
+    const clock = new FakeClock();
+    const first = await openSpool(dir, clock, { segmentBytes: size * 2 });
+    for (let s = 1; s <= n; s++)
+      await first.spool.append([rec(s % 2 === 1 ? 'telemetry' : 'events', s, T0 + s)]);
+    await first.spool.close();
+    const reopen = () => openSpool(dir, clock, { segmentBytes: size * 2 });
+    return { dir, reopen };
+  }
+
+  it('counts damage at the end of a sealed segment as corrupt, once', async () => {
+    const { dir, reopen } = await filled(12);
+    // Telemetry 1,3 | 5,7 | 9,11: cut record 7 out of the sealed middle segment.
+    const files = segmentFiles(dir, 'telemetry');
+    expect(files).toHaveLength(3);
+    const path = join(dir, 'telemetry', files[1] as string);
+    const buf = readFileSync(path);
+    writeFileSync(path, Buffer.concat([buf.subarray(0, size), buf.subarray(size, size + 20)]));
+    const second = await reopen();
+    expect(second.dropped('corrupt', 'telemetry')).toBe(1);
+    expect(second.dropped('missing')).toBe(0);
+    expect((await readAll(second.spool)).map((r) => r.seq)).toEqual([
+      1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12,
+    ]);
+    await second.spool.close();
+    const third = await reopen();
+    expect(third.drops).toEqual([]);
+    expect((await readAll(third.spool)).length).toBe(11);
+    await third.spool.close();
+  });
+
+  it('counts every message of a segment file deleted between others as missing, once', async () => {
+    const { dir, reopen } = await filled(12);
+    rmSync(join(dir, 'events', segmentFiles(dir, 'events')[1] as string)); // events 6 and 8
+    const second = await reopen();
+    expect(second.dropped('missing', 'events')).toBe(2);
+    expect(second.dropped('corrupt')).toBe(0);
+    expect((await readAll(second.spool)).map((r) => r.seq)).toEqual([
+      1, 2, 3, 4, 5, 7, 9, 10, 11, 12,
+    ]);
+    await second.spool.close();
+    const third = await reopen();
+    expect(third.drops).toEqual([]);
+    await third.spool.close();
+  });
+
+  it('counts records cut out of a segment (a seq gap no stream explains) as missing', async () => {
+    const dir = tempDir();
+    const clock = new FakeClock();
+    const first = await openSpool(dir, clock);
+    // One telemetry segment 1,2,4,5,6 with events 3 beside it.
+    await first.spool.append([1, 2].map((s) => rec('telemetry', s, T0)));
+    await first.spool.append([rec('events', 3, T0)]);
+    await first.spool.append([4, 5, 6].map((s) => rec('telemetry', s, T0)));
+    await first.spool.close();
+    const path = join(dir, 'telemetry', segmentFiles(dir, 'telemetry')[0] as string);
+    const buf = readFileSync(path);
+    // Records 4 and 5 removed whole, byte-exact: the framing alone cannot see it.
+    writeFileSync(path, Buffer.concat([buf.subarray(0, size * 2), buf.subarray(size * 4)]));
+    const second = await openSpool(dir, clock);
+    expect(second.dropped('missing', 'telemetry')).toBe(2);
+    expect(second.dropped('corrupt')).toBe(0);
+    expect((await readAll(second.spool)).map((r) => r.seq)).toEqual([1, 2, 3, 6]);
+    await second.spool.close();
+    expect((await openSpool(dir, clock)).drops).toEqual([]);
+  });
+
+  it('counts nothing for seqs the bound refused or the other stream acknowledged', async () => {
+    const dir = tempDir();
+    const clock = new FakeClock();
+    const first = await openSpool(dir, clock, { maxBytes: size * 4, segmentBytes: size * 2 });
+    await first.spool.append([1, 2].map((s) => rec('events', s, T0)));
+    await first.spool.append([rec('telemetry', 3, T0)]);
+    first.spool.ack('telemetry', 3);
+    await first.spool.append([4, 5].map((s) => rec('events', s, T0)));
+    // Events fill the bound: telemetry 6 is refused (counted now), events 7 makes room.
+    expect((await first.spool.append([rec('telemetry', 6, T0)])).map((r) => r.seq)).toEqual([6]);
+    await first.spool.append([rec('events', 7, T0)]);
+    expect(first.dropped('size')).toBe(3);
+    await first.spool.close();
+    const second = await openSpool(dir, clock, { maxBytes: size * 4, segmentBytes: size * 2 });
+    expect((await readAll(second.spool)).map((r) => r.seq)).toEqual([4, 5, 7]);
+    expect(second.drops).toEqual([]);
+    await second.spool.close();
+  });
+
+  it('reads back segment names past 12 digits in number order after a restart', async () => {
+    const dir = tempDir();
+    const clock = new FakeClock();
+    mkdirSync(join(dir, 'telemetry'), { recursive: true });
+    // The writer numbers segments on from the highest; the 13-digit name sorts before it as text.
+    writeFileSync(
+      join(dir, 'telemetry', '999999999999.seg'),
+      encodeRecord(rec('telemetry', 1, T0)),
+    );
+    const first = await openSpool(dir, clock, { segmentBytes: size });
+    await first.spool.append([rec('telemetry', 2, T0)]);
+    await first.spool.append([rec('telemetry', 3, T0)]);
+    await first.spool.close();
+    expect(segmentFiles(dir, 'telemetry').sort()).toEqual([
+      '1000000000000.seg',
+      '1000000000001.seg',
+      '999999999999.seg',
+    ]);
+    const second = await openSpool(dir, clock, { segmentBytes: size });
+    expect((await readAll(second.spool)).map((r) => r.seq)).toEqual([1, 2, 3]);
+    expect(second.drops).toEqual([]);
+    await second.spool.close();
+  });
+
+  it('leaves alone entries that are not its segments and never writes over their ids', async () => {
+    const dir = tempDir();
+    const clock = new FakeClock();
+    mkdirSync(join(dir, 'telemetry', '000000000007.seg'), { recursive: true });
+    writeFileSync(join(dir, 'telemetry', '99999999999999999999.seg'), 'x');
+    writeFileSync(join(dir, 'telemetry', '0000000000001.seg'), 'not canonical');
+    const first = await openSpool(dir, clock);
+    await first.spool.append([rec('telemetry', 1, T0)]);
+    expect(segmentFiles(dir, 'telemetry')).toContain('000000000008.seg');
+    expect(first.logs.some((l) => /no gpulse wrote/.test(String(l.msg)))).toBe(true);
+    await first.spool.close();
+    const second = await openSpool(dir, clock);
+    expect((await readAll(second.spool)).map((r) => r.seq)).toEqual([1]);
+    await second.spool.close();
+  });
+
+  it('treats records out of seq order, seq 0 and a file past the size bound as damage', async () => {
+    const dir = tempDir();
+    const clock = new FakeClock();
+    mkdirSync(join(dir, 'events'), { recursive: true });
+    const frames = [5, 6, 4, 7].map((s) => encodeRecord(rec('events', s, T0)));
+    const zero = encodeRecord(rec('events', 1, T0));
+    zero.writeBigUInt64LE(0n, 16); // seq 0, CRC fixed below: only the value is wrong
+    const { crc32 } = await import('node:zlib');
+    zero.writeUInt32LE(crc32(zero.subarray(12)), 8);
+    writeFileSync(join(dir, 'events', '000000000001.seg'), Buffer.concat([...frames, zero]));
+    // A sealed segment followed by 20 MiB of garbage: read up to the bound, not into memory whole.
+    writeFileSync(
+      join(dir, 'events', '000000000002.seg'),
+      Buffer.concat([encodeRecord(rec('events', 9, T0)), Buffer.alloc(20 * 1024 * 1024, 1)]),
+    );
+    const spool = await openSpool(dir, clock);
+    expect((await readAll(spool.spool)).map((r) => r.seq)).toEqual([5, 6, 7, 9]);
+    // 4 out of order loses nothing (no seq is missing around it); the seq-0 frame took seq 8's
+    // place between 7 and 9; the garbage at the end of the stream counts as one region.
+    expect(spool.dropped('corrupt', 'events')).toBe(2);
+    await spool.spool.close();
   });
 });
 

@@ -1,10 +1,11 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../../agent/clock.js';
 import { errorMessage } from '../../agent/errors.js';
 import { recordSize, type SpoolRecord } from './record-format.js';
-import { SegmentLog, syncDir } from './segment-log.js';
+import { SeqRanges } from './seq-ranges.js';
+import { SegmentLog, syncDir, type LogLoss } from './segment-log.js';
 
 /** Streams the spool keeps apart: over the bound, telemetry is given up before any event. */
 export type SpoolStream = 'telemetry' | 'events';
@@ -12,8 +13,12 @@ export type SpoolStream = 'telemetry' | 'events';
 /** Streams in the order the bound gives them up. */
 const DROP_ORDER: readonly SpoolStream[] = ['telemetry', 'events'];
 
-/** Why records left the spool without being sent (the `reason` of the drop counter). */
-export type DropReason = 'size' | 'age' | 'corrupt' | 'write_error';
+/**
+ * Why records left the spool without being sent (the `reason` of the drop counter): `size` and
+ * `age` bounds, `corrupt` damaged on disk, `missing` gone from disk (a deleted segment file or
+ * records cut out between others), `write_error` not writable.
+ */
+export type DropReason = 'size' | 'age' | 'corrupt' | 'missing' | 'write_error';
 
 /** A stored message with the stream it belongs to. */
 export interface StreamRecord extends SpoolRecord {
@@ -45,6 +50,8 @@ export interface SpoolStats {
 
 const CURSOR_FILE = 'cursor.json';
 const CURSOR_SAVE_MS = 1000;
+/** A cursor file larger than this is not ours: read no more of it. */
+const MAX_CURSOR_BYTES = 256 * 1024;
 
 /**
  * Durable store-and-forward spool of one node: a segment log per stream (telemetry, events), each
@@ -56,12 +63,20 @@ const CURSOR_SAVE_MS = 1000;
 export class Spool {
   private cursorTimer: TimerHandle | undefined;
   private cursorDirty = false;
+  private saving: Promise<void> = Promise.resolve();
+  /** Send positions as last saved in cursor.json. */
+  private readonly savedAcked: Record<SpoolStream, number> = { telemetry: 0, events: 0 };
   private appending: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private logs!: Readonly<Record<SpoolStream, SegmentLog>>;
 
   private constructor(
     private readonly options: SpoolOptions,
-    private readonly logs: Readonly<Record<SpoolStream, SegmentLog>>,
+    /**
+     * Seqs given up and counted already (refused by the bound, not writable, found lost by an
+     * earlier recovery): a later recovery does not count them again. Saved in cursor.json.
+     */
+    private readonly accounted: SeqRanges,
   ) {}
 
   /** Opens the spool directory, recovering from any crash; reports what recovery found. */
@@ -71,19 +86,23 @@ export class Spool {
     const segmentBytes =
       options.segmentBytes ??
       Math.min(16 * 1024 * 1024, Math.max(4096, Math.floor(options.maxBytes / 16)));
+    const spool = new Spool(options, SeqRanges.from(cursor.accounted));
     const logs = {} as Record<SpoolStream, SegmentLog>;
+    const losses = {} as Record<SpoolStream, readonly LogLoss[]>;
     for (const stream of DROP_ORDER) {
+      spool.savedAcked[stream] = cursor[stream] ?? 0;
       const { log, recovery } = await SegmentLog.open(join(options.dir, stream), {
         segmentBytes,
         ackedThrough: cursor[stream] ?? 0,
+        beforeDelete: (lastSeq) => spool.coverBeforeDelete(stream, lastSeq),
       });
       logs[stream] = log;
-      if (recovery.corruptRegions > 0) {
+      losses[stream] = recovery.losses;
+      if (recovery.foreign.length > 0) {
         options.log.warn(
-          { stream, regions: recovery.corruptRegions },
-          'spool: skipped damaged records (disk errors?); each damaged region lost at least one message',
+          { stream, entries: recovery.foreign.slice(0, 10) },
+          'spool: entries named like segments that no gpulse wrote are left alone; remove them',
         );
-        options.onDrop?.('corrupt', recovery.corruptRegions, stream);
       }
       if (recovery.truncatedBytes > 0) {
         options.log.info(
@@ -98,9 +117,77 @@ export class Spool {
         );
       }
     }
-    const spool = new Spool(options, logs);
+    spool.logs = logs;
+    spool.countLosses(losses);
     await spool.expire();
     return spool;
+  }
+
+  /**
+   * Counts what recovery found lost. A loss between two stored records is the seqs between them
+   * that neither stream holds, the other stream did not acknowledge and nothing counted before, at
+   * most what the lost bytes or segments could hold (a duplicate or misplaced record loses none);
+   * one at either end of a stream counts one per damaged region.
+   * Damage and deleted segments claim their seqs first, then plain gaps take what is left, so a
+   * message missing from one stream and skipped in the other counts once.
+   */
+  private countLosses(found: Readonly<Record<SpoolStream, readonly LogLoss[]>>): void {
+    const stored = {
+      telemetry: this.logs.telemetry.storedSeqs(),
+      events: this.logs.events.storedSeqs(),
+    };
+    const counted: Record<SpoolStream, Record<'corrupt' | 'missing', number>> = {
+      telemetry: { corrupt: 0, missing: 0 },
+      events: { corrupt: 0, missing: 0 },
+    };
+    const all = DROP_ORDER.flatMap((stream) => found[stream].map((loss) => ({ stream, loss })));
+    all.sort((x, y) => Number(x.loss.kind === 'gap') - Number(y.loss.kind === 'gap'));
+    for (const { stream, loss } of all) {
+      const reason = loss.kind === 'corrupt' ? 'corrupt' : 'missing';
+      // At either end of the stream nothing bounds the seqs: count what the loss must hold.
+      if (loss.after === undefined || loss.before === undefined) {
+        counted[stream][reason] += loss.minRecords;
+        continue;
+      }
+      const lo = loss.after + 1;
+      const hi = loss.before - 1;
+      // Counted at an earlier start, refused at the time, or claimed above: not a new loss.
+      if (hi >= lo && this.accounted.covers(lo, hi)) continue;
+      const other: SpoolStream = stream === 'telemetry' ? 'events' : 'telemetry';
+      const unexplained = this.accounted.countOutside(
+        Math.max(lo, this.logs[other].acked() + 1),
+        hi,
+        (a, b) => countBetween(stored[other], a, b),
+      );
+      // Every lost record had a seq in the range no stream explains: that bounds the count.
+      counted[stream][reason] += Math.min(unexplained, loss.maxRecords);
+      this.accounted.add(lo, hi);
+    }
+    for (const stream of DROP_ORDER) {
+      const { corrupt, missing } = counted[stream];
+      if (corrupt > 0) {
+        this.options.log.warn(
+          { stream, messages: corrupt },
+          'spool: damaged records skipped (disk errors?); the messages in them are lost',
+        );
+        this.options.onDrop?.('corrupt', corrupt, stream);
+      }
+      if (missing > 0) {
+        this.options.log.warn(
+          { stream, messages: missing },
+          'spool: messages missing from disk (a segment file deleted, or records cut out); they are lost',
+        );
+        this.options.onDrop?.('missing', missing, stream);
+      }
+    }
+    if (this.accounted.size > 0) this.markCursorDirty();
+  }
+
+  /** Saves the send position before a segment with records up to `lastSeq` is deleted. */
+  private async coverBeforeDelete(stream: SpoolStream, lastSeq: number): Promise<void> {
+    if (this.savedAcked[stream] >= lastSeq) return;
+    this.cursorDirty = true;
+    await this.saveCursor();
   }
 
   /**
@@ -132,6 +219,8 @@ export class Spool {
         rejected.push(...batch);
       }
     }
+    for (const r of rejected) this.accounted.add(r.seq, r.seq);
+    if (rejected.length > 0) this.markCursorDirty();
     return rejected;
   }
 
@@ -259,14 +348,22 @@ export class Spool {
     this.cursorTimer.unref?.();
   }
 
-  private async saveCursor(): Promise<void> {
+  /** Writes cursor.json (temporary file, fsync, rename, directory fsync); saves never overlap. */
+  private saveCursor(): Promise<void> {
+    const run = this.saving.then(() => this.doSaveCursor());
+    this.saving = run;
+    return run;
+  }
+
+  private async doSaveCursor(): Promise<void> {
     if (!this.cursorDirty) return;
     this.cursorDirty = false;
-    const body = JSON.stringify({
-      v: 1,
-      telemetry: this.logs.telemetry.acked(),
-      events: this.logs.events.acked(),
-    });
+    const acked = { telemetry: this.logs.telemetry.acked(), events: this.logs.events.acked() };
+    // Ranges below every stored record can never sit between two of them again.
+    this.accounted.pruneBelow(
+      Math.min(...DROP_ORDER.map((s) => this.logs[s].lowestStoredSeq() ?? Number.MAX_SAFE_INTEGER)),
+    );
+    const body = JSON.stringify({ v: 1, ...acked, accounted: this.accounted.toJSON() });
     const path = join(this.options.dir, CURSOR_FILE);
     try {
       const tmp = `${path}.tmp`;
@@ -279,7 +376,9 @@ export class Spool {
       }
       await rename(tmp, path);
       await syncDir(this.options.dir);
+      for (const s of DROP_ORDER) this.savedAcked[s] = acked[s];
     } catch (err) {
+      this.cursorDirty = true;
       this.options.log.warn(
         { err: errorMessage(err) },
         'spool: cannot save the send position; a restart may send some messages twice',
@@ -300,19 +399,28 @@ export class Spool {
   }
 }
 
-async function readCursor(
-  path: string,
-  log: Logger,
-): Promise<Partial<Record<SpoolStream, number>>> {
+/** What cursor.json holds. */
+interface Cursor extends Partial<Record<SpoolStream, number>> {
+  readonly accounted?: unknown;
+}
+
+async function readCursor(path: string, log: Logger): Promise<Cursor> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const handle = await open(path, 'r');
+    try {
+      const buf = Buffer.alloc(MAX_CURSOR_BYTES);
+      const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+      text = buf.subarray(0, bytesRead).toString('utf8');
+    } finally {
+      await handle.close();
+    }
   } catch {
     return {};
   }
   try {
     const parsed = JSON.parse(text) as Record<string, unknown>;
-    const out: Partial<Record<SpoolStream, number>> = {};
+    const out: { -readonly [K in keyof Cursor]: Cursor[K] } = { accounted: parsed.accounted };
     for (const s of DROP_ORDER) {
       const v = parsed[s];
       if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) out[s] = v;
@@ -322,4 +430,20 @@ async function readCursor(
     log.warn({ path }, 'spool: unreadable send position; every stored message will be sent again');
     return {};
   }
+}
+
+/** How many of the ascending `sorted` lie in [lo, hi]. */
+function countBetween(sorted: readonly number[], lo: number, hi: number): number {
+  return lowerBound(sorted, hi + 1) - lowerBound(sorted, lo);
+}
+
+function lowerBound(sorted: readonly number[], value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((sorted[mid] as number) < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

@@ -50,7 +50,7 @@ describe('metrics.compat', () => {
 
   it('rejects unknown namings and "none" among others, saying where', () => {
     expect(problems({ env: { GPULSE_METRICS_COMPAT: 'dcgm,telegraf' } })).toEqual([
-      'metrics.compat.1: Invalid option: expected one of "none"|"dcgm"|"nvidia-gpu-exporter" (from GPULSE_METRICS_COMPAT)',
+      'metrics.compat.1: expected one of none, dcgm, nvidia-gpu-exporter, got "telegraf" (from GPULSE_METRICS_COMPAT)',
     ]);
     expect(problems(file('metrics:\n  compat: [none, dcgm]\n'))).toEqual([
       expect.stringMatching(/^metrics\.compat: "none" cannot be combined with other namings/),

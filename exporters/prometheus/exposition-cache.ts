@@ -1,34 +1,39 @@
-import { gzip } from 'node:zlib';
+import { performance } from 'node:perf_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import type { Registry, RegistryContentType } from 'prom-client';
-import { loadProcessMetrics } from '../../agent/lazy-require.js';
+import { gzip } from 'node:zlib';
 import type { Logger } from 'pino';
+import { errorMessage } from '../../agent/errors.js';
 import { snapshotSamples } from '../../agent/self-metrics.js';
 import type { Snapshot, StateReader } from '../../agent/types.js';
-import { CONTENT_TYPES, renderSamples, type ExpositionFormat } from './render.js';
+import { ProcessMetrics } from './process-metrics.js';
+import {
+  CONTENT_TYPES,
+  EOF,
+  FamilyLines,
+  printFamily,
+  type ExpositionFormat,
+  type LineFamily,
+  type RenderProblem,
+} from './render.js';
 
 const gzipAsync = promisify(gzip);
 
 /**
- * Sampling period of the event-loop delay histogram (nodejs_eventloop_lag_*). prom-client's default,
- * 10 ms, wakes the agent 100 times a second for as long as it runs, about a third of its idle CPU;
- * at 100 ms a stall shorter than the period is seen with probability length/100 ms, and every
- * stall longer than that is measured.
+ * Longest stretch of rendering between two turns of the event loop. Scrapes that arrive during a
+ * render are answered between its slices, so a render delays none of them by more than this.
  */
-const EVENT_LOOP_SAMPLE_MS = 100;
+const SLICE_MS = 0.5;
+/** Samples formatted between two looks at the clock. */
+const SAMPLES_PER_CHECK = 32;
 
 /** A rendered exposition ready to send. */
 export interface RenderedBody {
   readonly body: Buffer;
   readonly contentType: string;
   readonly gzipped: boolean;
+  /** The snapshot it was rendered from. */
   readonly version: number;
-}
-
-interface Entry {
-  version: number;
-  text?: Promise<Buffer>;
-  gzipped?: Promise<Buffer>;
 }
 
 /** Options of the exposition cache. */
@@ -38,111 +43,213 @@ export interface ExpositionCacheOptions {
   readonly log: Logger;
   /** Include process_* and nodejs_* metrics of the agent itself (default true). */
   readonly processMetrics?: boolean;
+  /** Longest stretch of rendering between two turns of the event loop, ms (default {@link SLICE_MS}). */
+  readonly sliceMs?: number;
+}
+
+type Variant = `${ExpositionFormat}${'' | '+gzip'}`;
+
+/** Work in progress for one snapshot. */
+interface Job<T> {
+  readonly version: number;
+  readonly promise: Promise<T>;
 }
 
 /**
- * Renders the exposition at most once per snapshot, on the first scrape that sees it, and serves
- * every later scrape of that snapshot from memory (gzip too): a scrape never waits on a collector,
- * a child process or the GPU, and an agent nobody scrapes spends nothing on rendering.
+ * Renders the exposition at most once per snapshot and format, on the first scrape that sees the
+ * snapshot, and serves every later scrape of it from memory (gzip too): a scrape never waits on a
+ * collector, a child process or the GPU, and an agent nobody scrapes spends nothing on rendering.
+ *
+ * A render runs in slices between which the event loop answers other scrapes, and renders of
+ * one format and encoding run one at a time. While one runs, scrapes get the complete body
+ * rendered just before it (never a partial one) if that body is of the snapshot right before the
+ * one being rendered, as it is under steady scraping; a scrape whose newest body is older than
+ * that waits for the render. So a body served is at most one render behind, for as long as a
+ * render takes; a scrape after a render completes never gets an older body. The lines of a
+ * snapshot are formatted once and printed in both formats, so text and OpenMetrics agree.
  */
 export class ExpositionCache {
-  private readonly entries: Record<ExpositionFormat, Entry> = {
-    prometheus: { version: -1 },
-    openmetrics: { version: -1 },
-  };
-  private readonly processRegistries = new Map<ExpositionFormat, Registry<RegistryContentType>>();
+  /** The newest complete body of each variant. */
+  private readonly done = new Map<Variant, RenderedBody>();
+  /** The newest render of each variant in progress. */
+  private readonly jobs = new Map<Variant, Job<RenderedBody>>();
+  /** The sample lines of the newest snapshot rendered, shared by both formats. */
+  private lines: Job<readonly LineFamily[]> | undefined;
+  private readonly processMetrics: ProcessMetrics | undefined;
   private readonly reportedProblems = new Set<string>();
+  private processMetricsFailed = false;
+  private stopped = false;
 
-  constructor(private readonly options: ExpositionCacheOptions) {}
+  constructor(private readonly options: ExpositionCacheOptions) {
+    this.processMetrics = options.processMetrics === false ? undefined : new ProcessMetrics();
+  }
 
   /** Kept for the component lifecycle; rendering is on demand. */
   start(): void {
-    // Nothing to subscribe to: the first scrape of each snapshot renders it.
+    this.stopped = false;
   }
 
-  /** Drops cached bodies. */
+  /** Drops cached bodies; renders still running finish without storing theirs. */
   stop(): void {
-    this.entries.prometheus = { version: -1 };
-    this.entries.openmetrics = { version: -1 };
+    this.stopped = true;
+    this.done.clear();
+    this.jobs.clear();
+    this.lines = undefined;
   }
 
-  /** The exposition of the current snapshot in the format asked for. */
-  async get(format: ExpositionFormat, acceptGzip: boolean): Promise<RenderedBody> {
+  /**
+   * The exposition of the current snapshot in the format asked for: the body itself when it is
+   * ready (the common case, answered without waiting for anything), else a promise of it.
+   */
+  get(format: ExpositionFormat, acceptGzip: boolean): RenderedBody | Promise<RenderedBody> {
     const snapshot = this.options.state.current();
-    const entry = this.entry(format, snapshot);
-    entry.text ??= this.renderText(format, snapshot);
-    if (acceptGzip) {
-      const text = entry.text;
-      entry.gzipped ??= text.then((buf) => gzipAsync(buf, { level: 6 }));
-      return {
-        body: await entry.gzipped,
-        contentType: CONTENT_TYPES[format],
-        gzipped: true,
-        version: entry.version,
-      };
+    const variant: Variant = acceptGzip ? `${format}+gzip` : format;
+    const done = this.done.get(variant);
+    if (done?.version === snapshot.version) return done;
+    const job = this.jobs.get(variant);
+    if (!job) return this.render(variant, snapshot).promise;
+    // Snapshot versions count up by one: this body is of the snapshot before the one rendering.
+    if (done && done.version >= job.version - 1) return done;
+    if (job.version === snapshot.version) return job.promise;
+    // Rendering an older snapshot (a newer one came during the render): wait, then ask again.
+    return job.promise.then(() => this.get(format, acceptGzip));
+  }
+
+  private render(variant: Variant, snapshot: Snapshot): Job<RenderedBody> {
+    const format: ExpositionFormat = variant.startsWith('openmetrics')
+      ? 'openmetrics'
+      : 'prometheus';
+    const gzipped = variant.endsWith('+gzip');
+    const promise = this.produce(format, gzipped, snapshot).then(
+      (body) => {
+        const rendered: RenderedBody = {
+          body,
+          contentType: CONTENT_TYPES[format],
+          gzipped,
+          version: snapshot.version,
+        };
+        this.finish(variant, job);
+        if (!this.stopped && (this.done.get(variant)?.version ?? -1) < snapshot.version) {
+          this.done.set(variant, rendered);
+        }
+        return rendered;
+      },
+      (err: unknown) => {
+        this.finish(variant, job);
+        throw err;
+      },
+    );
+    const job: Job<RenderedBody> = { version: snapshot.version, promise };
+    this.jobs.set(variant, job);
+    return job;
+  }
+
+  private finish(variant: Variant, job: Job<RenderedBody>): void {
+    if (this.jobs.get(variant) === job) this.jobs.delete(variant);
+  }
+
+  private async produce(
+    format: ExpositionFormat,
+    gzipped: boolean,
+    snapshot: Snapshot,
+  ): Promise<Buffer> {
+    if (gzipped) {
+      // The same bytes as the plain body of this snapshot, which a plain scrape may reuse too.
+      const plain = this.plainBody(format, snapshot);
+      const { body } = plain instanceof Promise ? await plain : plain;
+      // zlib compresses on libuv's thread pool: the event loop goes on answering scrapes.
+      return gzipAsync(body, { level: 6 });
     }
-    return {
-      body: await entry.text,
-      contentType: CONTENT_TYPES[format],
-      gzipped: false,
-      version: entry.version,
+    const families = await this.linesOf(snapshot);
+    const slices = new Slices(this.options.sliceMs ?? SLICE_MS);
+    const parts: Buffer[] = [];
+    for (const family of families) {
+      parts.push(...printFamily(family, format));
+      await slices.next();
+    }
+    if (format === 'openmetrics') parts.push(EOF);
+    return Buffer.concat(parts);
+  }
+
+  private plainBody(
+    format: ExpositionFormat,
+    snapshot: Snapshot,
+  ): RenderedBody | Promise<RenderedBody> {
+    const done = this.done.get(format);
+    if (done?.version === snapshot.version) return done;
+    const job = this.jobs.get(format);
+    if (job?.version === snapshot.version) return job.promise;
+    return this.render(format, snapshot).promise;
+  }
+
+  private linesOf(snapshot: Snapshot): Promise<readonly LineFamily[]> {
+    if (this.lines?.version === snapshot.version) return this.lines.promise;
+    const job: Job<readonly LineFamily[]> = {
+      version: snapshot.version,
+      promise: this.formatLines(snapshot).catch((err: unknown) => {
+        if (this.lines === job) this.lines = undefined;
+        throw err;
+      }),
     };
+    this.lines = job;
+    return job.promise;
   }
 
-  private entry(format: ExpositionFormat, snapshot: Snapshot): Entry {
-    let entry = this.entries[format];
-    if (entry.version !== snapshot.version) {
-      // A new object: requests still awaiting the old one keep a consistent body.
-      entry = { version: snapshot.version };
-      this.entries[format] = entry;
+  /** Formats every sample of a snapshot, letting the event loop run every `sliceMs`. */
+  private async formatLines(snapshot: Snapshot): Promise<readonly LineFamily[]> {
+    const families = new FamilyLines((p) => this.reportProblem(p));
+    const slices = new Slices(this.options.sliceMs ?? SLICE_MS);
+    let count = 0;
+    for (const sample of snapshotSamples(snapshot, this.options.version)) {
+      families.add(sample);
+      // A look at the clock costs about as much as formatting a sample: look every few.
+      if (++count % SAMPLES_PER_CHECK === 0) await slices.next();
     }
-    return entry;
-  }
-
-  private async renderText(format: ExpositionFormat, snapshot: Snapshot): Promise<Buffer> {
-    const samples = snapshotSamples(snapshot, this.options.version);
-    let text = renderSamples(samples, format, (p) => {
-      const key = `${p.metric}: ${p.problem}`;
-      if (this.reportedProblems.has(key)) return;
-      this.reportedProblems.add(key);
-      this.options.log.warn(
-        { metric: p.metric, problem: p.problem },
-        'series dropped from the exposition',
-      );
-    });
-    if (this.options.processMetrics !== false) {
-      const processText = await this.processRegistry(format).metrics();
-      if (format === 'openmetrics') {
-        text = text.replace(/# EOF\n$/, '') + processText;
-      } else {
-        text = `${text}\n${processText}`;
+    if (this.processMetrics) {
+      try {
+        for await (const family of this.processMetrics.collect()) {
+          families.addForeign(family);
+          await slices.next();
+        }
+        this.processMetricsFailed = false;
+      } catch (err) {
+        // The agent's own metrics are not worth failing a scrape for; logged once per outage.
+        if (!this.processMetricsFailed) {
+          this.options.log.warn(
+            { err: errorMessage(err) },
+            'process metrics could not be collected; serving the exposition without them',
+          );
+        }
+        this.processMetricsFailed = true;
       }
     }
-    return Buffer.from(text, 'utf8');
+    return families.list();
   }
 
-  private processRegistry(format: ExpositionFormat): Registry<RegistryContentType> {
-    let registry = this.processRegistries.get(format);
-    if (!registry) {
-      const { Registry: PromRegistry, collectDefaultMetrics } = loadProcessMetrics();
-      registry = new PromRegistry<RegistryContentType>();
-      registry.setContentType(CONTENT_TYPES[format] as RegistryContentType);
-      collectDefaultMetrics({
-        register: registry,
-        eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS,
-      });
-      // prom-client declares these as gauges ending in _total, which promtool rightly rejects;
-      // the per-type nodejs_active_* gauges carry the same information.
-      for (const name of [
-        'nodejs_active_handles_total',
-        'nodejs_active_requests_total',
-        'nodejs_active_resources_total',
-      ]) {
-        registry.removeSingleMetric(name);
-      }
-      this.processRegistries.set(format, registry);
-    }
-    return registry;
+  private reportProblem(p: RenderProblem): void {
+    const key = `${p.metric}: ${p.problem}`;
+    if (this.reportedProblems.has(key)) return;
+    this.reportedProblems.add(key);
+    this.options.log.warn(
+      { metric: p.metric, problem: p.problem },
+      'series dropped from the exposition',
+    );
+  }
+}
+
+/** Cuts a long piece of work into slices with turns of the event loop between them. */
+class Slices {
+  private deadline: number;
+
+  constructor(private readonly sliceMs: number) {
+    this.deadline = performance.now() + sliceMs;
+  }
+
+  /** Returns at once within the slice; past its end, after a turn of the event loop. */
+  async next(): Promise<void> {
+    if (performance.now() < this.deadline) return;
+    await nextTurn();
+    this.deadline = performance.now() + this.sliceMs;
   }
 }
 

@@ -7,7 +7,7 @@ import { counter, gauge } from '../../agent/metric.js';
 import { StateStore } from '../../agent/state-store.js';
 import { acceptsGzip, ExpositionCache, negotiateFormat } from './exposition-cache.js';
 import { registerMetricsRoute } from './prometheus-exporter.js';
-import { renderSamples } from './render.js';
+import { FamilyLines, renderFamilies, renderSamples } from './render.js';
 import type { MetricDesc } from '../../agent/types.js';
 
 const temp = gauge('gpulse_gpu_temperature_celsius', 'GPU core temperature.', ['gpu', 'uuid']);
@@ -236,5 +236,90 @@ describe('content negotiation', () => {
     ['identity', false],
   ] as const)('Accept-Encoding %s → %s', (enc, gz) => {
     expect(acceptsGzip(enc)).toBe(gz);
+  });
+});
+
+describe('FamilyLines.addForeign', () => {
+  it('formats prom-client families like gpulse lines and refuses what would differ between formats', () => {
+    const problems: string[] = [];
+    const families = new FamilyLines((p) => problems.push(`${p.metric}: ${p.problem}`));
+    families.add({ desc: temp, labels: { gpu: '0', uuid: 'a' }, value: 40 });
+    families.addForeign({
+      name: 'nodejs_gc_duration_seconds',
+      help: 'GC duration.',
+      type: 'histogram',
+      values: [
+        {
+          labels: { le: 0.001, kind: 'minor' },
+          value: 3,
+          metricName: 'nodejs_gc_duration_seconds_bucket',
+        },
+        {
+          labels: { le: '+Inf', kind: 'minor' },
+          value: 4,
+          metricName: 'nodejs_gc_duration_seconds_bucket',
+        },
+        { labels: { kind: 'minor' }, value: 0.0125, metricName: 'nodejs_gc_duration_seconds_sum' },
+        { labels: { kind: 'minor' }, value: 4, metricName: 'nodejs_gc_duration_seconds_count' },
+      ],
+    });
+    families.addForeign({
+      name: 'nodejs_version_info',
+      help: 'Node.js version info.',
+      type: 'gauge',
+      values: [{ labels: { version: 'v20"\\', major: 20 }, value: 1 }],
+    });
+    families.addForeign({
+      name: 'process_cpu_seconds_total',
+      help: 'CPU.',
+      type: 'counter',
+      values: [{ value: 1.5 }],
+    });
+    families.addForeign({
+      name: 'nodejs_wrong_counter',
+      help: 'x',
+      type: 'counter',
+      values: [{ value: 1 }],
+    });
+    families.addForeign({
+      name: 'nodejs_summary',
+      help: 'x',
+      type: 'summary',
+      values: [{ value: 1 }],
+    });
+    families.addForeign({ name: temp.name, help: 'x', type: 'gauge', values: [{ value: 1 }] });
+    families.addForeign({ name: 'nodejs_no_samples', help: 'x', type: 'histogram', values: [] });
+
+    const text = renderFamilies(families.list(), 'prometheus').toString();
+    const om = renderFamilies(families.list(), 'openmetrics').toString();
+    expect(text.split('\n')).toEqual([
+      '# HELP gpulse_gpu_temperature_celsius GPU core temperature.',
+      '# TYPE gpulse_gpu_temperature_celsius gauge',
+      'gpulse_gpu_temperature_celsius{gpu="0",uuid="a"} 40',
+      '# HELP nodejs_gc_duration_seconds GC duration.',
+      '# TYPE nodejs_gc_duration_seconds histogram',
+      'nodejs_gc_duration_seconds_bucket{kind="minor",le="0.001"} 3',
+      'nodejs_gc_duration_seconds_bucket{kind="minor",le="+Inf"} 4',
+      'nodejs_gc_duration_seconds_sum{kind="minor"} 0.0125',
+      'nodejs_gc_duration_seconds_count{kind="minor"} 4',
+      '# HELP nodejs_version_info Node.js version info.',
+      '# TYPE nodejs_version_info gauge',
+      'nodejs_version_info{version="v20\\"\\\\",major="20"} 1',
+      '# HELP process_cpu_seconds_total CPU.',
+      '# TYPE process_cpu_seconds_total counter',
+      'process_cpu_seconds_total 1.5',
+      '',
+    ]);
+    expect(om).toBe(
+      text.replace(
+        '# HELP process_cpu_seconds_total CPU.\n# TYPE process_cpu_seconds_total counter',
+        '# HELP process_cpu_seconds CPU.\n# TYPE process_cpu_seconds counter',
+      ) + '# EOF\n',
+    );
+    expect(problems).toEqual([
+      'nodejs_wrong_counter: counter name does not end in _total',
+      'nodejs_summary: unsupported type summary',
+      'gpulse_gpu_temperature_celsius: declared twice',
+    ]);
   });
 });

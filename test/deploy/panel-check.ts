@@ -25,8 +25,6 @@ export function isStackQuery(dashboard: string, expr: string): boolean {
  * branches not merged yet, PENDING_METRICS) may come back empty.
  */
 export const SIMULATOR_GAPS: Readonly<Record<string, string>> = {
-  gpulse_gpu_energy_joules_total:
-    'total_energy_consumption is in no captured nvidia-smi output the simulator replays (parser unit-tested in collectors/nvidia-smi/parse-xml.test.ts)',
   gpulse_jetson_mts_utilization_ratio:
     'only TX2 on L4T 28 prints MTS; no real capture has it and no Jetson profile simulates it (parser unit-tested on collectors/tegrastats/fixtures/synthetic)',
 };

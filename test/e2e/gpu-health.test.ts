@@ -91,10 +91,26 @@ describe('throttling in the simulated thermal-throttle scenario', () => {
     const kmsg = join(tempDir(), 'kmsg');
     writeFileSync(kmsg, '');
     const cli = await simulate(
-      ['--profile', 'h100', '--scenario', 'thermal-throttle:after=12s,for=10s'],
+      [
+        '--profile',
+        'h100',
+        '--scenario',
+        'thermal-throttle:after=12s,for=10s',
+        '--metrics-compat',
+        'dcgm',
+      ],
       {
         GPULSE_KMSG: kmsg,
       },
+    );
+    // Before the episode: the driver's counters and DCGM's thermal violation counter.
+    const thermalNs = (b: string) =>
+      seriesValue(b, 'DCGM_FI_DEV_THERMAL_VIOLATION', { GPU_I_ID: '' });
+    const calm = await cli.waitForMetrics(
+      (b) =>
+        seriesValue(b, 'gpulse_gpu_throttle_seconds_total', HOT) !== undefined &&
+        thermalNs(b) !== undefined,
+      30_000,
     );
     const hot = await cli.waitForMetrics(
       (b) => seriesValue(b, 'gpulse_gpu_throttle_active', HOT) === 1,
@@ -112,6 +128,25 @@ describe('throttling in the simulated thermal-throttle scenario', () => {
     );
     const total = seriesValue(cool, 'gpulse_gpu_throttle_seconds_total', HOT)!;
     expect(total).toBeGreaterThan(8);
+    // A 10 s episode adds at most 10 s to every throttle counter, whichever surface: the
+    // driver's per-reason seconds and DCGM's thermal violation (SW and HW thermal overlap: the
+    // class counts each second once, not twice).
+    for (const reason of ['hw_thermal_slowdown', 'sw_thermal_slowdown']) {
+      const grew =
+        seriesValue(cool, 'gpulse_gpu_throttle_seconds_total', { reason })! -
+        seriesValue(calm, 'gpulse_gpu_throttle_seconds_total', { reason })!;
+      expect(grew, reason).toBeLessThanOrEqual(10);
+      // (Read before the episode began, unless the agent started late on a loaded machine.)
+      if (seriesValue(calm, 'gpulse_gpu_throttle_active', HOT) === 0)
+        expect(grew).toBeGreaterThan(8);
+    }
+    // DCGM's dmon lags nvidia-smi by up to an interval: wait until it has caught up.
+    const nativeGrew = total - seriesValue(calm, 'gpulse_gpu_throttle_seconds_total', HOT)!;
+    const settled = await cli.waitForMetrics(
+      (b) => (thermalNs(b) ?? 0) - thermalNs(calm)! >= (nativeGrew - 1) * 1e9,
+      10_000,
+    );
+    expect(thermalNs(settled)! - thermalNs(calm)!).toBeLessThanOrEqual(10e9);
     const api = await waitFor(async () => {
       const a = await gpusApi(cli);
       return a.gpus[0]?.throttle.lastEpisode ? a : undefined;

@@ -62,26 +62,35 @@ describe('gpulse simulate', () => {
     expect(allSeries(body, 'gpulse_gpu_utilization_ratio')).toEqual([]);
   });
 
-  it('a lost GPU sets the collector down with the reason and recovers by itself', async () => {
-    const cli = await simulate(['--profile', 'h200', '--scenario', 'gpu-lost:after=4s,for=5s']);
-    const lost = await cli.waitForMetrics((b) => b.includes('reason="gpu_lost"'));
-    expect(seriesValue(lost, 'gpulse_collector_up', { collector: 'nvidia-smi' })).toBe(0);
-    expect(allSeries(lost, 'gpulse_gpu_info')).toEqual([]);
-    expect(seriesValue(lost, 'gpulse_collector_up', { collector: 'host' })).toBe(1);
-    const back = await cli.waitForMetrics(
-      (b) => seriesValue(b, 'gpulse_collector_up', { collector: 'nvidia-smi' }) === 1,
+  it('a lost GPU is down, not the collector, and answers again when the episode ends', async () => {
+    const cli = await simulate(['--profile', 'h200', '--scenario', 'gpu-lost:after=15s,for=8s']);
+    const up = await cli.waitForMetrics(
+      (b) => seriesValue(b, 'gpulse_gpu_up', { gpu: '0' }) === 1 && b.includes('cuda_version="13'),
       30_000,
     );
-    expect(
-      seriesValue(back, 'gpulse_collector_errors_total', {
-        collector: 'nvidia-smi',
-        reason: 'gpu_lost',
-      }),
-    ).toBeGreaterThanOrEqual(1);
-    expect(
-      cli.logs.some((r) => r.msg === 'collector recovered' && r.collector === 'nvidia-smi'),
-    ).toBe(true);
-  });
+    const info = allSeries(up, 'gpulse_gpu_info');
+    const lost = await cli.waitForMetrics(
+      (b) => seriesValue(b, 'gpulse_gpu_up', { gpu: '0' }) === 0,
+      30_000,
+    );
+    // The only GPU is lost: the collector still answers, the GPU keeps its identity, no values.
+    expect(seriesValue(lost, 'gpulse_collector_up', { collector: 'nvidia-smi' })).toBe(1);
+    expect(allSeries(lost, 'gpulse_gpu_info')).toEqual(info);
+    expect(allSeries(lost, 'gpulse_gpu_utilization_ratio')).toEqual([]);
+    expect(seriesValue(lost, 'gpulse_collector_up', { collector: 'host' })).toBe(1);
+    const back = await cli.waitForMetrics(
+      (b) => seriesValue(b, 'gpulse_gpu_up', { gpu: '0' }) === 1,
+      30_000,
+    );
+    expect(allSeries(back, 'gpulse_gpu_utilization_ratio')).toHaveLength(1);
+    const events = (cli.logs as { event?: string; gpu?: string }[])
+      .filter((r) => r.event === 'gpu.lost' || r.event === 'gpu.recovered')
+      .map((r) => [r.event, r.gpu]);
+    expect(events).toEqual([
+      ['gpu.lost', '0'],
+      ['gpu.recovered', '0'],
+    ]);
+  }, 90_000);
 
   it('a hung driver: /metrics keeps answering, the stream is restarted, the agent recovers', async () => {
     const cli = await simulate(['--profile', 'h200', '--scenario', 'hang:after=6s,for=6s']);

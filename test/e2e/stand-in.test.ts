@@ -35,8 +35,11 @@ describe('a stand-in nvidia-smi answering from a real capture', () => {
     try {
       const gpu = parseQueryGpuCsv(readFileSync(GPU_CSV, 'utf8'))[0]!;
       const procs = parseComputeAppsCsv(readFileSync(APPS_CSV, 'utf8'));
+      // The info series waits for the first -q -x document (it alone has the CUDA version).
       const first = await cli.waitForMetrics(
-        (b) => allSeries(b, 'gpulse_gpu_process_memory_used_bytes').length === 3,
+        (b) =>
+          allSeries(b, 'gpulse_gpu_process_memory_used_bytes').length === 3 &&
+          allSeries(b, 'gpulse_gpu_info').length === 1,
       );
       const labels = { gpu: '0', uuid: gpu.uuid };
       expect(seriesValue(first, 'gpulse_gpu_memory_used_bytes', labels)).toBe(gpu.memoryUsedBytes);

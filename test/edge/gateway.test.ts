@@ -134,9 +134,18 @@ describeWithTools(
       ).toBeUndefined();
     }, 60_000);
 
-    it('two gateways in one share group split the devices between them', async () => {
+    it('two gateways in one share group serve each device on exactly one of them, batch after batch', async () => {
       const a = await gateway({ 'share-group': 'fleet' });
       const b = await gateway({ 'share-group': 'fleet' });
+      // Each sees the other (retained presence) before the devices speak.
+      for (const gw of [a, b])
+        await eventually(
+          async () =>
+            line(await gw.metrics(), 'gpulse_fleet_group_members ') ===
+            'gpulse_fleet_group_members 2',
+          10_000,
+          'both members seen',
+        );
       const client = await mqtt.connectAsync(broker.url, {
         protocolVersion: 5,
         clientId: 'simulated-fleet',
@@ -144,55 +153,85 @@ describeWithTools(
       cleanups.push(() => client.endAsync());
       const series = seriesGroups(gpuReadingSamples(h100Readings(1)));
       const devices = Array.from({ length: 10 }, (_, i) => `dev-${i}`);
+      const [m] = buildTelemetry([{ ts: Date.now(), series }], () => 1, { compressAbove: 1024 });
       for (const node of devices) {
         await client.publishAsync(
           `gpulse/v1/site-a/${node}/status`,
           statusJson({ state: 'online', ts: Date.now(), session: 1, version: '9.9.9' }),
           { qos: 1, retain: true },
         );
-        // Values only (the inline copy went to some earlier receiver): each gateway of the group
-        // learns the schema from the retained copy that every gateway subscribes to in full.
-        const [m] = buildTelemetry([{ ts: Date.now(), series }], () => 1, {
-          compressAbove: 1024,
-        });
+        // Values only (the inline copy went to some earlier receiver): the gateway that serves
+        // the device learns the schema from the retained copy every gateway subscribes to.
         const schema = buildSchema([m!.schema], Date.now(), 1024);
         await client.publishAsync(`gpulse/v1/site-a/${node}/schema`, schema.body, {
           qos: 1,
           retain: true,
           properties: { contentType: schema.contentType },
         });
-        await client.publishAsync(`gpulse/v1/site-a/${node}/telemetry`, m!.compact.body, {
-          qos: 1,
-          properties: { contentType: m!.compact.contentType },
-        });
       }
-      const holders = async (metrics: () => Promise<string>) => {
+      // Three batches per device: Mosquitto hands the messages of a shared subscription to its
+      // members in turn, so each device's batches land on both gateways.
+      for (let round = 0; round < 3; round++)
+        for (const node of devices)
+          await client.publishAsync(`gpulse/v1/site-a/${node}/telemetry`, m!.compact.body, {
+            qos: 1,
+            properties: { contentType: m!.compact.contentType },
+          });
+      const holders = async (metrics: () => Promise<string>, prefix: string) => {
         const text = await metrics();
-        return devices.filter((d) =>
-          text.includes(`gpulse_gpu_temperature_celsius{site="site-a",node="${d}"`),
-        );
+        return devices.filter((d) => text.includes(`${prefix}{site="site-a",node="${d}"`));
       };
+      const relayed = 'gpulse_gpu_temperature_celsius';
       await eventually(
-        async () => (await holders(a.metrics)).length + (await holders(b.metrics)).length === 10,
+        async () =>
+          (await holders(a.metrics, relayed)).length +
+            (await holders(b.metrics, relayed)).length ===
+          10,
         10_000,
         'all devices relayed',
       );
-      const onA = await holders(a.metrics);
-      const onB = await holders(b.metrics);
-      // Each device's telemetry went to exactly one gateway, and both took a share.
-      expect(onA.filter((d) => onB.includes(d))).toEqual([]);
-      expect(onA.length).toBeGreaterThan(0);
-      expect(onB.length).toBeGreaterThan(0);
-      // Liveness (status, with the last will) is not shared: both gateways know every device.
-      for (const metrics of [a.metrics, b.metrics]) {
-        const text = await metrics();
-        for (const d of devices)
-          expect(line(text, `gpulse_fleet_device_up{site="site-a",node="${d}"}`)).toMatch(/ 1$/);
+      const counter = async (gw: { metrics: () => Promise<string> }, prefix: string) =>
+        Number(line(await gw.metrics(), prefix)?.split(' ')[1]);
+      // Every telemetry message counted once where it was decoded (applied, or superseded by the
+      // device's next batch), and some were forwarded by the member the broker picked.
+      const totals = async () => {
+        const sum = { applied: 0, superseded: 0, forwarded: 0 };
+        for (const gw of [a, b])
+          for (const result of ['applied', 'superseded', 'forwarded'] as const)
+            sum[result] += await counter(
+              gw,
+              `gpulse_fleet_messages_total{stream="telemetry",result="${result}"}`,
+            );
+        return sum;
+      };
+      await eventually(
+        async () => {
+          const t = await totals();
+          return t.applied + t.superseded === 30;
+        },
+        10_000,
+        'every batch taken once',
+      );
+      expect((await totals()).forwarded).toBeGreaterThan(0);
+      for (const prefix of [relayed, 'gpulse_fleet_device_up']) {
+        const onA = await holders(a.metrics, prefix);
+        const onB = await holders(b.metrics, prefix);
+        // Each device on exactly one gateway, relayed series and liveness alike; both take a share.
+        expect(onA.filter((d) => onB.includes(d))).toEqual([]);
+        expect([...onA, ...onB].sort()).toEqual(devices);
+        expect(onA.length).toBeGreaterThan(0);
+        expect(onB.length).toBeGreaterThan(0);
       }
-      for (const d of [a.metrics, b.metrics])
-        expect(
-          line(await d(), 'gpulse_fleet_rejected_messages_total{reason="unknown_schema"}'),
-        ).toMatch(/ 0$/);
+      for (const gw of [a, b]) {
+        const text = await gw.metrics();
+        for (const d of devices) {
+          const up = line(text, `gpulse_fleet_device_up{site="site-a",node="${d}"}`);
+          if (up) expect(up).toMatch(/ 1$/);
+        }
+        expect(line(text, 'gpulse_fleet_rejected_messages_total{reason="unknown_schema"}')).toMatch(
+          / 0$/,
+        );
+      }
       for (const node of devices)
         for (const stream of ['status', 'schema'])
           await client.publishAsync(`gpulse/v1/site-a/${node}/${stream}`, '', {

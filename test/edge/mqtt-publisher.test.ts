@@ -205,13 +205,21 @@ describeWithTools(
       });
       cleanups.push(() => twin.stop());
       expect(
-        records.some(
-          (r) =>
-            r.msg === 'component failed to start' &&
-            /another gpulse \(pid \d+\)/.test(String(r.err)),
+        records.some((r) =>
+          /^MQTT publisher could not start: .*another gpulse \(pid \d+\)/.test(String(r.msg)),
         ),
       ).toBe(true);
       expect(await twin.metric('gpulse_collector_up{collector="mqtt"}')).toBe(0);
+      // It keeps retrying (with backoff) while the first agent holds the state directory.
+      await eventually(
+        async () =>
+          ((await twin.metric(
+            'gpulse_collector_errors_total{collector="mqtt",reason="instance_locked"}',
+          )) ?? 0) >= 2,
+        10_000,
+        'a second start attempt',
+      );
+      await twin.stop();
       // A clean stop replaces the retained status with offline/shutdown (no will needed).
       await a.stop();
       const late = await record(broker.url, 'gpulse/v1/plant-1/cam-05/status');

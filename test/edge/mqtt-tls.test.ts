@@ -223,6 +223,15 @@ describeWithTools(
           (err: { code?: number }) => err.code,
         );
       expect(gatewayWrite).toBe(0x87);
+      // Gateways of a share group talk under gpulse/gateway/v1/; a device may not pose as one.
+      await reader.publishAsync('gpulse/gateway/v1/fleet/member/gw-1', '{}', { qos: 1 });
+      const deviceAsGateway = await device
+        .publishAsync('gpulse/gateway/v1/fleet/member/gw-1', '', { qos: 1, retain: true })
+        .then(
+          () => undefined,
+          (err: { code?: number }) => err.code,
+        );
+      expect(deviceAsGateway).toBe(0x87);
 
       // No client certificate: the TLS handshake fails before MQTT starts.
       const anonymous = await mqtt

@@ -3,6 +3,7 @@ import { buildAgent, type Agent } from '../../agent/build-agent.js';
 import { defaultComponents } from '../../agent/components.js';
 import { loadConfig, type AgentConfig } from '../../agent/config.js';
 import { createCollectors } from '../../collectors/index.js';
+import { GpuContainerLookup } from '../../agent/gpu-processes.js';
 import type { Collector } from '../../agent/types.js';
 import { systemClock } from '../../agent/clock.js';
 
@@ -35,7 +36,11 @@ export async function startAgentInProcess(
       ...env,
     },
   });
-  const collectors = [...(await createCollectors(config, { clock: systemClock, env })), ...extra];
+  const gpuContainers = new GpuContainerLookup();
+  const collectors = [
+    ...(await createCollectors(config, { clock: systemClock, env, usesGpu: gpuContainers.has })),
+    ...extra,
+  ];
   const agent = buildAgent(config, {
     log,
     version: 'test',
@@ -43,6 +48,7 @@ export async function startAgentInProcess(
     collectors,
     components: defaultComponents(config),
   });
+  gpuContainers.bind(agent.store);
   const base = await agent.start();
   const metrics = async () => (await fetch(`${base}/metrics`)).text();
   return {

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import type { RequestOptions } from 'node:https';
 import { join } from 'node:path';
+import { call } from './https-client.js';
 
 /** Root of the repository (tests run from sources; the CLI runs from the build). */
 export const REPO_ROOT = join(import.meta.dirname, '..', '..');
@@ -72,11 +74,29 @@ export async function startCli(
     /** Run as this user and group (a test running as root checks what others may do). */
     readonly uid?: number;
     readonly gid?: number;
+    /** Host to listen on (default 127.0.0.1; tests reach it on 127.0.0.1 either way). */
+    readonly listenHost?: string;
+    /** The agent serves HTTPS (a web config file): requests use these TLS client options. */
+    readonly tls?: RequestOptions;
+    /** Start under this open-files limit (`ulimit -n`, soft and hard). */
+    readonly openFiles?: number;
+    /** Listen on this port (default: a free one). */
+    readonly port?: number;
   } = {},
 ): Promise<CliProcess> {
   requireBuild();
-  const port = await freePort();
-  const proc = spawn(process.execPath, [CLI, ...args, '--listen', `127.0.0.1:${port}`], {
+  const port = options.port ?? (await freePort());
+  const listen = `${options.listenHost ?? '127.0.0.1'}:${port}`;
+  const argv = [CLI, ...args, '--listen', listen];
+  // Through sh for the limit; `exec` keeps the pid, so signals reach gpulse itself.
+  const [command, commandArgs] =
+    options.openFiles === undefined
+      ? [process.execPath, argv]
+      : [
+          'sh',
+          ['-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, process.execPath, ...argv],
+        ];
+  const proc = spawn(command, commandArgs, {
     env: { ...process.env, GPULSE_LOG_FORMAT: 'json', GPULSE_LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.uid === undefined ? {} : { uid: options.uid }),
@@ -102,8 +122,14 @@ export async function startCli(
   });
   proc.stderr?.setEncoding('utf8');
   proc.stderr?.on('data', (chunk: string) => (stderr += chunk));
-  const base = `http://127.0.0.1:${port}`;
+  const base = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const tls = options.tls;
   const get = async (path: string, headers: Record<string, string> = {}) => {
+    if (tls) {
+      const res = await call(port, { path, headers, tls });
+      if ('error' in res) throw new Error(`GET ${path}: ${res.error}`);
+      return { status: res.status, body: res.body };
+    }
     const res = await fetch(base + path, { headers });
     return { status: res.status, body: await res.text() };
   };

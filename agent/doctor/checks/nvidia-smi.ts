@@ -21,6 +21,12 @@ export type NvidiaSmiProbe =
       readonly driverVersion?: string;
       readonly cudaVersion?: string;
       readonly gpus: readonly ProbedGpu[];
+      /** GPUs the driver has attached but cannot open (fallen off the bus), with its words. */
+      readonly lost?: readonly {
+        readonly index: number;
+        readonly bus?: string;
+        readonly error: string;
+      }[];
     }
   | {
       readonly ok: false;
@@ -44,6 +50,9 @@ export async function probeNvidiaSmi(
       return { ok: false, binary, reason: err.reason, message: err.message };
     throw err;
   }
+  // One GPU lost: nvidia-smi prints the others' document around its line, then exits non-zero.
+  const partial = result.code !== 0 ? lostGpuDocument(binary, result.stdout) : undefined;
+  if (partial) return partial;
   if (result.code !== 0) {
     const f = classifyExit(
       binary,
@@ -75,6 +84,29 @@ export async function probeNvidiaSmi(
       reason: 'parse_error',
       message: `${binary} -q -x printed something that is not nvidia-smi XML: ${errorMessage(err)}`,
     };
+  }
+}
+
+/** The probe of a document that lists the GPUs nvidia-smi could open and names the ones it could not. */
+function lostGpuDocument(binary: string, stdout: string): NvidiaSmiProbe | undefined {
+  if (!stdout.includes('</nvidia_smi_log>')) return undefined;
+  try {
+    const doc = parseNvidiaSmiXml(stdout);
+    if (!doc.unreachable?.length) return undefined;
+    return {
+      ok: true,
+      binary,
+      driverVersion: doc.driverVersion,
+      cudaVersion: doc.cudaVersion,
+      gpus: doc.gpus.map((g) => ({ index: g.index, name: g.name, uuid: g.uuid })),
+      lost: doc.unreachable.map((h) => ({
+        index: h.index ?? h.position,
+        ...(h.pciBusId ? { bus: h.pciBusId } : {}),
+        error: h.error,
+      })),
+    };
+  } catch {
+    return undefined;
   }
 }
 
@@ -126,6 +158,19 @@ export const nvidiaSmiCheck: Check = {
     const tegra = tegrastatsPresent(ctx.config, ctx.env);
     const required = !tegra;
     const probe = await ctx.nvidiaSmi();
+    if (probe.ok && probe.lost?.length) {
+      const lost = probe.lost
+        .map((l) => `GPU ${l.index}${l.bus ? ` at ${l.bus}` : ''} (${l.error})`)
+        .join(', ');
+      return {
+        status: 'fail',
+        required,
+        finding: `${probe.binary} answers for ${probe.gpus.length} GPU${probe.gpus.length === 1 ? '' : 's'}; lost: ${lost}`,
+        problem: `${lost}: attached but no longer answering (fallen off the bus); its jobs have failed`,
+        fix: fixFor('gpu_lost', probe.binary, inContainer(ctx.env, existsSync)),
+        details: { binary: probe.binary, gpus: probe.gpus.length, lost: probe.lost.length },
+      };
+    }
     if (probe.ok) {
       const names = [...new Set(probe.gpus.map((g) => g.name ?? 'unnamed GPU'))].join(', ');
       return {

@@ -174,6 +174,89 @@ describe('simulated dcgmi', () => {
     expect(rows(during.stdout)[0]?.values[0]).toBe(0x60);
   });
 
+  it.each([
+    ['thermal-throttle', 'DCGM_FI_DEV_THERMAL_VIOLATION'],
+    ['power-brake', 'DCGM_FI_DEV_POWER_VIOLATION'],
+  ])(
+    'under %s the violation counters grow by the elapsed time in their class, 0 in the others',
+    async (scenario, hit) => {
+      const env = {
+        GPULSE_SIM_SCENARIO: `${scenario}:after=10s,for=60s`,
+        GPULSE_SIM_PROFILE: 'h100',
+      };
+      const names = [
+        'DCGM_FI_DEV_POWER_VIOLATION',
+        'DCGM_FI_DEV_THERMAL_VIOLATION',
+        'DCGM_FI_DEV_SYNC_BOOST_VIOLATION',
+      ];
+      const ids = names.map((n) => fieldByName(n)!.id).join(',');
+      const at = async (ms: number) =>
+        rows((await dcgmi(['dmon', '-e', ids, '-c', '1'], env, START + ms)).stdout)[0]!.values;
+      // Before, during (17 s apart) and after the episode.
+      const [t5, t20, t37, t80] = await Promise.all([
+        at(5_000),
+        at(20_000),
+        at(37_000),
+        at(80_000),
+      ]);
+      names.forEach((name, i) => {
+        const during = t37[i]! - t20[i]!;
+        expect(during, name).toBe(name === hit ? 17e9 : 0);
+        expect(during, name).toBeLessThanOrEqual(17e9);
+        // The whole 60 s episode, however long the run: never more than the episode itself.
+        expect(t80[i]! - t5[i]!, name).toBe(name === hit ? 60e9 : 0);
+      });
+    },
+  );
+
+  it('the driver counters nvidia-smi prints grow at most 1 s per second per reason', async () => {
+    const reasons = [
+      'sw_power_cap',
+      'sync_boost',
+      'sw_thermal_slowdown',
+      'hw_thermal_slowdown',
+      'hw_power_brake_slowdown',
+    ];
+    const fields = ['index', 'uuid', ...reasons.map((r) => `clocks_event_reasons_counters.${r}`)];
+    for (const scenario of ['thermal-throttle', 'power-brake']) {
+      const env = {
+        GPULSE_SIM_START: String(START),
+        GPULSE_SIM_PROFILE: 'h100',
+        GPULSE_SIM_SCENARIO: `${scenario}:after=10s,for=60s`,
+      };
+      const read = async (ms: number) => {
+        const smi = await runSimulated(
+          [`--query-gpu=${fields.join(',')}`, '--format=csv,noheader,nounits'],
+          env,
+          { nowMs: START + ms },
+        );
+        return parseQueryGpuRow(splitCsvLine(smi.stdout.trim()), fields)!.throttleSeconds;
+      };
+      const [a, b] = [await read(20_000), await read(37_000)];
+      for (const r of reasons) {
+        const key = r as keyof typeof a;
+        expect(b[key]! - a[key]!, `${scenario} ${r}`).toBeLessThanOrEqual(17);
+        expect(b[key]! - a[key]!, `${scenario} ${r}`).toBeGreaterThanOrEqual(0);
+      }
+      const active =
+        scenario === 'thermal-throttle'
+          ? (['sw_thermal_slowdown', 'hw_thermal_slowdown'] as const)
+          : (['hw_power_brake_slowdown'] as const);
+      for (const r of active) expect(b[r]! - a[r]!).toBeCloseTo(17, 6);
+    }
+  });
+
+  it('counts no NVLink errors on the healthy NVLink board; a single board has no NVLink (N/A)', async () => {
+    const ids = [409, 419, 429, 439].join(',');
+    const board = rows((await dcgmi(['dmon', '-e', ids, '-c', '1'], {})).stdout);
+    expect(board).toHaveLength(8);
+    for (const row of board) expect(row.values).toEqual([0, 0, 0, 0]);
+    const single = rows(
+      (await dcgmi(['dmon', '-e', ids, '-c', '1'], { GPULSE_SIM_PROFILE: 'h100' })).stdout,
+    );
+    expect(single[0]?.values).toEqual([undefined, undefined, undefined, undefined]);
+  });
+
   it('hangs with the world: no rows while hung, rows again afterwards', async () => {
     const r = await dcgmi(['dmon', '-e', '203', '-d', '1000', '-c', '20'], {
       GPULSE_SIM_SCENARIO: 'hang:after=32s,for=5s',

@@ -8,6 +8,8 @@ import { unitHash } from '../../simulation/load-curve.js';
 import type { GpuState } from '../../simulation/world.js';
 import { parseQueryGpuRow } from '../../nvidia-smi/parse-csv.js';
 import type { GpuRow } from '../../nvidia-smi/simulator/source.js';
+import { NVLINK_ERROR_FIELDS, type NvlinkErrorField } from '../nvlink-errors.js';
+import { VIOLATION_REASONS, violationNanoseconds, type ViolationField } from '../violations.js';
 
 const MIB = 1024 * 1024;
 
@@ -83,15 +85,10 @@ export function gpuFieldValues(sample: GpuSample): Map<string, number | undefine
   v.set('DCGM_FI_DEV_XID_ERRORS', sample.lastXid);
   v.set('DCGM_FI_DEV_PCIE_LINK_GEN', r?.pcieLinkGen);
   v.set('DCGM_FI_DEV_PCIE_LINK_WIDTH', r?.pcieLinkWidth);
-  // Violation counters are nanoseconds of throttling: power limits and thermal limits.
-  const ns = (...reasons: (keyof GpuReading['throttleSeconds'])[]): number | undefined => {
-    const parts = reasons.map((x) => r?.throttleSeconds[x]);
-    return parts.every((p) => p === undefined)
-      ? undefined
-      : Math.round(parts.reduce<number>((sum, p) => sum + (p ?? 0), 0) * 1e9);
-  };
-  v.set('DCGM_FI_DEV_POWER_VIOLATION', ns('sw_power_cap'));
-  v.set('DCGM_FI_DEV_THERMAL_VIOLATION', ns('sw_thermal_slowdown', 'hw_thermal_slowdown'));
+  // Violation counters: wall time each class of limiter held the clocks down (violations.ts).
+  for (const field of Object.keys(VIOLATION_REASONS) as ViolationField[]) {
+    v.set(field, r ? violationNanoseconds(r.throttleSeconds, field) : undefined);
+  }
   v.set('DCGM_FI_DEV_FB_TOTAL', mib(r?.memoryTotalBytes));
   v.set('DCGM_FI_DEV_FB_FREE', mib(r?.memoryFreeBytes));
   v.set('DCGM_FI_DEV_FB_USED', mib(r?.memoryUsedBytes));
@@ -137,6 +134,10 @@ export function gpuFieldValues(sample: GpuSample): Map<string, number | undefine
     v.set('DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION', Math.round((baseJ + watts * elapsedS) * 1000));
     const linkKiB = sample.state?.busy && sample.gpuCount > 1 ? (2 * NVLINK_BPS * 0.9) / 1024 : 0;
     v.set('DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL', Math.round(linkKiB * elapsedS));
+    // Error counters exist where GPUs are linked to each other; a healthy fabric counts none.
+    for (const name of Object.keys(NVLINK_ERROR_FIELDS) as NvlinkErrorField[]) {
+      v.set(name, sample.gpuCount > 1 ? 0 : undefined);
+    }
   }
   return v;
 }

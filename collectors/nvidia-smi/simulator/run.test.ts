@@ -4,7 +4,14 @@ import { parseQueryCsv } from './capture.js';
 import { fixturesDir } from './fixtures.js';
 import { runSimulated } from './harness.js';
 import { csvTimestamp } from './output.js';
-import { EXIT_GPU_LOST, EXIT_NO_DEVICES, EXIT_NO_DRIVER, NO_DRIVER_MESSAGE } from './run.js';
+import {
+  EXIT_GPU_LOST,
+  EXIT_NO_DEVICES,
+  EXIT_NO_DRIVER,
+  EXIT_UNKNOWN_ERROR,
+  NO_DRIVER_MESSAGE,
+  queryXmlMs,
+} from './run.js';
 
 const NOW = Date.UTC(2026, 6, 14, 8, 0, 0);
 
@@ -167,7 +174,10 @@ describe('loop mode', () => {
       expect(b.startsWith('<?xml version="1.0" ?>\n')).toBe(true);
       expect(b.endsWith('</nvidia_smi_log>\n')).toBe(true);
     }
-    expect(run.endMs).toBe(NOW + 2000);
+    // Each document comes 0.39 s after its tick: the time a real -q -x of one GPU takes.
+    expect(run.endMs).toBe(NOW + 2000 + queryXmlMs(1));
+    expect(queryXmlMs(1)).toBe(390);
+    expect(queryXmlMs(8)).toBe(590);
   });
 
   it('moves values between blocks (the load curve runs on wall-clock time)', async () => {
@@ -251,39 +261,124 @@ describe('scenarios', () => {
     expect(apps.stdout).toBe('81061\n');
   });
 
-  it('gpu-lost: every call fails with the real message and exit 15, a loop ends with it', async () => {
+  it('gpu-lost: the lost GPU’s line stands in its rows’ place, the others still answer', async () => {
     const env = (ago: number, spec = 'gpu-lost:after=10s'): Record<string, string> =>
       sim(ago, { GPULSE_SIM_SCENARIO: spec });
     const ok = await runSimulated(['-L'], env(5000), { nowMs: NOW });
     expect(ok.code).toBe(0);
-    const lost = await runSimulated(['--query-gpu=index', '--format=csv'], env(11_000), {
+    const lost = await runSimulated(['--query-gpu=index,pci.bus_id', '--format=csv'], env(11_000), {
       nowMs: NOW,
     });
-    expect(lost).toMatchObject({
+    expect(lost.code).toBe(EXIT_UNKNOWN_ERROR);
+    expect(lost.stdout.split('\n')).toEqual([
+      'index, pci.bus_id',
+      'Unable to determine the device handle for GPU0: 0000:0A:00.0: Unknown Error',
+      '1, 00000000:11:00.0',
+      '2, 00000000:18:00.0',
+      '3, 00000000:69:00.0',
+      '4, 00000000:8A:00.0',
+      '5, 00000000:91:00.0',
+      '6, 00000000:98:00.0',
+      '7, 00000000:E9:00.0',
+      '',
+    ]);
+    // NVML's other answer for a lost board, with its own exit status.
+    const isLost = await runSimulated(
+      ['--query-gpu=index', '--format=csv,noheader', '-i', '2'],
+      env(11_000, 'gpu-lost:after=10s,gpu=2,error=lost'),
+      { nowMs: NOW },
+    );
+    expect(isLost).toMatchObject({
       code: EXIT_GPU_LOST,
       stdout:
-        'Unable to determine the device handle for GPU0000:0A:00.0: GPU is lost.  Reboot the system to recover this GPU\n',
+        'Unable to determine the device handle for GPU2: 0000:18:00.0: GPU is lost.  Reboot the system to recover this GPU\n',
     });
-    const xml = await runSimulated(['-q', '-x'], env(11_000), { nowMs: NOW });
-    expect(xml.code).toBe(EXIT_GPU_LOST);
-    // NVML fails for the lost board only; a healthy board named with -i still answers.
+    // A healthy board named with -i answers as if nothing happened.
     const other = await runSimulated(
       ['--query-gpu=index', '--format=csv,noheader', '-i', '4'],
       env(11_000, 'gpu-lost:after=10s,gpu=2'),
       { nowMs: NOW },
     );
     expect(other).toMatchObject({ code: 0, stdout: '4\n' });
-    const stream = await runSimulated(
-      ['--query-gpu=index', '--format=csv,noheader', '-l', '1', '-i', '0'],
-      env(7500),
-      { nowMs: NOW },
+    // -L prints the lost board in the lower-case form of the list.
+    const list = await runSimulated(['-L'], env(11_000, 'gpu-lost:after=10s,gpu=2'), {
+      nowMs: NOW,
+    });
+    expect(list.stdout.split('\n')[2]).toBe(
+      'Unable to determine the device handle for gpu 0000:18:00.0: Unknown Error',
     );
-    expect(stream.code).toBe(EXIT_GPU_LOST);
-    expect(stream.blocks).toEqual(['0\n', '0\n', '0\n', expect.stringMatching(/GPU is lost/)]);
+    expect(list.stdout.split('\n')[3]).toMatch(/^GPU 3: NVIDIA H100 80GB HBM3 \(UUID: GPU-/);
+    // A loop goes on: the line each tick in place of the row, the other GPUs' rows around it.
+    const stream = await runSimulated(
+      ['--query-gpu=index', '--format=csv,noheader', '-l', '1', '-i', '0,1'],
+      env(8500),
+      { nowMs: NOW, maxBlocks: 4 },
+    );
+    expect(stream.blocks).toEqual([
+      '0\n1\n',
+      '0\n1\n',
+      'Unable to determine the device handle for GPU0: 0000:0A:00.0: Unknown Error\n1\n',
+      'Unable to determine the device handle for GPU0: 0000:0A:00.0: Unknown Error\n1\n',
+    ]);
     const recovered = await runSimulated(['-L'], env(40_000, 'gpu-lost:after=10s,for=20s'), {
       nowMs: NOW,
     });
     expect(recovered.code).toBe(0);
+  });
+
+  it('gpu-lost: the process list and pmon lose the lost GPU’s processes, not the others’', async () => {
+    const env = sim(11_000, { GPULSE_SIM_SCENARIO: 'gpu-lost:after=10s,gpu=2' });
+    const apps = await runSimulated(
+      ['--query-compute-apps=gpu_bus_id,pid', '--format=csv,noheader'],
+      env,
+      { nowMs: NOW },
+    );
+    expect(apps.code).toBe(EXIT_UNKNOWN_ERROR);
+    const lines = apps.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(8);
+    expect(lines[2]).toBe(
+      'Unable to determine the device handle for GPU2: 0000:18:00.0: Unknown Error',
+    );
+    expect(lines.filter((l) => l.startsWith('00000000:18:00.0'))).toEqual([]);
+    expect(lines[3]).toMatch(/^00000000:69:00\.0, \d+$/);
+    const pmon = await runSimulated(['pmon', '-c', '2'], env, { nowMs: NOW });
+    const [first, second] = pmon.blocks;
+    expect(first?.split('\n').slice(0, 3)).toEqual([
+      'Unable to determine the device handle for GPU2: 0000:18:00.0: Unknown Error',
+      expect.stringMatching(/^# gpu +pid +type/),
+      expect.stringMatching(/^# Idx/),
+    ]);
+    const gpus = (block: string | undefined) =>
+      (block ?? '')
+        .split('\n')
+        .filter((l) => /^ +\d/.test(l))
+        .map((l) => Number(l.trim().split(/ +/)[0]));
+    expect(gpus(first)).toEqual([0, 1, 3, 4, 5, 6, 7]);
+    expect(gpus(second)).toEqual([0, 1, 3, 4, 5, 6, 7]);
+  });
+
+  it('gpu-lost: -q -x has the line where the lost <gpu> was and still counts it attached', async () => {
+    const env = sim(11_000, { GPULSE_SIM_SCENARIO: 'gpu-lost:after=10s,gpu=2' });
+    const xml = await runSimulated(['-q', '-x'], env, { nowMs: NOW });
+    expect(xml.code).toBe(EXIT_UNKNOWN_ERROR);
+    const lines = xml.stdout.split('\n');
+    const at = lines.indexOf(
+      'Unable to determine the device handle for GPU2: 0000:18:00.0: Unknown Error',
+    );
+    expect(at).toBeGreaterThan(0);
+    expect(lines[at + 1]).toBe('\t<gpu id="00000000:69:00.0">');
+    expect(lines.filter((l) => l.startsWith('\t<gpu id=')).length).toBe(7);
+    expect(xml.stdout).toContain('<attached_gpus>8</attached_gpus>');
+    // The last GPU lost: its line comes before the end of the document.
+    const last = await runSimulated(
+      ['-q', '-x'],
+      sim(11_000, { GPULSE_SIM_SCENARIO: 'gpu-lost:after=10s,gpu=7' }),
+      { nowMs: NOW },
+    );
+    expect(last.stdout.trimEnd().split('\n').slice(-2)).toEqual([
+      'Unable to determine the device handle for GPU7: 0000:E9:00.0: Unknown Error',
+      '</nvidia_smi_log>',
+    ]);
   });
 
   it('no-driver and no-devices fail every call with the real text and status', async () => {
@@ -315,10 +410,11 @@ describe('scenarios', () => {
       sim(20_000, { GPULSE_SIM_CAPTURE: capture, GPULSE_SIM_SCENARIO: 'gpu-lost:after=10s' }),
       { nowMs: NOW },
     );
-    expect(lost.code).toBe(EXIT_GPU_LOST);
-    expect(lost.stdout).toMatch(
-      /^Unable to determine the device handle for GPU0000:00:1E\.0: GPU is lost\./,
-    );
+    // A 515 driver names the bus alone, with a space (the shape of the 520-era reports).
+    expect(lost).toMatchObject({
+      code: EXIT_UNKNOWN_ERROR,
+      stdout: 'Unable to determine the device handle for GPU 0000:00:1E.0: Unknown Error\n',
+    });
   });
 
   it('hang: a one-shot call blocks until the hang ends, a loop goes silent meanwhile', async () => {

@@ -1,5 +1,10 @@
 import { jetsonDevice } from '../../simulation/jetson.js';
-import { NO_SCENARIO, parseScenario, type Scenario } from '../../simulation/scenarios.js';
+import {
+  NO_SCENARIO,
+  parseScenario,
+  type LostError,
+  type Scenario,
+} from '../../simulation/scenarios.js';
 import {
   parseProcessList,
   scenarioFailure,
@@ -33,16 +38,50 @@ export const NO_DEVICES_MESSAGE = 'No devices were found\n';
 export const EXIT_NO_DEVICES = 6;
 /** Exit status for a lost GPU (NVML_ERROR_GPU_IS_LOST). */
 export const EXIT_GPU_LOST = 15;
+/** Exit status for NVML_ERROR_UNKNOWN ("Unknown Error"): `255 - Other error` in `nvidia-smi -h`. */
+export const EXIT_UNKNOWN_ERROR = 255;
 /** Exit status for bad arguments and unknown fields (NVML_ERROR_INVALID_ARGUMENT). */
 export const EXIT_USAGE = 2;
 /** Exit status for the simulator's own configuration errors ("other error"). */
 export const EXIT_CONFIG = 255;
 
-/** `Unable to determine the device handle for GPU0000:0A:00.0: GPU is lost. …` */
-export function gpuLostMessage(busId: string | undefined): string {
-  // The handle message prints the bus id with a 4-digit domain (GPU0000:17:00.0).
-  const short = busId?.replace(/^0000(?=[0-9A-Fa-f]{4}:)/, '') ?? 'N/A';
-  return `Unable to determine the device handle for GPU${short}: GPU is lost.  Reboot the system to recover this GPU\n`;
+/** NVML's error string and nvidia-smi's exit status for each answer a lost GPU's handle gets. */
+const LOST_ERRORS: Readonly<Record<LostError, { readonly text: string; readonly code: number }>> = {
+  unknown: { text: 'Unknown Error', code: EXIT_UNKNOWN_ERROR },
+  lost: { text: 'GPU is lost.  Reboot the system to recover this GPU', code: EXIT_GPU_LOST },
+};
+
+/** The exit status of a run that printed a lost GPU's line. */
+export function lostGpuExitCode(error: LostError): number {
+  return LOST_ERRORS[error].code;
+}
+
+/**
+ * The line nvidia-smi prints in place of a GPU whose handle it cannot get, in the shape of the
+ * GPU's driver (see `../lost-gpu.ts` for the reports each shape comes from): recent drivers name
+ * the index and the bus (`GPU1: 0000:34:00.0: Unknown Error`), 525-560 the bus alone
+ * (`GPU0000:17:00.0: ...`), older ones with a space (`GPU 0000:0B:00.0: ...`); `-L` prints
+ * `gpu 0000:18:00.0` (NordicHPC/sonar#72). The switch at 570 is an estimate: the 560 reports
+ * still have the bus-only form, the 590/610 ones the indexed form.
+ */
+export function gpuLostMessage(
+  gpu: Pick<GpuRow, 'index' | 'busId' | 'cells'>,
+  error: LostError,
+  form: 'query' | 'list' = 'query',
+): string {
+  // The handle message prints the bus id with a 4-digit domain (0000:17:00.0).
+  const bus = gpu.busId?.replace(/^0000(?=[0-9A-Fa-f]{4}:)/, '') ?? 'N/A';
+  const driver = gpu.cells.get('driver_version') ?? '';
+  const major = Number(/^(\d+)\./.exec(driver)?.[1] ?? 'NaN');
+  const who =
+    form === 'list'
+      ? `gpu ${bus}`
+      : Number.isNaN(major) || major >= 570
+        ? `GPU${gpu.index}: ${bus}`
+        : major >= 525
+          ? `GPU${bus}`
+          : `GPU ${bus}`;
+  return `Unable to determine the device handle for ${who}: ${LOST_ERRORS[error].text}\n`;
 }
 
 /** The simulated machine an invocation talks to, built from the environment. */
@@ -138,17 +177,33 @@ export function selectGpus(
 
 /** One block of output, or how the invocation ends. */
 type Emission =
-  | { readonly kind: 'text'; readonly text: string }
+  | { readonly kind: 'text'; readonly text: string; readonly code: number }
   | { readonly kind: 'exit'; readonly text: string; readonly code: number }
   | { readonly kind: 'hang'; readonly untilMs: number };
 
-function failureEmission(
-  failure: WorldFailure | undefined,
-  reading: Reading,
-  selected: readonly number[],
-): Emission | undefined {
+/** What one block is printed from. */
+interface Frame {
+  readonly reading: Reading;
+  /** GPUs the invocation asked for (all, or `-i`), in index order. */
+  readonly selected: readonly number[];
+  /** Of those, the GPUs whose handle NVML cannot get (a gpu-lost episode). */
+  readonly lost: readonly GpuRow[];
+  readonly lostError: LostError;
+  readonly nowMs: number;
+  /** The first block of a loop (headers print once). */
+  readonly first: boolean;
+}
+
+/** The selected GPUs nvidia-smi can open. */
+function healthy(frame: Frame): number[] {
+  return frame.selected.filter((i) => !frame.lost.some((g) => g.index === i));
+}
+
+/** A failure that ends the invocation (or blocks it); a lost GPU does not, it is printed. */
+function failureEmission(failure: WorldFailure | undefined): Emission | undefined {
   switch (failure?.kind) {
     case undefined:
+    case 'gpu-lost':
       return undefined;
     case 'hang':
       return { kind: 'hang', untilMs: failure.untilMs };
@@ -156,12 +211,6 @@ function failureEmission(
       return { kind: 'exit', text: NO_DRIVER_MESSAGE, code: EXIT_NO_DRIVER };
     case 'no-devices':
       return { kind: 'exit', text: NO_DEVICES_MESSAGE, code: EXIT_NO_DEVICES };
-    case 'gpu-lost': {
-      // NVML only fails for the lost board; `-i` on a healthy one still answers.
-      if (!selected.includes(failure.gpuIndex)) return undefined;
-      const gpu = reading.gpus.find((g) => g.index === failure.gpuIndex);
-      return { kind: 'exit', text: gpuLostMessage(gpu?.busId), code: EXIT_GPU_LOST };
-    }
   }
 }
 
@@ -221,26 +270,13 @@ export async function runNvidiaSmi(
       );
       return EXIT_CONFIG;
     case 'version':
+      return perform(io, invocation, setup, () => source.version());
     case 'list':
+      return perform(io, invocation, setup, listBlock);
     case 'query-xml':
-      return perform(io, invocation, setup, (reading, selected, now) => {
-        if (command.kind === 'version') return source.version();
-        if (command.kind === 'list') {
-          return reading.gpus
-            .filter((g) => selected.includes(g.index))
-            .flatMap((g) => g.listLines.map((l) => `${l}\n`))
-            .join('');
-        }
-        return source.xml(reading, selected, now);
-      });
+      return perform(io, invocation, setup, (frame) => xmlBlock(source, frame), queryXmlMs);
     case 'pmon':
-      return perform(
-        io,
-        invocation,
-        setup,
-        (reading, selected, _now, first) =>
-          (first ? PMON_HEADER : '') + pmonBlock(reading, selected),
-      );
+      return perform(io, invocation, setup, pmonFrame);
     case 'query-gpu':
     case 'query-compute-apps': {
       const known = command.kind === 'query-gpu' ? source.gpuFields : source.appFields;
@@ -249,33 +285,105 @@ export async function runNvidiaSmi(
         io.write(fields);
         return EXIT_USAGE;
       }
-      return perform(io, invocation, setup, (reading, selected, _now, first) =>
-        csvBlock(command.kind, fields, command.format, reading, selected, first),
+      return perform(io, invocation, setup, (frame) =>
+        csvBlock(command.kind, fields, command.format, frame),
       );
     }
   }
 }
 
+/** `-L`: a lost GPU's line stands where its own would be (NordicHPC/sonar#72). */
+function listBlock(frame: Frame): string {
+  return frame.reading.gpus
+    .filter((g) => frame.selected.includes(g.index))
+    .flatMap((g) =>
+      frame.lost.includes(g)
+        ? [gpuLostMessage(g, frame.lostError, 'list')]
+        : g.listLines.map((l) => `${l}\n`),
+    )
+    .join('');
+}
+
+/**
+ * `-q -x`: the document of the GPUs NVML can open, with the lost GPU's line where its `<gpu>`
+ * would be, as `-q` prints it among the good GPUs' sections ("GPU 00000000:03:00.0 / Product
+ * Name ... / Unable to determine the device handle for GPU1: 0000:04:00.0: Unknown Error" in a
+ * report of an RTX 3060 pair). `attached_gpus` still counts it: the driver has it attached.
+ */
+function xmlBlock(source: SmiSource, frame: Frame): string {
+  const text = source.xml(frame.reading, healthy(frame), frame.nowMs);
+  if (frame.lost.length === 0) return text;
+  const lines = text.split('\n');
+  for (const lost of frame.lost) {
+    const next = frame.reading.gpus.find(
+      (g) => g.index > lost.index && healthy(frame).includes(g.index),
+    );
+    const at = lines.findIndex((l) =>
+      next?.busId === undefined
+        ? l.trim() === '</nvidia_smi_log>'
+        : l.trimStart().startsWith(`<gpu id="${next.busId}"`),
+    );
+    lines.splice(at < 0 ? lines.length : at, 0, gpuLostMessage(lost, frame.lostError).trimEnd());
+  }
+  return lines.join('\n');
+}
+
+/**
+ * pmon opens the GPUs once, before its header: a GPU lost by then gets its line first; one lost
+ * later simply has no rows.
+ */
+function pmonFrame(frame: Frame): string {
+  if (!frame.first) return pmonBlock(frame.reading, healthy(frame));
+  const lost = frame.lost.map((g) => gpuLostMessage(g, frame.lostError)).join('');
+  return lost + PMON_HEADER + pmonBlock(frame.reading, healthy(frame));
+}
+
+/**
+ * A CSV block. A lost GPU's line stands in its row's place among the other GPUs' rows ("Unable
+ * to determine the device handle for GPU0: 0000:24:00.0: GPU is lost. ..." followed by GPU 1's
+ * row, in a report of a 3080 + 5070 Ti pair); in the process list, where its processes would be.
+ */
 function csvBlock(
   kind: 'query-gpu' | 'query-compute-apps',
   fields: readonly QueryField[],
   format: CsvFormat,
-  reading: Reading,
-  selected: readonly number[],
-  first: boolean,
+  frame: Frame,
 ): string {
   const lines: string[] = [];
   // In a loop the header comes once, before the first block, as with a real `-l`.
-  if (first && format.header) lines.push(headerLine(fields));
-  const rows =
-    kind === 'query-gpu'
-      ? reading.gpus.filter((g) => selected.includes(g.index)).map((g) => g.cells)
-      : reading.apps.filter((a) => selected.includes(a.gpuIndex)).map((a) => a.cells);
-  for (const cells of rows) lines.push(rowLine(fields, cells, format));
+  if (frame.first && format.header) lines.push(headerLine(fields));
+  const lostLine = (g: GpuRow) => gpuLostMessage(g, frame.lostError).trimEnd();
+  const ok = healthy(frame);
+  if (kind === 'query-gpu') {
+    for (const g of frame.reading.gpus) {
+      if (frame.lost.includes(g)) lines.push(lostLine(g));
+      else if (ok.includes(g.index)) lines.push(rowLine(fields, g.cells, format));
+    }
+  } else {
+    const pending = [...frame.lost];
+    for (const a of frame.reading.apps) {
+      if (!ok.includes(a.gpuIndex)) continue;
+      while (pending[0] !== undefined && pending[0].index < a.gpuIndex) {
+        lines.push(lostLine(pending[0]));
+        pending.shift();
+      }
+      lines.push(rowLine(fields, a.cells, format));
+    }
+    for (const g of pending) lines.push(lostLine(g));
+  }
   return lines.map((l) => `${l}\n`).join('');
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * How long a real `-q -x` takes before it prints: 0.39 s on one GPU (netdata/netdata#10362),
+ * 0.59 s on eight (influxdata/telegraf#8534); in between, in proportion. This is why the CUDA
+ * version, which only the document carries, reaches an agent after the first CSV rows.
+ */
+export function queryXmlMs(gpus: number): number {
+  return Math.round(390 + (200 * Math.max(0, gpus - 1)) / 7);
+}
 
 async function sleepUntil(io: NvidiaSmiIo, dueMs: number): Promise<void> {
   for (;;) {
@@ -288,39 +396,50 @@ async function sleepUntil(io: NvidiaSmiIo, dueMs: number): Promise<void> {
 
 /**
  * Emits one block, or one per interval with `-l`: each block is read from the source at its
- * own instant. Scenario failures end the run with nvidia-smi's message and status; a hang
- * prints nothing (one-shot calls block, loops skip blocks) until the hang clears.
+ * own instant. Failures of the driver end the run with nvidia-smi's message and status; a hang
+ * prints nothing (one-shot calls block, loops skip blocks) until the hang clears. A lost GPU
+ * only loses its own rows: its line stands in their place, a loop goes on printing the others,
+ * and a one-shot call exits with NVML's error for it after printing them.
  */
 async function perform(
   io: NvidiaSmiIo,
   invocation: SmiInvocation,
   setup: SimSetup,
-  render: (reading: Reading, selected: readonly number[], nowMs: number, first: boolean) => string,
+  render: (frame: Frame) => string,
+  /** Time the command takes to gather one block, by number of GPUs asked for. */
+  gatherMs?: (gpus: number) => number,
 ): Promise<number> {
+  const gather = async (): Promise<void> => {
+    if (!gatherMs) return;
+    const n = selectGpus(setup.source.read(io.now()).gpus, invocation.ids)?.length ?? 0;
+    await io.sleep(gatherMs(n));
+  };
   const emit = (nowMs: number, first: boolean): Emission => {
     const reading = setup.source.read(nowMs);
-    const selected = selectGpus(reading.gpus, invocation.ids) ?? [];
-    const failure = failureEmission(
-      reading.failure ?? scenarioFailure(setup.scenario, setup.startMs, nowMs),
-      reading,
-      invocation.ids === undefined ? reading.gpus.map((g) => g.index) : selected,
-    );
-    if (failure) return failure;
-    if (selectGpus(reading.gpus, invocation.ids) === undefined || reading.gpus.length === 0) {
+    const failure = reading.failure ?? scenarioFailure(setup.scenario, setup.startMs, nowMs);
+    const stop = failureEmission(failure);
+    if (stop) return stop;
+    const selected = selectGpus(reading.gpus, invocation.ids);
+    if (selected === undefined || reading.gpus.length === 0) {
       return { kind: 'exit', text: NO_DEVICES_MESSAGE, code: EXIT_NO_DEVICES };
     }
-    return { kind: 'text', text: render(reading, selected, nowMs, first) };
+    // NVML fails for the lost board only; `-i` on a healthy one still answers.
+    const lost =
+      failure?.kind === 'gpu-lost'
+        ? reading.gpus.filter((g) => g.index === failure.gpuIndex && selected.includes(g.index))
+        : [];
+    const lostError = setup.scenario.lostError;
+    const text = render({ reading, selected, lost, lostError, nowMs, first });
+    return { kind: 'text', text, code: lost.length > 0 ? lostGpuExitCode(lostError) : 0 };
   };
 
   const loopMs = invocation.loopMs;
   if (loopMs === undefined) {
     for (;;) {
       const out = emit(io.now(), true);
-      if (out.kind === 'text') {
-        io.write(out.text);
-        return 0;
-      }
-      if (out.kind === 'exit') {
+      if (out.kind !== 'hang') {
+        // Values are read at the start; the text comes out once the gathering is done.
+        if (out.kind === 'text') await gather();
         io.write(out.text);
         return out.code;
       }
@@ -335,9 +454,11 @@ async function perform(
     if (io.signal?.aborted) return 0;
     const out = emit(io.now(), first);
     if (out.kind === 'hang') continue;
+    if (out.kind === 'text') await gather();
+    if (io.signal?.aborted) return 0;
     io.write(out.text);
     if (out.kind === 'exit') return out.code;
     first = false;
-    if (invocation.count !== undefined && k + 1 >= invocation.count) return 0;
+    if (invocation.count !== undefined && k + 1 >= invocation.count) return out.code;
   }
 }
