@@ -11,6 +11,7 @@ import { gpuReadingSamples, identityOf, lostGpuSamples } from '../../collectors/
 import {
   exporterGpuSamples,
   exporterHostSamples,
+  exporterMetrics,
   type ExporterGpu,
 } from '../../collectors/nvidia-smi/compat.js';
 import { normalizePciBusId } from '../../collectors/xid.js';
@@ -146,24 +147,35 @@ export class GpuHealth {
   private exporterSamples(snapshot: Snapshot, served: readonly GpuView[]): Sample[] {
     const out: Sample[] = [];
     const cache = new Map<string, ExporterCacheEntry>();
-    for (const v of served) {
+    const answering = served.filter((v) => !v.lost);
+    for (const v of answering) {
       // As for the dcgm names: a GPU whose reading did not change keeps its samples.
       const prev = this.exporterCache.get(v.reading.uuid);
       const same =
-        prev?.reading === v.reading && prev.dcgm === v.dcgm && prev.gpuCount === served.length;
+        prev?.reading === v.reading && prev.dcgm === v.dcgm && prev.gpuCount === answering.length;
       const g = { reading: v.reading, ...(v.dcgm ? { dcgm: v.dcgm } : {}) };
       const entry =
         same && prev
           ? prev
-          : { ...g, gpuCount: served.length, samples: exporterGpuSamples(g, served.length) };
+          : { ...g, gpuCount: answering.length, samples: exporterGpuSamples(g, answering.length) };
       cache.set(v.reading.uuid, entry);
       out.push(...entry.samples);
     }
     this.exporterCache = cache;
+    // A lost GPU has no values (the exporter, whose nvidia-smi run fails, serves none at all):
+    // only its identity, so the dashboards still list it and chart its Xids.
+    for (const v of served) {
+      if (!v.lost || v.reading.uuid === '') continue;
+      out.push(
+        ...exporterGpuSamples({ reading: v.reading }, answering.length).filter(
+          (x) => x.desc === exporterMetrics.info,
+        ),
+      );
+    }
     const nvidiaSmi = snapshot.collectors.get('nvidia-smi');
     out.push(
       ...exporterHostSamples({
-        gpus: served,
+        gpus: answering,
         ...(nvidiaSmi ? { nvidiaSmi } : {}),
         xids: this.xids.perXid(),
       }),

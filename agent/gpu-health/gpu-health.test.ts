@@ -574,6 +574,19 @@ describe('a lost GPU', () => {
     ).toEqual(['DCGM_FI_DEV_XID_ERRORS', 'gpulse_gpu_info', 'gpulse_gpu_up']);
   });
 
+  it('under nvidia_gpu_exporter’s names: its identity only, no values or zeros (Xids count as on any GPU)', () => {
+    const health = new GpuHealth({ compat: ['nvidia-gpu-exporter'], hostname: 'h' });
+    const out = health.deriver.derive(snapshot(smi(true), dcgm()));
+    const lostUuid = '99999999-2222-3333-4444-555555555555';
+    expect(
+      out
+        .filter((x) => x.desc.name.startsWith('nvidia_smi_') && x.labels.uuid === lostUuid)
+        .map((x) => x.desc.name),
+    ).toEqual(['nvidia_smi_gpu_info']);
+    // The GPU that answers is the only one counted.
+    expect(series(out, 'nvidia_smi_count').map((x) => x.value)).toEqual([1]);
+  });
+
   it('takes the name DCGM knows for a GPU lost before nvidia-smi could name it', () => {
     const health = new GpuHealth({ compat: ['dcgm'], hostname: 'h' });
     const nameless: GpuReading = {
