@@ -87,7 +87,8 @@ describe('JSON-lines follower', () => {
     expect(follower?.state).toBe('waiting');
     writeFileSync(path, row(1) + row(2));
     await until(() => lines.length === 2, 'both lines of the new file', 15_000);
-    expect(follower?.state).toBe('following');
+    // The state turns once the opened file is stat'ed, which may finish after its first lines.
+    await until(() => follower?.state === 'following', 'the follower to report following');
   });
 
   it('recovers when the file disappears for longer than the poll retries', async () => {

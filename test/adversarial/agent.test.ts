@@ -362,9 +362,12 @@ describeWithTools(
           }),
         ).toBe(1);
       }
-      // Every collector has reported: ready, with the reason to read.
-      expect(readyz.status).toBe(200);
+      // Every collector has reported, with the reason to read; tegrastats is `required` here
+      // (no Jetson to detect), so its failure makes the agent not ready.
+      expect(readyz.status).toBe(503);
       expect(JSON.parse(readyz.body)).toMatchObject({
+        ready: false,
+        required: ['tegrastats'],
         collectors: {
           'nvidia-smi': { status: 'error', reason: 'garbage_output' },
           tegrastats: { status: 'error', reason: 'garbage_output' },

@@ -89,7 +89,9 @@ describe('HTTP bounds under slow clients and a connection flood', () => {
     const before = await agent.waitForMetrics(
       (b) =>
         seriesValue(b, 'gpulse_collector_up', { collector: 'nvidia-smi' }) === 1 &&
-        seriesValue(b, 'gpulse_collector_up', { collector: 'host' }) === 1,
+        seriesValue(b, 'gpulse_collector_up', { collector: 'host' }) === 1 &&
+        // The info series waits for the first -q -x document (its CUDA version).
+        allSeries(b, 'gpulse_gpu_info').length === 8,
     );
     const errorsBefore = allSeries(before, 'gpulse_collector_errors_total');
     const fds = () => readdirSync(`/proc/${pid}/fd`).length;

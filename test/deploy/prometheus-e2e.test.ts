@@ -181,7 +181,9 @@ describeWithTools(
       burst = setTimeout(() => {
         void appendFile(kmsg, [4, 5, 6, 7, 8].map((seq) => xidRecord(seq, '18', APP_XID)).join(''));
       }, 5000);
-    }, 20_000);
+      // Four agents, Prometheus and a store start together, and gpulse_gpu_info waits for the
+      // first -q -x document: on a loaded 2-core machine that takes most of a minute.
+    }, 90_000);
 
     afterAll(async () => {
       await launching;

@@ -162,7 +162,8 @@ describeWithTools(
             )
           );
         },
-        45_000,
+        // The loss comes 40 s after the agent started, DCGM's Xid 10 s later, then the relay.
+        100_000,
         'GPU 2 lost, with its Xid 79, on the agent and the gateway',
       );
       const surf = s!;
@@ -235,6 +236,6 @@ describeWithTools(
       ).toBe('ok');
       // Still one info series per GPU, same labels since the first exposition.
       for (const [gpu, sets] of infoLabels) expect([...sets], `GPU ${gpu}`).toHaveLength(1);
-    }, 60_000);
+    }, 150_000);
   },
 );

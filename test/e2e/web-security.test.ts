@@ -273,9 +273,12 @@ describeWithTools(
       expect([healthcheck(port), healthcheck(gateway.port), healthcheck(await freePort())]).toEqual(
         [0, 0, 1],
       );
-      // The agent says where it serves, with the scheme it serves.
+      // The agent says where it serves, with the scheme it serves (fastify names a wildcard
+      // listen by its first interface address).
       expect(agent.logs.map((l) => l.msg)).toContainEqual(
-        expect.stringMatching(/metrics at https:\/\/0\.0\.0\.0:\d+\/metrics/),
+        expect.stringMatching(
+          new RegExp(`metrics at https://(0\\.0\\.0\\.0|127\\.0\\.0\\.1):${agent.port}/metrics`),
+        ),
       );
       // The gateway holds the same line.
       expect(
