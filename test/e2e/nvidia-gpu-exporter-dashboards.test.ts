@@ -239,6 +239,7 @@ describeWithTools(
       const boxBody = await box.waitForMetrics(
         (b) =>
           allSeries(b, 'nvidia_smi_compute_app_info').length > 0 &&
+          allSeries(b, 'nvidia_smi_gpu_info').length === 8 &&
           allSeries(b, 'gpulse_collector_up').some(
             (s) => s.labels.collector === 'kmsg' && s.value === 1,
           ),
