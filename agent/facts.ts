@@ -57,6 +57,15 @@ export interface EccCounters {
   readonly uncorrectedAggregate?: number;
 }
 
+/** Compute mode (nvidia-smi `compute_mode`): who may create compute contexts on the GPU. */
+export type ComputeMode = 'default' | 'exclusive_thread' | 'prohibited' | 'exclusive_process';
+
+/** Recovery the driver recommends (nvidia-smi `gpu_recovery_action`); `none` on a healthy GPU. */
+export type RecoveryAction = 'none' | 'gpu_reset' | 'node_reboot' | 'drain_p2p' | 'drain_and_reset';
+
+/** Registration of the GPU in an NVLink fabric (nvidia-smi `fabric.state`). */
+export type FabricState = 'not_supported' | 'not_started' | 'in_progress' | 'completed';
+
 /** One GPU as read at one moment, normalised to base units; absent means "not reported". */
 export interface GpuReading {
   /** NVML index: nvidia-smi's `index`, the order GPUs are listed in. */
@@ -84,6 +93,8 @@ export interface GpuReading {
   readonly powerDrawWatts?: number;
   readonly powerLimitWatts?: number;
   readonly enforcedPowerLimitWatts?: number;
+  /** The board's default power limit (what `power.limit` returns to on a reset). */
+  readonly powerDefaultLimitWatts?: number;
   readonly energyJoules?: number;
   readonly clocksHz: Readonly<Partial<Record<ClockDomain, number>>>;
   readonly maxClocksHz: Readonly<Partial<Record<ClockDomain, number>>>;
@@ -110,6 +121,10 @@ export interface GpuReading {
   readonly remappedRowsUncorrectable?: number;
   readonly remappedRowsPending?: boolean;
   readonly remappedRowsFailure?: boolean;
+  readonly computeMode?: ComputeMode;
+  readonly recoveryAction?: RecoveryAction;
+  /** Absent on GPUs outside an NVLink fabric (nvidia-smi prints N/A). */
+  readonly fabricState?: FabricState;
 }
 
 /**

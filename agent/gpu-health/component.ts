@@ -8,6 +8,12 @@ import { hostname } from 'node:os';
 import { compatSamples, type CompatGpu } from '../../collectors/dcgm/compat.js';
 import { filledSamples } from '../../collectors/dcgm/fill.js';
 import { gpuReadingSamples, identityOf, lostGpuSamples } from '../../collectors/gpu-series.js';
+import {
+  exporterGpuSamples,
+  exporterHostSamples,
+  exporterMetrics,
+  type ExporterGpu,
+} from '../../collectors/nvidia-smi/compat.js';
 import { normalizePciBusId } from '../../collectors/xid.js';
 import type { AgentContext, Component } from '../component.js';
 import type { AgentConfig } from '../config.js';
@@ -22,6 +28,7 @@ import { XidTracker } from './xids.js';
 
 /** Options of the GPU health component. */
 export interface GpuHealthOptions {
+  /** Peer namings to serve besides gpulse's own (`metrics.compat`). */
   readonly compat: AgentConfig['metrics']['compat'];
   /** `Hostname` label of the dcgm-exporter series (default: this machine's host name). */
   readonly hostname?: string;
@@ -34,6 +41,11 @@ interface CompatCacheEntry extends CompatGpu {
   readonly samples: readonly Sample[];
 }
 
+interface ExporterCacheEntry extends ExporterGpu {
+  readonly gpuCount: number;
+  readonly samples: readonly Sample[];
+}
+
 /** The deriver and its state, usable without the HTTP part (tests, other components). */
 export class GpuHealth {
   readonly throttle = new ThrottleTracker();
@@ -41,6 +53,7 @@ export class GpuHealth {
   readonly lost = new LostGpuEvents();
   private views: GpuView[] = [];
   private compatCache = new Map<string, CompatCacheEntry>();
+  private exporterCache = new Map<string, ExporterCacheEntry>();
   /** Collectors that report `gpus` facts; nvidia-smi counts as one before its first result. */
   private readonly gpuSources = new Set<string>(['nvidia-smi']);
   private snapshot: Snapshot | undefined;
@@ -79,7 +92,7 @@ export class GpuHealth {
     out.push(...filledSamples(served.filter((v) => !v.lost).map((v) => v.reading)));
     out.push(...this.throttle.samples(served));
     out.push(...this.xids.samples());
-    if (this.options.compat === 'dcgm') {
+    if (this.options.compat.includes('dcgm')) {
       const watching = this.xids.watching(snapshot);
       const attributions = attributionsByGpu(snapshot);
       // GPUs only DCGM still lists while nvidia-smi runs (one fell off the bus): their Xid only.
@@ -124,6 +137,49 @@ export class GpuHealth {
       }
       this.compatCache = cache;
     }
+    if (this.options.compat.includes('nvidia-gpu-exporter')) {
+      out.push(...this.exporterSamples(snapshot, served));
+    }
+    return out;
+  }
+
+  /** nvidia_gpu_exporter's names (`collectors/nvidia-smi/compat.ts`). */
+  private exporterSamples(snapshot: Snapshot, served: readonly GpuView[]): Sample[] {
+    const out: Sample[] = [];
+    const cache = new Map<string, ExporterCacheEntry>();
+    const answering = served.filter((v) => !v.lost);
+    for (const v of answering) {
+      // As for the dcgm names: a GPU whose reading did not change keeps its samples.
+      const prev = this.exporterCache.get(v.reading.uuid);
+      const same =
+        prev?.reading === v.reading && prev.dcgm === v.dcgm && prev.gpuCount === answering.length;
+      const g = { reading: v.reading, ...(v.dcgm ? { dcgm: v.dcgm } : {}) };
+      const entry =
+        same && prev
+          ? prev
+          : { ...g, gpuCount: answering.length, samples: exporterGpuSamples(g, answering.length) };
+      cache.set(v.reading.uuid, entry);
+      out.push(...entry.samples);
+    }
+    this.exporterCache = cache;
+    // A lost GPU has no values (the exporter, whose nvidia-smi run fails, serves none at all):
+    // only its identity, so the dashboards still list it and chart its Xids.
+    for (const v of served) {
+      if (!v.lost || v.reading.uuid === '') continue;
+      out.push(
+        ...exporterGpuSamples({ reading: v.reading }, answering.length).filter(
+          (x) => x.desc === exporterMetrics.info,
+        ),
+      );
+    }
+    const nvidiaSmi = snapshot.collectors.get('nvidia-smi');
+    out.push(
+      ...exporterHostSamples({
+        gpus: answering,
+        ...(nvidiaSmi ? { nvidiaSmi } : {}),
+        xids: this.xids.perXid(),
+      }),
+    );
     return out;
   }
 

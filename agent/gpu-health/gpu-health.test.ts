@@ -80,7 +80,7 @@ function series(
 
 describe('throttling: integrated seconds and episodes', () => {
   it('integrates throttle seconds where the driver has no counter and emits one episode with start and end', () => {
-    const health = new GpuHealth({ compat: 'none' });
+    const health = new GpuHealth({ compat: [] });
     const hot: ThrottleReason[] = ['hw_thermal_slowdown', 'sw_thermal_slowdown'];
     const temps = [70, 84, 88, 91, 89, 75, 71];
     const power = [650, 600, 520, 500, 510, 640, 650];
@@ -127,7 +127,7 @@ describe('throttling: integrated seconds and episodes', () => {
   });
 
   it('leaves reasons with a driver counter to the collector, and does not bridge a collector gap', () => {
-    const health = new GpuHealth({ compat: 'none' });
+    const health = new GpuHealth({ compat: [] });
     const withCounter = (i: number, on: boolean) =>
       snapshot(
         state('nvidia-smi', T0 + i, {
@@ -155,7 +155,7 @@ describe('throttling: integrated seconds and episodes', () => {
   });
 
   it('idle, application clocks, sync boost and the software power cap are not episodes', () => {
-    const health = new GpuHealth({ compat: 'none' });
+    const health = new GpuHealth({ compat: [] });
     for (let i = 0; i < 3; i++) {
       const r = reading();
       const benign = {
@@ -196,7 +196,7 @@ function xidRecord(
 
 describe('Xid counting and events', () => {
   it('maps kernel-log Xids to the GPU by bus id, counts them and emits one event per Xid', () => {
-    const health = new GpuHealth({ compat: 'none' });
+    const health = new GpuHealth({ compat: [] });
     const gpus = state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } });
     const totals: XidTotal[] = [
       { source: 'kmsg', pciBusId: '0000:18:00', xid: 79, severity: 'critical', count: 2 },
@@ -251,7 +251,7 @@ describe('Xid counting and events', () => {
   });
 
   it('counts a DCGM Xid once its grace is over, unless the kernel log reported the same Xid', () => {
-    const health = new GpuHealth({ compat: 'none' });
+    const health = new GpuHealth({ compat: [] });
     const gpus = (at: number) =>
       state('nvidia-smi', at, { samples: [], facts: { gpus: [reading()] } });
     const dcgmRecords: XidRecord[] = [];
@@ -316,7 +316,7 @@ describe('GPU views and DCGM-only GPUs', () => {
   });
 
   it('joins DCGM to the nvidia-smi GPU with the same UUID and serves standard series only for DCGM-only GPUs', () => {
-    const health = new GpuHealth({ compat: 'none' });
+    const health = new GpuHealth({ compat: [] });
     const both = snapshot(
       state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } }),
       state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
@@ -350,7 +350,7 @@ describe('GPU views and DCGM-only GPUs', () => {
   });
 
   it('keeps nvidia-smi’s identity while DCGM stands in: the info series stays one series', () => {
-    const health = new GpuHealth({ compat: 'none' });
+    const health = new GpuHealth({ compat: [] });
     const info = (samples: readonly Sample[]) =>
       series(samples, 'gpulse_gpu_info').map((x) => x.labels);
     const smi = reading({
@@ -381,7 +381,7 @@ describe('GPU views and DCGM-only GPUs', () => {
   });
 
   it('serves dcgm-exporter names, units and labels from nvidia-smi values, and DCGM’s own where it has them', () => {
-    const health = new GpuHealth({ compat: 'dcgm', hostname: 'node-7' });
+    const health = new GpuHealth({ compat: ['dcgm'], hostname: 'node-7' });
     const r = reading({ minorNumber: 3, energyJoules: 1234.5, memoryReservedBytes: 512 * 1048576 });
     const out = health.deriver.derive(
       snapshot(
@@ -446,7 +446,7 @@ describe('GPU views and DCGM-only GPUs', () => {
     state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()], gpuProcesses: processes } });
 
   it('labels the compat series with the container when exactly one uses the GPU', () => {
-    const health = new GpuHealth({ compat: 'dcgm', hostname: 'h' });
+    const health = new GpuHealth({ compat: ['dcgm'], hostname: 'h' });
     const out = health.deriver.derive(
       snapshot(smi(proc(4242, TRAINER), proc(4243, TRAINER), proc(99)), containers),
     );
@@ -458,7 +458,7 @@ describe('GPU views and DCGM-only GPUs', () => {
     // No Xid source read: the last-Xid gauge is absent, not a reassuring zero.
     expect(series(out, 'DCGM_FI_DEV_XID_ERRORS')).toEqual([]);
     // Two containers on one GPU: dcgm-exporter's single label cannot say which; it stays empty.
-    const shared = new GpuHealth({ compat: 'dcgm', hostname: 'h' }).deriver.derive(
+    const shared = new GpuHealth({ compat: ['dcgm'], hostname: 'h' }).deriver.derive(
       snapshot(smi(proc(4242, TRAINER), proc(5000, OTHER)), containers),
     );
     expect(series(shared, 'DCGM_FI_DEV_GPU_UTIL')[0]?.labels).toMatchObject({
@@ -469,7 +469,7 @@ describe('GPU views and DCGM-only GPUs', () => {
   });
 
   it('names the container of each GPU process in the API, by its short id where no engine knows it', () => {
-    const health = new GpuHealth({ compat: 'none' });
+    const health = new GpuHealth({ compat: [] });
     const unknown = 'c'.repeat(64);
     const snap = snapshot(smi(proc(4242, TRAINER), proc(7, unknown), proc(99)), containers);
     health.deriver.derive(snap);
@@ -534,7 +534,7 @@ describe('a lost GPU', () => {
     });
 
   it('is one view, joined with DCGM, lost; its compat series are its Xid alone, never zeros', () => {
-    const health = new GpuHealth({ compat: 'dcgm', hostname: 'h' });
+    const health = new GpuHealth({ compat: ['dcgm'], hostname: 'h' });
     const snap = snapshot(smi(true), dcgm());
     const views = gpuViews(snap);
     expect(views.map((v) => [v.reading.index, v.sources, v.lost?.reason])).toEqual([
@@ -574,8 +574,21 @@ describe('a lost GPU', () => {
     ).toEqual(['DCGM_FI_DEV_XID_ERRORS', 'gpulse_gpu_info', 'gpulse_gpu_up']);
   });
 
+  it('under nvidia_gpu_exporter’s names: its identity only, no values or zeros (Xids count as on any GPU)', () => {
+    const health = new GpuHealth({ compat: ['nvidia-gpu-exporter'], hostname: 'h' });
+    const out = health.deriver.derive(snapshot(smi(true), dcgm()));
+    const lostUuid = '99999999-2222-3333-4444-555555555555';
+    expect(
+      out
+        .filter((x) => x.desc.name.startsWith('nvidia_smi_') && x.labels.uuid === lostUuid)
+        .map((x) => x.desc.name),
+    ).toEqual(['nvidia_smi_gpu_info']);
+    // The GPU that answers is the only one counted.
+    expect(series(out, 'nvidia_smi_count').map((x) => x.value)).toEqual([1]);
+  });
+
   it('takes the name DCGM knows for a GPU lost before nvidia-smi could name it', () => {
-    const health = new GpuHealth({ compat: 'dcgm', hostname: 'h' });
+    const health = new GpuHealth({ compat: ['dcgm'], hostname: 'h' });
     const nameless: GpuReading = {
       index: 1,
       uuid: '',
@@ -606,7 +619,7 @@ describe('a lost GPU', () => {
   });
 
   it('says so in GET /api/v1/gpus: up false, since when and why, no values', () => {
-    const health = new GpuHealth({ compat: 'none' });
+    const health = new GpuHealth({ compat: [] });
     const snap = snapshot(smi(true), dcgm());
     health.deriver.derive(snap);
     const [ok, lost] = health.json(snap).gpus;
@@ -623,7 +636,7 @@ describe('a lost GPU', () => {
   });
 
   it('is one gpu.lost event when it goes, one gpu.recovered when it answers again', () => {
-    const health = new GpuHealth({ compat: 'none' });
+    const health = new GpuHealth({ compat: [] });
     health.deriver.derive(snapshot(smi(false), dcgm()));
     expect(health.drainEvents()).toEqual([]);
     health.deriver.derive(snapshot(smi(true), dcgm()));
@@ -659,7 +672,7 @@ describe('a lost GPU', () => {
 
 describe('GET /api/v1/gpus', () => {
   it('gives identity, values, throttling, recent Xids and processes per GPU', () => {
-    const health = new GpuHealth({ compat: 'none' });
+    const health = new GpuHealth({ compat: [] });
     const snap = snapshot(
       state('nvidia-smi', T0, {
         samples: [],
@@ -713,5 +726,68 @@ describe('GET /api/v1/gpus', () => {
       containers: [],
     });
     expect(g.throttle.secondsTotal.hw_thermal_slowdown).toBe(0);
+  });
+});
+
+describe('both peer namings at once', () => {
+  it('serves dcgm-exporter and nvidia_gpu_exporter names from one snapshot, Xids and faults included', () => {
+    const health = new GpuHealth({ compat: ['dcgm', 'nvidia-gpu-exporter'], hostname: 'h' });
+    const dcgm: DcgmGpuFact = {
+      gpuId: 0,
+      at: T0,
+      reading: reading(),
+      fields: { DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION: 2_000_500, DCGM_FI_PROF_PCIE_RX_BYTES: 7e8 },
+    };
+    const kmsg = state('kmsg', T0, {
+      samples: [],
+      facts: {
+        xidErrors: [xidRecord(1, 79, 'critical', { at: T0 - 2500 })],
+        xidTotals: [
+          { source: 'kmsg', pciBusId: '0000:18:00', xid: 79, severity: 'critical', count: 1 },
+        ],
+      },
+    });
+    const u = { uuid: '11111111-2222-3333-4444-555555555555' };
+    const out = health.deriver.derive(
+      snapshot(
+        state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } }),
+        state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgm] } }),
+        kmsg,
+      ),
+    );
+    expect(series(out, 'DCGM_FI_DEV_GPU_UTIL')[0]?.value).toBe(97);
+    expect(series(out, 'nvidia_smi_utilization_gpu_ratio', u)[0]?.value).toBe(0.97);
+    expect(series(out, 'nvidia_smi_energy_joules_total', u)[0]?.value).toBe(2000.5);
+    expect(series(out, 'nvidia_smi_pcie_throughput_rx_bytes_per_second', u)[0]?.value).toBe(7e8);
+    expect(series(out, 'nvidia_smi_xid_errors_total', { ...u, xid: '79' })[0]?.value).toBe(1);
+    expect(
+      series(out, 'nvidia_smi_xid_last_timestamp_seconds', { ...u, xid: '79' })[0]?.value,
+    ).toBe((T0 - 2500) / 1000);
+    expect(series(out, 'nvidia_smi_command_exit_code')[0]?.value).toBe(0);
+
+    // The GPU fell off the bus: nvidia-smi exits 15. Its GPU series go (never stale ones), the
+    // exit code says why, the failure is counted, and the Xid counter stays.
+    const lost: CollectorState = {
+      ...state('nvidia-smi', T0 + 1000, { samples: [] }, 'error'),
+      reason: 'gpu_lost',
+      lastSuccessAt: T0,
+      errors: new Map([['gpu_lost', 1]]),
+    };
+    const after = health.deriver.derive(snapshot(lost, kmsg));
+    expect(series(after, 'nvidia_smi_utilization_gpu_ratio')).toEqual([]);
+    expect(series(after, 'nvidia_smi_gpu_info')).toEqual([]);
+    expect(series(after, 'nvidia_smi_command_exit_code')[0]?.value).toBe(15);
+    expect(series(after, 'nvidia_smi_last_collect_success')[0]?.value).toBe(0);
+    expect(series(after, 'nvidia_smi_failed_scrapes_total')[0]?.value).toBe(1);
+    expect(series(after, 'nvidia_smi_xid_errors_total', { ...u, xid: '79' })[0]?.value).toBe(1);
+  });
+
+  it('reuses a GPU’s compat samples while its reading is unchanged', () => {
+    const health = new GpuHealth({ compat: ['nvidia-gpu-exporter'] });
+    const gpus = state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } });
+    const first = series(health.deriver.derive(snapshot(gpus)), 'nvidia_smi_utilization_gpu_ratio');
+    const again = series(health.deriver.derive(snapshot(gpus)), 'nvidia_smi_utilization_gpu_ratio');
+    expect(first[0]).toBeDefined();
+    expect(again[0]).toBe(first[0]);
   });
 });

@@ -48,6 +48,8 @@ export class XidTracker {
   private readonly seenTotals = new Map<string, number>();
   private readonly lastSeq = new Map<XidSource, number>();
   private readonly lastXidByGpu = new Map<string, { xid: number; at: number }>();
+  /** Unix ms of the latest counted Xid per `uuid|xid` (the series of `counts`, severity aside). */
+  private readonly lastAtByXid = new Map<string, number>();
   private recentByGpu = new Map<string, XidRecord[]>();
   private pending: NewEvent[] = [];
   /** DCGM Xids waiting for their grace period, with the snapshot time they were first seen. */
@@ -161,6 +163,9 @@ export class XidTracker {
     const index = gpu?.index ?? r.gpuIndex;
     const key = uuid || r.pciBusId || '';
     this.lastXidByGpu.set(key, { xid: r.xid, at: r.at });
+    const xidKey = `${uuid}|${r.xid}`;
+    // Bounded with the counters: a (GPU, Xid) pair here is one of `counts` too.
+    this.lastAtByXid.set(xidKey, Math.max(this.lastAtByXid.get(xidKey) ?? 0, r.at));
     const list = this.recentByGpu.get(key) ?? [];
     list.push(r);
     this.recentByGpu.set(key, list.slice(-20));
@@ -220,6 +225,27 @@ export class XidTracker {
       out[severity] = (out[severity] ?? 0) + value;
     }
     return out;
+  }
+
+  /** Xids counted per GPU and code (severities summed), with the time of the latest one seen. */
+  perXid(): { uuid: string; xid: number; count: number; lastAt?: number }[] {
+    const out = new Map<string, { uuid: string; xid: number; count: number; lastAt?: number }>();
+    for (const { labels, value } of this.counts.values()) {
+      const uuid = labels.uuid ?? '';
+      const key = `${uuid}|${labels.xid}`;
+      const prev = out.get(key);
+      if (prev) prev.count += value;
+      else {
+        const lastAt = this.lastAtByXid.get(key);
+        out.set(key, {
+          uuid,
+          xid: Number(labels.xid),
+          count: value,
+          ...(lastAt !== undefined ? { lastAt } : {}),
+        });
+      }
+    }
+    return [...out.values()];
   }
 
   /** The counter series. */

@@ -137,7 +137,7 @@ describe('DCGM_FI_DEV_XID_ERRORS: the latest Xid of any source', () => {
   });
 
   it('a kernel-log Xid reaches it while DCGM reports 0; a later DCGM change wins again', () => {
-    const health = new GpuHealth({ compat: 'dcgm', hostname: 'h' });
+    const health = new GpuHealth({ compat: ['dcgm'], hostname: 'h' });
     const kmsg: XidRecord[] = [];
     const totals: XidTotal[] = [];
     const derive = (at: number, dcgm: DcgmGpuFact) =>
@@ -178,7 +178,7 @@ describe('DCGM_FI_DEV_XID_ERRORS: the latest Xid of any source', () => {
   });
 
   it('a GPU that fell off the bus keeps its Xid 79 (only that) while nvidia-smi lists the others', () => {
-    const health = new GpuHealth({ compat: 'dcgm', hostname: 'h' });
+    const health = new GpuHealth({ compat: ['dcgm'], hostname: 'h' });
     const lostUuid = 'GPU-22222222-2222-3333-4444-555555555555';
     const lost: DcgmGpuFact = {
       gpuId: 1,
@@ -302,7 +302,7 @@ describe('values only DCGM has are served natively too (energy)', () => {
   const dcgm = dcgmFact(T0, { DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION: energyMj });
 
   it('fills nvidia-smi’s missing energy counter from DCGM on every surface', () => {
-    const health = new GpuHealth({ compat: 'dcgm', hostname: 'h' });
+    const health = new GpuHealth({ compat: ['dcgm'], hostname: 'h' });
     const snap = snapshot(
       state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } }),
       state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgm] } }),
@@ -316,7 +316,7 @@ describe('values only DCGM has are served natively too (energy)', () => {
   });
 
   it('leaves the counter to nvidia-smi where it reports one (its collector serves it)', () => {
-    const health = new GpuHealth({ compat: 'none' });
+    const health = new GpuHealth({ compat: [] });
     const out = health.deriver.derive(
       snapshot(
         state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading({ energyJoules: 7 })] } }),

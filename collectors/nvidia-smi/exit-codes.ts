@@ -85,3 +85,21 @@ export function notFoundMessage(binary: string): string {
     '`gpulse simulate` runs the agent with simulated GPUs. /metrics keeps serving everything else.'
   );
 }
+
+/**
+ * The exit code behind a failure reason of the nvidia-smi collector, as nvidia_gpu_exporter's
+ * `nvidia_smi_command_exit_code` reports it: the tool's own code where it exited with one (known
+ * codes by their reason, `exit_N` otherwise, 0 for a stream that ended cleanly or a Jetson whose
+ * nvidia-smi answers N/A), -1 where it never exited with a code (killed, hung, not found, could
+ * not start, printed garbage), as the exporter does for a command that did not exit normally.
+ * `permission_denied` reads 4 whether nvidia-smi said so or the binary was not executable.
+ */
+export function exitCodeOf(reason: string): number {
+  for (const [code, known] of Object.entries(EXIT_CODES)) {
+    if (known.reason === reason) return Number(code);
+  }
+  const numbered = /^exit_(\d+)$/.exec(reason);
+  if (numbered) return Number(numbered[1]);
+  if (reason === 'stream_ended' || reason === 'integrated_gpu') return 0;
+  return -1;
+}

@@ -353,12 +353,19 @@ else if (args.some((a) => a.startsWith('--query-compute-apps='))) {
     if (fs.existsSync(${JSON.stringify(flag)})) {
       console.log('2026/01/01 00:00:00.000, GPU-0, 4242, python train.py, 2048, 00000000:00:00.0, Test GPU');
       console.log('2026/01/01 00:00:00.000, GPU-0, 4343, /usr/bin/name, with comma, 10, 00000000:00:00.0, Test GPU');
+      console.log('garbage');
     }
   }, 100);
 } else { setInterval(() => {}, 1000); }`,
     );
     const { until } = run(bin);
-    const s = await until((st) => (st.output.facts?.gpuProcesses?.length ?? 0) === 2);
+    const s = await until(
+      (st) =>
+        (st.output.facts?.gpuProcesses?.length ?? 0) === 2 &&
+        (st.errors.get('compute-apps_parse_error') ?? 0) > 0,
+    );
+    // A process line that does not parse is the process list's error, not a failed GPU reading.
+    expect(s.errors.get('parse_error')).toBeUndefined();
     expect(s.output.facts?.gpuProcesses).toEqual([
       {
         pid: 4242,

@@ -437,7 +437,9 @@ class NvidiaSmiCollector implements StreamingCollector {
     this.rejected.set(stream, (this.rejected.get(stream) ?? 0) + 1);
     // Keep the tool's own words: an error text ("NVIDIA-SMI has failed ...") explains the exit that follows.
     if (line.trim() !== '') this.lastOutput.set(stream, line.trim());
-    this.sink?.countError('parse_error');
+    // Like the extra streams' other errors, theirs carry the stream's name: only a GPU line that
+    // does not parse is a failed reading of the GPUs (nvidia_smi_failed_scrapes_total counts those).
+    this.sink?.countError(stream === 'query-gpu' ? 'parse_error' : `${stream}_parse_error`);
     this.reportHealth();
     return 'rejected';
   }

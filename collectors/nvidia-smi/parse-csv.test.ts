@@ -67,6 +67,9 @@ const RTX_2080_SUPER: Machine = {
   memoryTotalBytes: 8192 * MiB,
   powerLimitWatts: 250,
   enforcedPowerLimitWatts: 250,
+  powerDefaultLimitWatts: 250,
+  computeMode: 'default',
+  recoveryAction: 'none',
   maxClocksHz: { graphics: 2145 * MHz, sm: 2145 * MHz, memory: 7751 * MHz },
   pcieLinkGenMax: 3,
   pcieLinkWidth: 16,
@@ -107,6 +110,9 @@ const RTX_4080_SUPER: Machine = {
   memoryReservedBytes: 434 * MiB,
   powerLimitWatts: 320,
   enforcedPowerLimitWatts: 320,
+  powerDefaultLimitWatts: 320,
+  computeMode: 'default',
+  recoveryAction: 'none',
   maxClocksHz: { graphics: 3165 * MHz, sm: 3165 * MHz, memory: 11501 * MHz },
   pcieLinkGenMax: 4,
   pcieLinkWidth: 16,
@@ -121,6 +127,11 @@ const DATACENTER = {
   computeCapability: '9.0',
   powerLimitWatts: 700,
   enforcedPowerLimitWatts: 700,
+  powerDefaultLimitWatts: 700,
+  computeMode: 'default',
+  recoveryAction: 'none',
+  // NVLink fabric registration; the GeForce boards print N/A (no fabric).
+  fabricState: 'completed',
   pcieLinkGenMax: 5,
   pcieLinkWidth: 16,
   pcieLinkWidthMax: 16,
@@ -759,10 +770,14 @@ describe('selectQueryFields', () => {
       'utilization.encoder',
       'power.draw.average',
       'remapped_rows.correctable',
+      'gpu_recovery_action',
+      'fabric.state',
     ]) {
       expect(selected).not.toContain(absent);
     }
-    expect(selected).toHaveLength(51);
+    expect(selected).toContain('compute_mode');
+    expect(selected).toContain('power.default_limit');
+    expect(selected).toHaveLength(53);
   });
 
   it('asks once per concept, whichever order the names come in', () => {

@@ -8,8 +8,11 @@
  */
 import {
   THROTTLE_REASONS,
+  type ComputeMode,
+  type FabricState,
   type GpuProcess,
   type GpuReading,
+  type RecoveryAction,
   type ThrottleReason,
 } from '../../agent/facts.js';
 import { parseDeviceHandleError, type PlacedHandleError } from './lost-gpu.js';
@@ -19,6 +22,7 @@ import {
   gpuIdentity,
   parseBool,
   parseInteger,
+  parseEnum,
   parseMask,
   parseNumber,
   parsePstate,
@@ -39,6 +43,32 @@ const COUNTER_REASONS = [
   'hw_thermal_slowdown',
   'hw_power_brake_slowdown',
 ] as const satisfies readonly ThrottleReason[];
+
+const COMPUTE_MODES: ReadonlyMap<string, ComputeMode> = new Map([
+  ['default', 'default'],
+  ['exclusive thread', 'exclusive_thread'],
+  ['prohibited', 'prohibited'],
+  ['exclusive process', 'exclusive_process'],
+]);
+
+// The driver's wording of the actions is not pinned down by any capture of a failing GPU (all say
+// "None"): the short and the long NVML spellings are both accepted.
+const RECOVERY_ACTIONS: ReadonlyMap<string, RecoveryAction> = new Map([
+  ['none', 'none'],
+  ['reset', 'gpu_reset'],
+  ['gpu reset', 'gpu_reset'],
+  ['reboot', 'node_reboot'],
+  ['node reboot', 'node_reboot'],
+  ['drain p2p', 'drain_p2p'],
+  ['drain and reset', 'drain_and_reset'],
+]);
+
+const FABRIC_STATES: ReadonlyMap<string, FabricState> = new Map([
+  ['not supported', 'not_supported'],
+  ['not started', 'not_started'],
+  ['in progress', 'in_progress'],
+  ['completed', 'completed'],
+]);
 
 /**
  * The `--query-gpu` fields gpulse asks for, new names before their legacy aliases. Every name
@@ -70,6 +100,7 @@ export const QUERY_GPU_FIELDS: readonly string[] = [
   'power.draw.instant',
   'power.limit',
   'enforced.power.limit',
+  'power.default_limit',
   'clocks.current.graphics',
   'clocks.current.sm',
   'clocks.current.memory',
@@ -105,6 +136,9 @@ export const QUERY_GPU_FIELDS: readonly string[] = [
   'remapped_rows.uncorrectable',
   'remapped_rows.pending',
   'remapped_rows.failure',
+  'compute_mode',
+  'gpu_recovery_action',
+  'fabric.state',
 ];
 
 // Alternative spellings the driver accepts (and echoes back in the CSV header) → the name used
@@ -348,6 +382,7 @@ export function parseQueryGpuRow(
       toWatts(get('power.draw.instant')),
     powerLimitWatts: toWatts(get('power.limit')),
     enforcedPowerLimitWatts: toWatts(get('enforced.power.limit')),
+    powerDefaultLimitWatts: toWatts(get('power.default_limit')),
     clocksHz: definedOnly({
       graphics: toHertz(get('clocks.current.graphics')),
       sm: toHertz(get('clocks.current.sm')),
@@ -377,6 +412,9 @@ export function parseQueryGpuRow(
     remappedRowsUncorrectable: parseInteger(get('remapped_rows.uncorrectable')),
     remappedRowsPending: parseBool(get('remapped_rows.pending')),
     remappedRowsFailure: parseBool(get('remapped_rows.failure')),
+    computeMode: parseEnum(get('compute_mode'), COMPUTE_MODES),
+    recoveryAction: parseEnum(get('gpu_recovery_action'), RECOVERY_ACTIONS),
+    fabricState: parseEnum(get('fabric.state'), FABRIC_STATES),
   });
 }
 

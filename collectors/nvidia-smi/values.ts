@@ -131,6 +131,20 @@ export function parseBool(raw: string | undefined): boolean | undefined {
   return text === undefined ? undefined : BOOLEANS.get(text.toLowerCase());
 }
 
+/**
+ * A state nvidia-smi prints as words (any case, spaces or underscores) → its name in `table`;
+ * undefined for a bracketed "no value" cell or a word the table does not know. Looked up before
+ * the "no value" spellings because `fabric.state` has a real state spelled "Not Supported".
+ */
+export function parseEnum<T extends string>(
+  raw: string | undefined,
+  table: ReadonlyMap<string, T>,
+): T | undefined {
+  const text = raw?.trim();
+  if (text === undefined || text.startsWith('[')) return undefined;
+  return table.get(text.toLowerCase().replace(/[\s_]+/g, ' '));
+}
+
 /** Performance state "P0" … "P15" → 0 … 15; "P32"/"Unknown" → undefined. */
 export function parsePstate(raw: string | undefined): number | undefined {
   const match = /^P(\d{1,2})$/i.exec(parseText(raw) ?? '');

@@ -555,4 +555,199 @@ export const RELAYED_FAMILIES: Readonly<Record<string, RelayedFamily>> = {
     type: 'counter',
     help: 'tegrastats fields this agent does not know (a newer JetPack?); the rest of the line is kept.',
   },
+  nvidia_smi_clocks_current_graphics_clock_hz: {
+    type: 'gauge',
+    help: 'clocks.current.graphics [MHz]',
+  },
+  nvidia_smi_clocks_current_memory_clock_hz: { type: 'gauge', help: 'clocks.current.memory [MHz]' },
+  nvidia_smi_clocks_current_sm_clock_hz: { type: 'gauge', help: 'clocks.current.sm [MHz]' },
+  nvidia_smi_clocks_current_video_clock_hz: { type: 'gauge', help: 'clocks.current.video [MHz]' },
+  nvidia_smi_clocks_event_reasons_active: { type: 'gauge', help: 'clocks_event_reasons.active' },
+  nvidia_smi_clocks_event_reasons_applications_clocks_setting: {
+    type: 'gauge',
+    help: 'clocks_event_reasons.applications_clocks_setting',
+  },
+  nvidia_smi_clocks_event_reasons_counters_hw_power_brake_slowdown_seconds: {
+    type: 'gauge',
+    help: 'clocks_event_reasons_counters.hw_power_brake_slowdown [us]',
+  },
+  nvidia_smi_clocks_event_reasons_counters_hw_thermal_slowdown_seconds: {
+    type: 'gauge',
+    help: 'clocks_event_reasons_counters.hw_thermal_slowdown [us]',
+  },
+  nvidia_smi_clocks_event_reasons_counters_sw_power_cap_seconds: {
+    type: 'gauge',
+    help: 'clocks_event_reasons_counters.sw_power_cap [us]',
+  },
+  nvidia_smi_clocks_event_reasons_counters_sw_thermal_slowdown_seconds: {
+    type: 'gauge',
+    help: 'clocks_event_reasons_counters.sw_thermal_slowdown [us]',
+  },
+  nvidia_smi_clocks_event_reasons_counters_sync_boost_seconds: {
+    type: 'gauge',
+    help: 'clocks_event_reasons_counters.sync_boost [us]',
+  },
+  nvidia_smi_clocks_event_reasons_gpu_idle: {
+    type: 'gauge',
+    help: 'clocks_event_reasons.gpu_idle',
+  },
+  nvidia_smi_clocks_event_reasons_hw_power_brake_slowdown: {
+    type: 'gauge',
+    help: 'clocks_event_reasons.hw_power_brake_slowdown',
+  },
+  nvidia_smi_clocks_event_reasons_hw_slowdown: {
+    type: 'gauge',
+    help: 'clocks_event_reasons.hw_slowdown',
+  },
+  nvidia_smi_clocks_event_reasons_hw_thermal_slowdown: {
+    type: 'gauge',
+    help: 'clocks_event_reasons.hw_thermal_slowdown',
+  },
+  nvidia_smi_clocks_event_reasons_sw_power_cap: {
+    type: 'gauge',
+    help: 'clocks_event_reasons.sw_power_cap',
+  },
+  nvidia_smi_clocks_event_reasons_sw_thermal_slowdown: {
+    type: 'gauge',
+    help: 'clocks_event_reasons.sw_thermal_slowdown',
+  },
+  nvidia_smi_clocks_event_reasons_sync_boost: {
+    type: 'gauge',
+    help: 'clocks_event_reasons.sync_boost',
+  },
+  nvidia_smi_clocks_max_graphics_clock_hz: { type: 'gauge', help: 'clocks.max.graphics [MHz]' },
+  nvidia_smi_clocks_max_memory_clock_hz: { type: 'gauge', help: 'clocks.max.memory [MHz]' },
+  nvidia_smi_clocks_max_sm_clock_hz: { type: 'gauge', help: 'clocks.max.sm [MHz]' },
+  nvidia_smi_command_exit_code: {
+    type: 'gauge',
+    help: 'Exit code of the most recent nvidia-smi run',
+  },
+  nvidia_smi_compute_app_info: {
+    type: 'gauge',
+    help: "A metric with a constant '1' value labeled by the identity of a process with a compute context on a GPU.",
+  },
+  nvidia_smi_compute_app_used_memory_bytes: {
+    type: 'gauge',
+    help: 'GPU memory used by the process. Absent when the driver cannot report it (e.g. Windows WDDM).',
+  },
+  nvidia_smi_compute_apps: {
+    type: 'gauge',
+    help: 'Number of processes with a compute context on the GPU.',
+  },
+  nvidia_smi_compute_apps_last_collect_success: {
+    type: 'gauge',
+    help: 'Whether the most recent per-process collection succeeded (1) or not (0)',
+  },
+  nvidia_smi_compute_cap: { type: 'gauge', help: 'compute_cap' },
+  nvidia_smi_compute_mode: { type: 'gauge', help: 'compute_mode' },
+  nvidia_smi_count: { type: 'gauge', help: 'count' },
+  nvidia_smi_ecc_errors_corrected_aggregate_total: {
+    type: 'gauge',
+    help: 'ecc.errors.corrected.aggregate.total',
+  },
+  nvidia_smi_ecc_errors_corrected_volatile_total: {
+    type: 'gauge',
+    help: 'ecc.errors.corrected.volatile.total',
+  },
+  nvidia_smi_ecc_errors_uncorrected_aggregate_total: {
+    type: 'gauge',
+    help: 'ecc.errors.uncorrected.aggregate.total',
+  },
+  nvidia_smi_ecc_errors_uncorrected_volatile_total: {
+    type: 'gauge',
+    help: 'ecc.errors.uncorrected.volatile.total',
+  },
+  nvidia_smi_ecc_mode_current: { type: 'gauge', help: 'ecc.mode.current' },
+  nvidia_smi_energy_joules_total: {
+    type: 'counter',
+    help: 'Total energy consumed by the GPU in joules since the driver was last loaded. Resets on a driver reload; absent on GPUs that cannot report it.',
+  },
+  nvidia_smi_enforced_power_limit_watts: { type: 'gauge', help: 'enforced.power.limit [W]' },
+  nvidia_smi_fabric_state: { type: 'gauge', help: 'fabric.state' },
+  nvidia_smi_failed_scrapes_total: { type: 'counter', help: 'Number of failed collections' },
+  nvidia_smi_fan_speed_ratio: { type: 'gauge', help: 'fan.speed [%]' },
+  nvidia_smi_gpu_info: {
+    type: 'gauge',
+    help: "A metric with a constant '1' value labeled by gpu uuid, name, vbios_version, driver_version, pci_bus_id, serial, compute_cap, index, cuda_version.",
+  },
+  nvidia_smi_gpu_recovery_action: { type: 'gauge', help: 'gpu_recovery_action' },
+  nvidia_smi_index: { type: 'gauge', help: 'index' },
+  nvidia_smi_last_collect_duration_seconds: {
+    type: 'gauge',
+    help: 'Duration of the most recent collection',
+  },
+  nvidia_smi_last_collect_success: {
+    type: 'gauge',
+    help: 'Whether the most recent collection succeeded (1) or not (0)',
+  },
+  nvidia_smi_last_collect_success_timestamp_seconds: {
+    type: 'gauge',
+    help: 'Unix timestamp of the most recent successful collection',
+  },
+  nvidia_smi_memory_free_bytes: { type: 'gauge', help: 'memory.free [MiB]' },
+  nvidia_smi_memory_reserved_bytes: { type: 'gauge', help: 'memory.reserved [MiB]' },
+  nvidia_smi_memory_total_bytes: { type: 'gauge', help: 'memory.total [MiB]' },
+  nvidia_smi_memory_used_bytes: { type: 'gauge', help: 'memory.used [MiB]' },
+  nvidia_smi_mig_info: {
+    type: 'gauge',
+    help: "A metric with a constant '1' value labeled by the identity of a MIG device: the parent GPU's uuid, the MIG device's own uuid, its GPU instance and compute instance ids, and its profile.",
+  },
+  nvidia_smi_mig_memory_free_bytes: {
+    type: 'gauge',
+    help: 'Memory of the GPU instance (free). The framebuffer belongs to the GPU instance and is shared by its compute instances.',
+  },
+  nvidia_smi_mig_memory_total_bytes: {
+    type: 'gauge',
+    help: 'Memory of the GPU instance (total). The framebuffer belongs to the GPU instance and is shared by its compute instances.',
+  },
+  nvidia_smi_mig_memory_used_bytes: {
+    type: 'gauge',
+    help: 'Memory of the GPU instance (used). The framebuffer belongs to the GPU instance and is shared by its compute instances.',
+  },
+  nvidia_smi_mig_mode_current: { type: 'gauge', help: 'mig.mode.current' },
+  nvidia_smi_pcie_link_gen_current: { type: 'gauge', help: 'pcie.link.gen.current' },
+  nvidia_smi_pcie_link_gen_gpucurrent: { type: 'gauge', help: 'pcie.link.gen.gpucurrent' },
+  nvidia_smi_pcie_link_gen_max: { type: 'gauge', help: 'pcie.link.gen.max' },
+  nvidia_smi_pcie_link_width_current: { type: 'gauge', help: 'pcie.link.width.current' },
+  nvidia_smi_pcie_link_width_max: { type: 'gauge', help: 'pcie.link.width.max' },
+  nvidia_smi_pcie_throughput_rx_bytes_per_second: {
+    type: 'gauge',
+    help: 'PCIe traffic received by the GPU (DCGM PROF_PCIE_RX_BYTES, where DCGM watches the GPU).',
+  },
+  nvidia_smi_pcie_throughput_tx_bytes_per_second: {
+    type: 'gauge',
+    help: 'PCIe traffic transmitted by the GPU (DCGM PROF_PCIE_TX_BYTES, where DCGM watches the GPU).',
+  },
+  nvidia_smi_persistence_mode: { type: 'gauge', help: 'persistence_mode' },
+  nvidia_smi_power_default_limit_watts: { type: 'gauge', help: 'power.default_limit [W]' },
+  nvidia_smi_power_draw_watts: { type: 'gauge', help: 'power.draw [W]' },
+  nvidia_smi_power_limit_watts: { type: 'gauge', help: 'power.limit [W]' },
+  nvidia_smi_pstate: { type: 'gauge', help: 'pstate' },
+  nvidia_smi_remapped_rows_correctable: { type: 'gauge', help: 'remapped_rows.correctable' },
+  nvidia_smi_remapped_rows_failure: { type: 'gauge', help: 'remapped_rows.failure' },
+  nvidia_smi_remapped_rows_pending: { type: 'gauge', help: 'remapped_rows.pending' },
+  nvidia_smi_remapped_rows_uncorrectable: { type: 'gauge', help: 'remapped_rows.uncorrectable' },
+  nvidia_smi_retired_pages_double_bit_count: {
+    type: 'gauge',
+    help: 'retired_pages.double_bit.count',
+  },
+  nvidia_smi_retired_pages_pending: { type: 'gauge', help: 'retired_pages.pending' },
+  nvidia_smi_retired_pages_single_bit_ecc_count: {
+    type: 'gauge',
+    help: 'retired_pages.single_bit_ecc.count',
+  },
+  nvidia_smi_temperature_gpu: { type: 'gauge', help: 'temperature.gpu' },
+  nvidia_smi_temperature_memory: { type: 'gauge', help: 'temperature.memory' },
+  nvidia_smi_utilization_decoder_ratio: { type: 'gauge', help: 'utilization.decoder [%]' },
+  nvidia_smi_utilization_encoder_ratio: { type: 'gauge', help: 'utilization.encoder [%]' },
+  nvidia_smi_utilization_gpu_ratio: { type: 'gauge', help: 'utilization.gpu [%]' },
+  nvidia_smi_utilization_memory_ratio: { type: 'gauge', help: 'utilization.memory [%]' },
+  nvidia_smi_xid_errors_total: {
+    type: 'counter',
+    help: 'Number of XID errors observed on the GPU since the exporter started. A series appears when its first event arrives; earlier history cannot be replayed.',
+  },
+  nvidia_smi_xid_last_timestamp_seconds: {
+    type: 'gauge',
+    help: 'Unix timestamp of the most recently observed XID error (the kernel log time of the record).',
+  },
 };

@@ -1,13 +1,39 @@
 import { z } from 'zod';
 
+/** Peer exporters whose metric names gpulse can also serve (`metrics.compat`). */
+export const COMPAT_NAMINGS = ['dcgm', 'nvidia-gpu-exporter'] as const;
+
+/** One peer naming. */
+export type CompatNaming = (typeof COMPAT_NAMINGS)[number];
+
+const zNaming = z.enum(['none', ...COMPAT_NAMINGS]);
+
+/**
+ * A list of namings; one name alone (`dcgm`, the form before there were two) and `none` are
+ * still accepted, so existing config files and `GPULSE_METRICS_COMPAT=dcgm` keep working.
+ */
+const zCompat = z
+  .preprocess((value) => (typeof value === 'string' ? [value] : value), z.array(zNaming))
+  .transform((list, ctx) => {
+    if (list.includes('none') && list.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"none" cannot be combined with other namings, got ${JSON.stringify(list)}`,
+      });
+      return z.NEVER;
+    }
+    return [...new Set(list.filter((n): n is CompatNaming => n !== 'none'))];
+  });
+
 /** Settings of the exposition (config key `metrics`). */
 export const metricsConfigSchema = z
   .object({
     /**
-     * none: gpulse's own names only; dcgm: also serve dcgm-exporter's names, units and labels
-     * (DCGM_FI_DEV_GPU_UTIL ...) so dashboards built for dcgm-exporter work unchanged.
+     * Peer namings served besides gpulse's own: dcgm (dcgm-exporter's DCGM_FI_DEV_GPU_UTIL ...)
+     * and nvidia-gpu-exporter (nvidia_gpu_exporter's nvidia_smi_utilization_gpu_ratio ...), so
+     * dashboards and alerts built for those exporters work unchanged. Empty: gpulse's names only.
      */
-    compat: z.enum(['none', 'dcgm']).default('none'),
+    compat: zCompat.default([]),
   })
   .strict();
 

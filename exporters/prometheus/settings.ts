@@ -7,8 +7,9 @@ export const metricsSettings: readonly SettingBinding[] = [
     path: ['metrics', 'compat'],
     env: 'GPULSE_METRICS_COMPAT',
     flag: 'metrics-compat',
-    valueName: 'none|dcgm',
+    valueName: 'dcgm,nvidia-gpu-exporter|none',
     description:
-      'also serve dcgm-exporter metric names, units and labels for existing dashboards (default none)',
+      'also serve the metric names, units and labels of dcgm-exporter (dcgm) and/or nvidia_gpu_exporter (nvidia-gpu-exporter) for existing dashboards and alerts; comma-separated (default none)',
+    list: true,
   },
 ];

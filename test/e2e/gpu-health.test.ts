@@ -401,7 +401,9 @@ describeWithTools(
       const scraped = await cli.waitForMetrics(
         (b) =>
           allSeries(b, 'DCGM_FI_PROF_PCIE_RX_BYTES').length === 8 &&
-          allSeries(b, 'DCGM_FI_DEV_XID_ERRORS').length === 8,
+          allSeries(b, 'DCGM_FI_DEV_XID_ERRORS').length === 8 &&
+          // The info series waits for the first -q -x document.
+          allSeries(b, 'gpulse_gpu_info').length === 8,
         40_000,
       );
       const prom = await startPrometheus(`127.0.0.1:${cli.port}`);
