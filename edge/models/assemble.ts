@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fsyncDir } from './durable-fs.js';
+import type { ResolvedManifest } from './chunk-index.js';
 import type { ChunkFetcher, WantedChunk } from './fetcher.js';
 import { parseEnvelope, parseSignedManifest, type SignedManifest } from './manifest.js';
 
@@ -23,12 +24,14 @@ export interface AssemblyStats {
   /** Chunks already in place in the partial file from an interrupted run. */
   chunksResumed: number;
   retries: number;
+  /** Bytes of chunk-index objects downloaded (set by the updater; the chunk lists of spec 2). */
+  indexBytesDownloaded: number;
 }
 
 /** A version on disk whose chunks may be reused: its directory and its manifest. */
 export interface ChunkSource {
   readonly dir: string;
-  readonly manifest: SignedManifest;
+  readonly manifest: ResolvedManifest;
 }
 
 /** Reads the locally stored manifest of an installed version (written by us after verification). */
@@ -69,9 +72,21 @@ async function readAt(
   return bytesRead === length ? buf : undefined;
 }
 
+/** Chunks to copy from one installed file: contiguous there and in the target. */
+interface ReuseRun {
+  readonly path: string;
+  readonly srcOffset: number;
+  readonly dstOffset: number;
+  bytes: number;
+  readonly chunks: { sha: string; length: number }[];
+}
+
+/** Largest read of one reuse run. */
+const REUSE_RUN_BYTES = 8 * 1024 * 1024;
+
 /** Options of one assembly. */
 export interface AssembleOptions {
-  readonly manifest: SignedManifest;
+  readonly manifest: ResolvedManifest;
   /** `versions/<v>.partial`; may hold verified chunks from an interrupted run. */
   readonly partialDir: string;
   readonly sources: readonly ChunkSource[];
@@ -101,6 +116,7 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
     chunksReused: 0,
     chunksResumed: 0,
     retries: 0,
+    indexBytesDownloaded: 0,
   };
   let done = 0;
   const index = indexSources(opts.sources);
@@ -122,6 +138,43 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
       targets.set(file.path, handle);
       if (!existing || existing.size !== file.size) await handle.truncate(file.size);
       const resumable = existing !== undefined && existing.size > 0;
+      // Reused chunks that lie back to back in one installed file are copied as one read and one
+      // write (each chunk still hashed): per-chunk I/O would dominate with 32 KiB chunks.
+      let run: ReuseRun | undefined;
+      const flush = async () => {
+        if (!run) return;
+        const r = run;
+        run = undefined;
+        const src = await sourceHandle(r.path);
+        const data = src ? await readAt(src, r.srcOffset, r.bytes) : undefined;
+        let at = 0;
+        let okBytes = 0;
+        const writeOk = async () => {
+          if (okBytes === 0 || !data) return;
+          await handle.write(data, at - okBytes, okBytes, r.dstOffset + at - okBytes);
+          okBytes = 0;
+        };
+        for (const c of r.chunks) {
+          // Installed files could have been changed behind our back: reuse only what still hashes right.
+          if (data && sha256(data.subarray(at, at + c.length)) === c.sha) {
+            stats.bytesReused += c.length;
+            stats.chunksReused++;
+            done += c.length;
+            okBytes += c.length;
+          } else {
+            await writeOk();
+            want(c.sha, c.length, r.dstOffset + at);
+          }
+          at += c.length;
+        }
+        await writeOk();
+      };
+      const want = (sha: string, length: number, here: number) => {
+        const w: WantedChunk = { sha256: sha, length, blobOffset: here, blobSha256: file.sha256 };
+        wanted.push(w);
+        placement.set(w, { handle, offset: here });
+        stats.bytesToDownload += length;
+      };
       let offset = 0;
       for (const [sha, length] of file.chunks) {
         const here = offset;
@@ -129,6 +182,7 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
         if (resumable && here + length <= (existing?.size ?? 0)) {
           const inPlace = await readAt(handle, here, length);
           if (inPlace && sha256(inPlace) === sha) {
+            await flush();
             stats.chunksResumed++;
             done += length;
             continue;
@@ -136,22 +190,30 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
         }
         const local = index.get(sha);
         if (local) {
-          const src = await sourceHandle(local.path);
-          const data = src ? await readAt(src, local.offset, local.length) : undefined;
-          // Installed files could have been changed behind our back: reuse only what still hashes right.
-          if (data && sha256(data) === sha) {
-            await handle.write(data, 0, length, here);
-            stats.bytesReused += length;
-            stats.chunksReused++;
-            done += length;
-            continue;
+          const extends_ =
+            run !== undefined &&
+            run.path === local.path &&
+            run.srcOffset + run.bytes === local.offset &&
+            run.dstOffset + run.bytes === here &&
+            run.bytes + length <= REUSE_RUN_BYTES;
+          if (!extends_) {
+            await flush();
+            run = {
+              path: local.path,
+              srcOffset: local.offset,
+              dstOffset: here,
+              bytes: 0,
+              chunks: [],
+            };
           }
+          run!.chunks.push({ sha, length });
+          run!.bytes += length;
+          continue;
         }
-        const w: WantedChunk = { sha256: sha, length, blobOffset: here, blobSha256: file.sha256 };
-        wanted.push(w);
-        placement.set(w, { handle, offset: here });
-        stats.bytesToDownload += length;
+        await flush();
+        want(sha, length, here);
       }
+      await flush();
     }
     opts.onProgress?.(stats, done);
     await opts.beforeDownload?.(stats);
@@ -192,7 +254,7 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
   return stats;
 }
 
-async function syncTree(root: string, manifest: SignedManifest): Promise<void> {
+async function syncTree(root: string, manifest: ResolvedManifest): Promise<void> {
   const dirs = new Set<string>([root]);
   for (const f of manifest.files) dirs.add(dirname(join(root, f.path)));
   for (const d of dirs) await fsyncDir(d);

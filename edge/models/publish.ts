@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
+import { buildIndex } from './chunk-index.js';
 import { writeFileDurable } from './durable-fs.js';
 import { chunkingFor, GearChunker, type ChunkingParams } from './gear-cdc.js';
 import {
@@ -51,6 +52,8 @@ export interface PublishResult {
   readonly chunks: number;
   readonly newChunks: number;
   readonly newChunkBytes: number;
+  /** Bytes of new index objects written (the chunk lists, outside the signed manifest). */
+  readonly newIndexBytes: number;
 }
 
 const READ_SIZE = 8 * 1024 * 1024;
@@ -182,6 +185,7 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
   let newChunks = 0;
   let newChunkBytes = 0;
   let chunkCount = 0;
+  let indexBytes = 0;
   for (const path of paths) {
     const rel = relative(opts.from, path).split(sep).join('/');
     const size = (await stat(path)).size;
@@ -193,6 +197,11 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
       }
     });
     chunkCount += result.chunks.length;
+    // The chunk index goes into the store beside the chunks, before the manifest that names it.
+    const index = buildIndex(result.chunks);
+    for (const [sha, data] of index.objects) {
+      if (await putObject(join(modelDir, chunkKey(sha)), data)) indexBytes += data.length;
+    }
     if (opts.blobs !== false) {
       const blob = join(modelDir, blobKey(result.sha256));
       if (!(await exists(blob))) {
@@ -213,7 +222,7 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
       size: result.size,
       sha256: result.sha256,
       chunking: { ...params },
-      chunks: result.chunks,
+      index: { sha256: index.root[0], size: index.root[1] },
     });
   }
   const now = (opts.now ?? Date.now)();
@@ -244,5 +253,6 @@ export async function publishModel(opts: PublishOptions): Promise<PublishResult>
     chunks: chunkCount,
     newChunks,
     newChunkBytes,
+    newIndexBytes: indexBytes,
   };
 }
