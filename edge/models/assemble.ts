@@ -79,6 +79,9 @@ interface ReuseRun {
   readonly dstOffset: number;
   bytes: number;
   readonly chunks: { sha: string; length: number }[];
+  /** The file being assembled, and its SHA-256 (its blob, for chunks that must be fetched). */
+  readonly handle: FileHandle;
+  readonly fileSha256: string;
 }
 
 /** Largest read of one reuse run. */
@@ -128,9 +131,18 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
   const targets = new Map<string, FileHandle>();
   const wanted: WantedChunk[] = [];
   const placement = new Map<WantedChunk, { handle: FileHandle; offset: number }>();
+  const want = (sha: string, length: number, here: number, handle: FileHandle, blob: string) => {
+    const w: WantedChunk = { sha256: sha, length, blobOffset: here, blobSha256: blob };
+    wanted.push(w);
+    placement.set(w, { handle, offset: here });
+    stats.bytesToDownload += length;
+  };
   await mkdir(partialDir, { recursive: true });
   try {
+    const runs: ReuseRun[] = [];
+    const fileOrder = new Map<string, number>();
     for (const file of manifest.files) {
+      if (!fileOrder.has(file.sha256)) fileOrder.set(file.sha256, fileOrder.size);
       const path = join(partialDir, file.path);
       await mkdir(dirname(path), { recursive: true });
       const existing = await stat(path).catch(() => undefined);
@@ -139,42 +151,8 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
       if (!existing || existing.size !== file.size) await handle.truncate(file.size);
       const resumable = existing !== undefined && existing.size > 0;
       // Reused chunks that lie back to back in one installed file are copied as one read and one
-      // write (each chunk still hashed): per-chunk I/O would dominate with 32 KiB chunks.
+      // write (each chunk still hashed): per-chunk I/O would dominate with ~20 KiB chunks.
       let run: ReuseRun | undefined;
-      const flush = async () => {
-        if (!run) return;
-        const r = run;
-        run = undefined;
-        const src = await sourceHandle(r.path);
-        const data = src ? await readAt(src, r.srcOffset, r.bytes) : undefined;
-        let at = 0;
-        let okBytes = 0;
-        const writeOk = async () => {
-          if (okBytes === 0 || !data) return;
-          await handle.write(data, at - okBytes, okBytes, r.dstOffset + at - okBytes);
-          okBytes = 0;
-        };
-        for (const c of r.chunks) {
-          // Installed files could have been changed behind our back: reuse only what still hashes right.
-          if (data && sha256(data.subarray(at, at + c.length)) === c.sha) {
-            stats.bytesReused += c.length;
-            stats.chunksReused++;
-            done += c.length;
-            okBytes += c.length;
-          } else {
-            await writeOk();
-            want(c.sha, c.length, r.dstOffset + at);
-          }
-          at += c.length;
-        }
-        await writeOk();
-      };
-      const want = (sha: string, length: number, here: number) => {
-        const w: WantedChunk = { sha256: sha, length, blobOffset: here, blobSha256: file.sha256 };
-        wanted.push(w);
-        placement.set(w, { handle, offset: here });
-        stats.bytesToDownload += length;
-      };
       let offset = 0;
       for (const [sha, length] of file.chunks) {
         const here = offset;
@@ -182,7 +160,7 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
         if (resumable && here + length <= (existing?.size ?? 0)) {
           const inPlace = await readAt(handle, here, length);
           if (inPlace && sha256(inPlace) === sha) {
-            await flush();
+            run = undefined;
             stats.chunksResumed++;
             done += length;
             continue;
@@ -197,24 +175,63 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
             run.dstOffset + run.bytes === here &&
             run.bytes + length <= REUSE_RUN_BYTES;
           if (!extends_) {
-            await flush();
             run = {
               path: local.path,
               srcOffset: local.offset,
               dstOffset: here,
               bytes: 0,
               chunks: [],
+              handle,
+              fileSha256: file.sha256,
             };
+            runs.push(run);
           }
           run!.chunks.push({ sha, length });
           run!.bytes += length;
           continue;
         }
-        await flush();
-        want(sha, length, here);
+        run = undefined;
+        want(sha, length, here, handle, file.sha256);
       }
-      await flush();
     }
+    // Copy the runs with the next read in flight while this one is hashed and written.
+    const read = async (r: ReuseRun) => {
+      const src = await sourceHandle(r.path);
+      return src ? readAt(src, r.srcOffset, r.bytes) : undefined;
+    };
+    let next = runs[0] ? read(runs[0]) : undefined;
+    for (let i = 0; i < runs.length; i++) {
+      const r = runs[i]!;
+      const data = await next;
+      next = runs[i + 1] ? read(runs[i + 1]!) : undefined;
+      let at = 0;
+      let okBytes = 0;
+      const writeOk = async () => {
+        if (okBytes === 0 || !data) return;
+        await r.handle.write(data, at - okBytes, okBytes, r.dstOffset + at - okBytes);
+        okBytes = 0;
+      };
+      for (const c of r.chunks) {
+        // Installed files could have been changed behind our back: reuse only what still hashes right.
+        if (data && sha256(data.subarray(at, at + c.length)) === c.sha) {
+          stats.bytesReused += c.length;
+          stats.chunksReused++;
+          done += c.length;
+          okBytes += c.length;
+        } else {
+          await writeOk();
+          want(c.sha, c.length, r.dstOffset + at, r.handle, r.fileSha256);
+        }
+        at += c.length;
+      }
+      await writeOk();
+    }
+    // Chunks that failed reuse joined the list late: back into file order, so ranges coalesce.
+    wanted.sort(
+      (x, y) =>
+        (fileOrder.get(x.blobSha256) ?? 0) - (fileOrder.get(y.blobSha256) ?? 0) ||
+        x.blobOffset - y.blobOffset,
+    );
     opts.onProgress?.(stats, done);
     await opts.beforeDownload?.(stats);
     let halfway = stats.bytesToDownload === 0;
