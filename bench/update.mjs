@@ -234,6 +234,8 @@ try {
         String(runs),
         met ? 'met' : 'NOT met',
       ]);
+      // Progress on stderr: a 1 GiB size takes minutes, and the table comes only at the end.
+      console.error(rows.at(-1).join(' | '));
       await rm(v2Dir, { recursive: true, force: true });
       const v2Sha = sha256Of(v2);
       if (v2Sha !== v1Sha) await rm(join(store, 'm', blobKey(v2Sha)), { force: true });
