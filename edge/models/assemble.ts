@@ -284,7 +284,8 @@ export class VerifyError extends Error {
 
 /** Re-reads every file from disk and checks its size and SHA-256 against the manifest. */
 export async function verifyTree(dir: string, manifest: SignedManifest): Promise<void> {
-  const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
+  // Two buffers: the next read is in flight while the current one is hashed.
+  const bufs = [Buffer.allocUnsafe(8 * 1024 * 1024), Buffer.allocUnsafe(8 * 1024 * 1024)];
   for (const f of manifest.files) {
     const path = join(dir, f.path);
     const handle = await open(path, 'r');
@@ -293,11 +294,23 @@ export async function verifyTree(dir: string, manifest: SignedManifest): Promise
       if (size !== f.size)
         throw new VerifyError(`${f.path}: size ${size}, manifest says ${f.size}`);
       const h = createHash('sha256');
+      let turn = 0;
+      let pos = 0;
+      const readNext = () => {
+        const buf = bufs[turn++ % 2]!;
+        const at = pos;
+        pos += buf.length;
+        return handle.read(buf, 0, buf.length, at);
+      };
+      let next = readNext();
       for (;;) {
-        const { bytesRead } = await handle.read(buf, 0, buf.length, null);
+        const { bytesRead, buffer } = await next;
         if (bytesRead === 0) break;
-        h.update(buf.subarray(0, bytesRead));
+        next = readNext();
+        h.update(buffer.subarray(0, bytesRead));
       }
+      // A read past the end may still be in flight: let it settle before closing the handle.
+      await next;
       const got = h.digest('hex');
       if (got !== f.sha256)
         throw new VerifyError(

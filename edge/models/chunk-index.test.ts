@@ -15,6 +15,7 @@ import {
   sha256Hex,
   type ChunkRef,
 } from './chunk-index.js';
+import { verifyTree, VerifyError } from './assemble.js';
 import { chunkingFor, INDEXED_CHUNKING } from './gear-cdc.js';
 import {
   ManifestError,
@@ -242,5 +243,34 @@ describe('updates of an 8 MiB model with a known edit', () => {
     const r = await h.apply();
     expect(r).toMatchObject({ outcome: 'failed', reason: 'chunk_verify_failed' });
     expect(await h.current()).toEqual({ version: '1.1.0', verified: true });
+  });
+});
+
+describe('verifyTree', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness();
+  });
+  afterAll(async () => {
+    await h.cleanup();
+  });
+
+  it('hashes every byte of a file longer than its two 8 MiB read buffers', async () => {
+    const data = pseudoRandom('verify', 17 * 1024 * 1024 + 3);
+    const dir = join(h.tmp, 'tree');
+    await mkdir(dir);
+    await writeFile(join(dir, 'w.bin'), data);
+    const m = {
+      files: [{ path: 'w.bin', size: data.length, sha256: sha256Hex(data) }],
+    } as unknown as SignedManifest;
+    await expect(verifyTree(dir, m)).resolves.toBeUndefined();
+    for (const at of [0, 8 * 1024 * 1024 + 5, data.length - 1]) {
+      const flipped = Buffer.from(data);
+      flipped[at]! ^= 0x80;
+      await writeFile(join(dir, 'w.bin'), flipped);
+      await expect(verifyTree(dir, m)).rejects.toThrow(VerifyError);
+    }
+    await writeFile(join(dir, 'w.bin'), data.subarray(1));
+    await expect(verifyTree(dir, m)).rejects.toThrow(/size 17825794, manifest says 17825795/);
   });
 });
