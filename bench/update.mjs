@@ -1,43 +1,83 @@
-// Bench: bytes transferred for a v1→v2 model update vs xdelta3 and zstd --patch-from deltas of the
-// same files, and apply throughput vs `sha256sum` of the same file (the hashing limit).
-// Median of several runs; run with `npm run bench:update` (builds first). BENCH_MB sets the size.
+// Bench: bytes a device downloads for a v1→v2 model update against xdelta3 and `zstd --patch-from`
+// deltas of the same two files (made in the same run), over a grid of model sizes × edits; the
+// metadata (signed manifest + chunk index) as a share of the model; apply throughput of the delta
+// update against `sha256sum` of the same file (the hashing limit).
+// `npm run bench:update` (builds first). BENCH_SIZES=16,256,1024 (MiB), BENCH_RUNS=3 (runs per cell
+// for throughput; cells of 1 GiB and more use BENCH_BIG_RUNS=1). Bytes do not vary between runs.
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { resolveManifest, storeIndexGetter } from '../dist/edge/models/chunk-index.js';
+import { parseEnvelope, parseSignedManifest } from '../dist/edge/models/manifest.js';
 import { publishModel } from '../dist/edge/models/publish.js';
 import { generateKeyPair, readTrustedKeys } from '../dist/edge/models/signing.js';
 import { applyModelUpdate } from '../dist/edge/models/updater.js';
 import { DEFAULT_FETCH } from '../dist/edge/models/fetcher.js';
 import { DEFAULT_HEALTH } from '../dist/edge/models/health.js';
 import { DEFAULT_RELOAD } from '../dist/edge/models/reload.js';
+import { blobKey } from '../dist/edge/models/store-layout.js';
+import { median, table } from './lib.mjs';
 
-const MB = 1024 * 1024;
-const SIZE = Number(process.env.BENCH_MB ?? 256) * MB;
+const MiB = 1024 * 1024;
+const SIZES = (process.env.BENCH_SIZES ?? '16,256,1024').split(',').map(Number);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const BIG_RUNS = Number(process.env.BENCH_BIG_RUNS ?? 1);
+const SMALL_REGION = 128 * 1024;
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (n) =>
+  n >= MiB ? `${(n / MiB).toFixed(2)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
 const seconds = (fn) => {
   const t = process.hrtime.bigint();
   fn();
   return Number(process.hrtime.bigint() - t) / 1e9;
 };
-const fmt = (n) => (n >= MB ? `${(n / MB).toFixed(2)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
 
-/** Same edit as the tests: 5 % rewritten in 4 regions, 64 KiB inserted at 37 %. */
-function fineTune(v1) {
+/** `share` of the bytes rewritten in `regions` places spread evenly, plus `insert` bytes at 37 %. */
+function rewrite(v1, share, regions, insert) {
   const v2 = Buffer.from(v1);
-  const per = Math.floor((v1.length * 0.05) / 4);
-  for (let r = 0; r < 4; r++)
-    randomBytes(per).copy(v2, Math.floor(((r + 0.5) * v1.length) / 4) - Math.floor(per / 2));
+  const per = Math.floor((v1.length * share) / regions);
+  for (let r = 0; r < regions; r++)
+    randomBytes(per).copy(v2, Math.floor(((r + 0.5) * v1.length) / regions) - Math.floor(per / 2));
+  if (insert === 0) return v2;
   const mid = Math.floor(v1.length * 0.37);
-  return Buffer.concat([v2.subarray(0, mid), randomBytes(64 * 1024), v2.subarray(mid)]);
+  return Buffer.concat([v2.subarray(0, mid), randomBytes(insert), v2.subarray(mid)]);
 }
+
+/** The edits of the grid: name, description, v1 → v2. */
+const EDITS = [
+  [
+    'few large regions',
+    '5 % rewritten in 4 regions + 64 KiB inserted',
+    (v1) => rewrite(v1, 0.05, 4, 64 * 1024),
+  ],
+  [
+    'many small regions',
+    `5 % rewritten in regions of ${SMALL_REGION / 1024} KiB + 64 KiB inserted`,
+    (v1) =>
+      rewrite(v1, 0.05, Math.max(1, Math.round((v1.length * 0.05) / SMALL_REGION)), 64 * 1024),
+  ],
+  [
+    'one tensor replaced',
+    '1/32 of the model rewritten in one place (same size)',
+    (v1) => {
+      const v2 = Buffer.from(v1);
+      randomBytes(v1.length / 32).copy(v2, Math.floor(v1.length * 0.6));
+      return v2;
+    },
+  ],
+  [
+    'tensor appended',
+    '1/32 of the model appended',
+    (v1) => Buffer.concat([v1, randomBytes(v1.length / 32)]),
+  ],
+  ['nothing changed', 'same bytes, new version', (v1) => v1],
+];
 
 /** Minimal static server with single-range support, counting body bytes sent. */
 function serve(root) {
@@ -67,156 +107,169 @@ function serve(root) {
   );
 }
 
-const tmp = await mkdtemp(join(tmpdir(), 'gpulse-bench-'));
+const log = pino({ level: 'silent' });
+const rows = [];
+let allMet = true;
+const tmp = await mkdtemp(join(tmpdir(), 'gpulse-bench-update-'));
 try {
-  const v1 = randomBytes(SIZE);
-  const v2 = fineTune(v1);
-  for (const [d, buf] of [
-    ['m1', v1],
-    ['m2', v2],
-  ]) {
-    await mkdir(join(tmp, d));
-    await writeFile(join(tmp, d, 'weights.bin'), buf);
-  }
   const keys = await generateKeyPair(join(tmp, 'keys'));
-  const store = join(tmp, 'store');
-  for (const [d, version, release] of [
-    ['m1', '1', 1],
-    ['m2', '2', 2],
-  ]) {
-    await publishModel({
-      name: 'm',
-      version,
-      release,
-      from: join(tmp, d),
-      store,
-      keyPath: keys.privatePath,
-      expiresInMs: 86_400_000,
-    });
-  }
-  const manifestBytes = (await stat(join(store, 'm', 'manifest.json'))).size;
-  const server = await serve(store);
   const trust = await readTrustedKeys([keys.publicPath]);
-  const log = pino({ level: 'silent' });
-  const apply = (dir) =>
-    applyModelUpdate(
-      {
+  for (const mib of SIZES) {
+    const size = mib * MiB;
+    const runs = size >= 1024 * MiB ? BIG_RUNS : RUNS;
+    const dir = join(tmp, `${mib}`);
+    const store = join(dir, 'store');
+    await mkdir(join(dir, 'm1'), { recursive: true });
+    const v1 = randomBytes(size);
+    const v1Path = join(dir, 'm1', 'weights.bin');
+    await writeFile(v1Path, v1);
+    const v1Sha = sha256Of(v1);
+    const publish = (from, version, release) =>
+      publishModel({
         name: 'm',
-        source: `${server.url}m/`,
-        dir,
-        trust,
-        health: { ...DEFAULT_HEALTH, trialWindowMs: 0 },
-        reload: DEFAULT_RELOAD,
-        fetch: DEFAULT_FETCH,
-        clockSkewMs: 0,
-        maxBytes: 2 ** 40,
-        maxManifestBytes: 64 * MB,
-      },
-      { log },
-    );
+        version,
+        release,
+        from,
+        store,
+        keyPath: keys.privatePath,
+        expiresInMs: 86_400_000,
+      });
+    await publish(join(dir, 'm1'), '1', 1);
+    const server = await serve(store);
+    // The store serves release `release` as its latest (each run applies v1's root copy → v2).
+    const apply = async (root, release) => {
+      await copyFile(
+        join(store, 'm', 'manifests', `${release}.json`),
+        join(store, 'm', 'manifest.json'),
+      );
+      return applyModelUpdate(
+        {
+          name: 'm',
+          source: `${server.url}m/`,
+          dir: root,
+          trust,
+          health: { ...DEFAULT_HEALTH, trialWindowMs: 0 },
+          reload: DEFAULT_RELOAD,
+          fetch: DEFAULT_FETCH,
+          clockSkewMs: 0,
+          maxBytes: 2 ** 40,
+          maxManifestBytes: 64 * MiB,
+        },
+        { log },
+      );
+    };
+    // v1 installed once per size; each run starts from a copy of that root.
+    const base = join(dir, 'base-root');
+    const first = await apply(base, 1);
+    if (first.outcome !== 'committed') throw new Error(`apply v1 failed: ${first.message}`);
+    let release = 1;
+    for (const [edit, , make] of EDITS) {
+      release++;
+      const v2 = make(v1);
+      const v2Dir = join(dir, `m${release}`);
+      await mkdir(v2Dir);
+      const v2Path = join(v2Dir, 'weights.bin');
+      await writeFile(v2Path, v2);
+      await publish(v2Dir, `${release}`, release);
+      const manifestText = await readFile(join(store, 'm', 'manifests', `${release}.json`), 'utf8');
+      const manifestBytes = Buffer.byteLength(manifestText);
+      // v2's chunk index: every object its manifest names (root and groups), wherever first written.
+      let indexTotal = 0;
+      const fromStore = storeIndexGetter(join(store, 'm'));
+      await resolveManifest(parseSignedManifest(parseEnvelope(manifestText).signed), async (w) => {
+        const got = await fromStore(w);
+        for (const data of got.values()) indexTotal += data.length;
+        return got;
+      });
 
-  // Peers: deltas of the same two files, made in this run.
-  const v1Path = join(tmp, 'm1', 'weights.bin');
-  const v2Path = join(tmp, 'm2', 'weights.bin');
-  execFileSync('xdelta3', ['-e', '-f', '-s', v1Path, v2Path, join(tmp, 'x.vcdiff')]);
-  const xdelta = (await stat(join(tmp, 'x.vcdiff'))).size;
-  execFileSync('zstd', ['-q', '-f', `--patch-from=${v1Path}`, v2Path, '-o', join(tmp, 'z.zst')]);
-  const zstd = (await stat(join(tmp, 'z.zst'))).size;
+      execFileSync('xdelta3', ['-e', '-f', '-s', v1Path, v2Path, join(dir, 'x.vcdiff')]);
+      const xdelta = (await stat(join(dir, 'x.vcdiff'))).size;
+      execFileSync('zstd', [
+        '-q',
+        '-f',
+        '--long=31',
+        '--memory=2048MB',
+        `--patch-from=${v1Path}`,
+        v2Path,
+        '-o',
+        join(dir, 'z.zst'),
+      ]);
+      const zstd = (await stat(join(dir, 'z.zst'))).size;
 
-  const full = [];
-  const delta = [];
-  const sha = [];
-  const nodeSha = [];
-  let transferred = 0;
-  let downloaded = 0;
-  for (let run = 0; run < RUNS; run++) {
-    // v2 is republished (same chunks, new release) so each run applies v1 then v2 to a fresh root.
-    const root = join(tmp, `root-${run}`);
-    await rm(join(store, 'm', 'manifest.json'));
-    await publishModel({
-      name: 'm',
-      version: '1',
-      release: 10 * run + 11,
-      from: join(tmp, 'm1'),
-      store,
-      keyPath: keys.privatePath,
-      expiresInMs: 86_400_000,
-    });
-    let t = performance.now();
-    const r1 = await apply(root);
-    full.push(SIZE / MB / ((performance.now() - t) / 1000));
-    await publishModel({
-      name: 'm',
-      version: '2',
-      release: 10 * run + 12,
-      from: join(tmp, 'm2'),
-      store,
-      keyPath: keys.privatePath,
-      expiresInMs: 86_400_000,
-    });
-    const before = server.sent();
-    t = performance.now();
-    const r2 = await apply(root);
-    delta.push(v2.length / MB / ((performance.now() - t) / 1000));
-    if (r1.outcome !== 'committed' || r2.outcome !== 'committed')
-      throw new Error(`apply failed: ${r1.message} / ${r2.message}`);
-    downloaded = r2.stats.bytesDownloaded;
-    transferred = server.sent() - before;
-    sha.push(v2.length / MB / seconds(() => execFileSync('sha256sum', [v2Path])));
-    nodeSha.push(v2.length / MB / seconds(() => createHash('sha256').update(v2).digest()));
-    await rm(root, { recursive: true, force: true });
+      const rates = [];
+      const sha = [];
+      let transferred = 0;
+      let indexBytes = 0;
+      for (let run = 0; run < runs; run++) {
+        const root = join(dir, `root-${run}`);
+        await cp(base, root, { recursive: true, verbatimSymlinks: true });
+        const sentBefore = server.sent();
+        const t = performance.now();
+        const r = await apply(root, release);
+        const s = (performance.now() - t) / 1000;
+        if (r.outcome !== 'committed')
+          throw new Error(`apply ${edit} at ${mib} MiB: ${r.outcome} ${r.message}`);
+        transferred = server.sent() - sentBefore;
+        indexBytes = r.stats?.indexBytesDownloaded ?? 0;
+        rates.push(v2.length / MiB / s);
+        sha.push(v2.length / MiB / seconds(() => execFileSync('sha256sum', [v2Path])));
+        await rm(root, { recursive: true, force: true });
+      }
+      const smaller = Math.min(xdelta, zstd);
+      const ratio = transferred / smaller;
+      const metaShare = (manifestBytes + indexTotal) / v2.length;
+      const speed = median(rates) / median(sha);
+      const met = ratio <= 1.5 && metaShare <= 0.002 && speed >= 0.5;
+      allMet &&= met;
+      rows.push([
+        `${mib} MiB`,
+        edit,
+        fmt(transferred),
+        `${fmt(indexBytes)} + ${fmt(manifestBytes)}`,
+        fmt(xdelta),
+        fmt(zstd),
+        `${ratio.toFixed(2)} / 1.5`,
+        `${(100 * metaShare).toFixed(3)} %`,
+        `${median(rates).toFixed(0)} / ${median(sha).toFixed(0)} = ${(100 * speed).toFixed(0)} %`,
+        String(runs),
+        met ? 'met' : 'NOT met',
+      ]);
+      // Progress on stderr: a 1 GiB size takes minutes, and the table comes only at the end.
+      console.error(rows.at(-1).join(' | '));
+      await rm(v2Dir, { recursive: true, force: true });
+      const v2Sha = sha256Of(v2);
+      if (v2Sha !== v1Sha) await rm(join(store, 'm', blobKey(v2Sha)), { force: true });
+    }
+    server.close();
+    await rm(dir, { recursive: true, force: true });
   }
-  server.close();
-
-  const smaller = Math.min(xdelta, zstd);
-  const rows = [
-    [
-      'bytes v1→v2: gpulse (chunks + manifest)',
-      fmt(transferred),
-      `${(transferred / smaller).toFixed(2)}× smaller delta`,
-    ],
-    [
-      '  of which chunk bytes',
-      fmt(downloaded),
-      `${((100 * downloaded) / v2.length).toFixed(2)} % of v2`,
-    ],
-    ['  of which manifest', fmt(manifestBytes), ''],
-    [
-      'bytes v1→v2: xdelta3 -e -s',
-      fmt(xdelta),
-      `${((100 * xdelta) / v2.length).toFixed(2)} % of v2`,
-    ],
-    [
-      'bytes v1→v2: zstd --patch-from',
-      fmt(zstd),
-      `${((100 * zstd) / v2.length).toFixed(2)} % of v2`,
-    ],
-    [
-      'apply v1→v2 (delta), MB/s',
-      median(delta).toFixed(0),
-      `${((100 * median(delta)) / median(sha)).toFixed(0)} % of sha256sum`,
-    ],
-    [
-      'apply v1 (full download), MB/s',
-      median(full).toFixed(0),
-      `${((100 * median(full)) / median(sha)).toFixed(0)} % of sha256sum`,
-    ],
-    ['sha256sum of v2, MB/s', median(sha).toFixed(0), 'hashing limit (coreutils)'],
-    [
-      'node:crypto SHA-256 of v2, MB/s',
-      median(nodeSha).toFixed(0),
-      'OpenSSL with SHA-NI (reference)',
-    ],
-  ];
   console.log(
-    `model update bench: ${SIZE / MB} MiB model, v2 = 5 % rewritten in 4 regions + 64 KiB inserted; median of ${RUNS} runs`,
+    `model update bench: bytes a device downloads for v1→v2 (chunks + index + signed manifest) against the smaller of xdelta3 -e -s and zstd --patch-from --long=31 of the same files; metadata = signed manifest + chunk index of v2 as a share of the model; apply = v1→v2 MB/s vs sha256sum of v2 (median of the runs)`,
   );
-  const w0 = Math.max(...rows.map((r) => r[0].length));
-  const w1 = Math.max(...rows.map((r) => r[1].length));
-  for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`);
+  for (const [name, what] of EDITS) console.log(`  ${name}: ${what}`);
+  table(
+    [
+      'model',
+      'edit',
+      'gpulse bytes',
+      'of which index + manifest',
+      'xdelta3',
+      'zstd',
+      'ratio / goal',
+      'metadata',
+      'apply MB/s vs sha256sum',
+      'runs',
+      'goals',
+    ],
+    rows,
+  );
   console.log(
-    `goals: bytes ≤ 1.5× smaller delta: ${transferred <= 1.5 * smaller ? 'met' : 'NOT met'}; apply ≥ 50 % of sha256sum: ${median(delta) >= 0.5 * median(sha) ? 'met' : 'NOT met'}`,
+    `goals (≤ 1.5× the smaller delta, metadata ≤ 0.2 %, apply ≥ 50 % of sha256sum) on every cell: ${allMet ? 'met' : 'NOT met'}`,
   );
 } finally {
   await rm(tmp, { recursive: true, force: true });
+}
+
+function sha256Of(buf) {
+  return createHash('sha256').update(buf).digest('hex');
 }

@@ -3,6 +3,7 @@ import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { fsyncDir } from './durable-fs.js';
+import type { ResolvedManifest } from './chunk-index.js';
 import type { ChunkFetcher, WantedChunk } from './fetcher.js';
 import { parseEnvelope, parseSignedManifest, type SignedManifest } from './manifest.js';
 
@@ -24,12 +25,14 @@ export interface AssemblyStats {
   /** Chunks already in place in the partial file from an interrupted run. */
   chunksResumed: number;
   retries: number;
+  /** Bytes of chunk-index objects downloaded (set by the updater; the chunk lists of spec 2). */
+  indexBytesDownloaded: number;
 }
 
 /** A version on disk whose chunks may be reused: its directory and its manifest. */
 export interface ChunkSource {
   readonly dir: string;
-  readonly manifest: SignedManifest;
+  readonly manifest: ResolvedManifest;
 }
 
 /** Reads the locally stored manifest of an installed version (written by us after verification). */
@@ -183,9 +186,24 @@ async function readAt(
   return bytesRead === length ? buf : undefined;
 }
 
+/** Chunks to copy from one installed file: contiguous there and in the target. */
+interface ReuseRun {
+  readonly path: string;
+  readonly srcOffset: number;
+  readonly dstOffset: number;
+  bytes: number;
+  readonly chunks: { sha: string; length: number }[];
+  /** The file being assembled, and its SHA-256 (its blob, for chunks that must be fetched). */
+  readonly handle: FileHandle;
+  readonly fileSha256: string;
+}
+
+/** Largest read of one reuse run. */
+const REUSE_RUN_BYTES = 8 * 1024 * 1024;
+
 /** Options of one assembly. */
 export interface AssembleOptions {
-  readonly manifest: SignedManifest;
+  readonly manifest: ResolvedManifest;
   /** `versions/<v>.partial`; may hold verified chunks from an interrupted run. */
   readonly partialDir: string;
   readonly sources: readonly ChunkSource[];
@@ -215,6 +233,7 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
     chunksReused: 0,
     chunksResumed: 0,
     retries: 0,
+    indexBytesDownloaded: 0,
   };
   let done = 0;
   const index = indexSources(opts.sources);
@@ -230,15 +249,27 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
   // Resumed work is used only when it holds nothing but what this code writes: no link is followed.
   const problems = await workDirProblems(partialDir);
   if (problems.length > 0) throw new TaintedWorkDirError(partialDir, problems);
+  const want = (sha: string, length: number, here: number, handle: FileHandle, blob: string) => {
+    const w: WantedChunk = { sha256: sha, length, blobOffset: here, blobSha256: blob };
+    wanted.push(w);
+    placement.set(w, { handle, offset: here });
+    stats.bytesToDownload += length;
+  };
   await mkdir(partialDir, { recursive: true });
   try {
+    const runs: ReuseRun[] = [];
+    const fileOrder = new Map<string, number>();
     for (const file of manifest.files) {
+      if (!fileOrder.has(file.sha256)) fileOrder.set(file.sha256, fileOrder.size);
       const path = join(partialDir, file.path);
       await mkdirInside(partialDir, dirname(file.path));
       const { handle, existed, size } = await openTarget(partialDir, path);
       targets.set(file.path, handle);
       if (!existed || size !== file.size) await handle.truncate(file.size);
       const resumable = existed && size > 0;
+      // Reused chunks that lie back to back in one installed file are copied as one read and one
+      // write (each chunk still hashed): per-chunk I/O would dominate with ~20 KiB chunks.
+      let run: ReuseRun | undefined;
       let offset = 0;
       for (const [sha, length] of file.chunks) {
         const here = offset;
@@ -246,6 +277,7 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
         if (resumable && here + length <= size) {
           const inPlace = await readAt(handle, here, length);
           if (inPlace && sha256(inPlace) === sha) {
+            run = undefined;
             stats.chunksResumed++;
             done += length;
             continue;
@@ -253,23 +285,70 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
         }
         const local = index.get(sha);
         if (local) {
-          const src = await sourceHandle(local.path);
-          const data = src ? await readAt(src, local.offset, local.length) : undefined;
-          // Installed files could have been changed behind our back: reuse only what still hashes right.
-          if (data && sha256(data) === sha) {
-            await handle.write(data, 0, length, here);
-            stats.bytesReused += length;
-            stats.chunksReused++;
-            done += length;
-            continue;
+          const extends_ =
+            run !== undefined &&
+            run.path === local.path &&
+            run.srcOffset + run.bytes === local.offset &&
+            run.dstOffset + run.bytes === here &&
+            run.bytes + length <= REUSE_RUN_BYTES;
+          if (!extends_) {
+            run = {
+              path: local.path,
+              srcOffset: local.offset,
+              dstOffset: here,
+              bytes: 0,
+              chunks: [],
+              handle,
+              fileSha256: file.sha256,
+            };
+            runs.push(run);
           }
+          run!.chunks.push({ sha, length });
+          run!.bytes += length;
+          continue;
         }
-        const w: WantedChunk = { sha256: sha, length, blobOffset: here, blobSha256: file.sha256 };
-        wanted.push(w);
-        placement.set(w, { handle, offset: here });
-        stats.bytesToDownload += length;
+        run = undefined;
+        want(sha, length, here, handle, file.sha256);
       }
     }
+    // Copy the runs with the next read in flight while this one is hashed and written.
+    const read = async (r: ReuseRun) => {
+      const src = await sourceHandle(r.path);
+      return src ? readAt(src, r.srcOffset, r.bytes) : undefined;
+    };
+    let next = runs[0] ? read(runs[0]) : undefined;
+    for (let i = 0; i < runs.length; i++) {
+      const r = runs[i]!;
+      const data = await next;
+      next = runs[i + 1] ? read(runs[i + 1]!) : undefined;
+      let at = 0;
+      let okBytes = 0;
+      const writeOk = async () => {
+        if (okBytes === 0 || !data) return;
+        await r.handle.write(data, at - okBytes, okBytes, r.dstOffset + at - okBytes);
+        okBytes = 0;
+      };
+      for (const c of r.chunks) {
+        // Installed files could have been changed behind our back: reuse only what still hashes right.
+        if (data && sha256(data.subarray(at, at + c.length)) === c.sha) {
+          stats.bytesReused += c.length;
+          stats.chunksReused++;
+          done += c.length;
+          okBytes += c.length;
+        } else {
+          await writeOk();
+          want(c.sha, c.length, r.dstOffset + at, r.handle, r.fileSha256);
+        }
+        at += c.length;
+      }
+      await writeOk();
+    }
+    // Chunks that failed reuse joined the list late: back into file order, so ranges coalesce.
+    wanted.sort(
+      (x, y) =>
+        (fileOrder.get(x.blobSha256) ?? 0) - (fileOrder.get(y.blobSha256) ?? 0) ||
+        x.blobOffset - y.blobOffset,
+    );
     opts.onProgress?.(stats, done);
     await opts.beforeDownload?.(stats);
     let halfway = stats.bytesToDownload === 0;
@@ -309,7 +388,7 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
   return stats;
 }
 
-async function syncTree(root: string, manifest: SignedManifest): Promise<void> {
+async function syncTree(root: string, manifest: ResolvedManifest): Promise<void> {
   const dirs = new Set<string>([root]);
   for (const f of manifest.files) dirs.add(dirname(join(root, f.path)));
   for (const d of dirs) await fsyncDir(d);
@@ -322,7 +401,8 @@ export class VerifyError extends Error {
 
 /** Re-reads every file from disk and checks its size and SHA-256 against the manifest. */
 export async function verifyTree(dir: string, manifest: SignedManifest): Promise<void> {
-  const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
+  // Two buffers: the next read is in flight while the current one is hashed.
+  const bufs = [Buffer.allocUnsafe(8 * 1024 * 1024), Buffer.allocUnsafe(8 * 1024 * 1024)];
   for (const f of manifest.files) {
     const path = join(dir, f.path);
     let handle: FileHandle;
@@ -340,11 +420,23 @@ export async function verifyTree(dir: string, manifest: SignedManifest): Promise
       if (size !== f.size)
         throw new VerifyError(`${f.path}: size ${size}, manifest says ${f.size}`);
       const h = createHash('sha256');
+      let turn = 0;
+      let pos = 0;
+      const readNext = () => {
+        const buf = bufs[turn++ % 2]!;
+        const at = pos;
+        pos += buf.length;
+        return handle.read(buf, 0, buf.length, at);
+      };
+      let next = readNext();
       for (;;) {
-        const { bytesRead } = await handle.read(buf, 0, buf.length, null);
+        const { bytesRead, buffer } = await next;
         if (bytesRead === 0) break;
-        h.update(buf.subarray(0, bytesRead));
+        next = readNext();
+        h.update(buffer.subarray(0, bytesRead));
       }
+      // A read past the end may still be in flight: let it settle before closing the handle.
+      await next;
       const got = h.digest('hex');
       if (got !== f.sha256)
         throw new VerifyError(

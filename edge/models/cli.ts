@@ -258,7 +258,7 @@ export function registerModelCommands(program: Command, io: ModelCliIo = default
         if (o.json) io.stdout(`${JSON.stringify(r)}\n`);
         else
           io.stdout(
-            `published ${o.name as string} ${o.version as string} (release ${String(o.release)}): ${r.files} files, ${fmtBytes(r.bytes)}, ${r.chunks} chunks, ${r.newChunks} new (${fmtBytes(r.newChunkBytes)})\nmanifest ${r.manifestPath}\n`,
+            `published ${o.name as string} ${o.version as string} (release ${String(o.release)}): ${r.files} files, ${fmtBytes(r.bytes)}, ${r.chunks} chunks, ${r.newChunks} new (${fmtBytes(r.newChunkBytes)}), chunk index ${fmtBytes(r.newIndexBytes)} new\nmanifest ${r.manifestPath}\n`,
           );
       } catch (err) {
         io.stderr(`gpulse model publish: ${(err as Error).message}\n`);

@@ -74,11 +74,21 @@ describe('model update fault matrix', () => {
 
     it('refuses truncated chunks and keeps v1', async () => {
       await h.serve({
-        fault: (path) =>
-          path.includes('blobs/') || path.includes('chunks/') ? { kind: 'truncate' } : undefined,
+        fault: (path) => (path.includes('blobs/') ? { kind: 'truncate' } : undefined),
       });
       const r = await h.apply();
       expect(r).toMatchObject({ outcome: 'failed', reason: 'truncated' });
+      await expectOnV1();
+    });
+
+    it('refuses truncated chunk-index objects and keeps v1', async () => {
+      await h.serve({
+        fault: (path) => (path.includes('chunks/') ? { kind: 'truncate' } : undefined),
+      });
+      const r = await h.apply();
+      expect(r.outcome).toBe('failed');
+      expect(r.reason).toBe('truncated');
+      expect(h.server.requests.filter((q) => q.path.includes('blobs/'))).toEqual([]);
       await expectOnV1();
     });
 
@@ -146,10 +156,12 @@ describe('model update fault matrix', () => {
       expect(h.server.requests.every((q) => q.status !== 206)).toBe(true);
       // Chunk boundaries depend on the random weights, so the delta's size varies run to run:
       // compare with the chunks v2's manifest lists that v1's does not, not with a fixed share.
-      const { bytes: delta, chunks } = await chunkDelta(h.store, 1, 2);
+      const { bytes: delta, chunks, indexBytes } = await chunkDelta(h.store, 1, 2);
       expect(delta).toBeGreaterThan(0);
       expect(delta).toBeLessThan(v2.length / 2);
-      expect(r.stats!.bytesDownloaded).toBe(delta);
+      expect(indexBytes).toBeGreaterThan(0);
+      expect(r.stats!.indexBytesDownloaded).toBe(indexBytes);
+      expect(r.stats!.bytesDownloaded).toBe(delta + indexBytes);
       expect(r.stats!.chunksDownloaded).toBe(chunks);
     });
 

@@ -144,7 +144,8 @@ export class ChunkFetcher {
   private fellBack = false;
 
   constructor(
-    private readonly base: URL,
+    /** The model's folder in the store. */
+    readonly base: URL,
     private readonly settings: FetchSettings,
     private readonly log: Logger,
   ) {

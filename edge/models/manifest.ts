@@ -5,8 +5,8 @@ import { GEAR_CDC_ALG, validateChunking } from './gear-cdc.js';
 
 /** `_type` of a gpulse model manifest. */
 export const MANIFEST_TYPE = 'gpulse.model-manifest';
-/** Manifest format version this build reads and writes. */
-export const MANIFEST_SPEC = 1;
+/** Manifest format version this build writes (files name a chunk index); it also reads spec 1. */
+export const MANIFEST_SPEC = 2;
 
 /** Model names and versions become directory names: no slashes, no leading dot, bounded. */
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
@@ -79,11 +79,29 @@ const zFile = z
     size: zSize,
     sha256: zSha256,
     chunking: zChunking,
-    /** Chunks in file order as [sha256, length] pairs (compact: a 5 GB model has ~20k chunks). */
-    chunks: z.array(z.tuple([zSha256, z.number().int().min(1)])),
+    /** Spec 1: chunks in file order as [sha256, length] pairs. */
+    chunks: z.array(z.tuple([zSha256, z.number().int().min(1)])).optional(),
+    /** Spec 2: the root object of the file's chunk index (see chunk-index.ts) and its size. */
+    index: z
+      .object({
+        sha256: zSha256,
+        size: z
+          .number()
+          .int()
+          .min(36)
+          .max(2 ** 30)
+          .multipleOf(36),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((f, ctx) => {
+    if ((f.chunks === undefined) === (f.index === undefined)) {
+      ctx.addIssue({ code: 'custom', message: `${f.path} needs exactly one of chunks and index` });
+      return;
+    }
+    if (!f.chunks) return;
     let sum = 0;
     for (const [, n] of f.chunks) sum += n;
     if (sum !== f.size)
@@ -126,7 +144,7 @@ const zManifestHealth = z
 export const signedManifestSchema = z
   .object({
     _type: z.literal(MANIFEST_TYPE),
-    spec: z.literal(MANIFEST_SPEC),
+    spec: z.union([z.literal(1), z.literal(MANIFEST_SPEC)]),
     model: zName('model name'),
     version: zName('version'),
     /** Monotonic release number: a device refuses one not above what it installed before. */
@@ -140,6 +158,8 @@ export const signedManifestSchema = z
   })
   .strict()
   .superRefine((m, ctx) => {
+    if (m.spec === 1 && m.files.some((f) => f.index !== undefined))
+      ctx.addIssue({ code: 'custom', message: 'a spec 1 manifest cannot name a chunk index' });
     const seen = new Set<string>();
     const dirs = new Set<string>();
     for (const f of m.files) {

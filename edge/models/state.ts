@@ -123,6 +123,10 @@ export class ModelPaths {
   get quarantine(): string {
     return join(this.root, 'quarantine');
   }
+  /** Chunk-index objects of installed versions (`index/<sha256>`). */
+  get index(): string {
+    return join(this.root, 'index');
+  }
   /** Symlink target of a version, relative so the root can be mounted anywhere. */
   linkTarget(version: string): string {
     return `versions/${version}`;

@@ -23,6 +23,12 @@ import {
   writeFileDurable,
   writeFileReplace,
 } from './durable-fs.js';
+import {
+  IndexCache,
+  indexObjectsOf,
+  resolveManifest,
+  type ResolvedManifest,
+} from './chunk-index.js';
 import { ChunkFetcher, FetchError, type FetchSettings } from './fetcher.js';
 import { containerBaseline } from './trial.js';
 import {
@@ -408,13 +414,19 @@ class UpdateRun {
     );
     this.downloadStart = this.now();
     let stats: AssemblyStats;
+    const indexCache = new IndexCache(
+      paths.index,
+      new ChunkFetcher(fetcher.base, { ...this.opts.fetch, transport: 'chunks' }, this.log),
+      this.deps.signal,
+    );
     try {
       if (previousAttempt) {
         const problems = await workDirProblems(partial);
         if (problems.length > 0) throw new TaintedWorkDirError(partial, problems);
       }
+      const resolved = await resolveManifest(m, indexCache.get);
       stats = await assemble({
-        manifest: m,
+        manifest: resolved,
         partialDir: partial,
         sources: await this.sources(m.version),
         fetcher,
@@ -440,8 +452,17 @@ class UpdateRun {
           `download of ${m.version} failed: ${err.message}; the next attempt resumes where this one stopped`,
           false,
         );
+      if (err instanceof ManifestError)
+        return this.fail(
+          u,
+          err.reason,
+          `the chunk index of ${m.version} is inconsistent: ${err.message}; the publisher must re-publish`,
+          false,
+        );
       throw err;
     }
+    stats.indexBytesDownloaded = indexCache.bytesDownloaded;
+    stats.bytesDownloaded += indexCache.bytesDownloaded;
     this.stats = stats;
     try {
       u = await this.setUpdate({
@@ -916,13 +937,19 @@ class UpdateRun {
     for (const name of names) {
       // Work directories start with a dot; versions never do.
       if (name.startsWith('.') || name === target) continue;
-      const manifest = await readLocalManifest(this.paths.manifest(name));
+      const manifest = await this.localResolved(name);
       if (manifest) out.push({ dir: this.paths.version(name), manifest });
     }
-    const same = await readLocalManifest(this.paths.manifest(target));
-    if (same && names.includes(target))
-      out.push({ dir: this.paths.version(target), manifest: same });
+    const same = names.includes(target) ? await this.localResolved(target) : undefined;
+    if (same) out.push({ dir: this.paths.version(target), manifest: same });
     return out;
+  }
+
+  /** An installed version's manifest with its chunk list, from local copies only (else undefined). */
+  private async localResolved(version: string): Promise<ResolvedManifest | undefined> {
+    const manifest = await readLocalManifest(this.paths.manifest(version));
+    if (!manifest) return undefined;
+    return resolveManifest(manifest, new IndexCache(this.paths.index).get).catch(() => undefined);
   }
 
   /**
@@ -988,6 +1015,14 @@ class UpdateRun {
       if (!keep.has(name.replace(/\.json$/, '')))
         await rm(join(this.paths.manifests, name), { force: true });
     }
+    // Chunk-index objects: keep those of the kept versions (they find reusable chunks).
+    const objects = new Set<string>();
+    for (const version of keep) {
+      const manifest = await readLocalManifest(this.paths.manifest(version));
+      if (manifest)
+        for (const sha of await indexObjectsOf(manifest, this.paths.index)) objects.add(sha);
+    }
+    await new IndexCache(this.paths.index).prune(objects);
     for (const name of await readdir(this.paths.quarantine).catch(() => [] as string[]))
       await rm(join(this.paths.quarantine, name), { recursive: true, force: true });
   }

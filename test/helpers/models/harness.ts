@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventLog } from '../../../agent/events.js';
 import { systemClock } from '../../../agent/clock.js';
+import { resolveManifest, storeIndexGetter } from '../../../edge/models/chunk-index.js';
 import { DEFAULT_FETCH } from '../../../edge/models/fetcher.js';
 import { DEFAULT_HEALTH } from '../../../edge/models/health.js';
 import {
@@ -139,24 +140,39 @@ export async function createHarness(base?: string): Promise<Harness> {
 
 /**
  * The chunks a model's release `to` lists that release `from` does not (read from the store's
- * signed manifests): what an update from `from` to `to` must download, as bytes and distinct chunks.
+ * signed manifests and chunk indexes): what an update from `from` to `to` must download, as bytes
+ * and distinct chunks, and the bytes of the index objects (root, groups) `from` does not share.
  */
 export async function chunkDelta(
   store: string,
   from: number,
   to: number,
-): Promise<{ bytes: number; chunks: number }> {
-  const load = async (release: number) =>
-    parseSignedManifest(
-      parseEnvelope(await readFile(join(store, 'detector', 'manifests', `${release}.json`), 'utf8'))
-        .signed,
+): Promise<{ bytes: number; chunks: number; indexBytes: number }> {
+  const load = async (release: number) => {
+    const objects = new Map<string, number>();
+    const get = storeIndexGetter(join(store, 'detector'));
+    const m = await resolveManifest(
+      parseSignedManifest(
+        parseEnvelope(
+          await readFile(join(store, 'detector', 'manifests', `${release}.json`), 'utf8'),
+        ).signed,
+      ),
+      async (wanted) => {
+        const got = await get(wanted);
+        for (const [sha, data] of got) objects.set(sha, data.length);
+        return got;
+      },
     );
+    return { m, objects };
+  };
   const [old, next] = [await load(from), await load(to)];
-  const have = new Set(old.files.flatMap((f) => f.chunks.map(([sha]) => sha)));
+  const have = new Set(old.m.files.flatMap((f) => f.chunks.map(([sha]) => sha)));
   const fresh = new Map<string, number>();
-  for (const f of next.files)
+  for (const f of next.m.files)
     for (const [sha, n] of f.chunks) if (!have.has(sha)) fresh.set(sha, n);
   let bytes = 0;
   for (const n of fresh.values()) bytes += n;
-  return { bytes, chunks: fresh.size };
+  let indexBytes = 0;
+  for (const [sha, n] of next.objects) if (!old.objects.has(sha)) indexBytes += n;
+  return { bytes, chunks: fresh.size, indexBytes };
 }

@@ -95,6 +95,9 @@ export class StoreServer {
     };
     if (status === 206) headers['content-range'] = `bytes ${start}-${end}/${st.size}`;
     res.writeHead(status, headers);
+    // A truncating server sends its headers first, as one that dies mid-body does (else a small
+    // body and the reset can reach the client together, before it has a response at all).
+    if (fault?.kind === 'truncate') res.flushHeaders();
     let sent = 0;
     const limit =
       fault?.kind === 'truncate'
