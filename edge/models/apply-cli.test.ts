@@ -85,12 +85,13 @@ describeWithTools('gpulse model apply progress', [{ bin: 'script', pkg: 'bsdutil
       .map(Number);
     expect(percents).toEqual([...percents].sort((a, b) => a - b));
     expect(percents.every((p) => p >= 0 && p <= 100)).toBe(true);
-    // No log lines at a terminal's default level, and one summary, said once.
+    // No log lines at a terminal's default level, and one summary, said once: the new chunks
+    // and the chunk-index objects the device lacked.
     expect(stdout).not.toMatch(/INFO|committed: /);
     const summary = stdout.split('\r\x1b[K').at(-1)?.trim();
     expect(summary).toMatch(
       new RegExp(
-        `^committed detector 2\\.0\\.0 \\(release 2\\): downloaded ${humanBytes(delta.bytes).replace('.', '\\.')}, reused 1\\.\\d MiB of 2\\.\\d MiB, in \\d+\\.\\d s$`,
+        `^committed detector 2\\.0\\.0 \\(release 2\\): downloaded ${humanBytes(delta.bytes + delta.indexBytes).replace('.', '\\.')}, reused 1\\.\\d MiB of 2\\.\\d MiB, in \\d+\\.\\d s$`,
       ),
     );
   });

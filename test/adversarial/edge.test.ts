@@ -34,7 +34,7 @@ import { readPrivateKey, signManifest } from '../../edge/models/signing.js';
 import { scanRecords } from '../../edge/spool/record-format.js';
 import { CLI, requireBuild } from '../helpers/cli.js';
 import { silentLogger } from '../helpers/log-sink.js';
-import { createHarness, type Harness } from '../helpers/models/harness.js';
+import { createHarness, indexObjects, type Harness } from '../helpers/models/harness.js';
 import { fineTune, writeModel } from '../helpers/models/model-gen.js';
 import { createMqttComponent } from '../../edge/mqtt-component.js';
 import { fakeGpuCollector, startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
@@ -470,10 +470,13 @@ describe('adversarial: model updates through `gpulse model apply`', () => {
     const v2 = fineTune(v1, 0.5);
     await writeModel(join(h.tmp, 'm2'), v2);
     await h.publish(join(h.tmp, 'm2'), '2.0.0', 2);
-    // A first attempt fails half way: its work directory stays for the next one to resume.
+    // A first attempt fails half way: its work directory stays for the next one to resume. The
+    // chunk index (objects in chunks/ too) is served intact, chunk data is not.
+    const index = [...(await indexObjects(h.store, 2))];
     await h.serve({
       fault: (p, attempt) =>
-        p.includes('chunks/') || (p.includes('blobs/') && attempt > 1)
+        (p.includes('chunks/') && !index.some((sha) => p.endsWith(sha))) ||
+        (p.includes('blobs/') && attempt > 1)
           ? { kind: 'corrupt' }
           : undefined,
     });

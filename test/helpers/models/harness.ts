@@ -143,6 +143,24 @@ export async function createHarness(base?: string): Promise<Harness> {
  * signed manifests and chunk indexes): what an update from `from` to `to` must download, as bytes
  * and distinct chunks, and the bytes of the index objects (root, groups) `from` does not share.
  */
+/** SHA-256 names of the chunk-index objects (root and groups) of a model's release in the store. */
+export async function indexObjects(store: string, release: number): Promise<Set<string>> {
+  const names = new Set<string>();
+  const get = storeIndexGetter(join(store, 'detector'));
+  await resolveManifest(
+    parseSignedManifest(
+      parseEnvelope(await readFile(join(store, 'detector', 'manifests', `${release}.json`), 'utf8'))
+        .signed,
+    ),
+    async (wanted) => {
+      const got = await get(wanted);
+      for (const sha of got.keys()) names.add(sha);
+      return got;
+    },
+  );
+  return names;
+}
+
 export async function chunkDelta(
   store: string,
   from: number,
