@@ -184,7 +184,11 @@ export async function startCli(
       }
       if (Date.now() - t0 > 30_000) {
         // Never leave a process behind: a leaked agent keeps its simulators running for good.
-        proc.kill('SIGKILL');
+        // SIGTERM first, so the agent stops its child tools; SIGKILL would orphan them.
+        proc.kill('SIGTERM');
+        const killer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(killer);
         throw new Error(`gpulse did not become healthy in 30 s: ${stderr}`);
       }
       await new Promise((r) => setTimeout(r, 50));
