@@ -383,7 +383,8 @@ describeWithTools(
             GPULSE_MQTT_STATUS_INTERVAL: '1s',
             GPULSE_MQTT_SPOOL_DIR: join(tmp, 'spool', a.node),
           },
-          { port: ports.get(a.node)! },
+          // Under a loaded CI machine one start can take a while: patience, not a failure.
+          { port: ports.get(a.node)!, healthyTimeoutMs: 90_000 },
         );
         agents.set(a.node, cli);
         return cli;
@@ -435,7 +436,7 @@ describeWithTools(
         30_000,
       );
       await engine.docker.getContainer(trainer).kill({ signal: 'USR1' });
-    }, 150_000);
+    }, 240_000);
 
     afterAll(async () => {
       await launching;
@@ -561,6 +562,22 @@ describeWithTools(
             expect(on.up, at).toBe(up);
             expect(on.gatewayUp, at).toBe(up);
             expect(api.up, at).toBe(up === 1);
+            // One identity: the UUID of the API is the one of the native, compat and relayed
+            // series and of the GPU's events.
+            const uuid = api.uuid;
+            expect(seriesValue(surf.metrics, 'gpulse_gpu_up', { gpu: String(g), uuid }), at).toBe(
+              up,
+            );
+            expect(relayed(surf, row.agent, 'gpulse_gpu_up', { gpu: String(g), uuid }), at).toBe(
+              up,
+            );
+            expect(
+              allSeries(surf.metrics, 'DCGM_FI_DEV_XID_ERRORS').find(
+                (x) => x.labels.gpu === String(g),
+              )?.labels.UUID,
+              at,
+            ).toBe(uuid);
+            for (const e of on.events) expect(e.labels.uuid, `${at}: ${e.type}`).toBe(uuid);
             // Xids: the native counter, the compat value (the latest Xid, 0 for none), the API.
             const xid = row.xids?.[g];
             expect(
@@ -611,6 +628,20 @@ describeWithTools(
               activeReasons(surf.gateway ?? '', g, { site: SITE, node: row.agent }),
               at,
             ).toEqual(reasons);
+            // A thermal slowdown holds the GPU at its slowdown temperature: the same degrees on
+            // every surface (both tools read the same sensor).
+            if (reasons.includes('hw_thermal_slowdown')) {
+              const t = seriesValue(surf.metrics, 'gpulse_gpu_temperature_celsius', {
+                gpu: String(g),
+              });
+              expect(t, at).toBeGreaterThan(85);
+              expect(compat(surf.metrics, 'DCGM_FI_DEV_GPU_TEMP', g), at).toBe(t);
+              expect(api.values.temperatureCelsius, at).toBe(t);
+              expect(
+                relayed(surf, row.agent, 'gpulse_gpu_temperature_celsius', { gpu: String(g) }),
+                at,
+              ).toBe(t);
+            }
 
             // Memory: full means no byte free on any surface, and the same bytes used everywhere.
             const used = seriesValue(surf.metrics, 'gpulse_gpu_memory_used_bytes', {
