@@ -405,10 +405,11 @@ describeWithTools(
       for (const r of await Promise.allSettled(launches))
         if (r.status === 'rejected') throw r.reason;
 
-      // The job that outgrows its 16 MiB (no restart: exactly one kill), once the agent watches.
+      // The job that outgrows its 16 MiB, once the agent watches: one process (dd's 64 MiB
+      // buffer) and no restart, so the kernel kills exactly once (a pipeline could lose two).
       await runContainer(engine.docker, {
         name: 'leaky',
-        cmd: ['sh', '-c', 'sleep 2; a=$(head -c 64000000 /dev/zero | tr "\\0" a)'],
+        cmd: ['sh', '-c', 'sleep 2; exec dd if=/dev/zero of=/dev/null bs=64M count=1'],
         memory: 16 * MIB,
       });
       // The kernel names a GPU by its PCI bus: an uncorrectable ECC error (Xid 48) on GPU 4.
@@ -463,11 +464,11 @@ describeWithTools(
       };
     }
 
-    /** Rate of a counter over the last 10 s, as Prometheus computes it. */
+    /** Rate of a counter over the last 20 s, as Prometheus computes it. */
     async function rate(selector: string, unit = 1): Promise<number | undefined> {
       const { result } = await prom!.api<{ result: { value: [number, string] }[] }>(
         '/api/v1/query',
-        { query: `rate(${selector}[10s]) / ${unit}` },
+        { query: `rate(${selector}[20s]) / ${unit}` },
       );
       return result.length === 1 ? Number(result[0]!.value[1]) : undefined;
     }
@@ -498,7 +499,7 @@ describeWithTools(
               )
               .sort();
 
-          // The scenario has settled on every surface: the agent, the gateway's relay, Prometheus.
+          // The scenario has settled on the agent and on the gateway's relay.
           let s: Surfaces | undefined;
           await vi.waitFor(
             async () => {
@@ -668,6 +669,8 @@ describeWithTools(
 
           // Throttle time counts wall time: each active reason grows by at most 1 s per second
           // (not 2: the thermal reasons overlap), natively, in DCGM's violation counter, relayed.
+          // The bounds leave room for the jitter of samples relayed over MQTT on a loaded
+          // machine, and still tell 1 s/s from 0 and from double counting (2 s/s).
           for (const [g, rs] of Object.entries(row.throttled ?? {})) {
             for (const r of rs) {
               const sel = `gpu="${g}",reason="${r}"`;
@@ -676,8 +679,8 @@ describeWithTools(
                 `gpulse_gpu_throttle_seconds_total{job="gpulse-gateway",node="${row.agent}",${sel}}`,
               ]) {
                 const v = await rate(q);
-                expect(v, q).toBeGreaterThan(0.8);
-                expect(v, q).toBeLessThan(1.15);
+                expect(v, q).toBeGreaterThan(0.6);
+                expect(v, q).toBeLessThan(1.4);
               }
             }
             const violation = rs.some((r) => r.includes('thermal'))
@@ -687,8 +690,8 @@ describeWithTools(
               // DCGM counts violation time in ns.
               const q = `${violation}{instance="${instance}",gpu="${g}"}`;
               const v = await rate(q, 1e9);
-              expect(v, q).toBeGreaterThan(0.8);
-              expect(v, q).toBeLessThan(1.15);
+              expect(v, q).toBeGreaterThan(0.6);
+              expect(v, q).toBeLessThan(1.4);
             }
           }
 
