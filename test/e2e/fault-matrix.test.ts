@@ -63,7 +63,9 @@ const AGENTS: readonly AgentSpec[] = [
   { node: 'healthy', args: [] },
   { node: 'thermal', args: ['--scenario', 'thermal-throttle:after=0s,for=inf,ramp=2s,gpu=3'] },
   { node: 'power', args: ['--scenario', 'power-brake:after=0s,for=inf,gpu=5'] },
-  { node: 'lost', args: ['--scenario', 'gpu-lost:after=8s,gpu=2'] },
+  // DCGM counts an Xid only when it changes under its eyes (a value already there at its first
+  // row is history): the loss must come after the agent's first DCGM row, even on a loaded machine.
+  { node: 'lost', args: ['--scenario', 'gpu-lost:after=20s,gpu=2'] },
   { node: 'hang', args: ['--scenario', 'hang:after=8s'] },
   { node: 'memory', args: ['--scenario', 'memory-full:after=0s,ramp=2s,gpu=1'] },
   { node: 'nodriver', args: ['--scenario', 'no-driver'] },
