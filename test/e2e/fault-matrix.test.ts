@@ -291,6 +291,8 @@ describeWithTools(
   () => {
     const agents = new Map<string, CliProcess>();
     const ports = new Map<string, number>();
+    /** When each agent was launched: its throttle episodes began after that. */
+    const launchedAt = new Map<string, number>();
     let broker: Mosquitto | undefined;
     let gateway: Gateway | undefined;
     let gatewayBase = '';
@@ -352,6 +354,7 @@ describeWithTools(
       const launch = async (a: AgentSpec): Promise<CliProcess> => {
         const kmsg = join(tmp, `${a.node}.kmsg`);
         await writeFile(kmsg, '');
+        launchedAt.set(a.node, Date.now());
         const cli = await startCli(
           [
             'simulate',
@@ -670,30 +673,45 @@ describeWithTools(
           }
 
           // Throttle time counts wall time: each active reason grows by at most 1 s per second
-          // (not 2: the thermal reasons overlap), natively, in DCGM's violation counter, relayed.
-          // The bounds leave room for the jitter of samples relayed over MQTT on a loaded
-          // machine, and still tell 1 s/s from 0 and from double counting (2 s/s).
+          // (not 2: the thermal reasons overlap). Natively and in DCGM's violation counter (ns):
+          // the total since the episode began (the agent's start) is at most the time since its
+          // launch, and Prometheus's rate is about 1 (bounds that tell 1 s/s from 0 and from 2).
+          // The relay: the native total, give or take the MQTT lag (not twice it).
+          const wall = (Date.now() - launchedAt.get(row.agent)!) / 1000;
           for (const [g, rs] of Object.entries(row.throttled ?? {})) {
-            for (const r of rs) {
-              const sel = `gpu="${g}",reason="${r}"`;
-              for (const q of [
-                `gpulse_gpu_throttle_seconds_total{job="gpulse",instance="${instance}",${sel}}`,
-                `gpulse_gpu_throttle_seconds_total{job="gpulse-gateway",node="${row.agent}",${sel}}`,
-              ]) {
-                const v = await rate(q);
-                expect(v, q).toBeGreaterThan(0.6);
-                expect(v, q).toBeLessThan(1.4);
-              }
+            const counters: [string, number | undefined, string, number][] = rs.map((r) => [
+              r,
+              seriesValue(surf.metrics, 'gpulse_gpu_throttle_seconds_total', { gpu: g, reason: r }),
+              `gpulse_gpu_throttle_seconds_total{job="gpulse",instance="${instance}",gpu="${g}",reason="${r}"}`,
+              1,
+            ]);
+            if (rs.some((r) => r.includes('thermal'))) {
+              const ns = compat(surf.metrics, 'DCGM_FI_DEV_THERMAL_VIOLATION', Number(g));
+              counters.push([
+                'DCGM_FI_DEV_THERMAL_VIOLATION',
+                ns === undefined ? undefined : ns / 1e9,
+                `DCGM_FI_DEV_THERMAL_VIOLATION{instance="${instance}",gpu="${g}"}`,
+                1e9,
+              ]);
             }
-            const violation = rs.some((r) => r.includes('thermal'))
-              ? 'DCGM_FI_DEV_THERMAL_VIOLATION'
-              : undefined;
-            if (violation) {
-              // DCGM counts violation time in ns.
-              const q = `${violation}{instance="${instance}",gpu="${g}"}`;
-              const v = await rate(q, 1e9);
+            for (const [what, total, q, unit] of counters) {
+              expect(total, `GPU ${g} ${what}`).toBeGreaterThan(0);
+              expect(total, `GPU ${g} ${what}`).toBeLessThanOrEqual(wall + 2);
+              const v = await rate(q, unit);
               expect(v, q).toBeGreaterThan(0.6);
               expect(v, q).toBeLessThan(1.4);
+            }
+            for (const r of rs) {
+              const native = seriesValue(surf.metrics, 'gpulse_gpu_throttle_seconds_total', {
+                gpu: g,
+                reason: r,
+              })!;
+              const via = relayed(surf, row.agent, 'gpulse_gpu_throttle_seconds_total', {
+                gpu: g,
+                reason: r,
+              });
+              expect(via, `GPU ${g} ${r} relayed`).toBeGreaterThan(native - 15);
+              expect(via, `GPU ${g} ${r} relayed`).toBeLessThanOrEqual(native + 2);
             }
           }
 
