@@ -176,7 +176,9 @@ export const ruleGroups: readonly RuleGroup[] = [
     rules: [
       {
         alert: 'GpulseGpuUtilizationSaturated',
-        expr: `quantile_over_time(0.5, gpulse_gpu_utilization_ratio[${c.gpuUtilization.window}]) > ${c.gpuUtilization.ratio}`,
+        // `and` the current sample: a GPU that no longer reports (lost, hung tool) is not
+        // "saturated" for the rest of the window on its history.
+        expr: `quantile_over_time(0.5, gpulse_gpu_utilization_ratio[${c.gpuUtilization.window}]) > ${c.gpuUtilization.ratio} and gpulse_gpu_utilization_ratio`,
         for: c.gpuUtilization.for,
         labels: { severity: 'warning' },
         annotations: {

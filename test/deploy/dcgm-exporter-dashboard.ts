@@ -38,7 +38,15 @@ export async function expectNvidiaDashboardShows(
 ): Promise<void> {
   const dashboard = loadDashboard(NVIDIA_DASHBOARD);
   expect(dashboard.panels.map((p) => p.panel)).toEqual(NVIDIA_PANELS);
-  const { variables, results } = await runDashboard(prom, dashboard, { instance: [instance] });
+  // One instant for every panel, a few seconds back (older than any scrape still being
+  // ingested): the totals are compared with the sum and mean of the per-GPU panels below, which
+  // a scrape landing between two queries would make disagree.
+  const { variables, results } = await runDashboard(
+    prom,
+    dashboard,
+    { instance: [instance] },
+    Date.now() / 1000 - 5,
+  );
   expect(variables.instance).toEqual([instance]);
   const byPanel = new Map(results.map((r) => [r.panel, r]));
   for (const r of results) {

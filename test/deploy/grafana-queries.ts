@@ -127,11 +127,14 @@ export interface PanelResult extends PanelQuery {
 /**
  * Runs every panel query of a dashboard as an instant query, with the variables resolved and
  * interpolated (every value selected), `narrow` first restricting variables (e.g. one instance).
+ * `atSeconds` evaluates every query at that one instant (Unix seconds), so panels that are
+ * compared with each other (a total and its parts) see the same scrapes.
  */
 export async function runDashboard(
   prom: PrometheusServer,
   dashboard: LoadedDashboard,
   narrow: Readonly<Record<string, readonly string[]>> = {},
+  atSeconds?: number,
 ): Promise<{ variables: Record<string, string[]>; results: PanelResult[] }> {
   const variables = await resolveVariables(prom, dashboard.variables, narrow);
   const results: PanelResult[] = [];
@@ -140,7 +143,7 @@ export async function runDashboard(
     const data = await prom.api<{
       resultType: string;
       result: { metric: Record<string, string>; value: [number, string] }[];
-    }>('/api/v1/query', { query });
+    }>('/api/v1/query', atSeconds === undefined ? { query } : { query, time: String(atSeconds) });
     results.push({
       ...p,
       query,

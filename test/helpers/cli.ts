@@ -82,6 +82,8 @@ export async function startCli(
     readonly openFiles?: number;
     /** Listen on this port (default: a free one). */
     readonly port?: number;
+    /** How long /healthz may take to answer (default 30 s; many agents starting at once need more). */
+    readonly healthyTimeoutMs?: number;
   } = {},
 ): Promise<CliProcess> {
   requireBuild();
@@ -182,10 +184,16 @@ export async function startCli(
       } catch {
         // not yet
       }
-      if (Date.now() - t0 > 30_000) {
+      if (Date.now() - t0 > (options.healthyTimeoutMs ?? 30_000)) {
         // Never leave a process behind: a leaked agent keeps its simulators running for good.
-        proc.kill('SIGKILL');
-        throw new Error(`gpulse did not become healthy in 30 s: ${stderr}`);
+        // SIGTERM first, so the agent stops its child tools; SIGKILL would orphan them.
+        proc.kill('SIGTERM');
+        const killer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(killer);
+        throw new Error(
+          `gpulse did not become healthy in ${(options.healthyTimeoutMs ?? 30_000) / 1000} s: ${stderr}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 50));
     }
