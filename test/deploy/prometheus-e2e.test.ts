@@ -3,7 +3,8 @@
 // shortened, expressions untouched). Every panel query of the GPU, fleet and model-update
 // dashboards must return series (prometheus-stack-e2e.test.ts runs the rest), and the alerts the
 // scenarios stand for must fire in Prometheus's own /api/v1/alerts.
-// Worst case bounded at 180 s (start 90 s, alerts 70 s, panels 20 s); about 50 s when all goes well (the lost GPU falls off 30 s after its agent starts).
+// Worst case bounded at 180 s (start 90 s, alerts 70 s, panels 20 s); about 50 s when all goes
+// well (the lost GPU falls off the bus 30 s after its agent starts).
 import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
