@@ -161,5 +161,6 @@ describe('HTTP bounds under slow clients and a connection flood', () => {
     const limitLogs = agent.logs.filter((l) => /HTTP connection limit reached/.test(String(l.msg)));
     expect(limitLogs.length).toBeGreaterThan(0);
     expect(limitLogs.length).toBeLessThanOrEqual(2);
-  });
+    // Start (the first -q -x document on a loaded machine), 12 s of attack, then the timeouts.
+  }, 90_000);
 });
