@@ -9,7 +9,7 @@ import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { generateKeyPair } from '../../edge/models/signing.js';
 import { publishModel } from '../../edge/models/publish.js';
@@ -58,7 +58,7 @@ describeWithTools(
     let tmp = '';
     let started = 0;
     let nobody = 0;
-    let burst: NodeJS.Timeout | undefined;
+    let burst: Promise<void> | undefined;
     let launching: Promise<PromiseSettledResult<CliProcess>[]> | undefined;
 
     beforeAll(async () => {
@@ -169,7 +169,7 @@ describeWithTools(
       // The kernel names GPUs by PCI bus: the agent maps them once nvidia-smi has answered.
       await agents[1]!.waitForMetrics((b) => b.includes('gpulse_gpu_info{'));
       // A double-bit ECC Xid on GPU 0, a row-remap-pending Xid on GPU 1 and one application Xid on
-      // GPU 2; a few seconds later (after Prometheus has scraped the first one) a burst of five more.
+      // GPU 2; once Prometheus has scraped the application Xid, a burst of five more.
       await appendFile(
         kmsg,
         xidRecord(
@@ -180,16 +180,30 @@ describeWithTools(
           xidRecord(2, '11', "63, pid='<unknown>', name=<unknown>, Row remapping pending") +
           xidRecord(3, '18', APP_XID),
       );
-      burst = setTimeout(() => {
-        void appendFile(kmsg, [4, 5, 6, 7, 8].map((seq) => xidRecord(seq, '18', APP_XID)).join(''));
-      }, 5000);
+      // increase() counts from the first sample Prometheus holds: the burst must come after it.
+      const p = prom;
+      burst = (async () => {
+        await vi.waitFor(
+          async () => {
+            const { result } = await p.api<{ result: unknown[] }>('/api/v1/query', {
+              query: 'gpulse_gpu_xid_errors_total{severity="info"} == 1',
+            });
+            if (result.length === 0) throw new Error('Prometheus holds no application Xid yet');
+          },
+          { timeout: 60_000, interval: 500 },
+        );
+        await appendFile(
+          kmsg,
+          [4, 5, 6, 7, 8].map((seq) => xidRecord(seq, '18', APP_XID)).join(''),
+        );
+      })().catch(() => undefined);
       // Four agents, Prometheus and a store start together, and gpulse_gpu_info waits for the
       // first -q -x document: on a loaded 2-core machine that takes most of a minute.
     }, 90_000);
 
     afterAll(async () => {
       await launching;
-      clearTimeout(burst);
+      await burst;
       await prom?.stop();
       await Promise.all(agents.map((a) => a?.stop()));
       await store?.stop();
