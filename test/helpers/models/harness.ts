@@ -138,51 +138,40 @@ export async function createHarness(base?: string): Promise<Harness> {
   return h;
 }
 
-/**
- * The chunks a model's release `to` lists that release `from` does not (read from the store's
- * signed manifests and chunk indexes): what an update from `from` to `to` must download, as bytes
- * and distinct chunks, and the bytes of the index objects (root, groups) `from` does not share.
- */
-/** SHA-256 names of the chunk-index objects (root and groups) of a model's release in the store. */
-export async function indexObjects(store: string, release: number): Promise<Set<string>> {
-  const names = new Set<string>();
+/** A release's signed manifest from the store, resolved through its chunk index, with the bytes of each index object read. */
+async function loadRelease(store: string, release: number) {
+  const objects = new Map<string, number>();
   const get = storeIndexGetter(join(store, 'detector'));
-  await resolveManifest(
+  const m = await resolveManifest(
     parseSignedManifest(
       parseEnvelope(await readFile(join(store, 'detector', 'manifests', `${release}.json`), 'utf8'))
         .signed,
     ),
     async (wanted) => {
       const got = await get(wanted);
-      for (const sha of got.keys()) names.add(sha);
+      for (const [sha, data] of got) objects.set(sha, data.length);
       return got;
     },
   );
-  return names;
+  return { m, objects };
 }
 
+/** SHA-256 names of the chunk-index objects (root and groups) of a model's release in the store. */
+export async function indexObjects(store: string, release: number): Promise<Set<string>> {
+  return new Set((await loadRelease(store, release)).objects.keys());
+}
+
+/**
+ * The chunks a model's release `to` lists that release `from` does not (read from the store's
+ * signed manifests and chunk indexes): what an update from `from` to `to` must download, as bytes
+ * and distinct chunks, and the bytes of the index objects (root, groups) `from` does not share.
+ */
 export async function chunkDelta(
   store: string,
   from: number,
   to: number,
 ): Promise<{ bytes: number; chunks: number; indexBytes: number }> {
-  const load = async (release: number) => {
-    const objects = new Map<string, number>();
-    const get = storeIndexGetter(join(store, 'detector'));
-    const m = await resolveManifest(
-      parseSignedManifest(
-        parseEnvelope(
-          await readFile(join(store, 'detector', 'manifests', `${release}.json`), 'utf8'),
-        ).signed,
-      ),
-      async (wanted) => {
-        const got = await get(wanted);
-        for (const [sha, data] of got) objects.set(sha, data.length);
-        return got;
-      },
-    );
-    return { m, objects };
-  };
+  const load = (release: number) => loadRelease(store, release);
   const [old, next] = [await load(from), await load(to)];
   const have = new Set(old.m.files.flatMap((f) => f.chunks.map(([sha]) => sha)));
   const fresh = new Map<string, number>();
