@@ -116,16 +116,7 @@ export function spawnCliAgent(args: readonly string[], env: NodeJS.ProcessEnv = 
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
-  const logs: Record<string, unknown>[] = [];
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream }).on('line', (line) => {
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        logs.push({ msg: line });
-      }
-    });
-  }
+  const logs = collectJsonLogs(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const end = async (signal: NodeJS.Signals) => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
@@ -147,4 +138,20 @@ export function spawnCliAgent(args: readonly string[], env: NodeJS.ProcessEnv = 
     kill: () => end('SIGKILL'),
     stop: () => end('SIGTERM'),
   };
+}
+
+/** Every line a child prints on stdout and stderr, as JSON log records (others as `{msg}`). */
+export function collectJsonLogs(child: ChildProcess): Record<string, unknown>[] {
+  const logs: Record<string, unknown>[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    if (!stream) continue;
+    createInterface({ input: stream }).on('line', (line) => {
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ msg: line });
+      }
+    });
+  }
+  return logs;
 }

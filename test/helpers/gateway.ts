@@ -2,9 +2,8 @@
 // its JSON logs, its HTTP address, and its memory from /proc.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { REPO_ROOT } from './cli.js';
-import { builtCli } from './edge-agent.js';
+import { builtCli, collectJsonLogs } from './edge-agent.js';
 
 const LAUNCHER = `${REPO_ROOT}/scripts/gpulse-gateway`;
 
@@ -41,16 +40,7 @@ export function spawnGateway(args: readonly string[], env: NodeJS.ProcessEnv = {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
-  const logs: Record<string, unknown>[] = [];
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream }).on('line', (line) => {
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        logs.push({ msg: line });
-      }
-    });
-  }
+  const logs = collectJsonLogs(child);
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => resolve(code)),
   );
