@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { energySinceStartJoules } from './energy.js';
 import { parseScenario } from './scenarios.js';
 import {
   parseProcessList,
@@ -181,5 +182,53 @@ describe('syntheticProcesses', () => {
       expect(total).toBeLessThanOrEqual(g.memoryUsableMiB * 0.8);
     }
     expect(syntheticProcesses(64, gpus, 1)).toEqual(procs);
+  });
+});
+
+describe('energySinceStartJoules', () => {
+  /** The power draw of each GPU integrated by hand, 100 ms at a time. */
+  function integrated(c: WorldConfig, toMs: number): number[] {
+    const joules = c.gpus.map(() => 0);
+    for (let t = c.startMs; t < toMs; t += 100) {
+      worldAt(c, t).gpus.forEach((g, i) => (joules[i]! += g.powerDrawW * 0.1));
+    }
+    return joules;
+  }
+
+  it('grows by the power each GPU draws, idle and busy', () => {
+    const c = config();
+    const joules = energySinceStartJoules(c, START + 300_000);
+    const expected = integrated(c, START + 300_000);
+    // The busy GPU draws ~600 W, the idle one 69.85 W: the counters are 5 minutes of each.
+    expect(joules[0]! / 300).toBeGreaterThan(500);
+    expect(joules[1]! / 300).toBeCloseTo(69.85, 5);
+    expect(joules[0]! / expected[0]!).toBeCloseTo(1, 2);
+  });
+
+  it('is 0 at the start and the same whether a process integrates once or row by row', () => {
+    expect(energySinceStartJoules(config(), START)).toEqual([0, 0]);
+    expect(energySinceStartJoules(config(), START - 5000)).toEqual([0, 0]);
+    const stream = config();
+    let last = [0, 0];
+    for (let t = START; t <= START + 120_000; t += 5000) {
+      const now = energySinceStartJoules(stream, t);
+      now.forEach((j, i) => expect(j).toBeGreaterThanOrEqual(last[i]!));
+      last = now;
+    }
+    expect(energySinceStartJoules(config(), START + 120_000)).toEqual(last);
+  });
+
+  it('slows while a thermal throttle pulls the power down', () => {
+    const calm = config();
+    const hot = config('thermal-throttle:after=0s,for=10m,ramp=0s');
+    const calmJ = energySinceStartJoules(calm, START + 120_000)[0]!;
+    const hotJ = energySinceStartJoules(hot, START + 120_000)[0]!;
+    // The throttled GPU draws a quarter less power, so it used a quarter less energy.
+    expect(hotJ / calmJ).toBeCloseTo(0.75, 2);
+  });
+
+  it('adds nothing while the driver is gone', () => {
+    const gone = config('no-driver:after=0s');
+    expect(energySinceStartJoules(gone, START + 60_000)).toEqual([0, 0]);
   });
 });

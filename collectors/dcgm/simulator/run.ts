@@ -275,6 +275,12 @@ export async function runDcgmi(argv: readonly string[], env: SimEnv, io: DcgmiIo
       }
       const failure = reading.failure ?? scenarioFailure(setup.scenario, setup.startMs, nowMs);
       const lostNow = failure?.kind === 'gpu-lost' ? failure.gpuIndex : undefined;
+      // Integrating power costs a world evaluation per second: only when the field is asked for.
+      const energy =
+        setup.source instanceof ProfileSource &&
+        fields.some((f) => f.name === 'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION')
+          ? setup.source.energySinceStartJoules(nowMs)
+          : undefined;
       let text = '';
       for (const g of [...gpus].sort((a, b) => a.index - b.index)) {
         const state =
@@ -290,6 +296,7 @@ export async function runDcgmi(argv: readonly string[], env: SimEnv, io: DcgmiIo
           startMs: setup.startMs,
           seed,
           lastXid: xid,
+          energySinceStartJ: energy?.[g.index],
         });
         // A GPU that fell off the bus has no readings, only the Xid that said so.
         const row = fields.map((f) =>

@@ -42,6 +42,8 @@ export interface GpuSample {
   readonly seed: number;
   /** Xid the GPU last reported (0 when none). */
   readonly lastXid: number;
+  /** Joules drawn since the simulation started; absent when replaying a capture. */
+  readonly energySinceStartJ?: number;
 }
 
 /** The nvidia-smi cells of a row read back as a reading (exactly what the agent would parse). */
@@ -124,14 +126,18 @@ export function gpuFieldValues(sample: GpuSample): Map<string, number | undefine
   v.set('DCGM_FI_PROF_NVLINK_TX_BYTES', Math.round(activity * nvlink * jitter('ntx')));
   v.set('DCGM_FI_PROF_NVLINK_RX_BYTES', Math.round(activity * nvlink * jitter('nrx')));
 
-  // Running totals that nvidia-smi does not print: energy since driver load and the NVLink
-  // counter, grown at the profile's operating point so they only ever increase.
+  // Running totals that nvidia-smi does not print: energy since driver load (the power drawn
+  // since the simulation started, on top of what the board used before) and the NVLink counter.
   const elapsedS = Math.max(0, (sample.nowMs - sample.startMs) / 1000);
   const spec = sample.state?.spec;
   if (spec) {
     const baseJ = 4e7 + unitHash(sample.seed, 'energy', spec.index) * 1e7;
-    const watts = sample.state?.busy ? spec.load.powerW : spec.idle.powerW;
-    v.set('DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION', Math.round((baseJ + watts * elapsedS) * 1000));
+    if (sample.energySinceStartJ !== undefined) {
+      v.set(
+        'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION',
+        Math.round((baseJ + sample.energySinceStartJ) * 1000),
+      );
+    }
     const linkKiB = sample.state?.busy && sample.gpuCount > 1 ? (2 * NVLINK_BPS * 0.9) / 1024 : 0;
     v.set('DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL', Math.round(linkKiB * elapsedS));
     // Error counters exist where GPUs are linked to each other; a healthy fabric counts none.

@@ -15,6 +15,7 @@ import type {
   WorldState,
 } from '../../simulation/world.js';
 import { worldAt } from '../../simulation/world.js';
+import { energySinceStartJoules } from '../../simulation/energy.js';
 import {
   isNotAvailable,
   parseCaptureSections,
@@ -529,6 +530,11 @@ export class ProfileSource implements SmiSource {
   /** The world state behind a reading (for tests and the XML writer). */
   state(nowMs: number): WorldState {
     return worldAt(this.world, nowMs);
+  }
+
+  /** Joules each GPU has drawn since the simulation started (DCGM's energy counter). */
+  energySinceStartJoules(nowMs: number): number[] {
+    return energySinceStartJoules(this.world, nowMs);
   }
 
   read(nowMs: number): Reading {
