@@ -8,6 +8,7 @@ import type { Clock } from '../agent/clock.js';
 import type { SettingBinding } from '../agent/config-schema.js';
 import type { SpawnFn } from '../agent/process.js';
 import type { Collector } from '../agent/types.js';
+import type { JetsonDevice } from './simulation/jetson.js';
 
 /** I/O the collectors share, injected by the agent (tests pass their own). */
 export interface CollectorDeps {
@@ -32,6 +33,16 @@ export interface SharedSettings {
   readonly collectors: Readonly<Record<string, unknown>>;
 }
 
+/** The machine `gpulse simulate` stands in for, as the collectors' simulate hooks see it. */
+export interface SimulatedMachine {
+  /** The Jetson of a Jetson profile (undefined for a discrete-GPU profile or a capture). */
+  readonly jetson?: JetsonDevice;
+  /** A real capture replayed instead of a profile. */
+  readonly capture?: string;
+  /** The capture is tegrastats output rather than nvidia-smi's. */
+  readonly tegrastatsCapture: boolean;
+}
+
 /** A default of the edge preset: a path inside the collector's section and its value. */
 export type PresetDefault = readonly [readonly string[], unknown];
 
@@ -53,6 +64,8 @@ export interface CollectorDescriptor<Name extends string, Schema extends z.ZodTy
   ) => Promise<Collector>;
   /** Imports the modules that declare its metric families (for the README and coverage checks). */
   readonly loadMetrics: () => Promise<unknown>;
+  /** Points the collector at its simulated tool under `gpulse simulate` (absent: runs as configured). */
+  readonly simulate?: (section: z.output<Schema>, machine: SimulatedMachine) => z.output<Schema>;
 }
 
 /** Keeps a descriptor's literal name and schema type, so the configuration type follows. */

@@ -5,7 +5,12 @@
 import type { AgentConfig } from '../agent/config.js';
 import type { Collector } from '../agent/types.js';
 import { dcgmCollector } from './dcgm/index.js';
-import type { CollectorDeps, CollectorDescriptor, SharedSettings } from './descriptor.js';
+import type {
+  CollectorDeps,
+  CollectorDescriptor,
+  SharedSettings,
+  SimulatedMachine,
+} from './descriptor.js';
 import { dockerCollector } from './docker/index.js';
 import { hostCollector } from './host/index.js';
 import { kmsgCollector } from './kmsg/index.js';
@@ -61,4 +66,16 @@ export async function createCollectors(
       .filter((d) => sections[d.name] !== undefined && sections[d.name]?.mode !== 'off')
       .map((d) => d.create(sections[d.name], shared, deps)),
   );
+}
+
+/** The collector sections of `gpulse simulate`: each collector's simulate hook, where it has one. */
+export function simulatedCollectors(
+  collectors: AgentConfig['collectors'],
+  machine: SimulatedMachine,
+): AgentConfig['collectors'] {
+  const sections: Record<string, unknown> = { ...collectors };
+  for (const d of collectorRegistry as readonly AnyCollectorDescriptor[]) {
+    if (d.simulate) sections[d.name] = d.simulate(sections[d.name], machine);
+  }
+  return sections as AgentConfig['collectors'];
 }

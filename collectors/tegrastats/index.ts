@@ -1,4 +1,6 @@
 /** The Jetson tegrastats collector as the registry sees it. */
+import { join } from 'node:path';
+import { packageRoot } from '../../agent/package-info.js';
 import { defineCollector } from '../descriptor.js';
 import type { NvidiaSmiConfig } from '../nvidia-smi/config.js';
 import { tegrastatsSettings } from './settings.js';
@@ -18,4 +20,19 @@ export const tegrastatsCollector = defineCollector({
     });
   },
   loadMetrics: () => import('./tegrastats.js'),
+  // A Jetson profile or a tegrastats capture runs the simulated tegrastats; other machines have none.
+  simulate: (section, machine) =>
+    machine.jetson === undefined && !machine.tegrastatsCapture
+      ? { ...section, mode: 'off' as const }
+      : {
+          ...section,
+          binary: tegrastatsSimulatorPath(),
+          mode: 'required' as const,
+          model: section.model ?? machine.jetson?.model,
+        },
 });
+
+/** Path of the simulated tegrastats executable next to this build. */
+export function tegrastatsSimulatorPath(): string {
+  return join(packageRoot(), 'dist', 'collectors', 'tegrastats', 'simulator', 'tegrastats.js');
+}
