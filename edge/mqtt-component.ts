@@ -1,28 +1,28 @@
-import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { backoffDelay, type TimerHandle } from '../agent/clock.js';
+import type { TimerHandle } from '../agent/clock.js';
 import type { AgentContext, Component } from '../agent/component.js';
 import { errorMessage } from '../agent/errors.js';
 import type { BuiltMessage, BuiltTelemetry } from '../exporters/mqtt/payloads.js';
 import { nodeFromHostname, streamTopic, type NodeId } from '../exporters/mqtt/topics.js';
 import type { MqttConfig } from './config.js';
 import { redactUrl } from './redact-url.js';
-import { InstanceLock, LockHeldError } from './instance-lock.js';
+import { LockHeldError } from './instance-lock.js';
 import type { MqttLink } from './mqtt-link.js';
 import { EventBatcher } from './mqtt-events.js';
 import { MqttCounters } from './mqtt-metrics.js';
 import { NodeLink } from './mqtt-node-link.js';
+import { closePublisher, openPublisher, type OpenedPublisher } from './mqtt-open.js';
 import { MqttSelfMetrics } from './mqtt-self-metrics.js';
 import { MqttStatus } from './mqtt-status.js';
 import { RetainedSchema, TelemetryBatcher } from './mqtt-telemetry.js';
-import { Outbox, type SubmitResult } from './outbox.js';
+import type { SubmitResult } from './outbox.js';
 import { every, type Periodic } from './periodic.js';
-import type { ConnectionOptions, MqttConnection } from './publisher.js';
-import { loadMqttSecrets } from './secrets.js';
-import { SequenceStore } from './sequence.js';
-import { Spool, type SpoolStream } from './spool/spool.js';
+import type { ConnectionOptions } from './publisher.js';
+import type { SpoolStream } from './spool/spool.js';
+import { StartRetry } from './start-retry.js';
+
+export { defaultStateDir } from './mqtt-open.js';
 
 /** Name of the component: config key, log field and `collector` label of its self-metrics. */
 export const MQTT = 'mqtt';
@@ -42,12 +42,6 @@ export interface MqttComponentDeps {
 /** Shortest wait before another start attempt (full jitter may draw 0). */
 const MIN_START_RETRY_MS = 250;
 
-/** Default state directory: systemd's $STATE_DIRECTORY when set, else /var/lib/gpulse. */
-export function defaultStateDir(env: NodeJS.ProcessEnv): string {
-  const systemd = env.STATE_DIRECTORY?.split(':')[0];
-  return join(systemd && systemd.length > 0 ? systemd : '/var/lib/gpulse', 'mqtt');
-}
-
 /** Creates the MQTT component for `gpulse run`/`simulate`; it does nothing until started. */
 export function createMqttComponent(
   config: MqttConfig,
@@ -66,19 +60,12 @@ export function createMqttComponent(
     telemetry: streamTopic(id, 'telemetry'),
     events: streamTopic(id, 'events'),
   };
-  /** What one start attempt opened; released by teardown. */
-  let lock: InstanceLock | undefined;
-  let spool: Spool | undefined;
-  let seq: SequenceStore | undefined;
-  let conn: MqttConnection | undefined;
-  let outbox: Outbox | undefined;
+  /** What the current start attempt opened. */
+  const opened: OpenedPublisher = {};
   let periodic: Periodic[] = [];
   /** Units of a started component (start creates them). */
   let run: Run | undefined;
-  let startTimer: TimerHandle | undefined;
-  let startFailures = 0;
-  /** The start attempt in progress (stop waits for it, so nothing it opens outlives the stop). */
-  let starting: Promise<void> | undefined;
+  let retry: StartRetry | undefined;
   let offEvents: (() => void) | undefined;
   let stopped = false;
   const active = () => !stopped;
@@ -88,7 +75,7 @@ export function createMqttComponent(
     (messages: readonly (BuiltMessage | BuiltTelemetry)[]): Promise<SubmitResult>[] =>
       messages.map(
         (m) =>
-          outbox?.submit({
+          opened.outbox?.submit({
             stream,
             seq: m.seq,
             ts: m.ts,
@@ -101,13 +88,13 @@ export function createMqttComponent(
   /** Creates the units of a started component, bound to the agent's context. */
   const createRun = (context: AgentContext, log: Logger): Run => {
     const { clock } = context;
-    const connection = () => conn;
+    const connection = () => opened.conn;
     const metrics = new MqttSelfMetrics({
       name: MQTT,
       counters,
       clock,
       sink: context.store,
-      state: () => ({ connection: conn, spool }),
+      state: () => ({ connection: opened.conn, spool: opened.spool }),
       active,
     });
     const status = new MqttStatus({
@@ -133,7 +120,7 @@ export function createMqttComponent(
       clock,
       windowMs: config.eventsWindow,
       compressAbove: config.telemetry.compressAbove,
-      seq: () => seq,
+      seq: () => opened.seq,
       submit: submit('events'),
       onDropped: (count) => {
         counters.countDropped('write_error', count);
@@ -144,87 +131,42 @@ export function createMqttComponent(
     return { context, log, metrics, status, schema, events };
   };
 
-  /** Opens the state directory, spool and connection and starts the timers; throws when it cannot. */
+  /** Opens the publisher, wires its units to the connection and starts the timers; throws when it cannot. */
   const open = async (r: Run): Promise<void> => {
     const { context, log, metrics, status, schema } = r;
     const clock = context.clock;
-    const dir = config.spool.dir ?? defaultStateDir(context.env);
-    try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-    } catch (err) {
-      throw new Error(
-        `cannot create the MQTT state directory ${dir}: ${errorMessage(err)}; set mqtt.spool.dir (GPULSE_MQTT_SPOOL_DIR, --mqtt-spool-dir) to a writable directory`,
-        { cause: err },
-      );
-    }
-    lock = InstanceLock.acquire(join(dir, 'instance.lock'));
-    const secrets = loadMqttSecrets(config);
-    if ((config.tls.ca || config.tls.cert) && !/^(mqtts|ssl|tls):/i.test(url)) {
-      log.warn(
-        { broker: redactUrl(url) },
-        'mqtt.tls files are set but the URL is not mqtts://: the connection is not encrypted',
-      );
-    }
-    spool = await Spool.open({
+    const {
       dir,
-      maxBytes: config.spool.maxBytes,
-      maxAgeMs: config.spool.maxAge,
+      spool,
+      conn: connection,
+    } = await openPublisher(opened, {
+      config,
+      url,
+      clientId,
+      topics,
       clock,
+      env: context.env,
       log,
+      will: status.will,
+      onSession: (session) => (status.session = session),
       onDrop: (reason, count) => {
         counters.countDropped(reason, count);
         metrics.mark();
       },
-    });
-    const sequence = SequenceStore.open({ dir, floor: spool.maxSeq() + 1, log });
-    seq = sequence;
-    // Loaded here: an agent without mqtt.url never loads the mqtt package.
-    const { MqttConnection } = await import('./publisher.js');
-    const connection = new MqttConnection({
-      url,
-      protocol: config.protocol,
-      clientId,
-      username: config.username,
-      password: secrets.password,
-      tls: secrets.tls,
-      keepaliveMs: config.keepaliveInterval,
-      reconnectMinMs: config.reconnectMinDelay,
-      reconnectMaxMs: config.reconnectMaxDelay,
-      authRetryMs: config.authRetryDelay,
-      will: status.will,
-      nextSession: () => {
-        status.session = sequence.newSession();
-        return status.session;
-      },
-      clock,
-      log,
-      random: deps.random,
-      connect: deps.connect,
-    });
-    conn = connection;
-    link.use(connection);
-    outbox = new Outbox({
-      link: connection,
-      spool,
-      topics,
-      telemetryQos: config.qos,
-      compressAbove: config.telemetry.compressAbove,
-      replayRate: config.spool.replayRate,
-      replayInFlight: config.replayInFlight,
-      publishTimeoutMs: config.publishTimeout,
-      clock,
-      log,
       onResult: (stream, result) => {
         counters.countPublished(stream, result);
         metrics.mark();
       },
+      random: deps.random,
+      connect: deps.connect,
     });
+    link.use(connection);
     connection.onConnect(() => {
       status.publishOnline();
       schema.reconnected();
     });
     connection.onState((connected) => {
-      outbox?.connectionChanged();
+      opened.outbox?.connectionChanged();
       metrics.push();
       link.notify(connected, log);
     });
@@ -249,7 +191,7 @@ export function createMqttComponent(
       flushMs: config.telemetry.flush,
       compressAbove: config.telemetry.compressAbove,
       schema,
-      seq: () => seq,
+      seq: () => opened.seq,
       submit: submit('telemetry'),
       onFlushed: metrics.mark,
       active,
@@ -268,7 +210,7 @@ export function createMqttComponent(
         clock,
         Math.min(60_000, Math.max(1000, config.spool.maxAge / 10)),
         () =>
-          void spool
+          void opened.spool
             ?.expire()
             .then(metrics.mark, (err: unknown) =>
               log.warn({ err: errorMessage(err) }, 'spool age check failed'),
@@ -288,67 +230,44 @@ export function createMqttComponent(
   /** Releases whatever an attempt opened (connection, spool, lock) and stops its timers. */
   const teardown = async (farewell: boolean): Promise<void> => {
     cancelTimers();
-    await outbox?.stop();
-    await conn?.stop(farewell ? run?.status.farewell() : undefined);
-    await spool?.close();
-    seq?.close();
-    lock?.release();
-    outbox = undefined;
-    conn = undefined;
+    await closePublisher(opened, farewell ? run?.status.farewell() : undefined);
     link.use(undefined);
-    seq = undefined;
-    spool = undefined;
-    lock = undefined;
   };
 
   /**
-   * One start attempt. A failure (state directory not writable, disk full, lock held by another
-   * agent, unreadable TLS files) is reported as the component's state and retried with full-jitter
+   * A failure to start (state directory not writable, disk full, lock held by another agent,
+   * unreadable TLS files) is reported as the component's state and retried with full-jitter
    * backoff between mqtt.reconnectMinDelay and mqtt.reconnectMaxDelay, as collectors are; once it
    * succeeds the spool is replayed like after any reconnect.
    */
-  const attemptStart = async (): Promise<void> => {
-    startTimer = undefined;
-    const r = run;
-    if (stopped || !r) return;
-    const { context, log } = r;
-    try {
-      await open(r);
-    } catch (err) {
-      // Teardown failures must not hide the start error or stop the retries.
-      await teardown(false).catch(() => undefined);
-      if (stopped) return;
-      const reason = err instanceof LockHeldError ? 'instance_locked' : 'start_failed';
-      context.store.fail(
-        MQTT,
-        reason,
-        `MQTT publisher could not start: ${errorMessage(err)}; retrying with backoff`,
-      );
-      r.metrics.pushStartFailure();
-      const delay = Math.max(
-        MIN_START_RETRY_MS,
-        backoffDelay(
-          startFailures++,
-          config.reconnectMinDelay,
-          config.reconnectMaxDelay,
-          deps.random,
-        ),
-      );
-      startTimer = context.clock.setTimeout(() => {
-        starting = attemptStart();
-      }, delay);
-      startTimer.unref?.();
-      return;
-    }
-    if (startFailures > 0)
-      log.info({ attempts: startFailures + 1 }, 'MQTT publisher started after failed attempts');
-    startFailures = 0;
-    // The publisher's series now come with its output; health samples would duplicate them.
-    context.store.health(MQTT, []);
-    r.metrics.push();
-    // Events that arrived while the start was retried.
-    r.events.flush();
-  };
+  const createRetry = (r: Run): StartRetry =>
+    new StartRetry({
+      clock: r.context.clock,
+      attempt: () => open(r),
+      cleanup: () => teardown(false),
+      onFailure: (err) => {
+        const reason = err instanceof LockHeldError ? 'instance_locked' : 'start_failed';
+        r.context.store.fail(
+          MQTT,
+          reason,
+          `MQTT publisher could not start: ${errorMessage(err)}; retrying with backoff`,
+        );
+        r.metrics.pushStartFailure();
+      },
+      onStarted: (failures) => {
+        if (failures > 0)
+          r.log.info({ attempts: failures + 1 }, 'MQTT publisher started after failed attempts');
+        // The publisher's series now come with its output; health samples would duplicate them.
+        r.context.store.health(MQTT, []);
+        r.metrics.push();
+        // Events that arrived while the start was retried.
+        r.events.flush();
+      },
+      minMs: config.reconnectMinDelay,
+      maxMs: config.reconnectMaxDelay,
+      floorMs: MIN_START_RETRY_MS,
+      random: deps.random,
+    });
 
   return {
     name: MQTT,
@@ -359,17 +278,15 @@ export function createMqttComponent(
       // Subscribed before the first attempt: events during start retries wait (bounded) in memory.
       offEvents = context.events.onEvent(run.events.add);
       link.bindEvents((e) => context.events.emit(e));
-      starting = attemptStart();
-      await starting;
+      retry = createRetry(run);
+      await retry.start();
     },
     async stop() {
       if (stopped) return;
       stopped = true;
       const clock = run?.context.clock;
-      if (startTimer) clock?.clearTimeout(startTimer);
-      startTimer = undefined;
       // A retried start may be opening the spool right now: let it finish, then close what it opened.
-      await starting;
+      await retry?.stop();
       cancelTimers();
       offEvents?.();
       offEvents = undefined;
@@ -377,7 +294,7 @@ export function createMqttComponent(
       // acknowledges them soon, else spooled by outbox.stop().
       run?.events.flush();
       const last = run?.telemetry?.flush() ?? [];
-      if (last.length > 0 && clock && conn?.connected) {
+      if (last.length > 0 && clock && opened.conn?.connected) {
         let timer: TimerHandle | undefined;
         await Promise.race([
           Promise.all(last),
