@@ -247,19 +247,15 @@ export function createMqttComponent(
       cleanup: () => teardown(false),
       onFailure: (err) => {
         const reason = err instanceof LockHeldError ? 'instance_locked' : 'start_failed';
-        r.context.store.fail(
-          MQTT,
+        r.metrics.startFailed(
           reason,
           `MQTT publisher could not start: ${errorMessage(err)}; retrying with backoff`,
         );
-        r.metrics.pushStartFailure();
       },
       onStarted: (failures) => {
         if (failures > 0)
           r.log.info({ attempts: failures + 1 }, 'MQTT publisher started after failed attempts');
-        // The publisher's series now come with its output; health samples would duplicate them.
-        r.context.store.health(MQTT, []);
-        r.metrics.push();
+        r.metrics.started();
         // Events that arrived while the start was retried.
         r.events.flush();
       },

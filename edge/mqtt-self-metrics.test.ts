@@ -21,6 +21,9 @@ function setup(state: PublisherState = {}) {
   const counters = new MqttCounters();
   const ok: { name: string; output: CollectorOutput; at: number }[] = [];
   const health: { name: string; samples: readonly Sample[] }[] = [];
+  const fails: { name: string; reason: string; message: string }[] = [];
+  /** Every write, in order. */
+  const writes: string[] = [];
   let active = true;
   let current = state;
   const metrics = new MqttSelfMetrics({
@@ -28,8 +31,18 @@ function setup(state: PublisherState = {}) {
     counters,
     clock,
     sink: {
-      ok: (name, output) => ok.push({ name, output, at: clock.now() }),
-      health: (name, samples) => health.push({ name, samples }),
+      ok: (name, output) => {
+        writes.push('ok');
+        ok.push({ name, output, at: clock.now() });
+      },
+      health: (name, samples) => {
+        writes.push(samples.length > 0 ? 'health' : 'health cleared');
+        health.push({ name, samples });
+      },
+      fail: (name, reason, message) => {
+        writes.push('fail');
+        fails.push({ name, reason, message });
+      },
     },
     state: () => current,
     active: () => active,
@@ -40,6 +53,8 @@ function setup(state: PublisherState = {}) {
     metrics,
     ok,
     health,
+    fails,
+    writes,
     stop: () => (active = false),
     set: (s: PublisherState) => (current = s),
   };
@@ -108,5 +123,31 @@ describe('MqttSelfMetrics', () => {
     t.set({ spool: { stats: () => ({ pending: 0, bytes: 0, oldestTs: undefined }) } });
     t.metrics.pushStartFailure();
     expect(t.health).toHaveLength(1);
+  });
+
+  it('reports a failed start as status and health, and a start as output with the health cleared', () => {
+    const t = setup();
+    t.counters.countDropped('write_error', 2);
+    t.metrics.startFailed('instance_locked', 'MQTT publisher could not start: lock held');
+    expect(t.fails).toEqual([
+      {
+        name: 'mqtt',
+        reason: 'instance_locked',
+        message: 'MQTT publisher could not start: lock held',
+      },
+    ]);
+    expect(
+      series(t.health[0]?.samples ?? [])['gpulse_mqtt_spool_dropped_total{reason="write_error"}'],
+    ).toBe(2);
+    t.set({
+      connection: { connected: false, reconnects: 0 },
+      spool: { stats: () => ({ pending: 5, bytes: 100, oldestTs: undefined }) },
+    });
+    t.metrics.started();
+    expect(t.writes).toEqual(['fail', 'health', 'health cleared', 'ok']);
+    const s = series(t.ok[0]?.output.samples ?? []);
+    expect(s['gpulse_mqtt_spool_bytes']).toBe(100);
+    expect(s['gpulse_mqtt_spool_oldest_age_seconds']).toBe(0);
+    expect(s['gpulse_mqtt_spool_dropped_total{reason="write_error"}']).toBe(2);
   });
 });

@@ -3,10 +3,15 @@ import type { CollectorOutput, Sample } from '../agent/types.js';
 import type { MqttCounters } from './mqtt-metrics.js';
 import type { SpoolStats } from './spool/spool.js';
 
-/** Where the publisher's self-metrics go: its output while it runs, health samples while it cannot start. */
+/**
+ * The one channel through which the publisher reports its state and self-metrics: its output while
+ * it runs, its status and health samples while it cannot start. Backed by the agent's StateStore,
+ * where the publisher shows as `collector="mqtt"`.
+ */
 export interface SelfMetricsSink {
   ok(name: string, output: CollectorOutput): void;
   health(name: string, samples: readonly Sample[]): void;
+  fail(name: string, reason: string, message: string): void;
 }
 
 /** What the self-metrics read of the publisher when they are pushed. */
@@ -64,6 +69,18 @@ export class MqttSelfMetrics {
     if (this.options.state().spool) return;
     counters.connected = false;
     sink.health(name, counters.samples(undefined, clock.now()));
+  }
+
+  /** A start attempt failed: the status says why; the publisher's series stay as health samples. */
+  startFailed(reason: string, message: string): void {
+    this.options.sink.fail(this.options.name, reason, message);
+    this.pushStartFailure();
+  }
+
+  /** The publisher started: its series now come with its output (health samples would duplicate them). */
+  started(): void {
+    this.options.sink.health(this.options.name, []);
+    this.push();
   }
 
   /** Drops a pending push. */
