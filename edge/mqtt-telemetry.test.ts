@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FakeClock } from '../agent/clock.js';
+import { FakeClock, type Clock } from '../agent/clock.js';
 import { gauge, SampleBuilder } from '../agent/metric.js';
 import { StateStore } from '../agent/state-store.js';
 import {
@@ -44,7 +44,9 @@ interface Sent {
   readonly message: BuiltTelemetry;
 }
 
-function setup(options: { intervalMs?: number; flushMs?: number; gpus?: number } = {}) {
+function setup(
+  options: { intervalMs?: number; flushMs?: number; gpus?: number; timersEarlyMs?: number } = {},
+) {
   const intervalMs = options.intervalMs ?? 1000;
   const flushMs = options.flushMs ?? 5000;
   const clock = new FakeClock(T0);
@@ -81,7 +83,14 @@ function setup(options: { intervalMs?: number; flushMs?: number; gpus?: number }
     active: () => active,
     log: silentLogger(),
   });
-  every(clock, intervalMs, batcher.tick, { active: () => active, onError: () => undefined });
+  // Node's timers may fire a little before Date.now() says the delay is over.
+  const early = options.timersEarlyMs ?? 0;
+  const tickClock: Clock = {
+    now: () => clock.now(),
+    setTimeout: (fn, ms) => clock.setTimeout(fn, ms - early),
+    clearTimeout: (handle) => clock.clearTimeout(handle),
+  };
+  every(tickClock, intervalMs, batcher.tick, { active: () => active, onError: () => undefined });
   /** The collector's result: one power series per GPU. */
   const collect = (watts: number) => {
     const b = new SampleBuilder();
@@ -134,6 +143,16 @@ describe('TelemetryBatcher', () => {
       metrics: expect.arrayContaining(['collector_up']) as unknown,
     });
     expect(t.flushes()).toBe(2);
+  });
+
+  it('still sends every 5 samples when the timers fire a little early', async () => {
+    const t = setup({ timersEarlyMs: 1 });
+    for (let i = 0; i < 10; i++) {
+      t.collect(100 + i);
+      await t.clock.advance(1000);
+    }
+    expect(t.sent.map((s) => s.at)).toEqual([T0 + 4995, T0 + 9990]);
+    expect(t.sent.map((s) => s.payload.ts.length)).toEqual([5, 5]);
   });
 
   it('takes one sample per batch of a snapshot that did not change', async () => {
