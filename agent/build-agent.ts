@@ -13,6 +13,7 @@ import { createHttpServer } from './http-server.js';
 import { HttpCounters } from './http/http-metrics.js';
 import type { WebConfig } from './http/web-config-types.js';
 import type { ChildProcesses, SpawnFn } from './process.js';
+import { selfMetricsChannel } from './self-metrics-channel.js';
 import { StateStore } from './state-store.js';
 import type { Collector, StateReader } from './types.js';
 
@@ -94,7 +95,8 @@ export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
   // The HTTP server's counters, published like a component's: the first change after a quiet
   // second makes a snapshot, so a flood of refused connections costs one snapshot a second.
   let httpMetricsTimer: ReturnType<Clock['setTimeout']> | undefined;
-  const publishHttpMetrics = () => store.ok(HTTP, { samples: httpCounters.samples() });
+  const httpChannel = selfMetricsChannel(store, HTTP);
+  const publishHttpMetrics = () => httpChannel.ok(httpCounters.samples());
   publishHttpMetrics();
   httpCounters.onChange(() => {
     if (httpMetricsTimer || stopped) return;
@@ -112,6 +114,7 @@ export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
     log,
     clock,
     store,
+    selfMetrics: (name) => selfMetricsChannel(store, name),
     events,
     app,
     version: deps.version,

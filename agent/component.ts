@@ -4,6 +4,7 @@ import type { Clock } from './clock.js';
 import type { AgentConfig } from './config.js';
 import type { EventLog } from './events.js';
 import type { SpawnFn } from './process.js';
+import type { SelfMetricsChannel } from './self-metrics-channel.js';
 import type { StateStore } from './state-store.js';
 
 /** What every agent component gets: config, logging, time, state, events and the HTTP app. */
@@ -12,6 +13,8 @@ export interface AgentContext {
   readonly log: Logger;
   readonly clock: Clock;
   readonly store: StateStore;
+  /** The channel for a component's own status and series (`collector="<name>"`), never facts. */
+  readonly selfMetrics: (name: string) => SelfMetricsChannel;
   readonly events: EventLog;
   readonly app: FastifyInstance;
   readonly version: string;

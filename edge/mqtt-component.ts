@@ -90,10 +90,9 @@ export function createMqttComponent(
     const { clock } = context;
     const connection = () => opened.conn;
     const metrics = new MqttSelfMetrics({
-      name: MQTT,
       counters,
       clock,
-      sink: context.store,
+      sink: context.selfMetrics(MQTT),
       state: () => ({ connection: opened.conn, spool: opened.spool }),
       active,
     });

@@ -26,23 +26,26 @@ function setup(state: PublisherState = {}) {
   const writes: string[] = [];
   let active = true;
   let current = state;
+  // The publisher's channel as the agent binds it (selfMetricsChannel(store, 'mqtt')), recorded.
+  const name = 'mqtt';
   const metrics = new MqttSelfMetrics({
-    name: 'mqtt',
     counters,
     clock,
     sink: {
-      ok: (name, output) => {
+      register: () => writes.push('register'),
+      ok: (samples) => {
         writes.push('ok');
-        ok.push({ name, output, at: clock.now() });
+        ok.push({ name, output: { samples }, at: clock.now() });
       },
-      health: (name, samples) => {
+      health: (samples) => {
         writes.push(samples.length > 0 ? 'health' : 'health cleared');
         health.push({ name, samples });
       },
-      fail: (name, reason, message) => {
+      fail: (reason, message) => {
         writes.push('fail');
         fails.push({ name, reason, message });
       },
+      countError: () => writes.push('countError'),
     },
     state: () => current,
     active: () => active,

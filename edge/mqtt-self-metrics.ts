@@ -1,18 +1,7 @@
 import type { Clock, TimerHandle } from '../agent/clock.js';
-import type { CollectorOutput, Sample } from '../agent/types.js';
+import type { SelfMetricsChannel } from '../agent/self-metrics-channel.js';
 import type { MqttCounters } from './mqtt-metrics.js';
 import type { SpoolStats } from './spool/spool.js';
-
-/**
- * The one channel through which the publisher reports its state and self-metrics: its output while
- * it runs, its status and health samples while it cannot start. Backed by the agent's StateStore,
- * where the publisher shows as `collector="mqtt"`.
- */
-export interface SelfMetricsSink {
-  ok(name: string, output: CollectorOutput): void;
-  health(name: string, samples: readonly Sample[]): void;
-  fail(name: string, reason: string, message: string): void;
-}
 
 /** What the self-metrics read of the publisher when they are pushed. */
 export interface PublisherState {
@@ -22,11 +11,10 @@ export interface PublisherState {
 
 /** Options of `MqttSelfMetrics`. */
 export interface MqttSelfMetricsOptions {
-  /** Name the samples are recorded under (the component's name). */
-  readonly name: string;
   readonly counters: MqttCounters;
   readonly clock: Clock;
-  readonly sink: SelfMetricsSink;
+  /** The publisher's own channel (`collector="mqtt"`): its output, status and health samples. */
+  readonly sink: SelfMetricsChannel;
   /** The connection and spool now (either may be absent while the publisher is not open). */
   readonly state: () => PublisherState;
   /** Once false (the component stopped), `mark` schedules nothing. */
@@ -53,11 +41,11 @@ export class MqttSelfMetrics {
 
   /** Pushes the counters, the connection state and the spool's state now. */
   push(): void {
-    const { counters, clock, sink, name } = this.options;
+    const { counters, clock, sink } = this.options;
     const { connection, spool } = this.options.state();
     counters.reconnects = connection?.reconnects ?? 0;
     counters.connected = connection?.connected ?? false;
-    sink.ok(name, { samples: counters.samples(spool?.stats(), clock.now()) });
+    sink.ok(counters.samples(spool?.stats(), clock.now()));
   }
 
   /**
@@ -65,21 +53,21 @@ export class MqttSelfMetrics {
    * health samples, which the store keeps through the failure.
    */
   pushStartFailure(): void {
-    const { counters, clock, sink, name } = this.options;
+    const { counters, clock, sink } = this.options;
     if (this.options.state().spool) return;
     counters.connected = false;
-    sink.health(name, counters.samples(undefined, clock.now()));
+    sink.health(counters.samples(undefined, clock.now()));
   }
 
   /** A start attempt failed: the status says why; the publisher's series stay as health samples. */
   startFailed(reason: string, message: string): void {
-    this.options.sink.fail(this.options.name, reason, message);
+    this.options.sink.fail(reason, message);
     this.pushStartFailure();
   }
 
   /** The publisher started: its series now come with its output (health samples would duplicate them). */
   started(): void {
-    this.options.sink.health(this.options.name, []);
+    this.options.sink.health([]);
     this.push();
   }
 

@@ -3,6 +3,7 @@ import { FakeClock } from '../../agent/clock.js';
 import { createEventsApi } from '../../agent/events-api.js';
 import { EventLog } from '../../agent/events.js';
 import { createHttpServer } from '../../agent/http-server.js';
+import { selfMetricsChannel } from '../../agent/self-metrics-channel.js';
 import { StateStore } from '../../agent/state-store.js';
 import type { AgentConfig } from '../../agent/config.js';
 import { captureLogger, silentLogger } from '../../test/helpers/log-sink.js';
@@ -126,6 +127,7 @@ describe('GET /api/v1/events', () => {
       app,
       events,
       store,
+      selfMetrics: (name) => selfMetricsChannel(store, name),
       clock,
       log,
       config: {} as AgentConfig,

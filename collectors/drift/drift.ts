@@ -67,7 +67,7 @@ export class DriftComponent implements Component {
 
   async start(ctx: AgentContext): Promise<void> {
     if (!this.monitor) this.register(ctx);
-    ctx.store.register(DRIFT);
+    ctx.selfMetrics(DRIFT).register();
     await this.loadProfileFiles();
     for (const [model, settings] of Object.entries(this.config.models)) {
       for (const f of settings.follow) this.follow(model, f.path, f.from);
@@ -175,7 +175,7 @@ export class DriftComponent implements Component {
       );
       return result;
     }
-    this.ctx?.store.countError(DRIFT, 'profile_invalid');
+    this.ctx?.selfMetrics(DRIFT).countError('profile_invalid');
     const message = `the drift reference in the manifest of ${model} ${version} was not installed: ${result.error}; the model keeps its previous reference (publish a new release with a profile from \`gpulse drift profile\`)`;
     this.log?.warn({ model, version, err: result.error }, message);
     this.ctx?.events.emit({
@@ -261,7 +261,7 @@ export class DriftComponent implements Component {
         const result = monitor.setReference(model, profile, 'file');
         if (!result.ok) throw new ProfileError(result.error);
       } catch (err) {
-        this.ctx?.store.countError(DRIFT, 'profile_invalid');
+        this.ctx?.selfMetrics(DRIFT).countError('profile_invalid');
         log.error(
           { model, path, err: errorMessage(err) },
           `cannot load the reference profile of model ${model}; build one with \`gpulse drift profile --input DATA --out ${path}\``,
@@ -314,7 +314,7 @@ export class DriftComponent implements Component {
         this.evaluateNow();
       } catch (err) {
         this.log?.error({ err: errorMessage(err) }, 'drift evaluation failed');
-        ctx.store.countError(DRIFT, 'evaluation_failed');
+        ctx.selfMetrics(DRIFT).countError('evaluation_failed');
       }
       this.schedule();
     }, this.config.interval);
@@ -323,7 +323,7 @@ export class DriftComponent implements Component {
 
   private publish(durationMs?: number): void {
     if (!this.ctx || !this.monitor || this.stopped) return;
-    this.ctx.store.ok(DRIFT, { samples: this.monitor.samples() }, durationMs);
+    this.ctx.selfMetrics(DRIFT).ok(this.monitor.samples(), durationMs);
   }
 
   async stop(): Promise<void> {
