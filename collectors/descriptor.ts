@@ -6,6 +6,7 @@
 import type { z } from 'zod';
 import type { Clock } from '../agent/clock.js';
 import type { SettingBinding } from '../agent/config-schema.js';
+import type { Facts } from '../agent/facts.js';
 import type { SpawnFn } from '../agent/process.js';
 import type { Collector } from '../agent/types.js';
 import type { JetsonDevice } from './simulation/jetson.js';
@@ -50,6 +51,8 @@ export type PresetDefault = readonly [readonly string[], unknown];
 export interface CollectorDescriptor<Name extends string, Schema extends z.ZodType> {
   /** Its key under `collectors:` in the configuration and its `collector` label. */
   readonly name: Name;
+  /** The fact kinds its output carries (for derivers and components: each read kind needs one). */
+  readonly produces: readonly (keyof Facts)[];
   /** Environment variables and flags of its settings: plain data, read by the CLI without zod. */
   readonly settings: readonly SettingBinding[];
   /** The schema of its configuration section, loaded only where configuration is validated. */

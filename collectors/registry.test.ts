@@ -1,6 +1,8 @@
 // The collector seam: every registered collector satisfies the same contract, and a collector
 // that exists only in this test (an `amd-smi` stand-in) joins the configuration, the edge preset,
 // the agent and /metrics through its descriptor and nothing else.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { systemClock } from '../agent/clock.js';
@@ -10,6 +12,7 @@ import { gauge } from '../agent/metric.js';
 import { collectorEdgeDefaults } from '../agent/preset.js';
 import { settings } from '../agent/settings.js';
 import { startAgentInProcess } from '../test/helpers/agent.js';
+import { REPO_ROOT } from '../test/helpers/cli.js';
 import { silentLogger } from '../test/helpers/log-sink.js';
 import { defineCollector } from './descriptor.js';
 import { collectorRegistry, createCollectors, loadCollectorSchemas } from './index.js';
@@ -19,6 +22,7 @@ const amdGpus = gauge('gpulse_test_amd_gpus', 'GPUs the stand-in amd-smi collect
 /** A collector registered only here: its folder would hold this descriptor and its modules. */
 const amdSmi = defineCollector({
   name: 'amd-smi',
+  produces: [],
   settings: [
     {
       path: ['collectors', 'amd-smi', 'mode'],
@@ -115,6 +119,43 @@ describe('a collector added through its descriptor alone', () => {
       expect(body).toContain('gpulse_collector_up{collector="amd-smi"} 1');
     } finally {
       await agent.stop();
+    }
+  });
+});
+
+/** Production sources under `dir` (no tests, no simulators, which stand in for the GPU tools). */
+function sources(dir: string): { path: string; text: string }[] {
+  return readdirSync(join(REPO_ROOT, dir), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && !f.includes('simulator'))
+    .map((f) => ({ path: join(dir, f), text: readFileSync(join(REPO_ROOT, dir, f), 'utf8') }));
+}
+
+describe('facts flow one way, from collectors to their readers', () => {
+  it('every fact kind something reads is one a registered collector produces', () => {
+    const produced = new Set<string>(collectorRegistry.flatMap((d) => d.produces));
+    const read = new Map<string, string>();
+    for (const { path, text } of ['agent', 'collectors', 'edge', 'exporters'].flatMap(sources)) {
+      const kinds = [
+        ...text.matchAll(/collectFacts\(\w+, '(\w+)'\)/g),
+        ...text.matchAll(/facts\?\.(\w+)/g),
+      ].map((m) => m[1]!);
+      for (const kind of kinds) read.set(kind, relative(REPO_ROOT, join(REPO_ROOT, path)));
+    }
+    // The reads this test must see, or its patterns have gone stale.
+    expect([...read.keys()]).toEqual(expect.arrayContaining(['gpus', 'containerIncidents']));
+    const orphans = [...read].filter(([kind]) => !produced.has(kind));
+    expect(orphans).toEqual([]);
+  });
+
+  it("every kind a collector declares is written by its own folder's code", () => {
+    for (const d of collectorRegistry) {
+      const text = sources(join('collectors', d.name))
+        .map((s) => s.text)
+        .join('\n');
+      for (const kind of d.produces) {
+        // A facts object names it as a key (`gpus: readings`) or by shorthand (`{ gpus, ... }`).
+        expect(new RegExp(`\\b${kind}\\s*[:,}]`).test(text), `${d.name} ${kind}`).toBe(true);
+      }
     }
   });
 });

@@ -7,6 +7,7 @@ import { dcgmSettings } from './settings.js';
 /** dcgm: DCGM's device, profiling and NVLink fields through `dcgmi dmon`. */
 export const dcgmCollector = defineCollector({
   name: 'dcgm',
+  produces: ['dcgmGpus', 'xidTotals', 'xidErrors'],
   settings: dcgmSettings,
   loadSchema: async () => (await import('./config.js')).dcgmConfigSchema,
   create: async (section, _shared, deps) =>

@@ -5,6 +5,7 @@ import { dockerSettings } from './settings.js';
 /** docker: container stats, OOM kills, GPU OOMs and restarts. */
 export const dockerCollector = defineCollector({
   name: 'docker',
+  produces: ['containers', 'dockerContainers', 'containerIncidents'],
   settings: dockerSettings,
   loadSchema: async () => (await import('./config.js')).dockerConfigSchema,
   create: async (section, shared, deps) =>

@@ -5,6 +5,7 @@ import { kmsgSettings } from './settings.js';
 /** kmsg: Xid errors and GPU driver messages from the kernel log. */
 export const kmsgCollector = defineCollector({
   name: 'kmsg',
+  produces: ['xidTotals', 'xidErrors'],
   settings: kmsgSettings,
   loadSchema: async () => (await import('./config.js')).kmsgConfigSchema,
   create: async (section) => (await import('./kmsg.js')).createKmsgCollector(section),

@@ -7,6 +7,7 @@ import { nvidiaSmiSettings } from './settings.js';
 /** nvidia-smi: GPU readings, processes, MIG and page retirement. */
 export const nvidiaSmiCollector = defineCollector({
   name: 'nvidia-smi',
+  produces: ['gpus', 'lostGpus', 'gpuProcesses', 'gpuProcessUtilization'],
   settings: nvidiaSmiSettings,
   loadSchema: async () => (await import('./config.js')).nvidiaSmiConfigSchema,
   // A constrained device samples less often and runs fewer child processes: no per-process

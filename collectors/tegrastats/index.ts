@@ -8,6 +8,7 @@ import { tegrastatsSettings } from './settings.js';
 /** tegrastats: the GPU, CPU, memory and rails of a Jetson. */
 export const tegrastatsCollector = defineCollector({
   name: 'tegrastats',
+  produces: ['gpus'],
   settings: tegrastatsSettings,
   loadSchema: async () => (await import('./config.js')).tegrastatsConfigSchema,
   edgeDefaults: [[['interval'], '10s']],
