@@ -6,7 +6,18 @@ import { loadConfig } from '../../agent/config.js';
 import { silentLogger } from '../../test/helpers/log-sink.js';
 import { createHarness, type Harness } from '../../test/helpers/models/harness.js';
 import { writeModel } from '../../test/helpers/models/model-gen.js';
-import { handleModelUpdateCommand, ModelUpdaterComponent, type OnCommitted } from './component.js';
+import type { ModelUpdateHandler } from './command.js';
+import { ModelUpdaterComponent, type OnCommitted } from './component.js';
+
+/** The running updater's command handler, as the composition root hands it to the MQTT wiring. */
+let handleModelUpdateCommand: ModelUpdateHandler;
+
+/** A model updater whose command handler the tests below call. */
+function updaterFor(...args: ConstructorParameters<typeof ModelUpdaterComponent>) {
+  const updater = new ModelUpdaterComponent(...args);
+  handleModelUpdateCommand = (payload) => updater.handleModelUpdateCommand(payload);
+  return updater;
+}
 
 describe('model updater component in the agent', () => {
   let h: Harness;
@@ -38,7 +49,7 @@ describe('model updater component in the agent', () => {
       log: silentLogger(),
       version: 'test',
       collectors: [],
-      components: [new ModelUpdaterComponent(config.models)],
+      components: [updaterFor(config.models)],
     });
     await agent.start();
   });
@@ -145,7 +156,7 @@ describe('model updater onCommitted hook', () => {
       log: silentLogger(),
       version: 'test',
       collectors: [],
-      components: [new ModelUpdaterComponent(config.models, { onCommitted })],
+      components: [updaterFor(config.models, { onCommitted })],
     });
     agents.push(agent);
     await agent.start();
