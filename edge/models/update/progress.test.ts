@@ -1,0 +1,100 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import {
+  createUpdateFixture,
+  type Release,
+  type UpdateFixture,
+} from '../../../test/helpers/models/update-fixture.js';
+import type { AssemblyStats } from '../assemble.js';
+import { downloadLine, downloadPercent, makeProgress } from './progress.js';
+
+const stats = (downloaded: number): AssemblyStats => ({
+  bytesTotal: 10 * 1024 * 1024,
+  bytesToDownload: 4 * 1024 * 1024,
+  bytesDownloaded: downloaded,
+  bytesReused: 6 * 1024 * 1024,
+  chunksDownloaded: 3,
+  chunksReused: 5,
+  chunksResumed: 0,
+  retries: 0,
+  indexBytesDownloaded: 0,
+});
+
+describe('download progress', () => {
+  let f: UpdateFixture;
+  let r: Release;
+  beforeEach(async () => {
+    f = await createUpdateFixture();
+    r = await f.release('1.0.0', 1);
+  });
+  afterEach(() => f.cleanup());
+
+  it('counts the rate from the start of the download on the fake clock, and percent of what must be downloaded', () => {
+    const start = f.clock.now();
+    const u = f.record('downloading', r, { bytes_total: 99 });
+    const p = makeProgress('detector', u, stats(2 * 1024 * 1024), 1000, start + 4000, start);
+    expect(p).toMatchObject({
+      model: 'detector',
+      state: 'downloading',
+      version: '1.0.0',
+      bytes_total: 10 * 1024 * 1024,
+      bytes_downloaded: 2 * 1024 * 1024,
+      done_bytes: 1000,
+      percent: 50,
+      // 2 MiB in 4 s of fake time.
+      rate_bytes_per_second: 524_288,
+      updated_at: new Date(start + 4000).toISOString(),
+    });
+    expect(downloadLine(p)).toBe('2.0 MiB of 4.0 MiB needed (50.0%), 512.0 KiB/s, 6.0 MiB reused');
+    // No download in this run: no rate; past downloading everything is done.
+    const after = makeProgress(
+      'detector',
+      f.record('trial', r, { bytes_total: 99 }),
+      undefined,
+      undefined,
+      start,
+      0,
+    );
+    expect(after).toMatchObject({ rate_bytes_per_second: 0, done_bytes: 99, percent: 100 });
+    expect(makeProgress('detector', u, undefined, undefined, start, 0).done_bytes).toBe(0);
+    expect(downloadPercent(5, 4)).toBe(100);
+    expect(downloadPercent(0, 0)).toBe(100);
+  });
+
+  it('reports every step, writes progress.json at most once a second and logs at most every 5 s', async () => {
+    const ctx = await f.context();
+    ctx.downloadStart = f.clock.now();
+    const u = f.record('downloading', r);
+    const written = async () =>
+      (
+        JSON.parse(await readFile(f.paths.progress, 'utf8').catch(() => '{}')) as {
+          bytes_downloaded?: number;
+        }
+      ).bytes_downloaded;
+    const logged = () => f.logs.filter((l) => String(l.msg).startsWith('downloading 1.0.0')).length;
+
+    await f.clock.advance(1000);
+    ctx.progress(u, stats(100), 100);
+    await expect.poll(written).toBe(100);
+    expect(logged()).toBe(1);
+
+    await f.clock.advance(500);
+    ctx.progress(u, stats(200), 200);
+    // Half a second later: reported, neither written nor logged.
+    expect(f.progress.map((p) => p.bytes_downloaded)).toEqual([100, 200]);
+    expect(await written()).toBe(100);
+    expect(logged()).toBe(1);
+
+    await f.clock.advance(500);
+    ctx.progress(u, stats(300), 300);
+    await expect.poll(written).toBe(300);
+    expect(logged()).toBe(1);
+
+    await f.clock.advance(4000);
+    ctx.progress(u, stats(400), 400);
+    expect(logged()).toBe(2);
+    // The last byte is always logged, however soon after the previous line.
+    ctx.progress(u, stats(10 * 1024 * 1024), 10 * 1024 * 1024);
+    expect(logged()).toBe(3);
+  });
+});
