@@ -1,0 +1,92 @@
+import { readdir, readlink } from 'node:fs/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  createUpdateFixture,
+  type Release,
+  type UpdateFixture,
+} from '../../../test/helpers/models/update-fixture.js';
+import { DEFAULT_HEALTH } from '../health.js';
+import { activate } from './activating.js';
+
+const golden = {
+  golden: {
+    input: 'config.json',
+    expected: 'config.json',
+    compare: 'exact' as const,
+    abs_tolerance: 0,
+  },
+};
+
+describe('activating', () => {
+  let f: UpdateFixture;
+  let v1: Release;
+  let v2: Release;
+  beforeEach(async () => {
+    f = await createUpdateFixture();
+    v1 = await f.release('1.0.0', 1);
+    v2 = await f.release('2.0.0', 2, { health: golden });
+    await f.place(v1);
+    await f.place(v2);
+  });
+  afterEach(() => f.cleanup());
+
+  const from = () => ({ version: '1.0.0', release: 1, manifest_sha256: v1.digest });
+
+  it('passes the golden check, swaps previous then current, and starts the first trial', async () => {
+    const u = f.record('verified', v2, { from: from() });
+    const ctx = await f.context(
+      { current: from(), update: u },
+      { health: { ...DEFAULT_HEALTH, trialWindowMs: 0, goldenCommand: ['cat'] } },
+    );
+    const result = await activate(ctx, u, v2.m);
+    expect(result).toMatchObject({ outcome: 'committed', version: '2.0.0' });
+    expect(await readlink(f.paths.current)).toBe('versions/2.0.0');
+    expect(await readlink(f.paths.previous)).toBe('versions/1.0.0');
+    expect(f.states).toEqual(['activated', 'trial', 'committed']);
+    expect(f.pauses).toEqual(['activating', 'activated', 'trial']);
+    // The activated record counted its first trial start.
+    expect(f.progress.find((p) => p.state === 'activated')).toBeDefined();
+    expect(f.logs.some((l) => l.msg === 'activated 2.0.0' && l.from === '1.0.0')).toBe(true);
+  });
+
+  it('never moves current when the golden output differs: quarantined and failed', async () => {
+    const u = f.record('verified', v2, { from: from() });
+    const ctx = await f.context(
+      { current: from(), update: u },
+      {
+        health: {
+          ...DEFAULT_HEALTH,
+          trialWindowMs: 0,
+          goldenCommand: ['sh', '-c', 'echo something else'],
+        },
+      },
+    );
+    await f.clock.advance(1500);
+    const result = await activate(ctx, u, v2.m);
+    expect(result).toMatchObject({
+      outcome: 'failed',
+      reason: 'golden_mismatch',
+      version: '2.0.0',
+    });
+    expect(result.message).toMatch(/^2\.0\.0 failed the golden-input check before activation/);
+    await expect(readlink(f.paths.current)).rejects.toThrow(/ENOENT/);
+    expect(await readdir(f.paths.quarantine)).toEqual(['2.0.0-r2']);
+    const saved = await f.saved();
+    expect(saved.quarantined[0]).toMatchObject({
+      release: 2,
+      at: new Date(f.clock.now()).toISOString(),
+    });
+    expect(f.states).toEqual(['failed']);
+    expect(f.pauses).toEqual([]);
+  });
+
+  it('skips a golden check no goldenCommand can run, with a warning', async () => {
+    const u = f.record('verified', v2);
+    const ctx = await f.context({ update: u });
+    await activate(ctx, u, v2.m);
+    expect(f.logs.some((l) => String(l.msg).includes('no goldenCommand is configured'))).toBe(true);
+    expect(f.states).toEqual(['activated', 'trial', 'committed']);
+    // Nothing came before: previous was not created.
+    await expect(readlink(f.paths.previous)).rejects.toThrow(/ENOENT/);
+  });
+});

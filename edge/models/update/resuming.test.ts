@@ -1,0 +1,85 @@
+import { readlink, rm, symlink } from 'node:fs/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  createUpdateFixture,
+  type Release,
+  type UpdateFixture,
+} from '../../../test/helpers/models/update-fixture.js';
+import { DEFAULT_HEALTH } from '../health.js';
+import { resume } from './resuming.js';
+
+describe('resuming an interrupted update', () => {
+  let f: UpdateFixture;
+  let v1: Release;
+  let v2: Release;
+  beforeEach(async () => {
+    f = await createUpdateFixture();
+    v1 = await f.release('1.0.0', 1);
+    v2 = await f.release('2.0.0', 2);
+    await f.place(v1);
+    await f.place(v2);
+  });
+  afterEach(() => f.cleanup());
+
+  const from = () => ({ version: '1.0.0', release: 1, manifest_sha256: v1.digest });
+  const health = (maxTrialStarts: number) => ({
+    health: { ...DEFAULT_HEALTH, trialWindowMs: 0, maxTrialStarts },
+  });
+
+  it('counts a trial start, redoes the half-done swap and commits', async () => {
+    // Killed between the two renames: previous already moved, current still on 1.0.0.
+    await symlink('versions/1.0.0', f.paths.current);
+    await symlink('versions/1.0.0', f.paths.previous);
+    const u = f.record('trial', v2, { from: from(), trial_starts: 1 });
+    const ctx = await f.context({ current: from(), highest_release: 2, update: u }, health(3));
+    const result = await resume(ctx, u);
+    expect(result).toMatchObject({ outcome: 'committed', version: '2.0.0' });
+    expect(await readlink(f.paths.current)).toBe('versions/2.0.0');
+    expect(f.states).toEqual(['trial', 'trial', 'committed']);
+    expect((await f.saved()).update?.trial_starts).toBe(2);
+    expect(
+      f.logs.some((l) => l.msg === 'resuming an interrupted update' && l.state === 'trial'),
+    ).toBe(true);
+  });
+
+  it('rolls back once the trial was interrupted more often than maxTrialStarts', async () => {
+    await symlink('versions/2.0.0', f.paths.current);
+    const u = f.record('activated', v2, { from: from(), trial_starts: 2 });
+    const ctx = await f.context({ current: from(), highest_release: 2, update: u }, health(2));
+    const result = await resume(ctx, u);
+    expect(result).toMatchObject({
+      outcome: 'rolled_back',
+      reason: 'trial_restarts',
+      message:
+        '2.0.0 rolled back to 1.0.0: the update was interrupted 2 times during its trial (limit 2)',
+    });
+    expect(f.states).toEqual(['activated', 'rolling_back', 'rolled_back']);
+    expect(await readlink(f.paths.current)).toBe('versions/1.0.0');
+  });
+
+  it('fails before activation and rolls back after it when the manifest is gone', async () => {
+    await rm(f.paths.manifest('2.0.0'));
+    const verified = f.record('verified', v2, { from: from() });
+    const before = await resume(await f.context({ update: verified }), verified);
+    expect(before).toMatchObject({ outcome: 'failed', reason: 'manifest_lost' });
+    expect(f.states).toEqual(['failed']);
+
+    f.states.length = 0;
+    await symlink('versions/2.0.0', f.paths.current);
+    const trial = f.record('trial', v2, { from: from(), trial_starts: 1 });
+    const after = await resume(await f.context({ current: from(), update: trial }), trial);
+    expect(after).toMatchObject({ outcome: 'rolled_back', reason: 'manifest_lost' });
+    expect(f.states).toEqual(['rolling_back', 'rolled_back']);
+    expect(await readlink(f.paths.current)).toBe('versions/1.0.0');
+  });
+
+  it('verifies and activates an update killed after assembly', async () => {
+    await rm(f.paths.version('2.0.0'), { recursive: true });
+    await f.place(v2, 'partial');
+    const u = f.record('assembled', v2);
+    const result = await resume(await f.context({ highest_release: 2, update: u }), u);
+    expect(result).toMatchObject({ outcome: 'committed', version: '2.0.0' });
+    expect(f.states).toEqual(['verified', 'activated', 'trial', 'committed']);
+    expect(f.pauses).toEqual(['verified', 'activating', 'activated', 'trial']);
+  });
+});
