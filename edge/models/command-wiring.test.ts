@@ -62,20 +62,17 @@ describeWithTools(
 
     it('answers with the result of the update the configured model updater ran', async () => {
       const config = join(dir, 'gpulse.yaml');
-      await writeFile(
-        config,
-        [
-          'models:',
-          '  - name: detector',
-          `    source: ${h.server.url}detector/`,
-          `    dir: ${h.root}`,
-          `    trust: ${h.pubPath}`,
-          '    schedule: "off"',
-          '    onStart: "off"',
-          '    health:',
-          '      trialWindow: 0s',
-        ].join('\n'),
-      );
+      // YAML reads JSON: the model entry as an object.
+      const model = {
+        name: 'detector',
+        source: `${h.server.url}detector/`,
+        dir: h.root,
+        trust: h.pubPath,
+        schedule: 'off',
+        onStart: 'off',
+        health: { trialWindow: '0s' },
+      };
+      await writeFile(config, JSON.stringify({ models: [model] }));
       const stderr: string[] = [];
       outcome = await startAgent(
         'run',

@@ -1,11 +1,6 @@
 import { readdir, readlink } from 'node:fs/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createUpdateFixture,
-  type Release,
-  type UpdateFixture,
-} from '../../../test/helpers/models/update-fixture.js';
-import { DEFAULT_HEALTH } from '../health.js';
+import { describe, expect, it } from 'vitest';
+import { useUpdateFixture } from '../../../test/helpers/models/update-fixture.js';
 import { activate } from './activating.js';
 
 const golden = {
@@ -18,25 +13,23 @@ const golden = {
 };
 
 describe('activating', () => {
-  let f: UpdateFixture;
-  let v1: Release;
-  let v2: Release;
-  beforeEach(async () => {
-    f = await createUpdateFixture();
-    v1 = await f.release('1.0.0', 1);
-    v2 = await f.release('2.0.0', 2, { health: golden });
-    await f.place(v1);
-    await f.place(v2);
-  });
-  afterEach(() => f.cleanup());
+  const t = useUpdateFixture(
+    [
+      ['1.0.0', 1],
+      ['2.0.0', 2, { health: golden }],
+    ],
+    { place: true },
+  );
 
-  const from = () => ({ version: '1.0.0', release: 1, manifest_sha256: v1.digest });
+  const from = () => t.f.ref(t.r[0]);
 
   it('passes the golden check, swaps previous then current, and starts the first trial', async () => {
+    const { f } = t;
+    const [, v2] = t.r;
     const u = f.record('verified', v2, { from: from() });
     const ctx = await f.context(
       { current: from(), update: u },
-      { health: { ...DEFAULT_HEALTH, trialWindowMs: 0, goldenCommand: ['cat'] } },
+      f.health({ goldenCommand: ['cat'] }),
     );
     const result = await activate(ctx, u, v2.m);
     expect(result).toMatchObject({ outcome: 'committed', version: '2.0.0' });
@@ -50,16 +43,12 @@ describe('activating', () => {
   });
 
   it('never moves current when the golden output differs: quarantined and failed', async () => {
+    const { f } = t;
+    const [, v2] = t.r;
     const u = f.record('verified', v2, { from: from() });
     const ctx = await f.context(
       { current: from(), update: u },
-      {
-        health: {
-          ...DEFAULT_HEALTH,
-          trialWindowMs: 0,
-          goldenCommand: ['sh', '-c', 'echo something else'],
-        },
-      },
+      f.health({ goldenCommand: ['sh', '-c', 'echo something else'] }),
     );
     await f.clock.advance(1500);
     const result = await activate(ctx, u, v2.m);
@@ -81,6 +70,8 @@ describe('activating', () => {
   });
 
   it('skips a golden check no goldenCommand can run, with a warning', async () => {
+    const { f } = t;
+    const [, v2] = t.r;
     const u = f.record('verified', v2);
     const ctx = await f.context({ update: u });
     await activate(ctx, u, v2.m);

@@ -1,7 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  createUpdateFixture,
-  type Release,
+  UPDATE_PATH,
+  useUpdateFixture,
   type UpdateFixture,
 } from '../../../test/helpers/models/update-fixture.js';
 import { checkAndUpdate, sameFiles } from './checking.js';
@@ -19,19 +19,14 @@ async function check(f: UpdateFixture, ...args: Parameters<UpdateFixture['contex
 }
 
 describe('checking: what a fetched manifest leads to', () => {
-  let f: UpdateFixture;
-  let r: Release;
-  beforeEach(async () => {
-    f = await createUpdateFixture();
-    // Published at the fake clock's time, valid for one day.
-    r = await f.release('1.0.0', 5);
-  });
-  afterEach(() => f.cleanup());
+  const t = useUpdateFixture([['1.0.0', 5]]);
 
   const refused = (result: ApplyResult, reason: string) =>
     expect(result).toMatchObject({ outcome: 'refused', model: 'detector', reason });
 
   it('refuses an expired manifest by the fake clock, tolerating the configured skew', async () => {
+    const { f } = t;
+    const [r] = t.r;
     await f.clock.advance(86_400_000);
     const { result } = await check(f);
     refused(result, 'expired');
@@ -43,6 +38,8 @@ describe('checking: what a fetched manifest leads to', () => {
   });
 
   it('refuses a manifest of another model, and a model above maxBytes', async () => {
+    const { f } = t;
+    const [r] = t.r;
     const other = (await check(f, {}, { name: 'other' })).result;
     expect(other).toMatchObject({ outcome: 'refused', model: 'other', reason: 'wrong_model' });
     expect(other.message).toBe('the manifest is for model detector, not other');
@@ -52,6 +49,7 @@ describe('checking: what a fetched manifest leads to', () => {
   });
 
   it('refuses a release not above the highest one, and a quarantined release', async () => {
+    const { f } = t;
     const old = await check(f, { highest_release: 5 });
     refused(old.result, 'release_not_newer');
     expect(old.result.message).toContain('highest release installed here (5)');
@@ -64,22 +62,19 @@ describe('checking: what a fetched manifest leads to', () => {
   });
 
   it('retries the same manifest after a failed download although its release is the highest', async () => {
+    const { f } = t;
+    const [r] = t.r;
     const failed = f.record('failed', r, { started_at: '2026-01-01T00:00:00.000Z' });
     const { result, ctx } = await check(f, { highest_release: 5, update: failed });
     expect(result).toMatchObject({ outcome: 'committed', version: '1.0.0', release: 5 });
     // The retry keeps the first attempt's start.
     expect(ctx.state.update?.started_at).toBe('2026-01-01T00:00:00.000Z');
-    expect(f.states).toEqual([
-      'downloading',
-      'assembled',
-      'verified',
-      'activated',
-      'trial',
-      'committed',
-    ]);
+    expect(f.states).toEqual(UPDATE_PATH);
   });
 
   it('is up to date when the current version has this manifest, and refreshes a re-signed one', async () => {
+    const { f } = t;
+    const [r] = t.r;
     const current = { version: '1.0.0', release: 5, manifest_sha256: r.digest };
     const same = await check(f, { highest_release: 5, current });
     expect(same.result).toMatchObject({ outcome: 'up_to_date', version: '1.0.0', release: 5 });
@@ -107,6 +102,8 @@ describe('checking: what a fetched manifest leads to', () => {
   });
 
   it('refuses a reused version name with other files', async () => {
+    const { f } = t;
+    const [r] = t.r;
     await f.place(r);
     const current = { version: '1.0.0', release: 5, manifest_sha256: 'f'.repeat(64) };
     const other = await f.release('1.0.0', 7, {

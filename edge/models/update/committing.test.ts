@@ -1,31 +1,20 @@
-import { mkdir, readdir, readlink, symlink } from 'node:fs/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createUpdateFixture,
-  type Release,
-  type UpdateFixture,
-} from '../../../test/helpers/models/update-fixture.js';
+import { mkdir, readdir, readlink } from 'node:fs/promises';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { useUpdateFixture, versions } from '../../../test/helpers/models/update-fixture.js';
 import { commit } from './committing.js';
 
 describe('committing', () => {
-  let f: UpdateFixture;
-  let v1: Release;
-  let v2: Release;
-  let v3: Release;
-  beforeEach(async () => {
-    f = await createUpdateFixture();
-    v1 = await f.release('1.0.0', 1);
-    v2 = await f.release('2.0.0', 2);
-    v3 = await f.release('3.0.0', 3);
-    for (const r of [v1, v2, v3]) await f.place(r);
-    await symlink('versions/3.0.0', f.paths.current);
-    await symlink('versions/2.0.0', f.paths.previous);
-    await mkdir(`${f.paths.quarantine}/0.9.0-r0`);
+  const t = useUpdateFixture(versions('1.0.0', '2.0.0', '3.0.0'), {
+    place: true,
+    links: { current: '3.0.0', previous: '2.0.0' },
   });
-  afterEach(() => f.cleanup());
+  // A quarantined copy left from an earlier rollback.
+  beforeEach(() => mkdir(`${t.f.paths.quarantine}/0.9.0-r0`));
 
   it('makes the trial version current at the fake time, keeps only current and previous', async () => {
-    const from = { version: '2.0.0', release: 2, manifest_sha256: v2.digest };
+    const { f } = t;
+    const [, v2, v3] = t.r;
+    const from = f.ref(v2);
     const trial = f.record('trial', v3, { from, bytes_downloaded: 7, bytes_reused: 9 });
     const ctx = await f.context({ highest_release: 3, current: from, update: trial });
     await f.clock.advance(600_000);
@@ -58,6 +47,8 @@ describe('committing', () => {
   });
 
   it('keeps the previous version when the first commit had nothing before it', async () => {
+    const { f } = t;
+    const [v1, , v3] = t.r;
     const prev = { version: '1.0.0', release: 1, manifest_sha256: v1.digest };
     const trial = f.record('trial', v3);
     const ctx = await f.context({ previous: prev, update: trial });

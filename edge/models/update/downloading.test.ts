@@ -1,28 +1,21 @@
 import { readdir } from 'node:fs/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createUpdateFixture,
-  type Release,
-  type UpdateFixture,
-} from '../../../test/helpers/models/update-fixture.js';
+import { describe, expect, it } from 'vitest';
+import { UPDATE_PATH, useUpdateFixture } from '../../../test/helpers/models/update-fixture.js';
 import { ChunkFetcher, DEFAULT_FETCH } from '../fetcher.js';
 import { sourceUrls } from '../store-layout.js';
 import type { UpdateContext } from './context.js';
 import { download } from './downloading.js';
+import { PAUSE_POINTS } from './types.js';
 
 describe('downloading', () => {
-  let f: UpdateFixture;
-  let r: Release;
-  beforeEach(async () => {
-    f = await createUpdateFixture();
-    r = await f.release('1.0.0', 4);
-  });
-  afterEach(() => f.cleanup());
+  const t = useUpdateFixture([['1.0.0', 4]]);
 
   const fetcher = (ctx: UpdateContext) =>
     new ChunkFetcher(sourceUrls(ctx.opts.source).base, ctx.opts.fetch, ctx.log);
 
   it('records the start at the fake time, downloads every byte and carries on to the commit', async () => {
+    const { f } = t;
+    const [r] = t.r;
     const ctx = await f.context();
     const started = new Date(f.clock.now()).toISOString();
     const result = await download(ctx, r.m, r.digest, r.text, fetcher(ctx), undefined);
@@ -30,22 +23,8 @@ describe('downloading', () => {
     const size = r.m.files.reduce((n, file) => n + file.size, 0);
     expect(result.stats?.bytesTotal).toBe(size);
     expect(result.stats?.bytesReused).toBe(0);
-    expect(f.states).toEqual([
-      'downloading',
-      'assembled',
-      'verified',
-      'activated',
-      'trial',
-      'committed',
-    ]);
-    expect(f.pauses).toEqual([
-      'downloading',
-      'assembled',
-      'verified',
-      'activating',
-      'activated',
-      'trial',
-    ]);
+    expect(f.states).toEqual(UPDATE_PATH);
+    expect(f.pauses).toEqual(PAUSE_POINTS.filter((p) => p !== 'rolling_back'));
     const saved = await f.saved();
     expect(saved.highest_release).toBe(4);
     expect(saved.update).toMatchObject({
@@ -65,6 +44,8 @@ describe('downloading', () => {
   });
 
   it('fails with the fetch reason when the store answers 503', async () => {
+    const { f } = t;
+    const [r] = t.r;
     await f.h.serve({
       fault: (path) =>
         path.includes('chunks') || path.includes('blobs')
@@ -87,6 +68,8 @@ describe('downloading', () => {
   });
 
   it('resumes a previous attempt: its start time stays and the event says resumed', async () => {
+    const { f } = t;
+    const [r] = t.r;
     const previous = f.record('failed', r, { started_at: '2026-02-01T00:00:00.000Z' });
     const ctx = await f.context({ highest_release: 4, update: previous });
     await f.clock.advance(3_600_000);

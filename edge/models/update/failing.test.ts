@@ -1,24 +1,16 @@
 import { lstat, mkdir, readdir, symlink } from 'node:fs/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createUpdateFixture,
-  type Release,
-  type UpdateFixture,
-} from '../../../test/helpers/models/update-fixture.js';
+import { describe, expect, it } from 'vitest';
+import { useUpdateFixture } from '../../../test/helpers/models/update-fixture.js';
 import { TaintedWorkDirError } from '../assemble.js';
 import { fail, taintedWorkDir } from './failing.js';
 import { Stop } from './types.js';
 
 describe('failing', () => {
-  let f: UpdateFixture;
-  let r: Release;
-  beforeEach(async () => {
-    f = await createUpdateFixture();
-    r = await f.release('1.0.0', 1);
-  });
-  afterEach(() => f.cleanup());
+  const t = useUpdateFixture([['1.0.0', 1]]);
 
   it('records the reason, emits model.update_failed and returns or throws the result', async () => {
+    const { f } = t;
+    const [r] = t.r;
     const u = f.record('downloading', r);
     const ctx = await f.context({ update: u });
     await f.clock.advance(5000);
@@ -52,6 +44,8 @@ describe('failing', () => {
   });
 
   it('moves a tainted work directory aside under a name with the fake time, untouched', async () => {
+    const { f } = t;
+    const [r] = t.r;
     const u = f.record('downloading', r);
     const ctx = await f.context({ update: u });
     const partial = f.paths.partial('1.0.0');

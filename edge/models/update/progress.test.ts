@@ -1,10 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
-import {
-  createUpdateFixture,
-  type Release,
-  type UpdateFixture,
-} from '../../../test/helpers/models/update-fixture.js';
+import { useUpdateFixture } from '../../../test/helpers/models/update-fixture.js';
 import type { AssemblyStats } from '../assemble.js';
 import { downloadLine, downloadPercent, makeProgress } from './progress.js';
 
@@ -21,15 +17,11 @@ const stats = (downloaded: number): AssemblyStats => ({
 });
 
 describe('download progress', () => {
-  let f: UpdateFixture;
-  let r: Release;
-  beforeEach(async () => {
-    f = await createUpdateFixture();
-    r = await f.release('1.0.0', 1);
-  });
-  afterEach(() => f.cleanup());
+  const t = useUpdateFixture([['1.0.0', 1]]);
 
   it('counts the rate from the start of the download on the fake clock, and percent of what must be downloaded', () => {
+    const { f } = t;
+    const [r] = t.r;
     const start = f.clock.now();
     const u = f.record('downloading', r, { bytes_total: 99 });
     const p = makeProgress('detector', u, stats(2 * 1024 * 1024), 1000, start + 4000, start);
@@ -62,6 +54,8 @@ describe('download progress', () => {
   });
 
   it('reports every step, writes progress.json at most once a second and logs at most every 5 s', async () => {
+    const { f } = t;
+    const [r] = t.r;
     const ctx = await f.context();
     ctx.downloadStart = f.clock.now();
     const u = f.record('downloading', r);

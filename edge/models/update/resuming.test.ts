@@ -1,37 +1,24 @@
 import { readlink, rm, symlink } from 'node:fs/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createUpdateFixture,
-  type Release,
-  type UpdateFixture,
-} from '../../../test/helpers/models/update-fixture.js';
-import { DEFAULT_HEALTH } from '../health.js';
+import { describe, expect, it } from 'vitest';
+import { useUpdateFixture, versions } from '../../../test/helpers/models/update-fixture.js';
 import { resume } from './resuming.js';
 
 describe('resuming an interrupted update', () => {
-  let f: UpdateFixture;
-  let v1: Release;
-  let v2: Release;
-  beforeEach(async () => {
-    f = await createUpdateFixture();
-    v1 = await f.release('1.0.0', 1);
-    v2 = await f.release('2.0.0', 2);
-    await f.place(v1);
-    await f.place(v2);
-  });
-  afterEach(() => f.cleanup());
+  const t = useUpdateFixture(versions('1.0.0', '2.0.0'), { place: true });
 
-  const from = () => ({ version: '1.0.0', release: 1, manifest_sha256: v1.digest });
-  const health = (maxTrialStarts: number) => ({
-    health: { ...DEFAULT_HEALTH, trialWindowMs: 0, maxTrialStarts },
-  });
+  const from = () => t.f.ref(t.r[0]);
 
   it('counts a trial start, redoes the half-done swap and commits', async () => {
+    const { f } = t;
+    const [, v2] = t.r;
     // Killed between the two renames: previous already moved, current still on 1.0.0.
     await symlink('versions/1.0.0', f.paths.current);
     await symlink('versions/1.0.0', f.paths.previous);
     const u = f.record('trial', v2, { from: from(), trial_starts: 1 });
-    const ctx = await f.context({ current: from(), highest_release: 2, update: u }, health(3));
+    const ctx = await f.context(
+      { current: from(), highest_release: 2, update: u },
+      f.health({ maxTrialStarts: 3 }),
+    );
     const result = await resume(ctx, u);
     expect(result).toMatchObject({ outcome: 'committed', version: '2.0.0' });
     expect(await readlink(f.paths.current)).toBe('versions/2.0.0');
@@ -43,9 +30,14 @@ describe('resuming an interrupted update', () => {
   });
 
   it('rolls back once the trial was interrupted more often than maxTrialStarts', async () => {
+    const { f } = t;
+    const [, v2] = t.r;
     await symlink('versions/2.0.0', f.paths.current);
     const u = f.record('activated', v2, { from: from(), trial_starts: 2 });
-    const ctx = await f.context({ current: from(), highest_release: 2, update: u }, health(2));
+    const ctx = await f.context(
+      { current: from(), highest_release: 2, update: u },
+      f.health({ maxTrialStarts: 2 }),
+    );
     const result = await resume(ctx, u);
     expect(result).toMatchObject({
       outcome: 'rolled_back',
@@ -58,6 +50,8 @@ describe('resuming an interrupted update', () => {
   });
 
   it('fails before activation and rolls back after it when the manifest is gone', async () => {
+    const { f } = t;
+    const [, v2] = t.r;
     await rm(f.paths.manifest('2.0.0'));
     const verified = f.record('verified', v2, { from: from() });
     const before = await resume(await f.context({ update: verified }), verified);
@@ -74,6 +68,8 @@ describe('resuming an interrupted update', () => {
   });
 
   it('verifies and activates an update killed after assembly', async () => {
+    const { f } = t;
+    const [, v2] = t.r;
     await rm(f.paths.version('2.0.0'), { recursive: true });
     await f.place(v2, 'partial');
     const u = f.record('assembled', v2);

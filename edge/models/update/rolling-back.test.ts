@@ -1,41 +1,23 @@
-import { lstat, readlink, symlink } from 'node:fs/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createUpdateFixture,
-  type Release,
-  type UpdateFixture,
-} from '../../../test/helpers/models/update-fixture.js';
+import { lstat, readlink } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { useUpdateFixture, versions } from '../../../test/helpers/models/update-fixture.js';
 import { rollback } from './rolling-back.js';
 
 describe('rolling back', () => {
-  let f: UpdateFixture;
-  let v1: Release;
-  let v2: Release;
-  let v3: Release;
-  beforeEach(async () => {
-    f = await createUpdateFixture();
-    v1 = await f.release('1.0.0', 1);
-    v2 = await f.release('2.0.0', 2);
-    v3 = await f.release('3.0.0', 3);
-    for (const r of [v1, v2, v3]) await f.place(r);
-    // v3 on trial: current -> v3, previous -> v2 (it was current), v1 was previous.
-    await symlink('versions/3.0.0', f.paths.current);
-    await symlink('versions/2.0.0', f.paths.previous);
-  });
-  afterEach(() => f.cleanup());
-
-  const ref = (r: Release) => ({
-    version: r.m.version,
-    release: r.m.release,
-    manifest_sha256: r.digest,
+  // 3.0.0 on trial: current -> 3.0.0, previous -> 2.0.0 (it was current), 1.0.0 was previous.
+  const t = useUpdateFixture(versions('1.0.0', '2.0.0', '3.0.0'), {
+    place: true,
+    links: { current: '3.0.0', previous: '2.0.0' },
   });
 
   it('puts current and previous back, quarantines the version and records why, at the fake time', async () => {
-    const trial = f.record('trial', v3, { from: ref(v2), from_previous: ref(v1) });
+    const { f } = t;
+    const [v1, v2, v3] = t.r;
+    const trial = f.record('trial', v3, { from: f.ref(v2), from_previous: f.ref(v1) });
     const ctx = await f.context({
       highest_release: 3,
-      current: ref(v3),
-      previous: ref(v2),
+      current: f.ref(v3),
+      previous: f.ref(v2),
       update: trial,
     });
     await f.clock.advance(90_000);
@@ -54,8 +36,8 @@ describe('rolling back', () => {
     expect((await lstat(`${f.paths.quarantine}/3.0.0-r3`)).isDirectory()).toBe(true);
     await expect(lstat(f.paths.version('3.0.0'))).rejects.toThrow(/ENOENT/);
     const saved = await f.saved();
-    expect(saved.current).toEqual(ref(v2));
-    expect(saved.previous).toEqual(ref(v1));
+    expect(saved.current).toEqual(f.ref(v2));
+    expect(saved.previous).toEqual(f.ref(v1));
     expect(saved.update).toMatchObject({ state: 'rolled_back', reason: 'probe_failed' });
     expect(saved.quarantined).toEqual([
       {
@@ -76,6 +58,8 @@ describe('rolling back', () => {
   });
 
   it('finishes an interrupted rollback without writing rolling_back again, and removes links to nothing', async () => {
+    const { f } = t;
+    const [v1] = t.r;
     const first = f.record('rolling_back', v1, { reason: 'gpu_xid' });
     const ctx = await f.context({ highest_release: 1, update: first });
     await rollback(ctx, first, 'gpu_xid', 'finishing');

@@ -1,9 +1,5 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createUpdateFixture,
-  type Release,
-  type UpdateFixture,
-} from '../../../test/helpers/models/update-fixture.js';
+import { describe, expect, it } from 'vitest';
+import { useUpdateFixture } from '../../../test/helpers/models/update-fixture.js';
 import { TERMINAL_STATES, UPDATE_STATES, type UpdateState } from '../state.js';
 import * as activating from './activating.js';
 import * as checking from './checking.js';
@@ -107,21 +103,13 @@ describe('update transition table', () => {
 });
 
 describe('UpdateContext.transition writes only what the table allows', () => {
-  let f: UpdateFixture;
-  let r: Release;
+  const t = useUpdateFixture([['1.0.0', 1]], { once: true });
 
-  beforeAll(async () => {
-    f = await createUpdateFixture();
-    r = await f.release('1.0.0', 1);
-  });
-  afterAll(() => f.cleanup());
-  beforeEach(() => {
-    f.states.length = 0;
-  });
-
-  it.each(TRANSITIONS.map((t) => ({ ...t })))(
+  it.each(TRANSITIONS.map((row) => ({ ...row })))(
     '$from --$event--> $to',
     async ({ from, event, to }) => {
+      const { f } = t;
+      const [r] = t.r;
       const ctx = await f.context(from === 'idle' ? {} : { update: f.record(from, r) });
       await f.clock.advance(61_000);
       const written = await ctx.transition(event, f.record(from, r, { bytes_total: 123 }));
@@ -136,6 +124,8 @@ describe('UpdateContext.transition writes only what the table allows', () => {
   it.each(ILLEGAL.filter((p) => p.from !== 'idle'))(
     'refuses $event in $from and leaves state.json as it was',
     async ({ from, event }) => {
+      const { f } = t;
+      const [r] = t.r;
       const ctx = await f.context({ update: f.record(from, r) });
       const before = await f.saved();
       await expect(ctx.transition(event, f.record(from, r))).rejects.toThrow(

@@ -1,42 +1,39 @@
 import { readlink, symlink } from 'node:fs/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createUpdateFixture,
-  type Release,
-  type UpdateFixture,
-} from '../../../test/helpers/models/update-fixture.js';
-import { DEFAULT_HEALTH } from '../health.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { useUpdateFixture } from '../../../test/helpers/models/update-fixture.js';
 import { healthAndTrial, trialWindowMs } from './trial-window.js';
 import { Stop } from './types.js';
 
 describe('health checks and the trial window', () => {
-  let f: UpdateFixture;
-  let v1: Release;
-  let v2: Release;
+  const t = useUpdateFixture(
+    [
+      ['1.0.0', 1],
+      ['2.0.0', 2, { health: { trial_seconds: 120 } }],
+    ],
+    { place: true },
+  );
   beforeEach(async () => {
-    f = await createUpdateFixture();
-    v1 = await f.release('1.0.0', 1);
-    v2 = await f.release('2.0.0', 2, { health: { trial_seconds: 120 } });
-    await f.place(v1);
-    await f.place(v2);
+    const { f } = t;
     await symlink('versions/2.0.0', f.paths.current);
     await symlink('versions/1.0.0', f.paths.previous);
   });
-  afterEach(() => f.cleanup());
 
-  const from = () => ({ version: '1.0.0', release: 1, manifest_sha256: v1.digest });
+  const from = () => t.f.ref(t.r[0]);
 
   it('takes the longer of the configured window and the one the manifest asks for', () => {
+    const [v1, v2] = t.r;
     expect(trialWindowMs(0, v2.m)).toBe(120_000);
     expect(trialWindowMs(600_000, v2.m)).toBe(600_000);
     expect(trialWindowMs(5000, v1.m)).toBe(5000);
   });
 
   it('rolls back when the health command fails, before any trial starts', async () => {
+    const { f } = t;
+    const [, v2] = t.r;
     const u = f.record('activated', v2, { from: from(), trial_starts: 1 });
     const ctx = await f.context(
       { current: from(), update: u },
-      { health: { ...DEFAULT_HEALTH, trialWindowMs: 0, command: ['sh', '-c', 'exit 3'] } },
+      f.health({ command: ['sh', '-c', 'exit 3'] }),
     );
     const result = await healthAndTrial(ctx, u, v2.m);
     expect(result).toMatchObject({ outcome: 'rolled_back', version: '2.0.0' });
@@ -46,11 +43,13 @@ describe('health checks and the trial window', () => {
   });
 
   it('sets the trial deadline from the fake clock and leaves the trial to resume when shut down', async () => {
+    const { f } = t;
+    const [, v2] = t.r;
     const u = f.record('activated', v2, { from: from(), trial_starts: 1 });
     const abort = new AbortController();
     const ctx = await f.context(
       { current: from(), update: u },
-      { health: { ...DEFAULT_HEALTH, trialWindowMs: 30_000, command: ['true'] } },
+      f.health({ trialWindowMs: 30_000, command: ['true'] }),
       {
         signal: abort.signal,
         pause: (point) => {
@@ -74,16 +73,12 @@ describe('health checks and the trial window', () => {
   });
 
   it('commits a version whose health command passes when there is no window', async () => {
+    const { f } = t;
+    const [, v2] = t.r;
     const u = f.record('activated', v2, { from: from(), trial_starts: 1 });
     const ctx = await f.context(
       { current: from(), update: u },
-      {
-        health: {
-          ...DEFAULT_HEALTH,
-          trialWindowMs: 0,
-          command: ['sh', '-c', 'test -f "$GPULSE_MODEL_DIR/weights.bin"'],
-        },
-      },
+      f.health({ command: ['sh', '-c', 'test -f "$GPULSE_MODEL_DIR/weights.bin"'] }),
     );
     const v0 = await f.release('2.0.1', 3);
     const result = await healthAndTrial(ctx, u, { ...v0.m, version: '2.0.0', release: 2 });

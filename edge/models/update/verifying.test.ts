@@ -1,23 +1,15 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  createUpdateFixture,
-  type Release,
-  type UpdateFixture,
-} from '../../../test/helpers/models/update-fixture.js';
+import { describe, expect, it } from 'vitest';
+import { useUpdateFixture } from '../../../test/helpers/models/update-fixture.js';
 import { install } from './verifying.js';
 import { Stop } from './types.js';
 
 describe('verifying', () => {
-  let f: UpdateFixture;
-  let r: Release;
-  beforeEach(async () => {
-    f = await createUpdateFixture();
-    r = await f.release('1.0.0', 1);
-  });
-  afterEach(() => f.cleanup());
+  const t = useUpdateFixture([['1.0.0', 1]]);
 
   it('moves verified files into versions/<v> without the extras, then pauses at verified', async () => {
+    const { f } = t;
+    const [r] = t.r;
     await f.place(r, 'partial');
     await writeFile(`${f.paths.partial('1.0.0')}/stray.tmp`, 'x');
     const u = f.record('assembled', r);
@@ -33,6 +25,8 @@ describe('verifying', () => {
   });
 
   it('quarantines a version whose file does not match and fails with verify_failed', async () => {
+    const { f } = t;
+    const [r] = t.r;
     await f.place(r, 'partial');
     const weights = `${f.paths.partial('1.0.0')}/weights.bin`;
     const bytes = await readFile(weights);

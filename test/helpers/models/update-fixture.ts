@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { FakeClock } from '../../../agent/clock.js';
 import { EventLog } from '../../../agent/events.js';
 import { DEFAULT_FETCH } from '../../../edge/models/fetcher.js';
-import { DEFAULT_HEALTH } from '../../../edge/models/health.js';
+import { DEFAULT_HEALTH, type HealthSettings } from '../../../edge/models/health.js';
 import {
   manifestDigest,
   parseEnvelope,
@@ -17,6 +18,8 @@ import { readTrustedKeys } from '../../../edge/models/signing.js';
 import {
   ModelPaths,
   readState,
+  UPDATE_STATES,
+  type InstalledRef,
   writeState,
   type ModelState,
   type UpdateRecord,
@@ -58,6 +61,8 @@ export interface UpdateFixture {
   release(version: string, release: number, extra?: Partial<PublishOptions>): Promise<Release>;
   /** Puts a release where an update leaves it: files in versions/<v> (or the work dir), manifest in manifests/. */
   place(r: Release, where?: 'version' | 'partial'): Promise<void>;
+  /** Release `r` as state.json names an installed version. */
+  ref(r: Release): InstalledRef;
   /** An update record of release `r` in `state`. */
   record(state: UpdateState, r: Release, extra?: Partial<UpdateRecord>): UpdateRecord;
   /** A context over the model root with `state` persisted first (a fresh root by default). */
@@ -66,6 +71,8 @@ export interface UpdateFixture {
     opts?: Partial<ApplyOptions>,
     deps?: Partial<ApplyDeps>,
   ): Promise<UpdateContext>;
+  /** Apply options with these health settings (no trial window unless given). */
+  health(extra: Partial<HealthSettings>): Partial<ApplyOptions>;
   /** state.json as persisted now. */
   saved(): Promise<ModelState>;
   cleanup(): Promise<void>;
@@ -111,6 +118,7 @@ export async function createUpdateFixture(
       await cp(r.from, dir, { recursive: true });
       await writeFile(paths.manifest(r.m.version), r.text);
     },
+    ref: (r) => ({ version: r.m.version, release: r.m.release, manifest_sha256: r.digest }),
     record(state, r, extra = {}) {
       const at = new Date(clock.now()).toISOString();
       return {
@@ -169,8 +177,70 @@ export async function createUpdateFixture(
         full,
       );
     },
+    health: (extra) => ({ health: { ...DEFAULT_HEALTH, trialWindowMs: 0, ...extra } }),
     saved: () => readState(paths, 'detector'),
     cleanup: () => h.cleanup(),
   };
   return f;
+}
+
+/** The states a successful update passes, in order (UPDATE_STATES lists them so). */
+export const UPDATE_PATH: readonly UpdateState[] = UPDATE_STATES.slice(1, 7);
+
+/** Specs of versions published as releases 1, 2, 3 ... */
+export const versions = <const N extends readonly string[]>(...names: N) =>
+  names.map((name, i) => [name, i + 1] as const) as unknown as {
+    readonly [K in keyof N]: ReleaseSpec;
+  };
+
+/** A release to publish: version, release number, publish options. */
+export type ReleaseSpec = readonly [
+  version: string,
+  release: number,
+  extra?: Partial<PublishOptions>,
+];
+
+/** What useUpdateFixture fills in before each test (or once, with `once`). */
+export interface UpdateFixtureHooks<S extends readonly ReleaseSpec[]> {
+  readonly f: UpdateFixture;
+  /** The published releases, in the order given. */
+  readonly r: { readonly [K in keyof S]: Release };
+}
+
+/**
+ * Registers hooks that give each test a fresh fixture with `releases` published, and also placed
+ * in versions/ when `place`, with the `links` made (`once`: one fixture for the whole file, its recorded states cleared
+ * before each test).
+ */
+export function useUpdateFixture<const S extends readonly ReleaseSpec[]>(
+  releases: S,
+  options: {
+    readonly place?: boolean;
+    readonly once?: boolean;
+    /** Versions `current` and `previous` point at once the releases are placed. */
+    readonly links?: { readonly current?: string; readonly previous?: string };
+  } = {},
+): UpdateFixtureHooks<S> {
+  const hooks = { r: [] } as unknown as { f: UpdateFixture; r: Release[] };
+  const setUp = async () => {
+    hooks.f = await createUpdateFixture();
+    hooks.r = [];
+    for (const [version, release, extra] of releases)
+      hooks.r.push(await hooks.f.release(version, release, extra));
+    if (options.place) for (const r of hooks.r) await hooks.f.place(r);
+    const { current, previous } = options.links ?? {};
+    if (current) await symlink(hooks.f.paths.linkTarget(current), hooks.f.paths.current);
+    if (previous) await symlink(hooks.f.paths.linkTarget(previous), hooks.f.paths.previous);
+  };
+  if (options.once) {
+    beforeAll(setUp);
+    afterAll(() => hooks.f.cleanup());
+    beforeEach(() => {
+      hooks.f.states.length = 0;
+    });
+  } else {
+    beforeEach(setUp);
+    afterEach(() => hooks.f.cleanup());
+  }
+  return hooks as unknown as UpdateFixtureHooks<S>;
 }
