@@ -67,28 +67,23 @@ describe('download progress', () => {
       ).bytes_downloaded;
     const logged = () => f.logs.filter((l) => String(l.msg).startsWith('downloading 1.0.0')).length;
 
-    await f.clock.advance(1000);
-    ctx.progress(u, stats(100), 100);
-    await expect.poll(written).toBe(100);
-    expect(logged()).toBe(1);
-
-    await f.clock.advance(500);
-    ctx.progress(u, stats(200), 200);
-    // Half a second later: reported, neither written nor logged.
-    expect(f.progress.map((p) => p.bytes_downloaded)).toEqual([100, 200]);
-    expect(await written()).toBe(100);
-    expect(logged()).toBe(1);
-
-    await f.clock.advance(500);
-    ctx.progress(u, stats(300), 300);
-    await expect.poll(written).toBe(300);
-    expect(logged()).toBe(1);
-
-    await f.clock.advance(4000);
-    ctx.progress(u, stats(400), 400);
-    expect(logged()).toBe(2);
-    // The last byte is always logged, however soon after the previous line.
-    ctx.progress(u, stats(10 * 1024 * 1024), 10 * 1024 * 1024);
-    expect(logged()).toBe(3);
+    const end = 10 * 1024 * 1024;
+    // [ms since the previous step, bytes done, progress.json then holds, log lines by then]
+    const steps: [number, number, number, number][] = [
+      [1000, 100, 100, 1],
+      // Half a second later: reported, neither written nor logged.
+      [500, 200, 100, 1],
+      [500, 300, 300, 1],
+      [4000, 400, 400, 2],
+      // The last byte is always logged, however soon after the previous line.
+      [0, end, 400, 3],
+    ];
+    for (const [ms, done, file, lines] of steps) {
+      await f.clock.advance(ms);
+      ctx.progress(u, stats(done), done);
+      await expect.poll(written).toBe(file);
+      expect(logged()).toBe(lines);
+    }
+    expect(f.progress.map((p) => p.bytes_downloaded)).toEqual([100, 200, 300, 400, end]);
   });
 });
