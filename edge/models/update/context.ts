@@ -69,8 +69,12 @@ export class UpdateContext {
     await writeState(this.paths, this.state);
   }
 
-  /** Download progress: reported on every call, logged every 5 s, written to progress.json every 1 s. */
-  progress(u: UpdateRecord, s: AssemblyStats, done: number): void {
+  /**
+   * Download progress: reported on every call, logged every 5 s, written to progress.json every
+   * 1 s. The download does not wait for that write; it is returned (undefined when throttled) so a
+   * test can.
+   */
+  progress(u: UpdateRecord, s: AssemblyStats, done: number): Promise<void> | undefined {
     const now = this.now();
     const p = makeProgress(this.opts.name, u, s, done, now, this.downloadStart);
     this.deps.onProgress?.(p);
@@ -89,8 +93,9 @@ export class UpdateContext {
     }
     if (now - this.lastProgressWrite >= 1000) {
       this.lastProgressWrite = now;
-      void writeFileReplace(this.paths.progress, `${JSON.stringify(p)}\n`).catch(() => undefined);
+      return writeFileReplace(this.paths.progress, `${JSON.stringify(p)}\n`).catch(() => undefined);
     }
+    return undefined;
   }
 
   /** Emits a `model.*` event about update `u`. */

@@ -80,7 +80,9 @@ export async function download(
       sources: await chunkSources(ctx, m.version),
       fetcher,
       signal: ctx.deps.signal,
-      onProgress: (s, done) => ctx.progress(u, s, done),
+      onProgress: (s, done) => {
+        void ctx.progress(u, s, done);
+      },
       onHalfway: () => ctx.pause('downloading'),
     });
   } catch (err) {
