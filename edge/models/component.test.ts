@@ -19,6 +19,24 @@ function updaterFor(...args: ConstructorParameters<typeof ModelUpdaterComponent>
   return updater;
 }
 
+/** An agent configuration with the model `detector` from the harness store, checked only on command. */
+function detectorConfig(h: Harness, healthLines: string[] = []) {
+  const text = [
+    'listen: 127.0.0.1:0',
+    'models:',
+    '  - name: detector',
+    `    source: ${h.server.url}detector/`,
+    `    dir: ${h.root}`,
+    `    trust: ${h.pubPath}`,
+    '    schedule: "off"',
+    '    onStart: "off"',
+    '    health:',
+    '      trialWindow: 0s',
+    ...healthLines,
+  ].join('\n');
+  return loadConfig({ file: { name: 'gpulse.yaml', text } }).config;
+}
+
 describe('model updater component in the agent', () => {
   let h: Harness;
   let agent: Agent;
@@ -27,24 +45,9 @@ describe('model updater component in the agent', () => {
     h = await createHarness();
     await writeModel(join(h.tmp, 'm1'), randomBytes(2 * 1024 * 1024));
     await h.publish(join(h.tmp, 'm1'), '1.0.0', 1);
-    const { config } = loadConfig({
-      file: {
-        name: 'gpulse.yaml',
-        text: [
-          'listen: 127.0.0.1:0',
-          'models:',
-          '  - name: detector',
-          `    source: ${h.server.url}detector/`,
-          `    dir: ${h.root}`,
-          `    trust: ${h.pubPath}`,
-          '    schedule: "off"',
-          '    onStart: "off"',
-          '    health:',
-          '      trialWindow: 0s',
-          '      command: [sh, -c, "test -f \\"$GPULSE_MODEL_DIR/weights.bin\\""]',
-        ].join('\n'),
-      },
-    });
+    const config = detectorConfig(h, [
+      '      command: [sh, -c, "test -f \\"$GPULSE_MODEL_DIR/weights.bin\\""]',
+    ]);
     agent = buildAgent(config, {
       log: silentLogger(),
       version: 'test',
@@ -135,23 +138,7 @@ describe('model updater onCommitted hook', () => {
   const agents: Agent[] = [];
 
   const startAgent = async (onCommitted: OnCommitted) => {
-    const { config } = loadConfig({
-      file: {
-        name: 'gpulse.yaml',
-        text: [
-          'listen: 127.0.0.1:0',
-          'models:',
-          '  - name: detector',
-          `    source: ${h.server.url}detector/`,
-          `    dir: ${h.root}`,
-          `    trust: ${h.pubPath}`,
-          '    schedule: "off"',
-          '    onStart: "off"',
-          '    health:',
-          '      trialWindow: 0s',
-        ].join('\n'),
-      },
-    });
+    const config = detectorConfig(h);
     const agent = buildAgent(config, {
       log: silentLogger(),
       version: 'test',

@@ -22,34 +22,34 @@ describe('activating', () => {
   );
 
   const from = () => t.f.ref(t.r[0]);
+  /** 2.0.0 verified over 1.0.0, with this golden-input runner. */
+  const verified = async (goldenCommand: string[]) => {
+    const u = t.f.record('verified', t.r[1], { from: from() });
+    return {
+      u,
+      ctx: await t.f.context({ current: from(), update: u }, t.f.health({ goldenCommand })),
+    };
+  };
 
   it('passes the golden check, swaps previous then current, and starts the first trial', async () => {
     const { f } = t;
     const [, v2] = t.r;
-    const u = f.record('verified', v2, { from: from() });
-    const ctx = await f.context(
-      { current: from(), update: u },
-      f.health({ goldenCommand: ['cat'] }),
-    );
+    const { u, ctx } = await verified(['cat']);
     const result = await activate(ctx, u, v2.m);
     expect(result).toMatchObject({ outcome: 'committed', version: '2.0.0' });
     expect(await readlink(f.paths.current)).toBe('versions/2.0.0');
     expect(await readlink(f.paths.previous)).toBe('versions/1.0.0');
     expect(f.states).toEqual(['activated', 'trial', 'committed']);
     expect(f.pauses).toEqual(['activating', 'activated', 'trial']);
-    // The activated record counted its first trial start.
-    expect(f.progress.find((p) => p.state === 'activated')).toBeDefined();
+    // Activation counted the first trial start.
+    expect((await f.saved()).update?.trial_starts).toBe(1);
     expect(f.logs.some((l) => l.msg === 'activated 2.0.0' && l.from === '1.0.0')).toBe(true);
   });
 
   it('never moves current when the golden output differs: quarantined and failed', async () => {
     const { f } = t;
     const [, v2] = t.r;
-    const u = f.record('verified', v2, { from: from() });
-    const ctx = await f.context(
-      { current: from(), update: u },
-      f.health({ goldenCommand: ['sh', '-c', 'echo something else'] }),
-    );
+    const { u, ctx } = await verified(['sh', '-c', 'echo something else']);
     await f.clock.advance(1500);
     const result = await activate(ctx, u, v2.m);
     expect(result).toMatchObject({

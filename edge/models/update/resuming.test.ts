@@ -7,19 +7,23 @@ describe('resuming an interrupted update', () => {
   const t = useUpdateFixture(versions('1.0.0', '2.0.0'), { place: true });
 
   const from = () => t.f.ref(t.r[0]);
+  /** Resumes 2.0.0 (over 1.0.0) interrupted in `state` after `starts` trial starts. */
+  const interrupted = async (
+    state: 'activated' | 'trial',
+    starts: number,
+    maxTrialStarts: number,
+  ) => {
+    const u = t.f.record(state, t.r[1], { from: from(), trial_starts: starts });
+    const state0 = { current: from(), highest_release: 2, update: u };
+    return resume(await t.f.context(state0, t.f.health({ maxTrialStarts })), u);
+  };
 
   it('counts a trial start, redoes the half-done swap and commits', async () => {
     const { f } = t;
-    const [, v2] = t.r;
     // Killed between the two renames: previous already moved, current still on 1.0.0.
     await symlink('versions/1.0.0', f.paths.current);
     await symlink('versions/1.0.0', f.paths.previous);
-    const u = f.record('trial', v2, { from: from(), trial_starts: 1 });
-    const ctx = await f.context(
-      { current: from(), highest_release: 2, update: u },
-      f.health({ maxTrialStarts: 3 }),
-    );
-    const result = await resume(ctx, u);
+    const result = await interrupted('trial', 1, 3);
     expect(result).toMatchObject({ outcome: 'committed', version: '2.0.0' });
     expect(await readlink(f.paths.current)).toBe('versions/2.0.0');
     expect(f.states).toEqual(['trial', 'trial', 'committed']);
@@ -31,14 +35,8 @@ describe('resuming an interrupted update', () => {
 
   it('rolls back once the trial was interrupted more often than maxTrialStarts', async () => {
     const { f } = t;
-    const [, v2] = t.r;
     await symlink('versions/2.0.0', f.paths.current);
-    const u = f.record('activated', v2, { from: from(), trial_starts: 2 });
-    const ctx = await f.context(
-      { current: from(), highest_release: 2, update: u },
-      f.health({ maxTrialStarts: 2 }),
-    );
-    const result = await resume(ctx, u);
+    const result = await interrupted('activated', 2, 2);
     expect(result).toMatchObject({
       outcome: 'rolled_back',
       reason: 'trial_restarts',

@@ -1,7 +1,9 @@
 import { readlink, symlink } from 'node:fs/promises';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { useUpdateFixture } from '../../../test/helpers/models/update-fixture.js';
+import type { HealthSettings } from '../health.js';
 import { healthAndTrial, trialWindowMs } from './trial-window.js';
+import type { ApplyDeps } from './types.js';
 import { Stop } from './types.js';
 
 describe('health checks and the trial window', () => {
@@ -19,6 +21,11 @@ describe('health checks and the trial window', () => {
   });
 
   const from = () => t.f.ref(t.r[0]);
+  /** 2.0.0 activated over 1.0.0 (first trial start), checked with these health settings. */
+  const activated = async (health: Partial<HealthSettings>, deps: Partial<ApplyDeps> = {}) => {
+    const u = t.f.record('activated', t.r[1], { from: from(), trial_starts: 1 });
+    return { u, ctx: await t.f.context({ current: from(), update: u }, t.f.health(health), deps) };
+  };
 
   it('takes the longer of the configured window and the one the manifest asks for', () => {
     const [v1, v2] = t.r;
@@ -30,11 +37,7 @@ describe('health checks and the trial window', () => {
   it('rolls back when the health command fails, before any trial starts', async () => {
     const { f } = t;
     const [, v2] = t.r;
-    const u = f.record('activated', v2, { from: from(), trial_starts: 1 });
-    const ctx = await f.context(
-      { current: from(), update: u },
-      f.health({ command: ['sh', '-c', 'exit 3'] }),
-    );
+    const { u, ctx } = await activated({ command: ['sh', '-c', 'exit 3'] });
     const result = await healthAndTrial(ctx, u, v2.m);
     expect(result).toMatchObject({ outcome: 'rolled_back', version: '2.0.0' });
     expect(result.reason).toBe('command_failed');
@@ -45,11 +48,9 @@ describe('health checks and the trial window', () => {
   it('sets the trial deadline from the fake clock and leaves the trial to resume when shut down', async () => {
     const { f } = t;
     const [, v2] = t.r;
-    const u = f.record('activated', v2, { from: from(), trial_starts: 1 });
     const abort = new AbortController();
-    const ctx = await f.context(
-      { current: from(), update: u },
-      f.health({ trialWindowMs: 30_000, command: ['true'] }),
+    const { u, ctx } = await activated(
+      { trialWindowMs: 30_000, command: ['true'] },
       {
         signal: abort.signal,
         pause: (point) => {
@@ -74,12 +75,9 @@ describe('health checks and the trial window', () => {
 
   it('commits a version whose health command passes when there is no window', async () => {
     const { f } = t;
-    const [, v2] = t.r;
-    const u = f.record('activated', v2, { from: from(), trial_starts: 1 });
-    const ctx = await f.context(
-      { current: from(), update: u },
-      f.health({ command: ['sh', '-c', 'test -f "$GPULSE_MODEL_DIR/weights.bin"'] }),
-    );
+    const { u, ctx } = await activated({
+      command: ['sh', '-c', 'test -f "$GPULSE_MODEL_DIR/weights.bin"'],
+    });
     const v0 = await f.release('2.0.1', 3);
     const result = await healthAndTrial(ctx, u, { ...v0.m, version: '2.0.0', release: 2 });
     expect(result).toMatchObject({ outcome: 'committed', version: '2.0.0', release: 2 });
