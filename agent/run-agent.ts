@@ -167,9 +167,12 @@ export async function startAgent(
           onCommitted: hooks.onCommitted,
         })
       : [];
+  // The MQTT command `cmd/model-update` reaches the updater created here, and nothing else.
+  const updater = models[0];
   const edge = config.mqtt.url
     ? (await import('../edge/components.js')).createEdgeComponents(config, {
         observations: hooks.observations,
+        modelUpdate: updater ? (payload) => updater.handleModelUpdateCommand(payload) : undefined,
       })
     : [];
   const gpuContainers = new GpuContainerLookup();

@@ -4,6 +4,7 @@ import type { AgentConfig } from '../agent/config.js';
 import { errorMessage } from '../agent/errors.js';
 import { CONTENT_TYPE_JSON } from '../exporters/mqtt/payloads.js';
 import type { MqttLink } from './mqtt-link.js';
+import { noModelsResponse, type ModelUpdateHandler } from './models/command.js';
 import { createMqttComponent } from './mqtt-component.js';
 
 /** Topic suffix of the model-update command and of its response (under the node's prefix). */
@@ -19,13 +20,22 @@ export interface EdgeHooks {
    * subscribes only when this is set. It must not throw; a throw is logged, never fatal.
    */
   readonly observations?: (topic: string, payload: Buffer) => void;
+  /**
+   * Answers `cmd/model-update` (the model updater the composition root created); without it
+   * every command gets the "no models are configured" error response.
+   */
+  readonly modelUpdate?: ModelUpdateHandler;
 }
 
 /**
  * Answers `cmd/model-update` with the model updater's response on `response/model-update`
  * (QoS 1). A payload that is not JSON still gets an error response (the updater validates it).
  */
-export function wireModelUpdateCommand(link: MqttLink, log: Logger): () => void {
+export function wireModelUpdateCommand(
+  link: MqttLink,
+  log: Logger,
+  handle: ModelUpdateHandler = (payload) => Promise.resolve(noModelsResponse(payload)),
+): () => void {
   return link.subscribe(MODEL_UPDATE_COMMAND, async (message) => {
     let payload: unknown;
     try {
@@ -33,9 +43,7 @@ export function wireModelUpdateCommand(link: MqttLink, log: Logger): () => void 
     } catch {
       payload = { invalid: 'payload is not JSON' };
     }
-    // Loaded on the first command: most nodes never receive one.
-    const { handleModelUpdateCommand } = await import('./models/component.js');
-    const response = await handleModelUpdateCommand(payload);
+    const response = await handle(payload);
     await link
       .publish(MODEL_UPDATE_RESPONSE, JSON.stringify(response), {
         qos: 1,
@@ -84,7 +92,7 @@ export function createEdgeComponents(config: AgentConfig, hooks: EdgeHooks = {})
     name: 'mqtt-commands',
     start(ctx) {
       const log = ctx.log.child({ component: 'mqtt-commands' });
-      offs.push(wireModelUpdateCommand(mqtt.link, log));
+      offs.push(wireModelUpdateCommand(mqtt.link, log, hooks.modelUpdate));
       if (hooks.observations) offs.push(wireObservations(mqtt.link, hooks.observations, log));
       return Promise.resolve();
     },

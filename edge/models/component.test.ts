@@ -6,7 +6,36 @@ import { loadConfig } from '../../agent/config.js';
 import { silentLogger } from '../../test/helpers/log-sink.js';
 import { createHarness, type Harness } from '../../test/helpers/models/harness.js';
 import { writeModel } from '../../test/helpers/models/model-gen.js';
-import { handleModelUpdateCommand, ModelUpdaterComponent, type OnCommitted } from './component.js';
+import type { ModelUpdateHandler } from './command.js';
+import { ModelUpdaterComponent, type OnCommitted } from './component.js';
+
+/** The running updater's command handler, as the composition root hands it to the MQTT wiring. */
+let handleModelUpdateCommand: ModelUpdateHandler;
+
+/** A model updater whose command handler the tests below call. */
+function updaterFor(...args: ConstructorParameters<typeof ModelUpdaterComponent>) {
+  const updater = new ModelUpdaterComponent(...args);
+  handleModelUpdateCommand = (payload) => updater.handleModelUpdateCommand(payload);
+  return updater;
+}
+
+/** An agent configuration with the model `detector` from the harness store, checked only on command. */
+function detectorConfig(h: Harness, healthLines: string[] = []) {
+  const text = [
+    'listen: 127.0.0.1:0',
+    'models:',
+    '  - name: detector',
+    `    source: ${h.server.url}detector/`,
+    `    dir: ${h.root}`,
+    `    trust: ${h.pubPath}`,
+    '    schedule: "off"',
+    '    onStart: "off"',
+    '    health:',
+    '      trialWindow: 0s',
+    ...healthLines,
+  ].join('\n');
+  return loadConfig({ file: { name: 'gpulse.yaml', text } }).config;
+}
 
 describe('model updater component in the agent', () => {
   let h: Harness;
@@ -16,29 +45,14 @@ describe('model updater component in the agent', () => {
     h = await createHarness();
     await writeModel(join(h.tmp, 'm1'), randomBytes(2 * 1024 * 1024));
     await h.publish(join(h.tmp, 'm1'), '1.0.0', 1);
-    const { config } = loadConfig({
-      file: {
-        name: 'gpulse.yaml',
-        text: [
-          'listen: 127.0.0.1:0',
-          'models:',
-          '  - name: detector',
-          `    source: ${h.server.url}detector/`,
-          `    dir: ${h.root}`,
-          `    trust: ${h.pubPath}`,
-          '    schedule: "off"',
-          '    onStart: "off"',
-          '    health:',
-          '      trialWindow: 0s',
-          '      command: [sh, -c, "test -f \\"$GPULSE_MODEL_DIR/weights.bin\\""]',
-        ].join('\n'),
-      },
-    });
+    const config = detectorConfig(h, [
+      '      command: [sh, -c, "test -f \\"$GPULSE_MODEL_DIR/weights.bin\\""]',
+    ]);
     agent = buildAgent(config, {
       log: silentLogger(),
       version: 'test',
       collectors: [],
-      components: [new ModelUpdaterComponent(config.models)],
+      components: [updaterFor(config.models)],
     });
     await agent.start();
   });
@@ -124,28 +138,12 @@ describe('model updater onCommitted hook', () => {
   const agents: Agent[] = [];
 
   const startAgent = async (onCommitted: OnCommitted) => {
-    const { config } = loadConfig({
-      file: {
-        name: 'gpulse.yaml',
-        text: [
-          'listen: 127.0.0.1:0',
-          'models:',
-          '  - name: detector',
-          `    source: ${h.server.url}detector/`,
-          `    dir: ${h.root}`,
-          `    trust: ${h.pubPath}`,
-          '    schedule: "off"',
-          '    onStart: "off"',
-          '    health:',
-          '      trialWindow: 0s',
-        ].join('\n'),
-      },
-    });
+    const config = detectorConfig(h);
     const agent = buildAgent(config, {
       log: silentLogger(),
       version: 'test',
       collectors: [],
-      components: [new ModelUpdaterComponent(config.models, { onCommitted })],
+      components: [updaterFor(config.models, { onCommitted })],
     });
     agents.push(agent);
     await agent.start();

@@ -13,6 +13,9 @@ import { bump, modelSamples, newCounters, type ModelCounters } from './metrics.j
 import { readTrustedKeys } from './signing.js';
 import { ModelPaths, readStateAny, TERMINAL_STATES, type ModelState } from './state.js';
 import { applyModelUpdate, type ApplyResult, type UpdateProgress } from './updater.js';
+import { noModelsResponse, type ModelUpdateResponse } from './command.js';
+
+export type { ModelCheckResult, ModelUpdateResponse } from './command.js';
 
 /** Payload of the MQTT command `gpulse/v1/<site>/<node>/cmd/model-update`. */
 export const modelUpdateCommandSchema = z
@@ -26,46 +29,7 @@ export const modelUpdateCommandSchema = z
   })
   .strict();
 
-/** Response to a model-update command (zigbee2mqtt-style). */
-export type ModelUpdateResponse =
-  | { transaction?: string | number; status: 'ok'; data: { results: ModelCheckResult[] } }
-  | {
-      transaction?: string | number;
-      status: 'error';
-      error: string;
-      data?: { results: ModelCheckResult[] };
-    };
-
-/** One model's result as sent over MQTT (snake_case payload keys). */
-export interface ModelCheckResult {
-  readonly model: string;
-  readonly outcome: ApplyResult['outcome'];
-  readonly version?: string;
-  readonly release?: number;
-  readonly reason?: string;
-  readonly message: string;
-}
-
 const COLLECTOR = 'models';
-
-let active: ModelUpdaterComponent | undefined;
-
-/**
- * Entry point for the MQTT command `gpulse/v1/<site>/<node>/cmd/model-update`: checks the named
- * model (or all) now and resolves with the response to publish once the check ends (which includes
- * the trial window, so it can take minutes). Never throws.
- */
-export async function handleModelUpdateCommand(payload: unknown): Promise<ModelUpdateResponse> {
-  if (!active) {
-    const transaction = (payload as { transaction?: string | number } | null)?.transaction;
-    return {
-      transaction,
-      status: 'error',
-      error: 'no models are configured on this node (config `models:`)',
-    };
-  }
-  return active.handleModelUpdateCommand(payload);
-}
 
 /**
  * Called with a model's name and the signed manifest of its version once that version is the
@@ -98,6 +62,8 @@ export class ModelUpdaterComponent implements Component {
   private log: Logger | undefined;
   private readonly abort = new AbortController();
   private lastPublish = 0;
+  /** True from start to stop: commands before or after that get the no-models answer. */
+  private accepting = false;
 
   constructor(
     configs: readonly ModelConfig[],
@@ -128,9 +94,7 @@ export class ModelUpdaterComponent implements Component {
     this.ctx = ctx;
     this.log = ctx.log.child({ component: 'models' });
     if (this.models.size === 0) return;
-    // The MQTT publisher reaches the running updater through handleModelUpdateCommand().
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- one updater per agent process
-    active = this;
+    this.accepting = true;
     ctx.store.register(COLLECTOR);
     for (const rt of this.models.values()) {
       rt.state = await readStateAny(new ModelPaths(rt.config.dir)).catch(() => undefined);
@@ -152,7 +116,7 @@ export class ModelUpdaterComponent implements Component {
   }
 
   async stop(): Promise<void> {
-    if (active === this) active = undefined;
+    this.accepting = false;
     for (const rt of this.models.values()) await rt.task?.stop();
     this.abort.abort(new Error('agent stopping'));
     await Promise.allSettled(
@@ -291,8 +255,14 @@ export class ModelUpdaterComponent implements Component {
     }
   }
 
-  /** Handles a model-update command payload; see the module-level function. */
+  /**
+   * Answers the MQTT command `gpulse/v1/<site>/<node>/cmd/model-update` (the composition root
+   * hands this to the MQTT wiring): checks the named model (or all) now and resolves with the
+   * response to publish once the check ends (which includes the trial window, so it can take
+   * minutes). Never throws.
+   */
   async handleModelUpdateCommand(payload: unknown): Promise<ModelUpdateResponse> {
+    if (!this.accepting) return noModelsResponse(payload);
     const parsed = modelUpdateCommandSchema.safeParse(payload);
     const transaction = (payload as { transaction?: string | number } | null)?.transaction;
     if (!parsed.success) {
@@ -351,6 +321,6 @@ export class ModelUpdaterComponent implements Component {
 export function createModelUpdater(
   models: readonly ModelConfig[],
   deps: ModelUpdaterDeps = {},
-): Component[] {
+): ModelUpdaterComponent[] {
   return models.length > 0 ? [new ModelUpdaterComponent(models, deps)] : [];
 }
