@@ -5,14 +5,18 @@ import type { AgentConfig } from './config.js';
 import type { EventLog } from './events.js';
 import type { SpawnFn } from './process.js';
 import type { SelfMetricsChannel } from './self-metrics-channel.js';
-import type { StateStore } from './state-store.js';
+import type { Deriver, StateReader } from './types.js';
 
 /** What every agent component gets: config, logging, time, state, events and the HTTP app. */
 export interface AgentContext {
   readonly config: AgentConfig;
   readonly log: Logger;
   readonly clock: Clock;
-  readonly store: StateStore;
+  /**
+   * Snapshots to read, and derivers to add. Components write nothing here: only collectors
+   * produce facts; a component's own series go through `selfMetrics`.
+   */
+  readonly store: StateReader & { addDeriver(deriver: Deriver): void };
   /** The channel for a component's own status and series (`collector="<name>"`), never facts. */
   readonly selfMetrics: (name: string) => SelfMetricsChannel;
   readonly events: EventLog;

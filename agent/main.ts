@@ -10,7 +10,6 @@
 // Composition root: the only module that reads process.argv, handles signals and calls process.exit.
 import { Command, Option, type CommanderError } from 'commander';
 import { SCENARIO_NAMES } from '../collectors/simulation/scenarios.js';
-import { defaultComponents } from './components.js';
 import { loadAgentConfigInChild } from './config-in-child.js';
 import { settings } from './settings.js';
 import { packageVersion } from './package-info.js';
@@ -86,7 +85,6 @@ async function runUntilSignal(
     env: process.env,
     stderr: (t) => process.stderr.write(t),
     version,
-    components: defaultComponents,
     loadConfig: loadAgentConfigInChild,
   });
   if (outcome.kind === 'exit') process.exit(outcome.code);

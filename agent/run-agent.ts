@@ -6,15 +6,14 @@ import { systemClock } from './clock.js';
 import { createCollectors, simulatedCollectors } from '../collectors/index.js';
 import type { SimulatedMachine } from '../collectors/descriptor.js';
 import { GpuContainerLookup } from './gpu-processes.js';
-import type { DriftComponent } from '../collectors/drift/drift.js';
 import type { Component } from './component.js';
+import { createComponents } from './components.js';
 import type { AgentConfig } from './config.js';
 import type { ConfigLoader } from './config-loader.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { explicitToolProblems } from './explicit-tools.js';
 import { createLogger } from './logger.js';
 import { ChildProcesses } from './process.js';
-import { createGpuHealth } from './gpu-health/component.js';
 import { jetsonDevice } from '../collectors/simulation/jetson.js';
 import { parseTegrastatsLine } from '../collectors/tegrastats/parse.js';
 
@@ -84,39 +83,6 @@ export function simulationEnv(
   return env;
 }
 
-/**
- * How the drift monitor hears from the optional edge parts: observations arriving over MQTT
- * (`models/+/observations` under the node), and the reference profile a committed model version
- * ships in its manifest (`drift_reference`, installed with source `manifest` under the updater's
- * model name). Nothing when drift is off. Plain callbacks, so edge/ and collectors/drift/ never
- * import each other and stay lazily loaded.
- */
-export function driftHooks(drift: DriftComponent | undefined): {
-  readonly observations?: (topic: string, payload: Buffer) => void;
-  readonly onCommitted?: (model: string, manifest: CommittedManifest) => void;
-} {
-  if (!drift) return {};
-  return {
-    observations: (topic, payload) => drift.receiveMqttMessage(topic, payload),
-    onCommitted: (model, manifest) => {
-      // A version without a profile leaves the model's current reference as it is.
-      if (manifest.drift_reference === undefined) return;
-      drift.installManifestReference(
-        model,
-        `${manifest.version} (release ${manifest.release})`,
-        manifest.drift_reference,
-      );
-    },
-  };
-}
-
-/** The part of a committed model manifest the drift hook reads. */
-export interface CommittedManifest {
-  readonly version: string;
-  readonly release: number;
-  readonly drift_reference?: unknown;
-}
-
 /** Starts the agent for `run` (real GPUs) or `simulate` (simulated GPU tools, everything else real). */
 export async function startAgent(
   mode: 'run' | 'simulate',
@@ -126,6 +92,7 @@ export async function startAgent(
     readonly env: NodeJS.ProcessEnv;
     readonly stderr: (text: string) => void;
     readonly version: string;
+    /** Components a test adds to the agent's own (`createComponents`). */
     readonly components?: (config: AgentConfig) => readonly Component[];
     /** How the configuration is loaded (default: in this process; main uses a child process). */
     readonly loadConfig?: ConfigLoader;
@@ -153,28 +120,6 @@ export async function startAgent(
   const log = createLogger(config.log);
   for (const w of loaded.warnings) log.warn(w);
   for (const n of loaded.notes ?? []) log.info(n);
-  // Optional parts are imported only when configured: each costs memory an edge box may not have
-  // (the model updater brings dockerode with gRPC, protobuf and ssh2: about 15 MB resident; drift
-  // brings its profile parser and zod).
-  const drift =
-    config.drift.mode === 'off'
-      ? []
-      : [new (await import('../collectors/drift/drift.js')).DriftComponent(config.drift)];
-  const hooks = driftHooks(drift[0]);
-  const models =
-    config.models.length > 0
-      ? (await import('../edge/models/component.js')).createModelUpdater(config.models, {
-          onCommitted: hooks.onCommitted,
-        })
-      : [];
-  // The MQTT command `cmd/model-update` reaches the updater created here, and nothing else.
-  const updater = models[0];
-  const edge = config.mqtt.url
-    ? (await import('../edge/components.js')).createEdgeComponents(config, {
-        observations: hooks.observations,
-        modelUpdate: updater ? (payload) => updater.handleModelUpdateCommand(payload) : undefined,
-      })
-    : [];
   const gpuContainers = new GpuContainerLookup();
   // Every child process goes through this, so none outlives the agent.
   const children = new ChildProcesses();
@@ -201,13 +146,7 @@ export async function startAgent(
       spawnFn: children.spawn,
       usesGpu: gpuContainers.has,
     }),
-    components: [
-      createGpuHealth(config),
-      ...drift,
-      ...edge,
-      ...models,
-      ...(io.components?.(config) ?? []),
-    ],
+    components: [...(await createComponents(config)), ...(io.components?.(config) ?? [])],
   });
   gpuContainers.bind(agent.store);
   try {

@@ -95,7 +95,7 @@ export class ModelUpdaterComponent implements Component {
     this.log = ctx.log.child({ component: 'models' });
     if (this.models.size === 0) return;
     this.accepting = true;
-    ctx.store.register(COLLECTOR);
+    ctx.selfMetrics(COLLECTOR).register();
     for (const rt of this.models.values()) {
       rt.state = await readStateAny(new ModelPaths(rt.config.dir)).catch(() => undefined);
       await this.committed(rt);
@@ -313,7 +313,7 @@ export class ModelUpdaterComponent implements Component {
     const samples = [...this.models.values()].flatMap((rt) =>
       modelSamples(rt.config.name, rt.state, rt.progress, rt.counters),
     );
-    ctx.store.ok(COLLECTOR, { samples });
+    ctx.selfMetrics(COLLECTOR).ok(samples);
   }
 }
 
