@@ -1,19 +1,13 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CollectorRunner } from '../../agent/collector-runner.js';
-import { systemClock } from '../../agent/clock.js';
-import { StateStore } from '../../agent/state-store.js';
-import type { CollectorState, Sample } from '../../agent/types.js';
-import { captureLogger } from '../../test/helpers/log-sink.js';
+import { describe, expect, it } from 'vitest';
+import type { Sample } from '../../agent/types.js';
+import { collectorHarness } from '../../test/helpers/collector-harness.js';
 import { fieldByName } from './catalogue.js';
 import { dcgmConfigSchema } from './config.js';
 import { createDcgmCollector } from './dcgm.js';
 import { dmonHeader, dmonRow, discoveryText } from './simulator/output.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'gpulse-dcgm-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const harness = collectorHarness('dcgm');
 
 const GPUS = [
   {
@@ -49,14 +43,12 @@ function standIn(
   body: string,
   discovery = `process.stdout.write(${JSON.stringify(DISCOVERY)});`,
 ): string {
-  const path = join(dir, name);
   const rowFn = `function row(g, v) { return ${JSON.stringify(dmonRow('GPU 0', FIELDS, []))}.length && fmt(g, v); }
 function fmt(g, v) { let s = ('GPU ' + g).padEnd(10); const w = ${JSON.stringify(FIELDS.map((f) => f.width + 6))};
   v.forEach((x, i) => { s += String(x).padEnd(w[i] + 2); }); return s + '\\n'; }`;
-  writeFileSync(
-    path,
-    `#!${process.execPath}
-const args = process.argv.slice(2);
+  return harness.standIn(
+    name,
+    `const args = process.argv.slice(2);
 const header = ${JSON.stringify(dmonHeader(FIELDS))};
 ${rowFn}
 if (args[0] === 'discovery') { ${discovery} }
@@ -65,18 +57,9 @@ ${body}
 }
 `,
   );
-  chmodSync(path, 0o755);
-  return path;
 }
 
-const stops: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(stops.splice(0).map((s) => s()));
-});
-
 function run(binary: string, extra: Record<string, unknown> = {}) {
-  const { log, records } = captureLogger();
-  const store = new StateStore({ clock: systemClock, log });
   const config = dcgmConfigSchema.parse({
     binary,
     interval: 200,
@@ -84,31 +67,7 @@ function run(binary: string, extra: Record<string, unknown> = {}) {
     fields: FIELDS.map((f) => f.name),
     ...extra,
   });
-  const runner = new CollectorRunner([createDcgmCollector(config, { random: () => 0.5 })], {
-    clock: systemClock,
-    log,
-    store,
-    random: () => 0.5,
-  });
-  runner.start();
-  stops.push(() => runner.stop());
-  const state = (): CollectorState => store.current().collectors.get('dcgm')!;
-  const until = async (
-    pred: (s: CollectorState) => boolean,
-    ms = 10_000,
-  ): Promise<CollectorState> => {
-    const t0 = Date.now();
-    for (;;) {
-      const s = state();
-      if (s && pred(s)) return s;
-      if (Date.now() - t0 > ms)
-        throw new Error(
-          `condition not met; state ${JSON.stringify({ ...s, output: undefined, health: undefined })}`,
-        );
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
-  return { store, state, until, records };
+  return harness.run(createDcgmCollector(config, { random: () => 0.5 }), { timeoutMs: 10_000 });
 }
 
 function value(
@@ -269,7 +228,7 @@ setInterval(() => { if (k < ticks.length) process.stdout.write(ticks[k++]); }, 1
   });
 
   it('dcgmi not installed: "no data" in auto mode, an error when required', async () => {
-    const missing = join(dir, 'no-such-dcgmi');
+    const missing = join(harness.dir, 'no-such-dcgmi');
     const auto = run(missing);
     const a = await auto.until((st) => st.status === 'no_data');
     expect(a.reason).toBe('binary_not_found');
