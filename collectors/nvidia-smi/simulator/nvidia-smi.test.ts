@@ -51,7 +51,9 @@ describeWhen('built binary (real process)', [built], () => {
       text += chunk.toString();
       arrivals.push(Date.now());
     });
-    while (arrivals.length < 3) await sleep(20);
+    await expect
+      .poll(() => arrivals.length, { timeout: 10_000, interval: 20 })
+      .toBeGreaterThanOrEqual(3);
     child.kill('SIGTERM');
     const end = await exited(child);
     expect(end.signal).toBe('SIGTERM');
@@ -82,8 +84,7 @@ describeWhen('built binary (real process)', [built], () => {
     });
     let out = '';
     child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-    while (out === '' && Date.now() - startMs < 3000) await sleep(20);
-    expect(out).toMatch(/^0\n/);
+    await expect.poll(() => out, { timeout: 3000, interval: 20 }).toMatch(/^0\n/);
     await sleep(startMs + 3300 - Date.now());
     const printed = out;
     child.kill('SIGTERM');

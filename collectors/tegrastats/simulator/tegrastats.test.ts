@@ -41,7 +41,9 @@ describeWhen('built binary (real process)', [built], () => {
       text += chunk.toString();
       arrivals.push(Date.now());
     });
-    while (text.split('\n').length < 5) await new Promise((r) => setTimeout(r, 20));
+    await expect
+      .poll(() => text.split('\n').length, { timeout: 10_000, interval: 20 })
+      .toBeGreaterThanOrEqual(5);
     child.kill('SIGTERM');
     expect(await exited(child)).toEqual({ code: null, signal: 'SIGTERM' });
     const lines = text.split('\n').filter(Boolean);
