@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Sample } from '../../agent/types.js';
@@ -213,17 +214,22 @@ setInterval(() => { if (k < ticks.length) process.stdout.write(ticks[k++]); }, 1
   });
 
   it('no host engine: "no data" once, with how to fix it, and no stream started', async () => {
+    const tries = join(harness.dir, 'no-engine.tries');
     const bin = standIn(
       'no-engine',
       'process.exit(1);',
-      `process.stdout.write('Error: unable to establish a connection to the specified host: localhost\\nError: Unable to connect to host engine. Host engine connection invalid/disconnected.\\n'); process.exit(235);`,
+      `require('fs').appendFileSync(${JSON.stringify(tries)}, 'x');
+process.stdout.write('Error: unable to establish a connection to the specified host: localhost\\nError: Unable to connect to host engine. Host engine connection invalid/disconnected.\\n'); process.exit(235);`,
     );
     const { until, records } = run(bin);
     const s = await until((st) => st.status === 'no_data');
     expect(s.reason).toBe('no_host_engine');
     expect(s.message).toMatch(/systemctl start nvidia-dcgm/);
-    await new Promise((r) => setTimeout(r, 1500));
-    // Retried with backoff, but said once.
+    // Retried with backoff, but said once. A third try starts only after the second failed and
+    // was handled, so once it is seen the retry has had every chance to log again.
+    await expect
+      .poll(() => readFileSync(tries, 'utf8').length, { timeout: 15_000, interval: 50 })
+      .toBeGreaterThanOrEqual(3);
     expect(records.filter((r) => r.reason === 'no_host_engine')).toHaveLength(1);
   });
 
