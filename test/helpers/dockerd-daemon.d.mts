@@ -45,5 +45,15 @@ export declare function busyboxTar(dir: string, busybox: string): string;
 export declare function stopByPidFile(pidFile: string, graceMs: number): Promise<void>;
 /** Removes every container of the engine, 16 at a time. */
 export declare function removeAllContainers(docker: Docker): Promise<void>;
+/** The stop/start/destroy handle of an engine run by pid file (`afterStop`: cleanup once down). */
+export declare function engineHandle(parts: {
+  readonly socket: string;
+  readonly dir: string;
+  readonly docker: Docker;
+  readonly pidFile: string;
+  readonly graceMs: number;
+  readonly launch: () => Promise<void>;
+  readonly afterStop?: () => unknown;
+}): TestEngine;
 /** Starts a private dockerd on a socket of its own, without networking; stopped by pid file. */
 export declare function startDockerd(options: DockerdOptions): Promise<TestEngine>;

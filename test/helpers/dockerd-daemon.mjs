@@ -157,15 +157,24 @@ export async function startDockerd(options) {
       throw err;
     }
   }
+  return engineHandle({ socket, dir, docker, pidFile, graceMs: 20_000, launch });
+}
+
+/**
+ * The stop/start/destroy handle of an engine run by pid file; `afterStop` runs in destroy once
+ * the engine is down, before its folder is removed.
+ */
+export function engineHandle({ socket, dir, docker, pidFile, graceMs, launch, afterStop }) {
   return {
     socket,
     dir,
     docker,
-    stop: () => stopByPidFile(pidFile, 20_000),
+    stop: () => stopByPidFile(pidFile, graceMs),
     start: launch,
     async destroy() {
       await removeAllContainers(docker);
-      await stopByPidFile(pidFile, 20_000);
+      await stopByPidFile(pidFile, graceMs);
+      afterStop?.();
       try {
         rmSync(dir, { recursive: true, force: true });
       } catch {

@@ -1,16 +1,15 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import {
   BUSYBOX,
   busyboxTar,
+  engineHandle,
   pings,
   pollUntil,
-  removeAllContainers,
   startDockerd as startDaemon,
-  stopByPidFile,
   type TestEngine,
 } from './dockerd-daemon.mjs';
 import { findTool } from './tools.js';
@@ -103,23 +102,15 @@ export async function startPodman(): Promise<TestEngine> {
     chmodSync(socket, 0o660);
   };
   await launch();
-  return {
+  return engineHandle({
     socket,
     dir,
     docker,
-    stop: () => stopByPidFile(pidFile, 10_000),
-    start: launch,
-    async destroy() {
-      await removeAllContainers(docker);
-      await stopByPidFile(pidFile, 10_000);
-      spawnSync(podman, [...base, 'system', 'reset', '--force'], { env });
-      try {
-        rmSync(dir, { recursive: true, force: true });
-      } catch {
-        // see startDockerd
-      }
-    },
-  };
+    pidFile,
+    graceMs: 10_000,
+    launch,
+    afterStop: () => spawnSync(podman, [...base, 'system', 'reset', '--force'], { env }),
+  });
 }
 
 /** Creates and starts a container without networking; resolves with its id. */
