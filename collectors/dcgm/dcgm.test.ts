@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Sample } from '../../agent/types.js';
-import { collectorHarness } from '../../test/helpers/collector-harness.js';
+import { collectorHarness, sampleValue } from '../../test/helpers/collector-harness.js';
 import { fieldByName } from './catalogue.js';
 import { dcgmConfigSchema } from './config.js';
 import { createDcgmCollector } from './dcgm.js';
@@ -71,16 +70,6 @@ function run(binary: string, extra: Record<string, unknown> = {}) {
   return harness.run(createDcgmCollector(config, { random: () => 0.5 }), { timeoutMs: 10_000 });
 }
 
-function value(
-  samples: readonly Sample[],
-  name: string,
-  labels: Record<string, string>,
-): number | undefined {
-  return samples.find(
-    (s) => s.desc.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-  )?.value;
-}
-
 describe('DCGM collector', () => {
   it('parses a dmon stream of two GPUs with N/A cells into readings and profiling series', async () => {
     const bin = standIn(
@@ -113,23 +102,30 @@ setInterval(() => {
       DCGM_FI_DEV_XID_ERRORS: 0,
     });
     const l0 = { gpu: '0', uuid: GPUS[0]!.uuid };
-    expect(value(s.output.samples, 'gpulse_gpu_sm_active_ratio', l0)).toBe(0.91);
-    expect(value(s.output.samples, 'gpulse_gpu_tensor_active_ratio', l0)).toBe(0.6);
+    expect(sampleValue(s.output.samples, 'gpulse_gpu_sm_active_ratio', l0)).toBe(0.91);
+    expect(sampleValue(s.output.samples, 'gpulse_gpu_tensor_active_ratio', l0)).toBe(0.6);
     // N/A: no series, not a zero.
-    expect(value(s.output.samples, 'gpulse_gpu_sm_active_ratio', { gpu: '1' })).toBeUndefined();
+    expect(
+      sampleValue(s.output.samples, 'gpulse_gpu_sm_active_ratio', { gpu: '1' }),
+    ).toBeUndefined();
     // 1 GB/s integrated over the samples: grows by ~0.2 GB per 200 ms tick.
     const later = await until(
       (st) =>
-        (value(st.output.samples, 'gpulse_gpu_pcie_bytes_total', { ...l0, direction: 'rx' }) ??
-          0) >= 4e8,
+        (sampleValue(st.output.samples, 'gpulse_gpu_pcie_bytes_total', {
+          ...l0,
+          direction: 'rx',
+        }) ?? 0) >= 4e8,
     );
-    const bytes = value(later.output.samples, 'gpulse_gpu_pcie_bytes_total', {
+    const bytes = sampleValue(later.output.samples, 'gpulse_gpu_pcie_bytes_total', {
       ...l0,
       direction: 'rx',
     })!;
     expect(bytes % 1e6).toBeCloseTo(0, -3);
     expect(
-      value(later.output.samples, 'gpulse_gpu_pcie_bytes_total', { gpu: '1', direction: 'rx' }),
+      sampleValue(later.output.samples, 'gpulse_gpu_pcie_bytes_total', {
+        gpu: '1',
+        direction: 'rx',
+      }),
     ).toBeUndefined();
   });
 
@@ -196,7 +192,7 @@ setInterval(() => { if (k < ticks.length) process.stdout.write(ticks[k++]); }, 1
     );
     const l0 = { gpu: '0', uuid: GPUS[0]!.uuid };
     const errors = (labels: Record<string, string>) =>
-      value(s.output.samples, 'gpulse_gpu_nvlink_errors_total', labels);
+      sampleValue(s.output.samples, 'gpulse_gpu_nvlink_errors_total', labels);
     expect(errors({ ...l0, type: 'crc_flit' })).toBe(0);
     expect(errors({ ...l0, type: 'crc_data' })).toBe(2);
     expect(errors({ ...l0, type: 'replay' })).toBe(50);

@@ -2,8 +2,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../test/helpers/log-sink.js';
-import type { Sample } from '../../agent/types.js';
+import { collectContext, sampleValue } from '../../test/helpers/collector-harness.js';
 import { hostConfigSchema } from './config.js';
 import { createHostCollector, parseMounts, sizeFilesystems } from './host.js';
 import { busyRatio, parseMeminfo, parseNetDev, parseProcStat, readTemperatures } from './procfs.js';
@@ -90,16 +89,6 @@ describe('procfs parsers', () => {
   });
 });
 
-function value(
-  samples: readonly Sample[],
-  name: string,
-  labels: Record<string, string> = {},
-): number | undefined {
-  return samples.find(
-    (s) => s.desc.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-  )?.value;
-}
-
 describe('host collector', () => {
   it('reports a fake host root: CPU share from consecutive samples, memory, network, disks', async () => {
     const proc = join(dir, 'proc');
@@ -122,59 +111,56 @@ describe('host collector', () => {
       ...hostConfigSchema.parse({ sysRoot: join(dir, 'nosys') }),
       procRoot: proc,
     });
-    const ctx = {
-      signal: new AbortController().signal,
-      log: silentLogger(),
-      now: () => Date.now(),
-    };
+    const ctx = collectContext();
     const first = await collector.collect(ctx);
     // One sample cannot give a rate: no utilization yet, but the cumulative counters are there.
     expect(
-      value(first.samples, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' }),
+      sampleValue(first.samples, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' }),
     ).toBeUndefined();
-    expect(value(first.samples, 'gpulse_host_cpu_seconds_total', { mode: 'user' })).toBe(1);
+    expect(sampleValue(first.samples, 'gpulse_host_cpu_seconds_total', { mode: 'user' })).toBe(1);
     writeFileSync(
       join(proc, 'stat'),
       'cpu 150 0 150 900 100 0 0 0\ncpu0 150 0 150 900 100 0 0 0\n',
     );
     const second = (await collector.collect(ctx)).samples;
-    expect(value(second, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' })).toBeCloseTo(
+    expect(sampleValue(second, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' })).toBeCloseTo(
       1 / 3,
       10,
     );
-    expect(value(second, 'gpulse_host_cpu_utilization_ratio', { cpu: '0' })).toBeCloseTo(1 / 3, 10);
-    expect(value(second, 'gpulse_host_cpus')).toBe(1);
-    expect(value(second, 'gpulse_host_memory_total_bytes')).toBe(24683656 * 1024);
-    expect(value(second, 'gpulse_host_memory_used_bytes')).toBe((24683656 - 23077608) * 1024);
-    expect(value(second, 'gpulse_host_swap_used_bytes')).toBe((2097148 - 1048574) * 1024);
-    expect(value(second, 'gpulse_host_network_receive_bytes_total', { interface: 'eth0' })).toBe(
-      352630430,
+    expect(sampleValue(second, 'gpulse_host_cpu_utilization_ratio', { cpu: '0' })).toBeCloseTo(
+      1 / 3,
+      10,
     );
-    expect(value(second, 'gpulse_host_network_transmit_bytes_total', { interface: 'eth0' })).toBe(
-      9876543,
-    );
-    expect(value(second, 'gpulse_host_filesystem_size_bytes', { mountpoint: '/' })).toBeGreaterThan(
-      0,
-    );
-    expect(value(second, 'gpulse_host_load_average', { window: '1m' })).toBeGreaterThanOrEqual(0);
+    expect(sampleValue(second, 'gpulse_host_cpus')).toBe(1);
+    expect(sampleValue(second, 'gpulse_host_memory_total_bytes')).toBe(24683656 * 1024);
+    expect(sampleValue(second, 'gpulse_host_memory_used_bytes')).toBe((24683656 - 23077608) * 1024);
+    expect(sampleValue(second, 'gpulse_host_swap_used_bytes')).toBe((2097148 - 1048574) * 1024);
+    expect(
+      sampleValue(second, 'gpulse_host_network_receive_bytes_total', { interface: 'eth0' }),
+    ).toBe(352630430);
+    expect(
+      sampleValue(second, 'gpulse_host_network_transmit_bytes_total', { interface: 'eth0' }),
+    ).toBe(9876543);
+    expect(
+      sampleValue(second, 'gpulse_host_filesystem_size_bytes', { mountpoint: '/' }),
+    ).toBeGreaterThan(0);
+    expect(
+      sampleValue(second, 'gpulse_host_load_average', { window: '1m' }),
+    ).toBeGreaterThanOrEqual(0);
     expect(second.some((s) => s.desc.name === 'gpulse_host_info')).toBe(true);
   });
 
   it('reads this machine', async () => {
     const collector = createHostCollector({ ...hostConfigSchema.parse({}), procRoot: '/proc' });
-    const ctx = {
-      signal: new AbortController().signal,
-      log: silentLogger(),
-      now: () => Date.now(),
-    };
+    const ctx = collectContext();
     await collector.collect(ctx);
     // CPU utilization is a ratio of /proc/stat deltas: let the kernel's counters (10 ms ticks)
     // move first, or two collects within one tick have no ratio to report.
     await new Promise((resolve) => setTimeout(resolve, 50));
     const samples = (await collector.collect(ctx)).samples;
-    expect(value(samples, 'gpulse_host_memory_total_bytes')).toBeGreaterThan(0);
+    expect(sampleValue(samples, 'gpulse_host_memory_total_bytes')).toBeGreaterThan(0);
     expect(
-      value(samples, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' }),
+      sampleValue(samples, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' }),
     ).toBeGreaterThanOrEqual(0);
   });
 });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NoDataError, CollectorError } from '../../agent/errors.js';
 import type { CollectContext, CollectorOutput } from '../../agent/types.js';
+import { collectContext, sampleValue } from '../../test/helpers/collector-harness.js';
 import { captureLogger } from '../../test/helpers/log-sink.js';
 import { describeWhen, readable } from '../../test/helpers/tools.js';
 import type { XidRecord, XidTotal } from '../xid.js';
@@ -59,7 +60,7 @@ function collector(
 }
 
 function ctx(): CollectContext {
-  return { signal: new AbortController().signal, log: captureLogger().log, now: () => NOW };
+  return collectContext(() => NOW, captureLogger().log);
 }
 
 function xids(out: CollectorOutput): readonly XidRecord[] {
@@ -75,9 +76,7 @@ function sample(
   name: string,
   labels: Record<string, string> = {},
 ): number | undefined {
-  return out.samples.find(
-    (s) => s.desc.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-  )?.value;
+  return sampleValue(out.samples, name, labels);
 }
 
 describe('kmsg collector following a file in kmsg record format', () => {

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { CollectorState, Sample } from '../../agent/types.js';
-import { collectorHarness } from '../../test/helpers/collector-harness.js';
+import type { CollectorState } from '../../agent/types.js';
+import { collectorHarness, sampleValue } from '../../test/helpers/collector-harness.js';
 import { tegrastatsConfigSchema } from './config.js';
 import { parseTegrastatsLine } from './parse.js';
 import { createTegrastatsCollector, findExecutable } from './tegrastats.js';
@@ -53,12 +53,6 @@ function health(s: CollectorState, name: string): number | undefined {
   return s.health.find((x) => x.desc.name === name)?.value;
 }
 
-function sample(samples: readonly Sample[], name: string, labels: Record<string, string> = {}) {
-  return samples.find(
-    (s) => s.desc.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-  )?.value;
-}
-
 // Prints the capture's lines in turn, one per interval, as tegrastats does.
 const REPLAY = `let k = 0; setInterval(() => console.log(lines[k++ % lines.length]), interval);`;
 
@@ -75,10 +69,10 @@ describe('tegrastats collector', () => {
     );
     expect(line).toBeDefined();
     expect(gpu).toMatchObject({ index: 0, uuid: 'GPU-test', name: 'Test Jetson' });
-    expect(sample(s.output.samples, 'gpulse_gpu_clock_hz', { clock: 'graphics' })).toBe(
+    expect(sampleValue(s.output.samples, 'gpulse_gpu_clock_hz', { clock: 'graphics' })).toBe(
       line!.gpu!.frequencyHz,
     );
-    expect(sample(s.output.samples, 'gpulse_power_rail_watts', { rail: 'POM_5V_IN' })).toBe(
+    expect(sampleValue(s.output.samples, 'gpulse_power_rail_watts', { rail: 'POM_5V_IN' })).toBe(
       line!.rails[0]!.currentWatts,
     );
     expect(health(s, 'gpulse_tegrastats_stream_up')).toBe(1);
@@ -111,7 +105,7 @@ describe('tegrastats collector', () => {
         st.status === 'ok' && (health(st, 'gpulse_tegrastats_rejected_lines_total') ?? 0) >= 2,
     );
     expect(s.errors.get('parse_error')).toBeGreaterThanOrEqual(2);
-    expect(sample(s.output.samples, 'gpulse_gpu_utilization_ratio')).toBe(0.28);
+    expect(sampleValue(s.output.samples, 'gpulse_gpu_utilization_ratio')).toBe(0.28);
   });
 
   it('reports an exit with the tool\u2019s own words, restarts it and recovers', async () => {

@@ -5,8 +5,8 @@ import { afterAll, afterEach, vi } from 'vitest';
 import { systemClock } from '../../agent/clock.js';
 import { CollectorRunner } from '../../agent/collector-runner.js';
 import { StateStore } from '../../agent/state-store.js';
-import type { Collector, CollectorState } from '../../agent/types.js';
-import { captureLogger } from './log-sink.js';
+import type { CollectContext, Collector, CollectorState, Sample } from '../../agent/types.js';
+import { captureLogger, silentLogger } from './log-sink.js';
 
 /** One collector running under the agent's own runner and store, as a test drives it. */
 export interface CollectorRun {
@@ -84,4 +84,23 @@ export function collectorHarness(prefix: string): CollectorHarness {
       return { store, records, state, until };
     },
   };
+}
+
+/** The value of the first series `name` whose labels include `labels` (undefined when absent). */
+export function sampleValue(
+  samples: readonly Sample[],
+  name: string,
+  labels: Readonly<Record<string, string>> = {},
+): number | undefined {
+  return samples.find(
+    (s) => s.desc.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  )?.value;
+}
+
+/** A context for calling a polling collector's collect() directly, without a runner. */
+export function collectContext(
+  now: () => number = () => Date.now(),
+  log = silentLogger(),
+): CollectContext {
+  return { signal: new AbortController().signal, log, now };
 }
