@@ -2,7 +2,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { collectContext, sampleValue } from '../../test/helpers/collector-harness.js';
+import { collectContext, sampleValue as value } from '../../test/helpers/collector-harness.js';
 import { hostConfigSchema } from './config.js';
 import { createHostCollector, parseMounts, sizeFilesystems } from './host.js';
 import { busyRatio, parseMeminfo, parseNetDev, parseProcStat, readTemperatures } from './procfs.js';
@@ -115,38 +115,33 @@ describe('host collector', () => {
     const first = await collector.collect(ctx);
     // One sample cannot give a rate: no utilization yet, but the cumulative counters are there.
     expect(
-      sampleValue(first.samples, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' }),
+      value(first.samples, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' }),
     ).toBeUndefined();
-    expect(sampleValue(first.samples, 'gpulse_host_cpu_seconds_total', { mode: 'user' })).toBe(1);
+    expect(value(first.samples, 'gpulse_host_cpu_seconds_total', { mode: 'user' })).toBe(1);
     writeFileSync(
       join(proc, 'stat'),
       'cpu 150 0 150 900 100 0 0 0\ncpu0 150 0 150 900 100 0 0 0\n',
     );
     const second = (await collector.collect(ctx)).samples;
-    expect(sampleValue(second, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' })).toBeCloseTo(
+    expect(value(second, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' })).toBeCloseTo(
       1 / 3,
       10,
     );
-    expect(sampleValue(second, 'gpulse_host_cpu_utilization_ratio', { cpu: '0' })).toBeCloseTo(
-      1 / 3,
-      10,
+    expect(value(second, 'gpulse_host_cpu_utilization_ratio', { cpu: '0' })).toBeCloseTo(1 / 3, 10);
+    expect(value(second, 'gpulse_host_cpus')).toBe(1);
+    expect(value(second, 'gpulse_host_memory_total_bytes')).toBe(24683656 * 1024);
+    expect(value(second, 'gpulse_host_memory_used_bytes')).toBe((24683656 - 23077608) * 1024);
+    expect(value(second, 'gpulse_host_swap_used_bytes')).toBe((2097148 - 1048574) * 1024);
+    expect(value(second, 'gpulse_host_network_receive_bytes_total', { interface: 'eth0' })).toBe(
+      352630430,
     );
-    expect(sampleValue(second, 'gpulse_host_cpus')).toBe(1);
-    expect(sampleValue(second, 'gpulse_host_memory_total_bytes')).toBe(24683656 * 1024);
-    expect(sampleValue(second, 'gpulse_host_memory_used_bytes')).toBe((24683656 - 23077608) * 1024);
-    expect(sampleValue(second, 'gpulse_host_swap_used_bytes')).toBe((2097148 - 1048574) * 1024);
-    expect(
-      sampleValue(second, 'gpulse_host_network_receive_bytes_total', { interface: 'eth0' }),
-    ).toBe(352630430);
-    expect(
-      sampleValue(second, 'gpulse_host_network_transmit_bytes_total', { interface: 'eth0' }),
-    ).toBe(9876543);
-    expect(
-      sampleValue(second, 'gpulse_host_filesystem_size_bytes', { mountpoint: '/' }),
-    ).toBeGreaterThan(0);
-    expect(
-      sampleValue(second, 'gpulse_host_load_average', { window: '1m' }),
-    ).toBeGreaterThanOrEqual(0);
+    expect(value(second, 'gpulse_host_network_transmit_bytes_total', { interface: 'eth0' })).toBe(
+      9876543,
+    );
+    expect(value(second, 'gpulse_host_filesystem_size_bytes', { mountpoint: '/' })).toBeGreaterThan(
+      0,
+    );
+    expect(value(second, 'gpulse_host_load_average', { window: '1m' })).toBeGreaterThanOrEqual(0);
     expect(second.some((s) => s.desc.name === 'gpulse_host_info')).toBe(true);
   });
 
@@ -158,9 +153,9 @@ describe('host collector', () => {
     // move first, or two collects within one tick have no ratio to report.
     await new Promise((resolve) => setTimeout(resolve, 50));
     const samples = (await collector.collect(ctx)).samples;
-    expect(sampleValue(samples, 'gpulse_host_memory_total_bytes')).toBeGreaterThan(0);
+    expect(value(samples, 'gpulse_host_memory_total_bytes')).toBeGreaterThan(0);
     expect(
-      sampleValue(samples, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' }),
+      value(samples, 'gpulse_host_cpu_utilization_ratio', { cpu: 'all' }),
     ).toBeGreaterThanOrEqual(0);
   });
 });
