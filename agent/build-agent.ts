@@ -67,6 +67,8 @@ export function buildAgent(config: AgentConfig, deps: AgentDeps): Agent {
   const env = deps.env ?? process.env;
   const store = new StateStore({ clock, log, derivers: [gpuProcessesDeriver] });
   const events = new EventLog({ clock, log: log.child({ component: 'events' }) });
+  // Derivers return events with their snapshot; the store hands them over once it is announced.
+  store.onEvent((event) => events.emit(event));
   const runner = new CollectorRunner(deps.collectors, { clock, log, store });
   let running = false;
   const httpCounters = new HttpCounters();

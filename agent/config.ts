@@ -2,16 +2,11 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { z } from 'zod';
-import { nvidiaSmiConfigSchema } from '../collectors/nvidia-smi/config.js';
-import { hostConfigSchema } from '../collectors/host/config.js';
-import { dcgmConfigSchema } from '../collectors/dcgm/config.js';
-import { kmsgConfigSchema } from '../collectors/kmsg/config.js';
+import { loadCollectorSchemas, type CollectorSchemas } from '../collectors/index.js';
 import { metricsConfigSchema } from '../exporters/prometheus/config.js';
-import { dockerConfigSchema } from '../collectors/docker/config.js';
 import { mqttConfigSchema } from '../edge/config.js';
 import { gatewayConfigSchema } from '../edge/gateway/config.js';
 import { driftConfigSchema } from '../collectors/drift/config.js';
-import { tegrastatsConfigSchema } from '../collectors/tegrastats/config.js';
 import { modelsConfigSchema } from '../edge/models/config.js';
 import { httpConfigSchema } from './http/config.js';
 import type { SettingBinding } from './config-schema.js';
@@ -55,6 +50,19 @@ const zListen = z.string({ error: LISTEN_FORMS }).transform((value, ctx) => {
   return parsed;
 });
 
+/** The `collectors:` section: each collector owns the key of its name, defaults where left out. */
+export function collectorsSchemaOf<S extends Record<string, z.ZodType>>(schemas: S) {
+  return z
+    .object(
+      Object.fromEntries(
+        Object.entries(schemas).map(([name, schema]) => [name, schema.default(schema.parse({}))]),
+      ) as { [K in keyof S]: z.ZodDefault<S[K]> },
+    )
+    .strict();
+}
+
+const collectorsSchema = collectorsSchemaOf<CollectorSchemas>(await loadCollectorSchemas());
+
 /** The whole agent configuration; each collector owns its section. */
 export const agentConfigSchema = z
   .object({
@@ -76,24 +84,7 @@ export const agentConfigSchema = z
       })
       .strict()
       .default({ level: 'info', format: 'auto' }),
-    collectors: z
-      .object({
-        'nvidia-smi': nvidiaSmiConfigSchema.default(nvidiaSmiConfigSchema.parse({})),
-        host: hostConfigSchema.default(hostConfigSchema.parse({})),
-        dcgm: dcgmConfigSchema.default(dcgmConfigSchema.parse({})),
-        kmsg: kmsgConfigSchema.default(kmsgConfigSchema.parse({})),
-        docker: dockerConfigSchema.default(dockerConfigSchema.parse({})),
-        tegrastats: tegrastatsConfigSchema.default(tegrastatsConfigSchema.parse({})),
-      })
-      .strict()
-      .default({
-        'nvidia-smi': nvidiaSmiConfigSchema.parse({}),
-        host: hostConfigSchema.parse({}),
-        dcgm: dcgmConfigSchema.parse({}),
-        kmsg: kmsgConfigSchema.parse({}),
-        docker: dockerConfigSchema.parse({}),
-        tegrastats: tegrastatsConfigSchema.parse({}),
-      }),
+    collectors: collectorsSchema.default(collectorsSchema.parse({})),
     metrics: metricsConfigSchema.default(metricsConfigSchema.parse({})),
     mqtt: mqttConfigSchema.default(mqttConfigSchema.parse({})),
     gateway: gatewayConfigSchema.default(gatewayConfigSchema.parse({})),

@@ -20,7 +20,7 @@ function derive(facts: Partial<Facts>, docker?: Partial<Facts>): Sample[] {
   const store = new StateStore({ clock: new FakeClock(), log: silentLogger() });
   store.ok('nvidia-smi', { samples: [], facts });
   if (docker) store.ok('docker', { samples: [], facts: docker });
-  return [...gpuProcessesDeriver.derive(store.current())];
+  return [...gpuProcessesDeriver.derive(store.current()).samples];
 }
 
 type Row = Record<string, string> & { value: number };

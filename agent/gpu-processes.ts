@@ -1,7 +1,7 @@
 import type { ContainerIdentity } from './facts.js';
 import { gauge, SampleBuilder } from './metric.js';
 import { collectFacts } from './state-store.js';
-import type { Deriver, Labels, Sample, Snapshot, StateReader } from './types.js';
+import type { Derivation, Deriver, Labels, Snapshot, StateReader } from './types.js';
 
 const gpuContainerCache = new WeakMap<Snapshot, ReadonlySet<string>>();
 
@@ -170,7 +170,7 @@ function uniqueBy<T>(items: readonly T[], key: (item: T) => string): T[] {
  */
 export const gpuProcessesDeriver: Deriver = {
   name: 'gpu-processes',
-  derive(snapshot: Snapshot): readonly Sample[] {
+  derive(snapshot: Snapshot): Derivation {
     const b = new SampleBuilder();
     const known = new Map(collectFacts(snapshot, 'containers').map((c) => [c.id, c]));
     const uuidOf = new Map(collectFacts(snapshot, 'gpus').map((g) => [g.index, g.uuid]));
@@ -212,6 +212,6 @@ export const gpuProcessesDeriver: Deriver = {
     for (const e of utilization.entries()) {
       b.add(gpuProcessMetrics.containerUtilization, e.labels, Math.min(1, e.value));
     }
-    return b.build();
+    return { samples: b.build() };
   },
 };

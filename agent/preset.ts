@@ -1,6 +1,8 @@
 import { statfsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
+import type { CollectorDescriptor } from '../collectors/descriptor.js';
+import { collectorRegistry } from '../collectors/index.js';
 
 /**
  * Configuration presets: defaults for a kind of host, applied under whatever the file, the
@@ -25,17 +27,20 @@ export interface PresetContext {
 /** Spool bounds of the edge preset: a share of the free disk, within these limits. */
 export const EDGE_SPOOL = { share: 0.05, minBytes: 8 * 1024 ** 2, maxBytes: 256 * 1024 ** 2 };
 
+/** The edge preset's defaults the collectors' descriptors declare, as full configuration paths. */
+export function collectorEdgeDefaults(
+  registry: readonly Pick<CollectorDescriptor<string, z.ZodType>, 'name' | 'edgeDefaults'>[],
+): (readonly [readonly string[], unknown])[] {
+  return registry.flatMap((d) =>
+    (d.edgeDefaults ?? []).map(
+      ([path, value]) => [['collectors', d.name, ...path], value] as const,
+    ),
+  );
+}
+
 /** Settings of the edge preset, each applied only where nothing else set it. */
-export const EDGE_DEFAULTS: readonly (readonly [readonly string[], unknown])[] = [
-  // A constrained device samples less often and runs fewer child processes: no per-process
-  // stream and no `-q -x` stream (MIG and page retirement are datacenter concerns).
-  [['collectors', 'nvidia-smi', 'interval'], '10s'],
-  [['collectors', 'nvidia-smi', 'processes'], 'off'],
-  [['collectors', 'nvidia-smi', 'xmlInterval'], 0],
-  [['collectors', 'tegrastats', 'interval'], '10s'],
-  // tegrastats already reports per-core CPU, RAM and swap on a Jetson; disks change slowly.
-  [['collectors', 'host', 'interval'], '60s'],
-];
+export const EDGE_DEFAULTS: readonly (readonly [readonly string[], unknown])[] =
+  collectorEdgeDefaults(collectorRegistry);
 
 /** MQTT settings of the edge preset, where the build has the MQTT publisher. */
 export const EDGE_MQTT_DEFAULTS: readonly (readonly [readonly string[], unknown])[] = [

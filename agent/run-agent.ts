@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { buildAgent, ListenError, type Agent } from './build-agent.js';
 import { systemClock } from './clock.js';
-import { createCollectors } from '../collectors/index.js';
+import { createCollectors, simulatedCollectors } from '../collectors/index.js';
+import type { SimulatedMachine } from '../collectors/descriptor.js';
 import { GpuContainerLookup } from './gpu-processes.js';
 import type { DriftComponent } from '../collectors/drift/drift.js';
 import type { Component } from './component.js';
@@ -13,7 +13,6 @@ import type { ConfigLoader } from './config-loader.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { explicitToolProblems } from './explicit-tools.js';
 import { createLogger } from './logger.js';
-import { packageRoot } from './package-info.js';
 import { ChildProcesses } from './process.js';
 import { createGpuHealth } from './gpu-health/component.js';
 import { jetsonDevice } from '../collectors/simulation/jetson.js';
@@ -42,21 +41,6 @@ export type StartOutcome =
   | { readonly kind: 'running'; readonly agent: Agent; readonly log: Logger }
   | { readonly kind: 'exit'; readonly code: number };
 
-/** Path of the simulated nvidia-smi executable next to this build. */
-export function simulatorPath(): string {
-  return join(packageRoot(), 'dist', 'collectors', 'nvidia-smi', 'simulator', 'nvidia-smi.js');
-}
-
-/** Path of the simulated dcgmi executable next to this build. */
-export function dcgmiSimulatorPath(): string {
-  return join(packageRoot(), 'dist', 'collectors', 'dcgm', 'simulator', 'dcgmi.js');
-}
-
-/** Path of the simulated tegrastats executable next to this build. */
-export function tegrastatsSimulatorPath(): string {
-  return join(packageRoot(), 'dist', 'collectors', 'tegrastats', 'simulator', 'tegrastats.js');
-}
-
 /** True when a capture file is tegrastats output (its first line has RAM or GR3D fields). */
 export function isTegrastatsCapture(path: string): boolean {
   let first: string | undefined;
@@ -72,41 +56,12 @@ export function isTegrastatsCapture(path: string): boolean {
   return reading?.ram !== undefined || reading?.gpu !== undefined;
 }
 
-/**
- * Collector settings of a simulated machine: a discrete-GPU profile or nvidia-smi capture runs
- * the simulated nvidia-smi; a Jetson profile or tegrastats capture runs the simulated tegrastats,
- * plus the simulated nvidia-smi where that JetPack ships one (it answers N/A and stands down).
- */
-export function simulatedCollectors(
-  collectors: AgentConfig['collectors'],
-  sim: SimulateOptions,
-): AgentConfig['collectors'] {
-  const jetson = sim.capture === undefined ? jetsonDevice(sim.profile) : undefined;
-  const tegraCapture = sim.capture !== undefined && isTegrastatsCapture(sim.capture);
-  if (jetson === undefined && !tegraCapture) {
-    return {
-      ...collectors,
-      // Simulated tools stand in for the real ones; a collector turned off stays off.
-      'nvidia-smi': {
-        ...collectors['nvidia-smi'],
-        binary: simulatorPath(),
-        mode: collectors['nvidia-smi'].mode === 'off' ? 'off' : 'required',
-      },
-      tegrastats: { ...collectors.tegrastats, mode: 'off' },
-    };
-  }
+/** The machine `gpulse simulate` stands in for: a Jetson profile, a capture, or a GPU server. */
+export function simulatedMachine(sim: SimulateOptions): SimulatedMachine {
   return {
-    ...collectors,
-    'nvidia-smi':
-      jetson?.nvidiaSmiCapture === undefined
-        ? { ...collectors['nvidia-smi'], mode: 'off' }
-        : { ...collectors['nvidia-smi'], binary: simulatorPath(), mode: 'auto' },
-    tegrastats: {
-      ...collectors.tegrastats,
-      binary: tegrastatsSimulatorPath(),
-      mode: 'required',
-      model: collectors.tegrastats.model ?? jetson?.model,
-    },
+    jetson: sim.capture === undefined ? jetsonDevice(sim.profile) : undefined,
+    capture: sim.capture,
+    tegrastatsCapture: sim.capture !== undefined && isTegrastatsCapture(sim.capture),
   };
 }
 
@@ -192,16 +147,7 @@ export async function startAgent(
     env = simulationEnv(io.env, sim, Date.now());
     config = {
       ...config,
-      collectors: {
-        ...simulatedCollectors(config.collectors, sim),
-        // The simulated host engine answers unless GPULSE_SIM_DCGM=absent says it is not there;
-        // a replayed capture or a Jetson has no DCGM to simulate.
-        dcgm: {
-          ...config.collectors.dcgm,
-          binary: dcgmiSimulatorPath(),
-          mode: sim.capture || jetsonDevice(sim.profile) ? 'off' : config.collectors.dcgm.mode,
-        },
-      },
+      collectors: simulatedCollectors(config.collectors, simulatedMachine(sim)),
     };
   }
   const log = createLogger(config.log);

@@ -1,15 +1,10 @@
 /** Every setting with an environment variable or a flag: plain data, read by the CLI without zod. */
 import type { SettingBinding } from './config-schema.js';
-import { nvidiaSmiSettings } from '../collectors/nvidia-smi/settings.js';
-import { hostSettings } from '../collectors/host/settings.js';
-import { dcgmSettings } from '../collectors/dcgm/settings.js';
-import { kmsgSettings } from '../collectors/kmsg/settings.js';
+import { collectorRegistry } from '../collectors/index.js';
 import { metricsSettings } from '../exporters/prometheus/settings.js';
-import { dockerSettings } from '../collectors/docker/settings.js';
 import { mqttSettings } from '../edge/settings.js';
 import { gatewaySettings } from '../edge/gateway/settings.js';
 import { driftSettings } from '../collectors/drift/settings.js';
-import { tegrastatsSettings } from '../collectors/tegrastats/settings.js';
 import { modelsSettings } from '../edge/models/settings.js';
 import { httpSettings } from './http/settings.js';
 
@@ -59,15 +54,10 @@ export const settings: readonly SettingBinding[] = [
     valueName: 'PATH',
     description: "the host's cgroup mount, for container stats (default /sys/fs/cgroup)",
   },
-  ...nvidiaSmiSettings,
-  ...hostSettings,
-  ...dcgmSettings,
-  ...kmsgSettings,
+  ...collectorRegistry.flatMap((d) => d.settings),
   ...metricsSettings,
-  ...dockerSettings,
   ...mqttSettings,
   ...gatewaySettings,
   ...driftSettings,
-  ...tegrastatsSettings,
   ...modelsSettings,
 ];

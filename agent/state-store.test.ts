@@ -128,7 +128,9 @@ describe('StateStore', () => {
           name: 'count',
           derive: (s) => {
             runs++;
-            return [{ desc: g, labels: { k: String(s.collectors.size) }, value: runs }];
+            return {
+              samples: [{ desc: g, labels: { k: String(s.collectors.size) }, value: runs }],
+            };
           },
         },
         {
@@ -195,5 +197,56 @@ describe('StateStore', () => {
       false,
       false,
     ]);
+  });
+
+  it('hands derived events over after the announcement, never while a reader builds', async () => {
+    const clock = new FakeClock();
+    const { log, records } = captureLogger();
+    let seen = 0;
+    const store = new StateStore({
+      clock,
+      log,
+      derivers: [
+        {
+          name: 'counter',
+          derive: (s) => {
+            const total = s.collectors.size;
+            const events =
+              total > seen
+                ? [
+                    {
+                      type: 't.grew',
+                      severity: 'info' as const,
+                      source: 'test',
+                      message: `now ${total}`,
+                      labels: {},
+                    },
+                  ]
+                : [];
+            seen = total;
+            return { samples: [], events };
+          },
+        },
+      ],
+    });
+    const got: string[] = [];
+    store.onEvent(() => {
+      throw new Error('broken sink');
+    });
+    store.onEvent((e) => got.push(e.message));
+    store.ok('a', { samples: [] });
+    // A scrape builds the snapshot (the deriver runs) but nothing leaves the store.
+    store.current();
+    store.ok('b', { samples: [] });
+    store.current();
+    expect(got).toEqual([]);
+    await clock.advance(30);
+    // Both builds' events, in order, once; a throwing sink is logged and the next one still told.
+    expect(got).toEqual(['now 1', 'now 2']);
+    expect(records.filter((r) => r.msg === 'derived event could not be recorded')).toHaveLength(2);
+    store.ok('c', { samples: [] });
+    store.current();
+    store.close();
+    expect(got).toEqual(['now 1', 'now 2', 'now 3']);
   });
 });

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from './clock.js';
+import type { NewEvent } from './events.js';
 import type { Facts } from './facts.js';
 import { errorMessage } from './errors.js';
 import type {
@@ -37,7 +38,10 @@ export class StateStore implements StateReader {
   /** Each collector's last successful output as it handed it over (before freezing a copy). */
   private readonly rawOutputs = new Map<string, CollectorOutput>();
   private readonly listeners = new Set<(s: Snapshot) => void>();
+  private readonly eventListeners = new Set<(e: NewEvent) => void>();
   private readonly derivers: Deriver[];
+  /** Events derived from snapshots already built but not yet announced, oldest first. */
+  private undelivered: NewEvent[] = [];
   private snapshot: Snapshot;
   private dirty = false;
   /** A quiet success (timestamps only) is not in the snapshot yet. */
@@ -138,6 +142,10 @@ export class StateStore implements StateReader {
     };
   }
 
+  /**
+   * The latest state. A reader may build a pending snapshot, but reading has no effect outside
+   * the store: events its derivers return wait for the announcement (the coalescing timer).
+   */
   current(): Snapshot {
     if (this.dirty) this.flush(false);
     return this.snapshot;
@@ -148,12 +156,19 @@ export class StateStore implements StateReader {
     return () => this.listeners.delete(listener);
   }
 
-  /** Stops pending notifications; listeners stay registered until they unsubscribe. */
+  /** Subscribes to the events derivers return, told after each announced snapshot. */
+  onEvent(listener: (event: NewEvent) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  /** Stops pending notifications and hands over derived events still waiting. */
   close(): void {
     if (this.timer) this.options.clock.clearTimeout(this.timer);
     if (this.staleTimer) this.options.clock.clearTimeout(this.staleTimer);
     this.timer = undefined;
     this.staleTimer = undefined;
+    this.deliverEvents();
   }
 
   private set(
@@ -239,6 +254,25 @@ export class StateStore implements StateReader {
         this.options.log.error({ err: errorMessage(err) }, 'snapshot listener failed');
       }
     }
+    this.deliverEvents();
+  }
+
+  private deliverEvents(): void {
+    const events = this.undelivered;
+    if (events.length === 0) return;
+    this.undelivered = [];
+    for (const event of events) {
+      for (const listener of this.eventListeners) {
+        try {
+          listener(event);
+        } catch (err) {
+          this.options.log.error(
+            { event: event.type, err: errorMessage(err) },
+            'derived event could not be recorded',
+          );
+        }
+      }
+    }
   }
 
   private build(): Snapshot {
@@ -251,7 +285,9 @@ export class StateStore implements StateReader {
     const derived: Sample[] = [];
     for (const deriver of this.derivers) {
       try {
-        derived.push(...deriver.derive(base));
+        const { samples, events } = deriver.derive(base);
+        derived.push(...samples);
+        if (events) this.undelivered.push(...events);
       } catch (err) {
         this.options.log.error({ deriver: deriver.name, err: errorMessage(err) }, 'deriver failed');
       }

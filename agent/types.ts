@@ -1,3 +1,4 @@
+import type { NewEvent } from './events.js';
 import type { Logger } from 'pino';
 import type { Facts } from './facts.js';
 
@@ -109,8 +110,17 @@ export interface StateReader {
   onChange(listener: (snapshot: Snapshot) => void): () => void;
 }
 
-/** A step run on every snapshot that adds series computed across collectors (may keep state). */
+/**
+ * What a deriver makes of one snapshot: series served with it, and events the store publishes
+ * once the snapshot is announced (never while a reader builds it).
+ */
+export interface Derivation {
+  readonly samples: readonly Sample[];
+  readonly events?: readonly NewEvent[];
+}
+
+/** A step run on every snapshot that computes series and events across collectors (may keep state). */
 export interface Deriver {
   readonly name: string;
-  derive(snapshot: Snapshot): readonly Sample[];
+  derive(snapshot: Snapshot): Derivation;
 }

@@ -1,95 +1,81 @@
-import type { Clock } from '../agent/clock.js';
+/**
+ * The collector registry: one line per collector. Its descriptor (the folder's `index.ts`) gives
+ * the agent, the CLI, the configuration schema, the edge preset and the docs all they need.
+ */
 import type { AgentConfig } from '../agent/config.js';
-import type { SpawnFn } from '../agent/process.js';
 import type { Collector } from '../agent/types.js';
+import { dcgmCollector } from './dcgm/index.js';
+import type {
+  CollectorDeps,
+  CollectorDescriptor,
+  SharedSettings,
+  SimulatedMachine,
+} from './descriptor.js';
+import { dockerCollector } from './docker/index.js';
+import { hostCollector } from './host/index.js';
+import { kmsgCollector } from './kmsg/index.js';
+import { nvidiaSmiCollector } from './nvidia-smi/index.js';
+import { tegrastatsCollector } from './tegrastats/index.js';
 
-/** I/O the collectors share, injected by the agent (tests pass their own). */
-export interface CollectorDeps {
-  readonly clock: Clock;
-  readonly env: NodeJS.ProcessEnv;
-  readonly spawnFn?: SpawnFn;
-  readonly random?: () => number;
-  /** Whether a GPU process runs in a container (see GpuContainerLookup); the docker collector asks. */
-  readonly usesGpu?: (containerId: string) => boolean;
-}
-
-/** One entry of the explicit collector registry. */
-interface CollectorEntry {
-  readonly name: string;
-  readonly enabled: (config: AgentConfig) => boolean;
-  /** Imports the collector's module only when it is enabled: a turned-off one costs no memory. */
-  readonly create: (config: AgentConfig, deps: CollectorDeps) => Promise<Collector>;
-}
+export type { CollectorDeps } from './descriptor.js';
 
 /** Every collector gpulse knows, in start order. */
-export const collectorRegistry: readonly CollectorEntry[] = [
-  {
-    name: 'nvidia-smi',
-    enabled: (c) => c.collectors['nvidia-smi'].mode !== 'off',
-    create: async (c, d) =>
-      (await import('./nvidia-smi/nvidia-smi.js')).createNvidiaSmiCollector(
-        c.collectors['nvidia-smi'],
-        { ...d, procRoot: c.procRoot },
-      ),
-  },
-  {
-    name: 'tegrastats',
-    enabled: (c) => c.collectors.tegrastats.mode !== 'off',
-    create: async (c, d) =>
-      (await import('./tegrastats/tegrastats.js')).createTegrastatsCollector(
-        c.collectors.tegrastats,
-        {
-          ...d,
-          // The GPU's UUID comes from nvidia-smi where it runs (JetPack 6), so both agree on it.
-          nvidiaSmi:
-            c.collectors['nvidia-smi'].mode === 'off'
-              ? undefined
-              : c.collectors['nvidia-smi'].binary,
-        },
-      ),
-  },
-  {
-    name: 'host',
-    enabled: (c) => c.collectors.host.mode !== 'off',
-    // One /proc setting serves attribution and host series; the collector's own key overrides it.
-    create: async (c) =>
-      (await import('./host/host.js')).createHostCollector({
-        ...c.collectors.host,
-        procRoot: c.collectors.host.procRoot ?? c.procRoot,
-      }),
-  },
-  {
-    name: 'dcgm',
-    enabled: (c) => c.collectors.dcgm.mode !== 'off',
-    create: async (c, d) =>
-      (await import('./dcgm/dcgm.js')).createDcgmCollector(c.collectors.dcgm, d),
-  },
-  {
-    name: 'kmsg',
-    enabled: (c) => c.collectors.kmsg.mode !== 'off',
-    create: async (c) => (await import('./kmsg/kmsg.js')).createKmsgCollector(c.collectors.kmsg),
-  },
-  {
-    name: 'docker',
-    enabled: (c) => c.collectors.docker.mode !== 'off',
-    create: async (c, deps) =>
-      (await import('./docker/docker-collector.js')).createDockerCollector(c.collectors.docker, {
-        clock: deps.clock,
-        env: deps.env,
-        random: deps.random,
-        procRoot: c.procRoot,
-        cgroupRoot: c.cgroupRoot,
-        usesGpu: deps.usesGpu,
-      }),
-  },
-];
+export const collectorRegistry = [
+  nvidiaSmiCollector,
+  tegrastatsCollector,
+  hostCollector,
+  dcgmCollector,
+  kmsgCollector,
+  dockerCollector,
+] as const;
+
+/** A descriptor whose section type is not known here (the registry's, or a test's own). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- defineCollector checks each create against its own schema; here create is handed the section validated under its name
+export type AnyCollectorDescriptor = CollectorDescriptor<string, any>;
+
+/** One registered collector. */
+export type RegisteredCollector = (typeof collectorRegistry)[number];
+
+/** The configuration schema of each collector, by name. */
+export type CollectorSchemas = {
+  [D in RegisteredCollector as D['name']]: Awaited<ReturnType<D['loadSchema']>>;
+};
+
+/** Loads every collector's configuration schema (only configuration validation needs zod). */
+export async function loadCollectorSchemas(
+  registry: readonly RegisteredCollector[] = collectorRegistry,
+): Promise<CollectorSchemas> {
+  const entries = await Promise.all(registry.map(async (d) => [d.name, await d.loadSchema()]));
+  return Object.fromEntries(entries) as CollectorSchemas;
+}
 
 /** Instantiates the enabled collectors, in registry order. */
 export async function createCollectors(
   config: AgentConfig,
   deps: CollectorDeps,
+  registry: readonly AnyCollectorDescriptor[] = collectorRegistry,
 ): Promise<Collector[]> {
+  const sections = config.collectors as Readonly<Record<string, { mode?: string } | undefined>>;
+  const shared: SharedSettings = {
+    procRoot: config.procRoot,
+    cgroupRoot: config.cgroupRoot,
+    collectors: sections,
+  };
   return Promise.all(
-    collectorRegistry.filter((e) => e.enabled(config)).map((e) => e.create(config, deps)),
+    registry
+      .filter((d) => sections[d.name] !== undefined && sections[d.name]?.mode !== 'off')
+      .map((d) => d.create(sections[d.name], shared, deps)),
   );
+}
+
+/** The collector sections of `gpulse simulate`: each collector's simulate hook, where it has one. */
+export function simulatedCollectors(
+  collectors: AgentConfig['collectors'],
+  machine: SimulatedMachine,
+): AgentConfig['collectors'] {
+  const sections: Record<string, unknown> = { ...collectors };
+  for (const d of collectorRegistry as readonly AnyCollectorDescriptor[]) {
+    if (d.simulate) sections[d.name] = d.simulate(sections[d.name], machine);
+  }
+  return sections as AgentConfig['collectors'];
 }

@@ -173,7 +173,8 @@ describe('README command lines', () => {
   const calls = invocations();
   const commands = [...new Set(calls.map((c) => c.command.join(' ')))];
 
-  it('name commands that exist, with flags their --help lists', async () => {
+  // One --help per command (a second each on an idle machine; far more under a loaded CI).
+  it('name commands that exist, with flags their --help lists', { timeout: 180_000 }, async () => {
     requireBuild();
     expect(commands).toEqual(
       expect.arrayContaining(['run', 'simulate', 'gateway', 'doctor', 'model apply']),

@@ -1,8 +1,8 @@
 /**
  * GPU health: throttling seconds and episodes, Xid counters and events, series for GPUs only
  * DCGM sees, the optional dcgm-exporter names, and `GET /api/v1/gpus`. One deriver computes
- * everything from each snapshot; events leave through the agent's EventLog after the snapshot
- * is published, never from inside the store.
+ * everything from each snapshot and returns its events with the series: the store hands them to
+ * the agent's EventLog once the snapshot is announced, never while a reader builds it.
  */
 import { hostname } from 'node:os';
 import { compatSamples, type CompatGpu } from '../../collectors/dcgm/compat.js';
@@ -17,9 +17,8 @@ import {
 import { normalizePciBusId } from '../../collectors/xid.js';
 import type { AgentContext, Component } from '../component.js';
 import type { AgentConfig } from '../config.js';
-import { errorMessage } from '../errors.js';
 import type { GpuReading } from '../facts.js';
-import type { Deriver, Sample, Snapshot } from '../types.js';
+import type { Derivation, Deriver, Sample, Snapshot } from '../types.js';
 import { attributionsByGpu, gpuViews, servedViews, type GpuView } from './gpu-views.js';
 import { gpusJson } from './gpus-api.js';
 import { LostGpuEvents } from './lost.js';
@@ -68,7 +67,12 @@ export class GpuHealth {
     derive: (snapshot) => this.derive(snapshot),
   };
 
-  private derive(snapshot: Snapshot): Sample[] {
+  private derive(snapshot: Snapshot): Derivation {
+    const samples = this.samples(snapshot);
+    return { samples, events: this.drainEvents() };
+  }
+
+  private samples(snapshot: Snapshot): Sample[] {
     const views = this.keepIdentities(gpuViews(snapshot));
     this.views = views;
     this.snapshot = snapshot;
@@ -216,8 +220,8 @@ export class GpuHealth {
     return gpusJson(snapshot, this.views, this.throttle, this.xids);
   }
 
-  /** Events produced by the last snapshots, oldest first. */
-  drainEvents() {
+  /** Events the trackers saw in the last snapshot, oldest first. */
+  private drainEvents() {
     return [
       ...this.xids.drainEvents(),
       ...this.throttle.drainEvents(),
@@ -232,32 +236,13 @@ export function createGpuHealth(
   options: Partial<GpuHealthOptions> = {},
 ): Component {
   const health = new GpuHealth({ compat: config.metrics.compat, ...options });
-  let unsubscribe: (() => void) | undefined;
   return {
     name: 'gpu-health',
     register(ctx: AgentContext) {
       ctx.store.addDeriver(health.deriver);
-      const flush = (): void => {
-        for (const event of health.drainEvents()) {
-          try {
-            ctx.events.emit(event);
-          } catch (err) {
-            ctx.log.error({ err: errorMessage(err) }, 'GPU health event could not be recorded');
-          }
-        }
-      };
-      unsubscribe = ctx.store.onChange(flush);
-      ctx.app.get('/api/v1/gpus', () => {
-        ctx.store.current();
-        flush();
-        return health.json(ctx.store.current());
-      });
+      ctx.app.get('/api/v1/gpus', () => health.json(ctx.store.current()));
     },
     start: () => Promise.resolve(),
-    stop() {
-      unsubscribe?.();
-      unsubscribe = undefined;
-      return Promise.resolve();
-    },
+    stop: () => Promise.resolve(),
   };
 }

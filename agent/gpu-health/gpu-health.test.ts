@@ -6,6 +6,7 @@ import type { DcgmGpuFact } from '../../collectors/dcgm/dcgm-reading.js';
 import { gpuReadingSamples } from '../../collectors/gpu-series.js';
 import { GpuHealth } from './component.js';
 import { gpuViews } from './gpu-views.js';
+import { probe } from '../../test/helpers/deriver-probe.js';
 
 const T0 = 1_800_000_000_000;
 const UUID = 'GPU-11111111-2222-3333-4444-555555555555';
@@ -94,9 +95,9 @@ describe('throttling: integrated seconds and episodes', () => {
       const snap = snapshot(
         state('nvidia-smi', T0 + i * 1000, { samples: [], facts: { gpus: [r] } }),
       );
-      samples = health.deriver.derive(snap) as Sample[];
+      samples = probe(health).derive(snap) as Sample[];
       // The same sample seen again (another collector changed) counts once.
-      health.deriver.derive(snapshot(...snap.collectors.values()));
+      probe(health).derive(snapshot(...snap.collectors.values()));
     }
     const hw = series(samples, 'gpulse_gpu_throttle_seconds_total', {
       reason: 'hw_thermal_slowdown',
@@ -107,7 +108,7 @@ describe('throttling: integrated seconds and episodes', () => {
     expect(
       series(samples, 'gpulse_gpu_throttle_seconds_total', { reason: 'gpu_idle' })[0]?.value,
     ).toBe(0);
-    const events = health.drainEvents();
+    const events = probe(health).drainEvents();
     expect(events.map((e) => e.type)).toEqual(['gpu.throttle_start', 'gpu.throttle_episode']);
     const episode = events[1]!;
     expect(episode).toMatchObject({
@@ -123,7 +124,7 @@ describe('throttling: integrated seconds and episodes', () => {
         peakPowerWatts: 600,
       },
     });
-    expect(health.drainEvents()).toEqual([]);
+    expect(probe(health).drainEvents()).toEqual([]);
   });
 
   it('leaves reasons with a driver counter to the collector, and does not bridge a collector gap', () => {
@@ -142,13 +143,13 @@ describe('throttling: integrated seconds and episodes', () => {
           },
         }),
       );
-    health.deriver.derive(withCounter(0, true));
-    let out = health.deriver.derive(withCounter(1000, true));
+    probe(health).derive(withCounter(0, true));
+    let out = probe(health).derive(withCounter(1000, true));
     expect(
       series(out, 'gpulse_gpu_throttle_seconds_total', { reason: 'hw_thermal_slowdown' }),
     ).toEqual([]);
     // Two minutes without samples: not counted as throttled.
-    out = health.deriver.derive(withCounter(121_000, true));
+    out = probe(health).derive(withCounter(121_000, true));
     expect(
       series(out, 'gpulse_gpu_throttle_seconds_total', { reason: 'sw_thermal_slowdown' })[0]?.value,
     ).toBe(0);
@@ -168,11 +169,11 @@ describe('throttling: integrated seconds and episodes', () => {
           applications_clocks_setting: true,
         },
       };
-      health.deriver.derive(
+      probe(health).derive(
         snapshot(state('nvidia-smi', T0 + i * 1000, { samples: [], facts: { gpus: [benign] } })),
       );
     }
-    expect(health.drainEvents()).toEqual([]);
+    expect(probe(health).drainEvents()).toEqual([]);
   });
 });
 
@@ -208,14 +209,14 @@ describe('Xid counting and events', () => {
         xidTotals: totals,
       },
     });
-    const out = health.deriver.derive(snapshot(gpus, kmsg));
+    const out = probe(health).derive(snapshot(gpus, kmsg));
     expect(series(out, 'gpulse_gpu_xid_errors_total')).toEqual([
       expect.objectContaining({
         labels: { gpu: '0', uuid: UUID, xid: '79', severity: 'critical' },
         value: 2,
       }),
     ]);
-    const events = health.drainEvents();
+    const events = probe(health).drainEvents();
     expect(events).toHaveLength(2);
     expect(events[0]).toMatchObject({
       type: 'gpu.xid',
@@ -230,8 +231,8 @@ describe('Xid counting and events', () => {
       },
     });
     // The same facts again: nothing new.
-    health.deriver.derive(snapshot(gpus, kmsg));
-    expect(health.drainEvents()).toEqual([]);
+    probe(health).derive(snapshot(gpus, kmsg));
+    expect(probe(health).drainEvents()).toEqual([]);
     // The GPU falls off the bus and vanishes from nvidia-smi: its Xids keep its labels.
     const later = state('kmsg', T0 + 10, {
       samples: [],
@@ -240,14 +241,14 @@ describe('Xid counting and events', () => {
         xidTotals: [{ ...totals[0]!, count: 3 }],
       },
     });
-    const out2 = health.deriver.derive(
+    const out2 = probe(health).derive(
       snapshot(state('nvidia-smi', T0 + 10, { samples: [], facts: { gpus: [] } }), later),
     );
     expect(series(out2, 'gpulse_gpu_xid_errors_total')[0]).toMatchObject({
       labels: { gpu: '0', uuid: UUID },
       value: 3,
     });
-    expect(health.drainEvents()).toHaveLength(1);
+    expect(probe(health).drainEvents()).toHaveLength(1);
   });
 
   it('counts a DCGM Xid once its grace is over, unless the kernel log reported the same Xid', () => {
@@ -264,7 +265,7 @@ describe('Xid counting and events', () => {
         samples: [],
         facts: { xidErrors: [...kmsgRecords], xidTotals: [...kmsgTotals] },
       });
-    const derive = (at: number) => health.deriver.derive(snapshot(gpus(at), dcgm(at), kmsg(at)));
+    const derive = (at: number) => probe(health).derive(snapshot(gpus(at), dcgm(at), kmsg(at)));
     const count = (out: readonly Sample[], xid: string) =>
       series(out, 'gpulse_gpu_xid_errors_total', { xid })[0]?.value;
 
@@ -290,16 +291,22 @@ describe('Xid counting and events', () => {
     expect(count(out, '48')).toBe(1);
     // Still within the grace: 79 waits.
     expect(count(out, '79')).toBeUndefined();
-    expect(health.drainEvents().map((e) => [e.data?.xid, e.source])).toEqual([[48, 'kmsg']]);
+    expect(
+      probe(health)
+        .drainEvents()
+        .map((e) => [e.data?.xid, e.source]),
+    ).toEqual([[48, 'kmsg']]);
     out = derive(T0 + 16_000);
     expect(count(out, '48')).toBe(1);
     expect(count(out, '79')).toBe(1);
-    expect(health.drainEvents().map((e) => [e.data?.xid, e.source, e.labels])).toEqual([
-      [79, 'dcgm', { gpu: '0', uuid: UUID }],
-    ]);
+    expect(
+      probe(health)
+        .drainEvents()
+        .map((e) => [e.data?.xid, e.source, e.labels]),
+    ).toEqual([[79, 'dcgm', { gpu: '0', uuid: UUID }]]);
     // Seen again: nothing new.
     expect(count(derive(T0 + 30_000), '79')).toBe(1);
-    expect(health.drainEvents()).toEqual([]);
+    expect(probe(health).drainEvents()).toEqual([]);
   });
 });
 
@@ -322,19 +329,19 @@ describe('GPU views and DCGM-only GPUs', () => {
       state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
     );
     expect(gpuViews(both).map((v) => v.sources)).toEqual([['nvidia-smi', 'dcgm']]);
-    expect(series(health.deriver.derive(both), 'gpulse_gpu_utilization_ratio')).toEqual([]);
+    expect(series(probe(health).derive(both), 'gpulse_gpu_utilization_ratio')).toEqual([]);
     // nvidia-smi starting: DCGM does not stand in (no switch of source a second after start).
     const starting = snapshot(
       state('nvidia-smi', T0, { samples: [] }, 'starting'),
       state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
     );
-    expect(series(health.deriver.derive(starting), 'gpulse_gpu_utilization_ratio')).toEqual([]);
+    expect(series(probe(health).derive(starting), 'gpulse_gpu_utilization_ratio')).toEqual([]);
     // nvidia-smi failing (hung, its series dropped): DCGM still reports the GPU, so it serves it.
     const failing = snapshot(
       state('nvidia-smi', T0, { samples: [] }, 'error'),
       state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
     );
-    expect(series(health.deriver.derive(failing), 'gpulse_gpu_utilization_ratio')).toEqual([
+    expect(series(probe(health).derive(failing), 'gpulse_gpu_utilization_ratio')).toEqual([
       expect.objectContaining({ labels: { gpu: '0', uuid: UUID }, value: 0.97 }),
     ]);
     // nvidia-smi absent here (no GPU driver tools): DCGM serves the GPU.
@@ -342,9 +349,9 @@ describe('GPU views and DCGM-only GPUs', () => {
       state('nvidia-smi', T0, { samples: [] }, 'no_data'),
       state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
     );
-    expect(series(health.deriver.derive(noSmi), 'gpulse_gpu_utilization_ratio')).toHaveLength(1);
+    expect(series(probe(health).derive(noSmi), 'gpulse_gpu_utilization_ratio')).toHaveLength(1);
     const alone = snapshot(state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }));
-    expect(series(health.deriver.derive(alone), 'gpulse_gpu_utilization_ratio')).toEqual([
+    expect(series(probe(health).derive(alone), 'gpulse_gpu_utilization_ratio')).toEqual([
       expect.objectContaining({ labels: { gpu: '0', uuid: UUID }, value: 0.97 }),
     ]);
   });
@@ -359,7 +366,7 @@ describe('GPU views and DCGM-only GPUs', () => {
       computeCapability: '9.0',
     });
     const before = info(
-      health.deriver.derive(
+      probe(health).derive(
         snapshot(
           state('nvidia-smi', T0, { samples: gpuReadingSamples([smi]), facts: { gpus: [smi] } }),
           state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
@@ -368,7 +375,7 @@ describe('GPU views and DCGM-only GPUs', () => {
     );
     // gpu-health adds no info while nvidia-smi serves the GPU; the collector's own is `before`.
     expect(before).toEqual([]);
-    const during = health.deriver.derive(
+    const during = probe(health).derive(
       snapshot(
         state('nvidia-smi', T0 + 1000, { samples: [] }, 'error'),
         state('dcgm', T0 + 1000, { samples: [], facts: { dcgmGpus: [dcgmFact({ index: 5 })] } }),
@@ -383,7 +390,7 @@ describe('GPU views and DCGM-only GPUs', () => {
   it('serves dcgm-exporter names, units and labels from nvidia-smi values, and DCGM’s own where it has them', () => {
     const health = new GpuHealth({ compat: ['dcgm'], hostname: 'node-7' });
     const r = reading({ minorNumber: 3, energyJoules: 1234.5, memoryReservedBytes: 512 * 1048576 });
-    const out = health.deriver.derive(
+    const out = probe(health).derive(
       snapshot(
         state('nvidia-smi', T0, { samples: [], facts: { gpus: [r] } }),
         state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgmFact()] } }),
@@ -447,7 +454,7 @@ describe('GPU views and DCGM-only GPUs', () => {
 
   it('labels the compat series with the container when exactly one uses the GPU', () => {
     const health = new GpuHealth({ compat: ['dcgm'], hostname: 'h' });
-    const out = health.deriver.derive(
+    const out = probe(health).derive(
       snapshot(smi(proc(4242, TRAINER), proc(4243, TRAINER), proc(99)), containers),
     );
     expect(series(out, 'DCGM_FI_DEV_GPU_UTIL')[0]?.labels).toMatchObject({
@@ -458,7 +465,7 @@ describe('GPU views and DCGM-only GPUs', () => {
     // No Xid source read: the last-Xid gauge is absent, not a reassuring zero.
     expect(series(out, 'DCGM_FI_DEV_XID_ERRORS')).toEqual([]);
     // Two containers on one GPU: dcgm-exporter's single label cannot say which; it stays empty.
-    const shared = new GpuHealth({ compat: ['dcgm'], hostname: 'h' }).deriver.derive(
+    const shared = probe(new GpuHealth({ compat: ['dcgm'], hostname: 'h' })).derive(
       snapshot(smi(proc(4242, TRAINER), proc(5000, OTHER)), containers),
     );
     expect(series(shared, 'DCGM_FI_DEV_GPU_UTIL')[0]?.labels).toMatchObject({
@@ -472,7 +479,7 @@ describe('GPU views and DCGM-only GPUs', () => {
     const health = new GpuHealth({ compat: [] });
     const unknown = 'c'.repeat(64);
     const snap = snapshot(smi(proc(4242, TRAINER), proc(7, unknown), proc(99)), containers);
-    health.deriver.derive(snap);
+    probe(health).derive(snap);
     const g = health.json(snap).gpus[0]!;
     expect(g.processes).toEqual([
       {
@@ -541,7 +548,7 @@ describe('a lost GPU', () => {
       [0, ['nvidia-smi', 'dcgm'], undefined],
       [1, ['nvidia-smi', 'dcgm'], 'Unknown Error'],
     ]);
-    const out = health.deriver.derive(snap);
+    const out = probe(health).derive(snap);
     const compat = out.filter((x) => x.desc.name.startsWith('DCGM_FI_') && x.labels.gpu === '1');
     expect(compat.map((x) => [x.desc.name, x.labels.UUID, x.value])).toEqual([
       ['DCGM_FI_DEV_XID_ERRORS', LOST_UUID, 79],
@@ -576,7 +583,7 @@ describe('a lost GPU', () => {
 
   it('under nvidia_gpu_exporter’s names: its identity only, no values or zeros (Xids count as on any GPU)', () => {
     const health = new GpuHealth({ compat: ['nvidia-gpu-exporter'], hostname: 'h' });
-    const out = health.deriver.derive(snapshot(smi(true), dcgm()));
+    const out = probe(health).derive(snapshot(smi(true), dcgm()));
     const lostUuid = '99999999-2222-3333-4444-555555555555';
     expect(
       out
@@ -608,7 +615,7 @@ describe('a lost GPU', () => {
       }),
       dcgm(),
     );
-    const out = health.deriver.derive(snap);
+    const out = probe(health).derive(snap);
     expect(series(out, 'gpulse_gpu_up', { gpu: '1' }).map((x) => x.labels.uuid)).toEqual([
       LOST_UUID,
     ]);
@@ -621,7 +628,7 @@ describe('a lost GPU', () => {
   it('says so in GET /api/v1/gpus: up false, since when and why, no values', () => {
     const health = new GpuHealth({ compat: [] });
     const snap = snapshot(smi(true), dcgm());
-    health.deriver.derive(snap);
+    probe(health).derive(snap);
     const [ok, lost] = health.json(snap).gpus;
     expect(ok).toMatchObject({ index: 0, up: true, lost: null });
     expect(lost).toMatchObject({
@@ -637,11 +644,11 @@ describe('a lost GPU', () => {
 
   it('is one gpu.lost event when it goes, one gpu.recovered when it answers again', () => {
     const health = new GpuHealth({ compat: [] });
-    health.deriver.derive(snapshot(smi(false), dcgm()));
-    expect(health.drainEvents()).toEqual([]);
-    health.deriver.derive(snapshot(smi(true), dcgm()));
-    health.deriver.derive(snapshot(smi(true, T0 + 1000), dcgm(T0 + 1000)));
-    const events = health.drainEvents();
+    probe(health).derive(snapshot(smi(false), dcgm()));
+    expect(probe(health).drainEvents()).toEqual([]);
+    probe(health).derive(snapshot(smi(true), dcgm()));
+    probe(health).derive(snapshot(smi(true, T0 + 1000), dcgm(T0 + 1000)));
+    const events = probe(health).drainEvents();
     expect(events).toEqual([
       expect.objectContaining({
         type: 'gpu.lost',
@@ -659,8 +666,8 @@ describe('a lost GPU', () => {
     expect(events[0]?.message).toMatch(
       /^GPU 1 \(NVIDIA H100 80GB HBM3\) at 00000000:3B:00.0 is lost: "Unknown Error"/,
     );
-    health.deriver.derive(snapshot(smi(false, T0 + 2000), dcgm(T0 + 2000)));
-    expect(health.drainEvents()).toEqual([
+    probe(health).derive(snapshot(smi(false, T0 + 2000), dcgm(T0 + 2000)));
+    expect(probe(health).drainEvents()).toEqual([
       expect.objectContaining({
         type: 'gpu.recovered',
         severity: 'info',
@@ -699,7 +706,7 @@ describe('GET /api/v1/gpus', () => {
         },
       }),
     );
-    health.deriver.derive(snap);
+    probe(health).derive(snap);
     const json = health.json(snap);
     expect(json.gpus).toHaveLength(1);
     const g = json.gpus[0]!;
@@ -748,7 +755,7 @@ describe('both peer namings at once', () => {
       },
     });
     const u = { uuid: '11111111-2222-3333-4444-555555555555' };
-    const out = health.deriver.derive(
+    const out = probe(health).derive(
       snapshot(
         state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } }),
         state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgm] } }),
@@ -773,7 +780,7 @@ describe('both peer namings at once', () => {
       lastSuccessAt: T0,
       errors: new Map([['gpu_lost', 1]]),
     };
-    const after = health.deriver.derive(snapshot(lost, kmsg));
+    const after = probe(health).derive(snapshot(lost, kmsg));
     expect(series(after, 'nvidia_smi_utilization_gpu_ratio')).toEqual([]);
     expect(series(after, 'nvidia_smi_gpu_info')).toEqual([]);
     expect(series(after, 'nvidia_smi_command_exit_code')[0]?.value).toBe(15);
@@ -785,8 +792,8 @@ describe('both peer namings at once', () => {
   it('reuses a GPU’s compat samples while its reading is unchanged', () => {
     const health = new GpuHealth({ compat: ['nvidia-gpu-exporter'] });
     const gpus = state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } });
-    const first = series(health.deriver.derive(snapshot(gpus)), 'nvidia_smi_utilization_gpu_ratio');
-    const again = series(health.deriver.derive(snapshot(gpus)), 'nvidia_smi_utilization_gpu_ratio');
+    const first = series(probe(health).derive(snapshot(gpus)), 'nvidia_smi_utilization_gpu_ratio');
+    const again = series(probe(health).derive(snapshot(gpus)), 'nvidia_smi_utilization_gpu_ratio');
     expect(first[0]).toBeDefined();
     expect(again[0]).toBe(first[0]);
   });

@@ -8,6 +8,7 @@ import type { XidRecord, XidTotal } from '../xid.js';
 import { compatSamples, FROM_READING, type CompatGpu } from './compat.js';
 import type { DcgmGpuFact } from './dcgm-reading.js';
 import { violationNanoseconds } from './violations.js';
+import { probe } from '../../test/helpers/deriver-probe.js';
 
 const T0 = 1_800_000_000_000;
 const UUID = 'GPU-11111111-2222-3333-4444-555555555555';
@@ -141,7 +142,7 @@ describe('DCGM_FI_DEV_XID_ERRORS: the latest Xid of any source', () => {
     const kmsg: XidRecord[] = [];
     const totals: XidTotal[] = [];
     const derive = (at: number, dcgm: DcgmGpuFact) =>
-      health.deriver.derive(
+      probe(health).derive(
         snapshot(
           state('nvidia-smi', at, { samples: [], facts: { gpus: [reading()] } }),
           state('dcgm', at, {
@@ -188,7 +189,7 @@ describe('DCGM_FI_DEV_XID_ERRORS: the latest Xid of any source', () => {
       fields: { DCGM_FI_DEV_XID_ERRORS: 79 },
       xidSince: T0,
     };
-    const out = health.deriver.derive(
+    const out = probe(health).derive(
       snapshot(
         state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } }),
         state('dcgm', T0, {
@@ -307,7 +308,7 @@ describe('values only DCGM has are served natively too (energy)', () => {
       state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading()] } }),
       state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgm] } }),
     );
-    const out = health.deriver.derive(snap);
+    const out = probe(health).derive(snap);
     expect(out.filter((s) => s.desc.name === 'gpulse_gpu_energy_joules_total')).toEqual([
       expect.objectContaining({ labels: { gpu: '0', uuid: UUID }, value: energyMj / 1000 }),
     ]);
@@ -317,7 +318,7 @@ describe('values only DCGM has are served natively too (energy)', () => {
 
   it('leaves the counter to nvidia-smi where it reports one (its collector serves it)', () => {
     const health = new GpuHealth({ compat: [] });
-    const out = health.deriver.derive(
+    const out = probe(health).derive(
       snapshot(
         state('nvidia-smi', T0, { samples: [], facts: { gpus: [reading({ energyJoules: 7 })] } }),
         state('dcgm', T0, { samples: [], facts: { dcgmGpus: [dcgm] } }),

@@ -37,15 +37,16 @@ function incident(
 }
 
 describe('containerEventsDeriver', () => {
-  it('emits each incident once, in order, with the container labels; later snapshots add only new ones', () => {
+  it('emits each incident once, in order, with the container labels; later snapshots add only new ones', async () => {
     const clock = new FakeClock();
     const { log, records } = captureLogger();
     const events = new EventLog({ clock, log });
     const store = new StateStore({
       clock,
       log: silentLogger(),
-      derivers: [containerEventsDeriver(events)],
+      derivers: [containerEventsDeriver()],
     });
+    store.onEvent((e) => events.emit(e));
     const first = [
       incident(1, 'oom_kill', { memoryLimitBytes: 16 * 1024 * 1024, detectedBy: 'oom_event' }),
       incident(2, 'gpu_oom', { framework: 'pytorch', gpu: '0' }),
@@ -54,10 +55,15 @@ describe('containerEventsDeriver', () => {
       samples: [],
       facts: { dockerContainers: [fact], containerIncidents: first },
     });
+    // Reading the snapshot has no effect outside the store: the events wait for its announcement.
     store.current();
+    expect(events.list()).toEqual([]);
+    await clock.advance(30);
+    expect(events.list().map((e) => e.type)).toEqual(['container.gpu_oom', 'container.oom_kill']);
     // The same facts again (a later cycle) and a failure in between emit nothing new.
     store.fail('docker', 'unreachable', 'down');
     store.current();
+    await clock.advance(30);
     store.ok('docker', {
       samples: [],
       facts: {
@@ -69,6 +75,7 @@ describe('containerEventsDeriver', () => {
       },
     });
     store.current();
+    await clock.advance(30);
     const list = events.list();
     expect(list.map((e) => [e.type, e.severity, e.ts])).toEqual([
       ['container.restart', 'warning', 1_700_000_000_003],

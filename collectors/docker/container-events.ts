@@ -1,7 +1,7 @@
 import type { Component } from '../../agent/component.js';
-import type { EventLog, EventSeverity } from '../../agent/events.js';
+import type { EventSeverity, NewEvent } from '../../agent/events.js';
 import { collectFacts } from '../../agent/state-store.js';
-import type { Deriver, Snapshot } from '../../agent/types.js';
+import type { Derivation, Deriver, Snapshot } from '../../agent/types.js';
 import type { ContainerIncident, ContainerLabels, DockerContainerFact } from './facts.js';
 
 const MIB = 1024 * 1024;
@@ -39,22 +39,23 @@ function describe(i: ContainerIncident, l: ContainerLabels): string {
 
 /**
  * Turns the docker collector's incidents (OOM kills, GPU OOMs, restarts) into agent events, each
- * once: incidents are numbered, and only numbers above the last one emitted are new.
+ * once: incidents are numbered, and only numbers above the last one returned are new.
  */
-export function containerEventsDeriver(events: EventLog): Deriver {
-  let emitted = 0;
+export function containerEventsDeriver(): Deriver {
+  let returned = 0;
   return {
     name: 'container-events',
-    derive(snapshot: Snapshot) {
+    derive(snapshot: Snapshot): Derivation {
       const incidents = collectFacts(snapshot, 'containerIncidents')
-        .filter((i) => i.seq > emitted)
+        .filter((i) => i.seq > returned)
         .sort((a, b) => a.seq - b.seq);
-      if (incidents.length === 0) return [];
+      if (incidents.length === 0) return { samples: [] };
       const labelsOf = new Map<string, DockerContainerFact>(
         collectFacts(snapshot, 'dockerContainers').map((f) => [f.container.id, f]),
       );
+      const events: NewEvent[] = [];
       for (const i of incidents) {
-        emitted = i.seq;
+        returned = i.seq;
         const l = labelsOf.get(i.containerId)?.labels ?? {
           container_id: i.containerId,
           container_name: '',
@@ -63,7 +64,7 @@ export function containerEventsDeriver(events: EventLog): Deriver {
           namespace: '',
         };
         const t = TYPES[i.kind];
-        events.emit({
+        events.push({
           type: t.type,
           severity: t.severity,
           source: 'docker',
@@ -73,7 +74,7 @@ export function containerEventsDeriver(events: EventLog): Deriver {
           ts: i.at,
         });
       }
-      return [];
+      return { samples: [], events };
     },
   };
 }
@@ -83,7 +84,7 @@ export function createContainerEventsComponent(): Component {
   return {
     name: 'container-events',
     register(ctx) {
-      ctx.store.addDeriver(containerEventsDeriver(ctx.events));
+      ctx.store.addDeriver(containerEventsDeriver());
     },
     start: () => Promise.resolve(),
     stop: () => Promise.resolve(),

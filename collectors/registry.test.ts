@@ -1,0 +1,120 @@
+// The collector seam: every registered collector satisfies the same contract, and a collector
+// that exists only in this test (an `amd-smi` stand-in) joins the configuration, the edge preset,
+// the agent and /metrics through its descriptor and nothing else.
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { systemClock } from '../agent/clock.js';
+import { collectorsSchemaOf, loadConfig, type AgentConfig } from '../agent/config.js';
+import { zCollectorMode, zInterval } from '../agent/config-schema.js';
+import { gauge } from '../agent/metric.js';
+import { collectorEdgeDefaults } from '../agent/preset.js';
+import { settings } from '../agent/settings.js';
+import { startAgentInProcess } from '../test/helpers/agent.js';
+import { silentLogger } from '../test/helpers/log-sink.js';
+import { defineCollector } from './descriptor.js';
+import { collectorRegistry, createCollectors, loadCollectorSchemas } from './index.js';
+
+const amdGpus = gauge('gpulse_test_amd_gpus', 'GPUs the stand-in amd-smi collector sees');
+
+/** A collector registered only here: its folder would hold this descriptor and its modules. */
+const amdSmi = defineCollector({
+  name: 'amd-smi',
+  settings: [
+    {
+      path: ['collectors', 'amd-smi', 'mode'],
+      env: 'GPULSE_AMD_SMI_MODE',
+      valueName: 'auto|required|off',
+      description: 'run the amd-smi collector',
+    },
+  ],
+  loadSchema: () =>
+    Promise.resolve(
+      z
+        .object({ mode: zCollectorMode.default('auto'), interval: zInterval(100).default(5000) })
+        .strict(),
+    ),
+  edgeDefaults: [[['interval'], '30s']],
+  create: (section) =>
+    Promise.resolve({
+      kind: 'polled' as const,
+      name: 'amd-smi',
+      intervalMs: section.interval,
+      timeoutMs: 1000,
+      collect: () => Promise.resolve({ samples: [{ desc: amdGpus, labels: {}, value: 2 }] }),
+    }),
+  loadMetrics: () => Promise.resolve(),
+});
+
+const deps = { clock: systemClock, env: {} };
+
+describe('every registered collector', () => {
+  it('owns its settings, has a mode and validates its section alone', async () => {
+    const schemas = await loadCollectorSchemas();
+    for (const d of collectorRegistry) {
+      expect(
+        d.settings.every((s) => s.path[0] === 'collectors' && s.path[1] === d.name),
+        d.name,
+      ).toBe(true);
+      expect(d.settings.some((s) => s.path.join('.') === `collectors.${d.name}.mode`)).toBe(true);
+      const schema = schemas[d.name] as z.ZodType<{ mode: string }>;
+      expect(schema.parse({}).mode, d.name).toBe('auto');
+      expect(schema.safeParse({ mode: 'sometimes' }).success, d.name).toBe(false);
+      expect(schema.safeParse({ unknownKey: 1 }).success, d.name).toBe(false);
+      // The CLI's list of settings carries each binding exactly once.
+      for (const s of d.settings) expect(settings.filter((b) => b === s)).toHaveLength(1);
+    }
+  });
+
+  it('is created when on and not at all when off', async () => {
+    for (const d of collectorRegistry) {
+      const mode = d.settings.find((s) => s.path.join('.') === `collectors.${d.name}.mode`)!;
+      const on = loadConfig({ env: { [mode.env!]: 'auto' } }).config;
+      const off = loadConfig({ env: { [mode.env!]: 'off' } }).config;
+      const names = async (c: AgentConfig) =>
+        (await createCollectors(c, deps)).map((collector) => collector.name);
+      expect(await names(on), d.name).toContain(d.name);
+      expect(await names(off), d.name).not.toContain(d.name);
+    }
+  });
+});
+
+describe('a collector added through its descriptor alone', () => {
+  it('gets a validated section with defaults and edge-preset defaults', async () => {
+    const schema = collectorsSchemaOf({
+      ...(await loadCollectorSchemas()),
+      'amd-smi': await amdSmi.loadSchema(),
+    });
+    const parsed = schema.parse({ 'amd-smi': { interval: '2s' } });
+    expect(parsed['amd-smi']).toEqual({ mode: 'auto', interval: 2000 });
+    expect(parsed.dcgm.mode).toBe('auto');
+    expect(schema.safeParse({ 'amd-smi': { interval: 'soon' } }).success).toBe(false);
+    expect(collectorEdgeDefaults([...collectorRegistry, amdSmi])).toContainEqual([
+      ['collectors', 'amd-smi', 'interval'],
+      '30s',
+    ]);
+  });
+
+  it('runs in the agent and is served on /metrics with its collector status', async () => {
+    const { config } = loadConfig({});
+    const withAmd = {
+      ...config,
+      collectors: { ...config.collectors, 'amd-smi': { mode: 'auto', interval: 200 } },
+    };
+    const created = await createCollectors(withAmd, deps, [amdSmi]);
+    expect(created.map((c) => c.name)).toEqual(['amd-smi']);
+    const off = { ...withAmd, collectors: { ...withAmd.collectors, 'amd-smi': { mode: 'off' } } };
+    expect(await createCollectors(off, deps, [amdSmi])).toEqual([]);
+
+    const agent = await startAgentInProcess(
+      { GPULSE_DCGM_MODE: 'off', GPULSE_KMSG_MODE: 'off', GPULSE_DOCKER_MODE: 'off' },
+      silentLogger(),
+      created,
+    );
+    try {
+      const body = await agent.waitForMetrics((b) => b.includes('gpulse_test_amd_gpus 2'));
+      expect(body).toContain('gpulse_collector_up{collector="amd-smi"} 1');
+    } finally {
+      await agent.stop();
+    }
+  });
+});
