@@ -1,6 +1,6 @@
 // nvidia-smi on a Jetson (JetPack 6) lists "Orin (nvgpu)" with nearly every value N/A: the
 // collector must not crash, must not turn N/A into zeros, and must leave the GPU to tegrastats.
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { collectorHarness } from '../../test/helpers/collector-harness.js';
@@ -59,11 +59,9 @@ describe('a Jetson row of --query-gpu', () => {
 
 /** A stand-in nvidia-smi answering like the Jetson one (`extraRow`: a discrete GPU beside it). */
 function standIn(name: string, extraRow: boolean): string {
-  return harness.standIn(
-    name,
-    `const fs = require('fs');
-const args = process.argv.slice(2);
-fs.appendFileSync(${JSON.stringify(join(dir, `${name}.pids`))}, process.pid + '\\n');
+  const script = harness.standIn(
+    `${name}.js`,
+    `const args = process.argv.slice(2);
 if (args[0] === '--help-query-gpu') { process.stdout.write(${JSON.stringify(HELP)}); process.exit(0); }
 const q = args.find((a) => a.startsWith('--query-gpu='));
 const fields = q ? q.slice(12).split(',') : [];
@@ -84,6 +82,13 @@ if (fields.length) {
 } else { setInterval(() => {}, 1000); }
 `,
   );
+  // The pid is written before Node starts (exec keeps it): a stream stopped while its Node is
+  // still booting on a loaded machine is counted too.
+  const path = join(dir, name);
+  const pids = join(dir, `${name}.pids`);
+  writeFileSync(path, `#!/bin/sh\necho $$ >> '${pids}'\nexec '${script}' "$@"\n`);
+  chmodSync(path, 0o755);
+  return path;
 }
 
 function run(binary: string) {
