@@ -19,6 +19,10 @@ export default defineConfig({
       include: ['agent/**/*.ts', 'collectors/**/*.ts', 'exporters/**/*.ts', 'edge/**/*.ts'],
       exclude: ['**/*.test.ts', '**/fixtures/**'],
       reporter: ['text-summary', 'text'],
+      // Today's level (CI=true run of the whole suite on the 2-core VM, 7 Dec 2026: statements
+      // 86.8 %, branches 76.2 %, functions 87.5 %, lines 88.9 %), less a little for run-to-run
+      // noise: coverage may grow, not shrink. Raise these when it grows.
+      thresholds: { statements: 86, branches: 75, functions: 86.5, lines: 88 },
     },
   },
 });

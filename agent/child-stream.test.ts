@@ -6,17 +6,8 @@ import { alive } from '../test/helpers/processes.js';
 
 const node = process.execPath;
 
-function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (cond()) resolve();
-      else if (Date.now() - start > timeoutMs) reject(new Error('condition not met in time'));
-      else setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
+/** How the tests wait for real child processes (bounded, not timed). */
+const POLL = { timeout: 5000, interval: 10 };
 
 function stream(script: string, extra: Partial<ConstructorParameters<typeof ChildStream>[0]> = {}) {
   const lines: string[] = [];
@@ -59,7 +50,7 @@ describe('ChildStream', () => {
       "process.stdout.write('a\\nb\\r\\npartial'); process.stderr.write('oops'); process.exit(9)",
     );
     s.start();
-    await waitFor(() => exits.length >= 2);
+    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(2);
     await s.stop();
     expect(lines.slice(0, 3)).toEqual(['a', 'b', 'partial']);
     expect(exits[0]).toMatchObject({
@@ -80,7 +71,7 @@ describe('ChildStream', () => {
       onStart: (pid) => starts.push(pid ?? -1),
     });
     s.start();
-    await waitFor(() => exits.length >= 1 && starts.length >= 2);
+    await expect.poll(() => exits.length >= 1 && starts.length >= 2, POLL).toBe(true);
     await s.stop();
     expect(exits[0]).toMatchObject({ kind: 'stall', signal: 'SIGKILL', lines: 1 });
     expect(lines[0]).toBe('tick');
@@ -93,7 +84,7 @@ describe('ChildStream', () => {
       { stallMs: 150, startupGraceMs: 2000 },
     );
     s.start();
-    await waitFor(() => lines.length >= 3);
+    await expect.poll(() => lines.length, POLL).toBeGreaterThanOrEqual(3);
     await s.stop();
     expect(lines[0]).toBe('late');
     expect(exits).toEqual([]);
@@ -111,7 +102,7 @@ describe('ChildStream', () => {
       onExit: (e) => exits.push(e),
     });
     s.start();
-    await waitFor(() => exits.length >= 2);
+    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(2);
     await s.stop();
     expect(exits[0]).toMatchObject({ kind: 'spawn_error', spawnReason: 'not_found', lines: 0 });
   });
@@ -121,7 +112,7 @@ describe('ChildStream', () => {
       maxLineBytes: 64 * 1024,
     });
     s.start();
-    await waitFor(() => exits.length >= 1);
+    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(1);
     await s.stop();
     expect(exits[0]?.kind).toBe('line_too_long');
   });
@@ -132,7 +123,7 @@ describe('ChildStream', () => {
       { maxLineBytes: 1000 },
     );
     s.start();
-    await waitFor(() => exits.length >= 1);
+    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(1);
     await s.stop();
     // Every run gets as far as its first line; nothing after the long one is read.
     expect(lines.filter((l) => l !== 'short')).toEqual([]);
@@ -144,7 +135,7 @@ describe('ChildStream', () => {
       "process.on('SIGTERM', () => {}); console.log('up'); setInterval(() => {}, 1000)",
     );
     s.start();
-    await waitFor(() => lines.length === 1);
+    await expect.poll(() => lines.length, POLL).toBe(1);
     const t0 = Date.now();
     await s.stop(200);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
@@ -160,9 +151,9 @@ describe('ChildStream', () => {
     });
     s.start();
     s.start();
-    await waitFor(() => starts.length === 1);
+    await expect.poll(() => starts.length, POLL).toBe(1);
     s.restartNow();
-    await waitFor(() => starts.length === 2);
+    await expect.poll(() => starts.length, POLL).toBe(2);
     await s.stop();
     expect(exits[0]?.kind).toBe('stall');
   });
@@ -188,7 +179,7 @@ describe('ChildStream', () => {
       onExit: (e) => exits.push(e),
     });
     s.start();
-    await waitFor(() => exits.length >= 5);
+    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(5);
     await s.stop();
     expect(exits[0]).toMatchObject({ kind: 'garbage', signal: 'SIGKILL', rejected: 500 });
     expect(exits.every((e) => e.kind === 'garbage')).toBe(true);
@@ -208,7 +199,7 @@ describe('ChildStream', () => {
       onLine: () => (++n <= 3 ? 'accepted' : 'rejected'),
     });
     s.start();
-    await waitFor(() => exits.length >= 1);
+    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(1);
     await s.stop();
     expect(exits[0]).toMatchObject({ kind: 'garbage' });
     expect(exits[0]!.rejected).toBeGreaterThan(0);
@@ -219,7 +210,7 @@ describe('ChildStream', () => {
       onLine: () => 'garbage',
     });
     s.start();
-    await waitFor(() => exits.length >= 1);
+    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(1);
     await s.stop();
     expect(exits[0]).toMatchObject({ kind: 'garbage', lines: 1 });
   });
@@ -231,7 +222,7 @@ describe('ChildStream', () => {
       onLine: () => 'ignored',
     });
     s.start();
-    await waitFor(() => exits.length >= 1);
+    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(1);
     await s.stop();
     expect(exits[0]).toMatchObject({ kind: 'stall', rejected: 0 });
   });
@@ -260,7 +251,7 @@ describe('ChildStream', () => {
       },
     });
     s.start();
-    await waitFor(() => exits.length >= 6, 10_000);
+    await expect.poll(() => exits.length, { ...POLL, timeout: 10_000 }).toBeGreaterThanOrEqual(6);
     await s.stop();
     // Four quick runs: 20, 40, 80, 160 ms; the fifth run was healthy, so the next wait is 20 ms again.
     expect(clock.delays.slice(0, 6)).toEqual([20, 40, 80, 160, 20, 40]);
@@ -290,13 +281,15 @@ describe('ChildStream', () => {
     });
     s.start();
     // The first run is killed as a stall (it prints its pids and goes quiet); the second one runs.
-    await waitFor(() => runs.length >= 2 && runs[1]!.length === 3, 10_000);
+    await expect
+      .poll(() => runs.length >= 2 && runs[1]!.length === 3, { ...POLL, timeout: 10_000 })
+      .toBe(true);
     const [first, second] = [runs[0]!, runs[1]!];
     expect(first).toHaveLength(3);
-    await waitFor(() => first.every((pid) => !alive(pid)));
+    await expect.poll(() => first.every((pid) => !alive(pid)), POLL).toBe(true);
     expect(second.every((pid) => alive(pid))).toBe(true);
     await s.stop();
-    await waitFor(() => second.every((pid) => !alive(pid)));
+    await expect.poll(() => second.every((pid) => !alive(pid)), POLL).toBe(true);
     expect([...first, ...second].filter(alive)).toEqual([]);
   });
 
@@ -306,7 +299,7 @@ describe('ChildStream', () => {
       { maxLineBytes: 256 * 1024 },
     );
     s.start();
-    await waitFor(() => exits.length >= 2);
+    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(2);
     await s.stop();
     expect(lines).toEqual([]);
     expect(exits.slice(0, 2).map((e) => e.kind)).toEqual(['line_too_long', 'line_too_long']);

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { alive } from '../test/helpers/processes.js';
 import { ChildProcesses, CommandError, runCommand } from './process.js';
 
@@ -14,13 +14,17 @@ function wrapper(pidFile: string): string[] {
   ];
 }
 
-async function pidsIn(file: string, count: number): Promise<number[]> {
-  for (;;) {
-    const text = await readFile(file, 'utf8').catch(() => '');
-    const pids = text.split('\n').filter(Boolean).map(Number);
-    if (pids.length >= count) return pids;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** The pids a wrapper wrote to `file`, once there are `count` of them. */
+function pidsIn(file: string, count: number): Promise<number[]> {
+  return vi.waitFor(
+    async () => {
+      const text = await readFile(file, 'utf8').catch(() => '');
+      const pids = text.split('\n').filter(Boolean).map(Number);
+      if (pids.length < count) throw new Error(`${file} lists ${pids.length} of ${count} pids`);
+      return pids;
+    },
+    { timeout: 20_000, interval: 20 },
+  );
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'gpulse-process-'));

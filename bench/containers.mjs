@@ -1,22 +1,11 @@
 // npm run bench:containers — the docker collector with N running containers (default 100): CPU and
 // wall time of one collection cycle (cgroup files, and one-shot API stats), against one
 // `docker stats --no-stream` for the same containers in the same run, on a private dockerd.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import {
-  cpSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  createReadStream,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import Docker from 'dockerode';
 import { pino } from 'pino';
-import { median, table, waitFor } from './lib.mjs';
+import { startDockerd } from '../test/helpers/dockerd-daemon.mjs';
+import { median, table } from './lib.mjs';
 
 const COUNT = Number(process.env.BENCH_CONTAINERS ?? 100);
 const CYCLES = Number(process.env.BENCH_CYCLES ?? 9);
@@ -25,92 +14,21 @@ const dist = new URL('../dist/', import.meta.url).pathname;
 const { createDockerCollector } = await import(join(dist, 'collectors/docker/docker-collector.js'));
 const { dockerConfigSchema } = await import(join(dist, 'collectors/docker/config.js'));
 const { systemClock } = await import(join(dist, 'agent/clock.js'));
+const { which } = await import(join(dist, 'agent/doctor/settings.js'));
 
-function which(bin) {
-  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin']) {
-    try {
-      execFileSync('test', ['-x', join(dir, bin)]);
-      return join(dir, bin);
-    } catch {
-      // next
-    }
-  }
-  throw new Error(`${bin} not found (Debian: apt-get install docker.io busybox-static)`);
+/** A program on PATH (or in an sbin folder, where dockerd lives). */
+function program(bin) {
+  const path = which(bin, { PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` });
+  if (path === undefined)
+    throw new Error(`${bin} not found (Debian: apt-get install docker.io busybox-static)`);
+  return path;
 }
 
-// ---- a private dockerd with a busybox image (environment.md) ----------------------------------
-const dir = mkdtempSync(join(tmpdir(), 'gpulse-bench-dockerd-'));
-const socket = join(dir, 'docker.sock');
-const pidFile = join(dir, 'dockerd.pid');
-const log = openSync(join(dir, 'dockerd.log'), 'a');
-spawn(
-  which('dockerd'),
-  [
-    '--host',
-    `unix://${socket}`,
-    '--iptables=false',
-    '--ip-masq=false',
-    '--bridge=none',
-    '--data-root',
-    join(dir, 'data'),
-    '--exec-root',
-    join(dir, 'exec'),
-    '--pidfile',
-    pidFile,
-    '--shutdown-timeout',
-    '1',
-  ],
-  { stdio: ['ignore', log, log], detached: true },
-).unref();
-const docker = new Docker({ socketPath: socket });
-
-async function stopDockerd() {
-  try {
-    const all = await docker.listContainers({ all: true });
-    for (let i = 0; i < all.length; i += 16) {
-      await Promise.all(
-        all.slice(i, i + 16).map((c) => docker.getContainer(c.Id).remove({ force: true })),
-      );
-    }
-  } catch {
-    // already down
-  }
-  const pid = Number(readFileSync(pidFile, 'utf8'));
-  process.kill(pid, 'SIGTERM');
-  await waitFor(
-    () => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    },
-    30_000,
-    'dockerd to stop',
-  );
-  try {
-    rmSync(dir, { recursive: true, force: true });
-  } catch {
-    // a leftover mount keeps the directory
-  }
-}
+// ---- a private dockerd with a busybox image (environment.md), the tests' starter -------------
+const engine = await startDockerd({ dockerd: program('dockerd'), busybox: program('busybox') });
+const { socket, docker } = engine;
 
 try {
-  await waitFor(async () => (await docker.ping()) !== undefined, 60_000, 'dockerd');
-  const root = join(dir, 'rootfs');
-  mkdirSync(join(root, 'bin'), { recursive: true });
-  cpSync(which('busybox'), join(root, 'bin', 'busybox'));
-  for (const a of ['sh', 'sleep']) symlinkSync('busybox', join(root, 'bin', a));
-  spawnSync('tar', ['-C', root, '-cf', join(dir, 'bb.tar'), '.']);
-  const imported = await docker.importImage(createReadStream(join(dir, 'bb.tar')), {
-    repo: 'busybox',
-    tag: 'test',
-  });
-  await new Promise((res, rej) =>
-    docker.modem.followProgress(imported, (e) => (e ? rej(e) : res())),
-  );
-
   const t0 = Date.now();
   for (let i = 0; i < COUNT; i += 8) {
     await Promise.all(
@@ -180,7 +98,7 @@ try {
   const cgroup = await measure('cgroup');
   const api = await measure('api');
 
-  const statsCli = which('docker');
+  const statsCli = program('docker');
   const statsWall = [];
   for (let i = 0; i < STATS_RUNS; i++) {
     const s = process.hrtime.bigint();
@@ -233,5 +151,5 @@ try {
   );
   if (median(cgCpu) > 50) process.exitCode = 1;
 } finally {
-  await stopDockerd();
+  await engine.destroy();
 }

@@ -59,13 +59,8 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** How the tests wait for the outbox's asynchronous replay. */
+const POLL = { timeout: 5000, interval: 5 };
 
 async function setup(options: { replayRate?: number; publishTimeoutMs?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gpulse-outbox-'));
@@ -123,7 +118,7 @@ describe('Outbox', () => {
     expect(spool.stats().pending).toBe(3);
     link.connected = true;
     outbox.connectionChanged();
-    await until(() => spool.isEmpty(), 'replay');
+    await expect.poll(() => spool.isEmpty(), { ...POLL, message: 'replay' }).toBe(true);
     expect(link.seqs()).toEqual([1, 2, 3]);
     expect(link.published.every((p) => p.json.replay === true)).toBe(true);
     expect(link.published[1]?.topic).toBe('gpulse/v1/s/n/events');
@@ -145,13 +140,15 @@ describe('Outbox', () => {
     link.connected = true;
     link.mode = 'hold';
     outbox.connectionChanged();
-    await until(() => link.published.length === 4, 'first replay window');
+    await expect
+      .poll(() => link.published.length, { ...POLL, message: 'first replay window' })
+      .toBe(4);
     // Live messages now queue behind the backlog instead of jumping ahead of it.
     expect(await outbox.submit(message())).toBe('spooled');
     expect(await outbox.submit(message())).toBe('spooled');
     link.mode = 'ack';
     link.ackHeld();
-    await until(() => spool.isEmpty(), 'backlog drained');
+    await expect.poll(() => spool.isEmpty(), { ...POLL, message: 'backlog drained' }).toBe(true);
     expect(link.seqs()).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     await outbox.stop();
     await spool.close();
@@ -164,7 +161,7 @@ describe('Outbox', () => {
     link.connected = true;
     link.mode = 'hold';
     outbox.connectionChanged();
-    await until(() => link.published.length === 4, 'replay window');
+    await expect.poll(() => link.published.length, { ...POLL, message: 'replay window' }).toBe(4);
     link.drop();
     outbox.connectionChanged();
     await new Promise((r) => setTimeout(r, 20));
@@ -172,7 +169,9 @@ describe('Outbox', () => {
     link.connected = true;
     link.mode = 'ack';
     outbox.connectionChanged();
-    await until(() => spool.isEmpty(), 'replay after reconnect');
+    await expect
+      .poll(() => spool.isEmpty(), { ...POLL, message: 'replay after reconnect' })
+      .toBe(true);
     expect(link.seqs()).toEqual([1, 2, 3, 4, 1, 2, 3, 4, 5, 6]);
     await outbox.stop();
     await spool.close();
@@ -182,7 +181,7 @@ describe('Outbox', () => {
     const { clock, link, outbox, message, spool } = await setup({ publishTimeoutMs: 5000 });
     link.mode = 'hold';
     const result = outbox.submit(message());
-    await until(() => link.published.length === 1, 'live attempt');
+    await expect.poll(() => link.published.length, { ...POLL, message: 'live attempt' }).toBe(1);
     await clock.advance(5000);
     expect(await result).toBe('spooled');
     expect(spool.stats().pending).toBe(1);
@@ -215,15 +214,19 @@ describe('Outbox', () => {
     }
     link.connected = true;
     outbox.connectionChanged();
-    await until(() => link.published.length >= 2, 'first second of replay');
+    await expect
+      .poll(() => link.published.length, { ...POLL, message: 'first second of replay' })
+      .toBeGreaterThanOrEqual(2);
     await new Promise((r) => setTimeout(r, 30));
     expect(link.published).toHaveLength(2);
     await clock.advance(1000);
-    await until(() => link.published.length >= 4, 'second second');
+    await expect
+      .poll(() => link.published.length, { ...POLL, message: 'second second' })
+      .toBeGreaterThanOrEqual(4);
     await new Promise((r) => setTimeout(r, 30));
     expect(link.published).toHaveLength(4);
     await clock.advance(1000);
-    await until(() => spool.isEmpty(), 'rest');
+    await expect.poll(() => spool.isEmpty(), { ...POLL, message: 'rest' }).toBe(true);
     expect(link.seqs()).toEqual([1, 2, 3, 4, 5, 6]);
     await outbox.stop();
     await spool.close();
@@ -237,7 +240,7 @@ describe('Outbox', () => {
     outbox.connectionChanged();
     // The fake clock never moves: a replay that waited for budget (the old 0-rate division gave
     // NaN waits, a 1 ms wake loop on a real clock) would stall here.
-    await until(() => spool.isEmpty(), 'replay of all six');
+    await expect.poll(() => spool.isEmpty(), { ...POLL, message: 'replay of all six' }).toBe(true);
     expect(link.seqs()).toEqual([1, 2, 3, 4, 5, 6]);
     await outbox.stop();
     await spool.close();
@@ -248,7 +251,7 @@ describe('Outbox', () => {
     link.mode = 'hold';
     const first = outbox.submit(message());
     const second = outbox.submit(message());
-    await until(() => link.published.length === 1, 'live attempt');
+    await expect.poll(() => link.published.length, { ...POLL, message: 'live attempt' }).toBe(1);
     await outbox.stop();
     expect(await first).toBe('spooled');
     expect(await second).toBe('spooled');

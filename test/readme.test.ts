@@ -23,7 +23,7 @@ import {
   startCli,
   type CliProcess,
 } from './helpers/cli.js';
-import { findTool } from './helpers/tools.js';
+import { findTool, itWithTools, type RequiredTool } from './helpers/tools.js';
 
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 
@@ -61,34 +61,47 @@ export function fencedBlocks(markdown: string): Block[] {
 const blocks = fencedBlocks(README);
 const shell = blocks.filter((b) => b.lang === 'sh');
 
+/** The Debian package of each program a `run, needs TOOL` block may name. */
+const PACKAGE_OF: Readonly<Record<string, string>> = { mosquitto: 'mosquitto', python3: 'python3' };
+
+/** A program a README block needs, with its Debian package (the test above checks it is known). */
+function neededTool(bin: string): RequiredTool {
+  return { bin, pkg: PACKAGE_OF[bin] ?? `the package that has ${bin}` };
+}
+
 describe('README code blocks', () => {
   it('each sh block says whether it runs, and why not when it does not', () => {
     const unmarked = shell.filter((b) => !/^(run\b|skip: \S)/.test(b.marker ?? ''));
     expect(unmarked.map((b) => `README.md:${b.line}`)).toEqual([]);
+    // A needed program names its Debian package when it is missing: add new ones to PACKAGE_OF.
+    const needs = shell
+      .filter((b) => b.marker?.startsWith('run'))
+      .flatMap((b) => /needs (\S+)/.exec(b.marker ?? '')?.[1] ?? []);
+    expect(needs.filter((bin) => PACKAGE_OF[bin] === undefined)).toEqual([]);
     expect(shell.filter((b) => b.marker?.startsWith('run')).length).toBeGreaterThanOrEqual(8);
   });
 
-  const promtool = findTool('promtool');
-  it.each(
-    blocks
-      .filter((b) => b.marker === 'prometheus config')
-      .map((b) => [`README.md:${b.line}`, b.text] as const),
-  )('%s is a Prometheus configuration promtool accepts', async (where, text) => {
-    if (promtool === undefined) {
-      expect(process.env.CI, `${where}: promtool (Debian: prometheus) is needed under CI`).not.toBe(
-        'true',
-      );
-      return;
-    }
-    const dir = mkdtempSync(join(tmpdir(), 'gpulse-readme-prom-'));
-    try {
-      writeFileSync(join(dir, 'prometheus.yml'), text);
-      const r = await run(promtool, ['check', 'config', join(dir, 'prometheus.yml')]);
-      expect(r.code, r.stdout + r.stderr).toBe(0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  for (const b of blocks.filter((x) => x.marker === 'prometheus config')) {
+    const where = `README.md:${b.line}`;
+    itWithTools(
+      `${where} is a Prometheus configuration promtool accepts`,
+      [{ bin: 'promtool', pkg: 'prometheus' }],
+      async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'gpulse-readme-prom-'));
+        try {
+          writeFileSync(join(dir, 'prometheus.yml'), b.text);
+          const r = await run(findTool('promtool')!, [
+            'check',
+            'config',
+            join(dir, 'prometheus.yml'),
+          ]);
+          expect(r.code, r.stdout + r.stderr).toBe(0);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      },
+    );
+  }
 
   it.each(
     blocks
@@ -98,6 +111,8 @@ describe('README code blocks', () => {
     expect(() => loadConfig({ file: { name: 'README.md', text } })).not.toThrow();
   });
 
+  // Not integration tests: blocks that cannot run on any test machine (a GPU host, a cluster, a
+  // TLS broker with a device's certificates). CI skips them too; the reason is the test's name.
   for (const b of blocks.filter((x) => x.lang === 'sh' && x.marker?.startsWith('skip: '))) {
     it.skip(`README.md:${b.line} not run here: ${b.marker?.slice('skip: '.length) ?? ''}`, () => {
       // Documented, not run: the reason is the test's name.
@@ -276,12 +291,9 @@ describe('README examples, run', () => {
     const marker = b.marker ?? '';
     const needs = /needs (\S+)/.exec(marker)?.[1];
     const title = `README.md:${b.line} (${marker})`;
-    if (needs !== undefined && findTool(needs) === undefined && process.env.CI !== 'true') {
-      it.skip(`${title}: ${needs} is not installed`, () => undefined);
-      continue;
-    }
-    it(
+    itWithTools(
       title,
+      needs === undefined ? [] : [neededTool(needs)],
       async () => {
         if (marker === 'output') {
           const [first = '', ...expected] = b.text.split('\n');

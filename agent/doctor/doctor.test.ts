@@ -1,8 +1,7 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,8 +13,8 @@ import {
   requireBuild,
   startCli,
 } from '../../test/helpers/cli.js';
-import { describeWithTools, findTool } from '../../test/helpers/tools.js';
-import { probeDocker } from './docker-api.js';
+import { startDockerd, type TestEngine } from '../../test/helpers/dockerd.js';
+import { describeWithTools, itWhen, runningAsRoot } from '../../test/helpers/tools.js';
 import type { DoctorReport } from './run-doctor.js';
 import type { CheckResult } from './types.js';
 
@@ -402,57 +401,20 @@ describeWithTools(
   'gpulse doctor against a real dockerd',
   [{ bin: 'dockerd', pkg: 'docker.io' }],
   () => {
-    let base: string;
+    let engine: TestEngine;
     let socket: string;
 
     beforeAll(async () => {
-      base = join(tmp, 'docker');
-      socket = join(base, 'docker.sock');
-      await mkdir(join(base, 'data'), { recursive: true });
-      await mkdir(join(base, 'exec'), { recursive: true });
-      const dockerd = spawn(
-        findTool('dockerd')!,
-        [
-          '--host',
-          `unix://${socket}`,
-          '--iptables=false',
-          '--ip-masq=false',
-          '--bridge=none',
-          '--data-root',
-          join(base, 'data'),
-          '--exec-root',
-          join(base, 'exec'),
-          '--pidfile',
-          join(base, 'dockerd.pid'),
-          // The runtime a configured NVIDIA Container Toolkit adds (dockerd only records the path).
-          '--add-runtime',
-          'nvidia=/usr/bin/nvidia-container-runtime',
-        ],
-        { stdio: 'ignore', detached: true },
-      );
-      dockerd.unref();
-      const end = Date.now() + 60_000;
-      for (;;) {
-        const probe = await probeDocker(
-          { kind: 'socket', socketPath: socket, display: socket },
-          2000,
-        );
-        if (probe.ok) break;
-        if (Date.now() > end)
-          throw new Error(`dockerd did not answer within 60s: ${probe.message}`);
-        await new Promise((r) => setTimeout(r, 250));
-      }
+      engine = await startDockerd({
+        dir: join(tmp, 'docker'),
+        // The runtime a configured NVIDIA Container Toolkit adds (dockerd only records the path).
+        args: ['--add-runtime', 'nvidia=/usr/bin/nvidia-container-runtime'],
+        image: false,
+      });
+      socket = engine.socket;
     }, 120_000);
 
-    afterAll(async () => {
-      const pid = Number(await readFile(join(base, 'dockerd.pid'), 'utf8').catch(() => '0'));
-      if (pid > 0) {
-        process.kill(pid, 'SIGTERM');
-        const end = Date.now() + 20_000;
-        while (Date.now() < end && existsSync(join(base, 'dockerd.pid')))
-          await new Promise((r) => setTimeout(r, 200));
-      }
-    }, 30_000);
+    afterAll(() => engine.destroy(), 30_000);
 
     it('reaches the Engine, reports its version and runtimes, and sees the nvidia runtime', async () => {
       const env = baseEnv({ DOCKER_HOST: `unix://${socket}`, GPULSE_NVIDIA_SMI: SIM_NVIDIA_SMI });
@@ -475,24 +437,31 @@ describeWithTools(
       });
     });
 
-    it('explains a socket this user may not use (EACCES) with the docker-group fix', async (ctx) => {
-      if (process.getuid?.() !== 0) ctx.skip();
-      // dockerd makes its socket 0660 root:<docker group>: an unprivileged user is refused.
-      const { check, code } = await doctorJson(
-        [],
-        baseEnv({
-          DOCKER_HOST: `unix://${socket}`,
-          GPULSE_NVIDIA_SMI_MODE: 'off',
-          HOME: tmp,
-        }),
-        { uid: 65534, gid: 65534 },
-      );
-      const docker = check('docker');
-      expect(docker).toMatchObject({ status: 'fail', required: true, details: { code: 'EACCES' } });
-      expect(docker.finding).toBe(`permission denied on ${socket} (from DOCKER_HOST)`);
-      expect(docker.problem).toContain('uid 65534');
-      expect(docker.fix).toMatch(/sudo usermod -aG \S+ \$USER|--group-add \d+/);
-      expect(code).toBe(1);
-    });
+    itWhen(
+      'explains a socket this user may not use (EACCES) with the docker-group fix',
+      [runningAsRoot('run gpulse doctor as uid 65534')],
+      async () => {
+        // dockerd makes its socket 0660 root:<docker group>: an unprivileged user is refused.
+        const { check, code } = await doctorJson(
+          [],
+          baseEnv({
+            DOCKER_HOST: `unix://${socket}`,
+            GPULSE_NVIDIA_SMI_MODE: 'off',
+            HOME: tmp,
+          }),
+          { uid: 65534, gid: 65534 },
+        );
+        const docker = check('docker');
+        expect(docker).toMatchObject({
+          status: 'fail',
+          required: true,
+          details: { code: 'EACCES' },
+        });
+        expect(docker.finding).toBe(`permission denied on ${socket} (from DOCKER_HOST)`);
+        expect(docker.problem).toContain('uid 65534');
+        expect(docker.fix).toMatch(/sudo usermod -aG \S+ \$USER|--group-add \d+/);
+        expect(code).toBe(1);
+      },
+    );
   },
 );

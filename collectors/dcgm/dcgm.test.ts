@@ -1,19 +1,13 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CollectorRunner } from '../../agent/collector-runner.js';
-import { systemClock } from '../../agent/clock.js';
-import { StateStore } from '../../agent/state-store.js';
-import type { CollectorState, Sample } from '../../agent/types.js';
-import { captureLogger } from '../../test/helpers/log-sink.js';
+import { describe, expect, it } from 'vitest';
+import { collectorHarness, sampleValue } from '../../test/helpers/collector-harness.js';
 import { fieldByName } from './catalogue.js';
 import { dcgmConfigSchema } from './config.js';
 import { createDcgmCollector } from './dcgm.js';
 import { dmonHeader, dmonRow, discoveryText } from './simulator/output.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'gpulse-dcgm-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const harness = collectorHarness('dcgm');
 
 const GPUS = [
   {
@@ -49,14 +43,12 @@ function standIn(
   body: string,
   discovery = `process.stdout.write(${JSON.stringify(DISCOVERY)});`,
 ): string {
-  const path = join(dir, name);
   const rowFn = `function row(g, v) { return ${JSON.stringify(dmonRow('GPU 0', FIELDS, []))}.length && fmt(g, v); }
 function fmt(g, v) { let s = ('GPU ' + g).padEnd(10); const w = ${JSON.stringify(FIELDS.map((f) => f.width + 6))};
   v.forEach((x, i) => { s += String(x).padEnd(w[i] + 2); }); return s + '\\n'; }`;
-  writeFileSync(
-    path,
-    `#!${process.execPath}
-const args = process.argv.slice(2);
+  return harness.standIn(
+    name,
+    `const args = process.argv.slice(2);
 const header = ${JSON.stringify(dmonHeader(FIELDS))};
 ${rowFn}
 if (args[0] === 'discovery') { ${discovery} }
@@ -65,18 +57,9 @@ ${body}
 }
 `,
   );
-  chmodSync(path, 0o755);
-  return path;
 }
 
-const stops: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(stops.splice(0).map((s) => s()));
-});
-
 function run(binary: string, extra: Record<string, unknown> = {}) {
-  const { log, records } = captureLogger();
-  const store = new StateStore({ clock: systemClock, log });
   const config = dcgmConfigSchema.parse({
     binary,
     interval: 200,
@@ -84,41 +67,7 @@ function run(binary: string, extra: Record<string, unknown> = {}) {
     fields: FIELDS.map((f) => f.name),
     ...extra,
   });
-  const runner = new CollectorRunner([createDcgmCollector(config, { random: () => 0.5 })], {
-    clock: systemClock,
-    log,
-    store,
-    random: () => 0.5,
-  });
-  runner.start();
-  stops.push(() => runner.stop());
-  const state = (): CollectorState => store.current().collectors.get('dcgm')!;
-  const until = async (
-    pred: (s: CollectorState) => boolean,
-    ms = 10_000,
-  ): Promise<CollectorState> => {
-    const t0 = Date.now();
-    for (;;) {
-      const s = state();
-      if (s && pred(s)) return s;
-      if (Date.now() - t0 > ms)
-        throw new Error(
-          `condition not met; state ${JSON.stringify({ ...s, output: undefined, health: undefined })}`,
-        );
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
-  return { store, state, until, records };
-}
-
-function value(
-  samples: readonly Sample[],
-  name: string,
-  labels: Record<string, string>,
-): number | undefined {
-  return samples.find(
-    (s) => s.desc.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-  )?.value;
+  return harness.run(createDcgmCollector(config, { random: () => 0.5 }), { timeoutMs: 10_000 });
 }
 
 describe('DCGM collector', () => {
@@ -153,23 +102,30 @@ setInterval(() => {
       DCGM_FI_DEV_XID_ERRORS: 0,
     });
     const l0 = { gpu: '0', uuid: GPUS[0]!.uuid };
-    expect(value(s.output.samples, 'gpulse_gpu_sm_active_ratio', l0)).toBe(0.91);
-    expect(value(s.output.samples, 'gpulse_gpu_tensor_active_ratio', l0)).toBe(0.6);
+    expect(sampleValue(s.output.samples, 'gpulse_gpu_sm_active_ratio', l0)).toBe(0.91);
+    expect(sampleValue(s.output.samples, 'gpulse_gpu_tensor_active_ratio', l0)).toBe(0.6);
     // N/A: no series, not a zero.
-    expect(value(s.output.samples, 'gpulse_gpu_sm_active_ratio', { gpu: '1' })).toBeUndefined();
+    expect(
+      sampleValue(s.output.samples, 'gpulse_gpu_sm_active_ratio', { gpu: '1' }),
+    ).toBeUndefined();
     // 1 GB/s integrated over the samples: grows by ~0.2 GB per 200 ms tick.
     const later = await until(
       (st) =>
-        (value(st.output.samples, 'gpulse_gpu_pcie_bytes_total', { ...l0, direction: 'rx' }) ??
-          0) >= 4e8,
+        (sampleValue(st.output.samples, 'gpulse_gpu_pcie_bytes_total', {
+          ...l0,
+          direction: 'rx',
+        }) ?? 0) >= 4e8,
     );
-    const bytes = value(later.output.samples, 'gpulse_gpu_pcie_bytes_total', {
+    const bytes = sampleValue(later.output.samples, 'gpulse_gpu_pcie_bytes_total', {
       ...l0,
       direction: 'rx',
     })!;
     expect(bytes % 1e6).toBeCloseTo(0, -3);
     expect(
-      value(later.output.samples, 'gpulse_gpu_pcie_bytes_total', { gpu: '1', direction: 'rx' }),
+      sampleValue(later.output.samples, 'gpulse_gpu_pcie_bytes_total', {
+        gpu: '1',
+        direction: 'rx',
+      }),
     ).toBeUndefined();
   });
 
@@ -236,7 +192,7 @@ setInterval(() => { if (k < ticks.length) process.stdout.write(ticks[k++]); }, 1
     );
     const l0 = { gpu: '0', uuid: GPUS[0]!.uuid };
     const errors = (labels: Record<string, string>) =>
-      value(s.output.samples, 'gpulse_gpu_nvlink_errors_total', labels);
+      sampleValue(s.output.samples, 'gpulse_gpu_nvlink_errors_total', labels);
     expect(errors({ ...l0, type: 'crc_flit' })).toBe(0);
     expect(errors({ ...l0, type: 'crc_data' })).toBe(2);
     expect(errors({ ...l0, type: 'replay' })).toBe(50);
@@ -254,22 +210,27 @@ setInterval(() => { if (k < ticks.length) process.stdout.write(ticks[k++]); }, 1
   });
 
   it('no host engine: "no data" once, with how to fix it, and no stream started', async () => {
+    const tries = join(harness.dir, 'no-engine.tries');
     const bin = standIn(
       'no-engine',
       'process.exit(1);',
-      `process.stdout.write('Error: unable to establish a connection to the specified host: localhost\\nError: Unable to connect to host engine. Host engine connection invalid/disconnected.\\n'); process.exit(235);`,
+      `require('fs').appendFileSync(${JSON.stringify(tries)}, 'x');
+process.stdout.write('Error: unable to establish a connection to the specified host: localhost\\nError: Unable to connect to host engine. Host engine connection invalid/disconnected.\\n'); process.exit(235);`,
     );
     const { until, records } = run(bin);
     const s = await until((st) => st.status === 'no_data');
     expect(s.reason).toBe('no_host_engine');
     expect(s.message).toMatch(/systemctl start nvidia-dcgm/);
-    await new Promise((r) => setTimeout(r, 1500));
-    // Retried with backoff, but said once.
+    // Retried with backoff, but said once. A third try starts only after the second failed and
+    // was handled, so once it is seen the retry has had every chance to log again.
+    await expect
+      .poll(() => readFileSync(tries, 'utf8').length, { timeout: 15_000, interval: 50 })
+      .toBeGreaterThanOrEqual(3);
     expect(records.filter((r) => r.reason === 'no_host_engine')).toHaveLength(1);
   });
 
   it('dcgmi not installed: "no data" in auto mode, an error when required', async () => {
-    const missing = join(dir, 'no-such-dcgmi');
+    const missing = join(harness.dir, 'no-such-dcgmi');
     const auto = run(missing);
     const a = await auto.until((st) => st.status === 'no_data');
     expect(a.reason).toBe('binary_not_found');

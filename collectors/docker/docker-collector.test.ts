@@ -216,9 +216,14 @@ describeWithTools('docker collector against a real dockerd', DOCKER_TOOLS, () =>
     const state = (await engine.docker.getContainer(id).inspect()).State;
     expect(state.OOMKilled).toBe(true);
     // The oom event, OOMKilled, the exit code and (if read in time) the cgroup counter all saw it:
-    // a few more cycles must not count it again.
-    await sleep(2500);
-    expect(seriesValue(await agent.metrics(), 'gpulse_container_oom_kills_total', l)).toBe(1);
+    // a few more cycles must not count it again. Two more successful cycles (1 s apart) are seen
+    // in the docker collector's last-success time rather than waited for with a fixed sleep.
+    const cycle = (b: string) =>
+      seriesValue(b, 'gpulse_collector_last_success_timestamp_seconds', { collector: 'docker' }) ??
+      0;
+    const seen = cycle(await agent.metrics());
+    const later = await agent.waitForMetrics((b) => cycle(b) >= seen + 2);
+    expect(seriesValue(later, 'gpulse_container_oom_kills_total', l)).toBe(1);
     const got = (await events(agent, 'type=container.oom_kill')).filter(
       (e) => e.labels.container_id === id,
     );

@@ -352,11 +352,9 @@ describe('drift from a followed prediction log', () => {
       'drift:\n  models:\n    m:\n      profile: $DIR/m.json\n      follow:\n        - path: $DIR/predictions.jsonl\n          from: start\n',
       { 'm.json': JSON.stringify(builder.build()), 'predictions.jsonl': `${lines.join('\n')}\n` },
     );
-    const deadline = Date.now() + 10_000;
-    while (drift.driftMonitor?.result('m')?.window.rows !== 3 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(drift.driftMonitor?.result('m')?.window.rows).toBe(3);
+    await expect
+      .poll(() => drift.driftMonitor?.result('m')?.window.rows, { timeout: 10_000 })
+      .toBe(3);
     drift.evaluateNow();
     const metrics = (await agent.app.inject('/metrics')).body;
     expect(metrics).toContain('gpulse_drift_observations_total{model="m",source="file"} 3');

@@ -23,14 +23,8 @@ afterEach(async () => {
   dir = '';
 });
 
-/** Polls until `check` holds (bounded: these tests wait on real file polling, not on time). */
-async function until(check: () => boolean, what: string, limitMs = 10_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** How the tests wait on real file polling (bounded, not timed). */
+const POLL = { timeout: 10_000, interval: 20 };
 
 function start(path: string, from: 'end' | 'start', lineBytes = 1024) {
   const lines: string[] = [];
@@ -56,26 +50,35 @@ describe('JSON-lines follower', () => {
     const path = join(dir, 'predictions.jsonl');
     writeFileSync(path, row(0));
     const lines = start(path, 'end');
-    await until(() => follower?.state === 'following', 'the follower to open the file');
+    await expect
+      .poll(() => follower?.state, { ...POLL, message: 'the follower to open the file' })
+      .toBe('following');
     appendFileSync(path, row(1) + row(2));
-    await until(() => lines.length === 2, 'lines 1-2');
+    await expect.poll(() => lines.length, { ...POLL, message: 'lines 1-2' }).toBe(2);
 
     // Rotation: the writer renames the log, writes a last line to it, then starts a new file.
     renameSync(path, `${path}.1`);
     appendFileSync(`${path}.1`, row(3));
     writeFileSync(path, row(4));
-    await until(
-      () => lines.length === 4,
-      'line 3 from the rotated file and line 4 from the new one',
-    );
+    await expect
+      .poll(() => lines.length, {
+        ...POLL,
+        message: 'line 3 from the rotated file and line 4 from the new one',
+      })
+      .toBe(4);
     expect(follower?.counts.rotations).toBe(1);
 
     // copytruncate: the file is emptied in place and written again from byte 0.
     await new Promise((r) => setTimeout(r, 150));
     truncateSync(path, 0);
-    await until(() => (follower?.counts.truncations ?? 0) === 1, 'the truncation to be seen');
+    await expect
+      .poll(() => follower?.counts.truncations ?? 0, {
+        ...POLL,
+        message: 'the truncation to be seen',
+      })
+      .toBe(1);
     appendFileSync(path, row(5));
-    await until(() => lines.length === 5, 'line 5 after truncation');
+    await expect.poll(() => lines.length, { ...POLL, message: 'line 5 after truncation' }).toBe(5);
     expect(lines.map((l) => (JSON.parse(l) as { i: number }).i)).toEqual([1, 2, 3, 4, 5]);
   });
 
@@ -86,9 +89,13 @@ describe('JSON-lines follower', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(follower?.state).toBe('waiting');
     writeFileSync(path, row(1) + row(2));
-    await until(() => lines.length === 2, 'both lines of the new file', 15_000);
+    await expect
+      .poll(() => lines.length, { ...POLL, message: 'both lines of the new file', timeout: 15_000 })
+      .toBe(2);
     // The state turns once the opened file is stat'ed, which may finish after its first lines.
-    await until(() => follower?.state === 'following', 'the follower to report following');
+    await expect
+      .poll(() => follower?.state, { ...POLL, message: 'the follower to report following' })
+      .toBe('following');
   });
 
   it('recovers when the file disappears for longer than the poll retries', async () => {
@@ -96,14 +103,24 @@ describe('JSON-lines follower', () => {
     const path = join(dir, 'gone.jsonl');
     writeFileSync(path, '');
     const lines = start(path, 'start');
-    await until(() => follower?.state === 'following', 'the follower to open the file');
+    await expect
+      .poll(() => follower?.state, { ...POLL, message: 'the follower to open the file' })
+      .toBe('following');
     appendFileSync(path, row(1));
-    await until(() => lines.length === 1, 'line 1');
+    await expect.poll(() => lines.length, { ...POLL, message: 'line 1' }).toBe(1);
     rmSync(path);
     // tail-file gives up after 10 failed polls 200 ms apart; the follower then waits and retries.
-    await until(() => follower?.state === 'waiting', 'the follower to notice', 15_000);
+    await expect
+      .poll(() => follower?.state, { ...POLL, message: 'the follower to notice', timeout: 15_000 })
+      .toBe('waiting');
     writeFileSync(path, row(2));
-    await until(() => lines.length === 2, 'line 2 of the recreated file', 15_000);
+    await expect
+      .poll(() => lines.length, {
+        ...POLL,
+        message: 'line 2 of the recreated file',
+        timeout: 15_000,
+      })
+      .toBe(2);
     expect(follower?.counts.restarts).toBeGreaterThanOrEqual(1);
   }, 40_000);
 
@@ -112,7 +129,9 @@ describe('JSON-lines follower', () => {
     const path = join(dir, 'long.jsonl');
     writeFileSync(path, `${row(1)}${'x'.repeat(5000)}\n${row(2)}`);
     const lines = start(path, 'start', 1024);
-    await until(() => lines.length >= 2, 'the short lines');
+    await expect
+      .poll(() => lines.length, { ...POLL, message: 'the short lines' })
+      .toBeGreaterThanOrEqual(2);
     await new Promise((r) => setTimeout(r, 100));
     expect(lines).toEqual(['{"i":1}', '{"i":2}']);
     expect(follower?.counts.longLines).toBe(1);

@@ -2,8 +2,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../test/helpers/log-sink.js';
-import type { Sample } from '../../agent/types.js';
+import { collectContext, sampleValue as value } from '../../test/helpers/collector-harness.js';
 import { hostConfigSchema } from './config.js';
 import { createHostCollector, parseMounts, sizeFilesystems } from './host.js';
 import { busyRatio, parseMeminfo, parseNetDev, parseProcStat, readTemperatures } from './procfs.js';
@@ -90,16 +89,6 @@ describe('procfs parsers', () => {
   });
 });
 
-function value(
-  samples: readonly Sample[],
-  name: string,
-  labels: Record<string, string> = {},
-): number | undefined {
-  return samples.find(
-    (s) => s.desc.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-  )?.value;
-}
-
 describe('host collector', () => {
   it('reports a fake host root: CPU share from consecutive samples, memory, network, disks', async () => {
     const proc = join(dir, 'proc');
@@ -122,11 +111,7 @@ describe('host collector', () => {
       ...hostConfigSchema.parse({ sysRoot: join(dir, 'nosys') }),
       procRoot: proc,
     });
-    const ctx = {
-      signal: new AbortController().signal,
-      log: silentLogger(),
-      now: () => Date.now(),
-    };
+    const ctx = collectContext();
     const first = await collector.collect(ctx);
     // One sample cannot give a rate: no utilization yet, but the cumulative counters are there.
     expect(
@@ -162,11 +147,7 @@ describe('host collector', () => {
 
   it('reads this machine', async () => {
     const collector = createHostCollector({ ...hostConfigSchema.parse({}), procRoot: '/proc' });
-    const ctx = {
-      signal: new AbortController().signal,
-      log: silentLogger(),
-      now: () => Date.now(),
-    };
+    const ctx = collectContext();
     await collector.collect(ctx);
     // CPU utilization is a ratio of /proc/stat deltas: let the kernel's counters (10 ms ticks)
     // move first, or two collects within one tick have no ratio to report.

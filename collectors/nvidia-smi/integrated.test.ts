@@ -1,14 +1,9 @@
 // nvidia-smi on a Jetson (JetPack 6) lists "Orin (nvgpu)" with nearly every value N/A: the
 // collector must not crash, must not turn N/A into zeros, and must leave the GPU to tegrastats.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { systemClock } from '../../agent/clock.js';
-import { CollectorRunner } from '../../agent/collector-runner.js';
-import { StateStore } from '../../agent/state-store.js';
-import type { CollectorState } from '../../agent/types.js';
-import { captureLogger } from '../../test/helpers/log-sink.js';
+import { describe, expect, it } from 'vitest';
+import { collectorHarness } from '../../test/helpers/collector-harness.js';
 import { JETSON_DEVICES } from '../simulation/jetson.js';
 import { gpuReadingSamples } from '../gpu-series.js';
 import { nvidiaSmiConfigSchema } from './config.js';
@@ -16,8 +11,8 @@ import { createNvidiaSmiCollector } from './nvidia-smi.js';
 import { parseQueryGpuRow } from './parse-csv.js';
 import { JetsonSmiSource } from './simulator/jetson.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'gpulse-nvsmi-jetson-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const harness = collectorHarness('nvsmi-jetson');
+const { dir } = harness;
 
 const orin = JETSON_DEVICES['jetson-orin']!;
 const source = new JetsonSmiSource({ ...orin, nvidiaSmiCapture: orin.nvidiaSmiCapture! });
@@ -64,13 +59,9 @@ describe('a Jetson row of --query-gpu', () => {
 
 /** A stand-in nvidia-smi answering like the Jetson one (`extraRow`: a discrete GPU beside it). */
 function standIn(name: string, extraRow: boolean): string {
-  const path = join(dir, name);
-  writeFileSync(
-    path,
-    `#!${process.execPath}
-const fs = require('fs');
-const args = process.argv.slice(2);
-fs.appendFileSync(${JSON.stringify(join(dir, `${name}.pids`))}, process.pid + '\\n');
+  const script = harness.standIn(
+    `${name}.js`,
+    `const args = process.argv.slice(2);
 if (args[0] === '--help-query-gpu') { process.stdout.write(${JSON.stringify(HELP)}); process.exit(0); }
 const q = args.find((a) => a.startsWith('--query-gpu='));
 const fields = q ? q.slice(12).split(',') : [];
@@ -91,37 +82,18 @@ if (fields.length) {
 } else { setInterval(() => {}, 1000); }
 `,
   );
+  // The pid is written before Node starts (exec keeps it): a stream stopped while its Node is
+  // still booting on a loaded machine is counted too.
+  const path = join(dir, name);
+  const pids = join(dir, `${name}.pids`);
+  writeFileSync(path, `#!/bin/sh\necho $$ >> '${pids}'\nexec '${script}' "$@"\n`);
   chmodSync(path, 0o755);
   return path;
 }
 
-const stops: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(stops.splice(0).map((s) => s()));
-});
-
 function run(binary: string) {
-  const { log, records } = captureLogger();
-  const store = new StateStore({ clock: systemClock, log });
   const config = nvidiaSmiConfigSchema.parse({ binary, interval: 200, xmlInterval: 1000 });
-  const runner = new CollectorRunner([createNvidiaSmiCollector(config, { random: () => 0.5 })], {
-    clock: systemClock,
-    log,
-    store,
-    random: () => 0.5,
-  });
-  runner.start();
-  stops.push(() => runner.stop());
-  const state = (): CollectorState => store.current().collectors.get('nvidia-smi')!;
-  const until = async (pred: (s: CollectorState) => boolean, ms = 8000) => {
-    const t0 = Date.now();
-    while (!pred(state())) {
-      if (Date.now() - t0 > ms) throw new Error(`not reached: ${state().status}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    return state();
-  };
-  return { records, state, until };
+  return harness.run(createNvidiaSmiCollector(config, { random: () => 0.5 }));
 }
 
 function alive(pid: number): boolean {

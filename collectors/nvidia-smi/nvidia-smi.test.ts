@@ -1,17 +1,12 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { captureLogger } from '../../test/helpers/log-sink.js';
-import { CollectorRunner } from '../../agent/collector-runner.js';
-import { systemClock } from '../../agent/clock.js';
-import { StateStore } from '../../agent/state-store.js';
-import type { CollectorState } from '../../agent/types.js';
+import { describe, expect, it } from 'vitest';
+import { collectorHarness } from '../../test/helpers/collector-harness.js';
 import { nvidiaSmiConfigSchema } from './config.js';
 import { createNvidiaSmiCollector } from './nvidia-smi.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'gpulse-nvsmi-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const harness = collectorHarness('nvsmi');
+const { dir } = harness;
 
 const HELP = readFileSync(
   join(
@@ -28,11 +23,9 @@ const HELP = readFileSync(
  * --query-gpu list) in scope. Real processes, so exits, hangs and garbage are real too.
  */
 function standIn(name: string, body: string): string {
-  const path = join(dir, name);
-  writeFileSync(
-    path,
-    `#!${process.execPath}
-const args = process.argv.slice(2);
+  return harness.standIn(
+    name,
+    `const args = process.argv.slice(2);
 const q = args.find((a) => a.startsWith('--query-gpu='));
 const fields = q ? q.slice(12).split(',') : [];
 const help = ${JSON.stringify(HELP)};
@@ -40,8 +33,6 @@ if (args[0] === '--help-query-gpu') { process.stdout.write(help); process.exit(0
 ${body}
 `,
   );
-  chmodSync(path, 0o755);
-  return path;
 }
 
 // One CSV line for GPU i in the order the collector asked for.
@@ -56,8 +47,6 @@ function row(i, util) {
 }`;
 
 function run(binary: string, extra: Record<string, unknown> = {}, procRoot?: string) {
-  const { log, records } = captureLogger();
-  const store = new StateStore({ clock: systemClock, log });
   const config = nvidiaSmiConfigSchema.parse({
     binary,
     interval: 200,
@@ -67,37 +56,8 @@ function run(binary: string, extra: Record<string, unknown> = {}, procRoot?: str
     pmon: 'off',
     ...extra,
   });
-  const collector = createNvidiaSmiCollector(config, { random: () => 0.5, procRoot });
-  const runner = new CollectorRunner([collector], {
-    clock: systemClock,
-    log,
-    store,
-    random: () => 0.5,
-  });
-  runner.start();
-  stops.push(() => runner.stop());
-  const state = (): CollectorState => store.current().collectors.get('nvidia-smi')!;
-  const until = async (
-    pred: (s: CollectorState) => boolean,
-    ms = 8000,
-  ): Promise<CollectorState> => {
-    const t0 = Date.now();
-    while (!pred(state())) {
-      if (Date.now() - t0 > ms)
-        throw new Error(
-          `state not reached; now ${JSON.stringify({ ...state(), output: undefined, errors: [...state().errors] })}`,
-        );
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    return state();
-  };
-  return { store, records, state, until };
+  return harness.run(createNvidiaSmiCollector(config, { random: () => 0.5, procRoot }));
 }
-
-const stops: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(stops.splice(0).map((s) => s()));
-});
 
 describe('nvidia-smi collector', () => {
   it('asks only for fields the driver knows and turns the stream into GPU series and facts', async () => {

@@ -1,12 +1,12 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { collectorHarness } from '../../test/helpers/collector-harness.js';
 import { isIntegratedGpuName, parseGpuList } from '../nvidia-smi/integrated.js';
 import { parseTegraRelease, readDeviceTreeString, resolveIdentity } from './identity.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'gpulse-jetson-id-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const harness = collectorHarness('jetson-id');
+const { dir } = harness;
 
 const SMI_FIXTURES = join(import.meta.dirname, '..', 'nvidia-smi', 'fixtures', 'jetson');
 
@@ -22,13 +22,10 @@ function root(name: string, files: Record<string, string>): string {
 
 /** A stand-in nvidia-smi printing `listing` for -L (exit `code`). */
 function smi(name: string, listing: string, code = 0): string {
-  const path = join(dir, name);
-  writeFileSync(
-    path,
-    `#!${process.execPath}\nif (process.argv[2] === '-L') process.stdout.write(${JSON.stringify(listing)});\nprocess.exitCode = ${code};\n`,
+  return harness.standIn(
+    name,
+    `if (process.argv[2] === '-L') process.stdout.write(${JSON.stringify(listing)});\nprocess.exitCode = ${code};\n`,
   );
-  chmodSync(path, 0o755);
-  return path;
 }
 
 const ORIN_TREE = {

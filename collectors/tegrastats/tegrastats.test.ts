@@ -1,18 +1,14 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { systemClock } from '../../agent/clock.js';
-import { CollectorRunner } from '../../agent/collector-runner.js';
-import { StateStore } from '../../agent/state-store.js';
-import type { CollectorState, Sample } from '../../agent/types.js';
-import { captureLogger } from '../../test/helpers/log-sink.js';
+import { describe, expect, it } from 'vitest';
+import type { CollectorState } from '../../agent/types.js';
+import { collectorHarness, sampleValue } from '../../test/helpers/collector-harness.js';
 import { tegrastatsConfigSchema } from './config.js';
 import { parseTegrastatsLine } from './parse.js';
 import { createTegrastatsCollector, findExecutable } from './tegrastats.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'gpulse-tegrastats-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const harness = collectorHarness('tegrastats');
+const { dir } = harness;
 
 const NANO = readFileSync(
   join(
@@ -30,29 +26,18 @@ const NANO = readFileSync(
  * `lines` (the Nano capture) in scope. Real processes, so exits, hangs and garbage are real too.
  */
 function standIn(name: string, body: string): string {
-  const path = join(dir, name);
-  writeFileSync(
-    path,
-    `#!${process.execPath}
-const args = process.argv.slice(2);
+  return harness.standIn(
+    name,
+    `const args = process.argv.slice(2);
 const interval = Number(args[args.indexOf('--interval') + 1]);
 const lines = ${JSON.stringify(NANO)};
 require('fs').appendFileSync(${JSON.stringify(join(dir, `${name}.starts`))}, args.join(' ') + '\\n');
 ${body}
 `,
   );
-  chmodSync(path, 0o755);
-  return path;
 }
 
-const stops: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await Promise.all(stops.splice(0).map((s) => s()));
-});
-
 function run(binary: string, extra: Record<string, unknown> = {}) {
-  const { log, records } = captureLogger();
-  const store = new StateStore({ clock: systemClock, log });
   const config = tegrastatsConfigSchema.parse({
     binary,
     interval: 200,
@@ -61,39 +46,11 @@ function run(binary: string, extra: Record<string, unknown> = {}) {
     model: 'Test Jetson',
     ...extra,
   });
-  const collector = createTegrastatsCollector(config, { random: () => 0.5 });
-  const runner = new CollectorRunner([collector], {
-    clock: systemClock,
-    log,
-    store,
-    random: () => 0.5,
-  });
-  runner.start();
-  stops.push(() => runner.stop());
-  const state = (): CollectorState => store.current().collectors.get('tegrastats')!;
-  const until = async (pred: (s: CollectorState) => boolean, ms = 8000) => {
-    const t0 = Date.now();
-    while (!pred(state())) {
-      if (Date.now() - t0 > ms) {
-        throw new Error(
-          `state not reached; now ${JSON.stringify({ ...state(), output: undefined, errors: [...state().errors] })}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    return state();
-  };
-  return { records, state, until };
+  return harness.run(createTegrastatsCollector(config, { random: () => 0.5 }));
 }
 
 function health(s: CollectorState, name: string): number | undefined {
   return s.health.find((x) => x.desc.name === name)?.value;
-}
-
-function sample(samples: readonly Sample[], name: string, labels: Record<string, string> = {}) {
-  return samples.find(
-    (s) => s.desc.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-  )?.value;
 }
 
 // Prints the capture's lines in turn, one per interval, as tegrastats does.
@@ -112,10 +69,10 @@ describe('tegrastats collector', () => {
     );
     expect(line).toBeDefined();
     expect(gpu).toMatchObject({ index: 0, uuid: 'GPU-test', name: 'Test Jetson' });
-    expect(sample(s.output.samples, 'gpulse_gpu_clock_hz', { clock: 'graphics' })).toBe(
+    expect(sampleValue(s.output.samples, 'gpulse_gpu_clock_hz', { clock: 'graphics' })).toBe(
       line!.gpu!.frequencyHz,
     );
-    expect(sample(s.output.samples, 'gpulse_power_rail_watts', { rail: 'POM_5V_IN' })).toBe(
+    expect(sampleValue(s.output.samples, 'gpulse_power_rail_watts', { rail: 'POM_5V_IN' })).toBe(
       line!.rails[0]!.currentWatts,
     );
     expect(health(s, 'gpulse_tegrastats_stream_up')).toBe(1);
@@ -148,7 +105,7 @@ describe('tegrastats collector', () => {
         st.status === 'ok' && (health(st, 'gpulse_tegrastats_rejected_lines_total') ?? 0) >= 2,
     );
     expect(s.errors.get('parse_error')).toBeGreaterThanOrEqual(2);
-    expect(sample(s.output.samples, 'gpulse_gpu_utilization_ratio')).toBe(0.28);
+    expect(sampleValue(s.output.samples, 'gpulse_gpu_utilization_ratio')).toBe(0.28);
   });
 
   it('reports an exit with the tool\u2019s own words, restarts it and recovers', async () => {

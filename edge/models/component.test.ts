@@ -40,6 +40,8 @@ function detectorConfig(h: Harness, healthLines: string[] = []) {
 describe('model updater component in the agent', () => {
   let h: Harness;
   let agent: Agent;
+  /** The agent's /metrics body now. */
+  const scrape = async () => (await agent.app.inject({ method: 'GET', url: '/metrics' })).body;
 
   beforeEach(async () => {
     h = await createHarness();
@@ -74,9 +76,10 @@ describe('model updater component in the agent', () => {
     const again = await handleModelUpdateCommand({ transaction: 't-2', version: '1.0.0' });
     expect(again).toMatchObject({ status: 'ok', data: { results: [{ outcome: 'up_to_date' }] } });
 
-    await new Promise((r) => setTimeout(r, 100));
-    const metrics = (await agent.app.inject({ method: 'GET', url: '/metrics' })).body;
-    expect(metrics).toContain('gpulse_model_info{model="detector",version="1.0.0",release="1"} 1');
+    await expect
+      .poll(scrape)
+      .toContain('gpulse_model_info{model="detector",version="1.0.0",release="1"} 1');
+    const metrics = await scrape();
     expect(metrics).toContain('gpulse_model_update_state{model="detector",state="committed"} 1');
     expect(metrics).toContain('gpulse_model_update_state{model="detector",state="downloading"} 0');
     expect(metrics).toMatch(/gpulse_model_update_bytes_downloaded_total\{model="detector"\} (\d+)/);
@@ -124,11 +127,12 @@ describe('model updater component in the agent', () => {
       status: 'error',
       data: { results: [{ outcome: 'refused', reason: 'manifest_network' }] },
     });
-    await new Promise((r) => setTimeout(r, 100));
-    const metrics = (await agent.app.inject({ method: 'GET', url: '/metrics' })).body;
-    expect(metrics).toContain(
-      'gpulse_model_update_failures_total{model="detector",reason="manifest_network"} 1',
-    );
+    await expect
+      .poll(scrape)
+      .toContain(
+        'gpulse_model_update_failures_total{model="detector",reason="manifest_network"} 1',
+      );
+    const metrics = await scrape();
     expect(metrics).toContain('gpulse_model_update_state{model="detector",state="idle"} 1');
   });
 });

@@ -1,13 +1,11 @@
-import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, symlink, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { createHarness, type Harness } from '../../test/helpers/models/harness.js';
 import { fineTune, writeModel } from '../../test/helpers/models/model-gen.js';
-import { describeWithTools, findTool } from '../../test/helpers/tools.js';
+import { DOCKER_TOOLS, startDockerd, type TestEngine } from '../../test/helpers/dockerd.js';
+import { describeWithTools } from '../../test/helpers/tools.js';
 import { DEFAULT_HEALTH } from './health.js';
 import { DEFAULT_RELOAD } from './reload.js';
 import type { PausePoint } from './updater.js';
@@ -17,83 +15,21 @@ import type { PausePoint } from './updater.js';
 
 describeWithTools(
   'model update trial with a real container',
-  [
-    { bin: 'dockerd', pkg: 'docker.io' },
-    { bin: '/usr/bin/busybox', pkg: 'busybox-static' },
-    { bin: 'tar', pkg: 'tar' },
-  ],
+  [...DOCKER_TOOLS, { bin: 'tar', pkg: 'tar' }],
   () => {
     let h: Harness;
-    let base: string;
+    let engine: TestEngine | undefined;
     let docker: Docker;
-    let socketPath: string;
     let container = '';
 
     beforeAll(async () => {
       h = await createHarness();
-      base = join(h.tmp, 'docker');
-      socketPath = join(base, 'docker.sock');
-      await mkdir(join(base, 'data'), { recursive: true });
-      await mkdir(join(base, 'exec'), { recursive: true });
-      const dockerd = spawn(
-        findTool('dockerd')!,
-        [
-          '--host',
-          `unix://${socketPath}`,
-          '--iptables=false',
-          '--ip-masq=false',
-          '--bridge=none',
-          '--data-root',
-          join(base, 'data'),
-          '--exec-root',
-          join(base, 'exec'),
-          '--pidfile',
-          join(base, 'dockerd.pid'),
-        ],
-        { stdio: 'ignore', detached: true },
-      );
-      dockerd.unref();
-      docker = new Docker({ socketPath });
-      const end = Date.now() + 60_000;
-      for (;;) {
-        const ok =
-          existsSync(socketPath) &&
-          (await docker.ping().then(
-            () => true,
-            () => false,
-          ));
-        if (ok) break;
-        if (Date.now() > end) throw new Error('dockerd did not answer within 60s');
-        await new Promise((r) => setTimeout(r, 250));
-      }
-      // No registry here: build busybox:test from Debian's static busybox (environment.md).
-      const rootfs = join(base, 'rootfs');
-      await mkdir(join(rootfs, 'bin'), { recursive: true });
-      await copyFile('/usr/bin/busybox', join(rootfs, 'bin', 'busybox'));
-      for (const c of ['sh', 'sleep']) await symlink('busybox', join(rootfs, 'bin', c));
-      execFileSync('tar', ['-C', rootfs, '-cf', join(base, 'bb.tar'), '.']);
-      const stream = await docker.importImage(join(base, 'bb.tar'), {
-        repo: 'busybox',
-        tag: 'test',
-      });
-      await new Promise<void>((resolve, reject) =>
-        docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve())),
-      );
+      engine = await startDockerd({ dir: join(h.tmp, 'docker') });
+      docker = engine.docker;
     }, 120_000);
 
     afterAll(async () => {
-      const pid = Number(await readFile(join(base, 'dockerd.pid'), 'utf8').catch(() => '0'));
-      if (pid > 0) {
-        for (const c of await docker.listContainers({ all: true }).catch(() => []))
-          await docker
-            .getContainer(c.Id)
-            .remove({ force: true })
-            .catch(() => undefined);
-        process.kill(pid, 'SIGTERM');
-        const end = Date.now() + 20_000;
-        while (Date.now() < end && existsSync(join(base, 'dockerd.pid')))
-          await new Promise((r) => setTimeout(r, 200));
-      }
+      await engine?.destroy();
       await h.cleanup();
     }, 60_000);
 

@@ -38,14 +38,6 @@ function runCli(
   return { child, done };
 }
 
-async function waitFor(path: string, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!existsSync(path)) {
-    if (Date.now() > end) throw new Error(`${path} did not appear within ${ms}ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** The invariant after any crash: `current`, when present, resolves to a complete, verified version. */
 async function currentIsVerified(root: string): Promise<string | undefined> {
   const link = await readlink(join(root, 'current')).catch(() => undefined);
@@ -106,7 +98,13 @@ describe('SIGKILL of `gpulse model apply` at every state', () => {
       GPULSE_TEST_PAUSE_FILE: pauseFile,
     });
     try {
-      await waitFor(pauseFile, 60_000);
+      await expect
+        .poll(() => existsSync(pauseFile), {
+          timeout: 60_000,
+          interval: 25,
+          message: `${pauseFile} to appear`,
+        })
+        .toBe(true);
     } catch (err) {
       run.child.kill('SIGKILL');
       const out = await run.done;

@@ -227,7 +227,15 @@ describeWithTools('attribution end to end with a real dockerd', DOCKER_TOOLS, ()
     );
     expect(seriesValue(body, 'gpulse_collector_up', { collector: 'docker' })).toBe(0);
     expect(seriesValue(body, 'gpulse_host_memory_total_bytes')).toBeGreaterThan(0);
-    await new Promise((r) => setTimeout(r, 2500));
+    // Said once, not on every retry: once the third failed cycle is counted, the second one's
+    // warning (a cycle earlier) would have been logged.
+    await cli.waitForMetrics(
+      (b) =>
+        (seriesValue(b, 'gpulse_collector_errors_total', {
+          collector: 'docker',
+          reason: 'permission_denied',
+        }) ?? 0) >= 3,
+    );
     const said = cli.logs.filter((r) =>
       String(r.msg).includes(`permission denied on the Docker socket ${engine.socket}`),
     );

@@ -4,7 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { parseExporterCsv } from '../../collectors/dcgm/catalogue.js';
 import { NEVER_SUPPLIED } from '../../collectors/dcgm/compat.js';
 import {
@@ -74,14 +74,16 @@ async function gpusApi(cli: CliProcess): Promise<GpusApi> {
   return JSON.parse(r.body) as GpusApi;
 }
 
-async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() - t0 > ms) throw new Error(`condition not met in ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+/** What `fn` gives once it gives something (it answers undefined while not there yet). */
+function waitFor<T>(fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  return vi.waitFor(
+    async () => {
+      const v = await fn();
+      if (v === undefined) throw new Error(`condition not met in ${ms} ms`);
+      return v;
+    },
+    { timeout: ms, interval: 200 },
+  );
 }
 
 const HOT = { reason: 'hw_thermal_slowdown' };

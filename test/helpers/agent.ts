@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { vi } from 'vitest';
 import { buildAgent, type Agent } from '../../agent/build-agent.js';
 import { defaultComponents } from '../../agent/components.js';
 import { loadConfig, type AgentConfig } from '../../agent/config.js';
@@ -60,20 +61,18 @@ export async function startAgentInProcess(
       const res = await fetch(base + path);
       return { status: res.status, body: await res.json() };
     },
-    async waitForMetrics(pred, timeoutMs = 30_000) {
-      const t0 = Date.now();
-      for (;;) {
-        const last = await metrics();
-        if (pred(last)) return last;
-        if (Date.now() - t0 > timeoutMs) {
+    waitForMetrics: (pred, timeoutMs = 30_000) =>
+      vi.waitFor(
+        async () => {
+          const last = await metrics();
+          if (pred(last)) return last;
           const lines = last.split('\n').filter((l) => !l.startsWith('#'));
           throw new Error(
             `metrics condition not met in ${timeoutMs} ms; last:\n${lines.join('\n').slice(0, 6000)}`,
           );
-        }
-        await new Promise((r) => setTimeout(r, 150));
-      }
-    },
+        },
+        { timeout: timeoutMs, interval: 150 },
+      ),
     stop: () => agent.stop(),
   };
 }

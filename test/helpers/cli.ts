@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { RequestOptions } from 'node:https';
 import { join } from 'node:path';
+import { vi } from 'vitest';
 import { call } from './https-client.js';
 
 /** Root of the repository (tests run from sources; the CLI runs from the build). */
@@ -146,23 +147,23 @@ export async function startCli(
     stderr: () => stderr,
     exited: () => exited,
     get,
-    async waitForMetrics(pred, timeoutMs = 20_000) {
-      const t0 = Date.now();
+    waitForMetrics(pred, timeoutMs = 20_000) {
       let last = '';
-      for (;;) {
-        try {
-          last = (await get('/metrics')).body;
-          if (pred(last)) return last;
-        } catch {
-          // not listening yet
-        }
-        if (Date.now() - t0 > timeoutMs) {
-          throw new Error(
-            `metrics condition not met in ${timeoutMs}ms; last body:\n${last.slice(0, 3000)}`,
+      return vi.waitFor(
+        async () => {
+          // Not listening yet is one more reason to try again.
+          last = await get('/metrics').then(
+            (r) => r.body,
+            () => last,
           );
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
+          if (!pred(last))
+            throw new Error(
+              `metrics condition not met in ${timeoutMs}ms; last body:\n${last.slice(0, 3000)}`,
+            );
+          return last;
+        },
+        { timeout: timeoutMs, interval: 100 },
+      );
     },
     async stop() {
       const t0 = Date.now();

@@ -1,21 +1,20 @@
 import { spawn, spawnSync } from 'node:child_process';
-import {
-  chmodSync,
-  cpSync,
-  createReadStream,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
+import {
+  BUSYBOX,
+  busyboxTar,
+  engineHandle,
+  pings,
+  pollUntil,
+  startDockerd as startDaemon,
+  type TestEngine,
+} from './dockerd-daemon.mjs';
 import { findTool } from './tools.js';
+
+export { BUSYBOX, type TestEngine };
 
 /** Programs the Docker integration suites need, with their Debian packages. */
 export const DOCKER_TOOLS = [
@@ -30,153 +29,28 @@ export const PODMAN_TOOLS = [
   { bin: 'busybox', pkg: 'busybox-static' },
 ] as const;
 
-/** Tag of the image built from Debian's static busybox. */
-export const BUSYBOX = 'busybox:test';
-
-/** A private container engine started by a test. */
-export interface TestEngine {
-  readonly socket: string;
-  readonly dir: string;
-  readonly docker: Docker;
-  /** Stops the engine (SIGTERM by pid file, SIGKILL after 20 s); the data stays for `start()`. */
-  stop(): Promise<void>;
-  /** Starts it again on the same socket and data. */
-  start(): Promise<void>;
-  /** Stops it for good and removes its files. */
-  destroy(): Promise<void>;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor(
-  what: string,
-  ms: number,
-  ok: () => boolean | Promise<boolean>,
-): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await ok()) return;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function pings(docker: Docker): Promise<boolean> {
-  try {
-    await docker.ping();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A tar of a root filesystem with Debian's static busybox and a few applet links. */
-function busyboxTar(dir: string): string {
-  const root = join(dir, 'rootfs');
-  mkdirSync(join(root, 'bin'), { recursive: true });
-  mkdirSync(join(root, 'tmp'), { recursive: true });
-  cpSync(findTool('busybox') ?? '/bin/busybox', join(root, 'bin', 'busybox'));
-  for (const applet of ['sh', 'sleep', 'cat', 'head', 'tr', 'echo', 'printf', 'yes', 'dd']) {
-    symlinkSync('busybox', join(root, 'bin', applet));
-  }
-  return root;
-}
-
-async function importBusybox(docker: Docker, dir: string): Promise<void> {
-  const root = busyboxTar(dir);
-  const tar = join(dir, 'busybox.tar');
-  const r = spawnSync('tar', ['-C', root, '-cf', tar, '.']);
-  if (r.status !== 0) throw new Error(`tar failed: ${r.stderr.toString()}`);
-  const stream = await docker.importImage(createReadStream(tar), { repo: 'busybox', tag: 'test' });
-  await new Promise<void>((resolve, reject) => {
-    docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve()));
+/**
+ * Starts a private dockerd (Debian docker.io) on a socket in a temp dir (or `options.dir`), with
+ * its own data and exec roots and no networking, and imports busybox:test unless `image` is false.
+ * Stopped by pid file, never by name. The starter itself is shared with the benches.
+ */
+export function startDockerd(
+  options: {
+    readonly dir?: string;
+    readonly args?: readonly string[];
+    readonly image?: boolean;
+  } = {},
+): Promise<TestEngine> {
+  return startDaemon({
+    dockerd: findTool('dockerd') ?? 'dockerd',
+    busybox: options.image === false ? undefined : busyboxPath(),
+    dir: options.dir,
+    args: options.args,
   });
 }
 
-/** Stops a process by its pid file: SIGTERM, then SIGKILL when it has not exited in `graceMs`. */
-async function stopByPidFile(pidFile: string, graceMs: number): Promise<void> {
-  if (!existsSync(pidFile)) return;
-  const pid = Number(readFileSync(pidFile, 'utf8').trim());
-  if (!Number.isInteger(pid) || pid <= 1 || !pidAlive(pid)) return;
-  process.kill(pid, 'SIGTERM');
-  try {
-    await waitFor(`pid ${pid} to exit`, graceMs, () => !pidAlive(pid));
-  } catch {
-    process.kill(pid, 'SIGKILL');
-    await waitFor(`pid ${pid} to die`, 5000, () => !pidAlive(pid));
-  }
-}
-
-/**
- * Starts a private dockerd (Debian docker.io) on a socket in a temp dir, with its own data and
- * exec roots and no networking, and imports busybox:test. Stopped by pid file, never by name.
- */
-export async function startDockerd(): Promise<TestEngine> {
-  const dir = mkdtempSync(join(tmpdir(), 'gpulse-dockerd-'));
-  const socket = join(dir, 'docker.sock');
-  const pidFile = join(dir, 'dockerd.pid');
-  const docker = new Docker({ socketPath: socket });
-  const launch = async () => {
-    const log = openSync(join(dir, 'dockerd.log'), 'a');
-    const child = spawn(
-      findTool('dockerd') ?? 'dockerd',
-      [
-        '--host',
-        `unix://${socket}`,
-        '--iptables=false',
-        '--ip-masq=false',
-        '--bridge=none',
-        '--data-root',
-        join(dir, 'data'),
-        '--exec-root',
-        join(dir, 'exec'),
-        '--pidfile',
-        pidFile,
-        '--shutdown-timeout',
-        '1',
-      ],
-      { stdio: ['ignore', log, log], detached: true },
-    );
-    child.unref();
-    try {
-      await waitFor('dockerd to answer', 60_000, () => pings(docker));
-    } catch (err) {
-      throw new Error(
-        `${(err as Error).message}; dockerd log:\n${readFileSync(join(dir, 'dockerd.log'), 'utf8').slice(-2000)}`,
-        { cause: err },
-      );
-    }
-  };
-  await launch();
-  await importBusybox(docker, dir);
-  return {
-    socket,
-    dir,
-    docker,
-    stop: () => stopByPidFile(pidFile, 20_000),
-    start: launch,
-    async destroy() {
-      try {
-        const all = await docker.listContainers({ all: true });
-        await Promise.all(all.map((c) => docker.getContainer(c.Id).remove({ force: true })));
-      } catch {
-        // The daemon may be down already.
-      }
-      await stopByPidFile(pidFile, 20_000);
-      try {
-        rmSync(dir, { recursive: true, force: true });
-      } catch {
-        // A mount the daemon left behind keeps its directory; the temp dir is then left too.
-      }
-    },
-  };
+function busyboxPath(): string {
+  return findTool('busybox') ?? '/bin/busybox';
 }
 
 /**
@@ -212,9 +86,7 @@ export async function startPodman(): Promise<TestEngine> {
     join(dir, 'tmp'),
   ];
   const docker = new Docker({ socketPath: socket });
-  const root = busyboxTar(dir);
-  const tar = join(dir, 'busybox.tar');
-  spawnSync('tar', ['-C', root, '-cf', tar, '.']);
+  const tar = busyboxTar(dir, busyboxPath());
   const imp = spawnSync(podman, [...base, 'import', tar, BUSYBOX], { env });
   if (imp.status !== 0) throw new Error(`podman import failed: ${imp.stderr.toString()}`);
   const launch = async () => {
@@ -226,32 +98,19 @@ export async function startPodman(): Promise<TestEngine> {
     });
     child.unref();
     writeFileSync(pidFile, String(child.pid));
-    await waitFor('podman service to answer', 60_000, () => pings(docker));
+    await pollUntil('podman service to answer', 60_000, () => pings(docker));
     chmodSync(socket, 0o660);
   };
   await launch();
-  return {
+  return engineHandle({
     socket,
     dir,
     docker,
-    stop: () => stopByPidFile(pidFile, 10_000),
-    start: launch,
-    async destroy() {
-      try {
-        const all = await docker.listContainers({ all: true });
-        await Promise.all(all.map((c) => docker.getContainer(c.Id).remove({ force: true })));
-      } catch {
-        // already down
-      }
-      await stopByPidFile(pidFile, 10_000);
-      spawnSync(podman, [...base, 'system', 'reset', '--force'], { env });
-      try {
-        rmSync(dir, { recursive: true, force: true });
-      } catch {
-        // see startDockerd
-      }
-    },
-  };
+    pidFile,
+    graceMs: 10_000,
+    launch,
+    afterStop: () => spawnSync(podman, [...base, 'system', 'reset', '--force'], { env }),
+  });
 }
 
 /** Creates and starts a container without networking; resolves with its id. */

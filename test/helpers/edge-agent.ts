@@ -125,19 +125,29 @@ export function spawnCliAgent(args: readonly string[], env: NodeJS.ProcessEnv = 
   return {
     child,
     logs,
-    async address() {
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const line = logs.find((l) => typeof l.address === 'string');
-        if (line) return line.address as string;
-        if (child.exitCode !== null) throw new Error(`agent exited: ${JSON.stringify(logs)}`);
-        if (Date.now() > deadline) throw new Error(`agent did not start: ${JSON.stringify(logs)}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
+    address: () => loggedAddress(child, logs, 'agent'),
     kill: () => end('SIGKILL'),
     stop: () => end('SIGTERM'),
   };
+}
+
+/**
+ * The address a server child logs once it listens. More than a wait (so not vi.waitFor): it fails
+ * at once, with the logs, when the child exits before that.
+ */
+export async function loggedAddress(
+  child: ChildProcess,
+  logs: readonly Record<string, unknown>[],
+  what: string,
+): Promise<string> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const line = logs.find((l) => typeof l.address === 'string');
+    if (line) return line.address as string;
+    if (child.exitCode !== null) throw new Error(`${what} exited: ${JSON.stringify(logs)}`);
+    if (Date.now() > deadline) throw new Error(`${what} did not start: ${JSON.stringify(logs)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** Every line a child prints on stdout and stderr, as JSON log records (others as `{msg}`). */

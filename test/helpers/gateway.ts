@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { REPO_ROOT } from './cli.js';
-import { builtCli, collectJsonLogs } from './edge-agent.js';
+import { builtCli, collectJsonLogs, loggedAddress } from './edge-agent.js';
 
 const LAUNCHER = `${REPO_ROOT}/scripts/gpulse-gateway`;
 
@@ -44,16 +44,7 @@ export function spawnGateway(args: readonly string[], env: NodeJS.ProcessEnv = {
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => resolve(code)),
   );
-  const address = async () => {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const line = logs.find((l) => typeof l.address === 'string');
-      if (line) return line.address as string;
-      if (child.exitCode !== null) throw new Error(`gateway exited: ${JSON.stringify(logs)}`);
-      if (Date.now() > deadline) throw new Error(`gateway did not start: ${JSON.stringify(logs)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
+  const address = () => loggedAddress(child, logs, 'gateway');
   const end = async (signal: NodeJS.Signals) => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     return exited;

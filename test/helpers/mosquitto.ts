@@ -4,6 +4,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { vi } from 'vitest';
 import { decodeBody } from '../../exporters/mqtt/payloads.js';
 import { findTool } from './tools.js';
 
@@ -186,14 +187,14 @@ export async function record(
     messages,
     client,
     on: (suffix) => messages.filter((m) => m.topic.endsWith(`/${suffix}`)),
-    async waitFor(predicate, timeoutMs = 20_000, what = 'messages') {
-      const deadline = Date.now() + timeoutMs;
-      while (!predicate(messages)) {
-        if (Date.now() > deadline)
-          throw new Error(`timed out waiting for ${what}; got ${messages.length} messages`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
+    waitFor: (predicate, timeoutMs = 20_000, what = 'messages') =>
+      vi.waitFor(
+        () => {
+          if (!predicate(messages))
+            throw new Error(`timed out waiting for ${what}; got ${messages.length} messages`);
+        },
+        { timeout: timeoutMs, interval: 50 },
+      ),
     async close() {
       await client.endAsync(true);
     },
@@ -201,26 +202,25 @@ export async function record(
 }
 
 /** Polls `fn` until it returns a truthy value or the time is up. */
-export async function eventually<T>(
+export function eventually<T>(
   fn: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs: number,
   what: string,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs}ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
-      );
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const timedOut = `timed out after ${timeoutMs}ms waiting for ${what}`;
+  return vi.waitFor(
+    async () => {
+      let v: T | undefined | false;
+      try {
+        v = await fn();
+      } catch (err) {
+        throw new Error(`${timedOut}: ${(err as Error).message}`, { cause: err });
+      }
+      if (!v) throw new Error(timedOut);
+      return v;
+    },
+    { timeout: timeoutMs, interval: 100 },
+  );
 }
 
 /** Removes a directory tree (test cleanup). */

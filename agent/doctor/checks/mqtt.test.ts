@@ -4,7 +4,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { freePort } from '../../../test/helpers/cli.js';
 import { describeWithTools, findTool } from '../../../test/helpers/tools.js';
 import { loadConfig } from '../../config.js';
@@ -17,23 +17,23 @@ import { mqttCheck } from './mqtt.js';
 
 const PASSWORD = 's3cret-Pa55';
 
+/** Resolves once something accepts TCP connections on the port. */
 function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const tryOnce = () => {
-      const sock = connect(port, '127.0.0.1');
-      sock.once('connect', () => {
-        sock.destroy();
-        resolve();
-      });
-      sock.once('error', () => {
-        sock.destroy();
-        if (Date.now() > end) reject(new Error(`nothing listens on ${port}`));
-        else setTimeout(tryOnce, 100);
-      });
-    };
-    tryOnce();
-  });
+  return vi.waitFor(
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const sock = connect(port, '127.0.0.1');
+        sock.once('connect', () => {
+          sock.destroy();
+          resolve();
+        });
+        sock.once('error', () => {
+          sock.destroy();
+          reject(new Error(`nothing listens on ${port}`));
+        });
+      }),
+    { timeout: timeoutMs, interval: 100 },
+  );
 }
 
 describeWithTools(

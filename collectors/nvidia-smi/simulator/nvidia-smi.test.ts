@@ -1,25 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { builtAndFresh, describeWhen } from '../../../test/helpers/tools.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '../../..');
 const entry = join(root, 'dist/collectors/nvidia-smi/simulator/nvidia-smi.js');
 
-// These tests run the built binary as the agent does; tests run on sources, so they need
-// `npm run build` first (npm test does it) and skip when the build is missing or stale.
-function builtAndFresh(): boolean {
-  if (!existsSync(entry)) return false;
-  const built = statSync(entry).mtimeMs;
-  const sources = [here, join(root, 'collectors/simulation')].flatMap((dir) =>
-    readdirSync(dir)
-      .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
-      .map((f) => join(dir, f)),
-  );
-  return sources.every((f) => statSync(f).mtimeMs <= built);
-}
+// These run the built binary as the agent does; tests run on sources, so they need `npm run build`
+// (npm test does it): a missing or stale build is named with its fix, and fails under CI.
+const built = builtAndFresh(entry, [here, join(root, 'collectors/simulation')]);
 
 function start(args: string[], env: Record<string, string> = {}): ChildProcess {
   return spawn(process.execPath, [entry, ...args], {
@@ -43,7 +35,7 @@ describe('entry file', () => {
   });
 });
 
-describe.skipIf(!builtAndFresh())('built binary (real process)', () => {
+describeWhen('built binary (real process)', [built], () => {
   it('streams one line per interval as it goes and dies of SIGTERM like the real one', async () => {
     const child = start([
       '--query-gpu=index,utilization.gpu',
@@ -59,7 +51,9 @@ describe.skipIf(!builtAndFresh())('built binary (real process)', () => {
       text += chunk.toString();
       arrivals.push(Date.now());
     });
-    while (arrivals.length < 3) await sleep(20);
+    await expect
+      .poll(() => arrivals.length, { timeout: 10_000, interval: 20 })
+      .toBeGreaterThanOrEqual(3);
     child.kill('SIGTERM');
     const end = await exited(child);
     expect(end.signal).toBe('SIGTERM');
@@ -90,8 +84,7 @@ describe.skipIf(!builtAndFresh())('built binary (real process)', () => {
     });
     let out = '';
     child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-    while (out === '' && Date.now() - startMs < 3000) await sleep(20);
-    expect(out).toMatch(/^0\n/);
+    await expect.poll(() => out, { timeout: 3000, interval: 20 }).toMatch(/^0\n/);
     await sleep(startMs + 3300 - Date.now());
     const printed = out;
     child.kill('SIGTERM');

@@ -1,25 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { builtAndFresh, describeWhen } from '../../../test/helpers/tools.js';
 import { parseTegrastatsLine } from '../parse.js';
 
 const here = import.meta.dirname;
 const root = join(here, '../../..');
 const entry = join(root, 'dist/collectors/tegrastats/simulator/tegrastats.js');
 
-// These run the built binary as the agent does; they need `npm run build` (npm test does it)
-// and skip when the build is missing or older than the sources.
-function builtAndFresh(): boolean {
-  if (!existsSync(entry)) return false;
-  const built = statSync(entry).mtimeMs;
-  const sources = [here, join(here, '..'), join(root, 'collectors/simulation')].flatMap((dir) =>
-    readdirSync(dir)
-      .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
-      .map((f) => join(dir, f)),
-  );
-  return sources.every((f) => statSync(f).mtimeMs <= built);
-}
+// These run the built binary as the agent does; tests run on sources, so they need `npm run build`
+// (npm test does it): a missing or stale build is named with its fix, and fails under CI.
+const built = builtAndFresh(entry, [here, join(here, '..'), join(root, 'collectors/simulation')]);
 
 function start(args: string[], env: Record<string, string> = {}): ChildProcess {
   return spawn(process.execPath, [entry, ...args], {
@@ -40,7 +32,7 @@ describe('entry file', () => {
   });
 });
 
-describe.skipIf(!builtAndFresh())('built binary (real process)', () => {
+describeWhen('built binary (real process)', [built], () => {
   it('streams a line per interval as it goes and dies of SIGTERM like the real one', async () => {
     const child = start(['--interval', '150'], { GPULSE_SIM_PROFILE: 'jetson-tx2' });
     const arrivals: number[] = [];
@@ -49,7 +41,9 @@ describe.skipIf(!builtAndFresh())('built binary (real process)', () => {
       text += chunk.toString();
       arrivals.push(Date.now());
     });
-    while (text.split('\n').length < 5) await new Promise((r) => setTimeout(r, 20));
+    await expect
+      .poll(() => text.split('\n').length, { timeout: 10_000, interval: 20 })
+      .toBeGreaterThanOrEqual(5);
     child.kill('SIGTERM');
     expect(await exited(child)).toEqual({ code: null, signal: 'SIGTERM' });
     const lines = text.split('\n').filter(Boolean);
