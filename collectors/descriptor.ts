@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import type { Clock } from '../agent/clock.js';
+import type { Check } from '../agent/doctor/types.js';
 import type { SettingBinding } from '../agent/config-schema.js';
 import type { Facts } from '../agent/facts.js';
 import type { SpawnFn } from '../agent/process.js';
@@ -67,6 +68,8 @@ export interface CollectorDescriptor<Name extends string, Schema extends z.ZodTy
   ) => Promise<Collector>;
   /** Imports the modules that declare its metric families (for the README and coverage checks). */
   readonly loadMetrics: () => Promise<unknown>;
+  /** Its `gpulse doctor` check, loaded only by the doctor. */
+  readonly loadDoctorCheck?: () => Promise<Check>;
   /** Points the collector at its simulated tool under `gpulse simulate` (absent: runs as configured). */
   readonly simulate?: (section: z.output<Schema>, machine: SimulatedMachine) => z.output<Schema>;
 }

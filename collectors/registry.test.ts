@@ -9,6 +9,7 @@ import { systemClock } from '../agent/clock.js';
 import { collectorsSchemaOf, loadConfig, type AgentConfig } from '../agent/config.js';
 import { zCollectorMode, zInterval } from '../agent/config-schema.js';
 import { gauge } from '../agent/metric.js';
+import { loadChecks } from '../agent/doctor/checks/index.js';
 import { collectorEdgeDefaults } from '../agent/preset.js';
 import { settings } from '../agent/settings.js';
 import { startAgentInProcess } from '../test/helpers/agent.js';
@@ -47,6 +48,12 @@ const amdSmi = defineCollector({
       collect: () => Promise.resolve({ samples: [{ desc: amdGpus, labels: {}, value: 2 }] }),
     }),
   loadMetrics: () => Promise.resolve(),
+  loadDoctorCheck: () =>
+    Promise.resolve({
+      id: 'amd-smi',
+      title: 'amd-smi',
+      run: () => Promise.resolve({ status: 'skip' as const, required: false, finding: 'stand-in' }),
+    }),
 });
 
 const deps = { clock: systemClock, env: {} };
@@ -95,6 +102,29 @@ describe('a collector added through its descriptor alone', () => {
     expect(collectorEdgeDefaults([...collectorRegistry, amdSmi])).toContainEqual([
       ['collectors', 'amd-smi', 'interval'],
       '30s',
+    ]);
+  });
+
+  it('adds its check to gpulse doctor, after the other collectors', async () => {
+    const ids = (await loadChecks()).map((c) => c.id);
+    const withAmd = (await loadChecks([...collectorRegistry, amdSmi])).map((c) => c.id);
+    expect(withAmd).toEqual([
+      ...ids.slice(0, ids.indexOf('dcgm') + 1),
+      'amd-smi',
+      ...ids.slice(ids.indexOf('dcgm') + 1),
+    ]);
+    // The order gpulse doctor has always printed.
+    expect(ids).toEqual([
+      'nvidia-smi',
+      'driver-cuda',
+      'container-toolkit',
+      'docker',
+      'cgroup',
+      'host-proc',
+      'dcgm',
+      'mqtt',
+      'disk',
+      'agent',
     ]);
   });
 

@@ -1,6 +1,6 @@
 import type { AgentConfig } from '../config.js';
 import { errorMessage } from '../errors.js';
-import { CHECKS } from './checks/index.js';
+import { loadChecks } from './checks/index.js';
 import { probeNvidiaSmi, type NvidiaSmiProbe } from './checks/nvidia-smi.js';
 import { probeDocker, type DockerProbe } from './docker-api.js';
 import { resolveEndpoint } from '../../collectors/docker/endpoint.js';
@@ -50,7 +50,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       return probeDocker(endpoint, timeoutMs);
     }),
   };
-  const checks = options.checks ?? CHECKS;
+  const checks = options.checks ?? (await loadChecks());
   const results = await Promise.all(
     checks.map(async (check): Promise<CheckResult> => {
       try {

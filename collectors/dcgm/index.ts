@@ -13,6 +13,7 @@ export const dcgmCollector = defineCollector({
   create: async (section, _shared, deps) =>
     (await import('./dcgm.js')).createDcgmCollector(section, deps),
   loadMetrics: () => import('./dcgm.js'),
+  loadDoctorCheck: async () => (await import('./doctor.js')).dcgmCheck,
   // The simulated host engine answers unless GPULSE_SIM_DCGM=absent says it is not there; a
   // replayed capture or a Jetson has no DCGM to simulate.
   simulate: (section, machine) => ({

@@ -18,4 +18,5 @@ export const dockerCollector = defineCollector({
       usesGpu: deps.usesGpu,
     }),
   loadMetrics: () => import('./docker-collector.js'),
+  loadDoctorCheck: async () => (await import('./doctor.js')).dockerSocketCheck,
 });

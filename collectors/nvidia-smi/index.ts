@@ -23,6 +23,8 @@ export const nvidiaSmiCollector = defineCollector({
       procRoot: shared.procRoot,
     }),
   loadMetrics: () => import('./nvidia-smi.js'),
+  loadDoctorCheck: async () =>
+    (await import('../../agent/doctor/checks/nvidia-smi.js')).nvidiaSmiCheck,
   // A discrete-GPU profile or capture runs the simulated nvidia-smi (a collector turned off stays
   // off); a Jetson runs it only where its JetPack ships one (it answers N/A and stands down).
   simulate: (section, machine) => {

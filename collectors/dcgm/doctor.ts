@@ -1,6 +1,6 @@
-import { parseDiscovery } from '../../../collectors/dcgm/parse-dcgmi.js';
-import { CommandError, runCommand } from '../../process.js';
-import type { Check, CheckOutcome } from '../types.js';
+import { parseDiscovery } from './parse-dcgmi.js';
+import { CommandError, runCommand } from '../../agent/process.js';
+import type { Check, CheckOutcome } from '../../agent/doctor/types.js';
 
 const INSTALL =
   'install DCGM (`sudo apt install datacenter-gpu-manager-4-core`, https://docs.nvidia.com/datacenter/dcgm/latest/user-guide/getting-started.html) and start it: `sudo systemctl enable --now nvidia-dcgm`';

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { inContainer } from '../settings.js';
-import type { Check, CheckOutcome } from '../types.js';
+import { inContainer } from '../../agent/doctor/settings.js';
+import type { Check, CheckOutcome } from '../../agent/doctor/types.js';
 
 /** Name of a group id from /etc/group, for the fix text. */
 function groupName(gid: number): string | undefined {
