@@ -51,6 +51,26 @@ export interface Harness {
 }
 
 /** SHA-256 of a file, hex. */
+/** The options every harness update starts from: its store, its key, no trial window, 2 retries. */
+export async function harnessApplyOptions(
+  serverUrl: string,
+  dir: string,
+  publicKeyPath: string,
+): Promise<ApplyOptions> {
+  return {
+    name: 'detector',
+    source: `${serverUrl}detector/`,
+    dir,
+    trust: await readTrustedKeys([publicKeyPath]),
+    health: { ...DEFAULT_HEALTH, trialWindowMs: 0 },
+    reload: DEFAULT_RELOAD,
+    fetch: { ...DEFAULT_FETCH, retries: 2, stallTimeoutMs: 2000 },
+    clockSkewMs: 0,
+    maxBytes: 1024 ** 4,
+    maxManifestBytes: 64 * 1024 ** 2,
+  };
+}
+
 export async function fileSha256(path: string): Promise<string> {
   return createHash('sha256')
     .update(await readFile(path))
@@ -101,16 +121,7 @@ export async function createHarness(base?: string): Promise<Harness> {
     async apply(overrides = {}, deps = {}) {
       return applyModelUpdate(
         {
-          name: 'detector',
-          source: `${h.server.url}detector/`,
-          dir: root,
-          trust: await readTrustedKeys([keys.publicPath]),
-          health: { ...DEFAULT_HEALTH, trialWindowMs: 0 },
-          reload: DEFAULT_RELOAD,
-          fetch: { ...DEFAULT_FETCH, retries: 2, stallTimeoutMs: 2000 },
-          clockSkewMs: 0,
-          maxBytes: 1024 ** 4,
-          maxManifestBytes: 64 * 1024 ** 2,
+          ...(await harnessApplyOptions(h.server.url, root, keys.publicPath)),
           ...overrides,
         },
         { log: silentLogger(), events, ...deps },

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { FakeClock } from '../../../agent/clock.js';
 import { EventLog } from '../../../agent/events.js';
-import { DEFAULT_FETCH } from '../../../edge/models/fetcher.js';
 import { DEFAULT_HEALTH, type HealthSettings } from '../../../edge/models/health.js';
 import {
   manifestDigest,
@@ -13,8 +12,6 @@ import {
   type SignedManifest,
 } from '../../../edge/models/manifest.js';
 import type { PublishOptions } from '../../../edge/models/publish.js';
-import { DEFAULT_RELOAD } from '../../../edge/models/reload.js';
-import { readTrustedKeys } from '../../../edge/models/signing.js';
 import {
   ModelPaths,
   readState,
@@ -33,7 +30,7 @@ import type {
   UpdateProgress,
 } from '../../../edge/models/update/types.js';
 import { captureLogger } from '../log-sink.js';
-import { createHarness, type Harness } from './harness.js';
+import { createHarness, harnessApplyOptions, type Harness } from './harness.js';
 import { writeModel } from './model-gen.js';
 
 /** A published release: its signed manifest, the envelope text and the directory it came from. */
@@ -149,16 +146,7 @@ export async function createUpdateFixture(
       await writeState(paths, full);
       return new UpdateContext(
         {
-          name: 'detector',
-          source: `${h.server.url}detector/`,
-          dir: h.root,
-          trust: await readTrustedKeys([h.pubPath]),
-          health: { ...DEFAULT_HEALTH, trialWindowMs: 0 },
-          reload: DEFAULT_RELOAD,
-          fetch: { ...DEFAULT_FETCH, retries: 2, stallTimeoutMs: 2000 },
-          clockSkewMs: 0,
-          maxBytes: 1024 ** 4,
-          maxManifestBytes: 64 * 1024 ** 2,
+          ...(await harnessApplyOptions(h.server.url, h.root, h.pubPath)),
           ...opts,
         },
         {
