@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { AgentEvent } from '../../agent/events.js';
 import type { GpuProcess } from '../../agent/facts.js';
 import { attributeProcesses, ProcessContainers } from '../../agent/process-containers.js';
@@ -245,10 +245,14 @@ describeWithTools('docker collector against a real dockerd', DOCKER_TOOLS, () =>
     const id = await runContainer(engine.docker, { name: 'torch-oom', ...printer(traceback) });
     const l = { container_id: id, container_name: 'torch-oom' };
     await agent.waitForMetrics((b) => seriesValue(b, 'gpulse_container_gpu_oom_total', l) === 1);
-    const got = (await events(agent, 'type=container.gpu_oom')).filter(
-      (e) => e.labels.container_id === id,
-    );
-    expect(got).toHaveLength(1);
+    // The event is logged just after the snapshot that counts it is announced: poll, not read once.
+    let got: AgentEvent[] = [];
+    await vi.waitFor(async () => {
+      got = (await events(agent, 'type=container.gpu_oom')).filter(
+        (e) => e.labels.container_id === id,
+      );
+      expect(got).toHaveLength(1);
+    });
     expect(got[0]?.data).toMatchObject({
       framework: 'pytorch',
       gpu: '0',
@@ -293,13 +297,15 @@ describeWithTools('docker collector against a real dockerd', DOCKER_TOOLS, () =>
     const l = { container_id: c.id, container_name: 'flaky' };
     await agent.waitForMetrics((b) => seriesValue(b, 'gpulse_container_restarts_total', l) === 1);
     let got: AgentEvent[] = [];
-    for (let i = 0; i < 50 && got.length === 0; i++) {
-      got = (await events(agent, 'type=container.restart')).filter(
-        (e) => e.labels.container_id === c.id,
-      );
-      if (got.length === 0) await sleep(200);
-    }
-    expect(got).toHaveLength(1);
+    await vi.waitFor(
+      async () => {
+        got = (await events(agent, 'type=container.restart')).filter(
+          (e) => e.labels.container_id === c.id,
+        );
+        expect(got).toHaveLength(1);
+      },
+      { timeout: 10_000, interval: 200 },
+    );
     expect(got[0]).toMatchObject({
       severity: 'warning',
       data: { restartCount: 1, previousExitCode: 3 },

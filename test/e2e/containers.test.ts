@@ -195,12 +195,17 @@ describeWithTools('attribution end to end with a real dockerd', DOCKER_TOOLS, ()
     );
     expect(seriesValue(body, 'gpulse_container_gpu_oom_total', { container_id: cpuOnly })).toBe(0);
     expect(seriesValue(body, 'gpulse_docker_log_followers')).toBe(1);
-    const events = JSON.parse((await cli.get('/api/v1/events?type=container.gpu_oom')).body) as {
-      events: { labels: Record<string, string>; data: Record<string, unknown> }[];
+    // The store logs a snapshot's events just after it announces the snapshot, so a scrape can
+    // see the counter a few ms before the event is in the log.
+    const gpuOoms = async () => {
+      const { events } = JSON.parse(
+        (await cli!.get('/api/v1/events?type=container.gpu_oom')).body,
+      ) as { events: { labels: Record<string, string>; data: Record<string, unknown> }[] };
+      return events.map((e) => [e.labels.container_name, e.data.framework, e.data.requestedBytes]);
     };
-    expect(
-      events.events.map((e) => [e.labels.container_name, e.data.framework, e.data.requestedBytes]),
-    ).toEqual([['privileged-trainer', 'pytorch', 1024 * 1048576]]);
+    await expect
+      .poll(gpuOoms, { timeout: 10_000 })
+      .toEqual([['privileged-trainer', 'pytorch', 1024 * 1048576]]);
     for (const id of [gpuUser, cpuOnly])
       await engine.docker.getContainer(id).remove({ force: true });
   }, 90_000);
