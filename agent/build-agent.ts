@@ -2,20 +2,20 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { ExpositionCache } from '../exporters/prometheus/exposition-cache.js';
 import { registerMetricsRoute } from '../exporters/prometheus/prometheus-exporter.js';
-import { systemClock, type Clock } from './clock.js';
-import { CollectorRunner } from './collector-runner.js';
-import type { AgentContext, Component } from './component.js';
+import { systemClock, type Clock } from './core/clock.js';
+import { CollectorRunner } from './core/collector-runner.js';
+import type { AgentContext, Component } from './core/component.js';
 import type { AgentConfig } from './config.js';
-import { errorMessage } from './errors.js';
-import { EventLog } from './events.js';
-import { gpuProcessesDeriver } from './gpu-processes.js';
-import { createHttpServer } from './http-server.js';
+import { errorMessage } from './core/errors.js';
+import { EventLog } from './core/events.js';
+import { gpuProcessesDeriver } from './attribution/gpu-processes.js';
+import { createHttpServer } from './http/server.js';
 import { HttpCounters } from './http/http-metrics.js';
 import type { WebConfig } from './http/web-config-types.js';
-import type { ChildProcesses, SpawnFn } from './process.js';
-import { selfMetricsChannel } from './self-metrics-channel.js';
-import { StateStore } from './state-store.js';
-import type { Collector, StateReader } from './types.js';
+import type { ChildProcesses, SpawnFn } from './process/process.js';
+import { selfMetricsChannel } from './core/self-metrics-channel.js';
+import { StateStore } from './core/state-store.js';
+import type { Collector, StateReader } from './core/types.js';
 
 /** Injected I/O of the agent. */
 export interface AgentDeps {

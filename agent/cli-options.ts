@@ -2,7 +2,7 @@
 // value ends the command with "error: option '--x <V>' argument 'v' is invalid. <why>" and exit
 // status 2 (main.ts), never with a stack trace; and durations and sizes are shown as such in --help.
 import { InvalidArgumentError, Option } from 'commander';
-import { formatDuration, parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from './core/duration.js';
 
 /** A duration flag ("30s", "10m", "180d"), parsed to milliseconds. */
 export function durationArg(options: { readonly min?: number; readonly max?: number } = {}) {

@@ -4,18 +4,18 @@
  * (the model updater brings dockerode with gRPC, protobuf and ssh2: about 15 MB resident; drift
  * brings its profile parser and zod).
  */
-import type { DriftComponent } from '../collectors/drift/drift.js';
+import type { DriftComponent } from './components/drift/drift.js';
 import { createContainerEventsComponent } from '../collectors/docker/container-events.js';
-import type { Component } from './component.js';
+import type { Component } from './core/component.js';
 import type { AgentConfig } from './config.js';
-import { createEventsApi } from './events-api.js';
-import { createGpuHealth } from './gpu-health/component.js';
+import { createEventsApi } from './http/events-api.js';
+import { createGpuHealth } from './components/gpu-health/component.js';
 
 /**
  * How the drift monitor hears from the optional edge parts: observations arriving over MQTT
  * (`models/+/observations` under the node), and the reference profile a committed model version
  * ships in its manifest (`drift_reference`, installed with source `manifest` under the updater's
- * model name). Nothing when drift is off. Plain callbacks, so edge/ and collectors/drift/ never
+ * model name). Nothing when drift is off. Plain callbacks, so edge/ and agent/components/drift/ never
  * import each other and stay lazily loaded.
  */
 export function driftHooks(drift: DriftComponent | undefined): {
@@ -49,7 +49,7 @@ export async function createComponents(config: AgentConfig): Promise<Component[]
   const drift =
     config.drift.mode === 'off'
       ? undefined
-      : new (await import('../collectors/drift/drift.js')).DriftComponent(config.drift);
+      : new (await import('./components/drift/drift.js')).DriftComponent(config.drift);
   const hooks = driftHooks(drift);
   const updater =
     config.models.length > 0

@@ -1,7 +1,7 @@
 // Child process of loadAgentConfigInChild: loads the configuration from its own environment (the
 // one the agent forked it with), sends it back and exits, taking zod and the schemas with it.
 import { loadAgentConfig } from './config-loader.js';
-import { errorMessage } from './errors.js';
+import { errorMessage } from './core/errors.js';
 import type { ConfigChildReply } from './config-in-child.js';
 import type { AgentCommandOptions } from './run-agent.js';
 

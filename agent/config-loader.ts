@@ -1,6 +1,6 @@
 import type { AgentCommandOptions } from './run-agent.js';
 import { loadConfig, readConfigFile, type LoadedConfig } from './config.js';
-import { ConfigError } from './errors.js';
+import { ConfigError } from './core/errors.js';
 
 /** Loads the agent's configuration; undefined after reporting every problem on stderr (exit 2). */
 export type ConfigLoader = (

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { agentConfigSchema, loadConfig, type ConfigSources } from './config.js';
 import { didYouMean, knownKeys, Provenance, showValue, valueAt } from './config-messages.js';
-import { ConfigError } from './errors.js';
+import { ConfigError } from './core/errors.js';
 
 function problemsOf(sources: ConfigSources): readonly string[] {
   try {

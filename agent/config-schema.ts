@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DURATION_LIMITS, formatDuration, parseDuration } from './duration.js';
+import { DURATION_LIMITS, formatDuration, parseDuration } from './core/duration.js';
 
 /**
  * A duration setting: "15s", "500ms", "1m" or milliseconds; parsed to milliseconds. Bounded

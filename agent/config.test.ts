@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_FILE_LIMITS, loadConfig, parseListen, readConfigFile } from './config.js';
-import { ConfigError } from './errors.js';
-import { formatDuration, parseDuration } from './duration.js';
+import { ConfigError } from './core/errors.js';
+import { formatDuration, parseDuration } from './core/duration.js';
 
 function problemsOf(fn: () => unknown): readonly string[] {
   try {

@@ -6,12 +6,12 @@ import { loadCollectorSchemas, type CollectorSchemas } from '../collectors/index
 import { metricsConfigSchema } from '../exporters/prometheus/config.js';
 import { mqttConfigSchema } from '../edge/config.js';
 import { gatewayConfigSchema } from '../edge/gateway/config.js';
-import { driftConfigSchema } from '../collectors/drift/config.js';
+import { driftConfigSchema } from './components/drift/config.js';
 import { modelsConfigSchema } from '../edge/models/config.js';
 import { httpConfigSchema } from './http/config.js';
 import type { SettingBinding } from './config-schema.js';
 import { describeIssue, didYouMean, Provenance } from './config-messages.js';
-import { ConfigError, errorMessage } from './errors.js';
+import { ConfigError, errorMessage } from './core/errors.js';
 import { applyEdgePreset, zPreset } from './preset.js';
 import { settings } from './settings.js';
 

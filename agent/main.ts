@@ -195,7 +195,7 @@ if (subcommand !== 'run' && subcommand !== 'simulate') {
     { registerWebConfigCommand },
   ] = await Promise.all([
     import('../edge/gateway/command.js'),
-    import('../collectors/drift/cli.js'),
+    import('./components/drift/cli.js'),
     import('../edge/models/cli.js'),
     import('./doctor/command.js'),
     import('./http/command.js'),

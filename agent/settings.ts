@@ -4,7 +4,7 @@ import { collectorRegistry } from '../collectors/index.js';
 import { metricsSettings } from '../exporters/prometheus/settings.js';
 import { mqttSettings } from '../edge/settings.js';
 import { gatewaySettings } from '../edge/gateway/settings.js';
-import { driftSettings } from '../collectors/drift/settings.js';
+import { driftSettings } from './components/drift/settings.js';
 import { modelsSettings } from '../edge/models/settings.js';
 import { httpSettings } from './http/settings.js';
 

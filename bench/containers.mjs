@@ -13,7 +13,7 @@ const STATS_RUNS = Number(process.env.BENCH_STATS_RUNS ?? 5);
 const dist = new URL('../dist/', import.meta.url).pathname;
 const { createDockerCollector } = await import(join(dist, 'collectors/docker/docker-collector.js'));
 const { dockerConfigSchema } = await import(join(dist, 'collectors/docker/config.js'));
-const { systemClock } = await import(join(dist, 'agent/clock.js'));
+const { systemClock } = await import(join(dist, 'agent/core/clock.js'));
 const { which } = await import(join(dist, 'agent/doctor/settings.js'));
 
 /** A program on PATH (or in an sbin folder, where dockerd lives). */

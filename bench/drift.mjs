@@ -12,16 +12,16 @@ import { median, table } from './lib.mjs';
 
 const execFileAsync = promisify(execFile);
 const dist = (p) => new URL(`../dist/${p}`, import.meta.url).href;
-const { DriftMonitor } = await import(dist('collectors/drift/monitor.js'));
-const { driftConfigSchema } = await import(dist('collectors/drift/config.js'));
-const { ProfileBuilder } = await import(dist('collectors/drift/profile-builder.js'));
-const { syntheticRows } = await import(dist('collectors/drift/synthetic.js'));
-const { parseObservations } = await import(dist('collectors/drift/observations.js'));
-const { DriftComponent } = await import(dist('collectors/drift/drift.js'));
+const { DriftMonitor } = await import(dist('agent/components/drift/monitor.js'));
+const { driftConfigSchema } = await import(dist('agent/components/drift/config.js'));
+const { ProfileBuilder } = await import(dist('agent/components/drift/profile-builder.js'));
+const { syntheticRows } = await import(dist('agent/components/drift/synthetic.js'));
+const { parseObservations } = await import(dist('agent/components/drift/observations.js'));
+const { DriftComponent } = await import(dist('agent/components/drift/drift.js'));
 const { buildAgent } = await import(dist('agent/build-agent.js'));
 const { loadConfig } = await import(dist('agent/config.js'));
-const { FakeClock, systemClock } = await import(dist('agent/clock.js'));
-const { EventLog } = await import(dist('agent/events.js'));
+const { FakeClock, systemClock } = await import(dist('agent/core/clock.js'));
+const { EventLog } = await import(dist('agent/core/events.js'));
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const NUMERIC = 90;

@@ -2,7 +2,7 @@
 // (1) bytes per minute per GPU the real agent sends at a 10 s sample interval, batched into one
 //     message per 60 s flush (1-GPU and 8-GPU profiles),
 // (2) fleet gateway ingest messages/s for 1,000 simulated devices against mosquitto_sub receiving
-//     the same stream in the same run, (3) spool write and replay messages/s (edge/spool directly)
+//     the same stream in the same run, (3) spool write and replay messages/s (edge/mqtt/spool directly)
 //     against a plain write+fdatasync loop on the same disk, (4) a fleet of 10,000 devices through
 //     three gateways in one share group against one gateway alone (issue 21).
 // BENCH_PARTS=2,4 runs only those parts (default all).
@@ -15,9 +15,9 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import pino from 'pino';
 import { cpuSeconds, freePort, start, waitFor, median, rssBytes, table } from './lib.mjs';
-import { systemClock } from '../dist/agent/clock.js';
-import { Spool } from '../dist/edge/spool/spool.js';
-import { FLAG_DEFLATE } from '../dist/edge/spool/record-format.js';
+import { systemClock } from '../dist/agent/core/clock.js';
+import { Spool } from '../dist/edge/mqtt/spool/spool.js';
+import { FLAG_DEFLATE } from '../dist/edge/mqtt/spool/record-format.js';
 import {
   buildSchema,
   buildTelemetry,
@@ -672,7 +672,7 @@ async function spoolBench(series) {
   for (let r = 0; r < RUNS; r++) runs.push(await spoolRun(m.body));
   const med = (k) => median(runs.map((x) => x[k]));
   console.log(
-    `\n(3) spool (edge/spool directly), ${SPOOL_BATCHES} messages of ${m.body.length} bytes, ` +
+    `\n(3) spool (edge/mqtt/spool directly), ${SPOOL_BATCHES} messages of ${m.body.length} bytes, ` +
       `fsync per batch of one, ${RUNS} runs, median; tmpdir ${tmpdir()}\n`,
   );
   table(

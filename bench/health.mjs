@@ -23,7 +23,7 @@ const { parseDmonLine } = await import(dist('collectors/dcgm/parse-dcgmi.js'));
 const { dcgmCatalogue } = await import(dist('collectors/dcgm/catalogue.js'));
 const { dmonHeader, dmonRow } = await import(dist('collectors/dcgm/simulator/output.js'));
 const { openKmsgReader } = await import(dist('collectors/kmsg/kmsg-reader.js'));
-const { GpuHealth } = await import(dist('agent/gpu-health/component.js'));
+const { GpuHealth } = await import(dist('agent/components/gpu-health/component.js'));
 const { renderSamples } = await import(dist('exporters/prometheus/render.js'));
 const { gpuReadingSamples } = await import(dist('collectors/gpu-series.js'));
 

@@ -4,12 +4,12 @@
  * `index.ts`; `collectors/index.ts` lists them. Nothing here loads zod or the collector itself.
  */
 import type { z } from 'zod';
-import type { Clock } from '../agent/clock.js';
+import type { Clock } from '../agent/core/clock.js';
 import type { Check } from '../agent/doctor/types.js';
 import type { SettingBinding } from '../agent/config-schema.js';
-import type { Facts } from '../agent/facts.js';
-import type { SpawnFn } from '../agent/process.js';
-import type { Collector } from '../agent/types.js';
+import type { Facts } from '../agent/core/facts.js';
+import type { SpawnFn } from '../agent/process/process.js';
+import type { Collector } from '../agent/core/types.js';
 import type { JetsonDevice } from './simulation/jetson.js';
 
 /** I/O the collectors share, injected by the agent (tests pass their own). */

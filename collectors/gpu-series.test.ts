@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { GpuReading } from '../agent/facts.js';
-import type { Sample } from '../agent/types.js';
+import type { GpuReading } from '../agent/core/facts.js';
+import type { Sample } from '../agent/core/types.js';
 import { gpuReadingSamples } from './gpu-series.js';
 
 function reading(index: number, uuid: string, smHz: number): GpuReading {

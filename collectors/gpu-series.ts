@@ -4,9 +4,9 @@ import {
   type GpuReading,
   type LostGpu,
   type ThrottleReason,
-} from '../agent/facts.js';
-import { counter, gauge, SampleBuilder } from '../agent/metric.js';
-import type { Labels, Sample } from '../agent/types.js';
+} from '../agent/core/facts.js';
+import { counter, gauge, SampleBuilder } from '../agent/core/metric.js';
+import type { Labels, Sample } from '../agent/core/types.js';
 
 const GPU = ['gpu', 'uuid'] as const;
 

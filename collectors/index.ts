@@ -3,7 +3,7 @@
  * the agent, the CLI, the configuration schema, the edge preset and the docs all they need.
  */
 import type { AgentConfig } from '../agent/config.js';
-import type { Collector } from '../agent/types.js';
+import type { Collector } from '../agent/core/types.js';
 import { dcgmCollector } from './dcgm/index.js';
 import type {
   CollectorDeps,

@@ -2,7 +2,7 @@
  * NVIDIA Xid errors as every source reports them (kernel log, DCGM): the record shape, the
  * severity policy and PCI bus id normalisation shared by the kmsg and dcgm collectors.
  */
-import type { EventSeverity } from '../agent/events.js';
+import type { EventSeverity } from '../agent/core/events.js';
 
 /** How bad an Xid is: `critical` pages someone, `warning` files a ticket, `info` is an app fault. */
 export type XidSeverity = EventSeverity;
@@ -41,7 +41,7 @@ export interface XidTotal {
   readonly count: number;
 }
 
-declare module '../agent/facts.js' {
+declare module '../agent/core/facts.js' {
   interface Facts {
     /** Recent Xid records (bounded), oldest first. */
     xidErrors: readonly XidRecord[];

@@ -1,11 +1,11 @@
-import type { Component } from '../agent/component.js';
+import type { Component } from '../agent/core/component.js';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../agent/config.js';
-import { errorMessage } from '../agent/errors.js';
+import { errorMessage } from '../agent/core/errors.js';
 import { CONTENT_TYPE_JSON } from '../exporters/mqtt/payloads.js';
-import type { MqttLink } from './mqtt-link.js';
+import type { MqttLink } from './mqtt/link.js';
 import { noModelsResponse, type ModelUpdateHandler } from './models/command.js';
-import { createMqttComponent } from './mqtt-component.js';
+import { createMqttComponent } from './mqtt/component.js';
 
 /** Topic suffix of the model-update command and of its response (under the node's prefix). */
 export const MODEL_UPDATE_COMMAND = 'cmd/model-update';

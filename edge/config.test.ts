@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../agent/config.js';
-import { ConfigError } from '../agent/errors.js';
+import { ConfigError } from '../agent/core/errors.js';
 import { loadGatewayConfig } from './gateway/command.js';
-import { defaultStateDir } from './mqtt-component.js';
+import { defaultStateDir } from './mqtt/component.js';
 import { createEdgeComponents } from './components.js';
 
 function problemsOf(fn: () => unknown): readonly string[] {

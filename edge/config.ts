@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { redactUrl } from './redact-url.js';
+import { redactUrl } from './mqtt/redact-url.js';
 import { zBytes, zDuration, zInt } from '../agent/config-schema.js';
 import { segmentProblem } from '../exporters/mqtt/topics.js';
 

@@ -7,10 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { agentConfigSchema } from '../agent/config.js';
 import { formatSize } from '../agent/cli-options.js';
-import { formatDuration } from '../agent/duration.js';
-import { declaredMetrics } from '../agent/metric.js';
+import { formatDuration } from '../agent/core/duration.js';
+import { declaredMetrics } from '../agent/core/metric.js';
 import { settings } from '../agent/settings.js';
-import { modelConfigSchema as driftModelSchema } from '../collectors/drift/config.js';
+import { modelConfigSchema as driftModelSchema } from '../agent/components/drift/config.js';
 import { modelConfigSchema as updateModelSchema } from '../edge/models/config.js';
 import './helpers/declare-all-metrics.js';
 import { REPO_ROOT } from './helpers/cli.js';
@@ -147,7 +147,7 @@ ${entryTable(updateModelSchema, { name: 'm', source: 'https://h/m/', dir: '/m', 
 
 ## A model watched for drift (\`drift.models.<model>\`)
 
-What each setting does: [collectors/drift/README.md](../collectors/drift/README.md). An unset
+What each setting does: [agent/components/drift/README.md](../agent/components/drift/README.md). An unset
 threshold, hysteresis, \`minSamples\` or \`datasetShare\` takes the \`drift:\` section's value.
 
 ${entryTable(driftModelSchema, {})}

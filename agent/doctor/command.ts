@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { loadConfig, readConfigFile } from '../config.js';
 import { settings } from '../settings.js';
 import { durationOption } from '../cli-options.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 import { packageVersion } from '../package-info.js';
 import { renderJson, renderReport } from './render.js';
 import { runDoctor } from './run-doctor.js';

@@ -1,5 +1,5 @@
 import type { AgentConfig } from '../config.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../core/errors.js';
 import { loadChecks } from './checks/index.js';
 import { probeNvidiaSmi, type NvidiaSmiProbe } from './checks/nvidia-smi.js';
 import { probeDocker, type DockerProbe } from './docker-api.js';

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import type * as Bcrypt from 'bcryptjs';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../core/errors.js';
 import { loadWebConfigFile, WebConfigError } from './web-config.js';
 
 /** Where `gpulse web-config` reads and writes, and how it ends. */

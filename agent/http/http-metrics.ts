@@ -1,5 +1,5 @@
-import { counter, gauge, SampleBuilder } from '../metric.js';
-import type { Sample } from '../types.js';
+import { counter, gauge, SampleBuilder } from '../core/metric.js';
+import type { Sample } from '../core/types.js';
 
 /** Why the server closed or refused a connection before serving it. */
 export const CONNECTION_REASONS = [

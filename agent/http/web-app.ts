@@ -11,7 +11,7 @@ import Fastify, {
   type FastifyServerOptions,
 } from 'fastify';
 import type { Logger } from 'pino';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../core/errors.js';
 import { BasicAuth } from './basic-auth.js';
 import { guardConnections } from './connection-guard.js';
 import { connectionCap, DEFAULT_HTTP_LIMITS, openFilesLimit, type HttpLimits } from './limits.js';

@@ -5,7 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { z } from 'zod';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../core/errors.js';
 import type {
   ClientAuthType,
   PemSource,

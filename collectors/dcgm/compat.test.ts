@@ -1,9 +1,9 @@
 // dcgm-exporter names under faults and partial sources: violation counters that never grow
 // faster than wall time, the latest Xid of any source, MIG GPU instances, values only DCGM has.
 import { describe, expect, it } from 'vitest';
-import type { GpuReading, MigDeviceReading } from '../../agent/facts.js';
-import { GpuHealth } from '../../agent/gpu-health/component.js';
-import type { CollectorOutput, CollectorState, Sample, Snapshot } from '../../agent/types.js';
+import type { GpuReading, MigDeviceReading } from '../../agent/core/facts.js';
+import { GpuHealth } from '../../agent/components/gpu-health/component.js';
+import type { CollectorOutput, CollectorState, Sample, Snapshot } from '../../agent/core/types.js';
 import type { XidRecord, XidTotal } from '../xid.js';
 import { compatSamples, FROM_READING, type CompatGpu } from './compat.js';
 import type { DcgmGpuFact } from './dcgm-reading.js';

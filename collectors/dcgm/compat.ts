@@ -8,9 +8,9 @@ import {
   THROTTLE_REASONS,
   type GpuReading,
   type MigDeviceReading,
-} from '../../agent/facts.js';
-import { gauge, SampleBuilder } from '../../agent/metric.js';
-import type { MetricDesc, Sample } from '../../agent/types.js';
+} from '../../agent/core/facts.js';
+import { gauge, SampleBuilder } from '../../agent/core/metric.js';
+import type { MetricDesc, Sample } from '../../agent/core/types.js';
 import { dcgmCatalogue, type DcgmField } from './catalogue.js';
 import type { DcgmGpuFact } from './dcgm-reading.js';
 import { violationNanoseconds } from './violations.js';

@@ -7,7 +7,7 @@ import {
   THROTTLE_REASONS,
   type GpuReading,
   type ThrottleReason,
-} from '../../agent/facts.js';
+} from '../../agent/core/facts.js';
 import type { DiscoveredGpu } from './parse-dcgmi.js';
 
 /** What DCGM says about one GPU at one moment. */
@@ -23,7 +23,7 @@ export interface DcgmGpuFact {
   readonly xidSince?: number;
 }
 
-declare module '../../agent/facts.js' {
+declare module '../../agent/core/facts.js' {
   interface Facts {
     /** GPUs as DCGM reports them (profiling fields included). */
     dcgmGpus: readonly DcgmGpuFact[];

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
-import { ChildStream, type StreamExit } from '../../agent/child-stream.js';
-import { systemClock, type Clock } from '../../agent/clock.js';
-import { QuietTimer } from '../../agent/quiet-timer.js';
-import { CollectorError, NoDataError } from '../../agent/errors.js';
-import { counter, gauge, SampleBuilder } from '../../agent/metric.js';
-import { CommandError, runCommand, type SpawnFn } from '../../agent/process.js';
-import type { Labels, StreamSink, StreamingCollector } from '../../agent/types.js';
+import { ChildStream, type StreamExit } from '../../agent/process/child-stream.js';
+import { systemClock, type Clock } from '../../agent/core/clock.js';
+import { QuietTimer } from '../../agent/core/quiet-timer.js';
+import { CollectorError, NoDataError } from '../../agent/core/errors.js';
+import { counter, gauge, SampleBuilder } from '../../agent/core/metric.js';
+import { CommandError, runCommand, type SpawnFn } from '../../agent/process/process.js';
+import type { Labels, StreamSink, StreamingCollector } from '../../agent/core/types.js';
 import {
   normalizePciBusId,
   xidMeaning,

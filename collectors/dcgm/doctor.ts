@@ -1,5 +1,5 @@
 import { parseDiscovery } from './parse-dcgmi.js';
-import { CommandError, runCommand } from '../../agent/process.js';
+import { CommandError, runCommand } from '../../agent/process/process.js';
 import type { Check, CheckOutcome } from '../../agent/doctor/types.js';
 
 const INSTALL =

@@ -6,10 +6,10 @@
  * Volta or newer datacenter GPU (field 156). Both count the same NVML total since the driver
  * loaded, so a switch of source does not reset the counter.
  */
-import type { GpuReading } from '../../agent/facts.js';
+import type { GpuReading } from '../../agent/core/facts.js';
 import { gpuLabels, gpuMetrics } from '../gpu-series.js';
-import { SampleBuilder } from '../../agent/metric.js';
-import type { Sample } from '../../agent/types.js';
+import { SampleBuilder } from '../../agent/core/metric.js';
+import type { Sample } from '../../agent/core/types.js';
 import type { DcgmGpuFact } from './dcgm-reading.js';
 
 /** Reading keys filled from DCGM where the primary source has no value. */

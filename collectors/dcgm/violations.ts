@@ -14,7 +14,7 @@
  * and equals the class's time whenever one reason's episodes contain the other's (the case in
  * every simulated scenario, and the usual one: the HW slowdown engages only past the SW limit).
  */
-import type { ThrottleReason } from '../../agent/facts.js';
+import type { ThrottleReason } from '../../agent/core/facts.js';
 
 /** Each violation field and the per-reason driver counters that make it up. */
 export const VIOLATION_REASONS = {

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeClock } from '../../agent/clock.js';
-import { createEventsApi } from '../../agent/events-api.js';
-import { EventLog } from '../../agent/events.js';
-import { createHttpServer } from '../../agent/http-server.js';
-import { selfMetricsChannel } from '../../agent/self-metrics-channel.js';
-import { StateStore } from '../../agent/state-store.js';
+import { FakeClock } from '../../agent/core/clock.js';
+import { createEventsApi } from '../../agent/http/events-api.js';
+import { EventLog } from '../../agent/core/events.js';
+import { createHttpServer } from '../../agent/http/server.js';
+import { selfMetricsChannel } from '../../agent/core/self-metrics-channel.js';
+import { StateStore } from '../../agent/core/state-store.js';
 import type { AgentConfig } from '../../agent/config.js';
 import { captureLogger, silentLogger } from '../../test/helpers/log-sink.js';
 import { containerEventsDeriver } from './container-events.js';

@@ -1,7 +1,7 @@
-import type { Component } from '../../agent/component.js';
-import type { EventSeverity, NewEvent } from '../../agent/events.js';
-import { collectFacts } from '../../agent/state-store.js';
-import type { Derivation, Deriver, Snapshot } from '../../agent/types.js';
+import type { Component } from '../../agent/core/component.js';
+import type { EventSeverity, NewEvent } from '../../agent/core/events.js';
+import { collectFacts } from '../../agent/core/state-store.js';
+import type { Derivation, Deriver, Snapshot } from '../../agent/core/types.js';
 import type { ContainerIncident, ContainerLabels, DockerContainerFact } from './facts.js';
 
 const MIB = 1024 * 1024;

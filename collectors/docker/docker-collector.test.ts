@@ -2,10 +2,13 @@ import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import type { AgentEvent } from '../../agent/events.js';
-import type { GpuProcess } from '../../agent/facts.js';
-import { attributeProcesses, ProcessContainers } from '../../agent/process-containers.js';
-import type { PolledCollector } from '../../agent/types.js';
+import type { AgentEvent } from '../../agent/core/events.js';
+import type { GpuProcess } from '../../agent/core/facts.js';
+import {
+  attributeProcesses,
+  ProcessContainers,
+} from '../../agent/attribution/process-containers.js';
+import type { PolledCollector } from '../../agent/core/types.js';
 import { startAgentInProcess, type InProcessAgent } from '../../test/helpers/agent.js';
 import { allSeries, seriesValue } from '../../test/helpers/cli.js';
 import {

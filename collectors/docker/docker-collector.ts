@@ -1,12 +1,12 @@
 import type Docker from 'dockerode';
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { Clock, TimerHandle } from '../../agent/clock.js';
-import { errorMessage } from '../../agent/errors.js';
-import { loadDockerode } from '../../agent/lazy-require.js';
-import type { ContainerIdentity } from '../../agent/facts.js';
-import { SampleBuilder } from '../../agent/metric.js';
-import type { Sample, StreamingCollector, StreamSink } from '../../agent/types.js';
+import type { Clock, TimerHandle } from '../../agent/core/clock.js';
+import { errorMessage } from '../../agent/core/errors.js';
+import { loadDockerode } from '../../agent/process/lazy-require.js';
+import type { ContainerIdentity } from '../../agent/core/facts.js';
+import { SampleBuilder } from '../../agent/core/metric.js';
+import type { Sample, StreamingCollector, StreamSink } from '../../agent/core/types.js';
 import type { DockerConfig } from './config.js';
 import {
   classifyEngineError,

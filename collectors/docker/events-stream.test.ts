@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { FakeClock } from '../../agent/clock.js';
+import { FakeClock } from '../../agent/core/clock.js';
 import { silentLogger } from '../../test/helpers/log-sink.js';
 import {
   EventStream,

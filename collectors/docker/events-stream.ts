@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import { backoffDelay, type Clock, type TimerHandle } from '../../agent/clock.js';
-import { errorMessage } from '../../agent/errors.js';
+import { backoffDelay, type Clock, type TimerHandle } from '../../agent/core/clock.js';
+import { errorMessage } from '../../agent/core/errors.js';
 import { at, num, str, stringMap } from './json.js';
 
 /**

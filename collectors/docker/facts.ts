@@ -104,7 +104,7 @@ export interface DockerContainerFact {
   readonly removedAt?: number;
 }
 
-declare module '../../agent/facts.js' {
+declare module '../../agent/core/facts.js' {
   interface Facts {
     dockerContainers: readonly DockerContainerFact[];
     containerIncidents: readonly ContainerIncident[];

@@ -1,5 +1,5 @@
-import { CONTAINER_LABEL_NAMES } from '../../agent/gpu-processes.js';
-import { counter, gauge } from '../../agent/metric.js';
+import { CONTAINER_LABEL_NAMES } from '../../agent/attribution/gpu-processes.js';
+import { counter, gauge } from '../../agent/core/metric.js';
 
 /** Labels of every per-container series (pod and namespace empty outside Kubernetes). */
 export const CONTAINER_LABELS = CONTAINER_LABEL_NAMES;

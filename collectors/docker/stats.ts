@@ -1,6 +1,6 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync as readFd } from 'node:fs';
 import { join } from 'node:path';
-import { parseCgroupFile } from '../../agent/cgroup-container.js';
+import { parseCgroupFile } from '../../agent/attribution/cgroup-container.js';
 import type { ContainerStats } from './facts.js';
 import { arr, at, num, obj, str } from './json.js';
 

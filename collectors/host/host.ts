@@ -1,8 +1,8 @@
 import { readFile, statfs } from 'node:fs/promises';
 import { arch, hostname, loadavg, release } from 'node:os';
 import { join } from 'node:path';
-import { counter, gauge, SampleBuilder } from '../../agent/metric.js';
-import type { CollectContext, CollectorOutput, PolledCollector } from '../../agent/types.js';
+import { counter, gauge, SampleBuilder } from '../../agent/core/metric.js';
+import type { CollectContext, CollectorOutput, PolledCollector } from '../../agent/core/types.js';
 import type { HostConfig } from './config.js';
 import {
   busyRatio,

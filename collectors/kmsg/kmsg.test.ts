@@ -9,8 +9,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NoDataError, CollectorError } from '../../agent/errors.js';
-import type { CollectContext, CollectorOutput } from '../../agent/types.js';
+import { NoDataError, CollectorError } from '../../agent/core/errors.js';
+import type { CollectContext, CollectorOutput } from '../../agent/core/types.js';
 import { collectContext, sampleValue } from '../../test/helpers/collector-harness.js';
 import { captureLogger } from '../../test/helpers/log-sink.js';
 import { describeWhen, readable } from '../../test/helpers/tools.js';

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { uptime } from 'node:os';
-import { CollectorError, NoDataError, errorMessage } from '../../agent/errors.js';
-import { counter, gauge, SampleBuilder } from '../../agent/metric.js';
-import type { CollectContext, CollectorOutput, PolledCollector } from '../../agent/types.js';
+import { CollectorError, NoDataError, errorMessage } from '../../agent/core/errors.js';
+import { counter, gauge, SampleBuilder } from '../../agent/core/metric.js';
+import type { CollectContext, CollectorOutput, PolledCollector } from '../../agent/core/types.js';
 import type { XidRecord, XidTotal } from '../xid.js';
 import type { KmsgConfig } from './config.js';
 import { openKmsgReader, type KmsgReader } from './kmsg-reader.js';

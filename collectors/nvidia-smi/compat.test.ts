@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { GpuReading } from '../../agent/facts.js';
-import { declaredMetrics } from '../../agent/metric.js';
-import type { CollectorState, Sample } from '../../agent/types.js';
+import type { GpuReading } from '../../agent/core/facts.js';
+import { declaredMetrics } from '../../agent/core/metric.js';
+import type { CollectorState, Sample } from '../../agent/core/types.js';
 import { renderSamples } from '../../exporters/prometheus/render.js';
 import { allSeries } from '../../test/helpers/cli.js';
 import type { DcgmGpuFact } from '../dcgm/dcgm-reading.js';

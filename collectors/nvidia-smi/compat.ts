@@ -19,9 +19,9 @@ import {
   type GpuReading,
   type RecoveryAction,
   type ThrottleReason,
-} from '../../agent/facts.js';
-import { counter, gauge, SampleBuilder } from '../../agent/metric.js';
-import type { CollectorState, Labels, MetricDesc, Sample } from '../../agent/types.js';
+} from '../../agent/core/facts.js';
+import { counter, gauge, SampleBuilder } from '../../agent/core/metric.js';
+import type { CollectorState, Labels, MetricDesc, Sample } from '../../agent/core/types.js';
 import type { DcgmGpuFact } from '../dcgm/dcgm-reading.js';
 import { exitCodeOf } from './exit-codes.js';
 

@@ -13,7 +13,7 @@
  * 610.57.04 and Windows 616.92 quoted in public repositories.) Windows builds say "detect"
  * instead of "determine" (jamesstringer90/Easy-GPU-PV#276).
  */
-import type { GpuReading, LostGpu } from '../../agent/facts.js';
+import type { GpuReading, LostGpu } from '../../agent/core/facts.js';
 import { identityOf } from '../gpu-series.js';
 
 /** What the line says about the GPU it could not open. */

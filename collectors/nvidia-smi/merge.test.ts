@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { GpuReading } from '../../agent/facts.js';
+import type { GpuReading } from '../../agent/core/facts.js';
 import { mergeXmlExtras, type XmlExtras } from './merge.js';
 
 const UUID = 'GPU-0b7a1f43-5a8e-4c27-a1b9-0d1e2f3a4b5c';

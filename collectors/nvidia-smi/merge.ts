@@ -1,4 +1,4 @@
-import type { GpuProcess, GpuReading } from '../../agent/facts.js';
+import type { GpuProcess, GpuReading } from '../../agent/core/facts.js';
 
 /** What the latest `-q -x` document says about one GPU, keyed by UUID. */
 export type XmlExtras = ReadonlyMap<

@@ -1,13 +1,20 @@
 import type { Logger } from 'pino';
-import { ChildStream, type LineVerdict, type StreamExit } from '../../agent/child-stream.js';
-import { systemClock, type Clock, type TimerHandle } from '../../agent/clock.js';
-import { CollectorError, NoDataError, errorMessage } from '../../agent/errors.js';
-import type { GpuProcess, GpuProcessUtilization, GpuReading } from '../../agent/facts.js';
-import { counter, gauge, SampleBuilder } from '../../agent/metric.js';
-import { CommandError, runCommand, type SpawnFn } from '../../agent/process.js';
-import { attributeProcesses, ProcessContainers } from '../../agent/process-containers.js';
-import { QuietTimer } from '../../agent/quiet-timer.js';
-import type { StreamSink, StreamingCollector } from '../../agent/types.js';
+import {
+  ChildStream,
+  type LineVerdict,
+  type StreamExit,
+} from '../../agent/process/child-stream.js';
+import { systemClock, type Clock, type TimerHandle } from '../../agent/core/clock.js';
+import { CollectorError, NoDataError, errorMessage } from '../../agent/core/errors.js';
+import type { GpuProcess, GpuProcessUtilization, GpuReading } from '../../agent/core/facts.js';
+import { counter, gauge, SampleBuilder } from '../../agent/core/metric.js';
+import { CommandError, runCommand, type SpawnFn } from '../../agent/process/process.js';
+import {
+  attributeProcesses,
+  ProcessContainers,
+} from '../../agent/attribution/process-containers.js';
+import { QuietTimer } from '../../agent/core/quiet-timer.js';
+import type { StreamSink, StreamingCollector } from '../../agent/core/types.js';
 import { gpuReadingSamples } from '../gpu-series.js';
 import type { NvidiaSmiConfig } from './config.js';
 import { classifyExit, notFoundMessage } from './exit-codes.js';

@@ -5,7 +5,7 @@ import {
   type GpuProcess,
   type GpuReading,
   type ThrottleReason,
-} from '../../agent/facts.js';
+} from '../../agent/core/facts.js';
 import {
   COMPUTE_APPS_FIELDS,
   QUERY_GPU_FIELDS,

@@ -14,7 +14,7 @@ import {
   type GpuReading,
   type RecoveryAction,
   type ThrottleReason,
-} from '../../agent/facts.js';
+} from '../../agent/core/facts.js';
 import { parseDeviceHandleError, type PlacedHandleError } from './lost-gpu.js';
 import {
   decodeThrottleMask,

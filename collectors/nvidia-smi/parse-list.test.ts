@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { GpuReading } from '../../agent/facts.js';
+import type { GpuReading } from '../../agent/core/facts.js';
 import { parseCaptureSections } from './simulator/capture.js';
 import { gpuInstanceProfile } from '../dcgm/compat.js';
 import { migLayoutKey, parseMigListing, withMigNames } from './parse-list.js';

@@ -3,7 +3,7 @@
  * (`3g.40gb`, or `1c.3g.71gb` for one compute instance of a `3g.71gb` GPU instance) and its
  * MIG UUID; `-q -x` lists the devices by index without either.
  */
-import type { GpuReading } from '../../agent/facts.js';
+import type { GpuReading } from '../../agent/core/facts.js';
 
 /** A MIG device as `-L` lists it. */
 export interface ListedMigDevice {

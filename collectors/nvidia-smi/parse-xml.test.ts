@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CollectorError } from '../../agent/errors.js';
-import { THROTTLE_REASONS, type GpuReading, type ThrottleReason } from '../../agent/facts.js';
+import { CollectorError } from '../../agent/core/errors.js';
+import { THROTTLE_REASONS, type GpuReading, type ThrottleReason } from '../../agent/core/facts.js';
 import {
   KNOWN_SCHEMA_VERSIONS,
   NEWEST_SCHEMA_VERSION,

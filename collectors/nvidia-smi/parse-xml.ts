@@ -9,7 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import type * as Fxp from 'fast-xml-parser';
-import { CollectorError, errorMessage } from '../../agent/errors.js';
+import { CollectorError, errorMessage } from '../../agent/core/errors.js';
 import {
   THROTTLE_REASONS,
   type EccCounters,
@@ -17,7 +17,7 @@ import {
   type GpuReading,
   type MigDeviceReading,
   type ThrottleReason,
-} from '../../agent/facts.js';
+} from '../../agent/core/facts.js';
 import { parseDeviceHandleError, type PlacedHandleError } from './lost-gpu.js';
 import {
   definedOnly,

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { GpuProcessUtilization } from '../../agent/facts.js';
+import type { GpuProcessUtilization } from '../../agent/core/facts.js';
 import { parsePmonLine, PmonSampler } from './pmon.js';
 
 const DIR = join(import.meta.dirname, 'fixtures', 'text');

@@ -1,4 +1,4 @@
-import type { GpuProcessUtilization } from '../../agent/facts.js';
+import type { GpuProcessUtilization } from '../../agent/core/facts.js';
 
 /** Columns `nvidia-smi pmon` prints by default on current drivers (older ones lack jpg/ofa). */
 export const DEFAULT_PMON_COLUMNS = [

@@ -2,7 +2,11 @@
  * Cell normalisation shared by the CSV and XML parsers: one place decides what "absent" means,
  * how units are stripped and how values become base units (bytes, hertz, watts, seconds, ratios).
  */
-import { THROTTLE_REASONS, THROTTLE_REASON_BITS, type ThrottleReason } from '../../agent/facts.js';
+import {
+  THROTTLE_REASONS,
+  THROTTLE_REASON_BITS,
+  type ThrottleReason,
+} from '../../agent/core/facts.js';
 
 /** Why nvidia-smi printed no value, as a short stable label. */
 export type MissingReason =

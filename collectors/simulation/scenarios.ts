@@ -1,4 +1,4 @@
-import { parseDuration } from '../../agent/duration.js';
+import { parseDuration } from '../../agent/core/duration.js';
 
 /** Fault scenarios the simulated GPUs can play. */
 export const SCENARIO_NAMES = [

@@ -1,4 +1,4 @@
-import { THROTTLE_REASONS, type ClockDomain, type ThrottleReason } from '../../agent/facts.js';
+import { THROTTLE_REASONS, type ClockDomain, type ThrottleReason } from '../../agent/core/facts.js';
 import { clamp01, laggedMean, trainingLoad, unitHash } from './load-curve.js';
 import {
   activeTimeMs,

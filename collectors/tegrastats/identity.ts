@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCommand, type SpawnFn } from '../../agent/process.js';
+import { runCommand, type SpawnFn } from '../../agent/process/process.js';
 import { isIntegratedGpuName, parseGpuList } from '../nvidia-smi/integrated.js';
 
 /** Who the Jetson's GPU is: the labels every series of it carries. */

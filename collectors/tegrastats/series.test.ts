@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Sample } from '../../agent/types.js';
+import type { Sample } from '../../agent/core/types.js';
 import type { JetsonIdentity } from './identity.js';
 import { parseTegrastatsLine } from './parse.js';
 import { gpuReadingOf, tegrastatsSamples } from './series.js';

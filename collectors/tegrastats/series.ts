@@ -1,6 +1,6 @@
-import type { GpuReading } from '../../agent/facts.js';
-import { counter, gauge, SampleBuilder } from '../../agent/metric.js';
-import type { Sample } from '../../agent/types.js';
+import type { GpuReading } from '../../agent/core/facts.js';
+import { counter, gauge, SampleBuilder } from '../../agent/core/metric.js';
+import type { Sample } from '../../agent/core/types.js';
 import { gpuLabels, gpuReadingSamples } from '../gpu-series.js';
 import type { JetsonIdentity } from './identity.js';
 import type { TegrastatsReading } from './parse.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { CollectorState } from '../../agent/types.js';
+import type { CollectorState } from '../../agent/core/types.js';
 import { collectorHarness, sampleValue } from '../../test/helpers/collector-harness.js';
 import { tegrastatsConfigSchema } from './config.js';
 import { parseTegrastatsLine } from './parse.js';

@@ -2,12 +2,16 @@ import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { Logger } from 'pino';
-import { ChildStream, type LineVerdict, type StreamExit } from '../../agent/child-stream.js';
-import { systemClock, type Clock } from '../../agent/clock.js';
-import { CollectorError, NoDataError } from '../../agent/errors.js';
-import { SampleBuilder } from '../../agent/metric.js';
-import type { SpawnFn } from '../../agent/process.js';
-import type { StreamSink, StreamingCollector } from '../../agent/types.js';
+import {
+  ChildStream,
+  type LineVerdict,
+  type StreamExit,
+} from '../../agent/process/child-stream.js';
+import { systemClock, type Clock } from '../../agent/core/clock.js';
+import { CollectorError, NoDataError } from '../../agent/core/errors.js';
+import { SampleBuilder } from '../../agent/core/metric.js';
+import type { SpawnFn } from '../../agent/process/process.js';
+import type { StreamSink, StreamingCollector } from '../../agent/core/types.js';
 import type { TegrastatsConfig } from './config.js';
 import { resolveIdentity, type JetsonIdentity } from './identity.js';
 import { parseTegrastatsLine } from './parse.js';

@@ -5,9 +5,9 @@ import {
   type ConfigSources,
   type LoadedConfig,
 } from '../../agent/config.js';
-import { ConfigError, errorMessage } from '../../agent/errors.js';
+import { ConfigError, errorMessage } from '../../agent/core/errors.js';
 import { settings } from '../../agent/settings.js';
-import { createLogger } from '../../agent/logger.js';
+import { createLogger } from '../../agent/core/logger.js';
 import { packageVersion } from '../../agent/package-info.js';
 import { gatewayFlags } from './config.js';
 

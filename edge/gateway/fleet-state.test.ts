@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { FakeClock } from '../../agent/clock.js';
+import { FakeClock } from '../../agent/core/clock.js';
 import { gpuReadingSamples } from '../../collectors/gpu-series.js';
 import {
   buildEvents,
@@ -15,7 +15,7 @@ import {
 import { captureLogger } from '../../test/helpers/log-sink.js';
 import { itWithTools } from '../../test/helpers/tools.js';
 import { h100Readings } from '../../test/helpers/gpu-readings.js';
-import type { IncomingMessage } from '../publisher.js';
+import type { IncomingMessage } from '../mqtt/publisher.js';
 import { FleetState } from './fleet-state.js';
 
 const T0 = 1_700_000_000_000;

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import type { Clock } from '../../agent/clock.js';
-import { counter, gauge } from '../../agent/metric.js';
-import { QuietTimer } from '../../agent/quiet-timer.js';
-import type { MetricDesc } from '../../agent/types.js';
+import type { Clock } from '../../agent/core/clock.js';
+import { counter, gauge } from '../../agent/core/metric.js';
+import { QuietTimer } from '../../agent/core/quiet-timer.js';
+import type { MetricDesc } from '../../agent/core/types.js';
 import type { z } from 'zod';
 import {
   decodeBody,
@@ -17,7 +17,7 @@ import {
   statusSchema,
 } from '../../exporters/mqtt/payload-schemas.js';
 import { parseStreamTopic, streamTopic, type StreamName } from '../../exporters/mqtt/topics.js';
-import type { IncomingMessage } from '../delivery.js';
+import type { IncomingMessage } from '../mqtt/delivery.js';
 import { compileSchema, devicePrefix, schemaKey, type CompiledSchema } from './compiled-schema.js';
 import { familyText, formatValue, sampleLine } from './exposition.js';
 import { Reject, REJECT_REASONS, type RejectReason } from './reject.js';

@@ -4,9 +4,9 @@ import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { systemClock, type Clock, type TimerHandle } from '../../agent/clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../../agent/core/clock.js';
 import type { AgentConfig } from '../../agent/config.js';
-import { errorMessage } from '../../agent/errors.js';
+import { errorMessage } from '../../agent/core/errors.js';
 import { createWebApp } from '../../agent/http/web-app.js';
 import { loadWebConfigFile } from '../../agent/http/web-config.js';
 import {
@@ -15,9 +15,9 @@ import {
   sharedFilter,
   type StreamName,
 } from '../../exporters/mqtt/topics.js';
-import { redactUrl } from '../redact-url.js';
-import { MqttConnection, type ConnectionOptions, type IncomingMessage } from '../publisher.js';
-import { loadMqttSecrets } from '../secrets.js';
+import { redactUrl } from '../mqtt/redact-url.js';
+import { MqttConnection, type ConnectionOptions, type IncomingMessage } from '../mqtt/publisher.js';
+import { loadMqttSecrets } from '../mqtt/secrets.js';
 import type { EmbeddedBroker } from './embedded-broker.js';
 import { FleetState } from './fleet-state.js';
 import {

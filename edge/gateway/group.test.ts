@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FakeClock } from '../../agent/clock.js';
+import { FakeClock } from '../../agent/core/clock.js';
 import { GatewayGroup, inboxFilter, inboxTopic, memberId, membersFilter } from './group.js';
 import { levelsMatch, subscriptionLevels } from '../../exporters/mqtt/topics.js';
 

@@ -14,7 +14,7 @@
  * connection) disappears from every member's list as soon as the broker notices, and one whose
  * will got lost (a broker restart) after a few missed heartbeats.
  */
-import type { Clock } from '../../agent/clock.js';
+import type { Clock } from '../../agent/core/clock.js';
 
 /** Root of the topics gateways of a share group talk over (devices have no access to it). */
 export const GROUP_ROOT = 'gpulse/gateway/v1';

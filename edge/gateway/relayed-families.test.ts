@@ -4,7 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { format, resolveConfig } from 'prettier';
 import { expect, it } from 'vitest';
-import { declaredMetrics } from '../../agent/metric.js';
+import { declaredMetrics } from '../../agent/core/metric.js';
 import '../../test/helpers/declare-all-metrics.js';
 import { RELAYED_FAMILIES } from './relayed-families.js';
 

@@ -1,10 +1,10 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type Docker from 'dockerode';
-import { loadDockerode } from '../../agent/lazy-require.js';
+import { loadDockerode } from '../../agent/process/lazy-require.js';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { AgentContext, Component } from '../../agent/component.js';
-import { errorMessage } from '../../agent/errors.js';
+import type { AgentContext, Component } from '../../agent/core/component.js';
+import { errorMessage } from '../../agent/core/errors.js';
 import { fetchSettings, healthSettings, reloadSettings, type ModelConfig } from './config.js';
 import { readLocalManifest } from './assemble.js';
 import { LockedError } from './lock.js';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { backoffDelay } from '../../agent/clock.js';
+import { backoffDelay } from '../../agent/core/clock.js';
 
 /** Network settings of a download. */
 export interface FetchSettings {

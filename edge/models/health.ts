@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { realSpawn, runCommand, CommandError, type SpawnFn } from '../../agent/process.js';
+import { realSpawn, runCommand, CommandError, type SpawnFn } from '../../agent/process/process.js';
 import type { ManifestHealth } from './manifest.js';
 
 /** Device-side health settings (from config or flags). */

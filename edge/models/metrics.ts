@@ -1,5 +1,5 @@
-import { counter, gauge, SampleBuilder } from '../../agent/metric.js';
-import type { Sample } from '../../agent/types.js';
+import { counter, gauge, SampleBuilder } from '../../agent/core/metric.js';
+import type { Sample } from '../../agent/core/types.js';
 import { UPDATE_STATES, type ModelState } from './state.js';
 import type { UpdateProgress } from './updater.js';
 

@@ -13,7 +13,7 @@ import {
 } from './signing.js';
 import { splitCommand, modelsConfigSchema } from './config.js';
 import { loadConfig } from '../../agent/config.js';
-import { ConfigError } from '../../agent/errors.js';
+import { ConfigError } from '../../agent/core/errors.js';
 
 const manifest = (over: Partial<SignedManifest> = {}): SignedManifest => ({
   _type: 'gpulse.model-manifest',

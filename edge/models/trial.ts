@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import type { AgentEvent, EventLog } from '../../agent/events.js';
+import type { AgentEvent, EventLog } from '../../agent/core/events.js';
 import { HealthError, probeUrl, type HealthSettings } from './health.js';
 
 /** Container events that fail a trial when they concern the serving container. */

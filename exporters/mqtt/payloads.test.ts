@@ -1,7 +1,7 @@
 import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import type { AgentEvent } from '../../agent/events.js';
-import { gauge } from '../../agent/metric.js';
+import type { AgentEvent } from '../../agent/core/events.js';
+import { gauge } from '../../agent/core/metric.js';
 import { gpuMetrics, gpuReadingSamples } from '../../collectors/gpu-series.js';
 import { h100Readings } from '../../test/helpers/gpu-readings.js';
 import { adler32Of } from './adler32.js';

@@ -4,8 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import { deflateSync, inflateSync } from 'node:zlib';
-import type { AgentEvent } from '../../agent/events.js';
-import type { Sample } from '../../agent/types.js';
+import type { AgentEvent } from '../../agent/core/events.js';
+import type { Sample } from '../../agent/core/types.js';
 import { DICTIONARIES, DICTIONARY } from './deflate-dictionary.js';
 
 /** Version of the payload shapes (the `v` key); bumped only with an incompatible change. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../agent/config.js';
-import { ConfigError } from '../../agent/errors.js';
+import { ConfigError } from '../../agent/core/errors.js';
 
 const compatOf = (sources: Parameters<typeof loadConfig>[0]) =>
   loadConfig(sources).config.metrics.compat;

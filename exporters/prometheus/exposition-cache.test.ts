@@ -1,10 +1,10 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
-import { FakeClock } from '../../agent/clock.js';
-import { gauge } from '../../agent/metric.js';
-import { StateStore } from '../../agent/state-store.js';
-import type { Sample } from '../../agent/types.js';
+import { FakeClock } from '../../agent/core/clock.js';
+import { gauge } from '../../agent/core/metric.js';
+import { StateStore } from '../../agent/core/state-store.js';
+import type { Sample } from '../../agent/core/types.js';
 import { captureLogger } from '../../test/helpers/log-sink.js';
 import { ExpositionCache, type RenderedBody } from './exposition-cache.js';
 

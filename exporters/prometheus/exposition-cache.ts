@@ -3,9 +3,9 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import type { Logger } from 'pino';
-import { errorMessage } from '../../agent/errors.js';
-import { snapshotSamples } from '../../agent/self-metrics.js';
-import type { Snapshot, StateReader } from '../../agent/types.js';
+import { errorMessage } from '../../agent/core/errors.js';
+import { snapshotSamples } from '../../agent/core/self-metrics.js';
+import type { Snapshot, StateReader } from '../../agent/core/types.js';
 import { ProcessMetrics } from './process-metrics.js';
 import {
   CONTENT_TYPES,

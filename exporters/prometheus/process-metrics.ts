@@ -1,5 +1,5 @@
 import type { Registry, RegistryContentType } from 'prom-client';
-import { loadProcessMetrics } from '../../agent/lazy-require.js';
+import { loadProcessMetrics } from '../../agent/process/lazy-require.js';
 import type { ForeignFamily } from './render.js';
 
 /**

@@ -1,14 +1,14 @@
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { captureLogger } from '../../test/helpers/log-sink.js';
-import { FakeClock } from '../../agent/clock.js';
-import { createHttpServer } from '../../agent/http-server.js';
-import { counter, gauge } from '../../agent/metric.js';
-import { StateStore } from '../../agent/state-store.js';
+import { FakeClock } from '../../agent/core/clock.js';
+import { createHttpServer } from '../../agent/http/server.js';
+import { counter, gauge } from '../../agent/core/metric.js';
+import { StateStore } from '../../agent/core/state-store.js';
 import { acceptsGzip, ExpositionCache, negotiateFormat } from './exposition-cache.js';
 import { registerMetricsRoute } from './prometheus-exporter.js';
 import { FamilyLines, renderFamilies, renderSamples } from './render.js';
-import type { MetricDesc } from '../../agent/types.js';
+import type { MetricDesc } from '../../agent/core/types.js';
 
 const temp = gauge('gpulse_gpu_temperature_celsius', 'GPU core temperature.', ['gpu', 'uuid']);
 const energy = counter('gpulse_gpu_energy_joules_total', 'Energy.', ['gpu', 'uuid']);

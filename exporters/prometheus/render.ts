@@ -1,4 +1,4 @@
-import type { MetricDesc, Sample } from '../../agent/types.js';
+import type { MetricDesc, Sample } from '../../agent/core/types.js';
 
 /** Exposition formats gpulse serves. */
 export type ExpositionFormat = 'prometheus' | 'openmetrics';

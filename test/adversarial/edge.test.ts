@@ -22,21 +22,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildAgent } from '../../agent/build-agent.js';
-import { FakeClock } from '../../agent/clock.js';
+import { FakeClock } from '../../agent/core/clock.js';
 import { loadConfig } from '../../agent/config.js';
-import { DriftComponent } from '../../collectors/drift/drift.js';
+import { DriftComponent } from '../../agent/components/drift/drift.js';
 import {
   parseReferenceProfile,
   type NumericFeatureProfile,
-} from '../../collectors/drift/profile.js';
+} from '../../agent/components/drift/profile.js';
 import { parseEnvelope, parseSignedManifest } from '../../edge/models/manifest.js';
 import { readPrivateKey, signManifest } from '../../edge/models/signing.js';
-import { scanRecords } from '../../edge/spool/record-format.js';
+import { scanRecords } from '../../edge/mqtt/spool/record-format.js';
 import { CLI, requireBuild } from '../helpers/cli.js';
 import { silentLogger } from '../helpers/log-sink.js';
 import { createHarness, indexObjects, type Harness } from '../helpers/models/harness.js';
 import { fineTune, writeModel } from '../helpers/models/model-gen.js';
-import { createMqttComponent } from '../../edge/mqtt-component.js';
+import { createMqttComponent } from '../../edge/mqtt/component.js';
 import { fakeGpuCollector, startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
 import {
   eventually,

@@ -1,7 +1,7 @@
 // Dashboards and alerts cover the agent's metrics, and name no metric the agent does not export:
 // a typo in a panel or rule fails here instead of showing an empty panel in production.
 import { describe, expect, it } from 'vitest';
-import { declaredMetrics } from '../../agent/metric.js';
+import { declaredMetrics } from '../../agent/core/metric.js';
 import '../helpers/declare-all-metrics.js';
 import { loadRules, metricNames, panelQueries, variableQueries } from './deploy-files.js';
 import { NOT_CHARTED, PENDING_METRICS } from './pending-metrics.js';

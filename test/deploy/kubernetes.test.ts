@@ -16,7 +16,7 @@ import {
   PrometheusRule,
   ServiceMonitor,
 } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
-import { declaredMetrics } from '../../agent/metric.js';
+import { declaredMetrics } from '../../agent/core/metric.js';
 import '../../agent/build-agent.js';
 import '../../collectors/docker/metrics.js';
 import { describeWithTools } from '../helpers/tools.js';

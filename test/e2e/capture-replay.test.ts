@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { gpuReadingSamples } from '../../collectors/gpu-series.js';
 import { parseQueryGpuCsv } from '../../collectors/nvidia-smi/parse-csv.js';
 import { parseNvidiaSmiXml } from '../../collectors/nvidia-smi/parse-xml.js';
-import type { GpuReading } from '../../agent/facts.js';
+import type { GpuReading } from '../../agent/core/facts.js';
 import { allSeries, REPO_ROOT, startCli, type CliProcess } from '../helpers/cli.js';
 
 const FIXTURES = join(REPO_ROOT, 'collectors', 'nvidia-smi', 'fixtures');

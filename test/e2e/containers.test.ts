@@ -3,7 +3,7 @@
 import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import type { GpusJson } from '../../agent/gpu-health/gpus-api.js';
+import type { GpusJson } from '../../agent/components/gpu-health/gpus-api.js';
 import { allSeries, REPO_ROOT, seriesValue, startCli, type CliProcess } from '../helpers/cli.js';
 import {
   BUSYBOX,

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { THROTTLE_REASONS, type ThrottleReason } from '../../agent/facts.js';
+import { THROTTLE_REASONS, type ThrottleReason } from '../../agent/core/facts.js';
 import { loadGatewayConfig } from '../../edge/gateway/command.js';
 import { createGateway, type Gateway } from '../../edge/gateway/gateway.js';
 import { allSeries, freePort, seriesValue, startCli, type CliProcess } from '../helpers/cli.js';

@@ -6,7 +6,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { Sample } from '../../agent/types.js';
+import type { Sample } from '../../agent/core/types.js';
 import type { JetsonIdentity } from '../../collectors/tegrastats/identity.js';
 import { parseTegrastatsLine } from '../../collectors/tegrastats/parse.js';
 import { tegrastatsSamples } from '../../collectors/tegrastats/series.js';

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseReferenceProfile, profileSha256 } from '../../collectors/drift/profile.js';
+import { parseReferenceProfile, profileSha256 } from '../../agent/components/drift/profile.js';
 import { CLI, requireBuild, seriesValue, startCli, type CliProcess } from '../helpers/cli.js';
 import { eventually } from '../helpers/mosquitto.js';
 import { writeModel } from '../helpers/models/model-gen.js';

@@ -4,9 +4,9 @@ import { buildAgent, type Agent } from '../../agent/build-agent.js';
 import { defaultComponents } from '../../agent/components.js';
 import { loadConfig, type AgentConfig } from '../../agent/config.js';
 import { createCollectors } from '../../collectors/index.js';
-import { GpuContainerLookup } from '../../agent/gpu-processes.js';
-import type { Collector } from '../../agent/types.js';
-import { systemClock } from '../../agent/clock.js';
+import { GpuContainerLookup } from '../../agent/attribution/gpu-processes.js';
+import type { Collector } from '../../agent/core/types.js';
+import { systemClock } from '../../agent/core/clock.js';
 
 /** An agent built in this process, listening on a free loopback port. */
 export interface InProcessAgent {

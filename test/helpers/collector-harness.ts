@@ -2,10 +2,10 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, vi } from 'vitest';
-import { systemClock } from '../../agent/clock.js';
-import { CollectorRunner } from '../../agent/collector-runner.js';
-import { StateStore } from '../../agent/state-store.js';
-import type { CollectContext, Collector, CollectorState, Sample } from '../../agent/types.js';
+import { systemClock } from '../../agent/core/clock.js';
+import { CollectorRunner } from '../../agent/core/collector-runner.js';
+import { StateStore } from '../../agent/core/state-store.js';
+import type { CollectContext, Collector, CollectorState, Sample } from '../../agent/core/types.js';
 import { captureLogger, silentLogger } from './log-sink.js';
 
 /** One collector running under the agent's own runner and store, as a test drives it. */

@@ -5,10 +5,10 @@
 import '../../agent/build-agent.js';
 import '../../agent/run-agent.js';
 import { collectorRegistry } from '../../collectors/index.js';
-import '../../collectors/drift/drift.js';
+import '../../agent/components/drift/drift.js';
 import '../../edge/components.js';
 import '../../edge/gateway/fleet-state.js';
 import '../../edge/models/component.js';
-import '../../edge/mqtt-metrics.js';
+import '../../edge/mqtt/metrics.js';
 
 await Promise.all(collectorRegistry.map((d) => d.loadMetrics()));

@@ -1,5 +1,5 @@
-import type { NewEvent } from '../../agent/events.js';
-import type { Deriver, Sample, Snapshot } from '../../agent/types.js';
+import type { NewEvent } from '../../agent/core/events.js';
+import type { Deriver, Sample, Snapshot } from '../../agent/core/types.js';
 
 /** Runs a deriver as the store does and keeps the events it returns until a test takes them. */
 export class DeriverProbe {

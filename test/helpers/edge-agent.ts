@@ -4,9 +4,9 @@ import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import { buildAgent, type Agent } from '../../agent/build-agent.js';
 import { loadConfig } from '../../agent/config.js';
-import type { PolledCollector } from '../../agent/types.js';
+import type { PolledCollector } from '../../agent/core/types.js';
 import { gpuReadingSamples } from '../../collectors/gpu-series.js';
-import { createMqttComponent, type MqttComponent } from '../../edge/mqtt-component.js';
+import { createMqttComponent, type MqttComponent } from '../../edge/mqtt/component.js';
 import { h100Readings } from './gpu-readings.js';
 import { silentLogger } from './log-sink.js';
 

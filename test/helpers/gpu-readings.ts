@@ -1,4 +1,4 @@
-import type { GpuReading } from '../../agent/facts.js';
+import type { GpuReading } from '../../agent/core/facts.js';
 
 /** Deterministic pseudo-random numbers (mulberry32), so sizes measured in tests are stable. */
 function prng(seed: number): () => number {

@@ -2,7 +2,7 @@
 // native /metrics, the dcgm-exporter names, /api/v1/gpus, /api/v1/events, and (when a fleet
 // gateway relays the agent's MQTT telemetry) the gateway's /metrics. Fault tests read them all
 // and check that they agree.
-import type { GpuJson, GpusJson } from '../../agent/gpu-health/gpus-api.js';
+import type { GpuJson, GpusJson } from '../../agent/components/gpu-health/gpus-api.js';
 import { allSeries } from './cli.js';
 
 /** One event as `GET /api/v1/events` returns it. */

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { runCommand } from '../../process.js';
+import { runCommand } from '../../process/process.js';
 import { which } from '../settings.js';
 import type { Check, CheckOutcome } from '../types.js';
 

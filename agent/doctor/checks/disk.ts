@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access, statfs } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { defaultStateDir } from '../../../edge/mqtt-component.js';
+import { defaultStateDir } from '../../../edge/mqtt/component.js';
 import type { Check, CheckOutcome } from '../types.js';
 
 /** Below this, writes fail soon: a spool segment or one model chunk no longer fits. */

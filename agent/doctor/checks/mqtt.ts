@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IClientOptions } from 'mqtt';
 import type { MqttConfig } from '../../../edge/config.js';
-import { redactUrl } from '../../../edge/redact-url.js';
+import { redactUrl } from '../../../edge/mqtt/redact-url.js';
 import type { Check, CheckOutcome } from '../types.js';
 
 /** How a connection attempt ended. */

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { classifyExit } from '../../../collectors/nvidia-smi/exit-codes.js';
 import { parseNvidiaSmiXml } from '../../../collectors/nvidia-smi/parse-xml.js';
-import { errorMessage } from '../../errors.js';
-import { CommandError, runCommand } from '../../process.js';
+import { errorMessage } from '../../core/errors.js';
+import { CommandError, runCommand } from '../../process/process.js';
 import { inContainer, tegrastatsPresent } from '../settings.js';
 import type { Check, CheckOutcome, DoctorContext } from '../types.js';
 

@@ -3,7 +3,11 @@
  * the very cells the simulated nvidia-smi prints at that instant (so both tools agree where they
  * overlap); profiling fields follow the world's load, which nvidia-smi cannot see.
  */
-import { THROTTLE_REASON_BITS, THROTTLE_REASONS, type GpuReading } from '../../../agent/facts.js';
+import {
+  THROTTLE_REASON_BITS,
+  THROTTLE_REASONS,
+  type GpuReading,
+} from '../../../agent/core/facts.js';
 import { unitHash } from '../../simulation/load-curve.js';
 import type { GpuState } from '../../simulation/world.js';
 import { parseQueryGpuRow } from '../../nvidia-smi/parse-csv.js';

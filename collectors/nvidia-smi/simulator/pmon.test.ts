@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { GpuProcessUtilization } from '../../../agent/facts.js';
+import type { GpuProcessUtilization } from '../../../agent/core/facts.js';
 import { PmonSampler } from '../pmon.js';
 import { runSimulated } from './harness.js';
 

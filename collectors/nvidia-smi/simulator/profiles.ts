@@ -3,7 +3,7 @@ import {
   THROTTLE_REASONS,
   type ClockDomain,
   type ThrottleReason,
-} from '../../../agent/facts.js';
+} from '../../../agent/core/facts.js';
 import { hash32, unitHash } from '../../simulation/load-curve.js';
 import type {
   GpuSpec,

@@ -1,5 +1,5 @@
 import { XMLParser } from 'fast-xml-parser';
-import { THROTTLE_REASON_BITS, type ThrottleReason } from '../../../agent/facts.js';
+import { THROTTLE_REASON_BITS, type ThrottleReason } from '../../../agent/core/facts.js';
 import {
   XML_BINDINGS,
   isNotAValue,

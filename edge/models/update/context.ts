@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { EventSeverity } from '../../../agent/events.js';
+import type { EventSeverity } from '../../../agent/core/events.js';
 import type { AssemblyStats } from '../assemble.js';
 import { writeFileReplace } from '../durable-fs.js';
 import type { SignedManifest } from '../manifest.js';

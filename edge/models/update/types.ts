@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import type { EventLog } from '../../../agent/events.js';
-import type { SpawnFn } from '../../../agent/process.js';
+import type { EventLog } from '../../../agent/core/events.js';
+import type { SpawnFn } from '../../../agent/process/process.js';
 import type { AssemblyStats } from '../assemble.js';
 import type { FetchSettings } from '../fetcher.js';
 import type { HealthSettings } from '../health.js';

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
-import { FakeClock } from '../../../agent/clock.js';
-import { EventLog } from '../../../agent/events.js';
+import { FakeClock } from '../../../agent/core/clock.js';
+import { EventLog } from '../../../agent/core/events.js';
 import { DEFAULT_HEALTH, type HealthSettings } from '../../../edge/models/health.js';
 import {
   manifestDigest,

@@ -1,0 +1,139 @@
+import {
+  appendFileSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../core/clock.js';
+import { silentLogger } from '../../../test/helpers/log-sink.js';
+import { JsonLinesFollower } from './follower.js';
+
+let dir = '';
+let follower: JsonLinesFollower | undefined;
+
+afterEach(async () => {
+  await follower?.stop();
+  follower = undefined;
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  dir = '';
+});
+
+/** How the tests wait on real file polling (bounded, not timed). */
+const POLL = { timeout: 10_000, interval: 20 };
+
+function start(path: string, from: 'end' | 'start', lineBytes = 1024) {
+  const lines: string[] = [];
+  follower = new JsonLinesFollower({
+    path,
+    from,
+    lineBytes,
+    onLine: (l) => lines.push(l),
+    log: silentLogger(),
+    clock: systemClock,
+    pollMs: 50,
+    random: () => 0,
+  });
+  follower.start();
+  return lines;
+}
+
+const row = (i: number) => `${JSON.stringify({ i })}\n`;
+
+describe('JSON-lines follower', () => {
+  it('reads new lines only (from end), then survives rename rotation and truncation', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gpulse-follow-'));
+    const path = join(dir, 'predictions.jsonl');
+    writeFileSync(path, row(0));
+    const lines = start(path, 'end');
+    await expect
+      .poll(() => follower?.state, { ...POLL, message: 'the follower to open the file' })
+      .toBe('following');
+    appendFileSync(path, row(1) + row(2));
+    await expect.poll(() => lines.length, { ...POLL, message: 'lines 1-2' }).toBe(2);
+
+    // Rotation: the writer renames the log, writes a last line to it, then starts a new file.
+    renameSync(path, `${path}.1`);
+    appendFileSync(`${path}.1`, row(3));
+    writeFileSync(path, row(4));
+    await expect
+      .poll(() => lines.length, {
+        ...POLL,
+        message: 'line 3 from the rotated file and line 4 from the new one',
+      })
+      .toBe(4);
+    expect(follower?.counts.rotations).toBe(1);
+
+    // copytruncate: the file is emptied in place and written again from byte 0.
+    await new Promise((r) => setTimeout(r, 150));
+    truncateSync(path, 0);
+    await expect
+      .poll(() => follower?.counts.truncations ?? 0, {
+        ...POLL,
+        message: 'the truncation to be seen',
+      })
+      .toBe(1);
+    appendFileSync(path, row(5));
+    await expect.poll(() => lines.length, { ...POLL, message: 'line 5 after truncation' }).toBe(5);
+    expect(lines.map((l) => (JSON.parse(l) as { i: number }).i)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('waits for a missing file and reads it from its start when it appears', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gpulse-follow-'));
+    const path = join(dir, 'later.jsonl');
+    const lines = start(path, 'end');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(follower?.state).toBe('waiting');
+    writeFileSync(path, row(1) + row(2));
+    await expect
+      .poll(() => lines.length, { ...POLL, message: 'both lines of the new file', timeout: 15_000 })
+      .toBe(2);
+    // The state turns once the opened file is stat'ed, which may finish after its first lines.
+    await expect
+      .poll(() => follower?.state, { ...POLL, message: 'the follower to report following' })
+      .toBe('following');
+  });
+
+  it('recovers when the file disappears for longer than the poll retries', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gpulse-follow-'));
+    const path = join(dir, 'gone.jsonl');
+    writeFileSync(path, '');
+    const lines = start(path, 'start');
+    await expect
+      .poll(() => follower?.state, { ...POLL, message: 'the follower to open the file' })
+      .toBe('following');
+    appendFileSync(path, row(1));
+    await expect.poll(() => lines.length, { ...POLL, message: 'line 1' }).toBe(1);
+    rmSync(path);
+    // tail-file gives up after 10 failed polls 200 ms apart; the follower then waits and retries.
+    await expect
+      .poll(() => follower?.state, { ...POLL, message: 'the follower to notice', timeout: 15_000 })
+      .toBe('waiting');
+    writeFileSync(path, row(2));
+    await expect
+      .poll(() => lines.length, {
+        ...POLL,
+        message: 'line 2 of the recreated file',
+        timeout: 15_000,
+      })
+      .toBe(2);
+    expect(follower?.counts.restarts).toBeGreaterThanOrEqual(1);
+  }, 40_000);
+
+  it('skips a line longer than the limit and keeps the lines after it', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gpulse-follow-'));
+    const path = join(dir, 'long.jsonl');
+    writeFileSync(path, `${row(1)}${'x'.repeat(5000)}\n${row(2)}`);
+    const lines = start(path, 'start', 1024);
+    await expect
+      .poll(() => lines.length, { ...POLL, message: 'the short lines' })
+      .toBeGreaterThanOrEqual(2);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(lines).toEqual(['{"i":1}', '{"i":2}']);
+    expect(follower?.counts.longLines).toBe(1);
+  });
+});

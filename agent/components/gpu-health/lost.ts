@@ -1,0 +1,72 @@
+/**
+ * Lost GPUs as events: `gpu.lost` when a GPU source starts listing a GPU as attached but
+ * unreachable (fallen off the bus), `gpu.recovered` when it answers again.
+ */
+import type { NewEvent } from '../../core/events.js';
+import type { GpuView } from './gpu-views.js';
+
+function keyOf(v: GpuView): string {
+  return v.reading.uuid || `lost:${v.reading.pciBusId ?? v.reading.index}`;
+}
+
+function where(v: GpuView): string {
+  const bus = v.reading.pciBusId ? ` at ${v.reading.pciBusId}` : '';
+  return `GPU ${v.reading.index}${v.reading.name ? ` (${v.reading.name})` : ''}${bus}`;
+}
+
+/** Follows which GPUs are lost across snapshots; call `update` on each. */
+export class LostGpuEvents {
+  private lost = new Map<string, GpuView>();
+  private pending: NewEvent[] = [];
+
+  /** Takes the views of a snapshot and queues an event per change. */
+  update(views: readonly GpuView[], now: number): void {
+    const next = new Map<string, GpuView>();
+    for (const v of views) if (v.lost) next.set(keyOf(v), v);
+    for (const [key, v] of next) {
+      if (this.lost.has(key) || !v.lost) continue;
+      this.pending.push({
+        type: 'gpu.lost',
+        severity: 'critical',
+        source: v.sources[0] ?? 'gpu-health',
+        ts: v.lost.since,
+        message:
+          `${where(v)} is lost: "${v.lost.reason}". It no longer answers its driver and every job ` +
+          'on it has failed; drain the node and reboot it (Xid 79 in the kernel log says it fell off the bus).',
+        labels: { gpu: String(v.reading.index), uuid: v.reading.uuid },
+        data: {
+          reason: v.lost.reason,
+          since: new Date(v.lost.since).toISOString(),
+          ...(v.reading.pciBusId ? { pciBusId: v.reading.pciBusId } : {}),
+        },
+      });
+    }
+    for (const [key, v] of this.lost) {
+      if (next.has(key)) continue;
+      const back = views.find(
+        (x) =>
+          !x.lost &&
+          ((v.reading.uuid !== '' && x.reading.uuid === v.reading.uuid) ||
+            (v.reading.pciBusId !== undefined && x.reading.pciBusId === v.reading.pciBusId)),
+      );
+      // Gone from every list (the collector stopped) is no recovery: say nothing.
+      if (!back) continue;
+      this.pending.push({
+        type: 'gpu.recovered',
+        severity: 'info',
+        source: back.sources[0] ?? 'gpu-health',
+        ts: now,
+        message: `${where(back)} answers its driver again`,
+        labels: { gpu: String(back.reading.index), uuid: back.reading.uuid },
+      });
+    }
+    this.lost = next;
+  }
+
+  /** Events produced since the last call, oldest first. */
+  drainEvents(): NewEvent[] {
+    const out = this.pending;
+    this.pending = [];
+    return out;
+  }
+}
