@@ -5,7 +5,7 @@
  * brings its profile parser and zod).
  */
 import type { DriftComponent } from './components/drift/drift.js';
-import { createContainerEventsComponent } from '../collectors/docker/container-events.js';
+import { createContainerEventsComponent } from './components/container-events/container-events.js';
 import type { Component } from './core/component.js';
 import type { AgentConfig } from './config.js';
 import { createEventsApi } from './http/events-api.js';

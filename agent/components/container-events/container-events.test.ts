@@ -1,15 +1,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeClock } from '../../agent/core/clock.js';
-import { createEventsApi } from '../../agent/http/events-api.js';
-import { EventLog } from '../../agent/core/events.js';
-import { createHttpServer } from '../../agent/http/server.js';
-import { selfMetricsChannel } from '../../agent/core/self-metrics-channel.js';
-import { StateStore } from '../../agent/core/state-store.js';
-import type { AgentConfig } from '../../agent/config.js';
-import { captureLogger, silentLogger } from '../../test/helpers/log-sink.js';
+import { FakeClock } from '../../core/clock.js';
+import { createEventsApi } from '../../http/events-api.js';
+import { EventLog } from '../../core/events.js';
+import { createHttpServer } from '../../http/server.js';
+import { selfMetricsChannel } from '../../core/self-metrics-channel.js';
+import { StateStore } from '../../core/state-store.js';
+import type { AgentConfig } from '../../config.js';
+import { captureLogger, silentLogger } from '../../../test/helpers/log-sink.js';
 import { containerEventsDeriver } from './container-events.js';
-import type { ContainerIncident, DockerContainerFact } from './facts.js';
-import { parseInspect, containerLabels } from './inspect.js';
+import type { ContainerIncident, DockerContainerFact } from '../../../collectors/docker/facts.js';
+import { parseInspect, containerLabels } from '../../../collectors/docker/inspect.js';
 
 const ID = 'c'.repeat(64);
 const container = parseInspect({

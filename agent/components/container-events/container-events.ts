@@ -1,8 +1,12 @@
-import type { Component } from '../../agent/core/component.js';
-import type { EventSeverity, NewEvent } from '../../agent/core/events.js';
-import { collectFacts } from '../../agent/core/state-store.js';
-import type { Derivation, Deriver, Snapshot } from '../../agent/core/types.js';
-import type { ContainerIncident, ContainerLabels, DockerContainerFact } from './facts.js';
+import type { Component } from '../../core/component.js';
+import type { EventSeverity, NewEvent } from '../../core/events.js';
+import { collectFacts } from '../../core/state-store.js';
+import type { Derivation, Deriver, Snapshot } from '../../core/types.js';
+import type {
+  ContainerIncident,
+  ContainerLabels,
+  DockerContainerFact,
+} from '../../../collectors/docker/facts.js';
 
 const MIB = 1024 * 1024;
 
