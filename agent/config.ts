@@ -13,7 +13,7 @@ import { setting, type SettingBinding } from './config-schema.js';
 import { describeIssue, didYouMean, Provenance } from './config-messages.js';
 import { ConfigError, errorMessage } from './errors.js';
 import { applyEdgePreset, zPreset } from './preset.js';
-import { settings } from './settings.js';
+import { settings } from './settings.generated.js';
 
 const LISTEN_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/;
 

@@ -9,7 +9,7 @@ import { agentConfigSchema } from '../agent/config.js';
 import { formatSize } from '../agent/cli-options.js';
 import { formatDuration } from '../agent/duration.js';
 import { declaredMetrics } from '../agent/metric.js';
-import { settings } from '../agent/settings.js';
+import { settings } from '../agent/settings.generated.js';
 import { modelConfigSchema as driftModelSchema } from '../collectors/drift/config.js';
 import { modelConfigSchema as updateModelSchema } from '../edge/models/config.js';
 import './helpers/declare-all-metrics.js';
