@@ -101,7 +101,7 @@ describe('unknown settings', () => {
       'mqtt.tls.cafile: unknown setting (in gpulse.yaml); the settings of mqtt.tls are ca, cert, key (docs/configuration.md)',
       'colectors: unknown setting (in gpulse.yaml); did you mean collectors?',
       'nvidia-smi: unknown setting (in gpulse.yaml); it goes under collectors',
-      'interval: unknown setting (in gpulse.yaml); the settings of the top level are preset, listen, http, procRoot, cgroupRoot, log, collectors, metrics, mqtt, gateway, drift, models (docs/configuration.md)',
+      'interval: unknown setting (in gpulse.yaml); the settings of the top level are preset, listen, http, log, procRoot, cgroupRoot, collectors, metrics, mqtt, gateway, drift, models (docs/configuration.md)',
     ]);
   });
 

@@ -117,10 +117,11 @@ export const zCollectorMode = z.enum(['auto', 'required', 'off']);
 /** Collector mode. */
 export type CollectorMode = z.infer<typeof zCollectorMode>;
 
-/** One setting reachable from the environment and/or a command-line flag. */
-export interface SettingBinding {
-  /** Path in the config object, e.g. ['collectors', 'nvidia-smi', 'binary']. */
-  readonly path: readonly string[];
+/**
+ * How a setting is reached from the environment and the command line, written next to its schema
+ * field with `setting()`; `agent/settings.generated.ts` gathers them for the CLI.
+ */
+export interface SettingMeta {
   /** Environment variable, e.g. GPULSE_NVIDIA_SMI. */
   readonly env?: string;
   /** Long flag without dashes, e.g. 'nvidia-smi'. */
@@ -130,4 +131,23 @@ export interface SettingBinding {
   readonly description: string;
   /** Comma-separated env/flag values become arrays. */
   readonly list?: boolean;
+}
+
+/** One setting reachable from the environment and/or a command-line flag. */
+export interface SettingBinding extends SettingMeta {
+  /** Path in the config object, e.g. ['collectors', 'nvidia-smi', 'binary']. */
+  readonly path: readonly string[];
+}
+
+/** The env/flag bindings of schema fields (a registry, so the schemas stay plain zod). */
+export const settingRegistry = z.registry<SettingMeta>();
+
+/**
+ * Binds a schema field to an environment variable and/or a flag. The CLI never reads this: it
+ * reads the generated plain-data table (`npm run docs`), so the agent process needs no zod.
+ */
+export function setting<S extends z.ZodType>(schema: S, meta: SettingMeta): S {
+  // add(), not schema.register(): register's meta type depends on S, which a generic leaves open.
+  settingRegistry.add(schema, meta);
+  return schema;
 }

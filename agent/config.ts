@@ -9,11 +9,11 @@ import { gatewayConfigSchema } from '../edge/gateway/config.js';
 import { driftConfigSchema } from './components/drift/config.js';
 import { modelsConfigSchema } from '../edge/models/config.js';
 import { httpConfigSchema } from './http/config.js';
-import type { SettingBinding } from './config-schema.js';
+import { setting, type SettingBinding } from './config-schema.js';
 import { describeIssue, didYouMean, Provenance } from './config-messages.js';
 import { ConfigError, errorMessage } from './core/errors.js';
 import { applyEdgePreset, zPreset } from './preset.js';
-import { settings } from './settings.js';
+import { settings } from './settings.generated.js';
 
 const LISTEN_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/;
 
@@ -67,23 +67,55 @@ const collectorsSchema = collectorsSchemaOf<CollectorSchemas>(await loadCollecto
 export const agentConfigSchema = z
   .object({
     /** Defaults for a kind of host (agent/preset.ts); explicit settings always win. */
-    preset: zPreset.default('default'),
-    listen: zListen.default({ host: '0.0.0.0', port: 9489 }),
+    preset: setting(zPreset.default('default'), {
+      env: 'GPULSE_PRESET',
+      flag: 'preset',
+      valueName: 'default|edge',
+      description:
+        'edge: longer intervals, fewer child processes, MQTT spool sized from free disk (explicit settings win)',
+    }),
+    listen: setting(zListen.default({ host: '0.0.0.0', port: 9489 }), {
+      env: 'GPULSE_LISTEN',
+      flag: 'listen',
+      valueName: 'HOST:PORT',
+      description: 'address of /metrics (default 0.0.0.0:9489)',
+    }),
     /** TLS, authentication and bounds of the HTTP server (agent/http/config.ts). */
     http: httpConfigSchema.default(httpConfigSchema.parse({})),
-    /** The host's /proc as the agent sees it: GPU drivers report host PIDs (`/host/proc` in a container). */
-    procRoot: z.string().min(1).default('/proc'),
-    /** The host's cgroup mount (`/host/sys/fs/cgroup` in a container), for container stats. */
-    cgroupRoot: z.string().min(1).default('/sys/fs/cgroup'),
     log: z
       .object({
-        level: z
-          .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
-          .default('info'),
-        format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+        level: setting(
+          z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+          {
+            env: 'GPULSE_LOG_LEVEL',
+            flag: 'log-level',
+            valueName: 'LEVEL',
+            description: 'trace|debug|info|warn|error|fatal|silent (default info)',
+          },
+        ),
+        format: setting(z.enum(['auto', 'json', 'pretty']).default('auto'), {
+          env: 'GPULSE_LOG_FORMAT',
+          flag: 'log-format',
+          valueName: 'FORMAT',
+          description: 'auto|json|pretty (auto: pretty on a terminal, JSON otherwise)',
+        }),
       })
       .strict()
       .default({ level: 'info', format: 'auto' }),
+    /** The host's /proc as the agent sees it: GPU drivers report host PIDs (`/host/proc` in a container). */
+    procRoot: setting(z.string().min(1).default('/proc'), {
+      env: 'GPULSE_PROC_ROOT',
+      flag: 'proc-root',
+      valueName: 'PATH',
+      description:
+        "the host's /proc, for GPU process attribution (default /proc; /host/proc in a container)",
+    }),
+    /** The host's cgroup mount (`/host/sys/fs/cgroup` in a container), for container stats. */
+    cgroupRoot: setting(z.string().min(1).default('/sys/fs/cgroup'), {
+      env: 'GPULSE_CGROUP_ROOT',
+      valueName: 'PATH',
+      description: "the host's cgroup mount, for container stats (default /sys/fs/cgroup)",
+    }),
     collectors: collectorsSchema.default(collectorsSchema.parse({})),
     metrics: metricsConfigSchema.default(metricsConfigSchema.parse({})),
     mqtt: mqttConfigSchema.default(mqttConfigSchema.parse({})),

@@ -11,7 +11,7 @@
 import { Command, Option, type CommanderError } from 'commander';
 import { SCENARIO_NAMES } from '../collectors/simulation/scenarios.js';
 import { loadAgentConfigInChild } from './config-in-child.js';
-import { settings } from './settings.js';
+import { settings } from './settings.generated.js';
 import { packageVersion } from './package-info.js';
 import {
   MAX_PROCESS_COUNT,

@@ -6,7 +6,6 @@
 import type { z } from 'zod';
 import type { Clock } from '../agent/core/clock.js';
 import type { Check } from '../agent/doctor/types.js';
-import type { SettingBinding } from '../agent/config-schema.js';
 import type { Facts } from '../agent/core/facts.js';
 import type { SpawnFn } from '../agent/process/process.js';
 import type { Collector } from '../agent/core/types.js';
@@ -54,9 +53,10 @@ export interface CollectorDescriptor<Name extends string, Schema extends z.ZodTy
   readonly name: Name;
   /** The fact kinds its output carries (for derivers and components: each read kind needs one). */
   readonly produces: readonly (keyof Facts)[];
-  /** Environment variables and flags of its settings: plain data, read by the CLI without zod. */
-  readonly settings: readonly SettingBinding[];
-  /** The schema of its configuration section, loaded only where configuration is validated. */
+  /**
+   * The schema of its configuration section, loaded only where configuration is validated. Its
+   * fields' setting() marks become the CLI's env variables and flags (agent/settings.generated.ts).
+   */
   readonly loadSchema: () => Promise<Schema>;
   /** What the edge preset changes in its section (explicit settings still win). */
   readonly edgeDefaults?: readonly PresetDefault[];

@@ -7,11 +7,12 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { systemClock } from '../agent/core/clock.js';
 import { collectorsSchemaOf, loadConfig, type AgentConfig } from '../agent/config.js';
-import { zCollectorMode, zInterval } from '../agent/config-schema.js';
+import { setting, zCollectorMode, zInterval } from '../agent/config-schema.js';
 import { gauge } from '../agent/core/metric.js';
 import { loadChecks } from '../agent/doctor/checks/index.js';
 import { collectorEdgeDefaults } from '../agent/preset.js';
-import { settings } from '../agent/settings.js';
+import { settings } from '../agent/settings.generated.js';
+import { settingBindings } from '../agent/settings-generator.js';
 import { startAgentInProcess } from '../test/helpers/agent.js';
 import { REPO_ROOT } from '../test/helpers/cli.js';
 import { silentLogger } from '../test/helpers/log-sink.js';
@@ -24,18 +25,17 @@ const amdGpus = gauge('gpulse_test_amd_gpus', 'GPUs the stand-in amd-smi collect
 const amdSmi = defineCollector({
   name: 'amd-smi',
   produces: [],
-  settings: [
-    {
-      path: ['collectors', 'amd-smi', 'mode'],
-      env: 'GPULSE_AMD_SMI_MODE',
-      valueName: 'auto|required|off',
-      description: 'run the amd-smi collector',
-    },
-  ],
   loadSchema: () =>
     Promise.resolve(
       z
-        .object({ mode: zCollectorMode.default('auto'), interval: zInterval(100).default(5000) })
+        .object({
+          mode: setting(zCollectorMode.default('auto'), {
+            env: 'GPULSE_AMD_SMI_MODE',
+            valueName: 'auto|required|off',
+            description: 'run the amd-smi collector',
+          }),
+          interval: zInterval(100).default(5000),
+        })
         .strict(),
     ),
   edgeDefaults: [[['interval'], '30s']],
@@ -61,24 +61,25 @@ const deps = { clock: systemClock, env: {} };
 describe('every registered collector', () => {
   it('owns its settings, has a mode and validates its section alone', async () => {
     const schemas = await loadCollectorSchemas();
+    // Every collector setting of the CLI's table belongs to a registered collector.
+    const names = collectorRegistry.map((d) => d.name as string);
+    const owners = settings.filter((s) => s.path[0] === 'collectors').map((s) => s.path[1]!);
+    expect(owners.filter((n) => !names.includes(n))).toEqual([]);
     for (const d of collectorRegistry) {
       expect(
-        d.settings.every((s) => s.path[0] === 'collectors' && s.path[1] === d.name),
+        settings.some((s) => s.path.join('.') === `collectors.${d.name}.mode`),
         d.name,
       ).toBe(true);
-      expect(d.settings.some((s) => s.path.join('.') === `collectors.${d.name}.mode`)).toBe(true);
       const schema = schemas[d.name] as z.ZodType<{ mode: string }>;
       expect(schema.parse({}).mode, d.name).toBe('auto');
       expect(schema.safeParse({ mode: 'sometimes' }).success, d.name).toBe(false);
       expect(schema.safeParse({ unknownKey: 1 }).success, d.name).toBe(false);
-      // The CLI's list of settings carries each binding exactly once.
-      for (const s of d.settings) expect(settings.filter((b) => b === s)).toHaveLength(1);
     }
   });
 
   it('is created when on and not at all when off', async () => {
     for (const d of collectorRegistry) {
-      const mode = d.settings.find((s) => s.path.join('.') === `collectors.${d.name}.mode`)!;
+      const mode = settings.find((s) => s.path.join('.') === `collectors.${d.name}.mode`)!;
       const on = loadConfig({ env: { [mode.env!]: 'auto' } }).config;
       const off = loadConfig({ env: { [mode.env!]: 'off' } }).config;
       const names = async (c: AgentConfig) =>
@@ -99,6 +100,13 @@ describe('a collector added through its descriptor alone', () => {
     expect(parsed['amd-smi']).toEqual({ mode: 'auto', interval: 2000 });
     expect(parsed.dcgm.mode).toBe('auto');
     expect(schema.safeParse({ 'amd-smi': { interval: 'soon' } }).success).toBe(false);
+    // Its env variable comes from its schema, as a registered collector's reach the CLI's table.
+    expect(settingBindings(schema)).toContainEqual({
+      path: ['amd-smi', 'mode'],
+      env: 'GPULSE_AMD_SMI_MODE',
+      valueName: 'auto|required|off',
+      description: 'run the amd-smi collector',
+    });
     expect(collectorEdgeDefaults([...collectorRegistry, amdSmi])).toContainEqual([
       ['collectors', 'amd-smi', 'interval'],
       '30s',

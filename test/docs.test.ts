@@ -9,7 +9,7 @@ import { agentConfigSchema } from '../agent/config.js';
 import { formatSize } from '../agent/cli-options.js';
 import { formatDuration } from '../agent/core/duration.js';
 import { declaredMetrics } from '../agent/core/metric.js';
-import { settings } from '../agent/settings.js';
+import { settings } from '../agent/settings.generated.js';
 import { modelConfigSchema as driftModelSchema } from '../agent/components/drift/config.js';
 import { modelConfigSchema as updateModelSchema } from '../edge/models/config.js';
 import './helpers/declare-all-metrics.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig, readConfigFile } from '../config.js';
-import { settings } from '../settings.js';
+import { settings } from '../settings.generated.js';
 import { durationOption } from '../cli-options.js';
 import { ConfigError } from '../core/errors.js';
 import { packageVersion } from '../package-info.js';

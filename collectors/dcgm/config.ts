@@ -1,25 +1,61 @@
 import { z } from 'zod';
-import { zCollectorMode, zInt, zInterval, zTimeout } from '../../agent/config-schema.js';
+import { zCollectorMode, zInt, zInterval, zTimeout, setting } from '../../agent/config-schema.js';
 
 /** Settings of the DCGM collector (config key `collectors.dcgm`). */
 export const dcgmConfigSchema = z
   .object({
-    /** auto: run when a host engine answers, else say so once; required: its absence is an error; off. */
-    mode: zCollectorMode.default('auto'),
     /** Path or name (looked up on PATH) of dcgmi. */
-    binary: z.string().min(1).default('dcgmi'),
+    binary: setting(z.string().min(1).default('dcgmi'), {
+      env: 'GPULSE_DCGMI',
+      flag: 'dcgmi',
+      valueName: 'PATH',
+      description: 'dcgmi binary (default: dcgmi on PATH)',
+    }),
+    /** auto: run when a host engine answers, else say so once; required: its absence is an error; off. */
+    mode: setting(zCollectorMode.default('auto'), {
+      env: 'GPULSE_DCGM_MODE',
+      flag: 'dcgm-mode',
+      valueName: 'auto|required|off',
+      description: 'run the DCGM collector (auto: no host engine is not an error)',
+    }),
     /** Host engine to ask (`dcgmi --host`): `localhost`, `host:port` or a unix socket path. */
-    host: z.string().min(1).default('localhost'),
+    host: setting(z.string().min(1).default('localhost'), {
+      env: 'GPULSE_DCGM_HOST',
+      valueName: 'HOST',
+      description: 'DCGM host engine address for dcgmi --host (default localhost)',
+    }),
     /** Sampling interval of the long-lived `dcgmi dmon` stream. */
-    interval: zInterval(100).default(5000),
+    interval: setting(zInterval(100).default(5000), {
+      env: 'GPULSE_DCGM_INTERVAL',
+      valueName: 'DURATION',
+      description: 'DCGM sampling interval (default 5s)',
+    }),
     /** Limit for one-shot calls (`dcgmi discovery -l`). */
-    timeout: zTimeout().default(10_000),
+    timeout: setting(zTimeout().default(10_000), {
+      env: 'GPULSE_DCGM_TIMEOUT',
+      valueName: 'DURATION',
+      description: 'limit for dcgmi discovery -l (default 10s)',
+    }),
     /** The stream is killed and restarted when silent this many intervals. */
-    stallIntervals: zInt({ min: 2, max: 100 }).default(3),
+    stallIntervals: setting(zInt({ min: 2, max: 100 }).default(3), {
+      env: 'GPULSE_DCGM_STALL_INTERVALS',
+      valueName: 'N',
+      description: 'the dmon stream is restarted when silent for N intervals (default 3)',
+    }),
     /** DCGM field names to watch; empty: every field of the catalogue. */
-    fields: z.array(z.string().regex(/^DCGM_FI_\w+$/)).default([]),
+    fields: setting(z.array(z.string().regex(/^DCGM_FI_\w+$/)).default([]), {
+      env: 'GPULSE_DCGM_FIELDS',
+      valueName: 'NAMES',
+      description: 'comma-separated DCGM field names to watch (default: the whole catalogue)',
+      list: true,
+    }),
     /** auto: watch profiling (DCP) fields, and drop them when the GPUs do not support them; off. */
-    profiling: z.enum(['auto', 'off']).default('auto'),
+    profiling: setting(z.enum(['auto', 'off']).default('auto'), {
+      env: 'GPULSE_DCGM_PROFILING',
+      valueName: 'auto|off',
+      description:
+        'watch DCGM profiling fields (SM/tensor/DRAM activity) where supported (default auto)',
+    }),
   })
   .strict();
 

@@ -2,13 +2,11 @@
 import { join } from 'node:path';
 import { packageRoot } from '../../agent/package-info.js';
 import { defineCollector } from '../descriptor.js';
-import { dcgmSettings } from './settings.js';
 
 /** dcgm: DCGM's device, profiling and NVLink fields through `dcgmi dmon`. */
 export const dcgmCollector = defineCollector({
   name: 'dcgm',
   produces: ['dcgmGpus', 'xidTotals', 'xidErrors'],
-  settings: dcgmSettings,
   loadSchema: async () => (await import('./config.js')).dcgmConfigSchema,
   create: async (section, _shared, deps) =>
     (await import('./dcgm.js')).createDcgmCollector(section, deps),

@@ -1,37 +1,83 @@
 import { z } from 'zod';
-import { zCollectorMode, zDuration, zInt, zInterval, zTimeout } from '../../agent/config-schema.js';
+import {
+  zCollectorMode,
+  zDuration,
+  zInt,
+  zInterval,
+  zTimeout,
+  setting,
+} from '../../agent/config-schema.js';
 
 /** Settings of the docker collector (config key `collectors.docker`). */
 export const dockerConfigSchema = z
   .object({
-    /** auto: run, report no_data without a Docker socket; required: a missing socket is an error; off. */
-    mode: zCollectorMode.default('auto'),
     /**
      * Engine socket: a path, `unix://PATH` or `tcp://HOST:PORT`. Unset: DOCKER_HOST, else
      * /var/run/docker.sock. Podman's Docker-compatible socket works too.
      */
-    socket: z.string().min(1).optional(),
+    socket: setting(z.string().min(1).optional(), {
+      env: 'GPULSE_DOCKER_SOCKET',
+      flag: 'docker-socket',
+      valueName: 'PATH',
+      description: 'Docker (or Podman) socket (default: DOCKER_HOST, else /var/run/docker.sock)',
+    }),
+    /** auto: run, report no_data without a Docker socket; required: a missing socket is an error; off. */
+    mode: setting(zCollectorMode.default('auto'), {
+      env: 'GPULSE_DOCKER_MODE',
+      flag: 'docker-mode',
+      valueName: 'auto|required|off',
+      description: 'run the docker collector (auto: no socket is not an error)',
+    }),
     /** How often containers and their resource usage are read. */
-    interval: zInterval(1000).default(10_000),
+    interval: setting(zInterval(1000).default(10_000), {
+      env: 'GPULSE_DOCKER_INTERVAL',
+      valueName: 'DURATION',
+      description: 'container stats interval (default 10s)',
+    }),
     /** Limit of one Engine API request. */
-    timeout: zTimeout().default(5000),
+    timeout: setting(zTimeout().default(5000), {
+      env: 'GPULSE_DOCKER_TIMEOUT',
+      valueName: 'DURATION',
+      description: 'limit of one Engine API request (default 5s)',
+    }),
     /**
      * Where per-container CPU/memory/network/block I/O/PIDs come from. cgroup: the container's
      * cgroup files (v1 or v2) and /proc/<pid>/net/dev, no daemon work; api: one-shot stats calls;
      * auto: cgroup files where readable, the API otherwise.
      */
-    stats: z.enum(['auto', 'cgroup', 'api']).default('auto'),
+    stats: setting(z.enum(['auto', 'cgroup', 'api']).default('auto'), {
+      env: 'GPULSE_DOCKER_STATS',
+      valueName: 'auto|cgroup|api',
+      description: 'per-container stats source (default auto: cgroup files, else one-shot API)',
+    }),
     /** Logs followed for GPU out-of-memory messages: containers with GPUs, all, or none. */
-    logs: z.enum(['gpu', 'all', 'off']).default('gpu'),
+    logs: setting(z.enum(['gpu', 'all', 'off']).default('gpu'), {
+      env: 'GPULSE_DOCKER_LOGS',
+      valueName: 'gpu|all|off',
+      description: 'container logs followed for GPU out-of-memory messages (default gpu)',
+    }),
     /** Series of a removed container (its OOM counters) stay this long so a scrape sees the last value. */
-    retention: zDuration().default(300_000),
+    retention: setting(zDuration().default(300_000), {
+      env: 'GPULSE_DOCKER_RETENTION',
+      valueName: 'DURATION',
+      description: "how long a removed container's counters stay (default 5m)",
+    }),
     /** Inspect requests in flight at once (one-shot stats go all at once: dockerd batches them). */
-    concurrency: zInt({ min: 1, max: 64 }).default(8),
+    concurrency: setting(zInt({ min: 1, max: 64 }).default(8), {
+      env: 'GPULSE_DOCKER_CONCURRENCY',
+      valueName: 'N',
+      description: 'inspect requests in flight at once (default 8)',
+    }),
     /**
      * GPU requests reported per container (`gpulse_container_gpu_request_info` series); further
      * ones are dropped and counted (gpulse_docker_gpu_requests_dropped).
      */
-    maxGpuRequests: zInt({ min: 1, max: 10_000 }).default(64),
+    maxGpuRequests: setting(zInt({ min: 1, max: 10_000 }).default(64), {
+      env: 'GPULSE_DOCKER_MAX_GPU_REQUESTS',
+      valueName: 'N',
+      description:
+        'GPU requests reported per container; further ones are dropped and counted (default 64)',
+    }),
   })
   .strict();
 

@@ -1,12 +1,10 @@
 /** The Docker (and Podman) collector as the registry sees it. */
 import { defineCollector } from '../descriptor.js';
-import { dockerSettings } from './settings.js';
 
 /** docker: container stats, OOM kills, GPU OOMs and restarts. */
 export const dockerCollector = defineCollector({
   name: 'docker',
   produces: ['containers', 'dockerContainers', 'containerIncidents'],
-  settings: dockerSettings,
   loadSchema: async () => (await import('./config.js')).dockerConfigSchema,
   create: async (section, shared, deps) =>
     (await import('./docker-collector.js')).createDockerCollector(section, {

@@ -1,12 +1,10 @@
 /** The host collector as the registry sees it. */
 import { defineCollector } from '../descriptor.js';
-import { hostSettings } from './settings.js';
 
 /** host: CPU, memory, disks, network and temperature of the machine. */
 export const hostCollector = defineCollector({
   name: 'host',
   produces: [],
-  settings: hostSettings,
   loadSchema: async () => (await import('./config.js')).hostConfigSchema,
   // tegrastats already reports per-core CPU, RAM and swap on a Jetson; disks change slowly.
   edgeDefaults: [[['interval'], '60s']],

@@ -2,13 +2,11 @@
 import { join } from 'node:path';
 import { packageRoot } from '../../agent/package-info.js';
 import { defineCollector } from '../descriptor.js';
-import { nvidiaSmiSettings } from './settings.js';
 
 /** nvidia-smi: GPU readings, processes, MIG and page retirement. */
 export const nvidiaSmiCollector = defineCollector({
   name: 'nvidia-smi',
   produces: ['gpus', 'lostGpus', 'gpuProcesses', 'gpuProcessUtilization'],
-  settings: nvidiaSmiSettings,
   loadSchema: async () => (await import('./config.js')).nvidiaSmiConfigSchema,
   // A constrained device samples less often and runs fewer child processes: no per-process
   // stream and no `-q -x` stream (MIG and page retirement are datacenter concerns).

@@ -3,13 +3,11 @@ import { join } from 'node:path';
 import { packageRoot } from '../../agent/package-info.js';
 import { defineCollector } from '../descriptor.js';
 import type { NvidiaSmiConfig } from '../nvidia-smi/config.js';
-import { tegrastatsSettings } from './settings.js';
 
 /** tegrastats: the GPU, CPU, memory and rails of a Jetson. */
 export const tegrastatsCollector = defineCollector({
   name: 'tegrastats',
   produces: ['gpus'],
-  settings: tegrastatsSettings,
   loadSchema: async () => (await import('./config.js')).tegrastatsConfigSchema,
   edgeDefaults: [[['interval'], '10s']],
   create: async (section, shared, deps) => {

@@ -6,7 +6,7 @@ import {
   type LoadedConfig,
 } from '../../agent/config.js';
 import { ConfigError, errorMessage } from '../../agent/core/errors.js';
-import { settings } from '../../agent/settings.js';
+import { settings } from '../../agent/settings.generated.js';
 import { createLogger } from '../../agent/core/logger.js';
 import { packageVersion } from '../../agent/package-info.js';
 import { gatewayFlags } from './config.js';

@@ -1,5 +1,11 @@
 import { z } from 'zod';
-import { zBytes, zDuration, zInt, type SettingBinding } from '../../agent/config-schema.js';
+import {
+  zBytes,
+  zDuration,
+  zInt,
+  type SettingBinding,
+  setting,
+} from '../../agent/config-schema.js';
 
 const zEmbedded = z.string().transform((value, ctx) => {
   if (value === 'off') return 'off' as const;
@@ -29,31 +35,81 @@ export function parseHostPort(value: string): { host: string; port: number } | u
 export const gatewayConfigSchema = z
   .object({
     /** MQTT 5 shared subscription group: gateways in one group split the fleet's messages. */
-    shareGroup: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, "-" and "_" only')
-      .optional(),
+    shareGroup: setting(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, "-" and "_" only')
+        .optional(),
+      {
+        env: 'GPULSE_GATEWAY_SHARE_GROUP',
+        valueName: 'GROUP',
+        description: 'gateway: MQTT 5 shared subscription group for several gateways',
+      },
+    ),
     /** Client id; default gpulse-gateway-<host>-<pid>-<random> (unique: gateways use clean sessions). */
-    clientId: z.string().min(1).max(128).optional(),
+    clientId: setting(z.string().min(1).max(128).optional(), {
+      env: 'GPULSE_GATEWAY_CLIENT_ID',
+      valueName: 'ID',
+      description: 'gateway: MQTT client id (default gpulse-gateway-<host>-<pid>-<random>)',
+    }),
     /** A device silent this long is down (up 0) and its series are withdrawn. */
-    deviceTimeout: zDuration({ min: 1000 }).default(120_000),
+    deviceTimeout: setting(zDuration({ min: 1000 }).default(120_000), {
+      env: 'GPULSE_GATEWAY_DEVICE_TIMEOUT',
+      valueName: 'DURATION',
+      description: 'gateway: silence after which a device is down (default 2m)',
+    }),
     /** A device silent this long is forgotten: all its series disappear. */
-    deviceTtl: zDuration({ min: 1000 }).default(86_400_000),
-    maxDevices: zInt({ min: 1 }).default(10_000),
-    maxSeriesPerDevice: zInt({ min: 1 }).default(20_000),
+    deviceTtl: setting(zDuration({ min: 1000 }).default(86_400_000), {
+      env: 'GPULSE_GATEWAY_DEVICE_TTL',
+      valueName: 'DURATION',
+      description: 'gateway: silence after which a device and its series are dropped (default 24h)',
+    }),
+    maxDevices: setting(zInt({ min: 1 }).default(10_000), {
+      env: 'GPULSE_GATEWAY_MAX_DEVICES',
+      valueName: 'N',
+      description:
+        'gateway: devices tracked at most; more are rejected and counted (default 10000)',
+    }),
+    maxSeriesPerDevice: setting(zInt({ min: 1 }).default(20_000), {
+      env: 'GPULSE_GATEWAY_MAX_SERIES_PER_DEVICE',
+      valueName: 'N',
+      description: 'gateway: series of one device at most (default 20000)',
+    }),
     /** Largest message accepted as received. */
-    maxPayloadBytes: zBytes().default(1024 * 1024),
+    maxPayloadBytes: setting(zBytes().default(1024 * 1024), {
+      env: 'GPULSE_GATEWAY_MAX_PAYLOAD_BYTES',
+      valueName: 'SIZE',
+      description: 'gateway: largest message as received (default 1MiB)',
+    }),
     /** Largest message after inflating. */
-    maxInflatedBytes: zBytes().default(8 * 1024 * 1024),
+    maxInflatedBytes: setting(zBytes().default(8 * 1024 * 1024), {
+      env: 'GPULSE_GATEWAY_MAX_INFLATED_BYTES',
+      valueName: 'SIZE',
+      description: 'gateway: largest message after inflating (default 8MiB)',
+    }),
     /**
      * Bytes kept for one device at most: its compiled schemas, latest values, the exposition
      * they render (counted at the widest values) and messages held for a schema.
      */
-    maxDeviceBytes: zBytes().default(4 * 1024 * 1024),
+    maxDeviceBytes: setting(zBytes().default(4 * 1024 * 1024), {
+      env: 'GPULSE_GATEWAY_MAX_DEVICE_BYTES',
+      valueName: 'SIZE',
+      description:
+        'gateway: bytes kept for one device at most (schemas, latest values, their exposition, held messages); more is refused and counted (default 4MiB)',
+    }),
     /** Bytes kept for all devices together at most (the same things); bounds a scrape too. */
-    maxFleetBytes: zBytes().default(512 * 1024 * 1024),
+    maxFleetBytes: setting(zBytes().default(512 * 1024 * 1024), {
+      env: 'GPULSE_GATEWAY_MAX_FLEET_BYTES',
+      valueName: 'SIZE',
+      description:
+        'gateway: bytes kept for all devices at most, which also bounds a scrape (about this plus 0.5 KB a device); more is refused and counted (default 512MiB)',
+    }),
     /** Start an in-process MQTT 3.1.1 broker (aedes) on HOST:PORT for trials; "off" by default. */
-    embeddedBroker: zEmbedded.default('off'),
+    embeddedBroker: setting(zEmbedded.default('off'), {
+      env: 'GPULSE_GATEWAY_EMBEDDED_BROKER',
+      valueName: 'HOST:PORT|off',
+      description: 'gateway: in-process MQTT broker for trials (default off)',
+    }),
   })
   .strict()
   .refine((g) => g.maxFleetBytes >= g.maxDeviceBytes, {

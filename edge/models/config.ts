@@ -1,7 +1,7 @@
 import cron from 'node-cron';
 import { parse as parseShell } from 'shell-quote';
 import { z } from 'zod';
-import { zBytes, zDuration, zInt } from '../../agent/config-schema.js';
+import { zBytes, zDuration, zInt, setting } from '../../agent/config-schema.js';
 import { DEFAULT_FETCH, type FetchSettings } from './fetcher.js';
 import { DEFAULT_HEALTH, type HealthSettings } from './health.js';
 import { NAME_RE } from './manifest.js';
@@ -123,29 +123,37 @@ const zJsonList = z.unknown().transform((v, ctx) => {
 });
 
 /** The `models:` section: a list of models, unique by name and by directory. */
-export const modelsConfigSchema = zJsonList
-  .pipe(z.array(modelConfigSchema))
-  .default([])
-  .superRefine((list, ctx) => {
-    const names = new Set<string>();
-    const dirs = new Set<string>();
-    list.forEach((m, i) => {
-      if (names.has(m.name))
-        ctx.addIssue({
-          code: 'custom',
-          path: [i, 'name'],
-          message: `model ${m.name} is listed twice`,
-        });
-      if (dirs.has(m.dir))
-        ctx.addIssue({
-          code: 'custom',
-          path: [i, 'dir'],
-          message: `directory ${m.dir} is used by two models`,
-        });
-      names.add(m.name);
-      dirs.add(m.dir);
-    });
-  });
+export const modelsConfigSchema = setting(
+  zJsonList
+    .pipe(z.array(modelConfigSchema))
+    .default([])
+    .superRefine((list, ctx) => {
+      const names = new Set<string>();
+      const dirs = new Set<string>();
+      list.forEach((m, i) => {
+        if (names.has(m.name))
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'name'],
+            message: `model ${m.name} is listed twice`,
+          });
+        if (dirs.has(m.dir))
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'dir'],
+            message: `directory ${m.dir} is used by two models`,
+          });
+        names.add(m.name);
+        dirs.add(m.dir);
+      });
+    }),
+  {
+    env: 'GPULSE_MODELS',
+    valueName: 'JSON',
+    description:
+      'models kept up to date, as a JSON array of `models:` entries (see edge/models/README.md)',
+  },
+);
 
 /** One configured model, parsed. */
 export type ModelConfig = z.infer<typeof modelConfigSchema>;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { setting } from '../../agent/config-schema.js';
 
 /** Peer exporters whose metric names gpulse can also serve (`metrics.compat`). */
 export const COMPAT_NAMINGS = ['dcgm', 'nvidia-gpu-exporter'] as const;
@@ -33,7 +34,14 @@ export const metricsConfigSchema = z
      * and nvidia-gpu-exporter (nvidia_gpu_exporter's nvidia_smi_utilization_gpu_ratio ...), so
      * dashboards and alerts built for those exporters work unchanged. Empty: gpulse's names only.
      */
-    compat: zCompat.default([]),
+    compat: setting(zCompat.default([]), {
+      env: 'GPULSE_METRICS_COMPAT',
+      flag: 'metrics-compat',
+      valueName: 'dcgm,nvidia-gpu-exporter|none',
+      description:
+        'also serve the metric names, units and labels of dcgm-exporter (dcgm) and/or nvidia_gpu_exporter (nvidia-gpu-exporter) for existing dashboards and alerts; comma-separated (default none)',
+      list: true,
+    }),
   })
   .strict();
 

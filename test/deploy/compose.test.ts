@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { settings } from '../../agent/settings.js';
+import { settings } from '../../agent/settings.generated.js';
 import { gatewayFlags } from '../../edge/gateway/config.js';
 import { CLI, REPO_ROOT, requireBuild } from '../helpers/cli.js';
 import { describeWithTools } from '../helpers/tools.js';

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { settings } from '../../agent/settings.js';
+import { settings } from '../../agent/settings.generated.js';
 import { CLI, REPO_ROOT } from '../helpers/cli.js';
 import { describeWithTools } from '../helpers/tools.js';
 import { deployPath } from './deploy-files.js';

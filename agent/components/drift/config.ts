@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { zBytes, zDuration, zInt, zInterval } from '../../config-schema.js';
+import { zBytes, zDuration, zInt, zInterval, setting } from '../../config-schema.js';
 import { DEFAULT_THRESHOLDS, DRIFT_METHODS, MODEL_NAME_RE } from './methods.js';
 
 /** A number in (min, max] (or (min, max) with `open`), also from a GPULSE_* string. */
@@ -19,24 +19,53 @@ function zDecimal(min: number, max: number, open = false) {
 }
 
 const zShare = zDecimal(0, 1);
-const zPValue = zDecimal(0, 1, true);
-const zDistance = zDecimal(0, Number.MAX_VALUE);
+// Functions, not shared instances: each threshold carries its own setting() binding.
+const zPValue = () => zDecimal(0, 1, true);
+const zDistance = () => zDecimal(0, Number.MAX_VALUE);
 
 const thresholdsShape = {
   /** KS p-value at or below which a numeric feature drifts (reference ≤ smallReference rows). */
-  ks: zPValue,
+  ks: setting(zPValue(), {
+    env: 'GPULSE_DRIFT_THRESHOLD_KS',
+    valueName: 'P',
+    description: 'KS p-value at or below which drift (default 0.05)',
+  }),
   /** Chi-square p-value for categorical features with more than two values (small reference). */
-  chisquare: zPValue,
+  chisquare: setting(zPValue(), {
+    env: 'GPULSE_DRIFT_THRESHOLD_CHISQUARE',
+    valueName: 'P',
+    description: 'chi-square p-value at or below which drift (default 0.05)',
+  }),
   /** Two-proportion Z-test p-value for binary features (small reference). */
-  z: zPValue,
+  z: setting(zPValue(), {
+    env: 'GPULSE_DRIFT_THRESHOLD_Z',
+    valueName: 'P',
+    description: 'Z-test p-value at or below which drift (default 0.05)',
+  }),
   /** Wasserstein distance divided by the reference standard deviation (large reference). */
-  wasserstein: zDistance,
+  wasserstein: setting(zDistance(), {
+    env: 'GPULSE_DRIFT_THRESHOLD_WASSERSTEIN',
+    valueName: 'DISTANCE',
+    description: 'normed Wasserstein distance at or above which drift (default 0.1)',
+  }),
   /** Jensen–Shannon distance, natural logarithm (large reference, categorical). */
-  jensenshannon: zDecimal(0, 1),
+  jensenshannon: setting(zDecimal(0, 1), {
+    env: 'GPULSE_DRIFT_THRESHOLD_JENSENSHANNON',
+    valueName: 'DISTANCE',
+    description: 'Jensen-Shannon distance at or above which drift (default 0.1)',
+  }),
   /** PSI at or above which the `psi` method reports drift ("major shift"). */
-  psi: zDistance,
+  psi: setting(zDistance(), {
+    env: 'GPULSE_DRIFT_THRESHOLD_PSI',
+    valueName: 'PSI',
+    description: 'PSI alert level (default 0.25)',
+  }),
   /** PSI at or above which the API marks a feature `warn` ("moderate shift"). */
-  psiWarn: zDistance,
+  psiWarn: setting(zDistance(), {
+    env: 'GPULSE_DRIFT_THRESHOLD_PSI_WARN',
+    valueName: 'PSI',
+    description: 'PSI warn level (default 0.1)',
+  }),
 };
 
 /** Thresholds in force for a model. */
@@ -99,17 +128,41 @@ export type ModelConfig = z.infer<typeof modelConfigSchema>;
 const limitsSchema = z
   .object({
     /** Models tracked at once (configured and created through the API). */
-    models: zInt({ min: 1, max: 1000 }).default(16),
+    models: setting(zInt({ min: 1, max: 1000 }).default(16), {
+      env: 'GPULSE_DRIFT_MAX_MODELS',
+      valueName: 'N',
+      description: 'models tracked at once (default 16)',
+    }),
     /** Features per model, and keys per observation row. */
-    features: zInt({ min: 1, max: 1000 }).default(100),
+    features: setting(zInt({ min: 1, max: 1000 }).default(100), {
+      env: 'GPULSE_DRIFT_MAX_FEATURES',
+      valueName: 'N',
+      description: 'features per model and keys per row (default 100)',
+    }),
     /** Largest observations request or MQTT message. */
-    bodyBytes: zBytes().default(1024 * 1024),
+    bodyBytes: setting(zBytes().default(1024 * 1024), {
+      env: 'GPULSE_DRIFT_MAX_BODY',
+      valueName: 'SIZE',
+      description: 'largest observations request or MQTT message (default 1MiB)',
+    }),
     /** Largest reference upload (rows or a profile). */
-    referenceBytes: zBytes().default(16 * 1024 * 1024),
+    referenceBytes: setting(zBytes().default(16 * 1024 * 1024), {
+      env: 'GPULSE_DRIFT_MAX_REFERENCE',
+      valueName: 'SIZE',
+      description: 'largest reference upload or profile file (default 16MiB)',
+    }),
     /** Longest line of a followed log; longer lines are skipped. */
-    lineBytes: zBytes().default(64 * 1024),
+    lineBytes: setting(zBytes().default(64 * 1024), {
+      env: 'GPULSE_DRIFT_MAX_LINE',
+      valueName: 'SIZE',
+      description: 'longest prediction-log line; longer ones are skipped (default 64KiB)',
+    }),
     /** Longest string value of a categorical feature. */
-    valueLength: zInt({ min: 1, max: 65_536 }).default(256),
+    valueLength: setting(zInt({ min: 1, max: 65_536 }).default(256), {
+      env: 'GPULSE_DRIFT_MAX_VALUE_LENGTH',
+      valueName: 'N',
+      description: 'longest categorical string value (default 256)',
+    }),
   })
   .strict();
 
@@ -119,27 +172,68 @@ const DEFAULT_LIMITS = limitsSchema.parse({});
 export const driftConfigSchema = z
   .object({
     /** auto: serve the drift API and evaluate the models that have a reference; off: nothing. */
-    mode: z.enum(['auto', 'off']).default('auto'),
+    mode: setting(z.enum(['auto', 'off']).default('auto'), {
+      env: 'GPULSE_DRIFT_MODE',
+      flag: 'drift-mode',
+      valueName: 'auto|off',
+      description: 'model input drift API and evaluation (default auto)',
+    }),
     /** How often the windows are evaluated. */
-    interval: zInterval(1000).default(60_000),
+    interval: setting(zInterval(1000).default(60_000), {
+      env: 'GPULSE_DRIFT_INTERVAL',
+      valueName: 'DURATION',
+      description: 'drift evaluation interval (default 60s)',
+    }),
     window: z
       .object({
         /** Time buckets in the sliding window (the window is buckets × bucket). */
-        buckets: zInt({ min: 1, max: 1440 }).default(12),
+        buckets: setting(zInt({ min: 1, max: 1440 }).default(12), {
+          env: 'GPULSE_DRIFT_WINDOW_BUCKETS',
+          valueName: 'N',
+          description: 'time buckets in the drift window (default 12)',
+        }),
         /** Length of one bucket. */
-        bucketPeriod: zDuration({ min: 1000 }).default(300_000),
+        bucketPeriod: setting(zDuration({ min: 1000 }).default(300_000), {
+          env: 'GPULSE_DRIFT_WINDOW_BUCKET_PERIOD',
+          valueName: 'DURATION',
+          description: 'length of one drift window bucket (default 5m)',
+        }),
       })
       .strict()
       .default({ buckets: 12, bucketPeriod: 300_000 }),
     /** Rows in the window (and non-null values per feature) before a feature is judged. */
-    minSamples: zInt({ min: 1 }).default(200),
+    minSamples: setting(zInt({ min: 1 }).default(200), {
+      env: 'GPULSE_DRIFT_MIN_SAMPLES',
+      valueName: 'N',
+      description: 'rows in the window before drift is judged (default 200)',
+    }),
     /** Reference rows at or below which p-value tests are chosen (Evidently: 1000). */
-    smallReference: zInt({ min: 0 }).default(1000),
+    smallReference: setting(zInt({ min: 0 }).default(1000), {
+      env: 'GPULSE_DRIFT_SMALL_REFERENCE',
+      valueName: 'N',
+      description:
+        'reference rows up to which p-value tests (KS, chi-square, Z) decide (default 1000)',
+    }),
     /** Dataset drift when at least this share of the monitored features drift. */
-    datasetShare: zShare.default(0.5),
+    datasetShare: setting(zShare.default(0.5), {
+      env: 'GPULSE_DRIFT_DATASET_SHARE',
+      valueName: 'RATIO',
+      description: 'share of drifting features for dataset drift (default 0.5)',
+    }),
     // Each bound has its own default, so setting one (e.g. GPULSE_DRIFT_HYSTERESIS_RAISE) is enough.
     hysteresis: z
-      .object({ raise: hysteresisShape.raise.default(3), clear: hysteresisShape.clear.default(3) })
+      .object({
+        raise: setting(hysteresisShape.raise.default(3), {
+          env: 'GPULSE_DRIFT_HYSTERESIS_RAISE',
+          valueName: 'N',
+          description: 'drifting evaluations in a row to start drift (default 3)',
+        }),
+        clear: setting(hysteresisShape.clear.default(3), {
+          env: 'GPULSE_DRIFT_HYSTERESIS_CLEAR',
+          valueName: 'N',
+          description: 'clean evaluations in a row to end drift (default 3)',
+        }),
+      })
       .strict()
       .default({ raise: 3, clear: 3 }),
     thresholds: z
