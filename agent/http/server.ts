@@ -42,8 +42,9 @@ type Compilers = Required<
  * declares a schema: the agent's own routes have none, and ajv costs ~2 MB of resident memory
  * on edge devices. Same compilers as fastify's defaults; the one difference is that fastify
  * treats them as custom, so it leaves header schemas' key case as written (write them lower case).
+ * Exported for bench/tricks.mjs, which weighs it against fastify's defaults.
  */
-function lazySchemaCompilers(): Compilers {
+export function lazySchemaCompilers(): Compilers {
   // Resolved from fastify's own folder: they are its dependencies, not ours.
   const fastifyRequire = createRequire(createRequire(import.meta.url).resolve('fastify'));
   let validator: Compilers['buildValidator'] | undefined;
