@@ -173,7 +173,7 @@ describe('CollectorRunner', () => {
     expect(
       records
         .filter((r) => r.msg === 'collector start failed; retrying')
-        .map((r) => [r.collector, r.reason, r.attempt, r.retryInMs]),
+        .map((r) => [r.collector, r.failure, r.attempt, r.retryInMs]),
     ).toEqual([
       ['stream', 'driver_not_loaded', 1, 1000],
       ['stream', 'driver_not_loaded', 2, 2000],

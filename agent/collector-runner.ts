@@ -211,7 +211,7 @@ export class CollectorRunner {
       // The status (and its one log line) says why; this says that it is being tried again.
       log.debug(
         {
-          reason: err instanceof NoDataError ? err.reason : reason,
+          failure: err instanceof NoDataError ? err.reason : reason,
           attempt: handle.attempts,
           retryInMs: delay,
         },

@@ -35,7 +35,7 @@ describe('gpulse run on a host without a GPU', () => {
         (r) =>
           r.collector === 'nvidia-smi' &&
           r.msg === 'collector start failed; retrying' &&
-          r.reason === 'binary_not_found',
+          r.failure === 'binary_not_found',
       ).length;
     const before = retries();
     await vi.waitFor(
