@@ -128,8 +128,10 @@ describe('gpulse simulate', () => {
     const r = await cli.stop();
     expect(r.code).toBe(0);
     expect(r.ms).toBeLessThan(5000);
-    await new Promise((res) => setTimeout(res, 300));
-    expect(children.filter((pid) => alive(pid))).toEqual([]);
+    // Stopped: each one ends (not left running once the agent is gone).
+    await expect
+      .poll(() => children.filter((pid) => alive(pid)), { timeout: 5000, interval: 50 })
+      .toEqual([]);
   });
 });
 
