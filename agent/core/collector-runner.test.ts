@@ -139,7 +139,7 @@ describe('CollectorRunner', () => {
   });
 
   it('restarts a streaming collector whose start fails, with backoff, and records its reports', async () => {
-    const { clock, log, store } = setup();
+    const { clock, log, store, records } = setup();
     let attempts = 0;
     let sink: StreamSink | undefined;
     let stopped = 0;
@@ -169,6 +169,15 @@ describe('CollectorRunner', () => {
     expect(attempts).toBe(2);
     await clock.advance(2000);
     expect(attempts).toBe(3);
+    // Each retry is logged at debug (tests count them to know the retries really ran).
+    expect(
+      records
+        .filter((r) => r.msg === 'collector start failed; retrying')
+        .map((r) => [r.collector, r.failure, r.attempt, r.retryInMs]),
+    ).toEqual([
+      ['stream', 'driver_not_loaded', 1, 1000],
+      ['stream', 'driver_not_loaded', 2, 2000],
+    ]);
     sink?.ok({ samples: [{ desc: value, labels: {}, value: 1 }] }, 5);
     sink?.countError('parse_error');
     sink?.health([{ desc: value, labels: {}, value: 9 }]);

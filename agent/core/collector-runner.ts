@@ -204,8 +204,20 @@ export class CollectorRunner {
       const reason = err instanceof CollectorError ? err.reason : 'start_failed';
       if (err instanceof NoDataError) store.noData(name, err.reason, err.message);
       else store.fail(name, reason, `could not start: ${errorMessage(err)}`);
-      const delay = backoffDelay(handle.attempts++, 1000, 60_000, this.options.random);
-      handle.timer = clock.setTimeout(() => void this.startStream(handle), Math.max(delay, 250));
+      const delay = Math.max(
+        backoffDelay(handle.attempts++, 1000, 60_000, this.options.random),
+        250,
+      );
+      // The status (and its one log line) says why; this says that it is being tried again.
+      log.debug(
+        {
+          failure: err instanceof NoDataError ? err.reason : reason,
+          attempt: handle.attempts,
+          retryInMs: delay,
+        },
+        'collector start failed; retrying',
+      );
+      handle.timer = clock.setTimeout(() => void this.startStream(handle), delay);
       handle.timer.unref?.();
     }
   }

@@ -25,7 +25,6 @@ const LOGS = join(import.meta.dirname, 'fixtures', 'logs');
 const MIB = 1024 * 1024;
 // Allocates 64 MB in a shell variable: the kernel kills it under a 16 MiB limit (environment.md).
 const ALLOCATE_64MB = ['sh', '-c', 'a=$(head -c 64000000 /dev/zero | tr "\\0" a)'];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Descriptors this process holds on files whose path contains `text`. */
 function openFilesUnder(text: string): number {
@@ -378,7 +377,19 @@ describeWithTools('docker collector without a socket', DOCKER_TOOLS, () => {
       expect(
         seriesValue(body, 'gpulse_gpu_process_memory_used_bytes', { pid: String(process.pid) }),
       ).toBe(1024 * MIB);
-      await sleep(3000);
+      // Said once: three more cycles find no socket (each one records the state again, at a new
+      // time), and none says it a second time.
+      const cycles = new Set<number>();
+      const at = () => agent.agent.store.current().collectors.get('docker')?.updatedAt;
+      const first = at();
+      await vi.waitFor(
+        () => {
+          const t = at();
+          if (t !== undefined && t !== first) cycles.add(t);
+          if (cycles.size < 3) throw new Error(`${cycles.size} more cycles so far`);
+        },
+        { timeout: 20_000, interval: 50 },
+      );
       const said = records.filter((r) => String(r.msg).includes(socket));
       expect(said).toHaveLength(1);
       expect(said[0]).toMatchObject({

@@ -149,9 +149,11 @@ describe('host collector', () => {
     const collector = createHostCollector({ ...hostConfigSchema.parse({}), procRoot: '/proc' });
     const ctx = collectContext();
     await collector.collect(ctx);
-    // CPU utilization is a ratio of /proc/stat deltas: let the kernel's counters (10 ms ticks)
-    // move first, or two collects within one tick have no ratio to report.
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // CPU utilization is a ratio of /proc/stat deltas: wait until the kernel's counters (10 ms
+    // ticks) have moved since that collect, or two collects within one tick have no ratio.
+    const cpuLine = () => readFileSync('/proc/stat', 'utf8').split('\n')[0];
+    const before = cpuLine();
+    await expect.poll(cpuLine, { timeout: 10_000, interval: 10 }).not.toBe(before);
     const samples = (await collector.collect(ctx)).samples;
     expect(value(samples, 'gpulse_host_memory_total_bytes')).toBeGreaterThan(0);
     expect(

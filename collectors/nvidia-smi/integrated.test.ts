@@ -113,9 +113,18 @@ describe('nvidia-smi collector on a Jetson', () => {
     expect(s.reason).toBe('integrated_gpu');
     expect(s.message).toMatch(/Orin \(nvgpu\).*tegrastats/);
     expect(s.output.samples).toEqual([]);
-    // Every stream it started (query-gpu, compute-apps, -q -x) is gone and none comes back.
-    await new Promise((r) => setTimeout(r, 1500));
-    const pids = readFileSync(join(dir, 'jetson-only.pids'), 'utf8').trim().split('\n').map(Number);
+    // Every stream it started (query-gpu, compute-apps, -q -x) is gone and none comes back: the
+    // stand-down has stopped them all (their stream_up series go when the last stop returns; a
+    // stopped stream never restarts) and their processes have exited.
+    const pidsOf = () =>
+      readFileSync(join(dir, 'jetson-only.pids'), 'utf8').trim().split('\n').map(Number);
+    await until(
+      (st) =>
+        st.health.every((h) => h.desc.name !== 'gpulse_nvidia_smi_stream_up') &&
+        pidsOf().length >= 4 &&
+        pidsOf().filter(alive).length === 0,
+    );
+    const pids = pidsOf();
     expect(pids.length).toBe(4);
     expect(pids.filter(alive)).toEqual([]);
     const later = state();

@@ -356,13 +356,19 @@ else if (args.some((a) => a.startsWith('--query-compute-apps='))) {
   setInterval(() => process.stdout.write(line + line + line), 100);
 } else { setInterval(() => {}, 1000); }`,
     );
-    const { until, state } = run(bin);
+    const { until, store } = run(bin);
     await until((st) => (st.output.facts?.gpuProcesses?.length ?? 0) > 0);
+    // Every snapshot from here on (not a sample of them), until twenty more went by.
     const seen = new Set<number>();
-    for (let i = 0; i < 20; i++) {
-      seen.add(state().output.facts?.gpuProcesses?.length ?? 0);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    let snapshots = 0;
+    const off = store.onChange((s) => {
+      snapshots++;
+      seen.add(s.collectors.get('nvidia-smi')?.output.facts?.gpuProcesses?.length ?? 0);
+    });
+    await expect
+      .poll(() => snapshots, { timeout: 10_000, interval: 20 })
+      .toBeGreaterThanOrEqual(20);
+    off();
     // Never the same process twice (a starved stand-in may also look silent: 0).
     expect(Math.max(...seen)).toBe(1);
   });

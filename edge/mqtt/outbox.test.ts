@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FakeClock } from '../../agent/core/clock.js';
 import { decodeBody, encodeBody } from '../../exporters/mqtt/payloads.js';
 import { silentLogger } from '../../test/helpers/log-sink.js';
@@ -155,7 +155,7 @@ describe('Outbox', () => {
   });
 
   it('resends what was in flight when the connection drops during a replay, losing nothing', async () => {
-    const { link, outbox, message, spool } = await setup();
+    const { clock, link, outbox, message, spool } = await setup();
     link.connected = false;
     for (let i = 0; i < 6; i++) await outbox.submit(message());
     link.connected = true;
@@ -164,7 +164,8 @@ describe('Outbox', () => {
     await expect.poll(() => link.published.length, { ...POLL, message: 'replay window' }).toBe(4);
     link.drop();
     outbox.connectionChanged();
-    await new Promise((r) => setTimeout(r, 20));
+    // The dropped publishes are rejected in promise callbacks: let them all run (time stands still).
+    await clock.advance(0);
     expect(spool.stats().pending).toBe(6);
     link.connected = true;
     link.mode = 'ack';
@@ -214,16 +215,18 @@ describe('Outbox', () => {
     }
     link.connected = true;
     outbox.connectionChanged();
-    await expect
-      .poll(() => link.published.length, { ...POLL, message: 'first second of replay' })
-      .toBeGreaterThanOrEqual(2);
-    await new Promise((r) => setTimeout(r, 30));
+    // The replay stops when the budget runs out and waits for it (its private `wake`): once it
+    // has, nothing more goes out until the clock moves (the acks still settling are let run).
+    const wake = vi.spyOn(outbox as unknown as { wake(ms: number): void }, 'wake');
+    const waitingForBudget = async (message: string) => {
+      await expect.poll(() => wake.mock.calls.length, { ...POLL, message }).toBeGreaterThan(0);
+      await clock.advance(0);
+      wake.mockClear();
+    };
+    await waitingForBudget('first second of replay');
     expect(link.published).toHaveLength(2);
     await clock.advance(1000);
-    await expect
-      .poll(() => link.published.length, { ...POLL, message: 'second second' })
-      .toBeGreaterThanOrEqual(4);
-    await new Promise((r) => setTimeout(r, 30));
+    await waitingForBudget('second second');
     expect(link.published).toHaveLength(4);
     await clock.advance(1000);
     await expect.poll(() => spool.isEmpty(), { ...POLL, message: 'rest' }).toBe(true);

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { startCli, type CliProcess } from '../helpers/cli.js';
 import {
@@ -55,11 +55,13 @@ async function postJson(agent: CliProcess, path: string, body: unknown): Promise
 
 /** Waits until Prometheus holds a sample of `query`. */
 async function scraped(prom: PrometheusServer, query: string): Promise<void> {
-  const t0 = Date.now();
-  while ((await prom.api<{ result: unknown[] }>('/api/v1/query', { query })).result.length === 0) {
-    if (Date.now() - t0 > 15_000) throw new Error(`Prometheus has no ${query} after 15 s`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await vi.waitFor(
+    async () => {
+      const { result } = await prom.api<{ result: unknown[] }>('/api/v1/query', { query });
+      if (result.length === 0) throw new Error(`Prometheus has no ${query} after 15 s`);
+    },
+    { timeout: 15_000, interval: 500 },
+  );
 }
 
 describeWithTools(

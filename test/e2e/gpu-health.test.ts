@@ -86,6 +86,22 @@ function waitFor<T>(fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
   );
 }
 
+/**
+ * Waits until `collector` has had `n` more successful samples than now: its success timestamp
+ * takes `n` new values (each scrape after one shows the snapshot the derivers ran on).
+ */
+async function moreSamples(cli: CliProcess, collector: string, n: number): Promise<void> {
+  const stamp = (b: string) =>
+    seriesValue(b, 'gpulse_collector_last_success_timestamp_seconds', { collector });
+  const seen = new Set<number>();
+  const start = stamp((await cli.get('/metrics')).body);
+  await cli.waitForMetrics((b) => {
+    const t = stamp(b);
+    if (t !== undefined && t !== start) seen.add(t);
+    return seen.size >= n;
+  }, 30_000);
+}
+
 const HOT = { reason: 'hw_thermal_slowdown' };
 
 describe('throttling in the simulated thermal-throttle scenario', () => {
@@ -165,7 +181,9 @@ describe('throttling in the simulated thermal-throttle scenario', () => {
       const e = cli.logs.filter((r) => r.event === 'gpu.throttle_episode');
       return Promise.resolve(e.length >= 1 ? e : undefined);
     });
-    await new Promise((r) => setTimeout(r, 1500));
+    // Exactly one: three more nvidia-smi samples (each a new success timestamp) go through the
+    // health deriver after the episode was logged, and none logs a second one.
+    await moreSamples(cli, 'nvidia-smi', 3);
     expect(cli.logs.filter((r) => r.event === 'gpu.throttle_episode')).toHaveLength(1);
     expect(episodes[0]).toMatchObject({ severity: 'critical', gpu: '0', source: 'gpu-health' });
     expect(String(episodes[0]!.msg)).toMatch(
@@ -318,6 +336,7 @@ describe('DCGM absent', () => {
     const cli = await simulate(['--profile', 'h200'], {
       GPULSE_SIM_DCGM: 'absent',
       GPULSE_KMSG_MODE: 'off',
+      GPULSE_LOG_LEVEL: 'debug',
     });
     const body = await cli.waitForMetrics(
       (b) =>
@@ -327,7 +346,21 @@ describe('DCGM absent', () => {
     );
     expect(seriesValue(body, 'gpulse_collector_up', { collector: 'nvidia-smi' })).toBe(1);
     expect(allSeries(body, 'gpulse_gpu_sm_active_ratio')).toEqual([]);
-    await new Promise((r) => setTimeout(r, 3000));
+    // Said once: three more starts of the DCGM collector fail (each retry is logged at debug).
+    const retries = () =>
+      cli.logs.filter(
+        (r) =>
+          r.collector === 'dcgm' &&
+          r.msg === 'collector start failed; retrying' &&
+          r.failure === 'no_host_engine',
+      ).length;
+    const before = retries();
+    await vi.waitFor(
+      () => {
+        if (retries() < before + 3) throw new Error(`${retries() - before} retries so far`);
+      },
+      { timeout: 30_000, interval: 100 },
+    );
     const said = cli.logs.filter((r) => r.collector === 'dcgm' && r.reason === 'no_host_engine');
     expect(said).toHaveLength(1);
     expect(String(said[0]!.msg)).toMatch(/no DCGM host engine answers at localhost/);

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect, it, vi } from 'vitest';
 import { allSeries, CLI, REPO_ROOT, startCli, type CliProcess } from '../helpers/cli.js';
 import { startPrometheus, type PrometheusServer } from '../helpers/prometheus.js';
 import { describeWithTools } from '../helpers/tools.js';
@@ -341,17 +341,14 @@ describeWithTools(
             .map((t) => `${t.dashboard} / ${t.panel} / ${t.refId}`),
         );
         // Rates need two samples, and the Xid and MIG series their first scrapes: poll.
-        let result = await run();
-        const t0 = Date.now();
-        while (
-          (result.empty.size > expectedEmpty.size || result.sentinelOnly.length > 0) &&
-          Date.now() - t0 < 45_000
-        ) {
-          await new Promise((r) => setTimeout(r, 2000));
-          result = await run();
-        }
-        expect(result.sentinelOnly).toEqual([]);
-        expect([...result.empty].sort()).toEqual([...expectedEmpty].sort());
+        await vi.waitFor(
+          async () => {
+            const result = await run();
+            expect(result.sentinelOnly).toEqual([]);
+            expect([...result.empty].sort()).toEqual([...expectedEmpty].sort());
+          },
+          { timeout: 45_000, interval: 2000 },
+        );
         expect(expectedEmpty.size).toBe(3);
 
         // Every name the dashboards read is served, so no panel passes on a fallback branch

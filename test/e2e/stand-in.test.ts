@@ -66,10 +66,19 @@ describe('a stand-in nvidia-smi answering from a real capture', () => {
           }),
         ).toBe(p.usedMemoryBytes);
       }
-      // Scrape as a busy Prometheus would for the rest of the minute.
+      // Scrape as a busy Prometheus would for the rest of the minute, and until the minute's
+      // samples were really taken (50 success times of the nvidia-smi collector at 1 s; a
+      // slow machine takes longer for them): a process per sample would show by then.
       const t0 = Date.now();
-      while (Date.now() - t0 < 60_000) {
-        expect((await cli.get('/metrics')).status).toBe(200);
+      const samples = new Set<number>();
+      while (Date.now() - t0 < 60_000 || samples.size < 50) {
+        const scrape = await cli.get('/metrics');
+        expect(scrape.status).toBe(200);
+        const at = seriesValue(scrape.body, 'gpulse_collector_last_success_timestamp_seconds', {
+          collector: 'nvidia-smi',
+        });
+        if (at !== undefined) samples.add(at);
+        if (Date.now() - t0 > 100_000) throw new Error(`only ${samples.size} samples in 100 s`);
         await new Promise((r) => setTimeout(r, 250));
       }
       const starts = readFileSync(log, 'utf8').trim().split('\n');
@@ -79,5 +88,5 @@ describe('a stand-in nvidia-smi answering from a real capture', () => {
     } finally {
       expect((await cli.stop()).code).toBe(0);
     }
-  }, 120_000);
+  }, 150_000);
 });

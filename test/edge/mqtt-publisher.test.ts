@@ -289,9 +289,17 @@ describeWithTools(
         message: 'Xid 79',
         labels: { gpu: '0' },
       });
-      await new Promise((r) => setTimeout(r, 6000));
-      const spooled =
+      // An outage long enough to spool at least ten telemetry messages, the oldest over 3 s old.
+      const spooledTelemetry = async () =>
         (await a.metric('gpulse_mqtt_published_total{stream="telemetry",result="spooled"}')) ?? 0;
+      await eventually(
+        async () =>
+          (await spooledTelemetry()) >= 10 &&
+          ((await a.metric('gpulse_mqtt_spool_oldest_age_seconds')) ?? 0) > 3,
+        30_000,
+        'ten spooled telemetry messages, the oldest over 3 s old',
+      );
+      const spooled = await spooledTelemetry();
       expect(spooled).toBeGreaterThanOrEqual(10);
       expect(await a.metric('gpulse_mqtt_spool_bytes')).toBeGreaterThan(0);
       expect(await a.metric('gpulse_mqtt_spool_oldest_age_seconds')).toBeGreaterThan(3);
@@ -354,7 +362,10 @@ describeWithTools(
         },
       });
       const events: number[] = [];
+      const spooledTelemetry = async () =>
+        (await a.metric('gpulse_mqtt_published_total{stream="telemetry",result="spooled"}')) ?? 0;
       for (let i = 0; i < 6; i++) {
+        const before = await spooledTelemetry();
         events.push(
           a.agent.events.emit({
             type: 'gpu.throttle_episode',
@@ -364,7 +375,12 @@ describeWithTools(
             labels: { gpu: String(i) },
           }).id,
         );
-        await new Promise((r) => setTimeout(r, 800));
+        // Telemetry piles up between the events (eight ticks of 100 ms, what 800 ms gave).
+        await eventually(
+          async () => (await spooledTelemetry()) >= before + 8,
+          10_000,
+          `telemetry spooled after event ${i}`,
+        );
       }
       const dropped = await eventually(
         async () => (await a.metric('gpulse_mqtt_spool_dropped_total{reason="size"}')) || undefined,

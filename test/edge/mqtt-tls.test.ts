@@ -125,9 +125,17 @@ describeWithTools(
       });
       cleanups.push(() => other.endAsync());
       const seen: string[] = [];
-      device.on('message', (topic) => seen.push(topic));
+      const seenBodies: string[] = [];
+      device.on('message', (topic, body) => {
+        seen.push(topic);
+        seenBodies.push(body.toString());
+      });
+      // node-b reads its own observations (its markers below) and must get nothing of node-a's.
+      const own: string[] = [];
       const stolen: string[] = [];
-      other.on('message', (topic) => stolen.push(topic));
+      other.on('message', (topic, body) =>
+        topic.includes('/node-b/') ? own.push(body.toString()) : stolen.push(topic),
+      );
       // What the agent subscribes to (models/+/observations under its node), and a try at node-b's.
       await device.subscribeAsync(
         [
@@ -136,7 +144,13 @@ describeWithTools(
         ],
         { qos: 1 },
       );
-      await other.subscribeAsync('gpulse/v1/factory/node-a/models/+/observations', { qos: 1 });
+      await other.subscribeAsync(
+        [
+          'gpulse/v1/factory/node-a/models/+/observations',
+          'gpulse/v1/factory/node-b/models/+/observations',
+        ],
+        { qos: 1 },
+      );
       // The model server on node-a publishes with node-a's certificate.
       await device.publishAsync('gpulse/v1/factory/node-a/models/fraud/observations', '[{"x":1}]', {
         qos: 1,
@@ -153,9 +167,22 @@ describeWithTools(
       await other.publishAsync('gpulse/v1/factory/node-b/models/fraud/observations', '[{"x":2}]', {
         qos: 1,
       });
-      await eventually(() => seen.length > 0, 5000, "node-a's own observations");
-      await new Promise((r) => setTimeout(r, 300));
-      expect(seen).toEqual(['gpulse/v1/factory/node-a/models/fraud/observations']);
+      // Markers published after that: the broker handles publishes in order and delivers in
+      // order on a connection, so once a client has its marker, anything the earlier publishes
+      // would have sent it has arrived too.
+      await device.publishAsync('gpulse/v1/factory/node-a/models/fraud/observations', 'marker', {
+        qos: 1,
+      });
+      await other.publishAsync('gpulse/v1/factory/node-b/models/fraud/observations', 'marker', {
+        qos: 1,
+      });
+      await eventually(() => seenBodies.includes('marker'), 5000, "node-a's own observations");
+      await eventually(() => own.includes('marker'), 5000, "node-b's own observations");
+      expect(seen).toEqual([
+        'gpulse/v1/factory/node-a/models/fraud/observations',
+        'gpulse/v1/factory/node-a/models/fraud/observations',
+      ]);
+      expect(seenBodies).toEqual(['[{"x":1}]', 'marker']);
       expect(stolen).toEqual([]);
     });
 
@@ -206,7 +233,8 @@ describeWithTools(
         5000,
         'own command and message',
       );
-      await new Promise((r) => setTimeout(r, 300));
+      // node-b's command was published first by the same client: had the broker delivered it,
+      // it would have arrived before node-a's.
       expect(commands).toEqual(['gpulse/v1/factory/node-a/cmd/model-update']);
       // Command responses go under its own node, where the operator reads them.
       const responses: string[] = [];

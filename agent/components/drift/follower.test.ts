@@ -68,8 +68,12 @@ describe('JSON-lines follower', () => {
       .toBe(4);
     expect(follower?.counts.rotations).toBe(1);
 
-    // copytruncate: the file is emptied in place and written again from byte 0.
-    await new Promise((r) => setTimeout(r, 150));
+    // copytruncate: the file is emptied in place and written again from byte 0. (First the
+    // follower has read the new file to its end, as its recorded read position says.)
+    const position = () => (follower as unknown as { position: number } | undefined)?.position;
+    await expect
+      .poll(position, { ...POLL, message: 'the new file read to its end' })
+      .toBe(row(4).length);
     truncateSync(path, 0);
     await expect
       .poll(() => follower?.counts.truncations ?? 0, {
@@ -86,7 +90,10 @@ describe('JSON-lines follower', () => {
     dir = mkdtempSync(join(tmpdir(), 'gpulse-follow-'));
     const path = join(dir, 'later.jsonl');
     const lines = start(path, 'end');
-    await new Promise((r) => setTimeout(r, 100));
+    // It tried to open the file, failed, and scheduled another try.
+    await expect
+      .poll(() => follower?.counts.restarts, { ...POLL, message: 'a failed open' })
+      .toBeGreaterThanOrEqual(1);
     expect(follower?.state).toBe('waiting');
     writeFileSync(path, row(1) + row(2));
     await expect
@@ -129,10 +136,11 @@ describe('JSON-lines follower', () => {
     const path = join(dir, 'long.jsonl');
     writeFileSync(path, `${row(1)}${'x'.repeat(5000)}\n${row(2)}`);
     const lines = start(path, 'start', 1024);
+    // Line 2 comes after the long one in the file, and lines are handled in order: once it is
+    // there, whatever the long line gave (nothing, or a wrongly kept piece) is there too.
     await expect
-      .poll(() => lines.length, { ...POLL, message: 'the short lines' })
-      .toBeGreaterThanOrEqual(2);
-    await new Promise((r) => setTimeout(r, 100));
+      .poll(() => lines.includes('{"i":2}'), { ...POLL, message: 'the line after the long one' })
+      .toBe(true);
     expect(lines).toEqual(['{"i":1}', '{"i":2}']);
     expect(follower?.counts.longLines).toBe(1);
   });

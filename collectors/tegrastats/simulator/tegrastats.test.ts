@@ -53,11 +53,20 @@ describeWhen('built binary (real process)', [built], () => {
   });
 
   it('with hang:sigterm=ignore shrugs off SIGTERM while hung, as a read stuck in the kernel', async () => {
+    const simStart = Date.now();
     const child = start(['--interval', '100'], {
       GPULSE_SIM_PROFILE: 'jetson-orin',
-      GPULSE_SIM_SCENARIO: 'hang:after=0s,sigterm=ignore',
+      GPULSE_SIM_START: String(simStart),
+      GPULSE_SIM_SCENARIO: 'hang:after=3s,sigterm=ignore',
     });
-    await new Promise((r) => setTimeout(r, 800));
+    // A first line says the tool runs, so its SIGTERM handler (set before it starts) is there...
+    let text = '';
+    child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    await expect.poll(() => text.includes('\n'), { timeout: 10_000, interval: 20 }).toBe(true);
+    // ...and the hang begins 3 s after GPULSE_SIM_START by the wall clock the handler reads.
+    await expect
+      .poll(() => Date.now() - simStart, { timeout: 10_000, interval: 20 })
+      .toBeGreaterThan(3100);
     child.kill('SIGTERM');
     const raced = await Promise.race([
       exited(child),
