@@ -34,7 +34,12 @@ import { readPrivateKey, signManifest } from '../../edge/models/signing.js';
 import { scanRecords } from '../../edge/spool/record-format.js';
 import { CLI, requireBuild } from '../helpers/cli.js';
 import { silentLogger } from '../helpers/log-sink.js';
-import { createHarness, indexObjects, type Harness } from '../helpers/models/harness.js';
+import {
+  createHarness,
+  harnessApplyArgs,
+  indexObjects,
+  type Harness,
+} from '../helpers/models/harness.js';
 import { fineTune, writeModel } from '../helpers/models/model-gen.js';
 import { createMqttComponent } from '../../edge/mqtt-component.js';
 import { fakeGpuCollector, startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
@@ -330,15 +335,7 @@ function modelApply(
     [
       CLI,
       'model',
-      'apply',
-      '--name',
-      'detector',
-      '--source',
-      `${h.server.url}detector/`,
-      '--dir',
-      h.root,
-      '--trust',
-      h.pubPath,
+      ...harnessApplyArgs(h),
       '--trial',
       '0s',
       '--retries',
