@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../../agent/clock.js';
+import { ReasonError } from './reason-error.js';
 
 /** Network settings of a download. */
 export interface FetchSettings {
@@ -29,16 +30,15 @@ export const DEFAULT_FETCH: FetchSettings = {
 };
 
 /** A download failure with a stable reason label. */
-export class FetchError extends Error {
+export class FetchError extends ReasonError {
   readonly code = 'GPULSE_MODEL_FETCH';
   constructor(
     /** http_status, stall, timeout, truncated, oversize, chunk_verify_failed, range_unsupported, network */
-    readonly reason: string,
+    reason: string,
     message: string,
     readonly status?: number,
   ) {
-    super(message);
-    this.name = 'FetchError';
+    super(reason, message);
   }
 }
 
