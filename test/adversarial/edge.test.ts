@@ -49,8 +49,21 @@ import {
   startMosquitto,
   type Mosquitto,
   type Received,
+  type Recorder,
 } from '../helpers/mosquitto.js';
 import { describeWithTools } from '../helpers/tools.js';
+
+/** Waits (30 s at most) until the recorder has received every one of `seqs`. */
+function receivedAll(rec: Recorder, seqs: readonly number[], what: string): Promise<void> {
+  return rec.waitFor(
+    (m) => {
+      const got = new Set(m.map((x: Received) => x.json.seq as number));
+      return seqs.every((q) => got.has(q));
+    },
+    30_000,
+    what,
+  );
+}
 
 /** Seqs of every record in a spool directory's segment files. */
 function spooledSeqs(dir: string): number[] {
@@ -152,14 +165,7 @@ describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosq
     // 3. Space is freed and the broker comes up: the start succeeds and the spool is replayed.
     rmSync(filler);
     await broker.start();
-    await rec.waitFor(
-      (m) => {
-        const got = new Set(m.map((x: Received) => x.json.seq as number));
-        return spooled.every((s) => got.has(s));
-      },
-      30_000,
-      `replay of the ${spooled.length} spooled messages`,
-    );
+    await receivedAll(rec, spooled, `replay of the ${spooled.length} spooled messages`);
     await rec.waitFor(
       (m) => m.some((x) => x.topic.endsWith('/events') && x.text.includes('Xid 79')),
       20_000,
@@ -211,14 +217,7 @@ describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosq
     await eventually(async () => (await spooledCount()) >= 10, 30_000, '10 spooled messages');
     const spooled = spooledSeqs(dir);
     await broker.start();
-    await rec.waitFor(
-      (m) => {
-        const got = new Set(m.map((x: Received) => x.json.seq as number));
-        return spooled.every((q) => got.has(q));
-      },
-      30_000,
-      `replay of ${spooled.length} spooled messages at replayRate 0`,
-    );
+    await receivedAll(rec, spooled, `replay of ${spooled.length} spooled messages at replayRate 0`);
   }, 90_000);
 
   it('counts every message lost from a damaged spool, once, and replays the rest', async () => {
@@ -290,14 +289,7 @@ describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosq
       flags,
     });
     cleanups.push(() => second.stop());
-    await rec.waitFor(
-      (m) => {
-        const got = new Set(m.map((x: Received) => x.json.seq as number));
-        return survivors.every((s) => got.has(s));
-      },
-      30_000,
-      `replay of the ${survivors.length} surviving messages`,
-    );
+    await receivedAll(rec, survivors, `replay of the ${survivors.length} surviving messages`);
     expect(await second.metric('gpulse_mqtt_spool_dropped_total{reason="missing"}')).toBe(
       deleted + 1,
     );
