@@ -96,9 +96,22 @@ describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosq
     await broker.destroy();
   });
 
-  it('recovers from a start on a full disk: retries with backoff, then replays every spooled message', async () => {
-    const rec = await record(broker.url, 'gpulse/v1/adv-7/#');
+  /** A recorder of `filter` on the broker, closed after the test. */
+  async function recorder(filter: string): Promise<Recorder> {
+    const rec = await record(broker.url, filter);
     cleanups.push(() => rec.close());
+    return rec;
+  }
+
+  /** A temp directory, removed after the test. */
+  function tempDir(prefix: string): string {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  }
+
+  it('recovers from a start on a full disk: retries with backoff, then replays every spooled message', async () => {
+    const rec = await recorder('gpulse/v1/adv-7/#');
     // A real small filesystem (root, as on the dev machines and CI).
     const mnt = mkdtempSync(join(tmpdir(), 'gpulse-adv-fullfs-'));
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
@@ -178,10 +191,8 @@ describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosq
   }, 120_000);
 
   it('replays the whole spool when mqtt.replayRate is 0 (it divided by zero into a 1 ms loop)', async () => {
-    const rec = await record(broker.url, 'gpulse/v1/adv-rate/#');
-    cleanups.push(() => rec.close());
-    const dir = mkdtempSync(join(tmpdir(), 'gpulse-adv-rate-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const rec = await recorder('gpulse/v1/adv-rate/#');
+    const dir = tempDir('gpulse-adv-rate-');
     const { config } = loadConfig({
       env: { GPULSE_MQTT_RECONNECT_MAX: '1s' },
       flags: {
@@ -221,10 +232,8 @@ describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosq
   }, 90_000);
 
   it('counts every message lost from a damaged spool, once, and replays the rest', async () => {
-    const rec = await record(broker.url, 'gpulse/v1/adv-13/#');
-    cleanups.push(() => rec.close());
-    const dir = mkdtempSync(join(tmpdir(), 'gpulse-adv-spool-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const rec = await recorder('gpulse/v1/adv-13/#');
+    const dir = tempDir('gpulse-adv-spool-');
     const flags = { 'mqtt-spool-max-bytes': '256KiB' }; // 16 KiB segments
     const tdir = join(dir, 'telemetry');
     const segments = () =>
