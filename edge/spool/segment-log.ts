@@ -1,5 +1,6 @@
 import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { readExact } from '../read-exact.js';
 import {
   decodeRecordAt,
   encodeRecord,
@@ -437,9 +438,7 @@ export class SegmentLog {
       throw err;
     }
     try {
-      const buf = Buffer.allocUnsafe(length);
-      const { bytesRead } = await handle.read(buf, 0, length, start);
-      return bytesRead === length ? buf : undefined;
+      return await readExact(handle, start, length);
     } finally {
       await handle.close();
     }
