@@ -4,11 +4,11 @@
  * fields) joined with the field ids, dmon short names and units that `dcgmi` prints
  * (`fixtures/dcgm-fields.csv`, transcribed from DCGM's dcgm_fields.h/.cpp).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type * as CsvParse from 'csv-parse/sync';
+import { collectorFixturesDir } from '../fixtures-dir.js';
 
 let csvParse: typeof CsvParse.parse | undefined;
 
@@ -51,13 +51,7 @@ export const CATALOGUE_FILES = {
 
 /** The fixtures folder, found from this module both in sources and in `dist/`. */
 export function dcgmFixturesDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return join(dir, 'collectors/dcgm/fixtures');
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('dcgm: package root not found');
-    dir = parent;
-  }
+  return collectorFixturesDir('dcgm');
 }
 
 /** One row of a dcgm-exporter counters CSV. */
