@@ -1,16 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { problemsOf } from '../test/helpers/config-errors.js';
 import { agentConfigSchema, loadConfig, type ConfigSources } from './config.js';
 import { didYouMean, knownKeys, Provenance, showValue, valueAt } from './config-messages.js';
-import { ConfigError } from './core/errors.js';
 
-function problemsOf(sources: ConfigSources): readonly string[] {
-  try {
-    loadConfig(sources);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
+function problems(sources: ConfigSources): readonly string[] {
+  return problemsOf(() => loadConfig(sources));
 }
 
 const yaml = (text: string) => ({ file: { name: 'gpulse.yaml', text } });
@@ -44,18 +38,18 @@ describe('configuration problems say what was expected and what was given', () =
       'mqtt.spool.maxBytes: expected a size like "256MiB" or a number of bytes, got false (from gpulse.yaml)',
     ],
   ])('%j', (text, problem) => {
-    expect(problemsOf(yaml(text))).toEqual([problem]);
+    expect(problems(yaml(text))).toEqual([problem]);
   });
 
   it('names the environment variable a bad value came from', () => {
-    expect(problemsOf({ env: { GPULSE_MQTT_QOS: '2' } })).toEqual([
+    expect(problems({ env: { GPULSE_MQTT_QOS: '2' } })).toEqual([
       'mqtt.qos: expected 0 or 1, got "2" (from GPULSE_MQTT_QOS)',
     ]);
   });
 
   it('attributes problems inside GPULSE_MODELS to it, with the values it gave', () => {
     const models = JSON.stringify([{ name: 'a b', source: 'ftp://x', dir: 3 }]);
-    expect(problemsOf({ env: { GPULSE_MODELS: models } })).toEqual([
+    expect(problems({ env: { GPULSE_MODELS: models } })).toEqual([
       'models.0.name: letters, digits, . _ + - only, got "a b" (from GPULSE_MODELS)',
       'models.0.source: expected an http:// or https:// URL, got "ftp://x" (from GPULSE_MODELS)',
       'models.0.dir: expected a string, got 3 (from GPULSE_MODELS)',
@@ -76,7 +70,7 @@ describe('configuration problems say what was expected and what was given', () =
 
   it('a flag wins over the file, and its problem names the flag', () => {
     expect(
-      problemsOf({
+      problems({
         ...yaml('collectors:\n  nvidia-smi:\n    interval: 5s\n'),
         flags: { interval: 'soon' },
       }),
@@ -89,7 +83,7 @@ describe('configuration problems say what was expected and what was given', () =
 describe('unknown settings', () => {
   it('suggest the setting they were probably meant to be', () => {
     expect(
-      problemsOf(
+      problems(
         yaml(
           'colectors: {}\nnvidia-smi: {}\ninterval: 5s\ncollectors:\n  nvidia-smi:\n    bianry: x\n    XMLInterval: 1m\n  dockr: {}\nmqtt:\n  tls:\n    cafile: x\n',
         ),
@@ -109,7 +103,7 @@ describe('unknown settings', () => {
     const models = JSON.stringify([
       { name: 'm', source: 'https://h/m/', dir: '/m', trust: '/k.pub', shedule: 'off' },
     ]);
-    expect(problemsOf({ env: { GPULSE_MODELS: models } })).toEqual([
+    expect(problems({ env: { GPULSE_MODELS: models } })).toEqual([
       'models.0.shedule: unknown setting (in GPULSE_MODELS); did you mean schedule?',
     ]);
   });

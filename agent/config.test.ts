@@ -2,19 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { problemsOf } from '../test/helpers/config-errors.js';
 import { CONFIG_FILE_LIMITS, loadConfig, parseListen, readConfigFile } from './config.js';
-import { ConfigError } from './core/errors.js';
 import { formatDuration, parseDuration } from './core/duration.js';
-
-function problemsOf(fn: () => unknown): readonly string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('loadConfig', () => {
   it('has working defaults with no sources', () => {

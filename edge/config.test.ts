@@ -1,19 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { problemsOf } from '../test/helpers/config-errors.js';
 import { loadConfig } from '../agent/config.js';
-import { ConfigError } from '../agent/core/errors.js';
 import { loadGatewayConfig } from './gateway/command.js';
 import { defaultStateDir } from './mqtt/component.js';
 import { createEdgeComponents } from './components.js';
-
-function problemsOf(fn: () => unknown): readonly string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('mqtt config', () => {
   it('is off by default, with documented defaults', () => {

@@ -1,5 +1,5 @@
-import { request } from 'node:http';
 import type { Endpoint } from '../../collectors/docker/endpoint.js';
+import { httpGet, type HttpAnswer } from './http-get.js';
 
 // Three GETs do not justify loading dockerode (and its ssh2/protobuf dependencies) in a
 // diagnostic: node:http talks to the unix socket directly and keeps each errno visible.
@@ -26,45 +26,13 @@ export type DockerProbe =
       readonly message: string;
     };
 
-interface HttpAnswer {
-  readonly status: number;
-  readonly body: string;
-}
-
 function get(endpoint: Endpoint, path: string, timeoutMs: number): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        ...(endpoint.kind === 'socket'
-          ? { socketPath: endpoint.socketPath }
-          : { host: endpoint.host, port: endpoint.port }),
-        path,
-        method: 'GET',
-        headers: { host: 'docker' },
-        timeout: timeoutMs,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          // /info is a few KiB; anything past 4 MiB is not a Docker Engine.
-          if (size < 4 * 1024 * 1024) chunks.push(c);
-        });
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => {
-      const err: NodeJS.ErrnoException = new Error(`no answer within ${timeoutMs}ms`);
-      err.code = 'ETIMEDOUT';
-      req.destroy(err);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  const where =
+    endpoint.kind === 'socket'
+      ? { socketPath: endpoint.socketPath }
+      : { host: endpoint.host, port: endpoint.port };
+  // /info is a few KiB; anything past 4 MiB is not a Docker Engine.
+  return httpGet({ ...where, path, headers: { host: 'docker' } }, timeoutMs, 4 * 1024 * 1024);
 }
 
 function parseJson(text: string): Record<string, unknown> {

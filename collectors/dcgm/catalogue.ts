@@ -4,10 +4,10 @@
  * fields) joined with the field ids, dmon short names and units that `dcgmi` prints
  * (`fixtures/dcgm-fields.csv`, transcribed from DCGM's dcgm_fields.h/.cpp).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse as parseCsv, type Options as CsvOptions } from 'csv-parse/sync';
+import { collectorFixturesDir } from '../fixtures-dir.js';
 
 // A static import: loading csv-parse costs 0.3 MB, under the 1 MB a lazy load must save to earn
 // its keep (bench/README.md, `npm run bench:tricks`).
@@ -48,13 +48,7 @@ export const CATALOGUE_FILES = {
 
 /** The fixtures folder, found from this module both in sources and in `dist/`. */
 export function dcgmFixturesDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return join(dir, 'collectors/dcgm/fixtures');
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('dcgm: package root not found');
-    dir = parent;
-  }
+  return collectorFixturesDir('dcgm');
 }
 
 /** One row of a dcgm-exporter counters CSV. */

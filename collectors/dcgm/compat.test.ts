@@ -3,12 +3,13 @@
 import { describe, expect, it } from 'vitest';
 import type { GpuReading, MigDeviceReading } from '../../agent/core/facts.js';
 import { GpuHealth } from '../../agent/components/gpu-health/component.js';
-import type { CollectorOutput, CollectorState, Sample, Snapshot } from '../../agent/core/types.js';
+import type { Sample } from '../../agent/core/types.js';
 import type { XidRecord, XidTotal } from '../xid.js';
 import { compatSamples, FROM_READING, type CompatGpu } from './compat.js';
 import type { DcgmGpuFact } from './dcgm-reading.js';
 import { violationNanoseconds } from './violations.js';
 import { probe } from '../../test/helpers/deriver-probe.js';
+import { collectorState as state, snapshotOf as snapshot } from '../../test/helpers/snapshots.js';
 
 const T0 = 1_800_000_000_000;
 const UUID = 'GPU-11111111-2222-3333-4444-555555555555';
@@ -49,28 +50,6 @@ function dcgmFact(
     }),
     fields,
     ...over,
-  };
-}
-
-function state(collector: string, at: number, output: CollectorOutput): CollectorState {
-  return {
-    collector,
-    status: 'ok',
-    updatedAt: at,
-    lastSuccessAt: at,
-    output,
-    errors: new Map(),
-    health: [],
-  };
-}
-
-let version = 0;
-function snapshot(...states: CollectorState[]): Snapshot {
-  return {
-    version: ++version,
-    takenAt: Math.max(...states.map((s) => s.updatedAt)),
-    collectors: new Map(states.map((s) => [s.collector, s])),
-    derived: [],
   };
 }
 

@@ -251,6 +251,16 @@ describe('CgroupStats over a cgroup tree', () => {
     return root;
   }
 
+  /** Cgroup statistics read from a tree made by `tree` (its cg/ and proc/ folders). */
+  function statsOf(dir: string, unified: boolean): CgroupStats {
+    return new CgroupStats({
+      cgroupRoot: join(dir, 'cg'),
+      procRoot: join(dir, 'proc'),
+      unified,
+      read,
+    });
+  }
+
   it('v1: controllers in their own mounts, as on this host', () => {
     const d = `/docker/${id}`;
     const dir = tree({
@@ -265,12 +275,7 @@ describe('CgroupStats over a cgroup tree', () => {
         '8:0 Read 4096\n8:0 Write 512\nTotal 4608\n',
       [`cg/pids${d}/pids.current`]: '3\n',
     });
-    const s = new CgroupStats({
-      cgroupRoot: join(dir, 'cg'),
-      procRoot: join(dir, 'proc'),
-      unified: false,
-      read,
-    });
+    const s = statsOf(dir, false);
     const loc = s.locate(7)!;
     expect(loc).toEqual({
       version: 1,
@@ -302,12 +307,7 @@ describe('CgroupStats over a cgroup tree', () => {
       'proc/7/cgroup': `5:cpu,cpuacct:${d}\n`,
       [`cg/cpu,cpuacct${d}/cpuacct.usage`]: '2000000000\n',
     });
-    const s = new CgroupStats({
-      cgroupRoot: join(dir, 'cg'),
-      procRoot: join(dir, 'proc'),
-      unified: false,
-      read,
-    });
+    const s = statsOf(dir, false);
     const loc = s.locate(7)!;
     expect(s.sample(loc, 7, false)).toMatchObject({ cpuSeconds: 2, memoryUsageBytes: undefined });
   });
@@ -324,12 +324,7 @@ describe('CgroupStats over a cgroup tree', () => {
       [`cg${d}/io.stat`]: '8:0 rbytes=10 wbytes=20 rios=1 wios=1\n',
       [`cg${d}/pids.current`]: '4\n',
     });
-    const s = new CgroupStats({
-      cgroupRoot: join(dir, 'cg'),
-      procRoot: join(dir, 'proc'),
-      unified: true,
-      read,
-    });
+    const s = statsOf(dir, true);
     const loc = s.locate(9)!;
     expect(loc).toEqual({ version: 2, dir: join(dir, 'cg', d) });
     expect(s.sample(loc, 9, false)).toEqual({
@@ -349,12 +344,7 @@ describe('CgroupStats over a cgroup tree', () => {
 
   it('a path relative to another cgroup namespace cannot be located', () => {
     const dir = tree({ 'proc/9/cgroup': '0::/../../system.slice/docker-x.scope\n' });
-    const s = new CgroupStats({
-      cgroupRoot: join(dir, 'cg'),
-      procRoot: join(dir, 'proc'),
-      unified: true,
-      read,
-    });
+    const s = statsOf(dir, true);
     expect(s.locate(9)).toBeUndefined();
     expect(s.locate(10)).toBeUndefined();
   });

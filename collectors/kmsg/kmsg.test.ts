@@ -1,14 +1,8 @@
-import {
-  appendFileSync,
-  mkdtempSync,
-  renameSync,
-  rmSync,
-  truncateSync,
-  writeFileSync,
-} from 'node:fs';
+import { appendFileSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempDirs } from '../../test/helpers/temp-dirs.js';
 import { NoDataError, CollectorError } from '../../agent/core/errors.js';
 import type { CollectContext, CollectorOutput } from '../../agent/core/types.js';
 import { collectContext, sampleValue } from '../../test/helpers/collector-harness.js';
@@ -19,14 +13,10 @@ import { kmsgConfigSchema } from './config.js';
 import { createKmsgCollector } from './kmsg.js';
 import type { KmsgReader } from './kmsg-reader.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs('gpulse-kmsg-');
 
 function tempFile(content = ''): string {
-  const dir = mkdtempSync(join(tmpdir(), 'gpulse-kmsg-'));
-  dirs.push(dir);
+  const dir = tempDir();
   const path = join(dir, 'kmsg.log');
   writeFileSync(path, content);
   return path;

@@ -16,9 +16,7 @@ import {
 } from './compat.js';
 import './nvidia-smi.js';
 import { parseComputeAppsCsv, parseQueryGpuCsv } from './parse-csv.js';
-
-const FIXTURES = new URL('./fixtures/', import.meta.url);
-const fixture = (path: string): string => readFileSync(new URL(path, FIXTURES), 'utf8');
+import { readFixture as fixture } from './simulator/fixtures.js';
 
 /** The nvidia-smi collector's stream gauge, as the collector declares it (found, not copied). */
 const STREAM_UP = declaredMetrics().find((m) => m.name === 'gpulse_nvidia_smi_stream_up');

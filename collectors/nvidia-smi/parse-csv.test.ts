@@ -1,4 +1,5 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   THROTTLE_REASONS,
@@ -18,9 +19,7 @@ import {
   splitCsvLine,
   type RejectedRow,
 } from './parse-csv.js';
-
-const FIXTURES = new URL('./fixtures/', import.meta.url);
-const fixture = (path: string): string => readFileSync(new URL(path, FIXTURES), 'utf8');
+import { fixturesDir, readFixture as fixture } from './simulator/fixtures.js';
 
 const MiB = 1048576;
 const MHz = 1e6;
@@ -460,7 +459,7 @@ describe('parseQueryGpuCsv on the other CSV fixtures', () => {
       ...ALL_FIELDS.map(([capture, phase]) => allFieldsFile(capture, phase)),
       ...OTHER_QUERY_GPU.map(([file]) => `csv/${file}`),
     ];
-    const present = readdirSync(new URL('csv/', FIXTURES))
+    const present = readdirSync(join(fixturesDir(), 'csv'))
       .filter((f) => !f.includes('compute-apps'))
       .map((f) => `csv/${f}`);
     expect(tested.sort()).toEqual(present.sort());
@@ -655,7 +654,7 @@ const CAPTURES = COMPUTE_APPS.map(([capture]) => capture);
 
 describe('capture sections', () => {
   it('lists every capture file', () => {
-    const present = readdirSync(new URL('captures/', FIXTURES));
+    const present = readdirSync(join(fixturesDir(), 'captures'));
     expect(present.sort()).toEqual(CAPTURES.map((c) => `${c}__nvidia-gpu-exporter.txt`).sort());
   });
 

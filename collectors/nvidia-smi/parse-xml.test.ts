@@ -1,4 +1,5 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CollectorError } from '../../agent/core/errors.js';
 import { THROTTLE_REASONS, type GpuReading, type ThrottleReason } from '../../agent/core/facts.js';
@@ -8,9 +9,9 @@ import {
   parseNvidiaSmiXml,
   type NvidiaSmiXml,
 } from './parse-xml.js';
+import { fixturesDir, readFixture } from './simulator/fixtures.js';
 
-const FIXTURES = new URL('./fixtures/xml/', import.meta.url);
-const fixture = (file: string): string => readFileSync(new URL(file, FIXTURES), 'utf8');
+const fixture = (file: string): string => readFixture(`xml/${file}`);
 
 const MiB = 1048576;
 const MHz = 1e6;
@@ -919,7 +920,9 @@ describe('parseNvidiaSmiXml on every XML fixture', () => {
   });
 
   it('covers every XML fixture', () => {
-    expect(XML_FIXTURES.map(([file]) => file).sort()).toEqual(readdirSync(FIXTURES).sort());
+    expect(XML_FIXTURES.map(([file]) => file).sort()).toEqual(
+      readdirSync(join(fixturesDir(), 'xml')).sort(),
+    );
   });
 
   it('sees every known schema version among the fixtures', () => {

@@ -31,27 +31,20 @@ describe('nvidia-smi pmon fixtures', () => {
 
   it('H100 under load: gpu_burn at 99 % SM, 10 % memory; the memory hogs idle (0, not absent)', () => {
     const first = samples('linux-x86_64__nvidia-h100-80gb-hbm3__590.48.01__load__pmon.txt')[0]!;
+    // An idle memory hog: 0 % of SM and memory, no encoder or decoder column values.
+    const memhog = (pid: number) => ({
+      pid,
+      gpuIndex: 0,
+      processName: 'memhog',
+      type: 'C',
+      smRatio: 0,
+      memoryRatio: 0,
+      encoderRatio: undefined,
+      decoderRatio: undefined,
+    });
     expect(first).toEqual([
-      {
-        pid: 11327,
-        gpuIndex: 0,
-        processName: 'memhog',
-        type: 'C',
-        smRatio: 0,
-        memoryRatio: 0,
-        encoderRatio: undefined,
-        decoderRatio: undefined,
-      },
-      {
-        pid: 11328,
-        gpuIndex: 0,
-        processName: 'memhog',
-        type: 'C',
-        smRatio: 0,
-        memoryRatio: 0,
-        encoderRatio: undefined,
-        decoderRatio: undefined,
-      },
+      memhog(11327),
+      memhog(11328),
       {
         pid: 11345,
         gpuIndex: 0,

@@ -8,7 +8,12 @@ import { quote } from 'shell-quote';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { humanBytes } from '../../agent/progress-line.js';
 import { CLI, requireBuild } from '../../test/helpers/cli.js';
-import { chunkDelta, createHarness, type Harness } from '../../test/helpers/models/harness.js';
+import {
+  chunkDelta,
+  createHarness,
+  harnessApplyArgs,
+  type Harness,
+} from '../../test/helpers/models/harness.js';
 import { fineTune, writeModel } from '../../test/helpers/models/model-gen.js';
 import { describeWithTools, findTool } from '../../test/helpers/tools.js';
 
@@ -23,19 +28,7 @@ function run(file: string, args: readonly string[]): Promise<{ stdout: string; s
 describeWithTools('gpulse model apply progress', [{ bin: 'script', pkg: 'bsdutils' }], () => {
   let h: Harness;
   const v1 = randomBytes(2 * 1024 * 1024);
-  const applyArgs = () => [
-    CLI,
-    'model',
-    'apply',
-    '--name',
-    'detector',
-    '--source',
-    `${h.server.url}detector/`,
-    '--dir',
-    h.root,
-    '--trust',
-    h.pubPath,
-  ];
+  const applyArgs = () => [CLI, 'model', ...harnessApplyArgs(h)];
 
   beforeAll(async () => {
     requireBuild();

@@ -3,6 +3,7 @@ import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { fsyncDir } from './durable-fs.js';
+import { readExact } from '../read-exact.js';
 import type { ResolvedManifest } from './chunk-index.js';
 import type { ChunkFetcher, WantedChunk } from './fetcher.js';
 import { parseEnvelope, parseSignedManifest, type SignedManifest } from './manifest.js';
@@ -176,16 +177,6 @@ export function indexSources(sources: readonly ChunkSource[]): Map<string, Local
   return index;
 }
 
-async function readAt(
-  handle: FileHandle,
-  offset: number,
-  length: number,
-): Promise<Buffer | undefined> {
-  const buf = Buffer.allocUnsafe(length);
-  const { bytesRead } = await handle.read(buf, 0, length, offset);
-  return bytesRead === length ? buf : undefined;
-}
-
 /** Chunks to copy from one installed file: contiguous there and in the target. */
 interface ReuseRun {
   readonly path: string;
@@ -275,7 +266,7 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
         const here = offset;
         offset += length;
         if (resumable && here + length <= size) {
-          const inPlace = await readAt(handle, here, length);
+          const inPlace = await readExact(handle, here, length);
           if (inPlace && sha256(inPlace) === sha) {
             run = undefined;
             stats.chunksResumed++;
@@ -314,7 +305,7 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
     // Copy the runs with the next read in flight while this one is hashed and written.
     const read = async (r: ReuseRun) => {
       const src = await sourceHandle(r.path);
-      return src ? readAt(src, r.srcOffset, r.bytes) : undefined;
+      return src ? readExact(src, r.srcOffset, r.bytes) : undefined;
     };
     let next = runs[0] ? read(runs[0]) : undefined;
     for (let i = 0; i < runs.length; i++) {

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   chunkDelta,
   createHarness,
+  harnessApplyArgs,
   matchesManifest,
   type Harness,
 } from '../../test/helpers/models/harness.js';
@@ -72,15 +73,7 @@ describe('SIGKILL of `gpulse model apply` at every state', () => {
   });
 
   const applyArgs = (extra: string[] = []) => [
-    'apply',
-    '--name',
-    'detector',
-    '--source',
-    `${h.server.url}detector/`,
-    '--dir',
-    h.root,
-    '--trust',
-    h.pubPath,
+    ...harnessApplyArgs(h),
     '--trial',
     '500ms',
     '--parallel',

@@ -1,19 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { open, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { fsyncDir } from '../fsync-dir.js';
 
 // Hand-written rather than `write-file-atomic`: that package fsyncs the temporary file but not the
 // directory holding the rename, and without the directory fsync a power loss can undo the rename.
 
-/** fsyncs a directory so renames and creations inside it survive a power loss. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
+export { fsyncDir };
 
 /** Writes a file via temp + fsync + rename + directory fsync: readers see the old or the new whole. */
 export async function writeFileDurable(

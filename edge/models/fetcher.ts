@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../../agent/core/clock.js';
+import { ReasonError } from './reason-error.js';
 
 /** Network settings of a download. */
 export interface FetchSettings {
@@ -29,16 +30,15 @@ export const DEFAULT_FETCH: FetchSettings = {
 };
 
 /** A download failure with a stable reason label. */
-export class FetchError extends Error {
+export class FetchError extends ReasonError {
   readonly code = 'GPULSE_MODEL_FETCH';
   constructor(
     /** http_status, stall, timeout, truncated, oversize, chunk_verify_failed, range_unsupported, network */
-    readonly reason: string,
+    reason: string,
     message: string,
     readonly status?: number,
   ) {
-    super(message);
-    this.name = 'FetchError';
+    super(reason, message);
   }
 }
 
@@ -152,12 +152,9 @@ export class ChunkFetcher {
     this.transport = settings.transport;
   }
 
-  /** GETs a small document (the manifest) with a size limit. */
-  async getText(url: URL, limit: number, signal?: AbortSignal): Promise<string> {
-    const abort = new AbortController();
-    const onAbort = () => abort.abort(signal?.reason);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const headerTimer = setTimeout(
+  /** Aborts a request with a timeout FetchError unless its response headers come in time. */
+  private headerTimeout(url: URL, abort: AbortController): NodeJS.Timeout {
+    return setTimeout(
       () =>
         abort.abort(
           new FetchError(
@@ -167,6 +164,14 @@ export class ChunkFetcher {
         ),
       this.settings.requestTimeoutMs,
     );
+  }
+
+  /** GETs a small document (the manifest) with a size limit. */
+  async getText(url: URL, limit: number, signal?: AbortSignal): Promise<string> {
+    const abort = new AbortController();
+    const onAbort = () => abort.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const headerTimer = this.headerTimeout(url, abort);
     try {
       const res = await fetch(url, { signal: abort.signal, redirect: 'follow' });
       clearTimeout(headerTimer);
@@ -316,16 +321,7 @@ export class ChunkFetcher {
     const abort = new AbortController();
     const onAbort = () => abort.abort(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
-    const headerTimer = setTimeout(
-      () =>
-        abort.abort(
-          new FetchError(
-            'timeout',
-            `no response from ${url.href} within ${this.settings.requestTimeoutMs}ms`,
-          ),
-        ),
-      this.settings.requestTimeoutMs,
-    );
+    const headerTimer = this.headerTimeout(url, abort);
     let delivered = 0;
     let received: number;
     let inBody = false;

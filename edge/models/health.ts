@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { realSpawn, runCommand, CommandError, type SpawnFn } from '../../agent/process/process.js';
 import type { ManifestHealth } from './manifest.js';
+import { ReasonError } from './reason-error.js';
 
 /** Device-side health settings (from config or flags). */
 export interface HealthSettings {
@@ -39,15 +40,8 @@ export const DEFAULT_HEALTH: HealthSettings = {
 };
 
 /** A failed health check; `reason` is a stable label value. */
-export class HealthError extends Error {
+export class HealthError extends ReasonError {
   readonly code = 'GPULSE_MODEL_HEALTH';
-  constructor(
-    readonly reason: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'HealthError';
-  }
 }
 
 /** Environment for health and golden commands: which model and version to check. */

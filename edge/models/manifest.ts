@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { z } from 'zod';
 import { GEAR_CDC_ALG, validateChunking } from './gear-cdc.js';
+import { ReasonError } from './reason-error.js';
 
 /** `_type` of a gpulse model manifest. */
 export const MANIFEST_TYPE = 'gpulse.model-manifest';
@@ -215,17 +216,12 @@ const envelopeShape = z
   })
   .strict();
 
-/** Thrown for a manifest that is malformed, unsigned, untrusted, expired or refused. */
-export class ManifestError extends Error {
+/**
+ * Thrown for a manifest that is malformed, unsigned, untrusted, expired or refused; `reason` is
+ * malformed, bad_signature, unknown_key, expired, release_not_newer ...
+ */
+export class ManifestError extends ReasonError {
   readonly code = 'GPULSE_MODEL_MANIFEST';
-  constructor(
-    /** Stable reason label: malformed, bad_signature, unknown_key, expired, release_not_newer ... */
-    readonly reason: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ManifestError';
-  }
 }
 
 /** Canonical JSON bytes (RFC 8785) of a value: what signatures and hashes cover. */

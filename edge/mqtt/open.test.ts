@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempDirs } from '../../test/helpers/temp-dirs.js';
 import { FakeClock } from '../../agent/core/clock.js';
 import { loadConfig } from '../../agent/config.js';
 import { CONTENT_TYPE_JSON } from '../../exporters/mqtt/payloads.js';
@@ -13,11 +13,6 @@ import {
   type OpenedPublisher,
   type OpenPublisherOptions,
 } from './open.js';
-
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
 
 function options(dir: string, flags: Record<string, string> = {}) {
   const { config } = loadConfig({
@@ -46,11 +41,7 @@ function options(dir: string, flags: Record<string, string> = {}) {
   return { o, records, sessions };
 }
 
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'gpulse-mqtt-open-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('gpulse-mqtt-open-');
 
 describe('openPublisher', () => {
   it('opens lock, spool, sequence, a connection not started yet and the outbox; close releases them', async () => {

@@ -23,15 +23,8 @@ import {
   type PublishOptions,
 } from './delivery.js';
 
-export {
-  ConnectionLostError,
-  NotConnectedError,
-  PublishRefusedError,
-  withTimeout,
-  type IncomingMessage,
-  type MessageHandler,
-  type PublishOptions,
-} from './delivery.js';
+// All of delivery.ts (its message types, errors and withTimeout) is part of this module's API.
+export * from './delivery.js';
 
 /** A message registered as last will. */
 export interface WillMessage {

@@ -1,21 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempDirs } from '../../test/helpers/temp-dirs.js';
 import { captureLogger } from '../../test/helpers/log-sink.js';
 import { InstanceLock, LockHeldError } from './instance-lock.js';
 import { SequenceStore } from './sequence.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'gpulse-seq-'));
-  dirs.push(d);
-  return d;
-}
+const tempDir = tempDirs('gpulse-seq-');
 
 describe('SequenceStore', () => {
   it('continues exactly where it stopped after a clean stop', () => {

@@ -84,15 +84,9 @@ export interface SchemaPayload {
 }
 
 /** One event as it travels (the agent's `AgentEvent`, unchanged). */
-export interface EventRecord {
-  readonly id: number;
-  readonly ts: number;
-  readonly type: string;
+// Severity as a plain string: a gateway reads what agents of other versions send.
+export interface EventRecord extends Omit<AgentEvent, 'severity'> {
   readonly severity: string;
-  readonly source: string;
-  readonly message: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly data?: Readonly<Record<string, unknown>>;
 }
 
 /** One events message: events seen within a short window. */

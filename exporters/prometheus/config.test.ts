@@ -1,19 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { problemsOf } from '../../test/helpers/config-errors.js';
 import { loadConfig } from '../../agent/config.js';
-import { ConfigError } from '../../agent/core/errors.js';
 
 const compatOf = (sources: Parameters<typeof loadConfig>[0]) =>
   loadConfig(sources).config.metrics.compat;
 const file = (text: string) => ({ file: { name: 'gpulse.yaml', text } });
 
 function problems(sources: Parameters<typeof loadConfig>[0]): readonly string[] {
-  try {
-    loadConfig(sources);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
+  return problemsOf(() => loadConfig(sources));
 }
 
 describe('metrics.compat', () => {

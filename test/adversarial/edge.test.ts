@@ -34,7 +34,12 @@ import { readPrivateKey, signManifest } from '../../edge/models/signing.js';
 import { scanRecords } from '../../edge/mqtt/spool/record-format.js';
 import { CLI, requireBuild } from '../helpers/cli.js';
 import { silentLogger } from '../helpers/log-sink.js';
-import { createHarness, indexObjects, type Harness } from '../helpers/models/harness.js';
+import {
+  createHarness,
+  harnessApplyArgs,
+  indexObjects,
+  type Harness,
+} from '../helpers/models/harness.js';
 import { fineTune, writeModel } from '../helpers/models/model-gen.js';
 import { createMqttComponent } from '../../edge/mqtt/component.js';
 import { fakeGpuCollector, startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
@@ -44,8 +49,21 @@ import {
   startMosquitto,
   type Mosquitto,
   type Received,
+  type Recorder,
 } from '../helpers/mosquitto.js';
 import { describeWithTools } from '../helpers/tools.js';
+
+/** Waits (30 s at most) until the recorder has received every one of `seqs`. */
+function receivedAll(rec: Recorder, seqs: readonly number[], what: string): Promise<void> {
+  return rec.waitFor(
+    (m) => {
+      const got = new Set(m.map((x: Received) => x.json.seq as number));
+      return seqs.every((q) => got.has(q));
+    },
+    30_000,
+    what,
+  );
+}
 
 /** Seqs of every record in a spool directory's segment files. */
 function spooledSeqs(dir: string): number[] {
@@ -78,9 +96,22 @@ describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosq
     await broker.destroy();
   });
 
-  it('recovers from a start on a full disk: retries with backoff, then replays every spooled message', async () => {
-    const rec = await record(broker.url, 'gpulse/v1/adv-7/#');
+  /** A recorder of `filter` on the broker, closed after the test. */
+  async function recorder(filter: string): Promise<Recorder> {
+    const rec = await record(broker.url, filter);
     cleanups.push(() => rec.close());
+    return rec;
+  }
+
+  /** A temp directory, removed after the test. */
+  function tempDir(prefix: string): string {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  }
+
+  it('recovers from a start on a full disk: retries with backoff, then replays every spooled message', async () => {
+    const rec = await recorder('gpulse/v1/adv-7/#');
     // A real small filesystem (root, as on the dev machines and CI).
     const mnt = mkdtempSync(join(tmpdir(), 'gpulse-adv-fullfs-'));
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
@@ -147,14 +178,7 @@ describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosq
     // 3. Space is freed and the broker comes up: the start succeeds and the spool is replayed.
     rmSync(filler);
     await broker.start();
-    await rec.waitFor(
-      (m) => {
-        const got = new Set(m.map((x: Received) => x.json.seq as number));
-        return spooled.every((s) => got.has(s));
-      },
-      30_000,
-      `replay of the ${spooled.length} spooled messages`,
-    );
+    await receivedAll(rec, spooled, `replay of the ${spooled.length} spooled messages`);
     await rec.waitFor(
       (m) => m.some((x) => x.topic.endsWith('/events') && x.text.includes('Xid 79')),
       20_000,
@@ -167,10 +191,8 @@ describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosq
   }, 120_000);
 
   it('replays the whole spool when mqtt.replayRate is 0 (it divided by zero into a 1 ms loop)', async () => {
-    const rec = await record(broker.url, 'gpulse/v1/adv-rate/#');
-    cleanups.push(() => rec.close());
-    const dir = mkdtempSync(join(tmpdir(), 'gpulse-adv-rate-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const rec = await recorder('gpulse/v1/adv-rate/#');
+    const dir = tempDir('gpulse-adv-rate-');
     const { config } = loadConfig({
       env: { GPULSE_MQTT_RECONNECT_MAX: '1s' },
       flags: {
@@ -206,21 +228,12 @@ describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosq
     await eventually(async () => (await spooledCount()) >= 10, 30_000, '10 spooled messages');
     const spooled = spooledSeqs(dir);
     await broker.start();
-    await rec.waitFor(
-      (m) => {
-        const got = new Set(m.map((x: Received) => x.json.seq as number));
-        return spooled.every((q) => got.has(q));
-      },
-      30_000,
-      `replay of ${spooled.length} spooled messages at replayRate 0`,
-    );
+    await receivedAll(rec, spooled, `replay of ${spooled.length} spooled messages at replayRate 0`);
   }, 90_000);
 
   it('counts every message lost from a damaged spool, once, and replays the rest', async () => {
-    const rec = await record(broker.url, 'gpulse/v1/adv-13/#');
-    cleanups.push(() => rec.close());
-    const dir = mkdtempSync(join(tmpdir(), 'gpulse-adv-spool-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const rec = await recorder('gpulse/v1/adv-13/#');
+    const dir = tempDir('gpulse-adv-spool-');
     const flags = { 'mqtt-spool-max-bytes': '256KiB' }; // 16 KiB segments
     const tdir = join(dir, 'telemetry');
     const segments = () =>
@@ -285,14 +298,7 @@ describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosq
       flags,
     });
     cleanups.push(() => second.stop());
-    await rec.waitFor(
-      (m) => {
-        const got = new Set(m.map((x: Received) => x.json.seq as number));
-        return survivors.every((s) => got.has(s));
-      },
-      30_000,
-      `replay of the ${survivors.length} surviving messages`,
-    );
+    await receivedAll(rec, survivors, `replay of the ${survivors.length} surviving messages`);
     expect(await second.metric('gpulse_mqtt_spool_dropped_total{reason="missing"}')).toBe(
       deleted + 1,
     );
@@ -330,15 +336,7 @@ function modelApply(
     [
       CLI,
       'model',
-      'apply',
-      '--name',
-      'detector',
-      '--source',
-      `${h.server.url}detector/`,
-      '--dir',
-      h.root,
-      '--trust',
-      h.pubPath,
+      ...harnessApplyArgs(h),
       '--trial',
       '0s',
       '--retries',

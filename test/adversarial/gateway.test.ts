@@ -242,6 +242,20 @@ describeWithTools(
       }
     }
 
+    /** Waits until every flood device is counted under unknown_schema; checks series_limit counts them too. */
+    async function floodRefused(gw: GatewayProcess): Promise<string> {
+      const text = await counted(
+        gw,
+        'gpulse_fleet_rejected_messages_total{reason="unknown_schema"}',
+        FLOOD_DEVICES,
+        480_000,
+      );
+      expect(sample(text, 'gpulse_fleet_rejected_messages_total{reason="series_limit"}')).toBe(
+        FLOOD_DEVICES,
+      );
+      return text;
+    }
+
     /** The gateway lived, stayed under the ceiling, and still serves the good devices, current. */
     async function survived(gw: GatewayProcess): Promise<string> {
       await goodDevices(41);
@@ -273,15 +287,7 @@ describeWithTools(
     it('unknown-schema flood: a million values per message from many devices are refused or held as received, then dropped and counted', async () => {
       const gw = await start();
       await publish(unknownSchemaFlood());
-      const text = await counted(
-        gw,
-        'gpulse_fleet_rejected_messages_total{reason="unknown_schema"}',
-        FLOOD_DEVICES,
-        480_000,
-      );
-      expect(sample(text, 'gpulse_fleet_rejected_messages_total{reason="series_limit"}')).toBe(
-        FLOOD_DEVICES,
-      );
+      const text = await floodRefused(gw);
       expect(sample(text, 'gpulse_fleet_kept_bytes')).toBeLessThan(1024 * 1024);
       await survived(gw);
     }, 540_000);
@@ -338,15 +344,7 @@ describeWithTools(
         ...labelClashes(),
       ];
       await Promise.all([publish(attacks), goodDevices(42)]);
-      const text = await counted(
-        gw,
-        'gpulse_fleet_rejected_messages_total{reason="unknown_schema"}',
-        FLOOD_DEVICES,
-        480_000,
-      );
-      expect(sample(text, 'gpulse_fleet_rejected_messages_total{reason="series_limit"}')).toBe(
-        FLOOD_DEVICES,
-      );
+      const text = await floodRefused(gw);
       expect(sample(text, 'gpulse_fleet_rejected_messages_total{reason="device_bytes"}')).toBe(2);
       expect(text).toContain('exported_exported_site="fake"');
       const after = await survived(gw);

@@ -24,6 +24,7 @@ import { createGateway, type Gateway } from '../../edge/gateway/gateway.js';
 import { allSeries, freePort, seriesValue, startCli, type CliProcess } from '../helpers/cli.js';
 import { DOCKER_TOOLS, runContainer, startDockerd, type TestEngine } from '../helpers/dockerd.js';
 import { silentLogger } from '../helpers/log-sink.js';
+import { NVML_REASON_BITS } from '../helpers/nvml.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { startPrometheus, type PrometheusServer } from '../helpers/prometheus.js';
 import { gpuOnSurfaces, readSurfaces, type Surfaces } from '../helpers/surfaces.js';
@@ -34,19 +35,6 @@ import type { Alert } from '../deploy/panel-check.js';
 
 const SITE = 'matrix';
 const MIB = 1048576;
-
-/** NVML's clocks-event reason bits (nvml.h `nvmlClocksEventReason*`), as DCGM's bitmask has them. */
-const NVML_REASON_BITS: Readonly<Record<ThrottleReason, number>> = {
-  gpu_idle: 0x1,
-  applications_clocks_setting: 0x2,
-  sw_power_cap: 0x4,
-  hw_slowdown: 0x8,
-  sync_boost: 0x10,
-  sw_thermal_slowdown: 0x20,
-  hw_thermal_slowdown: 0x40,
-  hw_power_brake_slowdown: 0x80,
-  display_clock_setting: 0x100,
-};
 
 /** An agent playing one scenario: its MQTT node name and its `gpulse simulate` flags. */
 interface AgentSpec {

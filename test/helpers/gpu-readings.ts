@@ -1,16 +1,6 @@
 import type { GpuReading } from '../../agent/core/facts.js';
-
-/** Deterministic pseudo-random numbers (mulberry32), so sizes measured in tests are stable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Seeded (mulberry32), so sizes measured in tests are stable.
+import { seededRandom as prng } from '../../agent/components/drift/synthetic.js';
 
 function uuid(random: () => number): string {
   const hex = (n: number) =>

@@ -2,20 +2,14 @@
 // native /metrics, the dcgm-exporter names, /api/v1/gpus, /api/v1/events, and (when a fleet
 // gateway relays the agent's MQTT telemetry) the gateway's /metrics. Fault tests read them all
 // and check that they agree.
+import type { AgentEvent } from '../../agent/core/events.js';
 import type { GpuJson, GpusJson } from '../../agent/components/gpu-health/gpus-api.js';
 import { allSeries } from './cli.js';
 
 /** One event as `GET /api/v1/events` returns it. */
-export interface EventJson {
-  readonly id: number;
-  readonly ts: number;
+export interface EventJson extends Omit<AgentEvent, 'severity'> {
   readonly time: string;
-  readonly type: string;
   readonly severity: string;
-  readonly source: string;
-  readonly message: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly data?: Readonly<Record<string, unknown>>;
 }
 
 /** Where to read the surfaces from. */

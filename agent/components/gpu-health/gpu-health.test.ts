@@ -1,12 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { GpuReading, ThrottleReason } from '../../core/facts.js';
-import type { CollectorOutput, CollectorState, Sample, Snapshot } from '../../core/types.js';
+import type { CollectorState, Sample } from '../../core/types.js';
 import type { XidRecord, XidTotal } from '../../../collectors/xid.js';
 import type { DcgmGpuFact } from '../../../collectors/dcgm/dcgm-reading.js';
 import { gpuReadingSamples } from '../../../collectors/gpu-series.js';
 import { GpuHealth } from './component.js';
 import { gpuViews } from './gpu-views.js';
 import { probe } from '../../../test/helpers/deriver-probe.js';
+import {
+  collectorState as state,
+  snapshotOf as snapshot,
+} from '../../../test/helpers/snapshots.js';
 
 const T0 = 1_800_000_000_000;
 const UUID = 'GPU-11111111-2222-3333-4444-555555555555';
@@ -39,33 +43,6 @@ function reading(over: Partial<GpuReading> = {}, active: ThrottleReason[] = []):
     },
     throttleSeconds: {},
     ...over,
-  };
-}
-
-function state(
-  collector: string,
-  at: number,
-  output: CollectorOutput,
-  status: CollectorState['status'] = 'ok',
-): CollectorState {
-  return {
-    collector,
-    status,
-    updatedAt: at,
-    lastSuccessAt: at,
-    output,
-    errors: new Map(),
-    health: [],
-  };
-}
-
-let version = 0;
-function snapshot(...states: CollectorState[]): Snapshot {
-  return {
-    version: ++version,
-    takenAt: Math.max(...states.map((s) => s.updatedAt)),
-    collectors: new Map(states.map((s) => [s.collector, s])),
-    derived: [],
   };
 }
 

@@ -1,34 +1,9 @@
-import { request } from 'node:http';
+import { httpGet, type HttpAnswer } from '../http-get.js';
 import type { Check, CheckOutcome } from '../types.js';
 
-// node:http rather than fetch: fetch refuses the WHATWG "bad ports" (6000, 6665-6669, 10080...),
-// and an agent may well listen on one of them.
-function getHealth(
-  host: string,
-  port: number,
-  timeoutMs: number,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host, port, path: '/healthz', method: 'GET', timeout: timeoutMs },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          if (body.length < 64 * 1024) body += c;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => {
-      const err: NodeJS.ErrnoException = new Error(`no answer within ${timeoutMs}ms`);
-      err.code = 'ETIMEDOUT';
-      req.destroy(err);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+// An agent may listen on a port fetch refuses (6000, 6665-6669, 10080...): httpGet uses node:http.
+function getHealth(host: string, port: number, timeoutMs: number): Promise<HttpAnswer> {
+  return httpGet({ host, port, path: '/healthz' }, timeoutMs, 64 * 1024);
 }
 
 /** The host to dial for a listen address: wildcards mean "this host". */

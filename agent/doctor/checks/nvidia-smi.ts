@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { classifyExit } from '../../../collectors/nvidia-smi/exit-codes.js';
-import { parseNvidiaSmiXml } from '../../../collectors/nvidia-smi/parse-xml.js';
+import { parseNvidiaSmiXml, type NvidiaSmiXml } from '../../../collectors/nvidia-smi/parse-xml.js';
 import { errorMessage } from '../../core/errors.js';
 import { CommandError, runCommand } from '../../process/process.js';
 import { inContainer, tegrastatsPresent } from '../settings.js';
@@ -69,14 +69,7 @@ export async function probeNvidiaSmi(
     };
   }
   try {
-    const doc = parseNvidiaSmiXml(result.stdout);
-    return {
-      ok: true,
-      binary,
-      driverVersion: doc.driverVersion,
-      cudaVersion: doc.cudaVersion,
-      gpus: doc.gpus.map((g) => ({ index: g.index, name: g.name, uuid: g.uuid })),
-    };
+    return foundGpus(binary, parseNvidiaSmiXml(result.stdout));
   } catch (err) {
     return {
       ok: false,
@@ -87,6 +80,17 @@ export async function probeNvidiaSmi(
   }
 }
 
+/** The probe of a document nvidia-smi printed: its versions and the GPUs it lists. */
+function foundGpus(binary: string, doc: NvidiaSmiXml): NvidiaSmiProbe & { ok: true } {
+  return {
+    ok: true,
+    binary,
+    driverVersion: doc.driverVersion,
+    cudaVersion: doc.cudaVersion,
+    gpus: doc.gpus.map((g) => ({ index: g.index, name: g.name, uuid: g.uuid })),
+  };
+}
+
 /** The probe of a document that lists the GPUs nvidia-smi could open and names the ones it could not. */
 function lostGpuDocument(binary: string, stdout: string): NvidiaSmiProbe | undefined {
   if (!stdout.includes('</nvidia_smi_log>')) return undefined;
@@ -94,11 +98,7 @@ function lostGpuDocument(binary: string, stdout: string): NvidiaSmiProbe | undef
     const doc = parseNvidiaSmiXml(stdout);
     if (!doc.unreachable?.length) return undefined;
     return {
-      ok: true,
-      binary,
-      driverVersion: doc.driverVersion,
-      cudaVersion: doc.cudaVersion,
-      gpus: doc.gpus.map((g) => ({ index: g.index, name: g.name, uuid: g.uuid })),
+      ...foundGpus(binary, doc),
       lost: doc.unreachable.map((h) => ({
         index: h.index ?? h.position,
         ...(h.pciBusId ? { bus: h.pciBusId } : {}),

@@ -1,19 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { collectorFixturesDir } from '../../fixtures-dir.js';
 
-/**
- * The fixtures folder, found by walking up from this module to the package root: the same
- * code runs from `collectors/...` (tests) and from `dist/collectors/...` (built binary).
- */
+/** The nvidia-smi fixtures folder, in sources and in the built binary alike. */
 export function fixturesDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return join(dir, 'collectors/nvidia-smi/fixtures');
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('nvidia-smi simulator: package root not found');
-    dir = parent;
-  }
+  return collectorFixturesDir('nvidia-smi');
 }
 
 /** Reads a fixture file (path relative to the fixtures folder) as UTF-8. */

@@ -1,3 +1,4 @@
+import { runOnFakeClock } from '../../simulation/fake-clock.js';
 import { runNvidiaSmi, type SimEnv } from './run.js';
 
 /** Result of an in-process simulated nvidia-smi run. */
@@ -30,28 +31,18 @@ export async function runSimulated(
   env: SimEnv,
   options: SimulatedRunOptions,
 ): Promise<SimulatedRun> {
-  let now = options.nowMs;
   const blocks: string[] = [];
-  const errors: string[] = [];
-  const controller = new AbortController();
   const maxBlocks = options.maxBlocks ?? 1000;
   // A hang without an end would spin the fake clock forever: stop a week in by default.
   const untilMs = options.untilMs ?? options.nowMs + 7 * 86_400_000;
-  const code = await runNvidiaSmi(argv, env, {
-    write: (text) => {
+  const { code, stderr, endMs } = await runOnFakeClock(
+    (io) => runNvidiaSmi(argv, env, io),
+    options.nowMs,
+    untilMs,
+    (text) => {
       blocks.push(text);
-      if (blocks.length >= maxBlocks) controller.abort();
+      return blocks.length >= maxBlocks;
     },
-    writeError: (text) => {
-      errors.push(text);
-    },
-    now: () => now,
-    sleep: (ms) => {
-      now += ms;
-      if (now >= untilMs) controller.abort();
-      return Promise.resolve();
-    },
-    signal: controller.signal,
-  });
-  return { code, blocks, stdout: blocks.join(''), stderr: errors.join(''), endMs: now };
+  );
+  return { code, blocks, stdout: blocks.join(''), stderr, endMs };
 }

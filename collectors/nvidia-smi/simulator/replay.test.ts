@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { NVML_REASON_BITS } from '../../../test/helpers/nvml.js';
 import { parseHelpFields, parseQueryCsv } from './capture.js';
 import { fixturesDir, readFixture } from './fixtures.js';
 import { runSimulated } from './harness.js';
@@ -205,16 +206,10 @@ describe.each(xmls)('XML capture %s', (file) => {
     const run = await runSimulated([`--query-gpu=${field}`, '--format=csv,noheader'], env, {
       nowMs: NOW,
     });
+    // The XML's tags name one reason differently (display_clocks_setting).
     const bits: Record<string, number> = {
-      gpu_idle: 0x1,
-      applications_clocks_setting: 0x2,
-      sw_power_cap: 0x4,
-      hw_slowdown: 0x8,
-      sync_boost: 0x10,
-      sw_thermal_slowdown: 0x20,
-      hw_thermal_slowdown: 0x40,
-      hw_power_brake_slowdown: 0x80,
-      display_clocks_setting: 0x100,
+      ...NVML_REASON_BITS,
+      display_clocks_setting: NVML_REASON_BITS.display_clock_setting,
     };
     const masks = [...text.matchAll(/<gpu id="[^"]*">([\s\S]*?)<\/gpu>/g)].map((m) => {
       let mask = 0;

@@ -145,57 +145,31 @@ function listLine(index: number, name: string, uuid: string | undefined): string
   return `GPU ${index}: ${name} (UUID: ${uuid ?? 'N/A'})`;
 }
 
-/** Replays an `--query-gpu` CSV capture (with units in the header) exactly. */
-export class CsvCaptureSource implements SmiSource {
+/** What a replayed capture answers with: its query fields, its reading and the versions it names. */
+interface Capture {
+  readonly gpuFields: readonly QueryField[];
+  readonly reading: Reading;
+  readonly driver: string | undefined;
+  readonly cuda: string | undefined;
+}
+
+/** The version, help and reading answers that CSV and XML captures give alike. */
+abstract class CaptureSource implements SmiSource {
   readonly gpuFields: readonly QueryField[];
   readonly appFields = COMPUTE_APP_FIELDS;
   private readonly reading: Reading;
-  private readonly driver: string | undefined;
+  protected readonly driver: string | undefined;
+  private readonly cuda: string | undefined;
 
-  constructor(csvText: string, appsText: string | undefined) {
-    const table = parseQueryCsv(csvText);
-    const driver = table.rows[0]?.[table.columns.findIndex((c) => c.name === 'driver_version')];
-    const entries = helpCatalog(driver).gpu;
-    this.gpuFields = table.columns.map((c) => ({
-      name: c.name,
-      unit: c.unit,
-      aliases: aliasesOf(c.name, entries),
-    }));
-    const gpus = table.rows.map((row, r): GpuRow => {
-      const cells = new Map(table.columns.map((c, i) => [c.name, row[i] ?? ''] as const));
-      const indexCell = Number(cells.get('index'));
-      const index = Number.isInteger(indexCell) ? indexCell : r;
-      const name = cells.get('name') ?? 'N/A';
-      const uuid = cells.get('uuid');
-      return {
-        index,
-        uuid,
-        busId: cells.get('pci.bus_id'),
-        name,
-        cells,
-        listLines: [listLine(index, name, uuid)],
-        migUuids: [],
-      };
-    });
-    const apps: AppRow[] = [];
-    if (appsText !== undefined) {
-      const appTable = parseQueryCsv(appsText);
-      for (const row of appTable.rows) {
-        const cells = new Map(appTable.columns.map((c, i) => [c.name, row[i] ?? ''] as const));
-        const owner = gpus.find(
-          (g) =>
-            (g.uuid !== undefined && g.uuid === cells.get('gpu_uuid')) ||
-            (g.busId !== undefined && g.busId === cells.get('gpu_bus_id')),
-        );
-        apps.push({ gpuIndex: owner?.index ?? gpus[0]?.index ?? 0, cells });
-      }
-    }
-    this.driver = gpus[0]?.cells.get('driver_version');
-    this.reading = { failure: undefined, gpus, apps };
+  constructor(capture: Capture) {
+    this.gpuFields = capture.gpuFields;
+    this.reading = capture.reading;
+    this.driver = capture.driver;
+    this.cuda = capture.cuda;
   }
 
   version(): string {
-    return generatedVersion(this.driver, undefined);
+    return generatedVersion(this.driver, this.cuda);
   }
 
   help(): string {
@@ -212,6 +186,62 @@ export class CsvCaptureSource implements SmiSource {
 
   read(): Reading {
     return this.reading;
+  }
+
+  abstract xml(reading: Reading, selected: readonly number[], nowMs: number): string;
+}
+
+/** Reads an `--query-gpu` CSV capture and its optional `--query-compute-apps` companion. */
+function csvCapture(csvText: string, appsText: string | undefined): Capture {
+  const table = parseQueryCsv(csvText);
+  const driver = table.rows[0]?.[table.columns.findIndex((c) => c.name === 'driver_version')];
+  const entries = helpCatalog(driver).gpu;
+  const gpuFields = table.columns.map((c) => ({
+    name: c.name,
+    unit: c.unit,
+    aliases: aliasesOf(c.name, entries),
+  }));
+  const gpus = table.rows.map((row, r): GpuRow => {
+    const cells = new Map(table.columns.map((c, i) => [c.name, row[i] ?? ''] as const));
+    const indexCell = Number(cells.get('index'));
+    const index = Number.isInteger(indexCell) ? indexCell : r;
+    const name = cells.get('name') ?? 'N/A';
+    const uuid = cells.get('uuid');
+    return {
+      index,
+      uuid,
+      busId: cells.get('pci.bus_id'),
+      name,
+      cells,
+      listLines: [listLine(index, name, uuid)],
+      migUuids: [],
+    };
+  });
+  const apps: AppRow[] = [];
+  if (appsText !== undefined) {
+    const appTable = parseQueryCsv(appsText);
+    for (const row of appTable.rows) {
+      const cells = new Map(appTable.columns.map((c, i) => [c.name, row[i] ?? ''] as const));
+      const owner = gpus.find(
+        (g) =>
+          (g.uuid !== undefined && g.uuid === cells.get('gpu_uuid')) ||
+          (g.busId !== undefined && g.busId === cells.get('gpu_bus_id')),
+      );
+      apps.push({ gpuIndex: owner?.index ?? gpus[0]?.index ?? 0, cells });
+    }
+  }
+  return {
+    gpuFields,
+    reading: { failure: undefined, gpus, apps },
+    driver: gpus[0]?.cells.get('driver_version'),
+    cuda: undefined,
+  };
+}
+
+/** Replays an `--query-gpu` CSV capture (with units in the header) exactly. */
+export class CsvCaptureSource extends CaptureSource {
+  constructor(csvText: string, appsText: string | undefined) {
+    super(csvCapture(csvText, appsText));
   }
 
   xml(reading: Reading, selected: readonly number[], nowMs: number): string {
@@ -246,80 +276,61 @@ function unbracket(cell: string): string {
   return cell.startsWith('[') && cell.endsWith(']') ? cell.slice(1, -1) : cell;
 }
 
+/** Reads an `nvidia-smi -q -x` document: CSV cells and compute apps derived from its blocks. */
+function xmlCapture(text: string): Capture {
+  const root = parseXml(text);
+  const nodes = gpuNodes(root);
+  const rows = nodes.map((gpu, i) => cellsFromXml(root, gpu, i));
+  const gpus = rows.map((cells, index): GpuRow => {
+    const name = cells.get('name') ?? 'N/A';
+    const uuid = cells.get('uuid');
+    return {
+      index,
+      uuid,
+      busId: cells.get('pci.bus_id') ?? nodes[index]?.attrs.id,
+      name,
+      cells,
+      listLines: [listLine(index, name, uuid)],
+      migUuids: [],
+    };
+  });
+  const apps: AppRow[] = [];
+  nodes.forEach((node, index) => {
+    const g = gpus[index];
+    if (g === undefined) return;
+    for (const p of processesFromXml(node)) {
+      // --query-compute-apps lists compute contexts only; pure graphics clients are left out.
+      if (!p.type.includes('C')) continue;
+      apps.push({
+        gpuIndex: index,
+        cells: new Map([
+          ['timestamp', g.cells.get('timestamp') ?? '[N/A]'],
+          ['gpu_name', g.name],
+          ['gpu_bus_id', g.busId ?? '[N/A]'],
+          ['gpu_serial', g.cells.get('serial') ?? '[N/A]'],
+          ['gpu_uuid', g.uuid ?? '[N/A]'],
+          ['pid', p.pid],
+          ['process_name', p.name],
+          [
+            'used_gpu_memory',
+            p.usedMemory === 'N/A' ? notAvailableCell('used_gpu_memory', 'N/A') : p.usedMemory,
+          ],
+        ]),
+      });
+    }
+  });
+  return {
+    gpuFields: fieldsFromXml(root, rows),
+    reading: { failure: undefined, gpus, apps },
+    driver: root.children.find((c) => c.name === 'driver_version')?.text,
+    cuda: root.children.find((c) => c.name === 'cuda_version')?.text,
+  };
+}
+
 /** Replays an `nvidia-smi -q -x` capture: the document verbatim, CSV cells derived from it. */
-export class XmlCaptureSource implements SmiSource {
-  readonly gpuFields: readonly QueryField[];
-  readonly appFields = COMPUTE_APP_FIELDS;
-  private readonly reading: Reading;
-  private readonly driver: string | undefined;
-  private readonly cuda: string | undefined;
-
+export class XmlCaptureSource extends CaptureSource {
   constructor(private readonly text: string) {
-    const root = parseXml(text);
-    const nodes = gpuNodes(root);
-    const rows = nodes.map((gpu, i) => cellsFromXml(root, gpu, i));
-    this.gpuFields = fieldsFromXml(root, rows);
-    this.driver = root.children.find((c) => c.name === 'driver_version')?.text;
-    this.cuda = root.children.find((c) => c.name === 'cuda_version')?.text;
-    const gpus = rows.map((cells, index): GpuRow => {
-      const name = cells.get('name') ?? 'N/A';
-      const uuid = cells.get('uuid');
-      return {
-        index,
-        uuid,
-        busId: cells.get('pci.bus_id') ?? nodes[index]?.attrs.id,
-        name,
-        cells,
-        listLines: [listLine(index, name, uuid)],
-        migUuids: [],
-      };
-    });
-    const apps: AppRow[] = [];
-    nodes.forEach((node, index) => {
-      const g = gpus[index];
-      if (g === undefined) return;
-      for (const p of processesFromXml(node)) {
-        // --query-compute-apps lists compute contexts only; pure graphics clients are left out.
-        if (!p.type.includes('C')) continue;
-        apps.push({
-          gpuIndex: index,
-          cells: new Map([
-            ['timestamp', g.cells.get('timestamp') ?? '[N/A]'],
-            ['gpu_name', g.name],
-            ['gpu_bus_id', g.busId ?? '[N/A]'],
-            ['gpu_serial', g.cells.get('serial') ?? '[N/A]'],
-            ['gpu_uuid', g.uuid ?? '[N/A]'],
-            ['pid', p.pid],
-            ['process_name', p.name],
-            [
-              'used_gpu_memory',
-              p.usedMemory === 'N/A' ? notAvailableCell('used_gpu_memory', 'N/A') : p.usedMemory,
-            ],
-          ]),
-        });
-      }
-    });
-    this.reading = { failure: undefined, gpus, apps };
-  }
-
-  version(): string {
-    return generatedVersion(this.driver, this.cuda);
-  }
-
-  help(): string {
-    return generatedHelp(this.driver);
-  }
-
-  helpQueryGpu(): string {
-    return generatedHelpQueryGpu(this.gpuFields, this.driver);
-  }
-
-  helpQueryComputeApps(): string {
-    return helpCatalog(this.driver).apps + '\n';
-  }
-
-  read(): Reading {
-    return this.reading;
+    super(xmlCapture(text));
   }
 
   xml(reading: Reading, selected: readonly number[]): string {

@@ -1,3 +1,4 @@
+import { runOnFakeClock } from '../../simulation/fake-clock.js';
 import { runTegrastats, type SimEnv } from './run.js';
 
 /** Result of an in-process simulated tegrastats run. */
@@ -19,31 +20,21 @@ export async function runSimulatedTegrastats(
   env: SimEnv,
   options: { readonly nowMs: number; readonly maxLines?: number; readonly untilMs?: number },
 ): Promise<SimulatedTegrastats> {
-  let now = options.nowMs;
   const lines: string[] = [];
   const times: number[] = [];
-  const errors: string[] = [];
-  const controller = new AbortController();
   const maxLines = options.maxLines ?? 10;
   const untilMs = options.untilMs ?? options.nowMs + 86_400_000;
-  const code = await runTegrastats(argv, env, {
-    write: (text) => {
+  const { code, stderr } = await runOnFakeClock(
+    (io) => runTegrastats(argv, env, io),
+    options.nowMs,
+    untilMs,
+    (text, now) => {
       for (const l of text.split('\n').filter((x) => x !== '')) {
         lines.push(l);
         times.push(now);
       }
-      if (lines.length >= maxLines) controller.abort();
+      return lines.length >= maxLines;
     },
-    writeError: (text) => {
-      errors.push(text);
-    },
-    now: () => now,
-    sleep: (ms) => {
-      now += ms;
-      if (now >= untilMs) controller.abort();
-      return Promise.resolve();
-    },
-    signal: controller.signal,
-  });
-  return { code, lines, stderr: errors.join(''), times };
+  );
+  return { code, lines, stderr, times };
 }

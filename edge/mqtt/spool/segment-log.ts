@@ -1,5 +1,7 @@
 import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { fsyncDir } from '../../fsync-dir.js';
+import { readExact } from '../../read-exact.js';
 import {
   decodeRecordAt,
   encodeRecord,
@@ -62,16 +64,6 @@ export interface LogRecovery {
   readonly losses: readonly LogLoss[];
   /** Entries named like segments that are not (a directory, an id no writer makes): left alone. */
   readonly foreign: readonly string[];
-}
-
-/** Flushes a directory entry change (new or removed segment) to disk. */
-export async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /**
@@ -261,7 +253,7 @@ export class SegmentLog {
       await rm((kept.pop() as Segment).path, { force: true });
       removed = true;
     }
-    if (removed) await syncDir(this.dir);
+    if (removed) await fsyncDir(this.dir);
     this.segments = kept;
     const lastKept = kept[kept.length - 1]?.id ?? 0;
     const highestForeign = Math.max(
@@ -348,7 +340,7 @@ export class SegmentLog {
     const handle = await open(path, 'wx', 0o600);
     // Taken only once the file exists: a failed create (disk full) leaves no hole in the ids.
     this.nextId++;
-    await syncDir(this.dir);
+    await fsyncDir(this.dir);
     const segment: Segment = { id, path, bytes: 0, seqs: [], tss: [], offsets: [], sizes: [] };
     this.segments.push(segment);
     this.active = { segment, handle };
@@ -437,9 +429,7 @@ export class SegmentLog {
       throw err;
     }
     try {
-      const buf = Buffer.allocUnsafe(length);
-      const { bytesRead } = await handle.read(buf, 0, length, start);
-      return bytesRead === length ? buf : undefined;
+      return await readExact(handle, start, length);
     } finally {
       await handle.close();
     }
@@ -547,7 +537,7 @@ export class SegmentLog {
         this.headRec = 0;
         await this.beforeDelete(this.ackedThrough);
         await rm(current.segment.path, { force: true });
-        await syncDir(this.dir);
+        await fsyncDir(this.dir);
       });
     }
   }
@@ -598,7 +588,7 @@ export class SegmentLog {
         }
         await rm(seg.path, { force: true });
       }
-      await syncDir(this.dir);
+      await fsyncDir(this.dir);
     });
   }
 
@@ -679,6 +669,6 @@ async function rewriteSegment(
     await handle.close();
   }
   await rename(tmp, path);
-  await syncDir(dirname(path));
+  await fsyncDir(dirname(path));
   return { bytes, at };
 }

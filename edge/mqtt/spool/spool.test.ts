@@ -1,30 +1,20 @@
 import {
   appendFileSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempDirs } from '../../../test/helpers/temp-dirs.js';
 import { FakeClock } from '../../../agent/core/clock.js';
 import { captureLogger } from '../../../test/helpers/log-sink.js';
 import { encodeRecord, recordSize, scanRecords } from './record-format.js';
 import { Spool, type DropReason, type SpoolStream, type StreamRecord } from './spool.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'gpulse-spool-'));
-  dirs.push(d);
-  return d;
-}
+const tempDir = tempDirs('gpulse-spool-');
 
 const T0 = 1_700_000_000_000;
 

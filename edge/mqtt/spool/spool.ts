@@ -5,7 +5,8 @@ import type { Clock, TimerHandle } from '../../../agent/core/clock.js';
 import { errorMessage } from '../../../agent/core/errors.js';
 import { recordSize, type SpoolRecord } from './record-format.js';
 import { SeqRanges } from './seq-ranges.js';
-import { SegmentLog, syncDir, type LogLoss } from './segment-log.js';
+import { fsyncDir } from '../../fsync-dir.js';
+import { SegmentLog, type LogLoss } from './segment-log.js';
 
 /** Streams the spool keeps apart: over the bound, telemetry is given up before any event. */
 export type SpoolStream = 'telemetry' | 'events';
@@ -375,7 +376,7 @@ export class Spool {
         await handle.close();
       }
       await rename(tmp, path);
-      await syncDir(this.options.dir);
+      await fsyncDir(this.options.dir);
       for (const s of DROP_ORDER) this.savedAcked[s] = acked[s];
     } catch (err) {
       this.cursorDirty = true;

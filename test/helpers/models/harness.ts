@@ -50,7 +50,6 @@ export interface Harness {
   cleanup(): Promise<void>;
 }
 
-/** SHA-256 of a file, hex. */
 /** The options every harness update starts from: its store, its key, no trial window, 2 retries. */
 export async function harnessApplyOptions(
   serverUrl: string,
@@ -71,6 +70,22 @@ export async function harnessApplyOptions(
   };
 }
 
+/** The `gpulse model apply` arguments that point the CLI at a harness's store, model root and key. */
+export function harnessApplyArgs(h: Pick<Harness, 'server' | 'root' | 'pubPath'>): string[] {
+  return [
+    'apply',
+    '--name',
+    'detector',
+    '--source',
+    `${h.server.url}detector/`,
+    '--dir',
+    h.root,
+    '--trust',
+    h.pubPath,
+  ];
+}
+
+/** SHA-256 of a file, hex. */
 export async function fileSha256(path: string): Promise<string> {
   return createHash('sha256')
     .update(await readFile(path))
