@@ -23,7 +23,7 @@ import {
   startCli,
   type CliProcess,
 } from './helpers/cli.js';
-import { findTool, itWithTools, type RequiredTool } from './helpers/tools.js';
+import { findTool, itWithTools, type RequiredTool, tools } from './helpers/tools.js';
 
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 
@@ -85,7 +85,7 @@ describe('README code blocks', () => {
     const where = `README.md:${b.line}`;
     itWithTools(
       `${where} is a Prometheus configuration promtool accepts`,
-      [{ bin: 'promtool', pkg: 'prometheus' }],
+      tools('promtool'),
       async () => {
         const dir = mkdtempSync(join(tmpdir(), 'gpulse-readme-prom-'));
         try {

@@ -14,7 +14,7 @@ import {
   startCli,
 } from '../../test/helpers/cli.js';
 import { startDockerd, type TestEngine } from '../../test/helpers/dockerd.js';
-import { describeWithTools, itWhen, runningAsRoot } from '../../test/helpers/tools.js';
+import { describeWithTools, itWhen, runningAsRoot, tools } from '../../test/helpers/tools.js';
 import type { DoctorReport } from './run-doctor.js';
 import type { CheckResult } from './types.js';
 
@@ -397,71 +397,67 @@ describe('gpulse doctor and the agent port', () => {
   });
 });
 
-describeWithTools(
-  'gpulse doctor against a real dockerd',
-  [{ bin: 'dockerd', pkg: 'docker.io' }],
-  () => {
-    let engine: TestEngine;
-    let socket: string;
+describeWithTools('gpulse doctor against a real dockerd', tools('dockerd'), () => {
+  let engine: TestEngine;
+  let socket: string;
 
-    beforeAll(async () => {
-      engine = await startDockerd({
-        dir: join(tmp, 'docker'),
-        // The runtime a configured NVIDIA Container Toolkit adds (dockerd only records the path).
-        args: ['--add-runtime', 'nvidia=/usr/bin/nvidia-container-runtime'],
-        image: false,
-      });
-      socket = engine.socket;
-    }, 120_000);
-
-    afterAll(() => engine.destroy(), 30_000);
-
-    it('reaches the Engine, reports its version and runtimes, and sees the nvidia runtime', async () => {
-      const env = baseEnv({ DOCKER_HOST: `unix://${socket}`, GPULSE_NVIDIA_SMI: SIM_NVIDIA_SMI });
-      const { check } = await doctorJson([], env);
-      const docker = check('docker');
-      expect(docker.status).toBe('ok');
-      expect(docker.finding).toMatch(
-        new RegExp(
-          `^Docker Engine \\d+\\.\\d+\\.\\d+\\S* \\(API 1\\.\\d+\\) at ${socket}: 0 containers, runtimes .*nvidia`,
-        ),
-      );
-      expect(docker.details?.runtimes).toContain('runc');
-      expect(docker.details?.runtimes).toContain('nvidia');
-      // Configured in Docker, but the toolkit's programs are not installed here.
-      expect(check('container-toolkit')).toMatchObject({
-        status: 'warn',
-        finding:
-          'runtime "nvidia" configured in the Docker daemon (GET /info), but its tools are not on PATH',
-        details: { configured: true, tools: [] },
-      });
+  beforeAll(async () => {
+    engine = await startDockerd({
+      dir: join(tmp, 'docker'),
+      // The runtime a configured NVIDIA Container Toolkit adds (dockerd only records the path).
+      args: ['--add-runtime', 'nvidia=/usr/bin/nvidia-container-runtime'],
+      image: false,
     });
+    socket = engine.socket;
+  }, 120_000);
 
-    itWhen(
-      'explains a socket this user may not use (EACCES) with the docker-group fix',
-      [runningAsRoot('run gpulse doctor as uid 65534')],
-      async () => {
-        // dockerd makes its socket 0660 root:<docker group>: an unprivileged user is refused.
-        const { check, code } = await doctorJson(
-          [],
-          baseEnv({
-            DOCKER_HOST: `unix://${socket}`,
-            GPULSE_NVIDIA_SMI_MODE: 'off',
-            HOME: tmp,
-          }),
-          { uid: 65534, gid: 65534 },
-        );
-        const docker = check('docker');
-        expect(docker).toMatchObject({
-          status: 'fail',
-          required: true,
-          details: { code: 'EACCES' },
-        });
-        expect(docker.finding).toBe(`permission denied on ${socket} (from DOCKER_HOST)`);
-        expect(docker.problem).toContain('uid 65534');
-        expect(docker.fix).toMatch(/sudo usermod -aG \S+ \$USER|--group-add \d+/);
-        expect(code).toBe(1);
-      },
+  afterAll(() => engine.destroy(), 30_000);
+
+  it('reaches the Engine, reports its version and runtimes, and sees the nvidia runtime', async () => {
+    const env = baseEnv({ DOCKER_HOST: `unix://${socket}`, GPULSE_NVIDIA_SMI: SIM_NVIDIA_SMI });
+    const { check } = await doctorJson([], env);
+    const docker = check('docker');
+    expect(docker.status).toBe('ok');
+    expect(docker.finding).toMatch(
+      new RegExp(
+        `^Docker Engine \\d+\\.\\d+\\.\\d+\\S* \\(API 1\\.\\d+\\) at ${socket}: 0 containers, runtimes .*nvidia`,
+      ),
     );
-  },
-);
+    expect(docker.details?.runtimes).toContain('runc');
+    expect(docker.details?.runtimes).toContain('nvidia');
+    // Configured in Docker, but the toolkit's programs are not installed here.
+    expect(check('container-toolkit')).toMatchObject({
+      status: 'warn',
+      finding:
+        'runtime "nvidia" configured in the Docker daemon (GET /info), but its tools are not on PATH',
+      details: { configured: true, tools: [] },
+    });
+  });
+
+  itWhen(
+    'explains a socket this user may not use (EACCES) with the docker-group fix',
+    [runningAsRoot('run gpulse doctor as uid 65534')],
+    async () => {
+      // dockerd makes its socket 0660 root:<docker group>: an unprivileged user is refused.
+      const { check, code } = await doctorJson(
+        [],
+        baseEnv({
+          DOCKER_HOST: `unix://${socket}`,
+          GPULSE_NVIDIA_SMI_MODE: 'off',
+          HOME: tmp,
+        }),
+        { uid: 65534, gid: 65534 },
+      );
+      const docker = check('docker');
+      expect(docker).toMatchObject({
+        status: 'fail',
+        required: true,
+        details: { code: 'EACCES' },
+      });
+      expect(docker.finding).toBe(`permission denied on ${socket} (from DOCKER_HOST)`);
+      expect(docker.problem).toContain('uid 65534');
+      expect(docker.fix).toMatch(/sudo usermod -aG \S+ \$USER|--group-add \d+/);
+      expect(code).toBe(1);
+    },
+  );
+});

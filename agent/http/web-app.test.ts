@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { call, statusOf, type CallOptions } from '../../test/helpers/https-client.js';
 import { captureLogger, silentLogger } from '../../test/helpers/log-sink.js';
 import { createTestPki } from '../../test/helpers/pki.js';
-import { describeWithTools } from '../../test/helpers/tools.js';
+import { describeWithTools, tools } from '../../test/helpers/tools.js';
 import { HttpCounters } from './http-metrics.js';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from './limits.js';
 import { createWebApp, isLoopbackHost, type WebAppOptions } from './web-app.js';
@@ -315,7 +315,7 @@ describe('write endpoints', () => {
   });
 });
 
-describeWithTools('reloading the web configuration', [{ bin: 'openssl', pkg: 'openssl' }], () => {
+describeWithTools('reloading the web configuration', tools('openssl'), () => {
   it('applies changed users and certificates to new connections; keeps the old on a bad change', async () => {
     const pki = createTestPki('reload');
     const first = pki.server('first');

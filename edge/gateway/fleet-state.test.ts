@@ -13,7 +13,7 @@ import {
   type SeriesGroup,
 } from '../../exporters/mqtt/payloads.js';
 import { captureLogger } from '../../test/helpers/log-sink.js';
-import { itWithTools } from '../../test/helpers/tools.js';
+import { itWithTools, tools } from '../../test/helpers/tools.js';
 import { h100Readings } from '../../test/helpers/gpu-readings.js';
 import type { IncomingMessage } from '../mqtt/publisher.js';
 import { FleetState } from './fleet-state.js';
@@ -407,22 +407,18 @@ describe('FleetState', () => {
     );
   });
 
-  itWithTools(
-    'produces an exposition promtool accepts',
-    [{ bin: 'promtool', pkg: 'prometheus' }],
-    () => {
-      const { fleet } = setup();
-      fleet.ingest(status('s', 'a', 'online', 1));
-      fleet.ingest(telemetry('s', 'a', seriesGroups(gpuReadingSamples(h100Readings(2))), T0));
-      fleet.ingest(telemetry('s', 'b', seriesGroups(gpuReadingSamples(h100Readings(1, 2))), T0));
-      const check = spawnSync('promtool', ['check', 'metrics'], {
-        input: fleet.exposition(),
-        encoding: 'utf8',
-      });
-      // promtool's lint complains about nothing but relayed families without units: it must not error.
-      expect(check.status, check.stderr + check.stdout).toBe(0);
-    },
-  );
+  itWithTools('produces an exposition promtool accepts', tools('promtool'), () => {
+    const { fleet } = setup();
+    fleet.ingest(status('s', 'a', 'online', 1));
+    fleet.ingest(telemetry('s', 'a', seriesGroups(gpuReadingSamples(h100Readings(2))), T0));
+    fleet.ingest(telemetry('s', 'b', seriesGroups(gpuReadingSamples(h100Readings(1, 2))), T0));
+    const check = spawnSync('promtool', ['check', 'metrics'], {
+      input: fleet.exposition(),
+      encoding: 'utf8',
+    });
+    // promtool's lint complains about nothing but relayed families without units: it must not error.
+    expect(check.status, check.stderr + check.stdout).toBe(0);
+  });
 });
 
 /** Telemetry of a hand-made schema (what a hostile device can send), deflated. */

@@ -15,7 +15,7 @@ import {
   type Harness,
 } from '../../test/helpers/models/harness.js';
 import { fineTune, writeModel } from '../../test/helpers/models/model-gen.js';
-import { describeWithTools, findTool } from '../../test/helpers/tools.js';
+import { describeWithTools, findTool, tools } from '../../test/helpers/tools.js';
 
 function run(file: string, args: readonly string[]): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) =>
@@ -25,7 +25,7 @@ function run(file: string, args: readonly string[]): Promise<{ stdout: string; s
   );
 }
 
-describeWithTools('gpulse model apply progress', [{ bin: 'script', pkg: 'bsdutils' }], () => {
+describeWithTools('gpulse model apply progress', tools('script'), () => {
   let h: Harness;
   const v1 = randomBytes(2 * 1024 * 1024);
   const applyArgs = () => [CLI, 'model', ...harnessApplyArgs(h)];

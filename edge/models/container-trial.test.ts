@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { createHarness, type Harness } from '../../test/helpers/models/harness.js';
 import { fineTune, writeModel } from '../../test/helpers/models/model-gen.js';
 import { DOCKER_TOOLS, startDockerd, type TestEngine } from '../../test/helpers/dockerd.js';
-import { describeWithTools } from '../../test/helpers/tools.js';
+import { describeWithTools, tools } from '../../test/helpers/tools.js';
 import { DEFAULT_HEALTH } from './health.js';
 import { DEFAULT_RELOAD } from './reload.js';
 import type { PausePoint } from './updater.js';
@@ -15,7 +15,7 @@ import type { PausePoint } from './updater.js';
 
 describeWithTools(
   'model update trial with a real container',
-  [...DOCKER_TOOLS, { bin: 'tar', pkg: 'tar' }],
+  [...DOCKER_TOOLS, ...tools('tar')],
   () => {
     let h: Harness;
     let engine: TestEngine | undefined;

@@ -18,13 +18,13 @@ import {
   startMosquitto,
   type Mosquitto,
 } from '../../test/helpers/mosquitto.js';
-import { describeWithTools } from '../../test/helpers/tools.js';
+import { describeWithTools, tools } from '../../test/helpers/tools.js';
 import { startEmbeddedBroker } from '../gateway/embedded-broker.js';
 import { createMqttComponent } from './component.js';
 import { buildAgent } from '../../agent/build-agent.js';
 import { MqttConnection, type ConnectionOptions, type IncomingMessage } from './publisher.js';
 
-describeWithTools('MqttConnection', [{ bin: 'mosquitto', pkg: 'mosquitto' }], () => {
+describeWithTools('MqttConnection', tools('mosquitto'), () => {
   let secured: Mosquitto;
   const cleanups: (() => Promise<void> | void)[] = [];
 

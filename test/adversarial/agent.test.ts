@@ -25,7 +25,7 @@ import {
 } from '../helpers/cli.js';
 import { DOCKER_TOOLS, runContainer, startDockerd, type TestEngine } from '../helpers/dockerd.js';
 import { alive, descendants, rssBytes } from '../helpers/processes.js';
-import { describeWithTools, findTool } from '../helpers/tools.js';
+import { describeWithTools, findTool, tools } from '../helpers/tools.js';
 
 /** How long the attacks run against the agents once all are up. */
 const ATTACK_MS = 12_000;
@@ -153,303 +153,297 @@ const QUIET = {
   GPULSE_KMSG_MODE: 'off',
 };
 
-describeWithTools(
-  'gpulse under attack',
-  [{ bin: 'promtool', pkg: 'prometheus' }, ...DOCKER_TOOLS],
-  () => {
-    const seen = {} as Record<'extras' | 'floods' | 'kernel' | 'containers', Observed>;
-    let hung: { code: number | null; before: number[]; after: number[]; stopped: boolean };
-    let configs: { name: string; code: number | null; stderr: string }[] = [];
-    let engine: TestEngine | undefined;
-    let appsRuns: number[][] = [];
-    let stallRuns: number[][] = [];
-    let floodId = '';
-    let normalId = '';
-    const agents: CliProcess[] = [];
+describeWithTools('gpulse under attack', [...tools('promtool'), ...DOCKER_TOOLS], () => {
+  const seen = {} as Record<'extras' | 'floods' | 'kernel' | 'containers', Observed>;
+  let hung: { code: number | null; before: number[]; after: number[]; stopped: boolean };
+  let configs: { name: string; code: number | null; stderr: string }[] = [];
+  let engine: TestEngine | undefined;
+  let appsRuns: number[][] = [];
+  let stallRuns: number[][] = [];
+  let floodId = '';
+  let normalId = '';
+  const agents: CliProcess[] = [];
 
-    beforeAll(async () => {
-      writeFileSync(kmsgFile, '');
-      const start = async (args: string[], env: NodeJS.ProcessEnv) => {
-        const cli = await startCli(args, { ...QUIET, ...env });
-        agents.push(cli);
-        return cli;
-      };
-      // The engine starts alongside the other agents: it takes seconds.
-      const containersAgent = (async () => {
-        engine = await startDockerd();
-        const devices = Array.from({ length: 5000 }, (_, i) => String(i)).join(',');
-        [floodId, normalId] = await Promise.all([
-          runContainer(engine.docker, {
-            name: 'asks-for-5000-gpus',
-            cmd: ['sleep', '300'],
-            env: [`NVIDIA_VISIBLE_DEVICES=${devices}`],
-          }),
-          runContainer(engine.docker, {
-            name: 'asks-for-one-gpu',
-            cmd: ['sleep', '300'],
-            env: ['NVIDIA_VISIBLE_DEVICES=GPU-0b6c3b2b-c55b-d076-fa0e-d464e4c7e08b'],
-          }),
-        ]);
-        return start(['run'], {
-          GPULSE_NVIDIA_SMI_MODE: 'off',
-          GPULSE_DOCKER_MODE: 'required',
-          GPULSE_DOCKER_SOCKET: engine.socket,
-          GPULSE_DOCKER_INTERVAL: '1s',
-        });
-      })();
-      const [extras, floods, kernel] = await Promise.all([
-        start(['run', '--interval', '1s'], {
-          GPULSE_NVIDIA_SMI: hostileExtras,
-          GPULSE_NVIDIA_SMI_XML_INTERVAL: '1s',
-          GPULSE_SIM_PROFILE: 'h100',
-          // The heap an edge device gives the agent: unbounded, the documents ran out of it.
-          NODE_OPTIONS: '--max-old-space-size=64',
+  beforeAll(async () => {
+    writeFileSync(kmsgFile, '');
+    const start = async (args: string[], env: NodeJS.ProcessEnv) => {
+      const cli = await startCli(args, { ...QUIET, ...env });
+      agents.push(cli);
+      return cli;
+    };
+    // The engine starts alongside the other agents: it takes seconds.
+    const containersAgent = (async () => {
+      engine = await startDockerd();
+      const devices = Array.from({ length: 5000 }, (_, i) => String(i)).join(',');
+      [floodId, normalId] = await Promise.all([
+        runContainer(engine.docker, {
+          name: 'asks-for-5000-gpus',
+          cmd: ['sleep', '300'],
+          env: [`NVIDIA_VISIBLE_DEVICES=${devices}`],
         }),
-        start(['run', '--interval', '1s'], {
-          GPULSE_NVIDIA_SMI: garbageSmi,
-          GPULSE_NVIDIA_SMI_PROCESSES: 'off',
-          GPULSE_NVIDIA_SMI_PMON: 'off',
-          GPULSE_NVIDIA_SMI_XML_INTERVAL: '0',
-          GPULSE_TEGRASTATS: garbageTegrastats,
-          GPULSE_TEGRASTATS_MODE: 'required',
-          GPULSE_TEGRASTATS_INTERVAL: '1s',
-          GPULSE_JETSON_MODEL: 'NVIDIA Jetson AGX Orin',
-          GPULSE_JETSON_UUID: 'GPU-jetson-under-attack',
-        }),
-        start(['run', '--interval', '500ms'], {
-          GPULSE_NVIDIA_SMI: stallingWrapper,
-          GPULSE_NVIDIA_SMI_STALL_INTERVALS: '2',
-          GPULSE_NVIDIA_SMI_PROCESSES: 'off',
-          GPULSE_NVIDIA_SMI_PMON: 'off',
-          GPULSE_NVIDIA_SMI_XML_INTERVAL: '0',
-          GPULSE_SIM_PROFILE: 'h100',
-          GPULSE_KMSG_MODE: 'required',
-          GPULSE_KMSG: kmsgFile,
+        runContainer(engine.docker, {
+          name: 'asks-for-one-gpu',
+          cmd: ['sleep', '300'],
+          env: ['NVIDIA_VISIBLE_DEVICES=GPU-0b6c3b2b-c55b-d076-fa0e-d464e4c7e08b'],
         }),
       ]);
-
-      // The kernel log: a real Xid, 20,000 made-up distinct ones, the real one again; appended
-      // after the first read (what is there at the first read is history, not counted).
-      await kernel.waitForMetrics((b) => b.includes('gpulse_kmsg_following{'), 60_000);
-      let flood = `${XID_79}\n`;
-      for (let i = 0; i < 20_000; i++) {
-        const bus = `${(i & 0xff).toString(16)}:${((i >> 8) & 0x1f).toString(16)}`;
-        flood += `NVRM: Xid (PCI:0000:${bus}): ${1000 + i}, made up\n`;
-      }
-      appendFileSync(kmsgFile, `${flood}${XID_79}\n`);
-
-      // Meanwhile: a hung dcgmi at shutdown (issue 16, point 11), and crafted config files.
-      const hungRun = (async () => {
-        const cli = await startCli(['simulate', '--scenario', 'hang:after=0s'], {
-          GPULSE_LOG_LEVEL: 'info',
-          GPULSE_DOCKER_MODE: 'off',
-          GPULSE_KMSG_MODE: 'off',
-        });
-        agents.push(cli);
-        // Stop once `dcgmi discovery -l` hangs under it, as a service manager would at any time.
-        let before: number[] = [];
-        await vi.waitFor(
-          () => {
-            before = descendants(cli.proc.pid!);
-            if (!before.some((pid) => cmdline(pid).includes('discovery')))
-              throw new Error('dcgmi discovery is not running (yet)');
-          },
-          { timeout: 20_000, interval: 200 },
-        );
-        const r = await cli.stop();
-        const stopped = cli.logs.some((l) => l.msg === 'stopped');
-        return { code: r.code, before, after: before.filter(alive), stopped };
-      })();
-      const configRuns = Promise.all(CONFIG_ATTACKS.map(runConfig));
-      const containers = await containersAgent;
-
-      const pids = { extras, floods, kernel, containers };
-      const maxRss = { extras: 0, floods: 0, kernel: 0, containers: 0 };
-      const cpu0 = Object.fromEntries(
-        Object.entries(pids).map(([k, c]) => [k, cpuSeconds(c.proc.pid!)]),
-      );
-      const attackStart = Date.now();
-      while (Date.now() - attackStart < ATTACK_MS) {
-        for (const [k, c] of Object.entries(pids)) {
-          const rss = rssBytes(c.proc.pid!) ?? 0;
-          maxRss[k as keyof typeof maxRss] = Math.max(maxRss[k as keyof typeof maxRss], rss);
-        }
-        await new Promise((r) => setTimeout(r, 250));
-      }
-      const seconds = (Date.now() - attackStart) / 1000;
-      for (const [k, c] of Object.entries(pids)) {
-        const key = k as keyof typeof pids;
-        seen[key] = {
-          cli: c,
-          maxRss: maxRss[key],
-          cpuShare: (cpuSeconds(c.proc.pid!) - (cpu0[k] ?? 0)) / seconds,
-          body: (await c.get('/metrics')).body,
-          readyz: await c.get('/readyz'),
-        };
-      }
-      // The runs so far, read together with the metrics (all but the last have ended).
-      appsRuns = runsIn(appsPids);
-      stallRuns = runsIn(stallPids);
-      hung = await hungRun;
-      configs = await configRuns;
-    }, 180_000);
-
-    afterAll(async () => {
-      await Promise.all(agents.map((a) => a.stop()));
-      await engine?.destroy();
-      rmSync(dir, { recursive: true, force: true });
-    }, 60_000);
-
-    it('every attacked agent lives, stays under the memory ceiling and serves an exposition promtool accepts', () => {
-      for (const [name, o] of Object.entries(seen)) {
-        expect({ name, exited: o.cli.proc.exitCode }).toEqual({ name, exited: null });
-        expect({ name, rss: o.maxRss < RSS_CEILING }).toEqual({ name, rss: true });
-        expect({ name, ...promtool(o.body) }).toEqual({ name, status: 0, said: '' });
-      }
-    });
-
-    it('-q -x printing endless 900 KB lines under a 64 MB heap: documents dropped at 16 MiB and counted; GPU values stay', () => {
-      const { body } = seen.extras;
-      expect(seriesValue(body, 'gpulse_collector_up', { collector: 'nvidia-smi' })).toBe(1);
-      expect(allSeries(body, 'gpulse_gpu_info')).toHaveLength(1);
-      expect(
-        seriesValue(body, 'gpulse_collector_errors_total', {
-          collector: 'nvidia-smi',
-          reason: 'xml_too_large',
-        }),
-      ).toBeGreaterThanOrEqual(1);
-    });
-
-    it('a tool that prints (random bytes) and exits is restarted ever more slowly, its helpers ended with it', () => {
-      const { body } = seen.extras;
-      const restarts = seriesValue(body, 'gpulse_nvidia_smi_restarts_total', {
-        stream: 'compute-apps',
+      return start(['run'], {
+        GPULSE_NVIDIA_SMI_MODE: 'off',
+        GPULSE_DOCKER_MODE: 'required',
+        GPULSE_DOCKER_SOCKET: engine.socket,
+        GPULSE_DOCKER_INTERVAL: '1s',
       });
-      // Without the backoff growing: ~86 a minute, ~28 in the attack; doubling from 1 s: ~5.
-      expect(restarts).toBeGreaterThanOrEqual(2);
-      expect(restarts).toBeLessThanOrEqual(8);
-      // The `sleep` each run left behind died with its run (all but the current run's).
-      // A run writes its pids as it starts: it may be one ahead of the counter scraped before.
-      expect(appsRuns.length - restarts!).toBeGreaterThanOrEqual(1);
-      expect(appsRuns.length - restarts!).toBeLessThanOrEqual(2);
-      expect(appsRuns.slice(0, -1).flat().filter(alive)).toEqual([]);
-    });
+    })();
+    const [extras, floods, kernel] = await Promise.all([
+      start(['run', '--interval', '1s'], {
+        GPULSE_NVIDIA_SMI: hostileExtras,
+        GPULSE_NVIDIA_SMI_XML_INTERVAL: '1s',
+        GPULSE_SIM_PROFILE: 'h100',
+        // The heap an edge device gives the agent: unbounded, the documents ran out of it.
+        NODE_OPTIONS: '--max-old-space-size=64',
+      }),
+      start(['run', '--interval', '1s'], {
+        GPULSE_NVIDIA_SMI: garbageSmi,
+        GPULSE_NVIDIA_SMI_PROCESSES: 'off',
+        GPULSE_NVIDIA_SMI_PMON: 'off',
+        GPULSE_NVIDIA_SMI_XML_INTERVAL: '0',
+        GPULSE_TEGRASTATS: garbageTegrastats,
+        GPULSE_TEGRASTATS_MODE: 'required',
+        GPULSE_TEGRASTATS_INTERVAL: '1s',
+        GPULSE_JETSON_MODEL: 'NVIDIA Jetson AGX Orin',
+        GPULSE_JETSON_UUID: 'GPU-jetson-under-attack',
+      }),
+      start(['run', '--interval', '500ms'], {
+        GPULSE_NVIDIA_SMI: stallingWrapper,
+        GPULSE_NVIDIA_SMI_STALL_INTERVALS: '2',
+        GPULSE_NVIDIA_SMI_PROCESSES: 'off',
+        GPULSE_NVIDIA_SMI_PMON: 'off',
+        GPULSE_NVIDIA_SMI_XML_INTERVAL: '0',
+        GPULSE_SIM_PROFILE: 'h100',
+        GPULSE_KMSG_MODE: 'required',
+        GPULSE_KMSG: kmsgFile,
+      }),
+    ]);
 
-    it('pmon flooding garbage is killed and counted, the GPU values stay', () => {
-      const { body } = seen.extras;
-      expect(
-        seriesValue(body, 'gpulse_collector_errors_total', {
-          collector: 'nvidia-smi',
-          reason: 'pmon_garbage_output',
-        }),
-      ).toBeGreaterThanOrEqual(1);
-      expect(
-        seriesValue(body, 'gpulse_nvidia_smi_rejected_lines_total', { stream: 'pmon' }),
-      ).toBeGreaterThanOrEqual(1000);
-      expect(
-        seriesValue(body, 'gpulse_nvidia_smi_restarts_total', { stream: 'pmon' }),
-      ).toBeLessThanOrEqual(8);
-    });
+    // The kernel log: a real Xid, 20,000 made-up distinct ones, the real one again; appended
+    // after the first read (what is there at the first read is history, not counted).
+    await kernel.waitForMetrics((b) => b.includes('gpulse_kmsg_following{'), 60_000);
+    let flood = `${XID_79}\n`;
+    for (let i = 0; i < 20_000; i++) {
+      const bus = `${(i & 0xff).toString(16)}:${((i >> 8) & 0x1f).toString(16)}`;
+      flood += `NVRM: Xid (PCI:0000:${bus}): ${1000 + i}, made up\n`;
+    }
+    appendFileSync(kmsgFile, `${flood}${XID_79}\n`);
 
-    it('`yes garbage,line` as nvidia-smi and as tegrastats: status error garbage_output, backed off, cheap', () => {
-      const { body, readyz, cpuShare } = seen.floods;
-      for (const collector of ['nvidia-smi', 'tegrastats']) {
-        expect(
-          seriesValue(body, 'gpulse_collector_status', {
-            collector,
-            status: 'error',
-            reason: 'garbage_output',
-          }),
-        ).toBe(1);
-      }
-      // Every collector has reported, with the reason to read; tegrastats is `required` here
-      // (no Jetson to detect), so its failure makes the agent not ready.
-      expect(readyz.status).toBe(503);
-      expect(JSON.parse(readyz.body)).toMatchObject({
-        ready: false,
-        required: ['tegrastats'],
-        collectors: {
-          'nvidia-smi': { status: 'error', reason: 'garbage_output' },
-          tegrastats: { status: 'error', reason: 'garbage_output' },
+    // Meanwhile: a hung dcgmi at shutdown (issue 16, point 11), and crafted config files.
+    const hungRun = (async () => {
+      const cli = await startCli(['simulate', '--scenario', 'hang:after=0s'], {
+        GPULSE_LOG_LEVEL: 'info',
+        GPULSE_DOCKER_MODE: 'off',
+        GPULSE_KMSG_MODE: 'off',
+      });
+      agents.push(cli);
+      // Stop once `dcgmi discovery -l` hangs under it, as a service manager would at any time.
+      let before: number[] = [];
+      await vi.waitFor(
+        () => {
+          before = descendants(cli.proc.pid!);
+          if (!before.some((pid) => cmdline(pid).includes('discovery')))
+            throw new Error('dcgmi discovery is not running (yet)');
         },
-      });
-      expect(
-        seriesValue(body, 'gpulse_nvidia_smi_restarts_total', { stream: 'query-gpu' }),
-      ).toBeLessThanOrEqual(8);
-      expect(seriesValue(body, 'gpulse_tegrastats_restarts_total')).toBeLessThanOrEqual(8);
-      expect(
-        seriesValue(body, 'gpulse_nvidia_smi_rejected_lines_total', { stream: 'query-gpu' }),
-      ).toBeGreaterThanOrEqual(1000);
-      expect(seriesValue(body, 'gpulse_tegrastats_rejected_lines_total')).toBeGreaterThanOrEqual(
-        1000,
+        { timeout: 20_000, interval: 200 },
       );
-      // Good series of the sources not under attack stay.
-      expect(seriesValue(body, 'gpulse_collector_up', { collector: 'host' })).toBe(1);
-      expect(cpuShare).toBeLessThan(CPU_CEILING);
-      // The message says what the tool printed.
-      const said = seen.floods.cli.logs.find(
-        (l) => l.collector === 'nvidia-smi' && l.reason === 'garbage_output',
-      );
-      expect(String(said?.msg)).toContain('garbage,line');
-    });
+      const r = await cli.stop();
+      const stopped = cli.logs.some((l) => l.msg === 'stopped');
+      return { code: r.code, before, after: before.filter(alive), stopped };
+    })();
+    const configRuns = Promise.all(CONFIG_ATTACKS.map(runConfig));
+    const containers = await containersAgent;
 
-    it('a stall kill ends the wrapper script and the sleeps it forked, not only the script', () => {
-      expect(stallRuns.length).toBeGreaterThanOrEqual(2);
-      for (const run of stallRuns.slice(0, -1)) expect(run).toHaveLength(3);
-      expect(stallRuns.slice(0, -1).flat().filter(alive)).toEqual([]);
-      expect(
-        seriesValue(seen.kernel.body, 'gpulse_collector_errors_total', {
-          collector: 'nvidia-smi',
-          reason: 'hang',
-        }),
-      ).toBeGreaterThanOrEqual(1);
-    });
-
-    it('20,000 distinct Xid lines: at most 512 series, the rest counted, the real Xid counted twice', () => {
-      const { body } = seen.kernel;
-      const xids = allSeries(body, 'gpulse_gpu_xid_errors_total');
-      expect(xids).toHaveLength(512);
-      const real = xids.filter((s) => s.labels.xid === '79');
-      expect(real.map((s) => [s.labels.severity, s.value])).toEqual([['critical', 2]]);
-      expect(seriesValue(body, 'gpulse_kmsg_xids_dropped_total')).toBe(20_000 - 511);
-      expect(seriesValue(body, 'gpulse_collector_up', { collector: 'kmsg' })).toBe(1);
-    });
-
-    it('a container asking for 5,000 GPUs: 64 request series, the rest counted; the other container is intact', () => {
-      const { body } = seen.containers;
-      const requests = allSeries(body, 'gpulse_container_gpu_request_info');
-      expect(requests.filter((s) => s.labels.container_id === floodId)).toHaveLength(64);
-      expect(requests.filter((s) => s.labels.container_id === normalId)).toEqual([
-        expect.objectContaining({
-          labels: expect.objectContaining({
-            device: 'GPU-0b6c3b2b-c55b-d076-fa0e-d464e4c7e08b',
-            source: 'nvidia_visible_devices',
-          }) as unknown,
-          value: 1,
-        }),
-      ]);
-      expect(seriesValue(body, 'gpulse_docker_gpu_requests_dropped')).toBe(5000 - 64);
-    });
-
-    it('SIGTERM while dcgmi discovery hangs: exits 0 and no child survives (by pid)', () => {
-      expect(hung.code).toBe(0);
-      expect(hung.stopped).toBe(true);
-      expect(hung.before.length).toBeGreaterThanOrEqual(1);
-      expect(hung.after).toEqual([]);
-    });
-
-    it('crafted config files are an invalid configuration (exit 2), not a crash', () => {
-      for (const c of configs) {
-        expect({ name: c.name, code: c.code }).toEqual({ name: c.name, code: 2 });
-        expect(c.stderr).toMatch(/^gpulse: invalid configuration:\n {2}- /);
-        expect(c.stderr).not.toMatch(/\n\s+at /);
+    const pids = { extras, floods, kernel, containers };
+    const maxRss = { extras: 0, floods: 0, kernel: 0, containers: 0 };
+    const cpu0 = Object.fromEntries(
+      Object.entries(pids).map(([k, c]) => [k, cpuSeconds(c.proc.pid!)]),
+    );
+    const attackStart = Date.now();
+    while (Date.now() - attackStart < ATTACK_MS) {
+      for (const [k, c] of Object.entries(pids)) {
+        const rss = rssBytes(c.proc.pid!) ?? 0;
+        maxRss[k as keyof typeof maxRss] = Math.max(maxRss[k as keyof typeof maxRss], rss);
       }
-      expect(configs.map((c) => c.stderr.split('\n')[1])).toEqual(
-        CONFIG_ATTACKS.map((a) => a.says),
-      );
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const seconds = (Date.now() - attackStart) / 1000;
+    for (const [k, c] of Object.entries(pids)) {
+      const key = k as keyof typeof pids;
+      seen[key] = {
+        cli: c,
+        maxRss: maxRss[key],
+        cpuShare: (cpuSeconds(c.proc.pid!) - (cpu0[k] ?? 0)) / seconds,
+        body: (await c.get('/metrics')).body,
+        readyz: await c.get('/readyz'),
+      };
+    }
+    // The runs so far, read together with the metrics (all but the last have ended).
+    appsRuns = runsIn(appsPids);
+    stallRuns = runsIn(stallPids);
+    hung = await hungRun;
+    configs = await configRuns;
+  }, 180_000);
+
+  afterAll(async () => {
+    await Promise.all(agents.map((a) => a.stop()));
+    await engine?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('every attacked agent lives, stays under the memory ceiling and serves an exposition promtool accepts', () => {
+    for (const [name, o] of Object.entries(seen)) {
+      expect({ name, exited: o.cli.proc.exitCode }).toEqual({ name, exited: null });
+      expect({ name, rss: o.maxRss < RSS_CEILING }).toEqual({ name, rss: true });
+      expect({ name, ...promtool(o.body) }).toEqual({ name, status: 0, said: '' });
+    }
+  });
+
+  it('-q -x printing endless 900 KB lines under a 64 MB heap: documents dropped at 16 MiB and counted; GPU values stay', () => {
+    const { body } = seen.extras;
+    expect(seriesValue(body, 'gpulse_collector_up', { collector: 'nvidia-smi' })).toBe(1);
+    expect(allSeries(body, 'gpulse_gpu_info')).toHaveLength(1);
+    expect(
+      seriesValue(body, 'gpulse_collector_errors_total', {
+        collector: 'nvidia-smi',
+        reason: 'xml_too_large',
+      }),
+    ).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a tool that prints (random bytes) and exits is restarted ever more slowly, its helpers ended with it', () => {
+    const { body } = seen.extras;
+    const restarts = seriesValue(body, 'gpulse_nvidia_smi_restarts_total', {
+      stream: 'compute-apps',
     });
-  },
-);
+    // Without the backoff growing: ~86 a minute, ~28 in the attack; doubling from 1 s: ~5.
+    expect(restarts).toBeGreaterThanOrEqual(2);
+    expect(restarts).toBeLessThanOrEqual(8);
+    // The `sleep` each run left behind died with its run (all but the current run's).
+    // A run writes its pids as it starts: it may be one ahead of the counter scraped before.
+    expect(appsRuns.length - restarts!).toBeGreaterThanOrEqual(1);
+    expect(appsRuns.length - restarts!).toBeLessThanOrEqual(2);
+    expect(appsRuns.slice(0, -1).flat().filter(alive)).toEqual([]);
+  });
+
+  it('pmon flooding garbage is killed and counted, the GPU values stay', () => {
+    const { body } = seen.extras;
+    expect(
+      seriesValue(body, 'gpulse_collector_errors_total', {
+        collector: 'nvidia-smi',
+        reason: 'pmon_garbage_output',
+      }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      seriesValue(body, 'gpulse_nvidia_smi_rejected_lines_total', { stream: 'pmon' }),
+    ).toBeGreaterThanOrEqual(1000);
+    expect(
+      seriesValue(body, 'gpulse_nvidia_smi_restarts_total', { stream: 'pmon' }),
+    ).toBeLessThanOrEqual(8);
+  });
+
+  it('`yes garbage,line` as nvidia-smi and as tegrastats: status error garbage_output, backed off, cheap', () => {
+    const { body, readyz, cpuShare } = seen.floods;
+    for (const collector of ['nvidia-smi', 'tegrastats']) {
+      expect(
+        seriesValue(body, 'gpulse_collector_status', {
+          collector,
+          status: 'error',
+          reason: 'garbage_output',
+        }),
+      ).toBe(1);
+    }
+    // Every collector has reported, with the reason to read; tegrastats is `required` here
+    // (no Jetson to detect), so its failure makes the agent not ready.
+    expect(readyz.status).toBe(503);
+    expect(JSON.parse(readyz.body)).toMatchObject({
+      ready: false,
+      required: ['tegrastats'],
+      collectors: {
+        'nvidia-smi': { status: 'error', reason: 'garbage_output' },
+        tegrastats: { status: 'error', reason: 'garbage_output' },
+      },
+    });
+    expect(
+      seriesValue(body, 'gpulse_nvidia_smi_restarts_total', { stream: 'query-gpu' }),
+    ).toBeLessThanOrEqual(8);
+    expect(seriesValue(body, 'gpulse_tegrastats_restarts_total')).toBeLessThanOrEqual(8);
+    expect(
+      seriesValue(body, 'gpulse_nvidia_smi_rejected_lines_total', { stream: 'query-gpu' }),
+    ).toBeGreaterThanOrEqual(1000);
+    expect(seriesValue(body, 'gpulse_tegrastats_rejected_lines_total')).toBeGreaterThanOrEqual(
+      1000,
+    );
+    // Good series of the sources not under attack stay.
+    expect(seriesValue(body, 'gpulse_collector_up', { collector: 'host' })).toBe(1);
+    expect(cpuShare).toBeLessThan(CPU_CEILING);
+    // The message says what the tool printed.
+    const said = seen.floods.cli.logs.find(
+      (l) => l.collector === 'nvidia-smi' && l.reason === 'garbage_output',
+    );
+    expect(String(said?.msg)).toContain('garbage,line');
+  });
+
+  it('a stall kill ends the wrapper script and the sleeps it forked, not only the script', () => {
+    expect(stallRuns.length).toBeGreaterThanOrEqual(2);
+    for (const run of stallRuns.slice(0, -1)) expect(run).toHaveLength(3);
+    expect(stallRuns.slice(0, -1).flat().filter(alive)).toEqual([]);
+    expect(
+      seriesValue(seen.kernel.body, 'gpulse_collector_errors_total', {
+        collector: 'nvidia-smi',
+        reason: 'hang',
+      }),
+    ).toBeGreaterThanOrEqual(1);
+  });
+
+  it('20,000 distinct Xid lines: at most 512 series, the rest counted, the real Xid counted twice', () => {
+    const { body } = seen.kernel;
+    const xids = allSeries(body, 'gpulse_gpu_xid_errors_total');
+    expect(xids).toHaveLength(512);
+    const real = xids.filter((s) => s.labels.xid === '79');
+    expect(real.map((s) => [s.labels.severity, s.value])).toEqual([['critical', 2]]);
+    expect(seriesValue(body, 'gpulse_kmsg_xids_dropped_total')).toBe(20_000 - 511);
+    expect(seriesValue(body, 'gpulse_collector_up', { collector: 'kmsg' })).toBe(1);
+  });
+
+  it('a container asking for 5,000 GPUs: 64 request series, the rest counted; the other container is intact', () => {
+    const { body } = seen.containers;
+    const requests = allSeries(body, 'gpulse_container_gpu_request_info');
+    expect(requests.filter((s) => s.labels.container_id === floodId)).toHaveLength(64);
+    expect(requests.filter((s) => s.labels.container_id === normalId)).toEqual([
+      expect.objectContaining({
+        labels: expect.objectContaining({
+          device: 'GPU-0b6c3b2b-c55b-d076-fa0e-d464e4c7e08b',
+          source: 'nvidia_visible_devices',
+        }) as unknown,
+        value: 1,
+      }),
+    ]);
+    expect(seriesValue(body, 'gpulse_docker_gpu_requests_dropped')).toBe(5000 - 64);
+  });
+
+  it('SIGTERM while dcgmi discovery hangs: exits 0 and no child survives (by pid)', () => {
+    expect(hung.code).toBe(0);
+    expect(hung.stopped).toBe(true);
+    expect(hung.before.length).toBeGreaterThanOrEqual(1);
+    expect(hung.after).toEqual([]);
+  });
+
+  it('crafted config files are an invalid configuration (exit 2), not a crash', () => {
+    for (const c of configs) {
+      expect({ name: c.name, code: c.code }).toEqual({ name: c.name, code: 2 });
+      expect(c.stderr).toMatch(/^gpulse: invalid configuration:\n {2}- /);
+      expect(c.stderr).not.toMatch(/\n\s+at /);
+    }
+    expect(configs.map((c) => c.stderr.split('\n')[1])).toEqual(CONFIG_ATTACKS.map((a) => a.says));
+  });
+});
 
 function cmdline(pid: number): string {
   try {

@@ -51,7 +51,7 @@ import {
   type Received,
   type Recorder,
 } from '../helpers/mosquitto.js';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeWithTools, tools } from '../helpers/tools.js';
 
 /** Waits (30 s at most) until the recorder has received every one of `seqs`. */
 function receivedAll(rec: Recorder, seqs: readonly number[], what: string): Promise<void> {
@@ -81,7 +81,7 @@ function freeBytes(dir: string): number {
   return Number(execFileSync('df', ['--output=avail', '-B1', dir]).toString().split('\n')[1]);
 }
 
-describeWithTools('adversarial: MQTT publisher', [{ bin: 'mosquitto', pkg: 'mosquitto' }], () => {
+describeWithTools('adversarial: MQTT publisher', tools('mosquitto'), () => {
   let broker: Mosquitto;
   const cleanups: (() => Promise<void> | void)[] = [];
 

@@ -16,7 +16,7 @@ import {
 import { spawnGateway, type GatewayProcess } from '../helpers/gateway.js';
 import { h100Readings } from '../helpers/gpu-readings.js';
 import { eventually, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
-import { describeWithTools, findTool } from '../helpers/tools.js';
+import { describeWithTools, findTool, tools } from '../helpers/tools.js';
 
 /** Peak resident memory the gateway may reach under any of these attacks (README: Limits). */
 const RSS_CEILING = 400 * 1024 * 1024;
@@ -136,10 +136,7 @@ function labelClashes(): [string, Buffer][] {
 
 describeWithTools(
   'adversarial: the fleet gateway under attack',
-  [
-    { bin: 'mosquitto', pkg: 'mosquitto' },
-    { bin: 'promtool', pkg: 'prometheus' },
-  ],
+  tools('mosquitto', 'promtool'),
   () => {
     let broker: Mosquitto;
     let client: MqttClient;

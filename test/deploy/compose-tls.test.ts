@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadWebConfigFile } from '../../agent/http/web-config.js';
 import { CLI, requireBuild } from '../helpers/cli.js';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeWithTools, tools } from '../helpers/tools.js';
 import { deployPath } from './deploy-files.js';
 
 const DIR = deployPath('compose');
@@ -111,102 +111,91 @@ describe('deploy/compose TLS override', () => {
   });
 });
 
-describeWithTools(
-  'deploy/compose/tls/make-secrets.sh',
-  [
-    { bin: 'openssl', pkg: 'openssl' },
-    { bin: 'promtool', pkg: 'prometheus' },
-  ],
-  () => {
-    let out = '';
-    beforeAll(() => {
-      requireBuild();
-      out = join(mkdtempSync(join(tmpdir(), 'gpulse-compose-tls-')), 'secrets');
-      execFileSync(join(DIR, 'tls', 'make-secrets.sh'), [out], { stdio: 'ignore' });
-    });
+describeWithTools('deploy/compose/tls/make-secrets.sh', tools('openssl', 'promtool'), () => {
+  let out = '';
+  beforeAll(() => {
+    requireBuild();
+    out = join(mkdtempSync(join(tmpdir(), 'gpulse-compose-tls-')), 'secrets');
+    execFileSync(join(DIR, 'tls', 'make-secrets.sh'), [out], { stdio: 'ignore' });
+  });
 
-    it('makes every file the configurations name, for the names Prometheus scrapes', () => {
-      const web = loadWebConfigFile(join(out, 'web-config.yml'));
-      expect(web.tls).toMatchObject({
-        cert: { file: join(out, 'server.crt') },
-        key: { file: join(out, 'server.key') },
-        clientCa: { file: join(out, 'ca.crt') },
-        clientAuth: 'RequireAndVerifyClientCert',
-      });
-      expect(Object.keys(web.users)).toEqual(['prometheus']);
-      expect(web.warnings).toEqual([]);
-      for (const c of scrape.scrape_configs) {
-        for (const f of [...Object.values(c.tls_config), c.basic_auth.password_file!]) {
-          expect(existsSync(f.replace('/etc/prometheus/tls', out)), f).toBe(true);
-        }
+  it('makes every file the configurations name, for the names Prometheus scrapes', () => {
+    const web = loadWebConfigFile(join(out, 'web-config.yml'));
+    expect(web.tls).toMatchObject({
+      cert: { file: join(out, 'server.crt') },
+      key: { file: join(out, 'server.key') },
+      clientCa: { file: join(out, 'ca.crt') },
+      clientAuth: 'RequireAndVerifyClientCert',
+    });
+    expect(Object.keys(web.users)).toEqual(['prometheus']);
+    expect(web.warnings).toEqual([]);
+    for (const c of scrape.scrape_configs) {
+      for (const f of [...Object.values(c.tls_config), c.basic_auth.password_file!]) {
+        expect(existsSync(f.replace('/etc/prometheus/tls', out)), f).toBe(true);
       }
-      expect(readFileSync(join(out, 'password'), 'utf8').trim()).toMatch(/^[0-9a-f]{32}$/);
-      const server = new X509Certificate(readFileSync(join(out, 'server.crt')));
-      const targets = scrape.scrape_configs.map(
-        (c) => c.static_configs[0]!.targets[0]!.split(':')[0],
-      );
-      for (const host of targets) expect(server.checkHost(host!), host).toBe(host);
-      const ca = new X509Certificate(readFileSync(join(out, 'ca.crt')));
-      expect(server.verify(ca.publicKey)).toBe(true);
-      const client = new X509Certificate(readFileSync(join(out, 'prometheus.crt')));
-      expect(client.verify(ca.publicKey)).toBe(true);
-      expect(client.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']); // clientAuth
-      // The CA's key is not left behind.
-      expect(existsSync(join(out, 'ca.key'))).toBe(false);
-    });
+    }
+    expect(readFileSync(join(out, 'password'), 'utf8').trim()).toMatch(/^[0-9a-f]{32}$/);
+    const server = new X509Certificate(readFileSync(join(out, 'server.crt')));
+    const targets = scrape.scrape_configs.map(
+      (c) => c.static_configs[0]!.targets[0]!.split(':')[0],
+    );
+    for (const host of targets) expect(server.checkHost(host!), host).toBe(host);
+    const ca = new X509Certificate(readFileSync(join(out, 'ca.crt')));
+    expect(server.verify(ca.publicKey)).toBe(true);
+    const client = new X509Certificate(readFileSync(join(out, 'prometheus.crt')));
+    expect(client.verify(ca.publicKey)).toBe(true);
+    expect(client.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']); // clientAuth
+    // The CA's key is not left behind.
+    expect(existsSync(join(out, 'ca.key'))).toBe(false);
+  });
 
-    it('is a scrape configuration promtool accepts', () => {
-      const config = join(out, '..', 'prometheus.yml');
-      writeFileSync(
-        config,
-        readFileSync(join(DIR, 'tls', 'prometheus.yml'), 'utf8')
-          .replaceAll('/etc/prometheus/tls', out)
-          .replace(/^rule_files:\n(?: {2}- .*\n)+/m, ''),
-      );
-      const r = spawnSync('promtool', ['check', 'config', config], { encoding: 'utf8' });
-      expect(r.status, r.stdout + r.stderr).toBe(0);
-    });
-  },
-);
+  it('is a scrape configuration promtool accepts', () => {
+    const config = join(out, '..', 'prometheus.yml');
+    writeFileSync(
+      config,
+      readFileSync(join(DIR, 'tls', 'prometheus.yml'), 'utf8')
+        .replaceAll('/etc/prometheus/tls', out)
+        .replace(/^rule_files:\n(?: {2}- .*\n)+/m, ''),
+    );
+    const r = spawnSync('promtool', ['check', 'config', config], { encoding: 'utf8' });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+  });
+});
 
-describeWithTools(
-  'docker-compose config with the TLS override',
-  [{ bin: 'docker-compose', pkg: 'docker-compose' }],
-  () => {
-    it('accepts it over the base file and keeps the base mounts', () => {
-      const r = spawnSync(
-        'docker-compose',
-        ['-f', 'docker-compose.yml', '-f', 'docker-compose.tls.yml', 'config'],
-        { cwd: DIR, encoding: 'utf8' },
+describeWithTools('docker-compose config with the TLS override', tools('docker-compose'), () => {
+  it('accepts it over the base file and keeps the base mounts', () => {
+    const r = spawnSync(
+      'docker-compose',
+      ['-f', 'docker-compose.yml', '-f', 'docker-compose.tls.yml', 'config'],
+      { cwd: DIR, encoding: 'utf8' },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const merged = parse(r.stdout) as {
+      services: Record<
+        string,
+        { command: string[]; volumes: (string | { source: string; target: string })[] }
+      >;
+    };
+    const targets = (name: string) =>
+      merged.services[name]!.volumes.map((v) =>
+        typeof v === 'string' ? v.split(':')[1] : v.target,
       );
-      expect(r.status, r.stderr).toBe(0);
-      const merged = parse(r.stdout) as {
-        services: Record<
-          string,
-          { command: string[]; volumes: (string | { source: string; target: string })[] }
-        >;
-      };
-      const targets = (name: string) =>
-        merged.services[name]!.volumes.map((v) =>
-          typeof v === 'string' ? v.split(':')[1] : v.target,
-        );
-      expect(targets('gpulse')).toEqual(
-        expect.arrayContaining(['/var/run/docker.sock', '/etc/gpulse/web']),
-      );
-      expect(targets('prometheus')).toEqual(
-        expect.arrayContaining([
-          '/etc/prometheus/prometheus.yml',
-          '/etc/prometheus/rules/gpulse-alerts.yaml',
-          '/etc/prometheus/tls',
-        ]),
-      );
-      const source = merged.services
-        .prometheus!.volumes.map((v) =>
-          typeof v === 'string' ? { source: v.split(':')[0]!, target: v.split(':')[1] } : v,
-        )
-        .find((v) => v.target === '/etc/prometheus/prometheus.yml')!.source;
-      expect(resolve(DIR, source)).toBe(join(DIR, 'tls', 'prometheus.yml'));
-      expect(merged.services.gateway!.command).toContain('--web.config.file');
-    });
-  },
-);
+    expect(targets('gpulse')).toEqual(
+      expect.arrayContaining(['/var/run/docker.sock', '/etc/gpulse/web']),
+    );
+    expect(targets('prometheus')).toEqual(
+      expect.arrayContaining([
+        '/etc/prometheus/prometheus.yml',
+        '/etc/prometheus/rules/gpulse-alerts.yaml',
+        '/etc/prometheus/tls',
+      ]),
+    );
+    const source = merged.services
+      .prometheus!.volumes.map((v) =>
+        typeof v === 'string' ? { source: v.split(':')[0]!, target: v.split(':')[1] } : v,
+      )
+      .find((v) => v.target === '/etc/prometheus/prometheus.yml')!.source;
+    expect(resolve(DIR, source)).toBe(join(DIR, 'tls', 'prometheus.yml'));
+    expect(merged.services.gateway!.command).toContain('--web.config.file');
+  });
+});

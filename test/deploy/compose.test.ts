@@ -10,7 +10,7 @@ import { parse } from 'yaml';
 import { settings } from '../../agent/settings.generated.js';
 import { gatewayFlags } from '../../edge/gateway/config.js';
 import { CLI, REPO_ROOT, requireBuild } from '../helpers/cli.js';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeWithTools, tools } from '../helpers/tools.js';
 import { deployPath, loadDashboards } from './deploy-files.js';
 
 const DIR = deployPath('compose');
@@ -165,45 +165,38 @@ describe('deploy/compose files', () => {
   });
 });
 
-describeWithTools(
-  'docker-compose config',
-  [
-    { bin: 'docker-compose', pkg: 'docker-compose' },
-    { bin: 'promtool', pkg: 'prometheus' },
-  ],
-  () => {
-    const check = (args: string[]) =>
-      spawnSync(args[0]!, args.slice(1), { cwd: DIR, encoding: 'utf8', env: { ...process.env } });
+describeWithTools('docker-compose config', tools('docker-compose', 'promtool'), () => {
+  const check = (args: string[]) =>
+    spawnSync(args[0]!, args.slice(1), { cwd: DIR, encoding: 'utf8', env: { ...process.env } });
 
-    it('accepts the stack, alone and with the real-GPU override', () => {
-      for (const files of [
-        ['docker-compose.yml'],
-        ['docker-compose.yml', 'docker-compose.gpu.yml'],
-      ]) {
-        const r = check(['docker-compose', ...files.flatMap((f) => ['-f', f]), 'config', '-q']);
-        expect(r.status, r.stderr).toBe(0);
-      }
-      // The override adds the GPU device request and the host's /proc to the agent.
-      const merged = check([
-        'docker-compose',
-        '-f',
-        'docker-compose.yml',
-        '-f',
-        'docker-compose.gpu.yml',
-        'config',
-      ]);
-      const svc = (parse(merged.stdout) as ComposeFile).services.gpulse as Service & {
-        deploy: { resources: { reservations: { devices: { driver: string }[] } } };
-        pid: string;
-      };
-      expect(svc.deploy.resources.reservations.devices[0]!.driver).toBe('nvidia');
-      expect(svc.pid).toBe('host');
-      expect(svc.volumes).toContain('/proc:/host/proc:ro');
-    });
+  it('accepts the stack, alone and with the real-GPU override', () => {
+    for (const files of [
+      ['docker-compose.yml'],
+      ['docker-compose.yml', 'docker-compose.gpu.yml'],
+    ]) {
+      const r = check(['docker-compose', ...files.flatMap((f) => ['-f', f]), 'config', '-q']);
+      expect(r.status, r.stderr).toBe(0);
+    }
+    // The override adds the GPU device request and the host's /proc to the agent.
+    const merged = check([
+      'docker-compose',
+      '-f',
+      'docker-compose.yml',
+      '-f',
+      'docker-compose.gpu.yml',
+      'config',
+    ]);
+    const svc = (parse(merged.stdout) as ComposeFile).services.gpulse as Service & {
+      deploy: { resources: { reservations: { devices: { driver: string }[] } } };
+      pid: string;
+    };
+    expect(svc.deploy.resources.reservations.devices[0]!.driver).toBe('nvidia');
+    expect(svc.pid).toBe('host');
+    expect(svc.volumes).toContain('/proc:/host/proc:ro');
+  });
 
-    it('has a Prometheus configuration promtool accepts', () => {
-      const r = check(['promtool', 'check', 'config', join('prometheus', 'prometheus.yml')]);
-      expect(r.status, r.stdout + r.stderr).toBe(0);
-    });
-  },
-);
+  it('has a Prometheus configuration promtool accepts', () => {
+    const r = check(['promtool', 'check', 'config', join('prometheus', 'prometheus.yml')]);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+  });
+});

@@ -16,7 +16,7 @@ import { REPO_ROOT } from '../helpers/cli.js';
 import { silentLogger } from '../helpers/log-sink.js';
 import { eventually, removeDir, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { startPrometheus, type PrometheusServer } from '../helpers/prometheus.js';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeWithTools, tools } from '../helpers/tools.js';
 
 const FILE = join(REPO_ROOT, 'deploy', 'prometheus', 'gateway-group.yml');
 const NODES = ['cam-1', 'cam-2', 'cam-3', 'cam-4', 'cam-5', 'cam-6'];
@@ -29,11 +29,7 @@ interface ScrapeConfig {
 
 describeWithTools(
   'deploy/prometheus/gateway-group.yml',
-  [
-    { bin: 'promtool', pkg: 'prometheus' },
-    { bin: 'prometheus', pkg: 'prometheus' },
-    { bin: 'mosquitto', pkg: 'mosquitto' },
-  ],
+  tools('promtool', 'prometheus', 'mosquitto'),
   () => {
     let broker: Mosquitto;
     let client: MqttClient;

@@ -19,7 +19,7 @@ import {
 import { declaredMetrics } from '../../agent/core/metric.js';
 import '../../agent/build-agent.js';
 import '../../collectors/docker/metrics.js';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeWithTools, tools } from '../helpers/tools.js';
 import { deployPath } from './deploy-files.js';
 
 type Manifest = { apiVersion: string; kind: string; metadata: { name: string } } & Record<
@@ -190,7 +190,7 @@ describe('deploy/kubernetes manifests', () => {
   });
 });
 
-describeWithTools('kubectl kustomize', [{ bin: 'kubectl', pkg: 'kubernetes-client' }], () => {
+describeWithTools('kubectl kustomize', tools('kubectl'), () => {
   it('builds the agent and the HPA example', () => {
     for (const dir of [BASE, HPA]) {
       const r = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });

@@ -17,7 +17,7 @@ import { freePort, REPO_ROOT, startCli, type CliProcess } from '../helpers/cli.j
 import { StoreServer } from '../helpers/models/store-server.js';
 import { writeModel } from '../helpers/models/model-gen.js';
 import { startPrometheus, type PrometheusServer } from '../helpers/prometheus.js';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeWithTools, tools } from '../helpers/tools.js';
 import { deployPath } from './deploy-files.js';
 import { emptyPanels, waitForAlerts } from './panel-check.js';
 
@@ -50,7 +50,7 @@ const EXPECTED_ALERTS = [
 
 describeWithTools(
   'dashboards and alerts against a real Prometheus scraping gpulse simulate',
-  [{ bin: 'prometheus', pkg: 'prometheus' }],
+  tools('prometheus'),
   () => {
     const agents: CliProcess[] = [];
     let prom: PrometheusServer | undefined;

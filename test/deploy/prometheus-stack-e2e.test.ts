@@ -21,7 +21,7 @@ import {
 } from '../helpers/dockerd.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { startPrometheus, type PrometheusServer } from '../helpers/prometheus.js';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeWithTools, tools } from '../helpers/tools.js';
 import { deployPath } from './deploy-files.js';
 import { emptyPanels, waitForAlerts } from './panel-check.js';
 
@@ -66,11 +66,7 @@ async function scraped(prom: PrometheusServer, query: string): Promise<void> {
 
 describeWithTools(
   'containers, edge fleet, drift and Jetson dashboards against a real Prometheus',
-  [
-    { bin: 'prometheus', pkg: 'prometheus' },
-    { bin: 'mosquitto', pkg: 'mosquitto' },
-    ...DOCKER_TOOLS,
-  ],
+  [...tools('prometheus', 'mosquitto'), ...DOCKER_TOOLS],
   () => {
     const agents: CliProcess[] = [];
     let gateway: CliProcess | undefined;

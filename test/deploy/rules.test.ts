@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeWithTools, tools } from '../helpers/tools.js';
 import { deployPath, loadRuleGroups, loadRules } from './deploy-files.js';
 
 describe('alert rules (structure)', () => {
@@ -67,7 +67,7 @@ describe('alert rules (structure)', () => {
   });
 });
 
-describeWithTools('alert rules (promtool)', [{ bin: 'promtool', pkg: 'prometheus' }], () => {
+describeWithTools('alert rules (promtool)', tools('promtool'), () => {
   it('pass `promtool check rules`', () => {
     const r = spawnSync('promtool', ['check', 'rules', deployPath('prometheus', 'alerts.yaml')], {
       encoding: 'utf8',

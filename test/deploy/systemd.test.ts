@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { settings } from '../../agent/settings.generated.js';
 import { CLI, REPO_ROOT } from '../helpers/cli.js';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeWithTools, tools } from '../helpers/tools.js';
 import { deployPath } from './deploy-files.js';
 
 const DIR = deployPath('systemd');
@@ -65,7 +65,7 @@ describe('deploy/systemd unit', () => {
   });
 });
 
-describeWithTools('systemd-analyze', [{ bin: 'systemd-analyze', pkg: 'systemd' }], () => {
+describeWithTools('systemd-analyze', tools('systemd-analyze'), () => {
   const tmp = mkdtempSync(join(tmpdir(), 'gpulse-systemd-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -28,7 +28,7 @@ import { NVML_REASON_BITS } from '../helpers/nvml.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { startPrometheus, type PrometheusServer } from '../helpers/prometheus.js';
 import { gpuOnSurfaces, readSurfaces, type Surfaces } from '../helpers/surfaces.js';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeWithTools, tools } from '../helpers/tools.js';
 import { expectNvidiaDashboardShows } from '../deploy/dcgm-exporter-dashboard.js';
 import { deployPath } from '../deploy/deploy-files.js';
 import type { Alert } from '../deploy/panel-check.js';
@@ -271,11 +271,7 @@ function relayed(s: Surfaces, node: string, name: string, labels: Record<string,
 
 describeWithTools(
   'the fault matrix: every scenario on every surface',
-  [
-    { bin: 'prometheus', pkg: 'prometheus' },
-    { bin: 'mosquitto', pkg: 'mosquitto' },
-    ...DOCKER_TOOLS,
-  ],
+  [...tools('prometheus', 'mosquitto'), ...DOCKER_TOOLS],
   () => {
     const agents = new Map<string, CliProcess>();
     const ports = new Map<string, number>();

@@ -15,7 +15,7 @@ import {
   startCli,
   type CliProcess,
 } from '../helpers/cli.js';
-import { describeWithTools, findTool } from '../helpers/tools.js';
+import { describeWithTools, findTool, tools } from '../helpers/tools.js';
 
 const running: CliProcess[] = [];
 afterEach(async () => {
@@ -424,10 +424,7 @@ async function query(base: string, promql: string): Promise<PromSeries[]> {
 
 describeWithTools(
   'dcgm-exporter compatibility against a real Prometheus',
-  [
-    { bin: 'prometheus', pkg: 'prometheus' },
-    { bin: 'promtool', pkg: 'prometheus' },
-  ],
+  tools('prometheus', 'promtool'),
   () => {
     it('every default dcgm-exporter field gpulse can supply comes back from Prometheus under its DCGM name, with dcgm-exporter labels', async () => {
       const kmsg = join(tempDir(), 'kmsg');

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, expect, it, vi } from 'vitest';
 import { allSeries, CLI, REPO_ROOT, startCli, type CliProcess } from '../helpers/cli.js';
 import { startPrometheus, type PrometheusServer } from '../helpers/prometheus.js';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeWithTools, tools } from '../helpers/tools.js';
 
 const FIXTURES = join(REPO_ROOT, 'collectors/nvidia-smi/fixtures/nvidia-gpu-exporter');
 const DASHBOARDS = ['dashboard.json', 'dashboard-overview.json'] as const;
@@ -213,7 +213,7 @@ it('the CLI names the accepted namings when --metrics-compat is wrong', () => {
 
 describeWithTools(
   'nvidia_gpu_exporter’s Grafana dashboards against gpulse',
-  [{ bin: 'prometheus', pkg: 'prometheus' }],
+  tools('prometheus'),
   () => {
     it('every panel query and variable returns data, but for the metrics no gpulse source has', async () => {
       const kmsg = join(tempDir(), 'kmsg');

@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { allSeries, seriesValue, startCli, type CliProcess } from '../helpers/cli.js';
-import { describeWithTools, findTool } from '../helpers/tools.js';
+import { describeWithTools, findTool, tools } from '../helpers/tools.js';
 
 const running: CliProcess[] = [];
 afterEach(async () => {
@@ -134,7 +134,7 @@ describe('gpulse simulate', () => {
   });
 });
 
-describeWithTools('promtool check metrics', [{ bin: 'promtool', pkg: 'prometheus' }], () => {
+describeWithTools('promtool check metrics', tools('promtool'), () => {
   it.each([['h100-8x'], ['h200-mig'], ['rtx-4080-super']])(
     'a scrape of profile %s passes without a word',
     async (profile) => {

@@ -19,7 +19,7 @@ import {
   type CliProcess,
 } from '../helpers/cli.js';
 import { startPrometheus, type PrometheusServer } from '../helpers/prometheus.js';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeWithTools, tools } from '../helpers/tools.js';
 import { deployPath } from '../deploy/deploy-files.js';
 
 interface ScrapeConfig {
@@ -39,11 +39,7 @@ interface Target {
 
 describeWithTools(
   'TLS, client certificates and basic auth against a real Prometheus',
-  [
-    { bin: 'prometheus', pkg: 'prometheus' },
-    { bin: 'openssl', pkg: 'openssl' },
-    { bin: 'prometheus-node-exporter', pkg: 'prometheus-node-exporter' },
-  ],
+  tools('prometheus', 'openssl', 'prometheus-node-exporter'),
   () => {
     const running: CliProcess[] = [];
     let nodeExporter: ChildProcess | undefined;

@@ -7,7 +7,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { seriesValue, startCli, type CliProcess } from '../helpers/cli.js';
 import { eventually, removeDir, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeWithTools, tools } from '../helpers/tools.js';
 
 const SITE = 'lab';
 const NODE = 'n1';
@@ -22,7 +22,7 @@ function rows(n: number, offset = 0): Record<string, unknown>[] {
   }));
 }
 
-describeWithTools('drift observations over MQTT', [{ bin: 'mosquitto', pkg: 'mosquitto' }], () => {
+describeWithTools('drift observations over MQTT', tools('mosquitto'), () => {
   let broker: Mosquitto;
   let dir: string;
   let agent: CliProcess;

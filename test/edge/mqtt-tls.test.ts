@@ -11,16 +11,13 @@ import { createGateway } from '../../edge/gateway/gateway.js';
 import { startEdgeAgent } from '../helpers/edge-agent.js';
 import { silentLogger } from '../helpers/log-sink.js';
 import { eventually, removeDir, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeWithTools, tools } from '../helpers/tools.js';
 
 const DEPLOY = new URL('../../deploy/mosquitto/', import.meta.url).pathname;
 
 describeWithTools(
   'TLS, client certificates and ACL (deploy/mosquitto)',
-  [
-    { bin: 'mosquitto', pkg: 'mosquitto' },
-    { bin: 'openssl', pkg: 'openssl' },
-  ],
+  tools('mosquitto', 'openssl'),
   () => {
     let broker: Mosquitto;
     let certs: string;

@@ -12,22 +12,15 @@ import {
   startDockerd as startDaemon,
   type TestEngine,
 } from './dockerd-daemon.mjs';
-import { findTool } from './tools.js';
+import { findTool, tools } from './tools.js';
 
 export { BUSYBOX, type TestEngine };
 
 /** Programs the Docker integration suites need, with their Debian packages. */
-export const DOCKER_TOOLS = [
-  { bin: 'dockerd', pkg: 'docker.io' },
-  { bin: 'busybox', pkg: 'busybox-static' },
-] as const;
+export const DOCKER_TOOLS = tools('dockerd', 'busybox');
 
 /** Programs the Podman suite needs. */
-export const PODMAN_TOOLS = [
-  { bin: 'podman', pkg: 'podman' },
-  { bin: 'runc', pkg: 'runc' },
-  { bin: 'busybox', pkg: 'busybox-static' },
-] as const;
+export const PODMAN_TOOLS = tools('podman', 'runc', 'busybox');
 
 /**
  * Starts a private dockerd (Debian docker.io) on a socket in a temp dir (or `options.dir`), with

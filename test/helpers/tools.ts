@@ -9,6 +9,32 @@ export interface RequiredTool {
   readonly pkg: string;
 }
 
+/** The Debian package of each program an integration suite may need (`.ci/run` installs them). */
+export const DEBIAN_PACKAGE = {
+  busybox: 'busybox-static',
+  'docker-compose': 'docker-compose',
+  dockerd: 'docker.io',
+  kubectl: 'kubernetes-client',
+  mosquitto: 'mosquitto',
+  mosquitto_passwd: 'mosquitto',
+  openssl: 'openssl',
+  podman: 'podman',
+  prometheus: 'prometheus',
+  'prometheus-node-exporter': 'prometheus-node-exporter',
+  promtool: 'prometheus',
+  python3: 'python3-scipy',
+  runc: 'runc',
+  script: 'bsdutils',
+  sh: 'dash',
+  'systemd-analyze': 'systemd',
+  tar: 'tar',
+} as const;
+
+/** The programs named, each with its Debian package. */
+export function tools(...bins: (keyof typeof DEBIAN_PACKAGE)[]): RequiredTool[] {
+  return bins.map((bin) => ({ bin, pkg: DEBIAN_PACKAGE[bin] }));
+}
+
 /** Something else an integration suite needs: whether it holds here, and how to make it hold. */
 export interface Precondition {
   readonly met: boolean;

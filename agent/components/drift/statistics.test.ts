@@ -7,7 +7,7 @@ import { FakeClock } from '../../core/clock.js';
 import { EventLog } from '../../core/events.js';
 import { silentLogger } from '../../../test/helpers/log-sink.js';
 import { findPython, runPythonJson } from '../../../test/helpers/python.js';
-import { describeWithTools } from '../../../test/helpers/tools.js';
+import { describeWithTools, tools } from '../../../test/helpers/tools.js';
 import { driftConfigSchema } from './config.js';
 import { DriftMonitor, type FeatureResult } from './monitor.js';
 import type { ObservationRow } from './observations.js';
@@ -176,141 +176,135 @@ function judge(ref: ObservationRow[], cur: ObservationRow[]) {
 
 const values = (rows: ObservationRow[], key: string) => rows.map((r) => r[key] as number);
 
-describeWithTools(
-  'drift statistics against scipy',
-  [{ bin: 'python3', pkg: 'python3-scipy' }],
-  () => {
-    let dir = '';
-    let python = '';
-    const ours = new Map<string, ReturnType<typeof judge>>();
-    let reference: Record<string, Record<string, number | number[]>> = {};
+describeWithTools('drift statistics against scipy', tools('python3'), () => {
+  let dir = '';
+  let python = '';
+  const ours = new Map<string, ReturnType<typeof judge>>();
+  let reference: Record<string, Record<string, number | number[]>> = {};
 
-    beforeAll(() => {
-      const found = findPython(['scipy', 'numpy']);
-      if (!found) {
-        throw new Error(
-          'python3 cannot import scipy and numpy: apt-get install python3-scipy (Debian)',
-        );
+  beforeAll(() => {
+    const found = findPython(['scipy', 'numpy']);
+    if (!found) {
+      throw new Error(
+        'python3 cannot import scipy and numpy: apt-get install python3-scipy (Debian)',
+      );
+    }
+    python = found;
+    dir = mkdtempSync(join(tmpdir(), 'gpulse-drift-scipy-'));
+    const cases: unknown[] = [];
+    for (const c of numericCases()) {
+      const run = judge(c.ref, c.cur);
+      ours.set(c.name, run);
+      const f = run.profile.features.x as NumericFeatureProfile;
+      cases.push({
+        name: c.name,
+        kind: 'numeric',
+        ref: values(c.ref, 'x'),
+        cur: values(c.cur, 'x'),
+        edges: f.edges,
+        bins: 20,
+        gpulse_d: run.result.scores.ks_statistic,
+      });
+    }
+    for (const c of categoricalCases()) {
+      const run = judge(c.ref, c.cur);
+      ours.set(c.name, run);
+      const f = run.profile.features.c;
+      if (f?.kind !== 'categorical') throw new Error('expected a categorical feature');
+      const index = new Map(f.categories.map((cat, i) => [cat.value, i]));
+      const refCounts = [...f.categories.map((cat) => cat.count), f.other];
+      const curCounts = new Array<number>(refCounts.length).fill(0);
+      for (const row of c.cur) {
+        const i = index.get(row.c as string) ?? refCounts.length - 1;
+        curCounts[i] = (curCounts[i] ?? 0) + 1;
       }
-      python = found;
-      dir = mkdtempSync(join(tmpdir(), 'gpulse-drift-scipy-'));
-      const cases: unknown[] = [];
-      for (const c of numericCases()) {
-        const run = judge(c.ref, c.cur);
-        ours.set(c.name, run);
-        const f = run.profile.features.x as NumericFeatureProfile;
-        cases.push({
-          name: c.name,
-          kind: 'numeric',
-          ref: values(c.ref, 'x'),
-          cur: values(c.cur, 'x'),
-          edges: f.edges,
-          bins: 20,
-          gpulse_d: run.result.scores.ks_statistic,
-        });
+      cases.push({
+        name: c.name,
+        kind: 'categorical',
+        ref_counts: refCounts,
+        cur_counts: curCounts,
+      });
+    }
+    const input = join(dir, 'cases.json');
+    writeFileSync(input, JSON.stringify(cases));
+    const script = fileURLToPath(new URL('./scipy-reference.py', import.meta.url));
+    reference = runPythonJson(python, script, [input]) as typeof reference;
+  }, 120_000);
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const num = (name: string, key: string) => reference[name]?.[key] as number;
+
+  it.each(numericCases().map((c) => [c.name, c] as const))(
+    'numeric %s: edges, KS, Wasserstein, JS and PSI agree with scipy',
+    (name, c) => {
+      const { profile, result } = ours.get(name)!;
+      const f = profile.features.x as NumericFeatureProfile;
+      // Edges are numpy's linear quantiles of the reference (deduplicated: none repeat here).
+      const q = reference[name]?.quantiles as number[];
+      expect(f.edges).toHaveLength(q.length);
+      f.edges.forEach((e, i) => expect(e).toBeCloseTo(q[i] as number, 9));
+      expect(f.counts).toEqual(reference[name]?.ref_counts);
+      // KS D on 20 quantile bins is a lower bound of the exact statistic: within 0.01.
+      const d = result.scores.ks_statistic as number;
+      expect(d).toBeLessThanOrEqual(num(name, 'ks_statistic') + 1e-12);
+      expect(Math.abs(d - num(name, 'ks_statistic'))).toBeLessThan(0.01);
+      // p-value of our D: within 2 % of scipy's kstwo.sf(D, round(n_e)) (or 0.002 absolute).
+      const p = result.scores.ks as number;
+      const sp = num(name, 'kstwo_at_gpulse_d');
+      expect(Math.abs(p - sp)).toBeLessThanOrEqual(Math.max(0.02 * sp, 0.002));
+      // Wasserstein from per-bin sums: within 0.003 + 1 % of scipy on the raw values with a
+      // 10,000-row reference, 0.01 with 500 rows (25 per bin: CDFs cross inside bins more).
+      const w = result.scores.wasserstein as number;
+      const sw = num(name, 'wasserstein_normed');
+      const tolerance = c.ref.length >= N_BIG ? 0.003 + 0.01 * sw : 0.01;
+      expect(Math.abs(w - sw)).toBeLessThan(tolerance);
+      // JS and PSI on the same bins: the same numbers up to rounding.
+      expect(result.scores.jensenshannon).toBeCloseTo(num(name, 'jensenshannon'), 10);
+      expect(result.scores.psi).toBeCloseTo(num(name, 'psi'), 10);
+      // Verdict: Evidently's rule on scipy's raw-data value agrees with ours.
+      expect(result.method).toBe(c.method);
+      const expected =
+        c.method === 'ks' ? num(name, 'ks_pvalue') <= 0.05 : num(name, 'wasserstein_normed') >= 0.1;
+      expect(result.drift).toBe(expected);
+      expect(result.detected).toBe(expected);
+    },
+  );
+
+  it.each(categoricalCases().map((c) => [c.name, c] as const))(
+    'categorical %s: chi-square, Z, JS and PSI agree with scipy',
+    (name, c) => {
+      const { result } = ours.get(name)!;
+      expect(result.scores.jensenshannon).toBeCloseTo(num(name, 'jensenshannon'), 10);
+      expect(result.scores.psi).toBeCloseTo(num(name, 'psi'), 10);
+      const chi = num(name, 'chisquare_pvalue');
+      expect(Math.abs((result.scores.chisquare as number) - chi)).toBeLessThanOrEqual(
+        1e-9 * Math.max(chi, 1e-300) + 1e-15,
+      );
+      if (c.method === 'z') {
+        expect(result.scores.z as number).toBeCloseTo(num(name, 'z_pvalue'), 9);
       }
-      for (const c of categoricalCases()) {
-        const run = judge(c.ref, c.cur);
-        ours.set(c.name, run);
-        const f = run.profile.features.c;
-        if (f?.kind !== 'categorical') throw new Error('expected a categorical feature');
-        const index = new Map(f.categories.map((cat, i) => [cat.value, i]));
-        const refCounts = [...f.categories.map((cat) => cat.count), f.other];
-        const curCounts = new Array<number>(refCounts.length).fill(0);
-        for (const row of c.cur) {
-          const i = index.get(row.c as string) ?? refCounts.length - 1;
-          curCounts[i] = (curCounts[i] ?? 0) + 1;
-        }
-        cases.push({
-          name: c.name,
-          kind: 'categorical',
-          ref_counts: refCounts,
-          cur_counts: curCounts,
-        });
-      }
-      const input = join(dir, 'cases.json');
-      writeFileSync(input, JSON.stringify(cases));
-      const script = fileURLToPath(new URL('./scipy-reference.py', import.meta.url));
-      reference = runPythonJson(python, script, [input]) as typeof reference;
-    }, 120_000);
+      expect(result.method).toBe(c.method);
+      const score = result.score as number;
+      const expected =
+        c.method === 'jensenshannon'
+          ? num(name, 'jensenshannon') >= 0.1
+          : num(name, c.method === 'z' ? 'z_pvalue' : 'chisquare_pvalue') <= 0.05;
+      expect(result.drift).toBe(expected);
+      expect(result.drift).toBe(name.includes('swap'));
+      expect(Number.isFinite(score)).toBe(true);
+    },
+  );
 
-    afterAll(() => {
-      if (dir) rmSync(dir, { recursive: true, force: true });
-    });
-
-    const num = (name: string, key: string) => reference[name]?.[key] as number;
-
-    it.each(numericCases().map((c) => [c.name, c] as const))(
-      'numeric %s: edges, KS, Wasserstein, JS and PSI agree with scipy',
-      (name, c) => {
-        const { profile, result } = ours.get(name)!;
-        const f = profile.features.x as NumericFeatureProfile;
-        // Edges are numpy's linear quantiles of the reference (deduplicated: none repeat here).
-        const q = reference[name]?.quantiles as number[];
-        expect(f.edges).toHaveLength(q.length);
-        f.edges.forEach((e, i) => expect(e).toBeCloseTo(q[i] as number, 9));
-        expect(f.counts).toEqual(reference[name]?.ref_counts);
-        // KS D on 20 quantile bins is a lower bound of the exact statistic: within 0.01.
-        const d = result.scores.ks_statistic as number;
-        expect(d).toBeLessThanOrEqual(num(name, 'ks_statistic') + 1e-12);
-        expect(Math.abs(d - num(name, 'ks_statistic'))).toBeLessThan(0.01);
-        // p-value of our D: within 2 % of scipy's kstwo.sf(D, round(n_e)) (or 0.002 absolute).
-        const p = result.scores.ks as number;
-        const sp = num(name, 'kstwo_at_gpulse_d');
-        expect(Math.abs(p - sp)).toBeLessThanOrEqual(Math.max(0.02 * sp, 0.002));
-        // Wasserstein from per-bin sums: within 0.003 + 1 % of scipy on the raw values with a
-        // 10,000-row reference, 0.01 with 500 rows (25 per bin: CDFs cross inside bins more).
-        const w = result.scores.wasserstein as number;
-        const sw = num(name, 'wasserstein_normed');
-        const tolerance = c.ref.length >= N_BIG ? 0.003 + 0.01 * sw : 0.01;
-        expect(Math.abs(w - sw)).toBeLessThan(tolerance);
-        // JS and PSI on the same bins: the same numbers up to rounding.
-        expect(result.scores.jensenshannon).toBeCloseTo(num(name, 'jensenshannon'), 10);
-        expect(result.scores.psi).toBeCloseTo(num(name, 'psi'), 10);
-        // Verdict: Evidently's rule on scipy's raw-data value agrees with ours.
-        expect(result.method).toBe(c.method);
-        const expected =
-          c.method === 'ks'
-            ? num(name, 'ks_pvalue') <= 0.05
-            : num(name, 'wasserstein_normed') >= 0.1;
-        expect(result.drift).toBe(expected);
-        expect(result.detected).toBe(expected);
-      },
-    );
-
-    it.each(categoricalCases().map((c) => [c.name, c] as const))(
-      'categorical %s: chi-square, Z, JS and PSI agree with scipy',
-      (name, c) => {
-        const { result } = ours.get(name)!;
-        expect(result.scores.jensenshannon).toBeCloseTo(num(name, 'jensenshannon'), 10);
-        expect(result.scores.psi).toBeCloseTo(num(name, 'psi'), 10);
-        const chi = num(name, 'chisquare_pvalue');
-        expect(Math.abs((result.scores.chisquare as number) - chi)).toBeLessThanOrEqual(
-          1e-9 * Math.max(chi, 1e-300) + 1e-15,
-        );
-        if (c.method === 'z') {
-          expect(result.scores.z as number).toBeCloseTo(num(name, 'z_pvalue'), 9);
-        }
-        expect(result.method).toBe(c.method);
-        const score = result.score as number;
-        const expected =
-          c.method === 'jensenshannon'
-            ? num(name, 'jensenshannon') >= 0.1
-            : num(name, c.method === 'z' ? 'z_pvalue' : 'chisquare_pvalue') <= 0.05;
-        expect(result.drift).toBe(expected);
-        expect(result.drift).toBe(name.includes('swap'));
-        expect(Number.isFinite(score)).toBe(true);
-      },
-    );
-
-    it('gives the expected verdict for every known shift, and drift.start only for shifts', () => {
-      const shifted = new Set(['mean-shift', 'variance-change', 'small-ref-mean-shift']);
-      for (const c of numericCases()) {
-        const run = ours.get(c.name)!;
-        expect(run.result.detected, c.name).toBe(shifted.has(c.name));
-        const starts = run.events.filter((e) => e.type === 'drift.start');
-        expect(starts.length > 0, c.name).toBe(shifted.has(c.name));
-      }
-    });
-  },
-);
+  it('gives the expected verdict for every known shift, and drift.start only for shifts', () => {
+    const shifted = new Set(['mean-shift', 'variance-change', 'small-ref-mean-shift']);
+    for (const c of numericCases()) {
+      const run = ours.get(c.name)!;
+      expect(run.result.detected, c.name).toBe(shifted.has(c.name));
+      const starts = run.events.filter((e) => e.type === 'drift.start');
+      expect(starts.length > 0, c.name).toBe(shifted.has(c.name));
+    }
+  });
+});

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { freePort } from '../../../test/helpers/cli.js';
-import { describeWithTools, findTool } from '../../../test/helpers/tools.js';
+import { describeWithTools, findTool, tools } from '../../../test/helpers/tools.js';
 import { loadConfig } from '../../config.js';
 import { runDoctor } from '../run-doctor.js';
 import { diskCheck } from './disk.js';
@@ -38,10 +38,7 @@ function waitForPort(port: number, timeoutMs: number): Promise<void> {
 
 describeWithTools(
   'doctor MQTT check against a real mosquitto',
-  [
-    { bin: 'mosquitto', pkg: 'mosquitto' },
-    { bin: 'mosquitto_passwd', pkg: 'mosquitto' },
-  ],
+  tools('mosquitto', 'mosquitto_passwd'),
   () => {
     let tmp: string;
     let port: number;
