@@ -347,20 +347,7 @@ describe('DCGM absent', () => {
     expect(seriesValue(body, 'gpulse_collector_up', { collector: 'nvidia-smi' })).toBe(1);
     expect(allSeries(body, 'gpulse_gpu_sm_active_ratio')).toEqual([]);
     // Said once: three more starts of the DCGM collector fail (each retry is logged at debug).
-    const retries = () =>
-      cli.logs.filter(
-        (r) =>
-          r.collector === 'dcgm' &&
-          r.msg === 'collector start failed; retrying' &&
-          r.failure === 'no_host_engine',
-      ).length;
-    const before = retries();
-    await vi.waitFor(
-      () => {
-        if (retries() < before + 3) throw new Error(`${retries() - before} retries so far`);
-      },
-      { timeout: 30_000, interval: 100 },
-    );
+    await cli.waitForRetries('dcgm', 'no_host_engine', 3);
     const said = cli.logs.filter((r) => r.collector === 'dcgm' && r.reason === 'no_host_engine');
     expect(said).toHaveLength(1);
     expect(String(said[0]!.msg)).toMatch(/no DCGM host engine answers at localhost/);

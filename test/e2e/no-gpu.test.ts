@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { allSeries, seriesValue, startCli, type CliProcess } from '../helpers/cli.js';
 
 let cli: CliProcess | undefined;
@@ -30,20 +30,7 @@ describe('gpulse run on a host without a GPU', () => {
     expect(said).toMatchObject({ collector: 'nvidia-smi', level: 30 });
     expect(String(said?.msg)).toContain('gpulse simulate');
     // Said once, not on every retry: three more starts fail (each retry is logged at debug)...
-    const retries = () =>
-      cli!.logs.filter(
-        (r) =>
-          r.collector === 'nvidia-smi' &&
-          r.msg === 'collector start failed; retrying' &&
-          r.failure === 'binary_not_found',
-      ).length;
-    const before = retries();
-    await vi.waitFor(
-      () => {
-        if (retries() < before + 3) throw new Error(`${retries() - before} retries so far`);
-      },
-      { timeout: 20_000, interval: 100 },
-    );
+    await cli.waitForRetries('nvidia-smi', 'binary_not_found', 3, 20_000);
     // ...and the message is still there once.
     expect(cli.logs.filter((r) => String(r.msg).startsWith('no NVIDIA GPU found'))).toHaveLength(1);
     expect((await cli.get('/readyz')).status).toBe(200);

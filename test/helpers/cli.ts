@@ -60,6 +60,16 @@ export interface CliProcess {
   get(path: string, headers?: Record<string, string>): Promise<{ status: number; body: string }>;
   /** Polls /metrics until `pred` holds for the body. */
   waitForMetrics(pred: (body: string) => boolean, timeoutMs?: number): Promise<string>;
+  /**
+   * Waits until `count` more failed starts of `collector` with `failure` are logged (the runner
+   * logs each retry at debug): proof that the cycles ran, for "said once" checks.
+   */
+  waitForRetries(
+    collector: string,
+    failure: string,
+    count: number,
+    timeoutMs?: number,
+  ): Promise<void>;
   /** Waits for the process to exit on its own. */
   exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM and wait for exit; returns the exit code and how long it took. */
@@ -161,6 +171,23 @@ export async function startCli(
               `metrics condition not met in ${timeoutMs}ms; last body:\n${last.slice(0, 3000)}`,
             );
           return last;
+        },
+        { timeout: timeoutMs, interval: 100 },
+      );
+    },
+    async waitForRetries(collector, failure, count, timeoutMs = 30_000) {
+      const retries = () =>
+        logs.filter(
+          (r) =>
+            r.collector === collector &&
+            r.msg === 'collector start failed; retrying' &&
+            r.failure === failure,
+        ).length;
+      const before = retries();
+      await vi.waitFor(
+        () => {
+          if (retries() < before + count)
+            throw new Error(`${retries() - before} of ${count} ${collector} retries so far`);
         },
         { timeout: timeoutMs, interval: 100 },
       );
