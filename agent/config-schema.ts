@@ -6,6 +6,10 @@ import { DURATION_LIMITS, formatDuration, parseDuration } from './core/duration.
  * above (default 24 days) so that no setting, nor a few intervals of it, overflows a timer.
  */
 export function zDuration(options: { min?: number; max?: number } = {}) {
+  return kind('DURATION', zDurationSchema(options));
+}
+
+function zDurationSchema(options: { min?: number; max?: number }) {
   const min = options.min ?? 0;
   const max = options.max ?? DURATION_LIMITS.max;
   const wanted = 'expected a duration like "500ms", "15s" or "1m"';
@@ -45,6 +49,10 @@ export function zTimeout() {
 
 /** A positive integer that may arrive as a string from the environment or a flag. */
 export function zInt(options: { min?: number; max?: number } = {}) {
+  return kind('N', zIntSchema(options));
+}
+
+function zIntSchema(options: { min?: number; max?: number }) {
   const wanted = 'expected an integer';
   return z.union([z.string(), z.number()], { error: wanted }).transform((value, ctx) => {
     const n = typeof value === 'number' ? value : Number(value.trim());
@@ -69,6 +77,10 @@ export function zInt(options: { min?: number; max?: number } = {}) {
 
 /** A size in bytes: 1048576, "256MiB", "1GiB", "64KB"; at least `min` (default 0). */
 export function zBytes(options: { min?: number; max?: number } = {}) {
+  return kind('SIZE', zBytesSchema(options));
+}
+
+function zBytesSchema(options: { min?: number; max?: number }) {
   const units: Record<string, number> = {
     b: 1,
     kb: 1e3,
@@ -126,7 +138,7 @@ export interface SettingMeta {
   readonly env?: string;
   /** Long flag without dashes, e.g. 'nvidia-smi'. */
   readonly flag?: string;
-  /** Flag value placeholder for --help, e.g. 'PATH'. */
+  /** Flag value placeholder for --help, e.g. 'PATH'; by default the one its kind implies. */
   readonly valueName?: string;
   readonly description: string;
   /** Comma-separated env/flag values become arrays. */
@@ -137,6 +149,17 @@ export interface SettingMeta {
 export interface SettingBinding extends SettingMeta {
   /** Path in the config object, e.g. ['collectors', 'nvidia-smi', 'binary']. */
   readonly path: readonly string[];
+}
+
+/**
+ * The --help placeholder that a kind of setting implies ('DURATION' for every zDuration), taken
+ * where a field's `setting()` mark names none; a z.enum implies its values joined by '|'.
+ */
+export const valueNameRegistry = z.registry<{ readonly valueName: string }>();
+
+function kind<S extends z.ZodType>(valueName: string, schema: S): S {
+  valueNameRegistry.add(schema, { valueName });
+  return schema;
 }
 
 /** The env/flag bindings of schema fields (a registry, so the schemas stay plain zod). */
