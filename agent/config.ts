@@ -70,7 +70,6 @@ export const agentConfigSchema = z
     preset: setting(zPreset.default('default'), {
       env: 'GPULSE_PRESET',
       flag: 'preset',
-      valueName: 'default|edge',
       description:
         'edge: longer intervals, fewer child processes, MQTT spool sized from free disk (explicit settings win)',
     }),

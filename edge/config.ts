@@ -132,14 +132,12 @@ export const mqttConfigSchema = z
         interval: setting(zDuration({ min: 100 }).default(10_000), {
           env: 'GPULSE_MQTT_INTERVAL',
           flag: 'mqtt-interval',
-          valueName: 'DURATION',
           description: 'telemetry sample interval (default 10s)',
         }),
         /** The samples taken are sent as one message at this interval (earlier when the batch would pass the size limit). */
         flush: setting(zDuration({ min: 100 }).default(60_000), {
           env: 'GPULSE_MQTT_FLUSH',
           flag: 'mqtt-flush',
-          valueName: 'DURATION',
           description:
             'send the telemetry samples taken as one message at this interval (default 60s)',
         }),
@@ -155,48 +153,40 @@ export const mqttConfigSchema = z
     /** MQTT keepalive: the broker publishes the last will after 1.5× this without traffic. */
     keepaliveInterval: setting(zDuration({ min: 5000 }).default(30_000), {
       env: 'GPULSE_MQTT_KEEPALIVE',
-      valueName: 'DURATION',
       description: 'MQTT keepalive (default 30s)',
     }),
     /** Full-jitter reconnect backoff: a random wait in [0, min(max, min·2^attempt)]. */
     reconnectMaxDelay: setting(zDuration({ min: 1000 }).default(60_000), {
       env: 'GPULSE_MQTT_RECONNECT_MAX',
-      valueName: 'DURATION',
       description: 'longest reconnect backoff (default 60s)',
     }),
     reconnectMinDelay: setting(zDuration({ min: 100 }).default(1000), {
       env: 'GPULSE_MQTT_RECONNECT_MIN',
-      valueName: 'DURATION',
       description: 'first reconnect backoff step (default 1s)',
     }),
     /** Wait after the broker refused the credentials (CONNACK 4/5, 0x86/0x87): 0.5–1.5× this. */
     authRetryDelay: setting(zDuration({ min: 1000 }).default(600_000), {
       env: 'GPULSE_MQTT_AUTH_RETRY',
-      valueName: 'DURATION',
       description: 'wait after the broker refused the credentials, 0.5-1.5x (default 10m)',
     }),
     /** The retained online status is refreshed at this interval (gateways use it as a heartbeat). */
     statusInterval: setting(zDuration({ min: 1000 }).default(60_000), {
       env: 'GPULSE_MQTT_STATUS_INTERVAL',
-      valueName: 'DURATION',
       description: 'refresh of the retained online status (default 1m)',
     }),
     /** How long a live message may wait for its PUBACK before it is spooled. */
     publishTimeout: setting(zDuration({ min: 100 }).default(10_000), {
       env: 'GPULSE_MQTT_PUBLISH_TIMEOUT',
-      valueName: 'DURATION',
       description: 'a live message without PUBACK by then is spooled (default 10s)',
     }),
     /** Events seen within this window travel in one message. */
     eventsWindow: setting(zDuration().default(200), {
       env: 'GPULSE_MQTT_EVENTS_WINDOW',
-      valueName: 'DURATION',
       description: 'events within this window share one message (default 200ms)',
     }),
     /** QoS 1 messages replayed at once (in flight). */
     replayInFlight: setting(zInt({ min: 1, max: 100 }).default(8), {
       env: 'GPULSE_MQTT_REPLAY_IN_FLIGHT',
-      valueName: 'N',
       description: 'replayed messages in flight at once (default 8)',
     }),
     spool: z
@@ -211,12 +201,10 @@ export const mqttConfigSchema = z
         maxBytes: setting(zBytes().default(256 * 1024 * 1024), {
           env: 'GPULSE_MQTT_SPOOL_MAX_BYTES',
           flag: 'mqtt-spool-max-bytes',
-          valueName: 'SIZE',
           description: 'spool size bound (default 256MiB)',
         }),
         maxAge: setting(zDuration({ min: 1000 }).default(7 * 86_400_000), {
           env: 'GPULSE_MQTT_SPOOL_MAX_AGE',
-          valueName: 'DURATION',
           description: 'spool age bound (default 7d)',
         }),
         /** Replay speed after an outage, bytes per second. */

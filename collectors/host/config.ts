@@ -6,17 +6,14 @@ export const hostConfigSchema = z
   .object({
     mode: setting(z.enum(['auto', 'off']).default('auto'), {
       env: 'GPULSE_HOST_MODE',
-      valueName: 'auto|off',
       description: 'host CPU, memory, disk and network collector',
     }),
     interval: setting(zInterval(1000).default(15_000), {
       env: 'GPULSE_HOST_INTERVAL',
-      valueName: 'DURATION',
       description: 'host collector interval (default 15s)',
     }),
     timeout: setting(zTimeout().default(10_000), {
       env: 'GPULSE_HOST_TIMEOUT',
-      valueName: 'DURATION',
       description: 'limit for one host collection (default 10s)',
     }),
     /** The host's /proc for this collector only; unset, the agent-wide `procRoot` applies. */

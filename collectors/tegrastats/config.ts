@@ -15,20 +15,17 @@ export const tegrastatsConfigSchema = z
     mode: setting(zCollectorMode.default('auto'), {
       env: 'GPULSE_TEGRASTATS_MODE',
       flag: 'tegrastats-mode',
-      valueName: 'auto|required|off',
       description: 'run the Jetson tegrastats collector (auto: no tegrastats is not an error)',
     }),
     /** `tegrastats --interval`: one line per interval. */
     interval: setting(zInterval(100).default(5000), {
       env: 'GPULSE_TEGRASTATS_INTERVAL',
       flag: 'tegrastats-interval',
-      valueName: 'DURATION',
       description: 'Jetson sampling interval, tegrastats --interval (default 5s)',
     }),
     /** A silent tegrastats is killed and restarted after this many intervals. */
     stallIntervals: setting(zInt({ min: 2, max: 100 }).default(3), {
       env: 'GPULSE_TEGRASTATS_STALL_INTERVALS',
-      valueName: 'N',
       description: 'tegrastats silent for N intervals is killed and restarted (default 3)',
     }),
     /** Root under which /proc/device-tree and /etc/nv_tegra_release are read (e.g. /host). */
@@ -52,7 +49,6 @@ export const tegrastatsConfigSchema = z
     /** Limit for the one-shot `nvidia-smi -L` asked for the GPU's UUID. */
     timeout: setting(zTimeout().default(10_000), {
       env: 'GPULSE_TEGRASTATS_TIMEOUT',
-      valueName: 'DURATION',
       description: 'limit for the one-shot nvidia-smi -L asked for the GPU UUID (default 10s)',
     }),
   })
