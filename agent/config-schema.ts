@@ -123,6 +123,26 @@ function zBytesSchema(options: { min?: number; max?: number }) {
   });
 }
 
+/** A path to a file of any kind (a binary, a socket, a device, a directory): not empty. */
+export function zPath() {
+  return kind('PATH', z.string().min(1));
+}
+
+/** A directory. */
+export function zDir() {
+  return kind('DIR', z.string().min(1));
+}
+
+/** A file. */
+export function zFile() {
+  return kind('FILE', z.string().min(1));
+}
+
+/** Intervals a collector's long-lived stream may stay silent before it is restarted (default 3). */
+export function zStallIntervals() {
+  return zInt({ min: 2, max: 100 }).default(3);
+}
+
 /** How a collector runs: `auto` runs and reports no_data when its source is absent. */
 export const zCollectorMode = z.enum(['auto', 'required', 'off']);
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { redactUrl } from './mqtt/redact-url.js';
-import { zBytes, zDuration, zInt, setting } from '../agent/config-schema.js';
+import { zBytes, zDuration, zInt, setting, zDir, zFile } from '../agent/config-schema.js';
 import { segmentProblem } from '../exporters/mqtt/topics.js';
 
 const zSegment = (kind: 'site' | 'node') =>
@@ -32,24 +32,21 @@ const zMqttUrl = z.string().superRefine((value, ctx) => {
 const tlsSchema = z
   .object({
     /** CA bundle that signed the broker's certificate (default: the system's). */
-    ca: setting(z.string().min(1).optional(), {
+    ca: setting(zFile().optional(), {
       env: 'GPULSE_MQTT_CA',
       flag: 'mqtt-ca',
-      valueName: 'FILE',
       description: 'CA bundle of the broker certificate (PEM)',
     }),
     /** Client certificate (PEM) for brokers that authenticate devices by certificate. */
-    cert: setting(z.string().min(1).optional(), {
+    cert: setting(zFile().optional(), {
       env: 'GPULSE_MQTT_CERT',
       flag: 'mqtt-cert',
-      valueName: 'FILE',
       description: 'client certificate (PEM)',
     }),
     /** Private key of the client certificate (PEM). */
-    key: setting(z.string().min(1).optional(), {
+    key: setting(zFile().optional(), {
       env: 'GPULSE_MQTT_KEY',
       flag: 'mqtt-key',
-      valueName: 'FILE',
       description: 'client certificate key (PEM)',
     }),
   })
@@ -119,10 +116,9 @@ export const mqttConfigSchema = z
       description: 'MQTT password (never logged)',
     }),
     /** File holding the password (e.g. a mounted secret); trailing newline ignored. */
-    passwordFile: setting(z.string().min(1).optional(), {
+    passwordFile: setting(zFile().optional(), {
       env: 'GPULSE_MQTT_PASSWORD_FILE',
       flag: 'mqtt-password-file',
-      valueName: 'FILE',
       description: 'file holding the MQTT password',
     }),
     tls: tlsSchema.default({}),
@@ -192,10 +188,9 @@ export const mqttConfigSchema = z
     spool: z
       .object({
         /** State directory: spool segments, sequence file, instance lock. Default $STATE_DIRECTORY/mqtt or /var/lib/gpulse/mqtt. */
-        dir: setting(z.string().min(1).optional(), {
+        dir: setting(zDir().optional(), {
           env: 'GPULSE_MQTT_SPOOL_DIR',
           flag: 'mqtt-spool-dir',
-          valueName: 'DIR',
           description: 'spool and state directory (default /var/lib/gpulse/mqtt)',
         }),
         maxBytes: setting(zBytes().default(256 * 1024 * 1024), {

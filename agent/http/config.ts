@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { zBytes, zDuration, zInt, setting } from '../config-schema.js';
+import { zBytes, zDuration, zInt, setting, zFile } from '../config-schema.js';
 import { DEFAULT_HTTP_LIMITS as D } from './limits.js';
 import { loadWebConfigFile, WebConfigError } from './web-config.js';
 import type { WebConfig } from './web-config-types.js';
@@ -12,11 +12,10 @@ import type { WebConfig } from './web-config-types.js';
 export const httpConfigSchema = z
   .object({
     /** exporter-toolkit web configuration file (`--web.config.file`); read and checked at start. */
-    webConfigFile: setting(z.string().min(1).optional(), {
+    webConfigFile: setting(zFile().optional(), {
       env: 'GPULSE_WEB_CONFIG_FILE',
       // exporter-toolkit's flag name, as node_exporter and dcgm-exporter spell it.
       flag: 'web.config.file',
-      valueName: 'FILE',
       description:
         'web configuration file for TLS, client certificates and basic auth (exporter-toolkit format)',
     }),

@@ -1,14 +1,20 @@
 import { z } from 'zod';
-import { zCollectorMode, zInt, zInterval, zTimeout, setting } from '../../agent/config-schema.js';
+import {
+  zCollectorMode,
+  zInterval,
+  zTimeout,
+  setting,
+  zPath,
+  zStallIntervals,
+} from '../../agent/config-schema.js';
 
 /** Settings of the DCGM collector (config key `collectors.dcgm`). */
 export const dcgmConfigSchema = z
   .object({
     /** Path or name (looked up on PATH) of dcgmi. */
-    binary: setting(z.string().min(1).default('dcgmi'), {
+    binary: setting(zPath().default('dcgmi'), {
       env: 'GPULSE_DCGMI',
       flag: 'dcgmi',
-      valueName: 'PATH',
       description: 'dcgmi binary (default: dcgmi on PATH)',
     }),
     /** auto: run when a host engine answers, else say so once; required: its absence is an error; off. */
@@ -34,7 +40,7 @@ export const dcgmConfigSchema = z
       description: 'limit for dcgmi discovery -l (default 10s)',
     }),
     /** The stream is killed and restarted when silent this many intervals. */
-    stallIntervals: setting(zInt({ min: 2, max: 100 }).default(3), {
+    stallIntervals: setting(zStallIntervals(), {
       env: 'GPULSE_DCGM_STALL_INTERVALS',
       description: 'the dmon stream is restarted when silent for N intervals (default 3)',
     }),

@@ -6,6 +6,7 @@ import {
   zInterval,
   zTimeout,
   setting,
+  zPath,
 } from '../../agent/config-schema.js';
 
 /** Settings of the docker collector (config key `collectors.docker`). */
@@ -15,10 +16,9 @@ export const dockerConfigSchema = z
      * Engine socket: a path, `unix://PATH` or `tcp://HOST:PORT`. Unset: DOCKER_HOST, else
      * /var/run/docker.sock. Podman's Docker-compatible socket works too.
      */
-    socket: setting(z.string().min(1).optional(), {
+    socket: setting(zPath().optional(), {
       env: 'GPULSE_DOCKER_SOCKET',
       flag: 'docker-socket',
-      valueName: 'PATH',
       description: 'Docker (or Podman) socket (default: DOCKER_HOST, else /var/run/docker.sock)',
     }),
     /** auto: run, report no_data without a Docker socket; required: a missing socket is an error; off. */

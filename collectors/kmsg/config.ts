@@ -1,14 +1,20 @@
 import { z } from 'zod';
-import { zCollectorMode, zInt, zInterval, zTimeout, setting } from '../../agent/config-schema.js';
+import {
+  zCollectorMode,
+  zInt,
+  zInterval,
+  zTimeout,
+  setting,
+  zPath,
+} from '../../agent/config-schema.js';
 
 /** Settings of the kernel log collector (config key `collectors.kmsg`). */
 export const kmsgConfigSchema = z
   .object({
     /** `/dev/kmsg`, or a regular file in kmsg record format that something appends to. */
-    path: setting(z.string().min(1).default('/dev/kmsg'), {
+    path: setting(zPath().default('/dev/kmsg'), {
       env: 'GPULSE_KMSG',
       flag: 'kmsg',
-      valueName: 'PATH',
       description:
         'kernel log for Xid errors: /dev/kmsg or a file in kmsg record format (default /dev/kmsg)',
     }),

@@ -1,14 +1,20 @@
 import { z } from 'zod';
-import { zCollectorMode, zInt, zInterval, zTimeout, setting } from '../../agent/config-schema.js';
+import {
+  zCollectorMode,
+  zInterval,
+  zTimeout,
+  setting,
+  zPath,
+  zStallIntervals,
+} from '../../agent/config-schema.js';
 
 /** Settings of the nvidia-smi collector (config key `collectors.nvidia-smi`). */
 export const nvidiaSmiConfigSchema = z
   .object({
     /** Path or name (looked up on PATH) of nvidia-smi. */
-    binary: setting(z.string().min(1).default('nvidia-smi'), {
+    binary: setting(zPath().default('nvidia-smi'), {
       env: 'GPULSE_NVIDIA_SMI',
       flag: 'nvidia-smi',
-      valueName: 'PATH',
       description: 'nvidia-smi binary (default: nvidia-smi on PATH)',
     }),
     /** auto: run, report no_data without a GPU; required: a missing GPU is an error; off. */
@@ -41,7 +47,7 @@ export const nvidiaSmiConfigSchema = z
       description: 'limit for one-shot calls such as --help-query-gpu (default 10s)',
     }),
     /** A stream silent for this many intervals is killed and restarted (hung driver). */
-    stallIntervals: setting(zInt({ min: 2, max: 100 }).default(3), {
+    stallIntervals: setting(zStallIntervals(), {
       env: 'GPULSE_NVIDIA_SMI_STALL_INTERVALS',
       description: 'a stream silent for N intervals is killed and restarted (default 3)',
     }),
