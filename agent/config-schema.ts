@@ -6,6 +6,10 @@ import { DURATION_LIMITS, formatDuration, parseDuration } from './core/duration.
  * above (default 24 days) so that no setting, nor a few intervals of it, overflows a timer.
  */
 export function zDuration(options: { min?: number; max?: number } = {}) {
+  return kind('DURATION', zDurationSchema(options));
+}
+
+function zDurationSchema(options: { min?: number; max?: number }) {
   const min = options.min ?? 0;
   const max = options.max ?? DURATION_LIMITS.max;
   const wanted = 'expected a duration like "500ms", "15s" or "1m"';
@@ -45,6 +49,10 @@ export function zTimeout() {
 
 /** A positive integer that may arrive as a string from the environment or a flag. */
 export function zInt(options: { min?: number; max?: number } = {}) {
+  return kind('N', zIntSchema(options));
+}
+
+function zIntSchema(options: { min?: number; max?: number }) {
   const wanted = 'expected an integer';
   return z.union([z.string(), z.number()], { error: wanted }).transform((value, ctx) => {
     const n = typeof value === 'number' ? value : Number(value.trim());
@@ -69,6 +77,10 @@ export function zInt(options: { min?: number; max?: number } = {}) {
 
 /** A size in bytes: 1048576, "256MiB", "1GiB", "64KB"; at least `min` (default 0). */
 export function zBytes(options: { min?: number; max?: number } = {}) {
+  return kind('SIZE', zBytesSchema(options));
+}
+
+function zBytesSchema(options: { min?: number; max?: number }) {
   const units: Record<string, number> = {
     b: 1,
     kb: 1e3,
@@ -111,6 +123,26 @@ export function zBytes(options: { min?: number; max?: number } = {}) {
   });
 }
 
+/** A path to a file of any kind (a binary, a socket, a device, a directory): not empty. */
+export function zPath() {
+  return kind('PATH', z.string().min(1));
+}
+
+/** A directory. */
+export function zDir() {
+  return kind('DIR', z.string().min(1));
+}
+
+/** A file. */
+export function zFile() {
+  return kind('FILE', z.string().min(1));
+}
+
+/** Intervals a collector's long-lived stream may stay silent before it is restarted (default 3). */
+export function zStallIntervals() {
+  return zInt({ min: 2, max: 100 }).default(3);
+}
+
 /** How a collector runs: `auto` runs and reports no_data when its source is absent. */
 export const zCollectorMode = z.enum(['auto', 'required', 'off']);
 
@@ -126,7 +158,7 @@ export interface SettingMeta {
   readonly env?: string;
   /** Long flag without dashes, e.g. 'nvidia-smi'. */
   readonly flag?: string;
-  /** Flag value placeholder for --help, e.g. 'PATH'. */
+  /** Flag value placeholder for --help, e.g. 'PATH'; by default the one its kind implies. */
   readonly valueName?: string;
   readonly description: string;
   /** Comma-separated env/flag values become arrays. */
@@ -137,6 +169,17 @@ export interface SettingMeta {
 export interface SettingBinding extends SettingMeta {
   /** Path in the config object, e.g. ['collectors', 'nvidia-smi', 'binary']. */
   readonly path: readonly string[];
+}
+
+/**
+ * The --help placeholder that a kind of setting implies ('DURATION' for every zDuration), taken
+ * where a field's `setting()` mark names none; a z.enum implies its values joined by '|'.
+ */
+export const valueNameRegistry = z.registry<{ readonly valueName: string }>();
+
+function kind<S extends z.ZodType>(valueName: string, schema: S): S {
+  valueNameRegistry.add(schema, { valueName });
+  return schema;
 }
 
 /** The env/flag bindings of schema fields (a registry, so the schemas stay plain zod). */

@@ -9,7 +9,7 @@ import { gatewayConfigSchema } from '../edge/gateway/config.js';
 import { driftConfigSchema } from './components/drift/config.js';
 import { modelsConfigSchema } from '../edge/models/config.js';
 import { httpConfigSchema } from './http/config.js';
-import { setting, type SettingBinding } from './config-schema.js';
+import { setting, type SettingBinding, zPath } from './config-schema.js';
 import { describeIssue, didYouMean, Provenance } from './config-messages.js';
 import { ConfigError, errorMessage } from './core/errors.js';
 import { applyEdgePreset, zPreset } from './preset.js';
@@ -70,7 +70,6 @@ export const agentConfigSchema = z
     preset: setting(zPreset.default('default'), {
       env: 'GPULSE_PRESET',
       flag: 'preset',
-      valueName: 'default|edge',
       description:
         'edge: longer intervals, fewer child processes, MQTT spool sized from free disk (explicit settings win)',
     }),
@@ -103,17 +102,15 @@ export const agentConfigSchema = z
       .strict()
       .default({ level: 'info', format: 'auto' }),
     /** The host's /proc as the agent sees it: GPU drivers report host PIDs (`/host/proc` in a container). */
-    procRoot: setting(z.string().min(1).default('/proc'), {
+    procRoot: setting(zPath().default('/proc'), {
       env: 'GPULSE_PROC_ROOT',
       flag: 'proc-root',
-      valueName: 'PATH',
       description:
         "the host's /proc, for GPU process attribution (default /proc; /host/proc in a container)",
     }),
     /** The host's cgroup mount (`/host/sys/fs/cgroup` in a container), for container stats. */
-    cgroupRoot: setting(z.string().min(1).default('/sys/fs/cgroup'), {
+    cgroupRoot: setting(zPath().default('/sys/fs/cgroup'), {
       env: 'GPULSE_CGROUP_ROOT',
-      valueName: 'PATH',
       description: "the host's cgroup mount, for container stats (default /sys/fs/cgroup)",
     }),
     collectors: collectorsSchema.default(collectorsSchema.parse({})),

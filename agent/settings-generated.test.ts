@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { REPO_ROOT } from '../test/helpers/cli.js';
 import { agentConfigSchema } from './config.js';
-import { setting } from './config-schema.js';
+import { setting, zBytes, zCollectorMode, zInt, zInterval } from './config-schema.js';
 import { settings } from './settings.generated.js';
 import { bindingProblems, settingBindings, settingsModuleSource } from './settings-generator.js';
 
@@ -46,6 +46,31 @@ describe('settingBindings', () => {
     expect(settingBindings(schema)).toEqual([
       { path: ['a'], env: 'GPULSE_A', description: 'a' },
       { path: ['nested', 'b'], env: 'GPULSE_B', flag: 'b', description: 'b' },
+    ]);
+  });
+
+  it("takes the placeholder a field's kind implies where its mark names none", () => {
+    const schema = z.object({
+      every: setting(zInterval(100).default(1000), { env: 'GPULSE_EVERY', description: 'e' }),
+      count: setting(zInt(), { env: 'GPULSE_COUNT', description: 'c' }).default(8),
+      size: setting(zBytes().optional(), { env: 'GPULSE_SIZE', description: 's' }),
+      mode: setting(zCollectorMode.default('auto'), { env: 'GPULSE_MODE', description: 'm' }),
+      named: setting(zInt(), { env: 'GPULSE_NAMED', valueName: 'PORT', description: 'n' }),
+      none: setting(z.string(), { env: 'GPULSE_NONE', description: 'x' }),
+    });
+    expect(settingBindings(schema).map((b) => b.valueName)).toEqual([
+      'DURATION',
+      'N',
+      'SIZE',
+      'auto|required|off',
+      'PORT',
+      undefined,
+    ]);
+    expect(Object.keys(settingBindings(schema)[0] ?? {})).toEqual([
+      'path',
+      'env',
+      'valueName',
+      'description',
     ]);
   });
 

@@ -4,7 +4,7 @@
  * agent process reads the generated table and never this module, which needs zod.
  */
 import { z } from 'zod';
-import { settingRegistry, type SettingBinding } from './config-schema.js';
+import { settingRegistry, valueNameRegistry, type SettingBinding } from './config-schema.js';
 
 /** The schema one level in: through defaults, optionals and pipes (a transform keeps its input). */
 function unwrapOnce(schema: z.core.$ZodType): z.core.$ZodType | undefined {
@@ -12,6 +12,16 @@ function unwrapOnce(schema: z.core.$ZodType): z.core.$ZodType | undefined {
   if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) return schema.unwrap();
   if (schema instanceof z.ZodPipe)
     return schema.out instanceof z.ZodTransform ? schema.in : schema.out;
+  return undefined;
+}
+
+/** The --help placeholder a field's kind implies: a z* kind's, or an enum's values joined by '|'. */
+function impliedValueName(schema: z.core.$ZodType): string | undefined {
+  for (let s: z.core.$ZodType | undefined = schema; s !== undefined; s = unwrapOnce(s)) {
+    const implied = valueNameRegistry.get(s)?.valueName;
+    if (implied !== undefined) return implied;
+    if (s instanceof z.ZodEnum) return s.options.join('|');
+  }
   return undefined;
 }
 
@@ -23,7 +33,16 @@ export function settingBindings(
   // A mark may sit on any layer of a field (`setting(zInt(), …).default(8)` or the whole field).
   for (let s: z.core.$ZodType | undefined = schema; s !== undefined; s = unwrapOnce(s)) {
     const meta = settingRegistry.get(s);
-    if (meta !== undefined) return [{ path, ...meta }];
+    if (meta !== undefined) {
+      const { env, flag, valueName = impliedValueName(s), description, list } = meta;
+      // In this key order, and without undefined keys: the generated table lists them so.
+      const binding = { path, env, flag, valueName, description, list };
+      return [
+        Object.fromEntries(
+          Object.entries(binding).filter(([, v]) => v !== undefined),
+        ) as unknown as SettingBinding,
+      ];
+    }
     if (s instanceof z.ZodObject) {
       return Object.entries(s.shape as Record<string, z.core.$ZodType>).flatMap(([key, field]) =>
         settingBindings(field, [...path, key]),

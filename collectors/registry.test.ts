@@ -31,7 +31,6 @@ const amdSmi = defineCollector({
         .object({
           mode: setting(zCollectorMode.default('auto'), {
             env: 'GPULSE_AMD_SMI_MODE',
-            valueName: 'auto|required|off',
             description: 'run the amd-smi collector',
           }),
           interval: zInterval(100).default(5000),

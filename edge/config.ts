@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { redactUrl } from './mqtt/redact-url.js';
-import { zBytes, zDuration, zInt, setting } from '../agent/config-schema.js';
+import { zBytes, zDuration, zInt, setting, zDir, zFile } from '../agent/config-schema.js';
 import { segmentProblem } from '../exporters/mqtt/topics.js';
 
 const zSegment = (kind: 'site' | 'node') =>
@@ -32,24 +32,21 @@ const zMqttUrl = z.string().superRefine((value, ctx) => {
 const tlsSchema = z
   .object({
     /** CA bundle that signed the broker's certificate (default: the system's). */
-    ca: setting(z.string().min(1).optional(), {
+    ca: setting(zFile().optional(), {
       env: 'GPULSE_MQTT_CA',
       flag: 'mqtt-ca',
-      valueName: 'FILE',
       description: 'CA bundle of the broker certificate (PEM)',
     }),
     /** Client certificate (PEM) for brokers that authenticate devices by certificate. */
-    cert: setting(z.string().min(1).optional(), {
+    cert: setting(zFile().optional(), {
       env: 'GPULSE_MQTT_CERT',
       flag: 'mqtt-cert',
-      valueName: 'FILE',
       description: 'client certificate (PEM)',
     }),
     /** Private key of the client certificate (PEM). */
-    key: setting(z.string().min(1).optional(), {
+    key: setting(zFile().optional(), {
       env: 'GPULSE_MQTT_KEY',
       flag: 'mqtt-key',
-      valueName: 'FILE',
       description: 'client certificate key (PEM)',
     }),
   })
@@ -119,10 +116,9 @@ export const mqttConfigSchema = z
       description: 'MQTT password (never logged)',
     }),
     /** File holding the password (e.g. a mounted secret); trailing newline ignored. */
-    passwordFile: setting(z.string().min(1).optional(), {
+    passwordFile: setting(zFile().optional(), {
       env: 'GPULSE_MQTT_PASSWORD_FILE',
       flag: 'mqtt-password-file',
-      valueName: 'FILE',
       description: 'file holding the MQTT password',
     }),
     tls: tlsSchema.default({}),
@@ -132,14 +128,12 @@ export const mqttConfigSchema = z
         interval: setting(zDuration({ min: 100 }).default(10_000), {
           env: 'GPULSE_MQTT_INTERVAL',
           flag: 'mqtt-interval',
-          valueName: 'DURATION',
           description: 'telemetry sample interval (default 10s)',
         }),
         /** The samples taken are sent as one message at this interval (earlier when the batch would pass the size limit). */
         flush: setting(zDuration({ min: 100 }).default(60_000), {
           env: 'GPULSE_MQTT_FLUSH',
           flag: 'mqtt-flush',
-          valueName: 'DURATION',
           description:
             'send the telemetry samples taken as one message at this interval (default 60s)',
         }),
@@ -155,68 +149,57 @@ export const mqttConfigSchema = z
     /** MQTT keepalive: the broker publishes the last will after 1.5× this without traffic. */
     keepaliveInterval: setting(zDuration({ min: 5000 }).default(30_000), {
       env: 'GPULSE_MQTT_KEEPALIVE',
-      valueName: 'DURATION',
       description: 'MQTT keepalive (default 30s)',
     }),
     /** Full-jitter reconnect backoff: a random wait in [0, min(max, min·2^attempt)]. */
     reconnectMaxDelay: setting(zDuration({ min: 1000 }).default(60_000), {
       env: 'GPULSE_MQTT_RECONNECT_MAX',
-      valueName: 'DURATION',
       description: 'longest reconnect backoff (default 60s)',
     }),
     reconnectMinDelay: setting(zDuration({ min: 100 }).default(1000), {
       env: 'GPULSE_MQTT_RECONNECT_MIN',
-      valueName: 'DURATION',
       description: 'first reconnect backoff step (default 1s)',
     }),
     /** Wait after the broker refused the credentials (CONNACK 4/5, 0x86/0x87): 0.5–1.5× this. */
     authRetryDelay: setting(zDuration({ min: 1000 }).default(600_000), {
       env: 'GPULSE_MQTT_AUTH_RETRY',
-      valueName: 'DURATION',
       description: 'wait after the broker refused the credentials, 0.5-1.5x (default 10m)',
     }),
     /** The retained online status is refreshed at this interval (gateways use it as a heartbeat). */
     statusInterval: setting(zDuration({ min: 1000 }).default(60_000), {
       env: 'GPULSE_MQTT_STATUS_INTERVAL',
-      valueName: 'DURATION',
       description: 'refresh of the retained online status (default 1m)',
     }),
     /** How long a live message may wait for its PUBACK before it is spooled. */
     publishTimeout: setting(zDuration({ min: 100 }).default(10_000), {
       env: 'GPULSE_MQTT_PUBLISH_TIMEOUT',
-      valueName: 'DURATION',
       description: 'a live message without PUBACK by then is spooled (default 10s)',
     }),
     /** Events seen within this window travel in one message. */
     eventsWindow: setting(zDuration().default(200), {
       env: 'GPULSE_MQTT_EVENTS_WINDOW',
-      valueName: 'DURATION',
       description: 'events within this window share one message (default 200ms)',
     }),
     /** QoS 1 messages replayed at once (in flight). */
     replayInFlight: setting(zInt({ min: 1, max: 100 }).default(8), {
       env: 'GPULSE_MQTT_REPLAY_IN_FLIGHT',
-      valueName: 'N',
       description: 'replayed messages in flight at once (default 8)',
     }),
     spool: z
       .object({
         /** State directory: spool segments, sequence file, instance lock. Default $STATE_DIRECTORY/mqtt or /var/lib/gpulse/mqtt. */
-        dir: setting(z.string().min(1).optional(), {
+        dir: setting(zDir().optional(), {
           env: 'GPULSE_MQTT_SPOOL_DIR',
           flag: 'mqtt-spool-dir',
-          valueName: 'DIR',
           description: 'spool and state directory (default /var/lib/gpulse/mqtt)',
         }),
         maxBytes: setting(zBytes().default(256 * 1024 * 1024), {
           env: 'GPULSE_MQTT_SPOOL_MAX_BYTES',
           flag: 'mqtt-spool-max-bytes',
-          valueName: 'SIZE',
           description: 'spool size bound (default 256MiB)',
         }),
         maxAge: setting(zDuration({ min: 1000 }).default(7 * 86_400_000), {
           env: 'GPULSE_MQTT_SPOOL_MAX_AGE',
-          valueName: 'DURATION',
           description: 'spool age bound (default 7d)',
         }),
         /** Replay speed after an outage, bytes per second. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { zBytes, zDuration, zInt, setting } from '../config-schema.js';
+import { zBytes, zDuration, zInt, setting, zFile } from '../config-schema.js';
 import { DEFAULT_HTTP_LIMITS as D } from './limits.js';
 import { loadWebConfigFile, WebConfigError } from './web-config.js';
 import type { WebConfig } from './web-config-types.js';
@@ -12,11 +12,10 @@ import type { WebConfig } from './web-config-types.js';
 export const httpConfigSchema = z
   .object({
     /** exporter-toolkit web configuration file (`--web.config.file`); read and checked at start. */
-    webConfigFile: setting(z.string().min(1).optional(), {
+    webConfigFile: setting(zFile().optional(), {
       env: 'GPULSE_WEB_CONFIG_FILE',
       // exporter-toolkit's flag name, as node_exporter and dcgm-exporter spell it.
       flag: 'web.config.file',
-      valueName: 'FILE',
       description:
         'web configuration file for TLS, client certificates and basic auth (exporter-toolkit format)',
     }),
@@ -27,45 +26,38 @@ export const httpConfigSchema = z
     writeEndpoints: setting(z.enum(['auto', 'open', 'off']).default('auto'), {
       env: 'GPULSE_HTTP_WRITE_ENDPOINTS',
       flag: 'write-endpoints',
-      valueName: 'auto|open|off',
       description:
         'write endpoints (drift uploads): auto = on for loopback or authenticated clients, open = anyone, off (default auto)',
     }),
     /** Connections open at once; the one idle longest makes room for a new one. */
     maxConnections: setting(zInt({ min: 2, max: 65_536 }).default(D.maxConnections), {
       env: 'GPULSE_HTTP_MAX_CONNECTIONS',
-      valueName: 'N',
       description:
         'HTTP connections open at once; the one idle longest makes room for a new one (default 64)',
     }),
     /** Time a client has to send its request headers (and to finish a TLS handshake). */
     headersTimeout: setting(zDuration({ min: 100 }).default(D.headersTimeout), {
       env: 'GPULSE_HTTP_HEADERS_TIMEOUT',
-      valueName: 'DURATION',
       description: 'time to send the request headers and finish the TLS handshake (default 10s)',
     }),
     /** Time a client has to send its whole request, body included. */
     requestTimeout: setting(zDuration({ min: 100 }).default(D.requestTimeout), {
       env: 'GPULSE_HTTP_REQUEST_TIMEOUT',
-      valueName: 'DURATION',
       description: 'time to send a whole request, body included (default 60s)',
     }),
     /** A connection silent this long in the middle of a request is closed. */
     idleTimeout: setting(zDuration({ min: 100 }).default(D.idleTimeout), {
       env: 'GPULSE_HTTP_IDLE_TIMEOUT',
-      valueName: 'DURATION',
       description: 'a connection silent this long during a request is closed (default 30s)',
     }),
     /** An idle keep-alive connection is closed after this (Prometheus reuses its connection). */
     keepAliveTimeout: setting(zDuration({ min: 100 }).default(D.keepAliveTimeout), {
       env: 'GPULSE_HTTP_KEEPALIVE_TIMEOUT',
-      valueName: 'DURATION',
       description: 'idle keep-alive connections are closed after this (default 65s)',
     }),
     /** Largest request body (the drift routes have their own, drift.limits.*). */
     bodyLimit: setting(zBytes().default(D.bodyLimit), {
       env: 'GPULSE_HTTP_BODY_LIMIT',
-      valueName: 'SIZE',
       description:
         'largest request body; drift uploads have drift.limits.bodyBytes and referenceBytes (default 1MiB)',
     }),

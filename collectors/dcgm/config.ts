@@ -1,21 +1,26 @@
 import { z } from 'zod';
-import { zCollectorMode, zInt, zInterval, zTimeout, setting } from '../../agent/config-schema.js';
+import {
+  zCollectorMode,
+  zInterval,
+  zTimeout,
+  setting,
+  zPath,
+  zStallIntervals,
+} from '../../agent/config-schema.js';
 
 /** Settings of the DCGM collector (config key `collectors.dcgm`). */
 export const dcgmConfigSchema = z
   .object({
     /** Path or name (looked up on PATH) of dcgmi. */
-    binary: setting(z.string().min(1).default('dcgmi'), {
+    binary: setting(zPath().default('dcgmi'), {
       env: 'GPULSE_DCGMI',
       flag: 'dcgmi',
-      valueName: 'PATH',
       description: 'dcgmi binary (default: dcgmi on PATH)',
     }),
     /** auto: run when a host engine answers, else say so once; required: its absence is an error; off. */
     mode: setting(zCollectorMode.default('auto'), {
       env: 'GPULSE_DCGM_MODE',
       flag: 'dcgm-mode',
-      valueName: 'auto|required|off',
       description: 'run the DCGM collector (auto: no host engine is not an error)',
     }),
     /** Host engine to ask (`dcgmi --host`): `localhost`, `host:port` or a unix socket path. */
@@ -27,19 +32,16 @@ export const dcgmConfigSchema = z
     /** Sampling interval of the long-lived `dcgmi dmon` stream. */
     interval: setting(zInterval(100).default(5000), {
       env: 'GPULSE_DCGM_INTERVAL',
-      valueName: 'DURATION',
       description: 'DCGM sampling interval (default 5s)',
     }),
     /** Limit for one-shot calls (`dcgmi discovery -l`). */
     timeout: setting(zTimeout().default(10_000), {
       env: 'GPULSE_DCGM_TIMEOUT',
-      valueName: 'DURATION',
       description: 'limit for dcgmi discovery -l (default 10s)',
     }),
     /** The stream is killed and restarted when silent this many intervals. */
-    stallIntervals: setting(zInt({ min: 2, max: 100 }).default(3), {
+    stallIntervals: setting(zStallIntervals(), {
       env: 'GPULSE_DCGM_STALL_INTERVALS',
-      valueName: 'N',
       description: 'the dmon stream is restarted when silent for N intervals (default 3)',
     }),
     /** DCGM field names to watch; empty: every field of the catalogue. */
@@ -52,7 +54,6 @@ export const dcgmConfigSchema = z
     /** auto: watch profiling (DCP) fields, and drop them when the GPUs do not support them; off. */
     profiling: setting(z.enum(['auto', 'off']).default('auto'), {
       env: 'GPULSE_DCGM_PROFILING',
-      valueName: 'auto|off',
       description:
         'watch DCGM profiling fields (SM/tensor/DRAM activity) where supported (default auto)',
     }),

@@ -1,33 +1,36 @@
 import { z } from 'zod';
-import { zCollectorMode, zInt, zInterval, zTimeout, setting } from '../../agent/config-schema.js';
+import {
+  zCollectorMode,
+  zInt,
+  zInterval,
+  zTimeout,
+  setting,
+  zPath,
+} from '../../agent/config-schema.js';
 
 /** Settings of the kernel log collector (config key `collectors.kmsg`). */
 export const kmsgConfigSchema = z
   .object({
     /** `/dev/kmsg`, or a regular file in kmsg record format that something appends to. */
-    path: setting(z.string().min(1).default('/dev/kmsg'), {
+    path: setting(zPath().default('/dev/kmsg'), {
       env: 'GPULSE_KMSG',
       flag: 'kmsg',
-      valueName: 'PATH',
       description:
         'kernel log for Xid errors: /dev/kmsg or a file in kmsg record format (default /dev/kmsg)',
     }),
     /** auto: read it when readable, else say so once; required: unreadable is an error; off. */
     mode: setting(zCollectorMode.default('auto'), {
       env: 'GPULSE_KMSG_MODE',
-      valueName: 'auto|required|off',
       description: 'read Xid errors from the kernel log (auto: unreadable is not an error)',
     }),
     /** How often new records are read. */
     interval: setting(zInterval(100).default(1000), {
       env: 'GPULSE_KMSG_INTERVAL',
-      valueName: 'DURATION',
       description: 'how often new kernel log records are read (default 1s)',
     }),
     /** Limit for one read. */
     timeout: setting(zTimeout().default(10_000), {
       env: 'GPULSE_KMSG_TIMEOUT',
-      valueName: 'DURATION',
       description: 'limit for one kernel log read (default 10s)',
     }),
     /**
@@ -36,7 +39,6 @@ export const kmsgConfigSchema = z
      */
     maxXidSeries: setting(zInt({ min: 1, max: 100_000 }).default(512), {
       env: 'GPULSE_KMSG_MAX_XID_SERIES',
-      valueName: 'N',
       description:
         'distinct (GPU, Xid) pairs counted at most; further ones are dropped and counted (default 512)',
     }),

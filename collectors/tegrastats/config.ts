@@ -1,40 +1,43 @@
 import { z } from 'zod';
-import { zCollectorMode, zInt, zInterval, zTimeout, setting } from '../../agent/config-schema.js';
+import {
+  zCollectorMode,
+  zInterval,
+  zTimeout,
+  setting,
+  zDir,
+  zPath,
+  zStallIntervals,
+} from '../../agent/config-schema.js';
 
 /** Settings of the tegrastats collector (config key `collectors.tegrastats`). */
 export const tegrastatsConfigSchema = z
   .object({
     /** Path or name (looked up on PATH) of tegrastats. */
-    binary: setting(z.string().min(1).default('tegrastats'), {
+    binary: setting(zPath().default('tegrastats'), {
       env: 'GPULSE_TEGRASTATS',
       flag: 'tegrastats',
-      valueName: 'PATH',
       description: 'tegrastats binary (default: tegrastats on PATH)',
     }),
     /** auto: run, report no_data where there is no tegrastats (not a Jetson); required; off. */
     mode: setting(zCollectorMode.default('auto'), {
       env: 'GPULSE_TEGRASTATS_MODE',
       flag: 'tegrastats-mode',
-      valueName: 'auto|required|off',
       description: 'run the Jetson tegrastats collector (auto: no tegrastats is not an error)',
     }),
     /** `tegrastats --interval`: one line per interval. */
     interval: setting(zInterval(100).default(5000), {
       env: 'GPULSE_TEGRASTATS_INTERVAL',
       flag: 'tegrastats-interval',
-      valueName: 'DURATION',
       description: 'Jetson sampling interval, tegrastats --interval (default 5s)',
     }),
     /** A silent tegrastats is killed and restarted after this many intervals. */
-    stallIntervals: setting(zInt({ min: 2, max: 100 }).default(3), {
+    stallIntervals: setting(zStallIntervals(), {
       env: 'GPULSE_TEGRASTATS_STALL_INTERVALS',
-      valueName: 'N',
       description: 'tegrastats silent for N intervals is killed and restarted (default 3)',
     }),
     /** Root under which /proc/device-tree and /etc/nv_tegra_release are read (e.g. /host). */
-    root: setting(z.string().min(1).default('/'), {
+    root: setting(zDir().default('/'), {
       env: 'GPULSE_TEGRASTATS_ROOT',
-      valueName: 'DIR',
       description: 'root of /proc/device-tree and /etc/nv_tegra_release (a container: /host)',
     }),
     /** Module name for `gpulse_gpu_info{name}`; default: /proc/device-tree/model. */
@@ -52,7 +55,6 @@ export const tegrastatsConfigSchema = z
     /** Limit for the one-shot `nvidia-smi -L` asked for the GPU's UUID. */
     timeout: setting(zTimeout().default(10_000), {
       env: 'GPULSE_TEGRASTATS_TIMEOUT',
-      valueName: 'DURATION',
       description: 'limit for the one-shot nvidia-smi -L asked for the GPU UUID (default 10s)',
     }),
   })

@@ -55,36 +55,30 @@ export const gatewayConfigSchema = z
     /** A device silent this long is down (up 0) and its series are withdrawn. */
     deviceTimeout: setting(zDuration({ min: 1000 }).default(120_000), {
       env: 'GPULSE_GATEWAY_DEVICE_TIMEOUT',
-      valueName: 'DURATION',
       description: 'gateway: silence after which a device is down (default 2m)',
     }),
     /** A device silent this long is forgotten: all its series disappear. */
     deviceTtl: setting(zDuration({ min: 1000 }).default(86_400_000), {
       env: 'GPULSE_GATEWAY_DEVICE_TTL',
-      valueName: 'DURATION',
       description: 'gateway: silence after which a device and its series are dropped (default 24h)',
     }),
     maxDevices: setting(zInt({ min: 1 }).default(10_000), {
       env: 'GPULSE_GATEWAY_MAX_DEVICES',
-      valueName: 'N',
       description:
         'gateway: devices tracked at most; more are rejected and counted (default 10000)',
     }),
     maxSeriesPerDevice: setting(zInt({ min: 1 }).default(20_000), {
       env: 'GPULSE_GATEWAY_MAX_SERIES_PER_DEVICE',
-      valueName: 'N',
       description: 'gateway: series of one device at most (default 20000)',
     }),
     /** Largest message accepted as received. */
     maxPayloadBytes: setting(zBytes().default(1024 * 1024), {
       env: 'GPULSE_GATEWAY_MAX_PAYLOAD_BYTES',
-      valueName: 'SIZE',
       description: 'gateway: largest message as received (default 1MiB)',
     }),
     /** Largest message after inflating. */
     maxInflatedBytes: setting(zBytes().default(8 * 1024 * 1024), {
       env: 'GPULSE_GATEWAY_MAX_INFLATED_BYTES',
-      valueName: 'SIZE',
       description: 'gateway: largest message after inflating (default 8MiB)',
     }),
     /**
@@ -93,14 +87,12 @@ export const gatewayConfigSchema = z
      */
     maxDeviceBytes: setting(zBytes().default(4 * 1024 * 1024), {
       env: 'GPULSE_GATEWAY_MAX_DEVICE_BYTES',
-      valueName: 'SIZE',
       description:
         'gateway: bytes kept for one device at most (schemas, latest values, their exposition, held messages); more is refused and counted (default 4MiB)',
     }),
     /** Bytes kept for all devices together at most (the same things); bounds a scrape too. */
     maxFleetBytes: setting(zBytes().default(512 * 1024 * 1024), {
       env: 'GPULSE_GATEWAY_MAX_FLEET_BYTES',
-      valueName: 'SIZE',
       description:
         'gateway: bytes kept for all devices at most, which also bounds a scrape (about this plus 0.5 KB a device); more is refused and counted (default 512MiB)',
     }),

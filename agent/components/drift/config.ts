@@ -130,37 +130,31 @@ const limitsSchema = z
     /** Models tracked at once (configured and created through the API). */
     models: setting(zInt({ min: 1, max: 1000 }).default(16), {
       env: 'GPULSE_DRIFT_MAX_MODELS',
-      valueName: 'N',
       description: 'models tracked at once (default 16)',
     }),
     /** Features per model, and keys per observation row. */
     features: setting(zInt({ min: 1, max: 1000 }).default(100), {
       env: 'GPULSE_DRIFT_MAX_FEATURES',
-      valueName: 'N',
       description: 'features per model and keys per row (default 100)',
     }),
     /** Largest observations request or MQTT message. */
     bodyBytes: setting(zBytes().default(1024 * 1024), {
       env: 'GPULSE_DRIFT_MAX_BODY',
-      valueName: 'SIZE',
       description: 'largest observations request or MQTT message (default 1MiB)',
     }),
     /** Largest reference upload (rows or a profile). */
     referenceBytes: setting(zBytes().default(16 * 1024 * 1024), {
       env: 'GPULSE_DRIFT_MAX_REFERENCE',
-      valueName: 'SIZE',
       description: 'largest reference upload or profile file (default 16MiB)',
     }),
     /** Longest line of a followed log; longer lines are skipped. */
     lineBytes: setting(zBytes().default(64 * 1024), {
       env: 'GPULSE_DRIFT_MAX_LINE',
-      valueName: 'SIZE',
       description: 'longest prediction-log line; longer ones are skipped (default 64KiB)',
     }),
     /** Longest string value of a categorical feature. */
     valueLength: setting(zInt({ min: 1, max: 65_536 }).default(256), {
       env: 'GPULSE_DRIFT_MAX_VALUE_LENGTH',
-      valueName: 'N',
       description: 'longest categorical string value (default 256)',
     }),
   })
@@ -175,13 +169,11 @@ export const driftConfigSchema = z
     mode: setting(z.enum(['auto', 'off']).default('auto'), {
       env: 'GPULSE_DRIFT_MODE',
       flag: 'drift-mode',
-      valueName: 'auto|off',
       description: 'model input drift API and evaluation (default auto)',
     }),
     /** How often the windows are evaluated. */
     interval: setting(zInterval(1000).default(60_000), {
       env: 'GPULSE_DRIFT_INTERVAL',
-      valueName: 'DURATION',
       description: 'drift evaluation interval (default 60s)',
     }),
     window: z
@@ -189,13 +181,11 @@ export const driftConfigSchema = z
         /** Time buckets in the sliding window (the window is buckets × bucket). */
         buckets: setting(zInt({ min: 1, max: 1440 }).default(12), {
           env: 'GPULSE_DRIFT_WINDOW_BUCKETS',
-          valueName: 'N',
           description: 'time buckets in the drift window (default 12)',
         }),
         /** Length of one bucket. */
         bucketPeriod: setting(zDuration({ min: 1000 }).default(300_000), {
           env: 'GPULSE_DRIFT_WINDOW_BUCKET_PERIOD',
-          valueName: 'DURATION',
           description: 'length of one drift window bucket (default 5m)',
         }),
       })
@@ -204,13 +194,11 @@ export const driftConfigSchema = z
     /** Rows in the window (and non-null values per feature) before a feature is judged. */
     minSamples: setting(zInt({ min: 1 }).default(200), {
       env: 'GPULSE_DRIFT_MIN_SAMPLES',
-      valueName: 'N',
       description: 'rows in the window before drift is judged (default 200)',
     }),
     /** Reference rows at or below which p-value tests are chosen (Evidently: 1000). */
     smallReference: setting(zInt({ min: 0 }).default(1000), {
       env: 'GPULSE_DRIFT_SMALL_REFERENCE',
-      valueName: 'N',
       description:
         'reference rows up to which p-value tests (KS, chi-square, Z) decide (default 1000)',
     }),
@@ -225,12 +213,10 @@ export const driftConfigSchema = z
       .object({
         raise: setting(hysteresisShape.raise.default(3), {
           env: 'GPULSE_DRIFT_HYSTERESIS_RAISE',
-          valueName: 'N',
           description: 'drifting evaluations in a row to start drift (default 3)',
         }),
         clear: setting(hysteresisShape.clear.default(3), {
           env: 'GPULSE_DRIFT_HYSTERESIS_CLEAR',
-          valueName: 'N',
           description: 'clean evaluations in a row to end drift (default 3)',
         }),
       })
