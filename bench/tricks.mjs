@@ -22,18 +22,16 @@ const root = new URL('..', import.meta.url).pathname;
 const dist = (p) => new URL(`../dist/${p}`, import.meta.url).href;
 const requireRoot = createRequire(join(root, 'package.json'));
 
-// Packages the code requires on first use instead of at import (createRequire), and where; the
-// last three were lazy until this bench showed them under the bar and are imported statically now
-// (kept here so the table still shows what a static import costs).
+// Packages the code requires on first use instead of at import (createRequire), and where.
 const LAZY = [
   ['dockerode', 'agent/process/lazy-require.ts (Docker collector, model component)'],
   ['pino-pretty', 'agent/process/lazy-require.ts (logs to a terminal)'],
   ['zod', 'agent/components/drift/profile.ts (reference profiles)'],
   ['@stdlib/math-base-special-gammainc', 'agent/components/drift/statistics.ts (p-values)'],
+  ['bcryptjs', 'agent/http/basic-auth.ts, agent/http/command.ts'],
   ['yaml', 'agent/config.ts, agent/http/web-config.ts (YAML files)'],
-  ['bcryptjs', 'agent/http/basic-auth.ts, agent/http/command.ts (static since issue 18)'],
-  ['fast-xml-parser', 'collectors/nvidia-smi/parse-xml.ts (static since issue 18)'],
-  ['csv-parse/sync', 'collectors/dcgm/catalogue.ts (static since issue 18)'],
+  ['fast-xml-parser', 'collectors/nvidia-smi/parse-xml.ts'],
+  ['csv-parse/sync', 'collectors/dcgm/catalogue.ts'],
 ];
 
 // ---------------------------------------------------------------------------------------------

