@@ -20,7 +20,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildAgent } from '../../agent/build-agent.js';
 import { FakeClock } from '../../agent/core/clock.js';
 import { loadConfig } from '../../agent/config.js';
@@ -43,14 +43,7 @@ import {
 import { fineTune, writeModel } from '../helpers/models/model-gen.js';
 import { createMqttComponent } from '../../edge/mqtt/component.js';
 import { fakeGpuCollector, startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
-import {
-  eventually,
-  record,
-  startMosquitto,
-  type Mosquitto,
-  type Received,
-  type Recorder,
-} from '../helpers/mosquitto.js';
+import { eventually, useMosquitto, type Received, type Recorder } from '../helpers/mosquitto.js';
 import { describeWithTools, tools } from '../helpers/tools.js';
 
 /** Waits (30 s at most) until the recorder has received every one of `seqs`. */
@@ -82,33 +75,8 @@ function freeBytes(dir: string): number {
 }
 
 describeWithTools('adversarial: MQTT publisher', tools('mosquitto'), () => {
-  let broker: Mosquitto;
-  const cleanups: (() => Promise<void> | void)[] = [];
-
-  beforeAll(async () => {
-    broker = await startMosquitto();
-  });
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-    await broker.start();
-  });
-  afterAll(async () => {
-    await broker.destroy();
-  });
-
-  /** A recorder of `filter` on the broker, closed after the test. */
-  async function recorder(filter: string): Promise<Recorder> {
-    const rec = await record(broker.url, filter);
-    cleanups.push(() => rec.close());
-    return rec;
-  }
-
-  /** A temp directory, removed after the test. */
-  function tempDir(prefix: string): string {
-    const dir = mkdtempSync(join(tmpdir(), prefix));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    return dir;
-  }
+  const suite = useMosquitto({ restart: true });
+  const { cleanups, tempDir, recorder } = suite;
 
   it('recovers from a start on a full disk: retries with backoff, then replays every spooled message', async () => {
     const rec = await recorder('gpulse/v1/adv-7/#');
@@ -122,8 +90,8 @@ describeWithTools('adversarial: MQTT publisher', tools('mosquitto'), () => {
     const dir = join(mnt, 'mqtt');
 
     // 1. The broker is down: the agent spools at least 40 telemetry messages, then stops cleanly.
-    await broker.stop();
-    const first = await startEdgeAgent({ url: broker.url, site: 'adv-7', node: 'cam', dir });
+    await suite.broker.stop();
+    const first = await startEdgeAgent({ url: suite.broker.url, site: 'adv-7', node: 'cam', dir });
     await eventually(
       async () =>
         ((await first.metric('gpulse_mqtt_published_total{stream="telemetry",result="spooled"}')) ??
@@ -143,7 +111,7 @@ describeWithTools('adversarial: MQTT publisher', tools('mosquitto'), () => {
       // ENOSPC near the end: the disk is full, which is the point.
     }
     const second: EdgeAgent = await startEdgeAgent({
-      url: broker.url,
+      url: suite.broker.url,
       site: 'adv-7',
       node: 'cam',
       dir,
@@ -177,7 +145,7 @@ describeWithTools('adversarial: MQTT publisher', tools('mosquitto'), () => {
 
     // 3. Space is freed and the broker comes up: the start succeeds and the spool is replayed.
     rmSync(filler);
-    await broker.start();
+    await suite.broker.start();
     await receivedAll(rec, spooled, `replay of the ${spooled.length} spooled messages`);
     await rec.waitFor(
       (m) => m.some((x) => x.topic.endsWith('/events') && x.text.includes('Xid 79')),
@@ -197,7 +165,7 @@ describeWithTools('adversarial: MQTT publisher', tools('mosquitto'), () => {
       env: { GPULSE_MQTT_RECONNECT_MAX: '1s' },
       flags: {
         listen: '127.0.0.1:0',
-        'mqtt-url': broker.url,
+        'mqtt-url': suite.broker.url,
         site: 'adv-rate',
         node: 'cam',
         'mqtt-spool-dir': dir,
@@ -207,7 +175,7 @@ describeWithTools('adversarial: MQTT publisher', tools('mosquitto'), () => {
     });
     // Set past the config schema, which may bound it: the component itself must cope.
     const mqttConfig = { ...config.mqtt, spool: { ...config.mqtt.spool, replayRate: 0 } };
-    await broker.stop();
+    await suite.broker.stop();
     const mqtt = createMqttComponent(mqttConfig);
     const agent = buildAgent(config, {
       log: silentLogger(),
@@ -227,7 +195,7 @@ describeWithTools('adversarial: MQTT publisher', tools('mosquitto'), () => {
     };
     await eventually(async () => (await spooledCount()) >= 10, 30_000, '10 spooled messages');
     const spooled = spooledSeqs(dir);
-    await broker.start();
+    await suite.broker.start();
     await receivedAll(rec, spooled, `replay of ${spooled.length} spooled messages at replayRate 0`);
   }, 90_000);
 
@@ -242,9 +210,9 @@ describeWithTools('adversarial: MQTT publisher', tools('mosquitto'), () => {
         .sort((a, b) => Number(a.slice(0, -4)) - Number(b.slice(0, -4)));
 
     // The broker is down: the agent spools telemetry into at least six segments.
-    await broker.stop();
+    await suite.broker.stop();
     const first = await startEdgeAgent({
-      url: broker.url,
+      url: suite.broker.url,
       site: 'adv-13',
       node: 'cam',
       dir,
@@ -289,9 +257,9 @@ describeWithTools('adversarial: MQTT publisher', tools('mosquitto'), () => {
     expect(deleted).toBeGreaterThan(0);
 
     // A restart with the broker up: every survivor is replayed, every loss counted by reason.
-    await broker.start();
+    await suite.broker.start();
     const second = await startEdgeAgent({
-      url: broker.url,
+      url: suite.broker.url,
       site: 'adv-13',
       node: 'cam',
       dir,
@@ -314,7 +282,7 @@ describeWithTools('adversarial: MQTT publisher', tools('mosquitto'), () => {
 
     // Counted once: another restart finds nothing new.
     const third2 = await startEdgeAgent({
-      url: broker.url,
+      url: suite.broker.url,
       site: 'adv-13',
       node: 'cam',
       dir,

@@ -1,12 +1,9 @@
 // The fleet gateway against a real Mosquitto (and its embedded aedes broker): device liveness from
 // the last will, shared subscriptions splitting devices between gateways, hostile payloads.
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import mqtt from 'mqtt';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { gpuReadingSamples } from '../../collectors/gpu-series.js';
 import { loadGatewayConfig } from '../../edge/gateway/command.js';
 import { createGateway, type Gateway } from '../../edge/gateway/gateway.js';
@@ -19,27 +16,17 @@ import {
 import { builtCli, spawnCliAgent, startEdgeAgent } from '../helpers/edge-agent.js';
 import { h100Readings } from '../helpers/gpu-readings.js';
 import { silentLogger } from '../helpers/log-sink.js';
-import {
-  eventually,
-  freePort,
-  removeDir,
-  startMosquitto,
-  type Mosquitto,
-} from '../helpers/mosquitto.js';
+import { eventually, freePort, useMosquitto } from '../helpers/mosquitto.js';
 import { describeWithTools, tools } from '../helpers/tools.js';
 
 describeWithTools('fleet gateway against Mosquitto', tools('mosquitto'), () => {
-  let broker: Mosquitto;
-  const cleanups: (() => Promise<void> | void)[] = [];
-  const tempDir = () => {
-    const d = mkdtempSync(join(tmpdir(), 'gpulse-gw-'));
-    cleanups.push(() => removeDir(d));
-    return d;
-  };
+  const suite = useMosquitto();
+  const { cleanups } = suite;
+  const tempDir = () => suite.tempDir('gpulse-gw-');
 
   async function gateway(
     flags: Record<string, string> = {},
-    url = broker.url,
+    url = suite.broker.url,
   ): Promise<{ gw: Gateway; metrics: () => Promise<string> }> {
     const { config } = loadGatewayConfig({
       flags: { 'mqtt-url': url, listen: '127.0.0.1:0', ...flags },
@@ -58,22 +45,12 @@ describeWithTools('fleet gateway against Mosquitto', tools('mosquitto'), () => {
 
   const line = (text: string, prefix: string) => text.split('\n').find((l) => l.startsWith(prefix));
 
-  beforeAll(async () => {
-    broker = await startMosquitto();
-  });
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
-  afterAll(async () => {
-    await broker.destroy();
-  });
-
   it('shows device_up 1 for a running agent and 0 within the keepalive window after SIGKILL', async () => {
     const { metrics } = await gateway();
     const agent = spawnCliAgent(
       [
         '--mqtt-url',
-        broker.url,
+        suite.broker.url,
         '--site',
         'store-4',
         '--node',
@@ -142,7 +119,7 @@ describeWithTools('fleet gateway against Mosquitto', tools('mosquitto'), () => {
         10_000,
         'both members seen',
       );
-    const client = await mqtt.connectAsync(broker.url, {
+    const client = await mqtt.connectAsync(suite.broker.url, {
       protocolVersion: 5,
       clientId: 'simulated-fleet',
     });
@@ -237,7 +214,7 @@ describeWithTools('fleet gateway against Mosquitto', tools('mosquitto'), () => {
 
   it('counts and drops hostile payloads sent through the broker, and keeps relaying', async () => {
     const { metrics } = await gateway();
-    const client = await mqtt.connectAsync(broker.url, {
+    const client = await mqtt.connectAsync(suite.broker.url, {
       protocolVersion: 5,
       clientId: 'hostile',
     });

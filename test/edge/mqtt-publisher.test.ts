@@ -1,59 +1,29 @@
 // The MQTT publisher against a real Mosquitto: payload shapes, a broker outage with replay, the
 // spool bound, and an agent killed with SIGKILL while the broker is down.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { buildAgent } from '../../agent/build-agent.js';
 import { loadConfig } from '../../agent/config.js';
 import { createEdgeComponents } from '../../edge/components.js';
 import { expandTelemetry, parseTelemetry } from '../../exporters/mqtt/payloads.js';
 import { silentLogger } from '../helpers/log-sink.js';
 import { spawnCliAgent, startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
-import {
-  eventually,
-  record,
-  removeDir,
-  startMosquitto,
-  type Mosquitto,
-  type Received,
-  type Recorder,
-} from '../helpers/mosquitto.js';
+import { eventually, record, useMosquitto, type Received } from '../helpers/mosquitto.js';
 import { describeWithTools, tools } from '../helpers/tools.js';
 
 describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => {
-  let broker: Mosquitto;
-  const cleanups: (() => Promise<void> | void)[] = [];
-  const tempDir = () => {
-    const d = mkdtempSync(join(tmpdir(), 'gpulse-edge-'));
-    cleanups.push(() => removeDir(d));
-    return d;
-  };
-  const recorder = async (): Promise<Recorder> => {
-    const r = await record(broker.url);
-    cleanups.push(() => r.close());
-    return r;
-  };
+  const suite = useMosquitto({ restart: true });
+  const { cleanups } = suite;
+  const tempDir = () => suite.tempDir('gpulse-edge-');
+  const recorder = () => suite.recorder();
   const agent = async (
     site: string,
     node: string,
     extra: Partial<Parameters<typeof startEdgeAgent>[0]> = {},
   ): Promise<EdgeAgent> => {
-    const a = await startEdgeAgent({ url: broker.url, site, node, dir: tempDir(), ...extra });
+    const a = await startEdgeAgent({ url: suite.broker.url, site, node, dir: tempDir(), ...extra });
     cleanups.push(() => a.stop());
     return a;
   };
-
-  beforeAll(async () => {
-    broker = await startMosquitto();
-  });
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-    await broker.start();
-  });
-  afterAll(async () => {
-    await broker.destroy();
-  });
 
   const seqOf = (m: Received) => m.json.seq as number;
   /** Time of a message: its newest sample (telemetry: an array of sample times). */
@@ -85,7 +55,7 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
     });
     expect(status?.contentType).toBe('application/json');
     // Retained: a subscriber arriving later gets it at once.
-    const late = await record(broker.url, 'gpulse/v1/plant-1/cam-01/status');
+    const late = await record(suite.broker.url, 'gpulse/v1/plant-1/cam-01/status');
     cleanups.push(() => late.close());
     await late.waitFor((m) => m.length === 1);
     expect(late.messages[0]).toMatchObject({ retain: true, json: { state: 'online' } });
@@ -123,7 +93,7 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
       ),
     ).toBe(true);
     // The current schema is retained for receivers that missed the inline copy.
-    const schemas = await record(broker.url, 'gpulse/v1/plant-1/cam-01/schema');
+    const schemas = await record(suite.broker.url, 'gpulse/v1/plant-1/cam-01/schema');
     cleanups.push(() => schemas.close());
     await schemas.waitFor((m) => m.length === 1);
     expect(schemas.messages[0]?.retain).toBe(true);
@@ -155,11 +125,11 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
   it('gives other components a link: commands in, events and replies out; offline on a clean stop', async () => {
     const rec = await recorder();
     const dir = tempDir();
-    const a = await startEdgeAgent({ url: broker.url, site: 'plant-1', node: 'cam-05', dir });
+    const a = await startEdgeAgent({ url: suite.broker.url, site: 'plant-1', node: 'cam-05', dir });
     const commands: string[] = [];
     a.mqtt.link.subscribe('cmd/model-update', (m) => void commands.push(m.payload.toString()));
     await eventually(() => a.mqtt.link.connected, 10_000, 'link connected');
-    const operator = await record(broker.url, 'none/#');
+    const operator = await record(suite.broker.url, 'none/#');
     cleanups.push(() => operator.close());
     // Subscriptions made after connect reach the broker asynchronously: resend until one arrives.
     await eventually(
@@ -194,7 +164,7 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
     // A second agent on the same state dir is refused: two agents with one client id would fight.
     const { log, records } = (await import('../helpers/log-sink.js')).captureLogger();
     const twin = await startEdgeAgent({
-      url: broker.url,
+      url: suite.broker.url,
       site: 'plant-1',
       node: 'cam-05',
       dir,
@@ -219,7 +189,7 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
     await twin.stop();
     // A clean stop replaces the retained status with offline/shutdown (no will needed).
     await a.stop();
-    const late = await record(broker.url, 'gpulse/v1/plant-1/cam-05/status');
+    const late = await record(suite.broker.url, 'gpulse/v1/plant-1/cam-05/status');
     cleanups.push(() => late.close());
     await late.waitFor((m) => m.length === 1);
     expect(late.messages[0]?.json).toMatchObject({ state: 'offline', reason: 'shutdown' });
@@ -229,7 +199,7 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
     const dir = tempDir();
     const { config } = loadConfig({
       flags: {
-        'mqtt-url': broker.url,
+        'mqtt-url': suite.broker.url,
         site: 'plant-1',
         node: 'cam-06',
         'mqtt-spool-dir': dir,
@@ -244,7 +214,7 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
     });
     await agent.start();
     cleanups.push(() => agent.stop());
-    const operator = await record(broker.url, 'gpulse/v1/plant-1/cam-06/response/#');
+    const operator = await record(suite.broker.url, 'gpulse/v1/plant-1/cam-06/response/#');
     cleanups.push(() => operator.close());
     await eventually(
       async () => {
@@ -273,7 +243,7 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
     const a = await agent('plant-1', 'cam-02');
     await rec.waitFor(() => rec.on('telemetry').length >= 3);
     const stoppedAt = Date.now();
-    await broker.stop();
+    await suite.broker.stop();
     await eventually(
       async () => (await a.metric('gpulse_mqtt_connected')) === 0,
       5000,
@@ -301,7 +271,7 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
     expect(await a.metric('gpulse_mqtt_spool_bytes')).toBeGreaterThan(0);
     expect(await a.metric('gpulse_mqtt_spool_oldest_age_seconds')).toBeGreaterThan(3);
     const restartedAt = Date.now();
-    await broker.start();
+    await suite.broker.start();
     await eventually(
       async () => (await a.metric('gpulse_mqtt_spool_bytes')) === 0,
       30_000,
@@ -348,7 +318,7 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
 
   it('over the spool bound drops the oldest telemetry, counts it, and keeps every event', async () => {
     const rec = await recorder();
-    await broker.stop();
+    await suite.broker.stop();
     const a = await agent('plant-1', 'cam-03', {
       flags: {
         'mqtt-interval': '100ms',
@@ -385,7 +355,7 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
     expect(await a.metric('gpulse_mqtt_spool_bytes')).toBeLessThanOrEqual(48 * 1024);
     const spooledBefore =
       (await a.metric('gpulse_mqtt_published_total{stream="telemetry",result="spooled"}')) ?? 0;
-    await broker.start();
+    await suite.broker.start();
     await eventually(
       async () => (await a.metric('gpulse_mqtt_spool_bytes')) === 0,
       30_000,
@@ -417,10 +387,10 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
   it('delivers what was spooled before a SIGKILL once the agent and the broker are back', async () => {
     const dir = tempDir();
     const rec = await recorder();
-    await broker.stop();
+    await suite.broker.stop();
     const args = [
       '--mqtt-url',
-      broker.url,
+      suite.broker.url,
       '--site',
       'plant-2',
       '--node',
@@ -450,7 +420,7 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
     await first.kill();
     expect(first.child.signalCode).toBe('SIGKILL');
 
-    await broker.start();
+    await suite.broker.start();
     const second = spawnCliAgent(args, env);
     cleanups.push(() => second.stop());
     await second.address();

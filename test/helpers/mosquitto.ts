@@ -4,7 +4,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, vi } from 'vitest';
 import { decodeBody } from '../../exporters/mqtt/payloads.js';
 import { findTool } from './tools.js';
 
@@ -226,4 +226,53 @@ export function eventually<T>(
 /** Removes a directory tree (test cleanup). */
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** What the tests of a suite against one Mosquitto share; registered by `useMosquitto`. */
+export interface MosquittoSuite {
+  /** The suite's broker (started before the first test). */
+  readonly broker: Mosquitto;
+  /** Run after the current test, last added first. */
+  readonly cleanups: (() => Promise<void> | void)[];
+  /** A temp directory, removed after the test. */
+  readonly tempDir: (prefix?: string) => string;
+  /** A recorder of `filter` on the broker, closed after the test. */
+  readonly recorder: (filter?: string) => Promise<Recorder>;
+}
+
+/**
+ * Registers a suite's broker lifecycle: started once, each test's cleanups run after it, then the
+ * broker is started again if the test stopped it (`restart`), and destroyed after the last test.
+ */
+export function useMosquitto(options: { restart?: boolean } = {}): MosquittoSuite {
+  let broker: Mosquitto | undefined;
+  const cleanups: (() => Promise<void> | void)[] = [];
+  beforeAll(async () => {
+    broker = await startMosquitto();
+  });
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+    if (options.restart) await broker?.start();
+  });
+  afterAll(async () => {
+    await broker?.destroy();
+  });
+  const suite: MosquittoSuite = {
+    get broker() {
+      if (!broker) throw new Error('the suite broker starts in beforeAll');
+      return broker;
+    },
+    cleanups,
+    tempDir: (prefix = 'gpulse-mqtt-test-') => {
+      const dir = mkdtempSync(join(tmpdir(), prefix));
+      cleanups.push(() => removeDir(dir));
+      return dir;
+    },
+    recorder: async (filter?: string) => {
+      const rec = await record(suite.broker.url, filter);
+      cleanups.push(() => rec.close());
+      return rec;
+    },
+  };
+  return suite;
 }
