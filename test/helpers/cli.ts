@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import type { RequestOptions } from 'node:https';
 import { join } from 'node:path';
 import { vi } from 'vitest';
 import { call } from './https-client.js';
+import { freePort } from './free-port.js';
 
 /** Root of the repository (tests run from sources; the CLI runs from the build). */
 export const REPO_ROOT = join(import.meta.dirname, '..', '..');
@@ -34,18 +34,7 @@ export function requireBuild(): void {
   }
 }
 
-/** A free TCP port on loopback. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** A running `gpulse` process started by a test. */
 export interface CliProcess {
