@@ -17,7 +17,16 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpuSeconds, freePort, median, rssBytes, start, table, waitFor } from './lib.mjs';
+import {
+  cpuSeconds,
+  freePort,
+  median,
+  rssBytes,
+  start,
+  table,
+  waitFor,
+  startMosquitto,
+} from './lib.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 300);
 const INTERVAL = process.env.BENCH_INTERVAL ?? '5s';
@@ -50,31 +59,7 @@ function hasMqtt() {
 const work = mkdtempSync(join(tmpdir(), 'gpulse-bench-edge-'));
 
 async function startBroker() {
-  const port = await freePort();
-  const conf = join(work, 'mosquitto.conf');
-  // As root, mosquitto would switch to user "mosquitto", who cannot read our temp dir.
-  const user = process.getuid?.() === 0 ? 'user root\n' : '';
-  writeFileSync(
-    conf,
-    `${user}listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`,
-  );
-  const broker = start('mosquitto', ['-c', conf]);
-  await waitFor(
-    () => {
-      if (broker.exitCode !== null) throw new Error(`mosquitto exited: ${broker.stderrTail()}`);
-      try {
-        execFileSync('mosquitto_pub', ['-p', String(port), '-t', 'bench/ping', '-m', '1'], {
-          stdio: 'ignore',
-        });
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    10_000,
-    'mosquitto',
-  );
-  return { broker, port };
+  return startMosquitto(work);
 }
 
 // A cgroup v1 child of our own memory cgroup (never outside it) and a cpu cgroup, limited as the

@@ -1,7 +1,8 @@
 // Shared helpers of the benchmark scripts (not tests): processes, free ports, /proc readings, tables.
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 
 /** A free TCP port on loopback. */
 export function freePort() {
@@ -99,4 +100,36 @@ export function table(header, rows) {
   console.log(line(all[0]));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of all.slice(1)) console.log(line(r));
+}
+
+/**
+ * Starts a private Mosquitto on a free loopback port with its config in `dir` (`extraConf` lines
+ * appended); resolves once it accepts a publish. Stop it with `broker.kill()`.
+ */
+export async function startMosquitto(dir, extraConf = '') {
+  const port = await freePort();
+  const conf = join(dir, 'mosquitto.conf');
+  // As root, mosquitto would switch to user "mosquitto", who cannot read our temp dir.
+  const user = process.getuid?.() === 0 ? 'user root\n' : '';
+  writeFileSync(
+    conf,
+    `${user}listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n${extraConf}`,
+  );
+  const broker = start('mosquitto', ['-c', conf]);
+  await waitFor(
+    () => {
+      if (broker.exitCode !== null) throw new Error(`mosquitto exited: ${broker.stderrTail()}`);
+      try {
+        execFileSync('mosquitto_pub', ['-p', String(port), '-t', 'bench/ping', '-m', '1'], {
+          stdio: 'ignore',
+        });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    10_000,
+    'mosquitto',
+  );
+  return { broker, port };
 }

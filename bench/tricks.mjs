@@ -6,11 +6,11 @@
 // GCs, CPU is the child's own process.cpuUsage(). Median of BENCH_RUNS runs (default 5).
 // The bar a trick must clear to stay: ≥ 1 MB of heap or RSS, or ≥ 0.1 % of one core.
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, median, start, table, waitFor } from './lib.mjs';
+import { median, table, startMosquitto } from './lib.mjs';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 20_000);
@@ -217,32 +217,8 @@ function child(...args) {
 const work = mkdtempSync(join(tmpdir(), 'gpulse-bench-tricks-'));
 
 async function startBroker() {
-  const port = await freePort();
-  const conf = join(work, 'mosquitto.conf');
-  // As root, mosquitto would switch to user "mosquitto", who cannot read our temp dir. Queued
-  // messages unlimited: the burst waits in a persistent session.
-  const user = process.getuid?.() === 0 ? 'user root\n' : '';
-  writeFileSync(
-    conf,
-    `${user}listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n`,
-  );
-  const broker = start('mosquitto', ['-c', conf]);
-  await waitFor(
-    () => {
-      if (broker.exitCode !== null) throw new Error(`mosquitto exited: ${broker.stderrTail()}`);
-      try {
-        execFileSync('mosquitto_pub', ['-p', String(port), '-t', 'bench/ping', '-m', '1'], {
-          stdio: 'ignore',
-        });
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    10_000,
-    'mosquitto',
-  );
-  return { broker, port };
+  // Queued messages unlimited: the burst waits in a persistent session.
+  return startMosquitto(work, 'max_queued_messages 0\n');
 }
 
 /** Opens a persistent QoS 1 session for clientId, then queues MESSAGES messages for it. */

@@ -12,8 +12,8 @@ import {
   freePort,
   REPO_ROOT,
   seriesValue,
-  startCli,
   type CliProcess,
+  startSimulate,
 } from '../helpers/cli.js';
 import { describeWithTools, findTool, tools } from '../helpers/tools.js';
 
@@ -33,11 +33,7 @@ function tempDir(): string {
 }
 
 async function simulate(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliProcess> {
-  const cli = await startCli(['simulate', '--interval', '500ms', '--xml-interval', '2s', ...args], {
-    GPULSE_LOG_LEVEL: 'info',
-    GPULSE_DCGM_INTERVAL: '500ms',
-    ...env,
-  });
+  const cli = await startSimulate(args, { GPULSE_DCGM_INTERVAL: '500ms', ...env });
   running.push(cli);
   return cli;
 }

@@ -14,6 +14,7 @@ import { silentLogger } from '../helpers/log-sink.js';
 import { eventually, removeDir, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { gpuOnSurfaces, gpuSeries, readSurfaces, type Surfaces } from '../helpers/surfaces.js';
 import { describeWithTools, tools } from '../helpers/tools.js';
+import { mqttArgs } from '../helpers/edge-agent.js';
 
 const LOST = 2;
 const HEALTHY = [0, 1, 3, 4, 5, 6, 7];
@@ -67,18 +68,7 @@ describeWithTools('one GPU lost of eight, on every surface', tools('mosquitto'),
         '500ms',
         '--xml-interval',
         '2s',
-        '--mqtt-url',
-        broker.url,
-        '--site',
-        SITE,
-        '--node',
-        NODE,
-        '--mqtt-interval',
-        '500ms',
-        '--mqtt-flush',
-        '500ms',
-        '--mqtt-spool-dir',
-        spool,
+        ...mqttArgs({ url: broker.url, site: SITE, node: NODE, every: '500ms', spoolDir: spool }),
       ],
       { GPULSE_LOG_LEVEL: 'info', GPULSE_DCGM_INTERVAL: '500ms' },
     );

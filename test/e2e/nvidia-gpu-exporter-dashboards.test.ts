@@ -7,7 +7,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it, vi } from 'vitest';
-import { allSeries, CLI, REPO_ROOT, startCli, type CliProcess } from '../helpers/cli.js';
+import { allSeries, CLI, REPO_ROOT, type CliProcess, startSimulate } from '../helpers/cli.js';
 import { startPrometheus, type PrometheusServer } from '../helpers/prometheus.js';
 import { describeWithTools, tools } from '../helpers/tools.js';
 
@@ -179,11 +179,7 @@ function tempDir(): string {
 }
 
 async function simulate(args: string[], env: NodeJS.ProcessEnv): Promise<CliProcess> {
-  const cli = await startCli(['simulate', '--interval', '500ms', '--xml-interval', '2s', ...args], {
-    GPULSE_LOG_LEVEL: 'info',
-    GPULSE_DCGM_INTERVAL: '500ms',
-    ...env,
-  });
+  const cli = await startSimulate(args, { GPULSE_DCGM_INTERVAL: '500ms', ...env });
   running.push(cli);
   return cli;
 }

@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { allSeries, seriesValue, startCli, type CliProcess } from '../helpers/cli.js';
+import { allSeries, seriesValue, type CliProcess, startSimulate } from '../helpers/cli.js';
 import { describeWithTools, findTool, tools } from '../helpers/tools.js';
 
 const running: CliProcess[] = [];
@@ -10,10 +10,7 @@ afterEach(async () => {
 });
 
 async function simulate(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliProcess> {
-  const cli = await startCli(['simulate', '--interval', '500ms', '--xml-interval', '2s', ...args], {
-    GPULSE_LOG_LEVEL: 'info',
-    ...env,
-  });
+  const cli = await startSimulate(args, env);
   running.push(cli);
   return cli;
 }

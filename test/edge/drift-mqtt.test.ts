@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { seriesValue, startCli, type CliProcess } from '../helpers/cli.js';
 import { eventually, removeDir, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { describeWithTools, tools } from '../helpers/tools.js';
+import { mqttArgs } from '../helpers/edge-agent.js';
 
 const SITE = 'lab';
 const NODE = 'n1';
@@ -36,14 +37,7 @@ describeWithTools('drift observations over MQTT', tools('mosquitto'), () => {
         'run',
         '--nvidia-smi-mode',
         'off',
-        '--mqtt-url',
-        broker.url,
-        '--site',
-        SITE,
-        '--node',
-        NODE,
-        '--mqtt-spool-dir',
-        join(dir, 'spool'),
+        ...mqttArgs({ url: broker.url, site: SITE, node: NODE, spoolDir: join(dir, 'spool') }),
       ],
       { GPULSE_DRIFT_INTERVAL: '1s', GPULSE_MQTT_INTERVAL: '5s' },
     );

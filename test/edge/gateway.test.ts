@@ -13,7 +13,7 @@ import {
   seriesGroups,
   statusJson,
 } from '../../exporters/mqtt/payloads.js';
-import { builtCli, spawnCliAgent, startEdgeAgent } from '../helpers/edge-agent.js';
+import { builtCli, mqttArgs, spawnCliAgent, startEdgeAgent } from '../helpers/edge-agent.js';
 import { h100Readings } from '../helpers/gpu-readings.js';
 import { silentLogger } from '../helpers/log-sink.js';
 import { eventually, freePort, useMosquitto } from '../helpers/mosquitto.js';
@@ -49,18 +49,13 @@ describeWithTools('fleet gateway against Mosquitto', tools('mosquitto'), () => {
     const { metrics } = await gateway();
     const agent = spawnCliAgent(
       [
-        '--mqtt-url',
-        suite.broker.url,
-        '--site',
-        'store-4',
-        '--node',
-        'till-2',
-        '--mqtt-interval',
-        '500ms',
-        '--mqtt-flush',
-        '500ms',
-        '--mqtt-spool-dir',
-        tempDir(),
+        ...mqttArgs({
+          url: suite.broker.url,
+          site: 'store-4',
+          node: 'till-2',
+          every: '500ms',
+          spoolDir: tempDir(),
+        }),
       ],
       { GPULSE_MQTT_KEEPALIVE: '5s', GPULSE_HOST_INTERVAL: '1s' },
     );

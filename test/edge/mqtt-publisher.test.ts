@@ -6,7 +6,7 @@ import { loadConfig } from '../../agent/config.js';
 import { createEdgeComponents } from '../../edge/components.js';
 import { expandTelemetry, parseTelemetry } from '../../exporters/mqtt/payloads.js';
 import { silentLogger } from '../helpers/log-sink.js';
-import { spawnCliAgent, startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
+import { mqttArgs, spawnCliAgent, startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
 import { eventually, record, useMosquitto, type Received } from '../helpers/mosquitto.js';
 import { describeWithTools, tools } from '../helpers/tools.js';
 
@@ -389,18 +389,13 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
     const rec = await recorder();
     await suite.broker.stop();
     const args = [
-      '--mqtt-url',
-      suite.broker.url,
-      '--site',
-      'plant-2',
-      '--node',
-      'box-9',
-      '--mqtt-interval',
-      '200ms',
-      '--mqtt-flush',
-      '200ms',
-      '--mqtt-spool-dir',
-      dir,
+      ...mqttArgs({
+        url: suite.broker.url,
+        site: 'plant-2',
+        node: 'box-9',
+        every: '200ms',
+        spoolDir: dir,
+      }),
     ];
     const env = { GPULSE_MQTT_RECONNECT_MAX: '1s', GPULSE_HOST_INTERVAL: '1s' };
     const first = spawnCliAgent(args, env);

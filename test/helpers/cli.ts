@@ -65,6 +65,14 @@ export interface CliProcess {
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
 }
 
+/** `gpulse simulate` sampling fast enough for a test (every 500 ms, `-q -x` every 2 s), logging at info. */
+export function startSimulate(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliProcess> {
+  return startCli(['simulate', '--interval', '500ms', '--xml-interval', '2s', ...args], {
+    GPULSE_LOG_LEVEL: 'info',
+    ...env,
+  });
+}
+
 /** Starts the built CLI with args (listen address added) and JSON logs; resolves once /healthz answers. */
 export async function startCli(
   args: readonly string[],

@@ -81,6 +81,29 @@ export async function startEdgeAgent(options: {
 
 const MAIN = new URL('../../dist/agent/main.js', import.meta.url).pathname;
 
+/** The CLI flags of an agent publishing to `url` as site/node, spooling in `spoolDir`. */
+export function mqttArgs(o: {
+  url: string;
+  site: string;
+  node: string;
+  spoolDir: string;
+  /** Sample interval and flush period both, e.g. '500ms' (default: the agent's). */
+  every?: string;
+}): string[] {
+  const every = o.every ? ['--mqtt-interval', o.every, '--mqtt-flush', o.every] : [];
+  return [
+    '--mqtt-url',
+    o.url,
+    '--site',
+    o.site,
+    '--node',
+    o.node,
+    ...every,
+    '--mqtt-spool-dir',
+    o.spoolDir,
+  ];
+}
+
 /** The built CLI (`npm run build`; CI builds before the tests). */
 export function builtCli(): string {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} missing: run npm run build first`);
