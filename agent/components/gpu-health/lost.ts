@@ -43,14 +43,22 @@ export class LostGpuEvents {
     }
     for (const [key, v] of this.lost) {
       if (next.has(key)) continue;
+      const reporter = v.sources[0];
       const back = views.find(
         (x) =>
           !x.lost &&
+          (reporter === undefined || x.sources.includes(reporter)) &&
           ((v.reading.uuid !== '' && x.reading.uuid === v.reading.uuid) ||
             (v.reading.pciBusId !== undefined && x.reading.pciBusId === v.reading.pciBusId)),
       );
-      // Gone from every list (the collector stopped) is no recovery: say nothing.
-      if (!back) continue;
+      // Only the source that reported the loss can say it is over. While that source is away (a
+      // stream restarting, the collector stopped), another source's view of the GPU (DCGM lists
+      // a lost GPU too) is no recovery, and the GPU stays lost here, so its return as lost is
+      // not a second loss.
+      if (!back) {
+        next.set(key, v);
+        continue;
+      }
       this.pending.push({
         type: 'gpu.recovered',
         severity: 'info',
