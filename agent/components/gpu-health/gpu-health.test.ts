@@ -659,9 +659,17 @@ describe('a lost GPU', () => {
     // The nvidia-smi stream is restarting (its facts are dropped); DCGM's view alone is no answer.
     probe(health).derive(snapshot(dcgm(T0 + 1000)));
     probe(health).derive(snapshot(smi(true, T0 + 2000), dcgm(T0 + 2000)));
-    expect(probe(health).drainEvents().map((e) => e.type)).toEqual(['gpu.lost']);
+    expect(
+      probe(health)
+        .drainEvents()
+        .map((e) => e.type),
+    ).toEqual(['gpu.lost']);
     probe(health).derive(snapshot(smi(false, T0 + 3000), dcgm(T0 + 3000)));
-    expect(probe(health).drainEvents().map((e) => e.type)).toEqual(['gpu.recovered']);
+    expect(
+      probe(health)
+        .drainEvents()
+        .map((e) => e.type),
+    ).toEqual(['gpu.recovered']);
   });
 });
 
