@@ -145,6 +145,7 @@ export async function startAgent(
       env,
       spawnFn: children.spawn,
       usesGpu: gpuContainers.has,
+      unnamedGpuContainers: gpuContainers.unnamed,
     }),
     components: [...(await createComponents(config)), ...(io.components?.(config) ?? [])],
   });

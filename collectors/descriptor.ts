@@ -19,6 +19,8 @@ export interface CollectorDeps {
   readonly random?: () => number;
   /** Whether a GPU process runs in a container (see GpuContainerLookup); the docker collector asks. */
   readonly usesGpu?: (containerId: string) => boolean;
+  /** Containers of GPU processes no collector names yet (see GpuContainerLookup); the cri collector asks. */
+  readonly unnamedGpuContainers?: () => ReadonlySet<string>;
 }
 
 /**

@@ -1,5 +1,6 @@
-// Marks compiled entry points that start with a shebang as executable (tsc keeps the line, not the mode).
-import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
+// Marks compiled entry points that start with a shebang as executable (tsc keeps the line, not the
+// mode), and copies the gRPC .proto files (with their licences) beside the code that loads them.
+import { chmodSync, cpSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 function walk(dir) {
@@ -11,4 +12,10 @@ function walk(dir) {
   }
 }
 
-walk(new URL('../dist', import.meta.url).pathname);
+const root = new URL('..', import.meta.url).pathname;
+walk(join(root, 'dist'));
+for (const name of readdirSync(join(root, 'collectors'))) {
+  const proto = join(root, 'collectors', name, 'proto');
+  if (existsSync(proto))
+    cpSync(proto, join(root, 'dist', 'collectors', name, 'proto'), { recursive: true });
+}

@@ -32,6 +32,29 @@ export class GpuContainerLookup {
   /** Whether a GPU process runs in the container now. */
   readonly has = (containerId: string): boolean =>
     this.reader !== undefined && gpuContainerIds(this.reader.current()).has(containerId);
+
+  /** Containers of GPU processes that no collector names yet and Docker or Podman do not run. */
+  readonly unnamed = (): ReadonlySet<string> =>
+    this.reader === undefined ? new Set() : unnamedGpuContainerIds(this.reader.current());
+}
+
+// Engines whose containers the docker collector names; a CRI runtime is never asked for them.
+const ENGINE_RUNTIMES: ReadonlySet<string> = new Set(['docker', 'podman']);
+
+/**
+ * Ids of the containers GPU processes run in that no `containers` fact names, leaving out those
+ * whose cgroup marks them Docker's or Podman's: what a CRI runtime may be asked about.
+ */
+export function unnamedGpuContainerIds(snapshot: Snapshot): ReadonlySet<string> {
+  const named = new Set(collectFacts(snapshot, 'containers').map((c) => c.id));
+  const out = new Set<string>();
+  const add = (id: string | undefined, runtime: string | undefined) => {
+    if (id && !named.has(id) && !ENGINE_RUNTIMES.has(runtime ?? '')) out.add(id);
+  };
+  for (const p of collectFacts(snapshot, 'gpuProcesses')) add(p.containerId, p.containerRuntime);
+  for (const u of collectFacts(snapshot, 'gpuProcessUtilization'))
+    add(u.containerId, u.containerRuntime);
+  return out;
 }
 
 /** Labels naming a container on per-container and per-process series (empty outside containers). */

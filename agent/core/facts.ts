@@ -170,6 +170,28 @@ export interface ContainerIdentity {
   /** Kubernetes pod and namespace when the container belongs to a pod. */
   readonly pod?: string;
   readonly namespace?: string;
+  /** Kubernetes pod UID, where the engine knows it (CRI sandboxes). */
+  readonly podUid?: string;
+}
+
+/**
+ * A device the kubelet gave one container of a pod (pod-resources `List`): a GPU by UUID or by
+ * the device plugin's index id, or a MIG device by its UUID.
+ */
+export interface DeviceAllocation {
+  /** Extended resource name, e.g. `nvidia.com/gpu` or `nvidia.com/mig-1g.10gb`. */
+  readonly resourceName: string;
+  /** The device plugin's id: `GPU-<uuid>`, `MIG-<uuid>`, or an index such as `0` or `0:1`. */
+  readonly deviceId: string;
+  readonly pod: string;
+  readonly namespace: string;
+  readonly container: string;
+}
+
+/** A device the kubelet can allocate (pod-resources `GetAllocatableResources`). */
+export interface AllocatableDevice {
+  readonly resourceName: string;
+  readonly deviceId: string;
 }
 
 /** Per-process GPU utilization over the last sampling window (`nvidia-smi pmon`), host PIDs. */
@@ -197,4 +219,8 @@ export interface Facts {
   gpuProcesses: readonly GpuProcess[];
   gpuProcessUtilization: readonly GpuProcessUtilization[];
   containers: readonly ContainerIdentity[];
+  /** GPUs (and MIG devices) the kubelet allocated to pods. */
+  deviceAllocations: readonly DeviceAllocation[];
+  /** Devices the kubelet can allocate; absent when the kubelet is too old to say. */
+  allocatableDevices: readonly AllocatableDevice[];
 }
