@@ -75,6 +75,27 @@ function zIntSchema(options: { min?: number; max?: number }) {
   });
 }
 
+/** A share: "5%" or 0.05 (from the environment or a flag too); parsed to a ratio in 0-1. */
+export function zRatio() {
+  return kind('RATIO', zRatioSchema());
+}
+
+function zRatioSchema() {
+  const wanted = 'expected a share like "5%" or 0.05';
+  return z.union([z.string(), z.number()], { error: wanted }).transform((value, ctx) => {
+    const text = typeof value === 'number' ? '' : value.trim();
+    const n = text.endsWith('%') ? Number(text.slice(0, -1)) / 100 : Number(value);
+    if (!Number.isFinite(n) || n < 0 || n > 1 || (typeof value === 'string' && text === '')) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a share from 0 to 1 or 0% to 100% (e.g. "5%" or 0.05), got ${JSON.stringify(value)}`,
+      });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
+
 /** A size in bytes: 1048576, "256MiB", "1GiB", "64KB"; at least `min` (default 0). */
 export function zBytes(options: { min?: number; max?: number } = {}) {
   return kind('SIZE', zBytesSchema(options));
