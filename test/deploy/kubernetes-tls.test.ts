@@ -119,11 +119,7 @@ describeWithTools('kubectl kustomize deploy/kubernetes-tls', tools('kubectl'), (
       secretName: 'gpulse-tls',
       defaultMode: 0o440,
     });
-    expect(pod.securityContext).toMatchObject({
-      runAsUser: 1000,
-      fsGroup: 1000,
-      runAsNonRoot: true,
-    });
+    expect(pod.securityContext).toMatchObject({ runAsUser: 0, fsGroup: 1000, runAsNonRoot: false });
     // The base's hardening and mounts are all still there.
     expect(c.securityContext).toEqual({
       allowPrivilegeEscalation: false,
@@ -132,7 +128,13 @@ describeWithTools('kubectl kustomize deploy/kubernetes-tls', tools('kubectl'), (
       capabilities: { drop: ['ALL'] },
     });
     expect(c.volumeMounts.map((m) => m.mountPath)).toEqual(
-      expect.arrayContaining(['/host/proc', '/host/sys', '/host/run', '/tmp']),
+      expect.arrayContaining([
+        '/host/proc',
+        '/host/sys',
+        '/host/run',
+        '/var/lib/kubelet/pod-resources',
+        '/tmp',
+      ]),
     );
     expect(
       [c.startupProbe, c.livenessProbe, c.readinessProbe].map((p) => p.httpGet.scheme),

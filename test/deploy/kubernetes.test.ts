@@ -85,9 +85,11 @@ const hardenedPod = z.looseObject({
   automountServiceAccountToken: z.literal(false),
   nodeSelector: z.record(z.string(), z.string()),
   tolerations: z.array(z.looseObject({ key: z.literal('nvidia.com/gpu') })).min(1),
+  // uid 0 only as the owner of the root-owned runtime and kubelet sockets: the container drops
+  // every capability (hardenedContainer), so it overrides no permission.
   securityContext: z.looseObject({
-    runAsNonRoot: z.literal(true),
-    runAsUser: z.number().int().positive(),
+    runAsNonRoot: z.literal(false),
+    runAsUser: z.literal(0),
   }),
   containers: z.tuple([hardenedContainer]),
   volumes: z.array(
