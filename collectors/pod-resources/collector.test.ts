@@ -474,6 +474,34 @@ describe('pod-resources faults', () => {
     await collector.close?.();
   });
 
+  it('reports a kubelet that does not answer in time, and reads it again once it does', async () => {
+    const server = await kubelet({
+      pods: [
+        {
+          name: 'p',
+          namespace: 'n',
+          containers: [
+            { name: 'c', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU_A] }] },
+          ],
+        },
+      ],
+    });
+    server.listDelayMs = 1000;
+    const collector = createPodResourcesCollector(config(server.socket, { timeout: 100 }));
+    const err = await failure((ctx) => collector.collect(ctx));
+    expect((err as CollectorError).reason).toBe('timeout');
+    server.listDelayMs = 0;
+    const out = await collector.collect(collectContext());
+    expect(out.facts?.deviceAllocations?.map((a) => a.deviceId)).toEqual([GPU_A]);
+    expect(
+      value(out.samples, 'gpulse_pod_resources_requests_total', {
+        method: 'List',
+        code: 'DEADLINE_EXCEEDED',
+      }),
+    ).toBe(1);
+    await collector.close?.();
+  });
+
   it('recovers without a fresh collector when the kubelet dies between runs of the agent', async () => {
     // The runner's states and logs: error once when the kubelet goes, recovered once it is back.
     const server = await kubelet({

@@ -50,6 +50,8 @@ export interface PodResourcesServer {
   pods: readonly FakePod[];
   allocatable: readonly FakeDevices[];
   allocatableMode: AllocatableMode;
+  /** Milliseconds List waits before answering (a hung or overloaded kubelet). */
+  listDelayMs: number;
   /** Calls answered (or refused) per method name since start. */
   readonly calls: Record<string, number>;
   /** Shuts the server down and removes its socket file (the kubelet going away). */
@@ -92,6 +94,7 @@ export async function startPodResourcesServer(
     pods: options.pods ?? [],
     allocatable: options.allocatable ?? [],
     allocatableMode: options.allocatableMode ?? 'implemented',
+    listDelayMs: 0,
     calls: {},
     stop,
     restart: listen,
@@ -105,7 +108,9 @@ export async function startPodResourcesServer(
   const implementation: grpc.UntypedServiceImplementation = {
     List(_call: unknown, callback: Callback) {
       counted('List');
-      callback(null, { pod_resources: state.pods });
+      const answer = () => callback(null, { pod_resources: state.pods });
+      if (state.listDelayMs > 0) setTimeout(answer, state.listDelayMs);
+      else answer();
     },
     GetAllocatableResources(_call: unknown, callback: Callback) {
       counted('GetAllocatableResources');
