@@ -390,6 +390,52 @@ export const settings: readonly SettingBinding[] = [
       'GPU requests reported per container; further ones are dropped and counted (default 64)',
   },
   {
+    path: ['collectors', 'pod-resources', 'mode'],
+    env: 'GPULSE_POD_RESOURCES_MODE',
+    flag: 'pod-resources-mode',
+    valueName: 'auto|required|off',
+    description: 'read GPU allocations from the kubelet (auto: no socket is not an error)',
+  },
+  {
+    path: ['collectors', 'pod-resources', 'socket'],
+    env: 'GPULSE_POD_RESOURCES_SOCKET',
+    flag: 'pod-resources-socket',
+    valueName: 'PATH',
+    description:
+      'kubelet pod-resources socket (default /var/lib/kubelet/pod-resources/kubelet.sock)',
+  },
+  {
+    path: ['collectors', 'pod-resources', 'interval'],
+    env: 'GPULSE_POD_RESOURCES_INTERVAL',
+    valueName: 'DURATION',
+    description: 'how often GPU allocations are read from the kubelet (default 10s)',
+  },
+  {
+    path: ['collectors', 'pod-resources', 'timeout'],
+    env: 'GPULSE_POD_RESOURCES_TIMEOUT',
+    valueName: 'DURATION',
+    description: 'limit of one pod-resources call (default 5s)',
+  },
+  {
+    path: ['collectors', 'pod-resources', 'resources'],
+    env: 'GPULSE_POD_RESOURCES_RESOURCES',
+    valueName: 'NAME,...',
+    description: 'extended resources counted as GPUs (default nvidia.com/gpu,nvidia.com/mig-*)',
+    list: true,
+  },
+  {
+    path: ['collectors', 'pod-resources', 'idleBelow'],
+    env: 'GPULSE_POD_RESOURCES_IDLE_BELOW',
+    valueName: 'RATIO',
+    description: 'utilization under which an allocated GPU counts as idle (default 5%)',
+  },
+  {
+    path: ['collectors', 'pod-resources', 'idleAfter'],
+    env: 'GPULSE_POD_RESOURCES_IDLE_AFTER',
+    valueName: 'DURATION',
+    description: 'how long under idleBelow before an allocation turns idle (default 10m)',
+  },
+  {
     path: ['metrics', 'compat'],
     env: 'GPULSE_METRICS_COMPAT',
     flag: 'metrics-compat',

@@ -15,6 +15,7 @@ import { dockerCollector } from './docker/index.js';
 import { hostCollector } from './host/index.js';
 import { kmsgCollector } from './kmsg/index.js';
 import { nvidiaSmiCollector } from './nvidia-smi/index.js';
+import { podResourcesCollector } from './pod-resources/index.js';
 import { tegrastatsCollector } from './tegrastats/index.js';
 
 export type { CollectorDeps } from './descriptor.js';
@@ -27,6 +28,7 @@ export const collectorRegistry = [
   dcgmCollector,
   kmsgCollector,
   dockerCollector,
+  podResourcesCollector,
 ] as const;
 
 /** A descriptor whose section type is not known here (the registry's, or a test's own). */

@@ -534,6 +534,26 @@ export const RELAYED_FAMILIES: Readonly<Record<string, RelayedFamily>> = {
     type: 'gauge',
     help: 'Whether each long-lived nvidia-smi stream is running (0/1).',
   },
+  gpulse_pod_resources_allocatable_devices: {
+    type: 'gauge',
+    help: 'Devices of a GPU resource the kubelet can allocate (absent when it cannot say).',
+  },
+  gpulse_pod_resources_allocatable_supported: {
+    type: 'gauge',
+    help: 'Whether the kubelet answers GetAllocatableResources (1) or is too old to (0: Kubernetes before 1.23, or 1.21-1.22 without the KubeletPodResourcesGetAllocatable gate).',
+  },
+  gpulse_pod_resources_allocated_devices: {
+    type: 'gauge',
+    help: 'Devices of a GPU resource the kubelet gave to containers.',
+  },
+  gpulse_pod_resources_gpu_pods: {
+    type: 'gauge',
+    help: 'Pods the kubelet gave at least one device of a GPU resource (collectors.pod-resources.resources).',
+  },
+  gpulse_pod_resources_requests_total: {
+    type: 'counter',
+    help: 'Calls to the kubelet pod-resources API by method and gRPC status code (OK when answered).',
+  },
   gpulse_power_rail_average_watts: {
     type: 'gauge',
     help: 'Average power of a board power rail since the reader (tegrastats) started.',

@@ -17,6 +17,7 @@ const ORDER: readonly (Check | { readonly collector: string })[] = [
   driverCudaCheck,
   containerToolkitCheck,
   { collector: 'docker' },
+  { collector: 'pod-resources' },
   cgroupCheck,
   hostProcCheck,
   { collector: 'dcgm' },
