@@ -49,15 +49,26 @@ function valueAt(value: unknown, path: readonly string[]): unknown {
 const DURATION_KEY = /(interval|timeout|age|period|window|delay|ttl|flush|retention|skew)$/i;
 const SIZE_KEY = /(bytes|above|rate)$/i;
 
-function showDefault(path: readonly string[], value: unknown): string {
+function showDefault(
+  path: readonly string[],
+  value: unknown,
+  valueName?: string,
+  description?: string,
+): string {
   const key = path[path.length - 1] ?? '';
   if (path.join('.') === 'listen') {
     const l = value as { host: string; port: number };
     return `\`${l.host}:${l.port}\``;
   }
   if (value === undefined) return 'unset';
-  if (typeof value === 'number' && DURATION_KEY.test(key)) return `\`${formatDuration(value)}\``;
-  if (typeof value === 'number' && SIZE_KEY.test(key)) return `\`${formatSize(value)}\``;
+  // The kind a setting's schema implies, else its key (settings without a variable have no kind).
+  const duration = valueName === 'DURATION' || DURATION_KEY.test(key);
+  const size = valueName === 'SIZE' || SIZE_KEY.test(key);
+  if (typeof value === 'number' && duration) return `\`${formatDuration(value)}\``;
+  if (typeof value === 'number' && size) return `\`${formatSize(value)}\``;
+  // zRatio settings take "5%"; the drift share (also RATIO by name) takes plain numbers only.
+  if (typeof value === 'number' && valueName === 'RATIO' && description?.includes('%'))
+    return `\`${+(value * 100).toFixed(2)}%\``;
   if (Array.isArray(value)) return value.length === 0 ? '`[]`' : `\`${JSON.stringify(value)}\``;
   if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
     return `\`${value}\``;
@@ -97,7 +108,7 @@ export function configTable(): string {
     const meaning = [description, accepts && !listed ? `(${accepts})` : '']
       .filter(Boolean)
       .join(' ');
-    return `| \`${key}\` | ${showDefault(path, valueAt(defaults, path))} | ${s?.env ? `\`${s.env}\`` : ''} | ${
+    return `| \`${key}\` | ${showDefault(path, valueAt(defaults, path), s?.valueName, s?.description)} | ${s?.env ? `\`${s.env}\`` : ''} | ${
       s?.flag ? `\`--${s.flag}\`` : ''
     } | ${cell(meaning)} |`;
   });
