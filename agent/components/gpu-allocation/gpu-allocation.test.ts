@@ -9,7 +9,9 @@ import type {
 import type { Sample } from '../../core/types.js';
 import { probe } from '../../../test/helpers/deriver-probe.js';
 import { collectorState, snapshotOf } from '../../../test/helpers/snapshots.js';
-import { GpuAllocation, type GpuAllocationOptions } from './component.js';
+import type { AgentContext } from '../../core/component.js';
+import type { Deriver } from '../../core/types.js';
+import { createGpuAllocation, GpuAllocation, type GpuAllocationOptions } from './component.js';
 import { spoken } from './idle.js';
 
 const T0 = 1_800_000_000_000;
@@ -432,5 +434,25 @@ describe('idle allocated GPUs', () => {
       '1 h',
       '2 h 5 min',
     ]);
+  });
+});
+
+describe('the component', () => {
+  it('adds its deriver to the store, and starts and stops with nothing to open', async () => {
+    const derivers: Deriver[] = [];
+    const component = createGpuAllocation({ idleBelow: 0.05, idleAfter: 0 });
+    const ctx = {
+      store: { addDeriver: (d: Deriver) => derivers.push(d) },
+    } as unknown as AgentContext;
+    component.register?.(ctx);
+    await component.start(ctx);
+    expect(component.name).toBe('gpu-allocation');
+    expect(derivers.map((d) => d.name)).toEqual(['gpu-allocation']);
+    const { samples, events } = derivers[0]!.derive(
+      snap(T0, { gpus: [gpu(0, UUID0)], allocations: [alloc(UUID0)] }),
+    );
+    expect(values(samples, IDLE_FLAG)).toEqual([[{ gpu: '0', uuid: UUID0, ...POD }, 1]]);
+    expect(events?.map((e) => e.type)).toEqual(['gpu.allocation_idle']);
+    await component.stop();
   });
 });
