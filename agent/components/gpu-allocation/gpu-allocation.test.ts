@@ -12,7 +12,7 @@ import { collectorState, snapshotOf } from '../../../test/helpers/snapshots.js';
 import type { AgentContext } from '../../core/component.js';
 import type { Deriver } from '../../core/types.js';
 import { createGpuAllocation, GpuAllocation, type GpuAllocationOptions } from './component.js';
-import { spoken } from './idle.js';
+import { IdleTracker, spoken } from './idle.js';
 
 const T0 = 1_800_000_000_000;
 const UUID0 = 'GPU-00000000-1111-2222-3333-444444444444';
@@ -424,6 +424,28 @@ describe('idle allocated GPUs', () => {
     // Gone for forgetAfter: a pod of the same name starts over.
     const back = p.derive(snap(T0 + 70_000, { gpus: [gpu(0, UUID0)], allocations: [many[0]!] }));
     expect(values(back, IDLE)).toEqual([[{ gpu: '0', uuid: UUID0, ...POD, pod: 'p0' }, 0]]);
+  });
+
+  it('forgets the allocations gone longest first past its bound', () => {
+    const tracker = new IdleTracker({
+      idleBelow: 0.05,
+      idleAfter: 0,
+      maxStep: 60_000,
+      forgetAfter: 3_600_000,
+      maxTracked: 2,
+    });
+    const obs = (key: string) => ({
+      key,
+      labels: { gpu: '0', uuid: UUID0, pod: key, namespace: 'ml', container: 'main' },
+      utilization: 0,
+      resource: 'nvidia.com/gpu',
+      deviceId: UUID0,
+    });
+    tracker.update(T0, [obs('a'), obs('b'), obs('c')]);
+    tracker.update(T0 + 1000, [obs('b'), obs('c')]); // a gone
+    tracker.update(T0 + 2000, [obs('c')]); // b gone; a, gone longest, is dropped
+    expect([tracker.has('a'), tracker.has('b'), tracker.has('c')]).toEqual([false, true, true]);
+    expect(tracker.samples().map((s) => s.labels.pod)).toEqual(['c', 'c']);
   });
 
   it('says durations as people do', () => {
