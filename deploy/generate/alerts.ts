@@ -34,6 +34,11 @@ export const alertConfig = {
   xid: { window: '10m', warningWindow: '30m', appBurst: 3 },
   /** Uncorrectable ECC errors page; corrected ones above `correctedPerHour` open a ticket. */
   ecc: { window: '10m', correctedPerHour: 100 },
+  /**
+   * A whole GPU the kubelet allocated to a container, idle (under the pod-resources collector's
+   * `idleBelow`, 5 % by default) more than `share` of each `window`, for `for`: reserved, unused.
+   */
+  allocatedIdle: { share: 0.9, window: '5m', for: '30m' },
   /** Host-memory OOM kills and GPU OOM failures found in container logs. */
   oom: { window: '10m' },
   /** Model drift judged for `for` (gpulse already applies hysteresis per feature). */
@@ -413,6 +418,29 @@ export const ruleGroups: readonly RuleGroup[] = [
           description:
             'The kernel OOM killer killed a process of the container (host memory, not GPU memory): it ' +
             'reached its memory limit. Raise the limit or find the leak.',
+        },
+      },
+    ],
+  },
+  {
+    name: 'gpulse-kubernetes',
+    rules: [
+      {
+        alert: 'GpulseGpuAllocatedIdle',
+        // The counter, not the 0/1 gauge: a short busy spell does not restart the `for:`, and
+        // the window is the alert's own, whatever idleAfter the agent runs with.
+        expr: `rate(gpulse_gpu_allocated_idle_seconds_total[${c.allocatedIdle.window}]) > ${c.allocatedIdle.share}`,
+        for: c.allocatedIdle.for,
+        labels: { severity: 'warning' },
+        annotations: {
+          summary:
+            'GPU {{ $labels.gpu }} allocated to {{ $labels.namespace }}/{{ $labels.pod }} on {{ $labels.instance }} is idle',
+          description:
+            'Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} holds GPU ' +
+            `{{ $labels.gpu }} ({{ $labels.uuid }}) but kept it under the idle threshold more than ${pct(c.allocatedIdle.share)} ` +
+            `of the time for ${c.allocatedIdle.for}: the GPU is reserved and unused, and other pods wait for it. ` +
+            'Check the workload (a notebook left open, a finished or stuck job, a replica without traffic); ' +
+            'scale it down, or release the GPU.',
         },
       },
     ],

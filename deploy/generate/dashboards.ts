@@ -932,6 +932,52 @@ export const containersDashboard: DashboardSpec = {
       ],
     },
     {
+      title: 'Kubernetes GPU allocations',
+      panels: [
+        tableOf(
+          'Idle GPU allocations',
+          'Which pods hold a GPU they leave idle (under the pod-resources idleBelow for idleAfter)? Value: share of the last hour it was idle.',
+          `sort_desc(rate(gpulse_gpu_allocated_idle_seconds_total{${I}}[1h]) and on (instance, namespace, pod, container, uuid) (gpulse_gpu_allocation_idle{${I}} == 1))`,
+          { unit: 'percentunit' },
+        ),
+        ts(
+          'Idle share of allocated GPUs',
+          'How much of the time did each GPU allocated to a pod run under the idle threshold?',
+          `rate(gpulse_gpu_allocated_idle_seconds_total{${I}}[$__rate_interval])`,
+          'percentunit',
+          '{{instance}} {{namespace}}/{{pod}} GPU {{gpu}}',
+          { width: 12, min: 0, max: 1 },
+        ),
+        tableOf(
+          'GPU allocations',
+          'Which GPU or MIG device did the kubelet give which container (device: the device plugin id; empty gpu: a device this agent does not see)?',
+          `gpulse_gpu_allocation_info{${I}}`,
+        ),
+        {
+          title: 'Allocated and allocatable devices',
+          description:
+            'How many devices of each resource can the kubelet allocate, how many are taken, and how many match no GPU gpulse sees?',
+          kind: 'timeseries',
+          unit: 'short',
+          width: 12,
+          queries: [
+            {
+              expr: `gpulse_gpu_allocatable_devices{${I}}`,
+              legend: '{{instance}} {{resource}} allocatable',
+            },
+            {
+              expr: `gpulse_gpu_allocated_devices{${I}}`,
+              legend: '{{instance}} {{resource}} allocated',
+            },
+            {
+              expr: `gpulse_gpu_allocated_unknown_devices{${I}}`,
+              legend: '{{instance}} {{resource}} unknown',
+            },
+          ],
+        },
+      ],
+    },
+    {
       title: 'Container engine',
       panels: [
         ts(

@@ -178,6 +178,30 @@ export const RELAYED_FAMILIES: Readonly<Record<string, RelayedFamily>> = {
     type: 'gauge',
     help: 'Rows in the current sliding window of a model.',
   },
+  gpulse_gpu_allocatable_devices: {
+    type: 'gauge',
+    help: 'Devices of this extended resource the kubelet can allocate.',
+  },
+  gpulse_gpu_allocated_devices: {
+    type: 'gauge',
+    help: 'Devices of this extended resource the kubelet allocated to containers.',
+  },
+  gpulse_gpu_allocated_idle_seconds_total: {
+    type: 'counter',
+    help: 'Seconds the whole GPU allocated to this container ran under the idle threshold (pod-resources idleBelow).',
+  },
+  gpulse_gpu_allocated_unknown_devices: {
+    type: 'gauge',
+    help: 'Allocated devices whose id matches no GPU or MIG device the agent sees now.',
+  },
+  gpulse_gpu_allocation_idle: {
+    type: 'gauge',
+    help: 'The whole GPU allocated to this container has stayed under the idle threshold for the idle window (pod-resources idleBelow, idleAfter): 1, else 0.',
+  },
+  gpulse_gpu_allocation_info: {
+    type: 'gauge',
+    help: "A device the kubelet allocated to a container; always 1. mig_uuid is empty for a whole GPU; gpu and uuid are empty when the agent does not see the device; device is the device plugin's id.",
+  },
   gpulse_gpu_clock_hz: { type: 'gauge', help: 'Current clock frequency per domain.' },
   gpulse_gpu_decoder_utilization_ratio: { type: 'gauge', help: 'Video decoder utilization (0-1).' },
   gpulse_gpu_dram_active_ratio: {

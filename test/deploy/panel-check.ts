@@ -25,6 +25,18 @@ export function isStackQuery(dashboard: string, expr: string): boolean {
  * branches not merged yet, PENDING_METRICS) may come back empty.
  */
 export const SIMULATOR_GAPS: Readonly<Record<string, string>> = {
+  ...Object.fromEntries(
+    [
+      'gpulse_gpu_allocation_info',
+      'gpulse_gpu_allocatable_devices',
+      'gpulse_gpu_allocated_devices',
+      'gpulse_gpu_allocated_unknown_devices',
+      'gpulse_gpu_allocated_idle_seconds_total',
+    ].map((m) => [
+      m,
+      'needs a kubelet pod-resources socket, which `gpulse simulate` does not play (agent/components/gpu-allocation unit-tests the series)',
+    ]),
+  ),
   gpulse_jetson_mts_utilization_ratio:
     'only TX2 on L4T 28 prints MTS; no real capture has it and no Jetson profile simulates it (parser unit-tested on collectors/tegrastats/fixtures/synthetic)',
 };

@@ -220,6 +220,14 @@ describeWithTools(
       expect(result.checked).toBeGreaterThan(60);
       expect(result.empty).toEqual([]);
       expect(result.gaps.map((g) => g.split(':')[0])).toEqual([
+        // No kubelet under `gpulse simulate` (SIMULATOR_GAPS): until the pod-resources collector
+        // can play one, its allocation panels stay empty here.
+        'gpulse-containers.json / Idle GPU allocations / A',
+        'gpulse-containers.json / Idle share of allocated GPUs / A',
+        'gpulse-containers.json / GPU allocations / A',
+        'gpulse-containers.json / Allocated and allocatable devices / A',
+        'gpulse-containers.json / Allocated and allocatable devices / B',
+        'gpulse-containers.json / Allocated and allocatable devices / C',
         'gpulse-jetson.json / Denver cores (MTS) / A',
       ]);
     }, 15_000);

@@ -6,6 +6,7 @@ import '../../agent/build-agent.js';
 import '../../agent/run-agent.js';
 import { collectorRegistry } from '../../collectors/index.js';
 import '../../agent/components/drift/drift.js';
+import '../../agent/components/gpu-allocation/metrics.js';
 import '../../edge/components.js';
 import '../../edge/gateway/fleet-state.js';
 import '../../edge/models/component.js';
