@@ -11,7 +11,6 @@ import type { AgentConfig } from './config.js';
 import { createEventsApi } from './http/events-api.js';
 import { createGpuHealth } from './components/gpu-health/component.js';
 import { createGpuAllocation } from './components/gpu-allocation/component.js';
-import type { PodResourcesConfig } from '../collectors/pod-resources/config.js';
 
 /**
  * How the drift monitor hears from the optional edge parts: observations arriving over MQTT
@@ -85,10 +84,6 @@ export function defaultComponents(config: AgentConfig): Component[] {
 
 /** GPU allocations and idle allocated GPUs, where the kubelet's pod-resources are read. */
 function gpuAllocation(config: AgentConfig): Component[] {
-  // Until the pod-resources collector is registered its section is not in AgentConfig's type
-  // (nor in the config): then nothing. Once it is, this reads `config.collectors['pod-resources']`.
-  const podResources = (config.collectors as { readonly 'pod-resources'?: PodResourcesConfig })[
-    'pod-resources'
-  ];
+  const podResources = config.collectors['pod-resources'];
   return podResources && podResources.mode !== 'off' ? [createGpuAllocation(podResources)] : [];
 }
