@@ -19,7 +19,13 @@ import type { AgentContext, Component } from '../../core/component.js';
 import type { AgentConfig } from '../../config.js';
 import type { GpuReading } from '../../core/facts.js';
 import type { Derivation, Deriver, Sample, Snapshot } from '../../core/types.js';
-import { attributionsByGpu, gpuViews, servedViews, type GpuView } from './gpu-views.js';
+import {
+  allocationsByGpu,
+  attributionsByGpu,
+  gpuViews,
+  servedViews,
+  type GpuView,
+} from './gpu-views.js';
 import { gpusJson } from './gpus-api.js';
 import { LostGpuEvents } from './lost.js';
 import { ThrottleTracker } from './throttle.js';
@@ -99,6 +105,7 @@ export class GpuHealth {
     if (this.options.compat.includes('dcgm')) {
       const watching = this.xids.watching(snapshot);
       const attributions = attributionsByGpu(snapshot);
+      const allocations = allocationsByGpu(snapshot, views);
       // GPUs only DCGM still lists while nvidia-smi runs (one fell off the bus): their Xid only.
       const servedSet = new Set(served);
       const xidOnly = new Set(views.filter((v) => !servedSet.has(v) && v.dcgm !== undefined));
@@ -106,7 +113,16 @@ export class GpuHealth {
         const users = new Map(
           (attributions.get(v.reading.uuid) ?? []).map((a) => [a.containerId ?? a.container, a]),
         );
-        const only = users.size === 1 ? [...users.values()][0] : undefined;
+        // As dcgm-exporter labels a GPU: the pod the kubelet gave it, where it gave it whole to
+        // one container; else the one container whose processes use it.
+        const given = (allocations.get(v.reading.uuid) ?? []).filter((a) => !a.migUuid);
+        const pods = new Set(given.map((a) => `${a.namespace}/${a.pod}/${a.container}`));
+        const only =
+          pods.size === 1 && given[0]
+            ? given[0]
+            : users.size === 1
+              ? [...users.values()][0]
+              : undefined;
         const last = this.xids.lastXid(v.reading.uuid, normalizePciBusId(v.reading.pciBusId));
         return {
           reading: v.reading,

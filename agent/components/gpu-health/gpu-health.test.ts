@@ -452,6 +452,72 @@ describe('GPU views and DCGM-only GPUs', () => {
     });
   });
 
+  // The kubelet's allocations (the pod-resources collector's facts), as the device plugin names them.
+  const kubelet = (...allocations: { deviceId: string; pod: string; container: string }[]) =>
+    state('pod-resources', T0, {
+      samples: [],
+      facts: {
+        deviceAllocations: allocations.map((a) => ({
+          resourceName: 'nvidia.com/gpu',
+          namespace: 'ml',
+          ...a,
+        })),
+      },
+    });
+
+  it('labels the compat series with the pod the kubelet gave the GPU, even with no process on it', () => {
+    const health = new GpuHealth({ compat: ['dcgm'], hostname: 'h' });
+    const idle = probe(health).derive(
+      snapshot(smi(), kubelet({ deviceId: UUID, pod: 'infer-7', container: 'server' })),
+    );
+    expect(series(idle, 'DCGM_FI_DEV_GPU_UTIL')[0]?.labels).toMatchObject({
+      container: 'server',
+      namespace: 'ml',
+      pod: 'infer-7',
+    });
+    // By index id too (DEVICE_ID_STRATEGY=index), and the allocation wins over a process of
+    // another container (dcgm-exporter labels from the kubelet alone).
+    const byIndex = probe(new GpuHealth({ compat: ['dcgm'], hostname: 'h' })).derive(
+      snapshot(
+        smi(proc(5000, OTHER)),
+        containers,
+        kubelet({ deviceId: '0', pod: 'infer-7', container: 'server' }),
+      ),
+    );
+    expect(series(byIndex, 'DCGM_FI_DEV_GPU_UTIL')[0]?.labels).toMatchObject({
+      container: 'server',
+      pod: 'infer-7',
+    });
+    // Shared by two pods (time-slicing replicas): no single pod, so the process's container.
+    const shared = probe(new GpuHealth({ compat: ['dcgm'], hostname: 'h' })).derive(
+      snapshot(
+        smi(proc(4242, TRAINER)),
+        containers,
+        kubelet(
+          { deviceId: `${UUID}::0`, pod: 'a', container: 'x' },
+          { deviceId: `${UUID}::1`, pod: 'b', container: 'x' },
+        ),
+      ),
+    );
+    expect(series(shared, 'DCGM_FI_DEV_GPU_UTIL')[0]?.labels).toMatchObject({
+      container: 'trainer',
+      pod: 'trainer-0',
+    });
+    const g = health.json(
+      snapshot(smi(), kubelet({ deviceId: UUID, pod: 'infer-7', container: 'server' })),
+    );
+    expect(g.gpus[0]?.allocations).toEqual([
+      {
+        pod: 'infer-7',
+        namespace: 'ml',
+        container: 'server',
+        resource: 'nvidia.com/gpu',
+        device: UUID,
+        migUuid: null,
+      },
+    ]);
+  });
+
   it('names the container of each GPU process in the API, by its short id where no engine knows it', () => {
     const health = new GpuHealth({ compat: [] });
     const unknown = 'c'.repeat(64);

@@ -8,7 +8,9 @@ import { fillFromDcgm } from '../../../collectors/dcgm/fill.js';
 import { normalizePciBusId } from '../../../collectors/xid.js';
 import type { GpuReading } from '../../core/facts.js';
 import { gpuAttributions, type GpuAttribution } from '../../attribution/gpu-processes.js';
+import { collectFacts } from '../../core/state-store.js';
 import type { Snapshot } from '../../core/types.js';
+import { indexGpus, resolveDevice } from '../gpu-allocation/join.js';
 
 /** A GPU as the agent knows it at one snapshot. */
 export interface GpuView {
@@ -126,6 +128,47 @@ export function attributionsByGpu(snapshot: Snapshot): Map<string, GpuAttributio
     const list = out.get(a.gpuUuid) ?? [];
     list.push(a);
     out.set(a.gpuUuid, list);
+  }
+  return out;
+}
+
+/** A device the kubelet gave a pod's container, as seen from the GPU it lives on. */
+export interface GpuAllocationRef {
+  readonly pod: string;
+  readonly namespace: string;
+  readonly container: string;
+  readonly resource: string;
+  /** The device plugin's id (`GPU-<uuid>`, `MIG-<uuid>`, `0`, `0:1` ...). */
+  readonly device: string;
+  /** The MIG device's UUID; absent for a whole GPU. */
+  readonly migUuid?: string;
+}
+
+/**
+ * The kubelet's allocations (`deviceAllocations`, from the pod-resources collector) by the UUID of
+ * the GPU they name (a MIG device's parent), joined as the gpu-allocation component joins them.
+ */
+export function allocationsByGpu(
+  snapshot: Snapshot,
+  views: readonly GpuView[],
+): Map<string, GpuAllocationRef[]> {
+  const out = new Map<string, GpuAllocationRef[]>();
+  const allocations = collectFacts(snapshot, 'deviceAllocations');
+  if (allocations.length === 0) return out;
+  const gpus = indexGpus(views);
+  for (const a of allocations) {
+    const d = resolveDevice(a.deviceId, gpus);
+    if (!d.view) continue;
+    const list = out.get(d.view.reading.uuid) ?? [];
+    list.push({
+      pod: a.pod,
+      namespace: a.namespace,
+      container: a.container,
+      resource: a.resourceName,
+      device: a.deviceId,
+      ...(d.migUuid ? { migUuid: d.migUuid } : {}),
+    });
+    out.set(d.view.reading.uuid, list);
   }
   return out;
 }

@@ -6,7 +6,7 @@ import { THROTTLE_REASONS, type GpuReading, type ThrottleReason } from '../../co
 import { collectFacts } from '../../core/state-store.js';
 import type { Snapshot } from '../../core/types.js';
 import { normalizePciBusId, type XidSeverity } from '../../../collectors/xid.js';
-import { attributionsByGpu, type GpuView } from './gpu-views.js';
+import { allocationsByGpu, attributionsByGpu, type GpuView } from './gpu-views.js';
 import type { ThrottleEpisode, ThrottleTracker } from './throttle.js';
 import type { XidTracker } from './xids.js';
 
@@ -77,6 +77,18 @@ export interface GpuJson {
   };
   readonly processes: readonly GpuUserJson[];
   readonly containers: readonly ContainerRefJson[];
+  /** Pods the kubelet gave this GPU or one of its MIG devices (pod-resources), in or out of use. */
+  readonly allocations: readonly AllocationJson[];
+}
+
+/** One device the kubelet allocated on a GPU. */
+export interface AllocationJson {
+  readonly pod: string;
+  readonly namespace: string;
+  readonly container: string;
+  readonly resource: string;
+  readonly device: string;
+  readonly migUuid: string | null;
 }
 
 /** The whole response. */
@@ -146,6 +158,7 @@ export function gpusJson(
 ): GpusJson {
   const processes = collectFacts(snapshot, 'gpuProcesses');
   const attributions = attributionsByGpu(snapshot);
+  const allocations = allocationsByGpu(snapshot, views);
   return {
     generatedAt: new Date(snapshot.takenAt).toISOString(),
     gpus: views.map((view): GpuJson => {
@@ -206,6 +219,14 @@ export function gpusJson(
             container: containerOf(p.pid),
           })),
         containers: [...containers.values()],
+        allocations: (allocations.get(r.uuid) ?? []).map((a) => ({
+          pod: a.pod,
+          namespace: a.namespace,
+          container: a.container,
+          resource: a.resource,
+          device: a.device,
+          migUuid: a.migUuid ?? null,
+        })),
       };
     }),
   };
