@@ -4,6 +4,7 @@
  */
 import type { AgentConfig } from '../agent/config.js';
 import type { Collector } from '../agent/core/types.js';
+import { criCollector } from './cri/index.js';
 import { dcgmCollector } from './dcgm/index.js';
 import type {
   CollectorDeps,
@@ -27,6 +28,7 @@ export const collectorRegistry = [
   dcgmCollector,
   kmsgCollector,
   dockerCollector,
+  criCollector,
 ] as const;
 
 /** A descriptor whose section type is not known here (the registry's, or a test's own). */
