@@ -1,8 +1,6 @@
 // The cri collector against a gRPC server built from the same CRI .proto, answering as CRI-O
 // (not in Debian, so not run for real here): the ids come from CRI-O's real cgroup lines through
 // the agent's own cgroup parser, and every call the collector makes is counted on the server.
-import * as grpc from '@grpc/grpc-js';
-import * as loader from '@grpc/proto-loader';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -10,11 +8,11 @@ import { containerFromCgroupPath } from '../../agent/attribution/cgroup-containe
 import { FakeClock } from '../../agent/core/clock.js';
 import { CollectorError, NoDataError } from '../../agent/core/errors.js';
 import type { CollectContext, CollectorOutput, PolledCollector } from '../../agent/core/types.js';
+import { FakeCrio } from '../../test/helpers/fake-cri.js';
 import { silentLogger } from '../../test/helpers/log-sink.js';
 import { tempDirs } from '../../test/helpers/temp-dirs.js';
 import { criConfigSchema, type CriConfig } from './config.js';
 import { createCriCollector } from './cri-collector.js';
-import { CRI_PROTO } from './cri-client.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const tempDir = tempDirs('gpulse-cri-');
@@ -58,94 +56,6 @@ function idOf(path: string): { id: string; podUid: string } {
 
 const IMAGE_ID = `sha256:${'ab'.repeat(32)}`;
 const OTHER_IMAGE_ID = `sha256:${'cd'.repeat(32)}`;
-
-interface RuntimeState {
-  containers: object[];
-  sandboxes: object[];
-  images: object[];
-}
-
-/** A CRI-O stand-in on a unix socket: serves runtime.v1 (or only v1alpha2's Version, or nothing). */
-class FakeCrio {
-  readonly calls = new Map<string, number>();
-  private server: grpc.Server | undefined;
-  constructor(
-    readonly socket: string,
-    readonly state: RuntimeState,
-  ) {}
-
-  count(method: string): number {
-    return this.calls.get(method) ?? 0;
-  }
-
-  total(): number {
-    return [...this.calls.values()].reduce((a, b) => a + b, 0);
-  }
-
-  async start(serves: 'v1' | 'v1alpha2' | 'none' = 'v1'): Promise<void> {
-    const definition = await loader.load(CRI_PROTO.pathname, {
-      keepCase: true,
-      longs: String,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-    });
-    const pkg = grpc.loadPackageDefinition(definition) as unknown as {
-      runtime: { v1: Record<string, { service: grpc.ServiceDefinition }> };
-    };
-    const server = new grpc.Server();
-    const unary =
-      (method: string, answer: () => object) =>
-      (_call: unknown, callback: grpc.sendUnaryData<object>) => {
-        this.calls.set(method, this.count(method) + 1);
-        callback(null, answer());
-      };
-    if (serves === 'v1') {
-      server.addService(pkg.runtime.v1.RuntimeService!.service, {
-        Version: unary('Version', () => ({
-          version: '0.1.0',
-          runtime_name: 'cri-o',
-          runtime_version: '1.28.1',
-          runtime_api_version: 'v1',
-        })),
-        ListContainers: unary('ListContainers', () => ({ containers: this.state.containers })),
-        ListPodSandbox: unary('ListPodSandbox', () => ({ items: this.state.sandboxes })),
-      });
-      server.addService(pkg.runtime.v1.ImageService!.service, {
-        ListImages: unary('ListImages', () => ({ images: this.state.images })),
-      });
-    }
-    if (serves === 'v1alpha2') {
-      const raw = (b: Buffer) => b;
-      server.addService(
-        {
-          Version: {
-            path: '/runtime.v1alpha2.RuntimeService/Version',
-            requestStream: false,
-            responseStream: false,
-            requestSerialize: raw,
-            requestDeserialize: raw,
-            responseSerialize: raw,
-            responseDeserialize: raw,
-          },
-        },
-        { Version: unary('v1alpha2.Version', () => Buffer.alloc(0)) },
-      );
-    }
-    await new Promise<void>((resolve, reject) =>
-      server.bindAsync(`unix://${this.socket}`, grpc.ServerCredentials.createInsecure(), (err) =>
-        err ? reject(err) : resolve(),
-      ),
-    );
-    this.server = server;
-  }
-
-  stop(): void {
-    this.server?.forceShutdown();
-    this.server = undefined;
-    rmSync(this.socket, { force: true });
-  }
-}
 
 /** A CRI-O container with what the kubelet gives it: an image by id, kubelet labels. */
 function container(id: string, sandbox: string, name: string, image = IMAGE_ID): object {
