@@ -15,6 +15,7 @@ import {
   type TestContainerd,
 } from '../../test/helpers/containerd.js';
 import { silentLogger } from '../../test/helpers/log-sink.js';
+import { NoDataError } from '../../agent/core/errors.js';
 import { describeWhen } from '../../test/helpers/tools.js';
 import { criConfigSchema } from './config.js';
 import { createCriCollector } from './cri-collector.js';
@@ -95,4 +96,36 @@ describeWhen('cri collector with a real containerd', CONTAINERD_PRECONDITIONS, (
       await collector.close?.();
     }
   });
+
+  it('a containerd with its CRI plugin off (as Docker runs it) is no_data, and is not asked again while nothing waits for a name', async () => {
+    const plain = await startContainerd({ cri: false });
+    const clock = new FakeClock();
+    const collector = createCriCollector(criConfigSchema.parse({ socket: plain.socket }), {
+      clock,
+      unnamedGpuContainers: () => new Set(),
+    });
+    const ctx: CollectContext = {
+      signal: new AbortController().signal,
+      log: silentLogger(),
+      now: () => clock.now(),
+    };
+    try {
+      const err = await collector.collect(ctx).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NoDataError);
+      expect(err).toMatchObject({
+        reason: 'no_cri',
+        message: expect.stringContaining(
+          `${plain.socket} answers gRPC but serves no CRI`,
+        ) as string,
+      });
+      for (let i = 0; i < 5; i++) {
+        await clock.advance(60_000);
+        // The same state, not asked again while no GPU container waits for a name.
+        expect(await collector.collect(ctx).catch((e: unknown) => e)).toBe(err);
+      }
+    } finally {
+      await collector.close?.();
+      await plain.stop();
+    }
+  }, 60_000);
 });

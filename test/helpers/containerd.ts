@@ -143,10 +143,12 @@ export function busyboxOciTar(dir: string): string {
   return image;
 }
 
-/** containerd's config: everything under `dir`, CRI on, host-network pods only. */
-function configToml(dir: string, socket: string): string {
+/** containerd's config: everything under `dir`, CRI on (host-network pods only) or off. */
+function configToml(dir: string, socket: string, cri: boolean): string {
+  // Off as Docker's own containerd has it: the socket answers gRPC, runtime.v1 is UNIMPLEMENTED.
+  const disabled = cri ? '' : 'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n';
   return `version = 2
-root = "${dir}/root"
+${disabled}root = "${dir}/root"
 state = "${dir}/state"
 [grpc]
   address = "${socket}"
@@ -182,14 +184,21 @@ function unmountUnder(dir: string): void {
   for (const m of mounts) spawnSync('umount', ['-l', m]);
 }
 
-/** Starts a private containerd with TEST_IMAGE imported. Stopped by `stop()`, never by name. */
-export async function startContainerd(): Promise<TestContainerd> {
+/**
+ * Starts a private containerd with TEST_IMAGE imported; with `cri: false`, one whose CRI plugin
+ * is disabled (as Docker's is), serving no CRI and holding no image. Stopped by `stop()`, never
+ * by name.
+ */
+export async function startContainerd(
+  options: { readonly cri?: boolean } = {},
+): Promise<TestContainerd> {
+  const withCri = options.cri ?? true;
   const dir = mkdtempSync(join(tmpdir(), 'gpulse-containerd-'));
   const socket = join(dir, 'containerd.sock');
   mkdirSync(join(dir, 'cni'));
   mkdirSync(join(dir, 'logs'));
   const config = join(dir, 'config.toml');
-  writeFileSync(config, configToml(dir, socket));
+  writeFileSync(config, configToml(dir, socket, withCri));
   const log = openSync(join(dir, 'containerd.log'), 'a');
   const child: ChildProcess = spawn('containerd', ['--config', config], {
     stdio: ['ignore', log, log],
@@ -199,6 +208,7 @@ export async function startContainerd(): Promise<TestContainerd> {
   let client: grpc.Client | undefined;
   let service: GrpcService | undefined;
   let stopped = false;
+  let imageId = '';
 
   const stop = async (): Promise<void> => {
     if (stopped) return;
@@ -236,17 +246,66 @@ export async function startContainerd(): Promise<TestContainerd> {
     return callUnary<R>(service, client, method, request, 60_000);
   }
 
+  function podConfig(pod: PodMeta): object {
+    return {
+      metadata: { ...pod, attempt: 0 },
+      log_directory: join(dir, 'logs', pod.uid),
+      linux: { security_context: { namespace_options: { network: 'NODE' } } },
+    };
+  }
+
+  async function runPod(pod: PodMeta): Promise<string> {
+    const r = await cri<{ pod_sandbox_id: string }>('RunPodSandbox', { config: podConfig(pod) });
+    pods.push(r.pod_sandbox_id);
+    return r.pod_sandbox_id;
+  }
+
+  async function startContainer(
+    sandboxId: string,
+    pod: PodMeta,
+    name: string,
+  ): Promise<TestContainer> {
+    // As the kubelet does: the image by id, the name the user wrote beside it.
+    const { container_id: id } = await cri<{ container_id: string }>('CreateContainer', {
+      pod_sandbox_id: sandboxId,
+      config: {
+        metadata: { name, attempt: 0 },
+        image: { image: imageId, user_specified_image: TEST_IMAGE },
+        command: ['/bin/sleep', '100000'],
+        log_path: `${name}.log`,
+        labels: {
+          'io.kubernetes.container.name': name,
+          'io.kubernetes.pod.name': pod.name,
+          'io.kubernetes.pod.namespace': pod.namespace,
+          'io.kubernetes.pod.uid': pod.uid,
+        },
+        linux: { security_context: { namespace_options: { network: 'NODE' } } },
+      },
+      sandbox_config: podConfig(pod),
+    });
+    await cri('StartContainer', { container_id: id });
+    const status = await cri<{ info: Record<string, string> }>('ContainerStatus', {
+      container_id: id,
+      verbose: true,
+    });
+    const pid = (JSON.parse(status.info.info ?? '{}') as { pid?: number }).pid;
+    if (!pid) throw new Error(`no pid in ContainerStatus of ${id}`);
+    return { id, pid };
+  }
+
   try {
-    await pollUntil('containerd to answer Version', 30_000, async () => {
+    await pollUntil('containerd to answer', 30_000, async () => {
       if (child.exitCode !== null)
         throw new Error(
           `containerd exited: ${readFileSync(join(dir, 'containerd.log'), 'utf8').slice(-2000)}`,
         );
+      if (!withCri) return spawnSync('ctr', ['-a', socket, 'version']).status === 0;
       return cri('Version', {}).then(
         () => true,
         () => false,
       );
     });
+    if (!withCri) return { dir, socket, imageId: '', cri, runPod, startContainer, stop };
     ctr(socket, ['images', 'import', busyboxOciTar(dir)]);
     const images = await loadGrpcService(CRI_PROTO, 'runtime.v1', 'ImageService');
     const imageClient = new images.Client(
@@ -262,56 +321,10 @@ export async function startContainerd(): Promise<TestContainerd> {
       30_000,
     );
     imageClient.close();
-    const imageId = status.image?.id;
+    imageId = status.image?.id ?? '';
     if (!imageId) throw new Error(`${TEST_IMAGE} not found after the import`);
 
-    const podConfig = (pod: PodMeta) => ({
-      metadata: { ...pod, attempt: 0 },
-      log_directory: join(dir, 'logs', pod.uid),
-      linux: { security_context: { namespace_options: { network: 'NODE' } } },
-    });
-    return {
-      dir,
-      socket,
-      imageId,
-      cri,
-      async runPod(pod) {
-        const r = await cri<{ pod_sandbox_id: string }>('RunPodSandbox', {
-          config: podConfig(pod),
-        });
-        pods.push(r.pod_sandbox_id);
-        return r.pod_sandbox_id;
-      },
-      async startContainer(sandboxId, pod, name) {
-        // As the kubelet does: the image by id, the name the user wrote beside it.
-        const { container_id: id } = await cri<{ container_id: string }>('CreateContainer', {
-          pod_sandbox_id: sandboxId,
-          config: {
-            metadata: { name, attempt: 0 },
-            image: { image: imageId, user_specified_image: TEST_IMAGE },
-            command: ['/bin/sleep', '100000'],
-            log_path: `${name}.log`,
-            labels: {
-              'io.kubernetes.container.name': name,
-              'io.kubernetes.pod.name': pod.name,
-              'io.kubernetes.pod.namespace': pod.namespace,
-              'io.kubernetes.pod.uid': pod.uid,
-            },
-            linux: { security_context: { namespace_options: { network: 'NODE' } } },
-          },
-          sandbox_config: podConfig(pod),
-        });
-        await cri('StartContainer', { container_id: id });
-        const status = await cri<{ info: Record<string, string> }>('ContainerStatus', {
-          container_id: id,
-          verbose: true,
-        });
-        const pid = (JSON.parse(status.info.info ?? '{}') as { pid?: number }).pid;
-        if (!pid) throw new Error(`no pid in ContainerStatus of ${id}`);
-        return { id, pid };
-      },
-      stop,
-    };
+    return { dir, socket, imageId, cri, runPod, startContainer, stop };
   } catch (err) {
     await stop();
     throw err;
