@@ -5,9 +5,10 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { containerFromCgroupPath } from '../../agent/attribution/cgroup-container.js';
-import { FakeClock } from '../../agent/core/clock.js';
+import { FakeClock, systemClock } from '../../agent/core/clock.js';
 import { CollectorError, NoDataError } from '../../agent/core/errors.js';
 import type { CollectContext, CollectorOutput, PolledCollector } from '../../agent/core/types.js';
+import { collectorHarness, sampleValue } from '../../test/helpers/collector-harness.js';
 import { FakeCrio } from '../../test/helpers/fake-cri.js';
 import { silentLogger } from '../../test/helpers/log-sink.js';
 import { tempDirs } from '../../test/helpers/temp-dirs.js';
@@ -310,6 +311,40 @@ describe('cri collector against a CRI-O stand-in', () => {
     });
   });
 
+  it('a runtime that stops and removes its socket: no_data while it is gone, back at the next tick', async () => {
+    const { socket, apm, runc } = await crioWithFixtures();
+    const c = collector(socket);
+    unnamed.add(apm.id);
+    await c.collect(ctx());
+    crio!.stop(); // removes the socket file, as containerd and CRI-O do when they stop
+    unnamed.add(runc.id);
+    await clock.advance(2000);
+    expect(await c.collect(ctx()).catch((e: unknown) => e)).toMatchObject({
+      reason: 'unavailable',
+    });
+    await clock.advance(5000);
+    const gone = await c.collect(ctx()).catch((e: unknown) => e);
+    expect(gone).toBeInstanceOf(NoDataError);
+    expect(gone).toMatchObject({ reason: 'no_socket' });
+    expect((gone as Error).message).toContain(`no CRI socket at ${socket}`);
+    crio = new FakeCrio(socket, {
+      containers: [container(runc.id, SANDBOX, 'worker')],
+      sandboxes: [sandbox(SANDBOX, 'worker-0', 'batch', runc.podUid)],
+      images: [{ id: IMAGE_ID, repo_tags: ['quay.io/ml/trainer:v1'], repo_digests: [] }],
+    });
+    await crio.start();
+    // The socket is looked for on every tick (a stat, no call): found again 2s later.
+    await clock.advance(2000);
+    const out = await c.collect(ctx());
+    expect(out.facts?.containers?.map((x) => [x.name, x.pod])).toEqual([['worker', 'worker-0']]);
+    // The image id is known from before the restart: no ListImages.
+    expect(Object.fromEntries(crio.calls)).toEqual({
+      Version: 1,
+      ListContainers: 1,
+      ListPodSandbox: 1,
+    });
+  });
+
   it('a runtime that serves only CRI v1alpha2 is an error that says which versions are needed', async () => {
     const socket = join(tempDir(), 'crio.sock');
     crio = new FakeCrio(socket, { containers: [], sandboxes: [], images: [] });
@@ -373,4 +408,29 @@ describe('cri collector against a CRI-O stand-in', () => {
       defaults[1],
     );
   });
+});
+
+describe('cri collector under the agent runner', () => {
+  const harness = collectorHarness('cri-runner');
+
+  it('logs a runtime that is down once, not per tick, and recovers once it answers', async () => {
+    const socket = join(tempDir(), 'crio.sock');
+    // A socket file nobody listens on, as a crashed runtime leaves it.
+    writeFileSync(socket, '');
+    const config = criConfigSchema.parse({ socket, interval: '500ms', retryAfter: '1s' });
+    const run = harness.run(createCriCollector(config, { clock: systemClock }));
+    await run.until((s) => s.status === 'error' && s.reason === 'unavailable');
+    // Several ticks pass with the runtime still down (retries at +1s, then +2s).
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const down = run.records.filter((r) => r.collector === 'cri' && r.status === 'error');
+    expect(down).toHaveLength(1);
+    expect(down[0]?.err).toMatch(new RegExp(`^CRI runtime at ${socket}: Version: UNAVAILABLE`));
+    rmSync(socket);
+    crio = new FakeCrio(socket, { containers: [], sandboxes: [], images: [] });
+    await crio.start();
+    const up = await run.until((s) => s.status === 'ok', 10_000);
+    expect(sampleValue(up.output.samples, 'gpulse_cri_runtime_info', { runtime: 'cri-o' })).toBe(1);
+    expect(run.records.filter((r) => r.msg === 'collector recovered')).toHaveLength(1);
+    expect(run.records.filter((r) => r.msg === 'CRI runtime found')).toHaveLength(1);
+  }, 20_000);
 });
