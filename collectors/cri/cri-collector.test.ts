@@ -345,6 +345,34 @@ describe('cri collector against a CRI-O stand-in', () => {
     });
   });
 
+  it('an image listed by name needs no ListImages; a container whose sandbox is gone keeps its kubelet labels', async () => {
+    const { socket, apm } = await crioWithFixtures();
+    crio!.state.containers = [
+      {
+        ...container(apm.id, 'd'.repeat(64), 'trainer', 'quay.io/ml/trainer:v2'),
+        labels: {
+          'io.kubernetes.container.name': 'trainer',
+          'io.kubernetes.pod.name': 'trainer-1',
+          'io.kubernetes.pod.namespace': 'ml',
+          'io.kubernetes.pod.uid': apm.podUid,
+        },
+      },
+    ];
+    unnamed.add(apm.id);
+    const out = await collector(socket).collect(ctx());
+    expect(out.facts?.containers).toEqual([
+      {
+        id: apm.id,
+        name: 'trainer',
+        image: 'quay.io/ml/trainer:v2',
+        pod: 'trainer-1',
+        namespace: 'ml',
+        podUid: apm.podUid,
+      },
+    ]);
+    expect(crio!.count('ListImages')).toBe(0);
+  });
+
   it('a runtime that serves only CRI v1alpha2 is an error that says which versions are needed', async () => {
     const socket = join(tempDir(), 'crio.sock');
     crio = new FakeCrio(socket, { containers: [], sandboxes: [], images: [] });

@@ -59,6 +59,7 @@ interface Unknown {
 /** Why the last attempt failed, and when (or on what) the next one is made. */
 interface Failure {
   readonly error: Error;
+  readonly kind: FailureKind;
   readonly attempts: number;
   readonly retryAt: number;
   /** A state that only a change on the node ends (wrong API, no CRI): retried only for a new id. */
@@ -222,11 +223,12 @@ class CriCollector implements PolledCollector {
 
   /** Records a failed attempt and returns the error the runner classifies. */
   private failed(err: unknown, now: number): Error {
-    const attempts = (this.failure?.attempts ?? 0) + 1;
     const { error, kind } = classify(err, this.client?.socket, this.config.mode);
+    // Backoff grows while the same kind of failure repeats, and starts over on a new one.
+    const attempts = (this.failure?.kind === kind ? this.failure.attempts : 0) + 1;
     if (kind === 'no_socket') {
       // Looking for the socket costs one stat: done every tick, so a runtime started later is seen.
-      this.failure = { error, attempts, retryAt: now, onlyOnMiss: false };
+      this.failure = { error, kind, attempts, retryAt: now, onlyOnMiss: false };
       return error;
     }
     const onlyOnMiss = kind === 'lasting';
@@ -234,7 +236,7 @@ class CriCollector implements PolledCollector {
       ? this.config.maxRetryAfter
       : Math.min(this.config.maxRetryAfter, MAX_FAILURE_RETRY_MS);
     const wait = Math.min(cap, this.config.retryAfter * 2 ** Math.min(attempts - 1, 30));
-    this.failure = { error, attempts, retryAt: now + wait, onlyOnMiss };
+    this.failure = { error, kind, attempts, retryAt: now + wait, onlyOnMiss };
     // A runtime that failed is asked its version again once back (it may have been upgraded).
     this.disconnect();
     return error;
