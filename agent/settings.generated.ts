@@ -390,6 +390,45 @@ export const settings: readonly SettingBinding[] = [
       'GPU requests reported per container; further ones are dropped and counted (default 64)',
   },
   {
+    path: ['collectors', 'cri', 'mode'],
+    env: 'GPULSE_CRI_MODE',
+    flag: 'cri-mode',
+    valueName: 'auto|required|off',
+    description: 'name GPU containers through the CRI runtime (auto: no socket is not an error)',
+  },
+  {
+    path: ['collectors', 'cri', 'socket'],
+    env: 'GPULSE_CRI_SOCKET',
+    flag: 'cri-socket',
+    valueName: 'PATH',
+    description:
+      'CRI runtime socket (default: the first of /run/containerd/containerd.sock, /var/run/crio/crio.sock)',
+  },
+  {
+    path: ['collectors', 'cri', 'interval'],
+    env: 'GPULSE_CRI_INTERVAL',
+    valueName: 'DURATION',
+    description: 'how often unnamed GPU containers are looked up (default 2s; no call unless new)',
+  },
+  {
+    path: ['collectors', 'cri', 'timeout'],
+    env: 'GPULSE_CRI_TIMEOUT',
+    valueName: 'DURATION',
+    description: 'limit of one CRI call (default 5s)',
+  },
+  {
+    path: ['collectors', 'cri', 'retryAfter'],
+    env: 'GPULSE_CRI_RETRY_AFTER',
+    valueName: 'DURATION',
+    description: 'first retry of a container id the runtime did not list (default 5s, doubling)',
+  },
+  {
+    path: ['collectors', 'cri', 'maxRetryAfter'],
+    env: 'GPULSE_CRI_MAX_RETRY_AFTER',
+    valueName: 'DURATION',
+    description: 'longest wait between retries of an unknown container id (default 10m)',
+  },
+  {
     path: ['collectors', 'pod-resources', 'mode'],
     env: 'GPULSE_POD_RESOURCES_MODE',
     flag: 'pod-resources-mode',

@@ -4,6 +4,7 @@
  */
 import type { AgentConfig } from '../agent/config.js';
 import type { Collector } from '../agent/core/types.js';
+import { criCollector } from './cri/index.js';
 import { dcgmCollector } from './dcgm/index.js';
 import type {
   CollectorDeps,
@@ -28,6 +29,7 @@ export const collectorRegistry = [
   dcgmCollector,
   kmsgCollector,
   dockerCollector,
+  criCollector,
   podResourcesCollector,
 ] as const;
 

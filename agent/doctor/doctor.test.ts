@@ -163,6 +163,7 @@ describe('gpulse doctor on a host without a GPU', () => {
       'driver-cuda',
       'container-toolkit',
       'docker',
+      'cri',
       'pod-resources',
       'cgroup',
       'host-proc',

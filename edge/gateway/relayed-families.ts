@@ -97,6 +97,18 @@ export const RELAYED_FAMILIES: Readonly<Record<string, RelayedFamily>> = {
     type: 'gauge',
     help: 'Unix time the current (or last) run started.',
   },
+  gpulse_cri_containers: {
+    type: 'gauge',
+    help: 'Containers the CRI runtime listed at the last lookup (their names label GPU processes).',
+  },
+  gpulse_cri_requests_total: {
+    type: 'counter',
+    help: 'Calls made to the CRI runtime, by method and gRPC status (OK or the status name).',
+  },
+  gpulse_cri_runtime_info: {
+    type: 'gauge',
+    help: 'The CRI runtime answering on the socket: its name, version and CRI API version; always 1.',
+  },
   gpulse_dcgm_rejected_lines_total: {
     type: 'counter',
     help: 'Lines of dcgmi dmon output that did not parse (garbage, truncated rows, error texts).',

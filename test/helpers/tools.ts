@@ -12,6 +12,8 @@ export interface RequiredTool {
 /** The Debian package of each program an integration suite may need (`.ci/run` installs them). */
 export const DEBIAN_PACKAGE = {
   busybox: 'busybox-static',
+  containerd: 'containerd',
+  ctr: 'containerd',
   'docker-compose': 'docker-compose',
   dockerd: 'docker.io',
   kubectl: 'kubernetes-client',

@@ -17,6 +17,7 @@ const ORDER: readonly (Check | { readonly collector: string })[] = [
   driverCudaCheck,
   containerToolkitCheck,
   { collector: 'docker' },
+  { collector: 'cri' },
   { collector: 'pod-resources' },
   cgroupCheck,
   hostProcCheck,
