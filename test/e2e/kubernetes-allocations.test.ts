@@ -30,6 +30,12 @@ interface GpuJson {
 describe('GPU allocations from the kubelet through gpulse simulate', () => {
   let kubelet: PodResourcesServer;
   let agent: CliProcess;
+  const idleEvents = async () => {
+    const { events } = JSON.parse(
+      (await agent.get('/api/v1/events?type=gpu.allocation_idle')).body,
+    ) as { events: { labels: Record<string, string> }[] };
+    return events.map((e) => [e.labels.pod, e.labels.gpu]);
+  };
 
   beforeAll(async () => {
     // By index ids (the device plugin's DEVICE_ID_STRATEGY=index): GPU 0 idle, GPU 1 loaded.
@@ -105,11 +111,9 @@ describe('GPU allocations from the kubelet through gpulse simulate', () => {
       seriesValue(body, 'DCGM_FI_DEV_GPU_UTIL', { gpu: '1', pod: 'busy-1', namespace: 'ml' }),
     ).toBeGreaterThan(5);
 
-    // One event for the idle allocation, none for the loaded one.
-    const events = JSON.parse((await agent.get('/api/v1/events?type=gpu.allocation_idle')).body) as {
-      labels: Record<string, string>;
-    }[];
-    expect(events.map((e) => [e.labels.pod, e.labels.gpu])).toEqual([['idle-0', '0']]);
+    // One event for the idle allocation, none for the loaded one (the log gets a snapshot's
+    // events just after the snapshot is served: poll).
+    await expect.poll(idleEvents, { timeout: 10_000 }).toEqual([['idle-0', '0']]);
   });
 
   it('says the kubelet went away, and shows the same allocations when it is back', async () => {
@@ -127,6 +131,8 @@ describe('GPU allocations from the kubelet through gpulse simulate', () => {
         seriesValue(b, 'gpulse_gpu_allocation_idle', { pod: 'busy-1', gpu: '1' }) === 0,
       20_000,
     );
+    // The same allocation again, still idle: a kubelet restart is no new idle episode.
     expect(seriesValue(back, 'gpulse_gpu_allocation_idle', { pod: 'idle-0', gpu: '0' })).toBe(1);
+    expect(await idleEvents()).toEqual([['idle-0', '0']]);
   });
 });

@@ -108,9 +108,9 @@ export class IdleTracker {
     }
     for (const [key, e] of this.entries) {
       if (present.has(key)) continue;
+      // The kubelet did not answer, or no longer lists it. A blip (a kubelet restart) keeps the
+      // idle run: the GPU's own readings went on, and a returning allocation is the same one.
       e.goneSince ??= now;
-      e.runMs = 0;
-      e.idle = false;
       if (now - e.goneSince >= o.forgetAfter) this.entries.delete(key);
     }
     if (this.entries.size > o.maxTracked) {
