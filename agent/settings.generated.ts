@@ -400,9 +400,10 @@ export const settings: readonly SettingBinding[] = [
     path: ['collectors', 'cri', 'socket'],
     env: 'GPULSE_CRI_SOCKET',
     flag: 'cri-socket',
-    valueName: 'PATH',
+    valueName: 'PATH,...',
     description:
-      'CRI runtime socket (default: the first of /run/containerd/containerd.sock, /var/run/crio/crio.sock)',
+      'CRI runtime socket, or several to try in order (default: the first of /run/containerd/containerd.sock, /var/run/crio/crio.sock)',
+    list: true,
   },
   {
     path: ['collectors', 'cri', 'interval'],

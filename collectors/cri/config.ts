@@ -23,12 +23,23 @@ export const criConfigSchema = z
       flag: 'cri-mode',
       description: 'name GPU containers through the CRI runtime (auto: no socket is not an error)',
     }),
-    /** The CRI runtime's socket. Unset: the first that exists of containerd's and CRI-O's. */
-    socket: setting(zPath().optional(), {
-      env: 'GPULSE_CRI_SOCKET',
-      flag: 'cri-socket',
-      description: `CRI runtime socket (default: the first of ${DEFAULT_CRI_SOCKETS.join(', ')})`,
-    }),
+    /**
+     * The CRI runtime's socket, or several to look for in order (the first that exists is used:
+     * one DaemonSet serves containerd and CRI-O nodes). Unset: containerd's, then CRI-O's.
+     */
+    socket: setting(
+      z
+        .union([zPath(), z.array(zPath()).min(1)])
+        .transform((v) => (typeof v === 'string' ? [v] : v))
+        .optional(),
+      {
+        env: 'GPULSE_CRI_SOCKET',
+        flag: 'cri-socket',
+        list: true,
+        valueName: 'PATH,...',
+        description: `CRI runtime socket, or several to try in order (default: the first of ${DEFAULT_CRI_SOCKETS.join(', ')})`,
+      },
+    ),
     /**
      * How often the GPU containers no collector names are checked against what the runtime
      * listed. A check makes no runtime call unless an id is new (or due for a retry).

@@ -97,12 +97,13 @@ describeWhen('cri collector with a real containerd', CONTAINERD_PRECONDITIONS, (
     }
   });
 
-  it('a containerd with its CRI plugin off (as Docker runs it) is no_data, and is not asked again while nothing waits for a name', async () => {
+  it('a containerd with its CRI plugin off (as Docker runs it) is not asked while nothing waits for a name, no_data once something does, and not asked again', async () => {
     const plain = await startContainerd({ cri: false });
     const clock = new FakeClock();
+    const waiting = new Set<string>();
     const collector = createCriCollector(criConfigSchema.parse({ socket: plain.socket }), {
       clock,
-      unnamedGpuContainers: () => new Set(),
+      unnamedGpuContainers: () => waiting,
     });
     const ctx: CollectContext = {
       signal: new AbortController().signal,
@@ -110,7 +111,11 @@ describeWhen('cri collector with a real containerd', CONTAINERD_PRECONDITIONS, (
       now: () => clock.now(),
     };
     try {
+      // A Docker host: Docker names every GPU container, so the runtime is never asked.
+      expect((await collector.collect(ctx)).facts?.containers).toEqual([]);
+      waiting.add('8'.repeat(64));
       const err = await collector.collect(ctx).catch((e: unknown) => e);
+      waiting.clear();
       expect(err).toBeInstanceOf(NoDataError);
       expect(err).toMatchObject({
         reason: 'no_cri',

@@ -166,14 +166,24 @@ describe('cri collector against a CRI-O stand-in', () => {
     expect(out.samples.find((s) => s.desc.name === 'gpulse_cri_containers')?.value).toBe(1);
   });
 
-  it('asks only its version at start while no GPU container is unnamed', async () => {
-    const { socket } = await crioWithFixtures();
+  it('asks nothing (and loads no gRPC client) while no GPU container is unnamed', async () => {
+    const { socket, apm } = await crioWithFixtures();
     const c = collector(socket);
     for (let i = 0; i < 5; i++) {
-      await c.collect(ctx());
+      const out = await c.collect(ctx());
+      expect(out.facts?.containers).toEqual([]);
       await clock.advance(2000);
     }
-    expect(Object.fromEntries(crio!.calls)).toEqual({ Version: 1 });
+    expect(Object.fromEntries(crio!.calls)).toEqual({});
+    // The first container to name brings the version and the one listing.
+    unnamed.add(apm.id);
+    await c.collect(ctx());
+    expect(Object.fromEntries(crio!.calls)).toEqual({
+      Version: 1,
+      ListContainers: 1,
+      ListPodSandbox: 1,
+      ListImages: 1,
+    });
   });
 
   it('makes no call at all in steady state, over many collects', async () => {
@@ -378,6 +388,7 @@ describe('cri collector against a CRI-O stand-in', () => {
     crio = new FakeCrio(socket, { containers: [], sandboxes: [], images: [] });
     await crio.start('v1alpha2');
     const c = collector(socket);
+    unnamed.add('8'.repeat(64));
     const err = await c.collect(ctx()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CollectorError);
     expect(err).toMatchObject({
@@ -386,6 +397,7 @@ describe('cri collector against a CRI-O stand-in', () => {
     });
     expect(crio.count('v1alpha2.Version')).toBe(1);
     // A lasting state: not asked again on every tick, only for a GPU container it could name.
+    unnamed.clear();
     for (let i = 0; i < 10; i++) {
       await clock.advance(60_000);
       expect(await c.collect(ctx()).catch((e: unknown) => e)).toBe(err);
@@ -400,6 +412,7 @@ describe('cri collector against a CRI-O stand-in', () => {
     const socket = join(tempDir(), 'containerd.sock');
     crio = new FakeCrio(socket, { containers: [], sandboxes: [], images: [] });
     await crio.start('none');
+    unnamed.add('8'.repeat(64));
     const auto = await collector(socket)
       .collect(ctx())
       .catch((e: unknown) => e);
@@ -431,6 +444,8 @@ describe('cri collector against a CRI-O stand-in', () => {
     crio = new FakeCrio(defaults[1]!, { containers: [], sandboxes: [], images: [] });
     await crio.start();
     await clock.advance(2000);
+    expect((await c.collect(ctx())).facts?.containers).toEqual([]);
+    unnamed.add('8'.repeat(64));
     const out = await c.collect(ctx());
     expect(out.samples.find((s) => s.desc.name === 'gpulse_cri_runtime_info')?.labels.socket).toBe(
       defaults[1],
@@ -446,7 +461,10 @@ describe('cri collector under the agent runner', () => {
     // A socket file nobody listens on, as a crashed runtime leaves it.
     writeFileSync(socket, '');
     const config = criConfigSchema.parse({ socket, interval: '500ms', retryAfter: '1s' });
-    const run = harness.run(createCriCollector(config, { clock: systemClock }));
+    const waiting = new Set(['8'.repeat(64)]);
+    const run = harness.run(
+      createCriCollector(config, { clock: systemClock, unnamedGpuContainers: () => waiting }),
+    );
     await run.until((s) => s.status === 'error' && s.reason === 'unavailable');
     // Several ticks pass with the runtime still down (retries at +1s, then +2s).
     await new Promise((resolve) => setTimeout(resolve, 2500));

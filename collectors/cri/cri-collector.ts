@@ -114,6 +114,14 @@ class CriCollector implements PolledCollector {
       throw failure.error;
     }
     try {
+      if (!this.client && misses.length === 0) {
+        // Nothing to name: the socket is looked for (one stat), but gRPC is neither loaded nor
+        // called until a GPU container needs a name. On a Docker host, whose own containerd
+        // serves no CRI, that is never.
+        this.findSocket();
+        this.failure = undefined;
+        return this.current();
+      }
       const client = await this.connect();
       if (!this.runtime) {
         this.runtime = await this.askVersion(client, ctx.signal);
@@ -140,21 +148,23 @@ class CriCollector implements PolledCollector {
     await Promise.resolve();
   }
 
+  /** The socket to use now: the configured one(s) or the defaults, the first that exists. */
+  private findSocket(): string {
+    const exists = this.deps.exists ?? existsSync;
+    const configured = this.config.socket;
+    const candidates = configured ?? this.deps.defaultSockets ?? DEFAULT_CRI_SOCKETS;
+    const socket = candidates.find((s) => exists(s));
+    if (socket) return socket;
+    const message = configured
+      ? `no CRI socket at ${configured.join(' or ')} (collectors.cri.socket, GPULSE_CRI_SOCKET): pod and container names of GPU processes stay empty until it exists`
+      : `no CRI socket: looked for ${candidates.join(', ')}; set collectors.cri.socket (GPULSE_CRI_SOCKET, --cri-socket) to the runtime's socket, or GPULSE_CRI_MODE=off`;
+    throw new Missing('no_socket', message);
+  }
+
   /** The client of the socket found now, opened once until a failure drops it. */
   private async connect(): Promise<CriClient> {
     if (this.client) return this.client;
-    const exists = this.deps.exists ?? existsSync;
-    const configured = this.config.socket;
-    const candidates = configured
-      ? [configured]
-      : (this.deps.defaultSockets ?? DEFAULT_CRI_SOCKETS);
-    const socket = candidates.find((s) => exists(s));
-    if (!socket) {
-      const message = configured
-        ? `no CRI socket at ${configured} (collectors.cri.socket, GPULSE_CRI_SOCKET): pod and container names of GPU processes stay empty until it exists`
-        : `no CRI socket: looked for ${candidates.join(', ')}; set collectors.cri.socket (GPULSE_CRI_SOCKET, --cri-socket) to the runtime's socket, or GPULSE_CRI_MODE=off`;
-      throw new Missing('no_socket', message);
-    }
+    const socket = this.findSocket();
     this.client = await CriClient.open(socket, this.config.timeout, (method, code) => {
       const key = `${method}\u0000${code}`;
       this.calls.set(key, (this.calls.get(key) ?? 0) + 1);

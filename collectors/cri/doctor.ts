@@ -21,7 +21,7 @@ export const criSocketCheck: Check = {
         finding: 'the cri collector is off (collectors.cri.mode: off)',
       };
     const required = mode === 'required';
-    const candidates = configured ? [configured] : DEFAULT_CRI_SOCKETS;
+    const candidates = configured ?? DEFAULT_CRI_SOCKETS;
     const socket = candidates.find((s) => existsSync(s));
     if (!socket) {
       const finding = `no CRI socket at ${candidates.join(' or ')}`;
