@@ -4,6 +4,7 @@ import { afterEach, expect, it } from 'vitest';
 import { startAgentInProcess } from '../../test/helpers/agent.js';
 import { silentLogger } from '../../test/helpers/log-sink.js';
 import {
+  gpuPod,
   startPodResourcesServer,
   type PodResourcesServer,
 } from '../../test/helpers/pod-resources-server.js';
@@ -17,15 +18,7 @@ afterEach(async () => {
 
 it('serves the allocations of the kubelet on its socket through the agent', async () => {
   server = await startPodResourcesServer({
-    pods: [
-      {
-        name: 'train-0',
-        namespace: 'ml',
-        containers: [
-          { name: 't', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU_A] }] },
-        ],
-      },
-    ],
+    pods: [gpuPod('train-0', 'ml', 't', [GPU_A])],
     allocatable: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU_A] }],
   });
   const agent = await startAgentInProcess(

@@ -11,6 +11,7 @@ import {
 } from '../../test/helpers/collector-harness.js';
 import { captureLogger } from '../../test/helpers/log-sink.js';
 import {
+  gpuPod,
   startPodResourcesServer,
   type PodResourcesServer,
   type PodResourcesServerOptions,
@@ -125,18 +126,7 @@ describe('pod-resources allocations', () => {
 
   it("keeps the device plugin's index ids as given", async () => {
     const server = await kubelet({
-      pods: [
-        {
-          name: 'infer',
-          namespace: 'default',
-          containers: [
-            {
-              name: 'server',
-              devices: [{ resource_name: 'nvidia.com/gpu', device_ids: ['0', '0:1'] }],
-            },
-          ],
-        },
-      ],
+      pods: [gpuPod('infer', 'default', 'server', ['0', '0:1'])],
       allocatable: [{ resource_name: 'nvidia.com/gpu', device_ids: ['0', '0:1', '1'] }],
     });
     const collector = createPodResourcesCollector(config(server.socket));
@@ -149,23 +139,8 @@ describe('pod-resources allocations', () => {
   it('reads MIG devices under the mixed strategy (mig-* resources) and the single one (nvidia.com/gpu)', async () => {
     const server = await kubelet({
       pods: [
-        {
-          name: 'mixed',
-          namespace: 'ml',
-          containers: [
-            {
-              name: 'c',
-              devices: [{ resource_name: 'nvidia.com/mig-1g.10gb', device_ids: [MIG_A] }],
-            },
-          ],
-        },
-        {
-          name: 'single',
-          namespace: 'ml',
-          containers: [
-            { name: 'c', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [MIG_B] }] },
-          ],
-        },
+        gpuPod('mixed', 'ml', 'c', [MIG_A], 'nvidia.com/mig-1g.10gb'),
+        gpuPod('single', 'ml', 'c', [MIG_B]),
       ],
       allocatable: [
         { resource_name: 'nvidia.com/mig-1g.10gb', device_ids: [MIG_A] },
@@ -308,15 +283,7 @@ describe('an older kubelet without GetAllocatableResources', () => {
     'stops asking once it answers %s, says so once, and asks again after a reconnect',
     async (allocatableMode) => {
       const server = await kubelet({
-        pods: [
-          {
-            name: 'train-0',
-            namespace: 'ml',
-            containers: [
-              { name: 't', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU_A] }] },
-            ],
-          },
-        ],
+        pods: [gpuPod('train-0', 'ml', 't', [GPU_A])],
         allocatable: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU_A] }],
         allocatableMode,
       });
@@ -422,15 +389,7 @@ describe('pod-resources faults', () => {
     rmSync(socket);
     const server = await kubelet({
       socket,
-      pods: [
-        {
-          name: 'p',
-          namespace: 'n',
-          containers: [
-            { name: 'c', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU_A] }] },
-          ],
-        },
-      ],
+      pods: [gpuPod('p', 'n', 'c', [GPU_A])],
     });
     const out = await collector.collect(collectContext());
     expect(out.facts?.deviceAllocations?.map((a) => a.deviceId)).toEqual([GPU_A]);
@@ -445,15 +404,7 @@ describe('pod-resources faults', () => {
   });
 
   it('turns a vanished socket into an error and recovers with the same facts when it is back', async () => {
-    const pods = [
-      {
-        name: 'train-0',
-        namespace: 'ml',
-        containers: [
-          { name: 't', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU_A] }] },
-        ],
-      },
-    ];
+    const pods = [gpuPod('train-0', 'ml', 't', [GPU_A])];
     const server = await kubelet({
       pods,
       allocatable: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU_A, GPU_B] }],
@@ -476,15 +427,7 @@ describe('pod-resources faults', () => {
 
   it('reports a kubelet that does not answer in time, and reads it again once it does', async () => {
     const server = await kubelet({
-      pods: [
-        {
-          name: 'p',
-          namespace: 'n',
-          containers: [
-            { name: 'c', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU_A] }] },
-          ],
-        },
-      ],
+      pods: [gpuPod('p', 'n', 'c', [GPU_A])],
     });
     server.listDelayMs = 1000;
     const collector = createPodResourcesCollector(config(server.socket, { timeout: 100 }));
@@ -505,15 +448,7 @@ describe('pod-resources faults', () => {
   it('recovers without a fresh collector when the kubelet dies between runs of the agent', async () => {
     // The runner's states and logs: error once when the kubelet goes, recovered once it is back.
     const server = await kubelet({
-      pods: [
-        {
-          name: 'p',
-          namespace: 'n',
-          containers: [
-            { name: 'c', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: ['0'] }] },
-          ],
-        },
-      ],
+      pods: [gpuPod('p', 'n', 'c', ['0'])],
     });
     const run = harness.run({
       ...createPodResourcesCollector(config(server.socket)),

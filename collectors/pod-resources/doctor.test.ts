@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../agent/config.js';
 import { runDoctor } from '../../agent/doctor/run-doctor.js';
 import {
+  gpuPod,
   startPodResourcesServer,
   type PodResourcesServer,
   type PodResourcesServerOptions,
@@ -45,15 +46,7 @@ async function check(vars: Record<string, string>, env: NodeJS.ProcessEnv = {}) 
 describe('doctor pod-resources check', () => {
   it('counts GPU allocations and allocatable GPUs', async () => {
     const server = await kubelet({
-      pods: [
-        {
-          name: 'train-0',
-          namespace: 'ml',
-          containers: [
-            { name: 't', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU_A] }] },
-          ],
-        },
-      ],
+      pods: [gpuPod('train-0', 'ml', 't', [GPU_A])],
       allocatable: [{ resource_name: 'nvidia.com/gpu', device_ids: [GPU_A, GPU_B] }],
     });
     const result = await check({ GPULSE_POD_RESOURCES_SOCKET: server.socket });

@@ -6,19 +6,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seriesValue, startSimulate, type CliProcess } from '../helpers/cli.js';
 import {
+  gpuPod,
   startPodResourcesServer,
   type FakePod,
   type PodResourcesServer,
 } from '../helpers/pod-resources-server.js';
 
-const gpuPod = (name: string, deviceId: string): FakePod => ({
-  name,
-  namespace: 'ml',
-  containers: [
-    { name: 'main', devices: [{ resource_name: 'nvidia.com/gpu', device_ids: [deviceId] }] },
-    // A sidecar with no GPU is no allocation.
-    { name: 'sidecar', cpu_ids: [3] },
-  ],
+// By index ids (the device plugin's DEVICE_ID_STRATEGY=index), with a sidecar that has no GPU.
+const withSidecar = (pod: FakePod): FakePod => ({
+  ...pod,
+  containers: [...pod.containers, { name: 'sidecar', cpu_ids: [3] }],
 });
 
 interface GpuJson {
@@ -38,9 +35,12 @@ describe('GPU allocations from the kubelet through gpulse simulate', () => {
   };
 
   beforeAll(async () => {
-    // By index ids (the device plugin's DEVICE_ID_STRATEGY=index): GPU 0 idle, GPU 1 loaded.
+    // GPU 0 idle, GPU 1 loaded.
     kubelet = await startPodResourcesServer({
-      pods: [gpuPod('idle-0', '0'), gpuPod('busy-1', '1')],
+      pods: [
+        withSidecar(gpuPod('idle-0', 'ml', 'main', ['0'])),
+        withSidecar(gpuPod('busy-1', 'ml', 'main', ['1'])),
+      ],
       allocatable: [
         { resource_name: 'nvidia.com/gpu', device_ids: ['0', '1', '2', '3', '4', '5', '6', '7'] },
       ],

@@ -29,6 +29,23 @@ export interface FakePod {
   readonly containers: readonly FakeContainer[];
 }
 
+/** A pod whose one container was given `deviceIds` of `resource` (a whole GPU by default). */
+export function gpuPod(
+  name: string,
+  namespace: string,
+  container: string,
+  deviceIds: readonly string[],
+  resource = 'nvidia.com/gpu',
+): FakePod {
+  return {
+    name,
+    namespace,
+    containers: [
+      { name: container, devices: [{ resource_name: resource, device_ids: deviceIds }] },
+    ],
+  };
+}
+
 /**
  * How GetAllocatableResources answers: `implemented`; `unimplemented` as Kubernetes 1.20 (no such
  * method); `disabled` as 1.21-1.22 with the feature gate off (a plain error, UNKNOWN).
