@@ -79,12 +79,14 @@ export class GpuHealth {
   }
 
   private samples(snapshot: Snapshot): Sample[] {
-    const views = this.keepIdentities(gpuViews(snapshot));
+    const listed = this.keepIdentities(gpuViews(snapshot));
+    this.lost.update(listed, snapshot.takenAt);
+    // A lost GPU looks lost on every surface until its reporter says otherwise (lost.ts).
+    const views = this.lost.hold(listed);
     this.views = views;
     this.snapshot = snapshot;
     this.throttle.update(views);
     this.xids.update(snapshot, views);
-    this.lost.update(views, snapshot.takenAt);
     const served = servedViews(snapshot, views, this.gpuSources);
     const out: Sample[] = [];
     // A GPU only DCGM reports still gets the standard series (utilization, memory, power ...).

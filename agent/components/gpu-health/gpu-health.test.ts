@@ -722,8 +722,20 @@ describe('a lost GPU', () => {
   it('stays one gpu.lost while nvidia-smi restarts: a GPU missing from every list is still lost', () => {
     const health = new GpuHealth({ compat: [] });
     probe(health).derive(snapshot(smi(true), dcgm()));
-    // The nvidia-smi stream is restarting (its facts are dropped); DCGM's view alone is no answer.
-    probe(health).derive(snapshot(dcgm(T0 + 1000)));
+    // The nvidia-smi stream is restarting (its facts are dropped); DCGM's view alone is no answer,
+    // on the series and the API as in the events.
+    const restarting = snapshot(dcgm(T0 + 1000));
+    const during = probe(health).derive(restarting);
+    expect(
+      during.filter((x) => x.desc.name === 'gpulse_gpu_up').map((x) => [x.labels.uuid, x.value]),
+    ).toEqual([
+      [UUID, 1],
+      [LOST_UUID, 0],
+    ]);
+    expect(health.json(restarting).gpus.map((g) => [g.uuid, g.up])).toEqual([
+      [UUID, true],
+      [LOST_UUID, false],
+    ]);
     probe(health).derive(snapshot(smi(true, T0 + 2000), dcgm(T0 + 2000)));
     expect(
       probe(health)

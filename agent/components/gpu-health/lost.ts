@@ -71,6 +71,21 @@ export class LostGpuEvents {
     this.lost = next;
   }
 
+  /**
+   * The views as every surface shows them: a GPU still held lost stays lost (identity only, up 0)
+   * while the source that reported the loss is away, whatever another source's view of it says;
+   * listed even where no source lists it now. Call after `update`.
+   */
+  hold(views: readonly GpuView[]): GpuView[] {
+    const same = (a: GpuView, b: GpuView) =>
+      (a.reading.uuid !== '' && a.reading.uuid === b.reading.uuid) ||
+      (a.reading.pciBusId !== undefined && a.reading.pciBusId === b.reading.pciBusId);
+    const held = [...this.lost.values()];
+    const out = views.map((v) => (v.lost ? v : (held.find((h) => same(h, v)) ?? v)));
+    for (const h of held) if (!out.some((v) => v === h || same(v, h))) out.push(h);
+    return out;
+  }
+
   /** Events produced since the last call, oldest first. */
   drainEvents(): NewEvent[] {
     const out = this.pending;
