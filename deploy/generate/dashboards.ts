@@ -978,6 +978,51 @@ export const containersDashboard: DashboardSpec = {
       ],
     },
     {
+      title: 'Kubernetes runtime and kubelet',
+      panels: [
+        tableOf(
+          'CRI runtime',
+          'Which container runtime names the pods of GPU processes (containerd or CRI-O, its version and CRI API)? Absent until a GPU container needs a name, and on Docker hosts.',
+          `gpulse_cri_runtime_info{${I}}`,
+        ),
+        ts(
+          'CRI calls',
+          'Calls gpulse made to the runtime, by method and status: a burst when a GPU pod starts, none while nothing changes.',
+          `sum by (instance, method, code) (increase(gpulse_cri_requests_total{${I}}[$__rate_interval]))`,
+          'short',
+          '{{instance}} {{method}} {{code}}',
+        ),
+        ts(
+          'Containers the runtime listed',
+          'How many containers the last CRI listing named (the cache GPU processes are joined with)?',
+          `gpulse_cri_containers{${I}}`,
+          'short',
+          '{{instance}}',
+        ),
+        ts(
+          'Kubelet pod-resources calls',
+          'Calls to the kubelet pod-resources API by method and status (List every interval; GetAllocatableResources stops on a kubelet too old for it).',
+          `sum by (instance, method, code) (increase(gpulse_pod_resources_requests_total{${I}}[$__rate_interval]))`,
+          'short',
+          '{{instance}} {{method}} {{code}}',
+        ),
+        {
+          title: 'Pods holding GPUs',
+          description:
+            'How many pods the kubelet gave a GPU, and whether it can say which GPUs it could give (0: Kubernetes before 1.23)?',
+          kind: 'timeseries',
+          unit: 'short',
+          queries: [
+            { expr: `gpulse_pod_resources_gpu_pods{${I}}`, legend: '{{instance}} pods with GPUs' },
+            {
+              expr: `gpulse_pod_resources_allocatable_supported{${I}}`,
+              legend: '{{instance}} allocatable known',
+            },
+          ],
+        },
+      ],
+    },
+    {
       title: 'Container engine',
       panels: [
         ts(

@@ -26,15 +26,9 @@ export function isStackQuery(dashboard: string, expr: string): boolean {
  */
 export const SIMULATOR_GAPS: Readonly<Record<string, string>> = {
   ...Object.fromEntries(
-    [
-      'gpulse_gpu_allocation_info',
-      'gpulse_gpu_allocatable_devices',
-      'gpulse_gpu_allocated_devices',
-      'gpulse_gpu_allocated_unknown_devices',
-      'gpulse_gpu_allocated_idle_seconds_total',
-    ].map((m) => [
+    ['gpulse_cri_runtime_info', 'gpulse_cri_requests_total', 'gpulse_cri_containers'].map((m) => [
       m,
-      'needs a kubelet pod-resources socket, which `gpulse simulate` does not play (agent/components/gpu-allocation unit-tests the series)',
+      'needs a CRI runtime socket (containerd, CRI-O) and a GPU process in one of its pods; collectors/cri/containerd.test.ts and test/e2e/kubernetes-cri.test.ts run a real containerd',
     ]),
   ),
   gpulse_jetson_mts_utilization_ratio:

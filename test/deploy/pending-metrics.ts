@@ -9,12 +9,7 @@ export const PENDING_METRICS: Readonly<Record<string, string>> = {};
 
 /** Declared metrics deliberately left off the dashboards, with the reason. */
 export const NOT_CHARTED: Readonly<Record<string, string>> = {
-  // The Kubernetes dashboard rows come with the deploy/ part of the Kubernetes issue.
-  gpulse_pod_resources_requests_total: 'pod-resources self series; Kubernetes dashboard pending',
-  gpulse_pod_resources_allocatable_supported:
-    'pod-resources self series; Kubernetes dashboard pending',
-  gpulse_pod_resources_gpu_pods: 'pod-resources self series; Kubernetes dashboard pending',
-  gpulse_pod_resources_allocated_devices: 'pod-resources self series; Kubernetes dashboard pending',
-  gpulse_pod_resources_allocatable_devices:
-    'pod-resources self series; Kubernetes dashboard pending',
+  // Redundant with gpulse_gpu_allocated_devices / gpulse_gpu_allocatable_devices (charted).
+  gpulse_pod_resources_allocated_devices: 'same count as gpulse_gpu_allocated_devices',
+  gpulse_pod_resources_allocatable_devices: 'same count as gpulse_gpu_allocatable_devices',
 };

@@ -20,6 +20,11 @@ import {
   type TestEngine,
 } from '../helpers/dockerd.js';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import {
+  gpuPod,
+  startPodResourcesServer,
+  type PodResourcesServer,
+} from '../helpers/pod-resources-server.js';
 import { startPrometheus, type PrometheusServer } from '../helpers/prometheus.js';
 import { describeWithTools, tools } from '../helpers/tools.js';
 import { deployPath } from './deploy-files.js';
@@ -73,15 +78,25 @@ describeWithTools(
     let engine: TestEngine | undefined;
     let mosquitto: Mosquitto | undefined;
     let prom: PrometheusServer | undefined;
+    let kubelet: PodResourcesServer | undefined;
     let tmp = '';
     let started = 0;
 
     beforeAll(async () => {
       tmp = await mkdtemp(join(tmpdir(), 'gpulse-stack-e2e-'));
       started = Date.now();
-      const [docker, broker] = await Promise.all([startDockerd(), startMosquitto()]);
+      const [docker, broker, pods] = await Promise.all([
+        startDockerd(),
+        startMosquitto(),
+        // A stand-in kubelet (the real pod-resources v1 API): a notebook pod given GPU 0.
+        startPodResourcesServer({
+          pods: [gpuPod('notebook-0', 'research', 'jupyter', ['0'])],
+          allocatable: [{ resource_name: 'nvidia.com/gpu', device_ids: ['0'] }],
+        }),
+      ]);
       engine = docker;
       mosquitto = broker;
+      kubelet = pods;
       // A GPU job (GPU 0 through NVIDIA_VISIBLE_DEVICES, as the NVIDIA runtime would see it; half
       // a CPU) whose shell the simulated nvidia-smi reports on GPU 0 and which logs CUDA OOMs; a
       // job that outgrows its 16 MiB and is restarted; a job that finished with exit code 3.
@@ -130,6 +145,14 @@ describeWithTools(
         }),
         sim(['--profile', 'jetson-orin', '--tegrastats-interval', '1s'], publish('orin')),
         sim(['--profile', 'jetson-nano', '--tegrastats-interval', '1s'], publish('nano')),
+        // A Kubernetes node: its one GPU allocated to the notebook pod and left idle (its panels;
+        // GpulseGpuAllocatedIdle needs 5 min of samples for its rate: promtool tests it).
+        sim(['--profile', 'h100', '--process-count', '0'], {
+          GPULSE_DOCKER_MODE: 'off',
+          GPULSE_POD_RESOURCES_SOCKET: pods.socket,
+          GPULSE_POD_RESOURCES_INTERVAL: '1s',
+          GPULSE_POD_RESOURCES_IDLE_AFTER: '1s',
+        }),
       ]);
       for (const r of starting) if (r.status === 'fulfilled') agents.push(r.value);
       for (const r of starting) if (r.status === 'rejected') throw r.reason;
@@ -187,6 +210,7 @@ describeWithTools(
       await Promise.all([...agents, ...(gateway ? [gateway] : [])].map((a) => a.stop()));
       await mosquitto?.destroy();
       await engine?.destroy();
+      await kubelet?.close();
       if (tmp) await rm(tmp, { recursive: true, force: true });
     }, 60_000);
 
@@ -220,14 +244,10 @@ describeWithTools(
       expect(result.checked).toBeGreaterThan(60);
       expect(result.empty).toEqual([]);
       expect(result.gaps.map((g) => g.split(':')[0])).toEqual([
-        // No kubelet under `gpulse simulate` (SIMULATOR_GAPS): until the pod-resources collector
-        // can play one, its allocation panels stay empty here.
-        'gpulse-containers.json / Idle GPU allocations / A',
-        'gpulse-containers.json / Idle share of allocated GPUs / A',
-        'gpulse-containers.json / GPU allocations / A',
-        'gpulse-containers.json / Allocated and allocatable devices / A',
-        'gpulse-containers.json / Allocated and allocatable devices / B',
-        'gpulse-containers.json / Allocated and allocatable devices / C',
+        // No CRI runtime here (SIMULATOR_GAPS): a real containerd runs in the cri suites.
+        'gpulse-containers.json / CRI runtime / A',
+        'gpulse-containers.json / CRI calls / A',
+        'gpulse-containers.json / Containers the runtime listed / A',
         'gpulse-jetson.json / Denver cores (MTS) / A',
       ]);
     }, 15_000);
