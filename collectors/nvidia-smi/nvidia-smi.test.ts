@@ -46,6 +46,40 @@ function row(i, util) {
   return fields.map((f) => v[f] ?? '[N/A]').join(', ');
 }`;
 
+const A100_XML = join(
+  import.meta.dirname,
+  'fixtures',
+  'xml',
+  'a100-sxm4-80gb-mig-enabled__535.54.03__v12__telegraf.xml',
+);
+const A100_UUID = 'GPU-513536b6-7d19-9063-b049-1e69664bb298';
+// The `-q -x` answer of most A100 stand-ins: the capture, as one document with its newline.
+const PRINT_A100_XML = `  const doc = fs.readFileSync(${JSON.stringify(A100_XML)}, 'utf8');
+  process.stdout.write(doc.endsWith('\\n') ? doc : doc + '\\n');`;
+
+/**
+ * A stand-in for the A100 of the MIG capture: CSV rows of GPU 1 at 3 % under the capture's UUID,
+ * `xml` (JavaScript with `fs` in scope) answering `-q -x`, and `rest` (an `else …` chain) the
+ * other calls.
+ */
+function a100StandIn(
+  name: string,
+  xml: string,
+  rest = 'else { setInterval(() => {}, 1000); }',
+): string {
+  return standIn(
+    name,
+    `${ROW}
+const fs = require('node:fs');
+if (fields.length) {
+  setInterval(() => console.log(row(1, 3).replace('GPU-1', '${A100_UUID}')), 100);
+} else if (args[0] === '-q' && args[1] === '-x') {
+${xml}
+  setInterval(() => {}, 1000);
+} ${rest}`,
+  );
+}
+
 function run(binary: string, extra: Record<string, unknown> = {}, procRoot?: string) {
   const config = nvidiaSmiConfigSchema.parse({
     binary,
@@ -456,24 +490,7 @@ if (fields.length) {
   }, 20_000);
 
   it('fills MIG devices and retired pages from the -q -x stream', async () => {
-    const xml = join(
-      import.meta.dirname,
-      'fixtures',
-      'xml',
-      'a100-sxm4-80gb-mig-enabled__535.54.03__v12__telegraf.xml',
-    );
-    const bin = standIn(
-      'xml',
-      `${ROW}
-const fs = require('node:fs');
-if (fields.length) {
-  setInterval(() => console.log(row(1, 3).replace('GPU-1', 'GPU-513536b6-7d19-9063-b049-1e69664bb298')), 100);
-} else if (args[0] === '-q' && args[1] === '-x') {
-  const doc = fs.readFileSync(${JSON.stringify(xml)}, 'utf8');
-  process.stdout.write(doc.endsWith('\\n') ? doc : doc + '\\n');
-  setInterval(() => {}, 1000);
-} else { setInterval(() => {}, 1000); }`,
-    );
+    const bin = a100StandIn('xml', PRINT_A100_XML);
     const { until } = run(bin, { xmlInterval: 1000 });
     const s = await until((st) => (st.output.facts?.gpus?.[0]?.migDevices?.length ?? 0) === 4);
     const gpu = s.output.facts?.gpus?.[0];
@@ -489,28 +506,16 @@ if (fields.length) {
     expect(mig).toHaveLength(4);
     expect(mig[0]?.labels).toMatchObject({
       gpu: '1',
-      uuid: 'GPU-513536b6-7d19-9063-b049-1e69664bb298',
+      uuid: A100_UUID,
     });
   });
 
   it('the info series waits for the CUDA version of -q -x: its first labels are its last', async () => {
     // -q -x answers a second after the CSV (it takes 0.4-0.6 s on real GPUs, more on a busy host).
-    const xml = join(
-      import.meta.dirname,
-      'fixtures',
-      'xml',
-      'a100-sxm4-80gb-mig-enabled__535.54.03__v12__telegraf.xml',
-    );
-    const bin = standIn(
+    const bin = a100StandIn(
       'xml-late',
-      `${ROW}
-const fs = require('node:fs');
-if (fields.length) {
-  setInterval(() => console.log(row(1, 3).replace('GPU-1', 'GPU-513536b6-7d19-9063-b049-1e69664bb298')), 100);
-} else if (args[0] === '-q' && args[1] === '-x') {
-  setTimeout(() => process.stdout.write(fs.readFileSync(${JSON.stringify(xml)}, 'utf8') + '\\n'), 1000);
-  setInterval(() => {}, 1000);
-} else if (args[0] !== '-L') { setInterval(() => {}, 1000); }`,
+      `  setTimeout(() => process.stdout.write(fs.readFileSync(${JSON.stringify(A100_XML)}, 'utf8') + '\\n'), 1000);`,
+      `else if (args[0] !== '-L') { setInterval(() => {}, 1000); }`,
     );
     // -L (asked once the MIG capture shows instances) exits at once: a one-shot call that hangs
     // would outlive this test, which has no agent to end its children.
@@ -531,13 +536,7 @@ if (fields.length) {
   });
 
   it('names MIG devices (profile, MIG UUID) from nvidia-smi -L once -q -x shows them', async () => {
-    const xml = join(
-      import.meta.dirname,
-      'fixtures',
-      'xml',
-      'a100-sxm4-80gb-mig-enabled__535.54.03__v12__telegraf.xml',
-    );
-    const uuid = 'GPU-513536b6-7d19-9063-b049-1e69664bb298';
+    const uuid = A100_UUID;
     // The A100 capture's four 14-SM, 19968 MiB devices are 1g.20gb instances; -L as R535 prints it.
     const list = [
       `GPU 0: NVIDIA A100-SXM4-80GB (UUID: ${uuid})`,
@@ -546,17 +545,10 @@ if (fields.length) {
           `  MIG 1g.20gb     Device  ${i}: (UUID: MIG-4f8ba7c6-0000-0000-0000-00000000000${i})`,
       ),
     ].join('\n');
-    const bin = standIn(
+    const bin = a100StandIn(
       'xml-list',
-      `${ROW}
-const fs = require('node:fs');
-if (fields.length) {
-  setInterval(() => console.log(row(1, 3).replace('GPU-1', '${uuid}')), 100);
-} else if (args[0] === '-q' && args[1] === '-x') {
-  const doc = fs.readFileSync(${JSON.stringify(xml)}, 'utf8');
-  process.stdout.write(doc.endsWith('\\n') ? doc : doc + '\\n');
-  setInterval(() => {}, 1000);
-} else if (args[0] === '-L') {
+      PRINT_A100_XML,
+      `else if (args[0] === '-L') {
   console.log(${JSON.stringify(list)});
 } else { setInterval(() => {}, 1000); }`,
     );
