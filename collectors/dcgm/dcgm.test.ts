@@ -59,6 +59,22 @@ ${body}
   );
 }
 
+/**
+ * A stand-in whose dmon prints the header, then runs `tick` (JavaScript, the tick number `k` from 1
+ * in scope) every `ms` milliseconds.
+ */
+function tickingStandIn(name: string, ms: number, tick: string): string {
+  return standIn(
+    name,
+    `process.stdout.write(header);
+let k = 0;
+setInterval(() => {
+  k++;
+  ${tick}
+}, ${ms});`,
+  );
+}
+
 function run(binary: string, extra: Record<string, unknown> = {}) {
   const config = dcgmConfigSchema.parse({
     binary,
@@ -72,14 +88,11 @@ function run(binary: string, extra: Record<string, unknown> = {}) {
 
 describe('DCGM collector', () => {
   it('parses a dmon stream of two GPUs with N/A cells into readings and profiling series', async () => {
-    const bin = standIn(
+    const bin = tickingStandIn(
       'two-gpus',
-      `process.stdout.write(header);
-let k = 0;
-setInterval(() => {
-  process.stdout.write(row(0, [55, 40000, '350.125', 0, '0.910', '0.600', 1000000000]) + row(1, ['N/A', 1024, '70.000', 0, 'N/A', 'N/A', 'N/A']));
-  if (++k === 3) process.stdout.write(header);
-}, 200);`,
+      200,
+      `process.stdout.write(row(0, [55, 40000, '350.125', 0, '0.910', '0.600', 1000000000]) + row(1, ['N/A', 1024, '70.000', 0, 'N/A', 'N/A', 'N/A']));
+  if (k === 3) process.stdout.write(header);`,
     );
     const { until } = run(bin);
     const s = await until(
@@ -130,15 +143,11 @@ setInterval(() => {
   });
 
   it('counts an Xid when the XID_ERRORS field changes, not the value it started with', async () => {
-    const bin = standIn(
+    const bin = tickingStandIn(
       'xid',
-      `process.stdout.write(header);
-let k = 0;
-setInterval(() => {
-  k++;
-  const xid = k < 3 ? 48 : k < 5 ? 0 : 79;
-  process.stdout.write(row(0, [55, 1, '1.000', 31, '0.1', '0.1', 1]) + row(1, [55, 1, '1.000', xid, '0.1', '0.1', 1]));
-}, 150);`,
+      150,
+      `const xid = k < 3 ? 48 : k < 5 ? 0 : 79;
+  process.stdout.write(row(0, [55, 1, '1.000', 31, '0.1', '0.1', 1]) + row(1, [55, 1, '1.000', xid, '0.1', '0.1', 1]));`,
     );
     const { until } = run(bin);
     const s = await until((st) => (st.output.facts?.xidErrors?.length ?? 0) >= 1);

@@ -146,21 +146,9 @@ export function createHostCollector(config: HostConfig & { procRoot: string }): 
       const mem = parseMeminfo(meminfo);
       b.add(m.memTotal, {}, mem.total)
         .add(m.memAvailable, {}, mem.available)
-        .add(
-          m.memUsed,
-          {},
-          mem.total !== undefined && mem.available !== undefined
-            ? mem.total - mem.available
-            : undefined,
-        )
+        .add(m.memUsed, {}, difference(mem.total, mem.available))
         .add(m.swapTotal, {}, mem.swapTotal)
-        .add(
-          m.swapUsed,
-          {},
-          mem.swapTotal !== undefined && mem.swapFree !== undefined
-            ? mem.swapTotal - mem.swapFree
-            : undefined,
-        );
+        .add(m.swapUsed, {}, difference(mem.swapTotal, mem.swapFree));
       for (const fs of await sizeFilesystems(mounts, config.rootfs)) {
         const l = { mountpoint: fs.mountpoint, fstype: fs.fstype, device: fs.device };
         b.add(m.fsSize, l, fs.size).add(m.fsAvail, l, fs.available);
@@ -176,6 +164,11 @@ export function createHostCollector(config: HostConfig & { procRoot: string }): 
       return { samples: b.build() };
     },
   };
+}
+
+/** `a - b` where both are known (a meminfo line may be missing), else undefined. */
+function difference(a: number | undefined, b: number | undefined): number | undefined {
+  return a !== undefined && b !== undefined ? a - b : undefined;
 }
 
 async function readOsName(path: string): Promise<string> {

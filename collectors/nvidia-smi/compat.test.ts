@@ -386,45 +386,36 @@ describe('nvidia_gpu_exporter names for a fixture GPU', () => {
     expect(out.some((s) => s.desc.name.startsWith('nvidia_smi_pcie_throughput'))).toBe(false);
   });
 
-  it('serves compute mode, recovery action and fabric state as NVML’s enum numbers, nothing for N/A', () => {
-    const fields = ['index', 'uuid', 'compute_mode', 'gpu_recovery_action', 'fabric.state'];
-    const states = (row: string) => {
+  it.each([
+    ['Default, None, Completed', 0, 0, 3],
+    ['Exclusive_Process, Drain and Reset, In Progress', 3, 4, 2],
+    // Both spellings of an action (no capture of a failing GPU pins the driver's wording).
+    ['Prohibited, Reset, Not Started', 2, 1, 1],
+    ['Exclusive_Thread, Node Reboot, Not Supported', 1, 2, 0],
+    ['Default, Drain P2P, N/A', 0, 3, undefined],
+    // A state no table knows is left out rather than guessed.
+    ['[Not Supported], Replace GPU, [N/A]', undefined, undefined, undefined],
+  ] as const)(
+    'serves compute mode, recovery action and fabric state as NVML’s enum numbers, nothing for N/A: %s',
+    (row, computeMode, recoveryAction, fabricState) => {
+      const fields = ['index', 'uuid', 'compute_mode', 'gpu_recovery_action', 'fabric.state'];
       const [gpu] = parseQueryGpuCsv(`0, GPU-AB-01, ${row}`, fields);
       if (!gpu) throw new Error(`row not parsed: ${row}`);
-      return exporterGpuSamples({ reading: gpu }, 1)
+      const states = exporterGpuSamples({ reading: gpu }, 1)
         .filter((s) =>
           /^nvidia_smi_(compute_mode|gpu_recovery_action|fabric_state)$/.test(s.desc.name),
         )
         .map((s) => `${s.desc.name} ${s.value}`);
-    };
-    expect(states('Default, None, Completed')).toEqual([
-      'nvidia_smi_compute_mode 0',
-      'nvidia_smi_gpu_recovery_action 0',
-      'nvidia_smi_fabric_state 3',
-    ]);
-    expect(states('Exclusive_Process, Drain and Reset, In Progress')).toEqual([
-      'nvidia_smi_compute_mode 3',
-      'nvidia_smi_gpu_recovery_action 4',
-      'nvidia_smi_fabric_state 2',
-    ]);
-    // Both spellings of an action (no capture of a failing GPU pins the driver's wording).
-    expect(states('Prohibited, Reset, Not Started')).toEqual([
-      'nvidia_smi_compute_mode 2',
-      'nvidia_smi_gpu_recovery_action 1',
-      'nvidia_smi_fabric_state 1',
-    ]);
-    expect(states('Exclusive_Thread, Node Reboot, Not Supported')).toEqual([
-      'nvidia_smi_compute_mode 1',
-      'nvidia_smi_gpu_recovery_action 2',
-      'nvidia_smi_fabric_state 0',
-    ]);
-    expect(states('Default, Drain P2P, N/A')).toEqual([
-      'nvidia_smi_compute_mode 0',
-      'nvidia_smi_gpu_recovery_action 3',
-    ]);
-    // A state no table knows is left out rather than guessed.
-    expect(states('[Not Supported], Replace GPU, [N/A]')).toEqual([]);
-  });
+      const expected = [
+        ['nvidia_smi_compute_mode', computeMode],
+        ['nvidia_smi_gpu_recovery_action', recoveryAction],
+        ['nvidia_smi_fabric_state', fabricState],
+      ] as const;
+      expect(states).toEqual(
+        expected.flatMap(([name, value]) => (value === undefined ? [] : [`${name} ${value}`])),
+      );
+    },
+  );
 
   it('normalises GPU and MIG uuids as the exporter does', () => {
     expect(exporterUuid(' GPU-ABCD-01 ')).toBe('abcd-01');

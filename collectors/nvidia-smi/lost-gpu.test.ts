@@ -9,11 +9,25 @@ import {
   parseDeviceHandleError,
   type PlacedHandleError,
 } from './lost-gpu.js';
-import { parseComputeAppsCsv, parseQueryGpuCsv } from './parse-csv.js';
+import { parseComputeAppsCsv, parseQueryGpuCsv, type CsvParseOptions } from './parse-csv.js';
 import { parseNvidiaSmiXml } from './parse-xml.js';
 
 const fixture = (path: string): string =>
   readFileSync(join(import.meta.dirname, 'fixtures', path), 'utf8');
+
+/** Parses `csv` with a CSV parser, collecting the GPUs it finds unreachable and the lines it rejects. */
+function parseCollecting<T>(
+  parse: (text: string, fields: undefined, options: CsvParseOptions) => T[],
+  csv: string,
+) {
+  const unreachable: PlacedHandleError[] = [];
+  const rejected: unknown[] = [];
+  const parsed = parse(csv, undefined, {
+    onUnreachable: (h) => unreachable.push(h),
+    onReject: (r) => rejected.push(r),
+  });
+  return { parsed, unreachable, rejected };
+}
 
 describe('parseDeviceHandleError', () => {
   it.each([
@@ -76,14 +90,9 @@ describe('partial output: the good GPUs keep their values', () => {
     const lines = csv.split('\n');
     // Row of GPU 2 (line 3 after the header), as a 535 driver prints a GPU it cannot open.
     lines[3] = 'Unable to determine the device handle for GPU0000:18:00.0: Unknown Error';
-    const unreachable: PlacedHandleError[] = [];
-    const rejected: unknown[] = [];
-    const partial = parseQueryGpuCsv(lines.join('\n'), undefined, {
-      onUnreachable: (h) => unreachable.push(h),
-      onReject: (r) => rejected.push(r),
-    });
-    expect(rejected).toEqual([]);
-    expect(unreachable).toEqual([
+    const { parsed: partial, ...reported } = parseCollecting(parseQueryGpuCsv, lines.join('\n'));
+    expect(reported.rejected).toEqual([]);
+    expect(reported.unreachable).toEqual([
       { pciBusId: '00000000:18:00.0', error: 'Unknown Error', position: 2 },
     ]);
     expect(partial.map((g) => g.index)).toEqual([0, 1, 3, 4, 5, 6, 7]);
@@ -107,14 +116,9 @@ describe('partial output: the good GPUs keep their values', () => {
       0,
       'Unable to determine the device handle for GPU0: 0000:01:00.0: Unknown Error',
     );
-    const unreachable: PlacedHandleError[] = [];
-    const rejected: unknown[] = [];
-    const procs = parseComputeAppsCsv(lines.join('\n'), undefined, {
-      onUnreachable: (h) => unreachable.push(h),
-      onReject: (r) => rejected.push(r),
-    });
-    expect(rejected).toEqual([]);
-    expect(unreachable.map((h) => h.index)).toEqual([0]);
+    const { parsed: procs, ...reported } = parseCollecting(parseComputeAppsCsv, lines.join('\n'));
+    expect(reported.rejected).toEqual([]);
+    expect(reported.unreachable.map((h) => h.index)).toEqual([0]);
     expect(procs.map((p) => [p.pid, p.processName, p.usedMemoryBytes])).toEqual([
       [28512, 'ffmpeg', 370 * 1048576],
       [28511, 'ffmpeg', 230 * 1048576],

@@ -18,23 +18,6 @@ const HELP = readFileSync(
   'utf8',
 );
 
-/**
- * Writes a stand-in nvidia-smi: `body` is JavaScript run with `args` (argv) and `fields` (the
- * --query-gpu list) in scope. Real processes, so exits, hangs and garbage are real too.
- */
-function standIn(name: string, body: string): string {
-  return harness.standIn(
-    name,
-    `const args = process.argv.slice(2);
-const q = args.find((a) => a.startsWith('--query-gpu='));
-const fields = q ? q.slice(12).split(',') : [];
-const help = ${JSON.stringify(HELP)};
-if (args[0] === '--help-query-gpu') { process.stdout.write(help); process.exit(0); }
-${body}
-`,
-  );
-}
-
 // One CSV line for GPU i in the order the collector asked for.
 const ROW = `
 function row(i, util) {
@@ -45,6 +28,85 @@ function row(i, util) {
     'clocks_throttle_reasons.active': '0x0000000000000004', 'clocks_throttle_reasons.sw_power_cap': 'Active' };
   return fields.map((f) => v[f] ?? '[N/A]').join(', ');
 }`;
+
+/**
+ * Writes a stand-in nvidia-smi: `body` is JavaScript run with `args` (argv), `fields` (the
+ * --query-gpu list), `fs` and `row` (see ROW) in scope. Real processes, so exits, hangs and
+ * garbage are real too.
+ */
+function standIn(name: string, body: string): string {
+  return harness.standIn(
+    name,
+    `const args = process.argv.slice(2);
+const q = args.find((a) => a.startsWith('--query-gpu='));
+const fields = q ? q.slice(12).split(',') : [];
+const help = ${JSON.stringify(HELP)};
+if (args[0] === '--help-query-gpu') { process.stdout.write(help); process.exit(0); }
+const fs = require('node:fs');
+${ROW}
+${body}
+`,
+  );
+}
+
+/**
+ * A stand-in whose --query-gpu stream runs `tick` (JavaScript, the tick number `n` from 1 in
+ * scope) every 100 ms; its other streams print nothing.
+ */
+function tickingStandIn(name: string, tick: string): string {
+  return standIn(
+    name,
+    `if (fields.length) {
+  let n = 0;
+  setInterval(() => {
+    n++;
+    ${tick}
+  }, 100);
+} else { setInterval(() => {}, 1000); }`,
+  );
+}
+
+const A100_XML = join(
+  import.meta.dirname,
+  'fixtures',
+  'xml',
+  'a100-sxm4-80gb-mig-enabled__535.54.03__v12__telegraf.xml',
+);
+const A100_UUID = 'GPU-513536b6-7d19-9063-b049-1e69664bb298';
+// The `-q -x` answer of most A100 stand-ins: the capture, as one document with its newline.
+const PRINT_A100_XML = `  const doc = fs.readFileSync(${JSON.stringify(A100_XML)}, 'utf8');
+  process.stdout.write(doc.endsWith('\\n') ? doc : doc + '\\n');`;
+
+/**
+ * A stand-in for the A100 of the MIG capture: CSV rows of GPU 1 at 3 % under the capture's UUID,
+ * `xml` (JavaScript with `fs` in scope) answering `-q -x`, and `rest` (an `else …` chain) the
+ * other calls.
+ */
+function a100StandIn(
+  name: string,
+  xml: string,
+  rest = 'else { setInterval(() => {}, 1000); }',
+): string {
+  return standIn(
+    name,
+    `if (fields.length) {
+  setInterval(() => console.log(row(1, 3).replace('GPU-1', '${A100_UUID}')), 100);
+} else if (args[0] === '-q' && args[1] === '-x') {
+${xml}
+  setInterval(() => {}, 1000);
+} ${rest}`,
+  );
+}
+
+// A lost GPU's reading is its identity as last seen and no values: neither stale nor zero.
+const NO_VALUES = { clocksHz: {}, maxClocksHz: {}, throttle: {}, throttleSeconds: {} };
+
+/** A flag file the stand-in can test and remove, there from the start. */
+function flagFile(name: string): string {
+  const flag = join(dir, name);
+  writeFileSync(flag, '');
+  return flag;
+}
 
 function run(binary: string, extra: Record<string, unknown> = {}, procRoot?: string) {
   const config = nvidiaSmiConfigSchema.parse({
@@ -61,14 +123,7 @@ function run(binary: string, extra: Record<string, unknown> = {}, procRoot?: str
 
 describe('nvidia-smi collector', () => {
   it('asks only for fields the driver knows and turns the stream into GPU series and facts', async () => {
-    const bin = standIn(
-      'ok',
-      `${ROW}
-if (fields.length) {
-  let n = 0;
-  setInterval(() => { n++; console.log(row(0, n)); console.log(row(1, 50)); }, 100);
-} else { setInterval(() => {}, 1000); }`,
-    );
+    const bin = tickingStandIn('ok', 'console.log(row(0, n)); console.log(row(1, 50));');
     const { until } = run(bin);
     const s = await until((st) => st.status === 'ok');
     const gpus = s.output.facts?.gpus ?? [];
@@ -135,19 +190,12 @@ if (fields.length) {
 
   it('keeps the healthy GPUs of a block with a lost GPU and reports that one as lost', async () => {
     // Three ticks of three GPUs, then GPU 1's row becomes the line recent drivers print instead.
-    const bin = standIn(
+    const bin = tickingStandIn(
       'lost-one',
-      `${ROW}
-if (fields.length) {
-  let n = 0;
-  setInterval(() => {
-    n++;
-    console.log(row(0, 10));
+      `console.log(row(0, 10));
     if (n <= 3) console.log(row(1, 20));
     else console.log('Unable to determine the device handle for GPU1: 0000:01:00.0: Unknown Error');
-    console.log(row(2, 30));
-  }, 100);
-} else { setInterval(() => {}, 1000); }`,
+    console.log(row(2, 30));`,
     );
     const { until } = run(bin);
     const s = await until((st) => (st.output.facts?.lostGpus ?? []).length > 0);
@@ -158,17 +206,13 @@ if (fields.length) {
     ]);
     const lost = s.output.facts?.lostGpus ?? [];
     expect(lost.map((l) => l.reason)).toEqual(['Unknown Error']);
-    // Its identity as last seen, no values: neither stale nor zero.
     expect(lost[0]?.reading).toEqual({
       index: 1,
       uuid: 'GPU-1',
       name: 'Test GPU',
       pciBusId: '00000000:01:00.0',
       driverVersion: '550.1',
-      clocksHz: {},
-      maxClocksHz: {},
-      throttle: {},
-      throttleSeconds: {},
+      ...NO_VALUES,
     });
     const series = (name: string) =>
       s.output.samples
@@ -187,18 +231,10 @@ if (fields.length) {
 
   it('a GPU that vanishes without a word is lost after two blocks; one that comes back is up', async () => {
     const flag = join(dir, 'gpu1-back');
-    const bin = standIn(
+    const bin = tickingStandIn(
       'vanish',
-      `${ROW}
-const fs = require('node:fs');
-if (fields.length) {
-  let n = 0;
-  setInterval(() => {
-    n++;
-    console.log(row(0, 10));
-    if (n <= 3 || fs.existsSync(${JSON.stringify(flag)})) console.log(row(1, 20));
-  }, 100);
-} else { setInterval(() => {}, 1000); }`,
+      `console.log(row(0, 10));
+    if (n <= 3 || fs.existsSync(${JSON.stringify(flag)})) console.log(row(1, 20));`,
     );
     const { until } = run(bin);
     const s = await until((st) => (st.output.facts?.lostGpus ?? []).length > 0);
@@ -231,10 +267,7 @@ if (fields.length) {
           index: 0,
           uuid: '',
           pciBusId: '00000000:3B:00.0',
-          clocksHz: {},
-          maxClocksHz: {},
-          throttle: {},
-          throttleSeconds: {},
+          ...NO_VALUES,
         },
         'GPU is lost.  Reboot the system to recover this GPU',
       ],
@@ -258,13 +291,10 @@ if (fields.length) {
   });
 
   it('kills a stream that hangs, counts the restart, and recovers', async () => {
-    const flag = join(dir, 'hang-once');
-    writeFileSync(flag, '');
+    const flag = flagFile('hang-once');
     const bin = standIn(
       'hang',
-      `${ROW}
-const fs = require('node:fs');
-if (fields.length) {
+      `if (fields.length) {
   const hangNow = fs.existsSync(${JSON.stringify(flag)});
   if (hangNow) fs.rmSync(${JSON.stringify(flag)});
   console.log(row(0, 1));
@@ -288,8 +318,7 @@ if (fields.length) {
   it('survives garbage and truncated rows, counting them, and keeps good rows', async () => {
     const bin = standIn(
       'garbage',
-      `${ROW}
-if (fields.length) {
+      `if (fields.length) {
   setInterval(() => { console.log('\\u0000\\u0001garbage, ###'); console.log(row(0, 7).slice(0, 20)); console.log(row(0, 7)); }, 100);
 } else { setInterval(() => {}, 1000); }`,
     );
@@ -301,13 +330,10 @@ if (fields.length) {
   });
 
   it('reports the processes of the compute-apps stream and forgets them when it goes quiet', async () => {
-    const flag = join(dir, 'procs-on');
-    writeFileSync(flag, '');
+    const flag = flagFile('procs-on');
     const bin = standIn(
       'apps',
-      `${ROW}
-const fs = require('node:fs');
-if (fields.length) { setInterval(() => console.log(row(0, 1)), 100); }
+      `if (fields.length) { setInterval(() => console.log(row(0, 1)), 100); }
 else if (args.some((a) => a.startsWith('--query-compute-apps='))) {
   setInterval(() => {
     if (fs.existsSync(${JSON.stringify(flag)})) {
@@ -349,8 +375,7 @@ else if (args.some((a) => a.startsWith('--query-compute-apps='))) {
   it('ticks of the process list read back to back (a starved agent) are not merged into one', async () => {
     const bin = standIn(
       'apps-burst',
-      `${ROW}
-const line = '2026/01/01 00:00:00.000, GPU-0, 4242, python, 2048, 00000000:00:00.0, Test GPU\\n';
+      `const line = '2026/01/01 00:00:00.000, GPU-0, 4242, python, 2048, 00000000:00:00.0, Test GPU\\n';
 if (fields.length) { setInterval(() => console.log(row(0, 1)), 100); }
 else if (args.some((a) => a.startsWith('--query-compute-apps='))) {
   setInterval(() => process.stdout.write(line + line + line), 100);
@@ -382,8 +407,7 @@ else if (args.some((a) => a.startsWith('--query-compute-apps='))) {
     writeFileSync(join(proc, '4243', 'cgroup'), '0::/user.slice/user-1000.slice/session-2.scope\n');
     const bin = standIn(
       'pmon',
-      `${ROW}
-if (args[0] === 'pmon') {
+      `if (args[0] === 'pmon') {
   if (args.join(' ') !== 'pmon -d 1') { console.error('unexpected ' + args.join(' ')); process.exit(2); }
   console.log('# gpu         pid   type     sm    mem    enc    dec    jpg    ofa    command ');
   console.log('# Idx           #    C/G      %      %      %      %      %      %    name ');
@@ -434,13 +458,10 @@ else if (args.some((a) => a.startsWith('--query-compute-apps='))) {
   });
 
   it('asks the driver again when it rejects the field list (driver changed under us)', async () => {
-    const flag = join(dir, 'reject-once');
-    writeFileSync(flag, '');
+    const flag = flagFile('reject-once');
     const bin = standIn(
       'reject',
-      `${ROW}
-const fs = require('node:fs');
-if (fields.length) {
+      `if (fields.length) {
   if (fs.existsSync(${JSON.stringify(flag)})) {
     fs.rmSync(${JSON.stringify(flag)});
     console.log('Field "' + fields[3] + '" is not a valid field to query.');
@@ -456,24 +477,7 @@ if (fields.length) {
   }, 20_000);
 
   it('fills MIG devices and retired pages from the -q -x stream', async () => {
-    const xml = join(
-      import.meta.dirname,
-      'fixtures',
-      'xml',
-      'a100-sxm4-80gb-mig-enabled__535.54.03__v12__telegraf.xml',
-    );
-    const bin = standIn(
-      'xml',
-      `${ROW}
-const fs = require('node:fs');
-if (fields.length) {
-  setInterval(() => console.log(row(1, 3).replace('GPU-1', 'GPU-513536b6-7d19-9063-b049-1e69664bb298')), 100);
-} else if (args[0] === '-q' && args[1] === '-x') {
-  const doc = fs.readFileSync(${JSON.stringify(xml)}, 'utf8');
-  process.stdout.write(doc.endsWith('\\n') ? doc : doc + '\\n');
-  setInterval(() => {}, 1000);
-} else { setInterval(() => {}, 1000); }`,
-    );
+    const bin = a100StandIn('xml', PRINT_A100_XML);
     const { until } = run(bin, { xmlInterval: 1000 });
     const s = await until((st) => (st.output.facts?.gpus?.[0]?.migDevices?.length ?? 0) === 4);
     const gpu = s.output.facts?.gpus?.[0];
@@ -489,28 +493,16 @@ if (fields.length) {
     expect(mig).toHaveLength(4);
     expect(mig[0]?.labels).toMatchObject({
       gpu: '1',
-      uuid: 'GPU-513536b6-7d19-9063-b049-1e69664bb298',
+      uuid: A100_UUID,
     });
   });
 
   it('the info series waits for the CUDA version of -q -x: its first labels are its last', async () => {
     // -q -x answers a second after the CSV (it takes 0.4-0.6 s on real GPUs, more on a busy host).
-    const xml = join(
-      import.meta.dirname,
-      'fixtures',
-      'xml',
-      'a100-sxm4-80gb-mig-enabled__535.54.03__v12__telegraf.xml',
-    );
-    const bin = standIn(
+    const bin = a100StandIn(
       'xml-late',
-      `${ROW}
-const fs = require('node:fs');
-if (fields.length) {
-  setInterval(() => console.log(row(1, 3).replace('GPU-1', 'GPU-513536b6-7d19-9063-b049-1e69664bb298')), 100);
-} else if (args[0] === '-q' && args[1] === '-x') {
-  setTimeout(() => process.stdout.write(fs.readFileSync(${JSON.stringify(xml)}, 'utf8') + '\\n'), 1000);
-  setInterval(() => {}, 1000);
-} else if (args[0] !== '-L') { setInterval(() => {}, 1000); }`,
+      `  setTimeout(() => process.stdout.write(fs.readFileSync(${JSON.stringify(A100_XML)}, 'utf8') + '\\n'), 1000);`,
+      `else if (args[0] !== '-L') { setInterval(() => {}, 1000); }`,
     );
     // -L (asked once the MIG capture shows instances) exits at once: a one-shot call that hangs
     // would outlive this test, which has no agent to end its children.
@@ -531,13 +523,7 @@ if (fields.length) {
   });
 
   it('names MIG devices (profile, MIG UUID) from nvidia-smi -L once -q -x shows them', async () => {
-    const xml = join(
-      import.meta.dirname,
-      'fixtures',
-      'xml',
-      'a100-sxm4-80gb-mig-enabled__535.54.03__v12__telegraf.xml',
-    );
-    const uuid = 'GPU-513536b6-7d19-9063-b049-1e69664bb298';
+    const uuid = A100_UUID;
     // The A100 capture's four 14-SM, 19968 MiB devices are 1g.20gb instances; -L as R535 prints it.
     const list = [
       `GPU 0: NVIDIA A100-SXM4-80GB (UUID: ${uuid})`,
@@ -546,17 +532,10 @@ if (fields.length) {
           `  MIG 1g.20gb     Device  ${i}: (UUID: MIG-4f8ba7c6-0000-0000-0000-00000000000${i})`,
       ),
     ].join('\n');
-    const bin = standIn(
+    const bin = a100StandIn(
       'xml-list',
-      `${ROW}
-const fs = require('node:fs');
-if (fields.length) {
-  setInterval(() => console.log(row(1, 3).replace('GPU-1', '${uuid}')), 100);
-} else if (args[0] === '-q' && args[1] === '-x') {
-  const doc = fs.readFileSync(${JSON.stringify(xml)}, 'utf8');
-  process.stdout.write(doc.endsWith('\\n') ? doc : doc + '\\n');
-  setInterval(() => {}, 1000);
-} else if (args[0] === '-L') {
+      PRINT_A100_XML,
+      `else if (args[0] === '-L') {
   console.log(${JSON.stringify(list)});
 } else { setInterval(() => {}, 1000); }`,
     );

@@ -28,6 +28,10 @@ function smi(name: string, listing: string, code = 0): string {
   );
 }
 
+/** resolveIdentity with the time a stand-in nvidia-smi may take. */
+const resolveWithSmi = (options: Omit<Parameters<typeof resolveIdentity>[0], 'timeoutMs'>) =>
+  resolveIdentity({ ...options, timeoutMs: 5000 });
+
 const ORIN_TREE = {
   // Device-tree strings end in NUL.
   'proc/device-tree/model': 'NVIDIA Jetson AGX Orin Developer Kit\0',
@@ -65,10 +69,9 @@ describe('nvidia-smi -L on a Jetson', () => {
 describe('resolveIdentity', () => {
   it('takes the UUID nvidia-smi gives the integrated GPU and the model from the device tree', async () => {
     const uuid = 'GPU-0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9';
-    const id = await resolveIdentity({
+    const id = await resolveWithSmi({
       root: root('orin', ORIN_TREE),
       nvidiaSmi: smi('smi-orin', `GPU 0: Orin (nvgpu) (UUID: ${uuid})\n`),
-      timeoutMs: 5000,
     });
     expect(id).toEqual({
       uuid,
@@ -79,13 +82,12 @@ describe('resolveIdentity', () => {
   });
 
   it('falls back to the serial number without nvidia-smi (JetPack 4/5)', async () => {
-    const id = await resolveIdentity({
+    const id = await resolveWithSmi({
       root: root('nano', {
         'proc/device-tree/model': 'NVIDIA Jetson Nano Developer Kit\0',
         'proc/device-tree/serial-number': '1422019012345\0\0',
       }),
       nvidiaSmi: join(dir, 'no-such-nvidia-smi'),
-      timeoutMs: 5000,
     });
     expect(id).toEqual({
       uuid: 'jetson-1422019012345',
@@ -96,30 +98,27 @@ describe('resolveIdentity', () => {
 
   it('ignores a failing nvidia-smi and one that lists only discrete GPUs', async () => {
     const r = root('orin2', ORIN_TREE);
-    const failing = await resolveIdentity({
+    const failing = await resolveWithSmi({
       root: r,
       nvidiaSmi: smi('smi-fail', 'GPU 0: Orin (nvgpu) (UUID: GPU-12345678-0000)\n', 9),
-      timeoutMs: 5000,
     });
     expect(failing.uuid).toBe('jetson-1421522014512');
-    const discrete = await resolveIdentity({
+    const discrete = await resolveWithSmi({
       root: r,
       nvidiaSmi: smi(
         'smi-dgpu',
         'GPU 0: NVIDIA T4 (UUID: GPU-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee)\n',
       ),
-      timeoutMs: 5000,
     });
     expect(discrete.uuidSource).toBe('serial-number');
   });
 
   it('lets the config name both, and asks nobody then', async () => {
-    const id = await resolveIdentity({
+    const id = await resolveWithSmi({
       root: root('cfg', ORIN_TREE),
       model: 'Line 3 camera',
       uuid: 'jetson-line3',
       nvidiaSmi: smi('smi-never', 'should not be asked'),
-      timeoutMs: 5000,
     });
     expect(id).toMatchObject({
       uuid: 'jetson-line3',

@@ -40,19 +40,34 @@ function value(samples: readonly Sample[], name: string, labels: Record<string, 
   return hits[0]?.value;
 }
 
+/** Checks each series (name, labels) has the value given; undefined: the series is absent. */
+function expectValues(
+  samples: readonly Sample[],
+  rows: readonly (readonly [
+    name: string,
+    labels: Record<string, string>,
+    value: number | undefined,
+  ])[],
+): void {
+  for (const [name, labels, v] of rows)
+    expect(value(samples, name, labels), `${name} ${JSON.stringify(labels)}`).toBe(v);
+}
+
 describe('Jetson Nano (loaded line): the GPU under the shared discrete-GPU series', () => {
   const s = samplesOf(
     line('nano-4gb__l4t-32-jetpack4__pom-5v-rails__iram__nvdec-vic__jetson-inference-1206.log', 3),
   );
 
   it('maps load, clock, temperature, unified memory and the GPU rail', () => {
-    expect(value(s, 'gpulse_gpu_utilization_ratio', GPU)).toBe(0.99);
-    expect(value(s, 'gpulse_gpu_clock_hz', { ...GPU, clock: 'graphics' })).toBe(921e6);
-    expect(value(s, 'gpulse_gpu_temperature_celsius', GPU)).toBe(43);
-    expect(value(s, 'gpulse_gpu_memory_total_bytes', GPU)).toBe(3956 * MIB);
-    expect(value(s, 'gpulse_gpu_memory_used_bytes', GPU)).toBe(1504 * MIB);
-    expect(value(s, 'gpulse_gpu_memory_free_bytes', GPU)).toBe((3956 - 1504) * MIB);
-    expect(value(s, 'gpulse_gpu_power_draw_watts', GPU)).toBe(1.256);
+    expectValues(s, [
+      ['gpulse_gpu_utilization_ratio', GPU, 0.99],
+      ['gpulse_gpu_clock_hz', { ...GPU, clock: 'graphics' }, 921e6],
+      ['gpulse_gpu_temperature_celsius', GPU, 43],
+      ['gpulse_gpu_memory_total_bytes', GPU, 3956 * MIB],
+      ['gpulse_gpu_memory_used_bytes', GPU, 1504 * MIB],
+      ['gpulse_gpu_memory_free_bytes', GPU, (3956 - 1504) * MIB],
+      ['gpulse_gpu_power_draw_watts', GPU, 1.256],
+    ]);
     expect(
       value(s, 'gpulse_gpu_info', {
         ...GPU,
@@ -85,22 +100,24 @@ describe('Jetson Nano (loaded line): the GPU under the shared discrete-GPU serie
   });
 
   it('reports the rails, EMC, per-core CPU, sensors, engines and IRAM as Jetson series', () => {
-    expect(value(s, 'gpulse_power_rail_watts', { rail: 'POM_5V_IN' })).toBe(4.531);
-    expect(value(s, 'gpulse_power_rail_average_watts', { rail: 'POM_5V_IN' })).toBe(3.533);
-    expect(value(s, 'gpulse_power_rail_watts', { rail: 'POM_5V_CPU' })).toBe(0.466);
-    expect(value(s, 'gpulse_jetson_emc_utilization_ratio')).toBe(0.1);
-    expect(value(s, 'gpulse_jetson_emc_clock_hz')).toBe(1600e6);
-    expect(value(s, 'gpulse_jetson_cpu_utilization_ratio', { cpu: '1' })).toBe(0.36);
-    expect(value(s, 'gpulse_jetson_cpu_clock_hz', { cpu: '3' })).toBe(1479e6);
-    expect(value(s, 'gpulse_jetson_cpu_online', { cpu: '0' })).toBe(1);
-    expect(value(s, 'gpulse_jetson_temperature_celsius', { sensor: 'thermal' })).toBe(43.25);
-    expect(value(s, 'gpulse_jetson_temperature_sensor_offline', { sensor: 'AO' })).toBe(0);
-    expect(value(s, 'gpulse_jetson_engine_clock_hz', { engine: 'NVDEC' })).toBe(716e6);
-    expect(value(s, 'gpulse_jetson_engine_utilization_ratio', { engine: 'VIC' })).toBe(0);
-    expect(value(s, 'gpulse_jetson_engine_active', { engine: 'APE' })).toBe(1);
-    expect(value(s, 'gpulse_jetson_iram_total_bytes')).toBe(252 * 1024);
-    expect(value(s, 'gpulse_jetson_ram_largest_free_blocks')).toBe(331);
-    expect(value(s, 'gpulse_jetson_ram_largest_free_block_bytes')).toBe(4 * MIB);
+    expectValues(s, [
+      ['gpulse_power_rail_watts', { rail: 'POM_5V_IN' }, 4.531],
+      ['gpulse_power_rail_average_watts', { rail: 'POM_5V_IN' }, 3.533],
+      ['gpulse_power_rail_watts', { rail: 'POM_5V_CPU' }, 0.466],
+      ['gpulse_jetson_emc_utilization_ratio', {}, 0.1],
+      ['gpulse_jetson_emc_clock_hz', {}, 1600e6],
+      ['gpulse_jetson_cpu_utilization_ratio', { cpu: '1' }, 0.36],
+      ['gpulse_jetson_cpu_clock_hz', { cpu: '3' }, 1479e6],
+      ['gpulse_jetson_cpu_online', { cpu: '0' }, 1],
+      ['gpulse_jetson_temperature_celsius', { sensor: 'thermal' }, 43.25],
+      ['gpulse_jetson_temperature_sensor_offline', { sensor: 'AO' }, 0],
+      ['gpulse_jetson_engine_clock_hz', { engine: 'NVDEC' }, 716e6],
+      ['gpulse_jetson_engine_utilization_ratio', { engine: 'VIC' }, 0],
+      ['gpulse_jetson_engine_active', { engine: 'APE' }, 1],
+      ['gpulse_jetson_iram_total_bytes', {}, 252 * 1024],
+      ['gpulse_jetson_ram_largest_free_blocks', {}, 331],
+      ['gpulse_jetson_ram_largest_free_block_bytes', {}, 4 * MIB],
+    ]);
   });
 });
 
@@ -112,26 +129,32 @@ describe('AGX Orin: offline GPU sensor, GPU+SoC rail, per-GPC clocks', () => {
   );
 
   it('has no GPU temperature while its sensor reads -256 C, and says the sensor is offline', () => {
-    expect(value(s, 'gpulse_gpu_temperature_celsius', GPU)).toBeUndefined();
-    expect(value(s, 'gpulse_jetson_temperature_celsius', { sensor: 'GPU' })).toBeUndefined();
-    expect(value(s, 'gpulse_jetson_temperature_sensor_offline', { sensor: 'GPU' })).toBe(1);
-    expect(value(s, 'gpulse_jetson_temperature_sensor_offline', { sensor: 'CV0' })).toBe(1);
-    expect(value(s, 'gpulse_jetson_temperature_celsius', { sensor: 'tj' })).toBe(44.343);
+    expectValues(s, [
+      ['gpulse_gpu_temperature_celsius', GPU, undefined],
+      ['gpulse_jetson_temperature_celsius', { sensor: 'GPU' }, undefined],
+      ['gpulse_jetson_temperature_sensor_offline', { sensor: 'GPU' }, 1],
+      ['gpulse_jetson_temperature_sensor_offline', { sensor: 'CV0' }, 1],
+      ['gpulse_jetson_temperature_celsius', { sensor: 'tj' }, 44.343],
+    ]);
   });
 
   it('does not pass VDD_GPU_SOC (GPU and SoC together) off as the GPU power', () => {
-    expect(value(s, 'gpulse_gpu_power_draw_watts', GPU)).toBeUndefined();
-    expect(value(s, 'gpulse_power_rail_watts', { rail: 'VDD_GPU_SOC' })).toBe(2.34);
+    expectValues(s, [
+      ['gpulse_gpu_power_draw_watts', GPU, undefined],
+      ['gpulse_power_rail_watts', { rail: 'VDD_GPU_SOC' }, 2.34],
+    ]);
     expect(s.filter((x) => x.desc.name === 'gpulse_power_rail_watts').length).toBe(4);
   });
 
   it('reports the idle GPU at 0 % and 0 Hz on both GPCs', () => {
-    expect(value(s, 'gpulse_gpu_utilization_ratio', GPU)).toBe(0);
-    expect(value(s, 'gpulse_gpu_clock_hz', { ...GPU, clock: 'graphics' })).toBe(0);
-    expect(value(s, 'gpulse_jetson_gpc_clock_hz', { ...GPU, gpc: '0' })).toBe(0);
-    expect(value(s, 'gpulse_jetson_gpc_clock_hz', { ...GPU, gpc: '1' })).toBe(0);
-    expect(value(s, 'gpulse_jetson_swap_total_bytes')).toBe(31400 * MIB);
-    expect(value(s, 'gpulse_gpu_memory_total_bytes', GPU)).toBe(62801 * MIB);
+    expectValues(s, [
+      ['gpulse_gpu_utilization_ratio', GPU, 0],
+      ['gpulse_gpu_clock_hz', { ...GPU, clock: 'graphics' }, 0],
+      ['gpulse_jetson_gpc_clock_hz', { ...GPU, gpc: '0' }, 0],
+      ['gpulse_jetson_gpc_clock_hz', { ...GPU, gpc: '1' }, 0],
+      ['gpulse_jetson_swap_total_bytes', {}, 31400 * MIB],
+      ['gpulse_gpu_memory_total_bytes', GPU, 62801 * MIB],
+    ]);
   });
 });
 
@@ -141,15 +164,19 @@ describe('TX2: offline Denver cores and the VDD_SYS_GPU rail', () => {
   );
 
   it('marks offline cores and gives them no load or clock', () => {
-    expect(value(s, 'gpulse_jetson_cpu_online', { cpu: '1' })).toBe(0);
-    expect(value(s, 'gpulse_jetson_cpu_utilization_ratio', { cpu: '1' })).toBeUndefined();
-    expect(value(s, 'gpulse_jetson_cpu_clock_hz', { cpu: '2' })).toBeUndefined();
-    expect(value(s, 'gpulse_jetson_cpu_utilization_ratio', { cpu: '4' })).toBe(0.03);
+    expectValues(s, [
+      ['gpulse_jetson_cpu_online', { cpu: '1' }, 0],
+      ['gpulse_jetson_cpu_utilization_ratio', { cpu: '1' }, undefined],
+      ['gpulse_jetson_cpu_clock_hz', { cpu: '2' }, undefined],
+      ['gpulse_jetson_cpu_utilization_ratio', { cpu: '4' }, 0.03],
+    ]);
   });
 
   it('takes the GPU power from VDD_SYS_GPU', () => {
-    expect(value(s, 'gpulse_gpu_power_draw_watts', GPU)).toBe(0.229);
-    expect(value(s, 'gpulse_gpu_temperature_celsius', GPU)).toBe(38.5);
+    expectValues(s, [
+      ['gpulse_gpu_power_draw_watts', GPU, 0.229],
+      ['gpulse_gpu_temperature_celsius', GPU, 38.5],
+    ]);
   });
 });
 
