@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { loadGatewayConfig } from '../../edge/gateway/command.js';
 import { createGateway } from '../../edge/gateway/gateway.js';
 import { startEdgeAgent } from '../helpers/edge-agent.js';
+import { relayedByGateway } from '../helpers/gateway.js';
 import { silentLogger } from '../helpers/log-sink.js';
 import { eventually, removeDir, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { describeWithTools, tools } from '../helpers/tools.js';
@@ -92,17 +93,7 @@ describeWithTools(
         },
       });
       cleanups.push(() => agent.stop());
-      await eventually(
-        async () => {
-          const text = await (await fetch(`${address}/metrics`)).text();
-          return (
-            text.includes('gpulse_fleet_device_up{site="factory",node="node-a"} 1') &&
-            text.includes('gpulse_gpu_temperature_celsius{site="factory",node="node-a",gpu="0"')
-          );
-        },
-        20_000,
-        'node-a relayed over TLS',
-      );
+      await relayedByGateway(address, 'factory', 'node-a', 'node-a relayed over TLS');
       expect(
         await agent.metric('gpulse_mqtt_published_total{stream="telemetry",result="refused"}'),
       ).toBe(0);
