@@ -30,6 +30,12 @@ describeWithTools(
       key: readFileSync(join(certs, `${cn}.key`)),
       rejectUnauthorized: true,
     });
+    /** An MQTT 5 client with `cn`'s certificate, ended after the test. */
+    const connectAs = async (cn: string, clientId: string) => {
+      const client = await mqtt.connectAsync(url, { ...tls(cn), protocolVersion: 5, clientId });
+      cleanups.push(() => client.endAsync());
+      return client;
+    };
     const issue = (...args: string[]) => {
       const r = spawnSync('sh', [join(DEPLOY, 'issue-certs.sh'), certs, ...args], {
         encoding: 'utf8',
@@ -100,18 +106,8 @@ describeWithTools(
     });
 
     it("lets a device publish and read its own models' observations, and no other node's", async () => {
-      const device = await mqtt.connectAsync(url, {
-        ...tls('node-a'),
-        protocolVersion: 5,
-        clientId: 'node-a-observations',
-      });
-      cleanups.push(() => device.endAsync());
-      const other = await mqtt.connectAsync(url, {
-        ...tls('node-b'),
-        protocolVersion: 5,
-        clientId: 'node-b-observations',
-      });
-      cleanups.push(() => other.endAsync());
+      const device = await connectAs('node-a', 'node-a-observations');
+      const other = await connectAs('node-b', 'node-b-observations');
       const seen: string[] = [];
       const seenBodies: string[] = [];
       device.on('message', (topic, body) => {
@@ -175,22 +171,12 @@ describeWithTools(
     });
 
     it('refuses a device writing outside its own node topic, and a client without a certificate', async () => {
-      const reader = await mqtt.connectAsync(url, {
-        ...tls('gpulse-gateway'),
-        protocolVersion: 5,
-        clientId: 'reader',
-      });
-      cleanups.push(() => reader.endAsync());
+      const reader = await connectAs('gpulse-gateway', 'reader');
       const seen: string[] = [];
       reader.on('message', (topic) => seen.push(topic));
       await reader.subscribeAsync('gpulse/v1/+/+/telemetry', { qos: 1 });
 
-      const device = await mqtt.connectAsync(url, {
-        ...tls('node-a'),
-        protocolVersion: 5,
-        clientId: 'gpulse-factory-node-a',
-      });
-      cleanups.push(() => device.endAsync());
+      const device = await connectAs('node-a', 'gpulse-factory-node-a');
       // Its own topic: accepted.
       await device.publishAsync('gpulse/v1/factory/node-a/telemetry', '{"v":1}', { qos: 1 });
       // Another node's topic: the broker answers PUBACK 0x87 (not authorized) and delivers nothing.
@@ -208,12 +194,7 @@ describeWithTools(
         ['gpulse/v1/factory/node-a/cmd/#', 'gpulse/v1/factory/node-b/cmd/#'],
         { qos: 1 },
       );
-      const operator = await mqtt.connectAsync(url, {
-        ...tls('gpulse-operator'),
-        protocolVersion: 5,
-        clientId: 'operator',
-      });
-      cleanups.push(() => operator.endAsync());
+      const operator = await connectAs('gpulse-operator', 'operator');
       await operator.publishAsync('gpulse/v1/factory/node-b/cmd/model-update', '{}', { qos: 1 });
       await operator.publishAsync('gpulse/v1/factory/node-a/cmd/model-update', '{}', { qos: 1 });
       await eventually(
