@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt, { type IClientOptions } from 'mqtt';
+import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { loadGatewayConfig } from '../../edge/gateway/command.js';
 import { createGateway } from '../../edge/gateway/gateway.js';
@@ -36,6 +36,17 @@ describeWithTools(
       cleanups.push(() => client.endAsync());
       return client;
     };
+    /** The reason code a publish (QoS 1: acknowledged) was refused with; undefined when taken. */
+    const refusal = (
+      client: MqttClient,
+      topic: string,
+      payload: string,
+      options: IClientPublishOptions,
+    ): Promise<number | undefined> =>
+      client.publishAsync(topic, payload, options).then(
+        () => undefined,
+        (err: { code?: number }) => err.code,
+      );
     const issue = (...args: string[]) => {
       const r = spawnSync('sh', [join(DEPLOY, 'issue-certs.sh'), certs, ...args], {
         encoding: 'utf8',
@@ -139,14 +150,14 @@ describeWithTools(
       await device.publishAsync('gpulse/v1/factory/node-a/models/fraud/observations', '[{"x":1}]', {
         qos: 1,
       });
-      const refused = await device
-        .publishAsync('gpulse/v1/factory/node-b/models/fraud/observations', '[{"x":1}]', {
+      const refused = await refusal(
+        device,
+        'gpulse/v1/factory/node-b/models/fraud/observations',
+        '[{"x":1}]',
+        {
           qos: 1,
-        })
-        .then(
-          () => undefined,
-          (err: { code?: number }) => err.code,
-        );
+        },
+      );
       expect(refused).toBe(0x87);
       await other.publishAsync('gpulse/v1/factory/node-b/models/fraud/observations', '[{"x":2}]', {
         qos: 1,
@@ -180,12 +191,9 @@ describeWithTools(
       // Its own topic: accepted.
       await device.publishAsync('gpulse/v1/factory/node-a/telemetry', '{"v":1}', { qos: 1 });
       // Another node's topic: the broker answers PUBACK 0x87 (not authorized) and delivers nothing.
-      const refused = await device
-        .publishAsync('gpulse/v1/factory/node-b/telemetry', '{"v":1}', { qos: 1 })
-        .then(
-          () => undefined,
-          (err: { code?: number }) => err.code,
-        );
+      const refused = await refusal(device, 'gpulse/v1/factory/node-b/telemetry', '{"v":1}', {
+        qos: 1,
+      });
       expect(refused).toBe(0x87);
       // Nor does it receive another node's commands (Mosquitto checks read access on delivery).
       const commands: string[] = [];
@@ -213,21 +221,16 @@ describeWithTools(
       await eventually(() => responses.length === 1, 5000, 'the response');
       expect(seen).not.toContain('gpulse/v1/factory/node-b/telemetry');
       // The gateway identity may read but not write.
-      const gatewayWrite = await reader
-        .publishAsync('gpulse/v1/factory/node-a/cmd/x', '{}', { qos: 1 })
-        .then(
-          () => undefined,
-          (err: { code?: number }) => err.code,
-        );
+      const gatewayWrite = await refusal(reader, 'gpulse/v1/factory/node-a/cmd/x', '{}', {
+        qos: 1,
+      });
       expect(gatewayWrite).toBe(0x87);
       // Gateways of a share group talk under gpulse/gateway/v1/; a device may not pose as one.
       await reader.publishAsync('gpulse/gateway/v1/fleet/member/gw-1', '{}', { qos: 1 });
-      const deviceAsGateway = await device
-        .publishAsync('gpulse/gateway/v1/fleet/member/gw-1', '', { qos: 1, retain: true })
-        .then(
-          () => undefined,
-          (err: { code?: number }) => err.code,
-        );
+      const deviceAsGateway = await refusal(device, 'gpulse/gateway/v1/fleet/member/gw-1', '', {
+        qos: 1,
+        retain: true,
+      });
       expect(deviceAsGateway).toBe(0x87);
 
       // No client certificate: the TLS handshake fails before MQTT starts.
