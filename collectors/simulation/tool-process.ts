@@ -13,6 +13,39 @@ export interface SimulatedToolIo {
   readonly signal?: AbortSignal;
 }
 
+/** Environment as `process.env` gives it. */
+export type SimEnv = Readonly<Record<string, string | undefined>>;
+
+/**
+ * An integer GPULSE_SIM_* setting (truncated), `fallback` when unset or blank; a value that is
+ * not a number throws what `error` makes of the message (each tool reports it its own way).
+ */
+export function intEnv(
+  env: SimEnv,
+  name: string,
+  fallback: number,
+  error: (message: string) => Error = (message) => new Error(message),
+): number {
+  const text = env[name];
+  if (text === undefined || text.trim() === '') return fallback;
+  const n = Number(text);
+  if (!Number.isFinite(n)) throw error(`${name}=${text}: not a number`);
+  return Math.trunc(n);
+}
+
+// setTimeout's longest delay; longer waits are slept in pieces.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Sleeps until the wall clock reaches `dueMs`, or until the run is aborted. */
+export async function sleepUntil(io: SimulatedToolIo, dueMs: number): Promise<void> {
+  for (;;) {
+    if (io.signal?.aborted) return;
+    const wait = dueMs - io.now();
+    if (wait <= 0) return;
+    await io.sleep(Math.min(wait, MAX_TIMER_MS));
+  }
+}
+
 /** How a simulated tool's process answers signals. */
 export type SignalBehaviour =
   /** `hang:...,sigterm=ignore` models a process stuck in the kernel, which SIGTERM cannot end. */

@@ -208,16 +208,13 @@ describeWithTools('adversarial: MQTT publisher', tools('mosquitto'), () => {
       readdirSync(tdir)
         .filter((n) => n.endsWith('.seg'))
         .sort((a, b) => Number(a.slice(0, -4)) - Number(b.slice(0, -4)));
+    // The same agent (same state directory) before the damage and at each restart after it.
+    const start = () =>
+      startEdgeAgent({ url: suite.broker.url, site: 'adv-13', node: 'cam', dir, flags });
 
     // The broker is down: the agent spools telemetry into at least six segments.
     await suite.broker.stop();
-    const first = await startEdgeAgent({
-      url: suite.broker.url,
-      site: 'adv-13',
-      node: 'cam',
-      dir,
-      flags,
-    });
+    const first = await start();
     await eventually(
       () => {
         try {
@@ -258,13 +255,7 @@ describeWithTools('adversarial: MQTT publisher', tools('mosquitto'), () => {
 
     // A restart with the broker up: every survivor is replayed, every loss counted by reason.
     await suite.broker.start();
-    const second = await startEdgeAgent({
-      url: suite.broker.url,
-      site: 'adv-13',
-      node: 'cam',
-      dir,
-      flags,
-    });
+    const second = await start();
     cleanups.push(() => second.stop());
     await receivedAll(rec, survivors, `replay of the ${survivors.length} surviving messages`);
     expect(await second.metric('gpulse_mqtt_spool_dropped_total{reason="missing"}')).toBe(
@@ -281,13 +272,7 @@ describeWithTools('adversarial: MQTT publisher', tools('mosquitto'), () => {
     await second.stop();
 
     // Counted once: another restart finds nothing new.
-    const third2 = await startEdgeAgent({
-      url: suite.broker.url,
-      site: 'adv-13',
-      node: 'cam',
-      dir,
-      flags,
-    });
+    const third2 = await start();
     cleanups.push(() => third2.stop());
     expect(await third2.metric('gpulse_mqtt_spool_dropped_total{reason="missing"}')).toBe(0);
     expect(await third2.metric('gpulse_mqtt_spool_dropped_total{reason="corrupt"}')).toBe(0);

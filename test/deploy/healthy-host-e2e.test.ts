@@ -54,6 +54,19 @@ describeWithTools('a healthy host: every dashboard panel answers', tools('promet
   let tmp = '';
   let instance = '';
 
+  /** Waits until Prometheus holds `seconds` s of GPU 0's energy samples from the agent (1 s scrapes). */
+  async function energySamplesHeld(seconds: number, timeoutMs: number): Promise<void> {
+    await vi.waitFor(
+      async () => {
+        const { result } = await prom!.api<{ result: unknown[] }>('/api/v1/query', {
+          query: `count_over_time(gpulse_gpu_energy_joules_total{instance="${instance}", gpu="0"}[1m]) >= ${seconds}`,
+        });
+        if (result.length !== 1) throw new Error(`Prometheus has under ${seconds} s of samples`);
+      },
+      { timeout: timeoutMs, interval: 500 },
+    );
+  }
+
   beforeAll(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'gpulse-healthy-e2e-'));
     const sim = (args: string[], env: NodeJS.ProcessEnv = {}) =>
@@ -112,16 +125,8 @@ describeWithTools('a healthy host: every dashboard panel answers', tools('promet
         b.includes('gpulse_host_cpu_utilization_ratio{'),
       40_000,
     );
-    await vi.waitFor(
-      async () => {
-        const { result } = await prom!.api<{ result: unknown[] }>('/api/v1/query', {
-          query: `count_over_time(gpulse_gpu_energy_joules_total{instance="${instance}", gpu="0"}[1m]) >= 18`,
-        });
-        if (result.length !== 1) throw new Error('Prometheus has under 18 s of samples');
-      },
-      // 1 s scrapes miss their timeout now and then on a loaded 2-core machine.
-      { timeout: 45_000, interval: 500 },
-    );
+    // 1 s scrapes miss their timeout now and then on a loaded 2-core machine.
+    await energySamplesHeld(18, 45_000);
   }, 120_000);
 
   afterAll(async () => {
@@ -168,15 +173,7 @@ describeWithTools('a healthy host: every dashboard panel answers', tools('promet
     // DCGM samples energy every 5 s and a loaded machine can hand a sample to the agent a few
     // seconds late, so the counter is compared over 30 s: the ideal ratio is 25/30 to 35/30,
     // and the bounds leave room for one late sample at either end.
-    await vi.waitFor(
-      async () => {
-        const { result } = await prom!.api<{ result: unknown[] }>('/api/v1/query', {
-          query: `count_over_time(gpulse_gpu_energy_joules_total{instance="${instance}", gpu="0"}[1m]) >= 33`,
-        });
-        if (result.length !== 1) throw new Error('Prometheus has under 33 s of samples');
-      },
-      { timeout: 60_000, interval: 500 },
-    );
+    await energySamplesHeld(33, 60_000);
     const now = Date.now() / 1000;
     const at = async (query: string, time: number) =>
       Number(

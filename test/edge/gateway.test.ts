@@ -14,6 +14,7 @@ import {
   statusJson,
 } from '../../exporters/mqtt/payloads.js';
 import { builtCli, mqttArgs, spawnCliAgent, startEdgeAgent } from '../helpers/edge-agent.js';
+import { relayedByGateway } from '../helpers/gateway.js';
 import { h100Readings } from '../helpers/gpu-readings.js';
 import { silentLogger } from '../helpers/log-sink.js';
 import { eventually, freePort, useMosquitto } from '../helpers/mosquitto.js';
@@ -289,17 +290,7 @@ describeWithTools('fleet gateway against Mosquitto', tools('mosquitto'), () => {
       dir: tempDir(),
     });
     cleanups.push(() => agent.stop());
-    await eventually(
-      async () => {
-        const text = await (await fetch(`${address}/metrics`)).text();
-        return (
-          text.includes('gpulse_fleet_device_up{site="trial",node="laptop"} 1') &&
-          text.includes('gpulse_gpu_temperature_celsius{site="trial",node="laptop",gpu="0"')
-        );
-      },
-      20_000,
-      'agent relayed through the embedded broker',
-    );
+    await relayedByGateway(address, 'trial', 'laptop', 'agent relayed through the embedded broker');
     expect(agent.mqtt.link.connected).toBe(true);
     const exited = new Promise<number | null>((r) => gw.once('exit', (code) => r(code)));
     gw.kill('SIGTERM');

@@ -1,5 +1,6 @@
 // The MQTT publisher against a real Mosquitto: payload shapes, a broker outage with replay, the
 // spool bound, and an agent killed with SIGKILL while the broker is down.
+import type { MqttClient } from 'mqtt';
 import { expect, it } from 'vitest';
 import { buildAgent } from '../../agent/build-agent.js';
 import { loadConfig } from '../../agent/config.js';
@@ -9,6 +10,28 @@ import { silentLogger } from '../helpers/log-sink.js';
 import { mqttArgs, spawnCliAgent, startEdgeAgent, type EdgeAgent } from '../helpers/edge-agent.js';
 import { eventually, record, useMosquitto, type Received } from '../helpers/mosquitto.js';
 import { describeWithTools, tools } from '../helpers/tools.js';
+
+/**
+ * Publishes a command (QoS 1) again and again until `arrived` says it got through: subscriptions
+ * made after connect reach the broker asynchronously.
+ */
+async function resendUntil(
+  client: MqttClient,
+  topic: string,
+  payload: string,
+  arrived: () => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  await eventually(
+    async () => {
+      await client.publishAsync(topic, payload, { qos: 1 });
+      return arrived();
+    },
+    timeoutMs,
+    what,
+  );
+}
 
 describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => {
   const suite = useMosquitto({ restart: true });
@@ -131,16 +154,11 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
     await eventually(() => a.mqtt.link.connected, 10_000, 'link connected');
     const operator = await record(suite.broker.url, 'none/#');
     cleanups.push(() => operator.close());
-    // Subscriptions made after connect reach the broker asynchronously: resend until one arrives.
-    await eventually(
-      async () => {
-        await operator.client.publishAsync(
-          'gpulse/v1/plant-1/cam-05/cmd/model-update',
-          '{"model":"yolo","version":"8"}',
-          { qos: 1 },
-        );
-        return commands.length > 0;
-      },
+    await resendUntil(
+      operator.client,
+      'gpulse/v1/plant-1/cam-05/cmd/model-update',
+      '{"model":"yolo","version":"8"}',
+      () => commands.length > 0,
       10_000,
       'command delivered',
     );
@@ -216,15 +234,11 @@ describeWithTools('MQTT publisher against Mosquitto', tools('mosquitto'), () => 
     cleanups.push(() => agent.stop());
     const operator = await record(suite.broker.url, 'gpulse/v1/plant-1/cam-06/response/#');
     cleanups.push(() => operator.close());
-    await eventually(
-      async () => {
-        await operator.client.publishAsync(
-          'gpulse/v1/plant-1/cam-06/cmd/model-update',
-          '{"transaction":"t-42","model":"detector"}',
-          { qos: 1 },
-        );
-        return operator.messages.length > 0;
-      },
+    await resendUntil(
+      operator.client,
+      'gpulse/v1/plant-1/cam-06/cmd/model-update',
+      '{"transaction":"t-42","model":"detector"}',
+      () => operator.messages.length > 0,
       15_000,
       'a response',
     );

@@ -4,11 +4,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt, { type IClientOptions } from 'mqtt';
+import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { loadGatewayConfig } from '../../edge/gateway/command.js';
 import { createGateway } from '../../edge/gateway/gateway.js';
 import { startEdgeAgent } from '../helpers/edge-agent.js';
+import { relayedByGateway } from '../helpers/gateway.js';
 import { silentLogger } from '../helpers/log-sink.js';
 import { eventually, removeDir, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { describeWithTools, tools } from '../helpers/tools.js';
@@ -29,6 +30,23 @@ describeWithTools(
       key: readFileSync(join(certs, `${cn}.key`)),
       rejectUnauthorized: true,
     });
+    /** An MQTT 5 client with `cn`'s certificate, ended after the test. */
+    const connectAs = async (cn: string, clientId: string) => {
+      const client = await mqtt.connectAsync(url, { ...tls(cn), protocolVersion: 5, clientId });
+      cleanups.push(() => client.endAsync());
+      return client;
+    };
+    /** The reason code a publish (QoS 1: acknowledged) was refused with; undefined when taken. */
+    const refusal = (
+      client: MqttClient,
+      topic: string,
+      payload: string,
+      options: IClientPublishOptions,
+    ): Promise<number | undefined> =>
+      client.publishAsync(topic, payload, options).then(
+        () => undefined,
+        (err: { code?: number }) => err.code,
+      );
     const issue = (...args: string[]) => {
       const r = spawnSync('sh', [join(DEPLOY, 'issue-certs.sh'), certs, ...args], {
         encoding: 'utf8',
@@ -92,35 +110,15 @@ describeWithTools(
         },
       });
       cleanups.push(() => agent.stop());
-      await eventually(
-        async () => {
-          const text = await (await fetch(`${address}/metrics`)).text();
-          return (
-            text.includes('gpulse_fleet_device_up{site="factory",node="node-a"} 1') &&
-            text.includes('gpulse_gpu_temperature_celsius{site="factory",node="node-a",gpu="0"')
-          );
-        },
-        20_000,
-        'node-a relayed over TLS',
-      );
+      await relayedByGateway(address, 'factory', 'node-a', 'node-a relayed over TLS');
       expect(
         await agent.metric('gpulse_mqtt_published_total{stream="telemetry",result="refused"}'),
       ).toBe(0);
     });
 
     it("lets a device publish and read its own models' observations, and no other node's", async () => {
-      const device = await mqtt.connectAsync(url, {
-        ...tls('node-a'),
-        protocolVersion: 5,
-        clientId: 'node-a-observations',
-      });
-      cleanups.push(() => device.endAsync());
-      const other = await mqtt.connectAsync(url, {
-        ...tls('node-b'),
-        protocolVersion: 5,
-        clientId: 'node-b-observations',
-      });
-      cleanups.push(() => other.endAsync());
+      const device = await connectAs('node-a', 'node-a-observations');
+      const other = await connectAs('node-b', 'node-b-observations');
       const seen: string[] = [];
       const seenBodies: string[] = [];
       device.on('message', (topic, body) => {
@@ -152,14 +150,14 @@ describeWithTools(
       await device.publishAsync('gpulse/v1/factory/node-a/models/fraud/observations', '[{"x":1}]', {
         qos: 1,
       });
-      const refused = await device
-        .publishAsync('gpulse/v1/factory/node-b/models/fraud/observations', '[{"x":1}]', {
+      const refused = await refusal(
+        device,
+        'gpulse/v1/factory/node-b/models/fraud/observations',
+        '[{"x":1}]',
+        {
           qos: 1,
-        })
-        .then(
-          () => undefined,
-          (err: { code?: number }) => err.code,
-        );
+        },
+      );
       expect(refused).toBe(0x87);
       await other.publishAsync('gpulse/v1/factory/node-b/models/fraud/observations', '[{"x":2}]', {
         qos: 1,
@@ -184,31 +182,18 @@ describeWithTools(
     });
 
     it('refuses a device writing outside its own node topic, and a client without a certificate', async () => {
-      const reader = await mqtt.connectAsync(url, {
-        ...tls('gpulse-gateway'),
-        protocolVersion: 5,
-        clientId: 'reader',
-      });
-      cleanups.push(() => reader.endAsync());
+      const reader = await connectAs('gpulse-gateway', 'reader');
       const seen: string[] = [];
       reader.on('message', (topic) => seen.push(topic));
       await reader.subscribeAsync('gpulse/v1/+/+/telemetry', { qos: 1 });
 
-      const device = await mqtt.connectAsync(url, {
-        ...tls('node-a'),
-        protocolVersion: 5,
-        clientId: 'gpulse-factory-node-a',
-      });
-      cleanups.push(() => device.endAsync());
+      const device = await connectAs('node-a', 'gpulse-factory-node-a');
       // Its own topic: accepted.
       await device.publishAsync('gpulse/v1/factory/node-a/telemetry', '{"v":1}', { qos: 1 });
       // Another node's topic: the broker answers PUBACK 0x87 (not authorized) and delivers nothing.
-      const refused = await device
-        .publishAsync('gpulse/v1/factory/node-b/telemetry', '{"v":1}', { qos: 1 })
-        .then(
-          () => undefined,
-          (err: { code?: number }) => err.code,
-        );
+      const refused = await refusal(device, 'gpulse/v1/factory/node-b/telemetry', '{"v":1}', {
+        qos: 1,
+      });
       expect(refused).toBe(0x87);
       // Nor does it receive another node's commands (Mosquitto checks read access on delivery).
       const commands: string[] = [];
@@ -217,12 +202,7 @@ describeWithTools(
         ['gpulse/v1/factory/node-a/cmd/#', 'gpulse/v1/factory/node-b/cmd/#'],
         { qos: 1 },
       );
-      const operator = await mqtt.connectAsync(url, {
-        ...tls('gpulse-operator'),
-        protocolVersion: 5,
-        clientId: 'operator',
-      });
-      cleanups.push(() => operator.endAsync());
+      const operator = await connectAs('gpulse-operator', 'operator');
       await operator.publishAsync('gpulse/v1/factory/node-b/cmd/model-update', '{}', { qos: 1 });
       await operator.publishAsync('gpulse/v1/factory/node-a/cmd/model-update', '{}', { qos: 1 });
       await eventually(
@@ -241,21 +221,16 @@ describeWithTools(
       await eventually(() => responses.length === 1, 5000, 'the response');
       expect(seen).not.toContain('gpulse/v1/factory/node-b/telemetry');
       // The gateway identity may read but not write.
-      const gatewayWrite = await reader
-        .publishAsync('gpulse/v1/factory/node-a/cmd/x', '{}', { qos: 1 })
-        .then(
-          () => undefined,
-          (err: { code?: number }) => err.code,
-        );
+      const gatewayWrite = await refusal(reader, 'gpulse/v1/factory/node-a/cmd/x', '{}', {
+        qos: 1,
+      });
       expect(gatewayWrite).toBe(0x87);
       // Gateways of a share group talk under gpulse/gateway/v1/; a device may not pose as one.
       await reader.publishAsync('gpulse/gateway/v1/fleet/member/gw-1', '{}', { qos: 1 });
-      const deviceAsGateway = await device
-        .publishAsync('gpulse/gateway/v1/fleet/member/gw-1', '', { qos: 1, retain: true })
-        .then(
-          () => undefined,
-          (err: { code?: number }) => err.code,
-        );
+      const deviceAsGateway = await refusal(device, 'gpulse/gateway/v1/fleet/member/gw-1', '', {
+        qos: 1,
+        retain: true,
+      });
       expect(deviceAsGateway).toBe(0x87);
 
       // No client certificate: the TLS handshake fails before MQTT starts.

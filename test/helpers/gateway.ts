@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { REPO_ROOT } from './cli.js';
 import { builtCli, collectJsonLogs, loggedAddress } from './edge-agent.js';
+import { eventually } from './mosquitto.js';
 
 const LAUNCHER = `${REPO_ROOT}/scripts/gpulse-gateway`;
 
@@ -70,4 +71,27 @@ export function spawnGateway(args: readonly string[], env: NodeJS.ProcessEnv = {
     },
     stop: () => end('SIGTERM'),
   };
+}
+
+/**
+ * Waits (up to 20 s) until a gateway at `address` serves what one edge agent relayed: the node's
+ * device up, and GPU 0's temperature.
+ */
+export async function relayedByGateway(
+  address: string,
+  site: string,
+  node: string,
+  what: string,
+): Promise<void> {
+  await eventually(
+    async () => {
+      const text = await (await fetch(`${address}/metrics`)).text();
+      return (
+        text.includes(`gpulse_fleet_device_up{site="${site}",node="${node}"} 1`) &&
+        text.includes(`gpulse_gpu_temperature_celsius{site="${site}",node="${node}",gpu="0"`)
+      );
+    },
+    20_000,
+    what,
+  );
 }

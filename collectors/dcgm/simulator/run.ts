@@ -10,7 +10,7 @@ import type { Reading } from '../../nvidia-smi/simulator/source.js';
 import { dcgmCatalogue, isProfilingField, type DcgmField } from '../catalogue.js';
 import { discoveryText, dmonHeader, dmonRow } from './output.js';
 import { gpuFieldValues } from './values.js';
-import type { SimulatedToolIo } from '../../simulation/tool-process.js';
+import { sleepUntil, type SimulatedToolIo } from '../../simulation/tool-process.js';
 
 /** The process's outside world, injected so tests run the simulator in-process. */
 export type DcgmiIo = SimulatedToolIo;
@@ -135,17 +135,6 @@ export function parseDcgmiArgs(argv: readonly string[]): DcgmiCommand {
   throw usage(
     `Argument: ${sub ?? '(none)'}\n             Unknown subsystem (simulated: discovery, dmon)`,
   );
-}
-
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-async function sleepUntil(io: DcgmiIo, dueMs: number): Promise<void> {
-  for (;;) {
-    if (io.signal?.aborted) return;
-    const wait = dueMs - io.now();
-    if (wait <= 0) return;
-    await io.sleep(Math.min(wait, MAX_TIMER_MS));
-  }
 }
 
 /** DCGM profiles datacenter GPUs only; GeForce boards answer "Profiling is not supported". */

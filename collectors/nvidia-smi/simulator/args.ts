@@ -195,21 +195,12 @@ export function parseArgs(argv: readonly string[]): SmiInvocation {
     );
   }
   if (formatText !== undefined) throw new SmiUsageError(INVALID_COMBINATION);
-  if (flags.has('help-query-gpu')) {
-    only('help-query-gpu');
-    return invocation({ kind: 'help-query-gpu' });
-  }
-  if (flags.has('help-query-compute-apps')) {
-    only('help-query-compute-apps');
-    return invocation({ kind: 'help-query-compute-apps' });
-  }
-  if (flags.has('version')) {
-    only('version');
-    return invocation({ kind: 'version' });
-  }
-  if (flags.has('list')) {
-    only('list');
-    return invocation({ kind: 'list' });
+  // Commands that stand alone: the flag's name is the command's kind.
+  for (const kind of ['help-query-gpu', 'help-query-compute-apps', 'version', 'list'] as const) {
+    if (flags.has(kind)) {
+      only(kind);
+      return invocation({ kind });
+    }
   }
   if (flags.has('query')) {
     only('query', 'xml');

@@ -264,49 +264,45 @@ export const XML_BINDINGS: readonly XmlBinding[] = [
   { field: 'ecc.mode.pending', paths: ['ecc_mode/pending_ecc'], conversion: 'text' },
   // Before v11 ECC counts were per memory location (single_bit/double_bit); v11+ has
   // sram/dram only, and the CSV's device_memory is the DRAM count, total their sum.
-  ...(['volatile', 'aggregate'] as const).flatMap((scope) => [
-    ecc(`corrected.${scope}.device_memory`, [
-      `ecc_errors/${scope}/dram_correctable`,
-      `ecc_errors/${scope}/single_bit/device_memory`,
-    ]),
-    ecc(`corrected.${scope}.dram`, [`ecc_errors/${scope}/dram_correctable`]),
-    ecc(`corrected.${scope}.register_file`, [`ecc_errors/${scope}/single_bit/register_file`]),
-    ecc(`corrected.${scope}.l1_cache`, [`ecc_errors/${scope}/single_bit/l1_cache`]),
-    ecc(`corrected.${scope}.l2_cache`, [`ecc_errors/${scope}/single_bit/l2_cache`]),
-    ecc(`corrected.${scope}.texture_memory`, [`ecc_errors/${scope}/single_bit/texture_memory`]),
-    ecc(`corrected.${scope}.cbu`, [`ecc_errors/${scope}/single_bit/cbu`]),
-    ecc(`corrected.${scope}.sram`, [`ecc_errors/${scope}/sram_correctable`]),
-    ecc(
-      `corrected.${scope}.total`,
-      [`ecc_errors/${scope}/single_bit/total`],
-      [[`ecc_errors/${scope}/sram_correctable`, `ecc_errors/${scope}/dram_correctable`]],
-    ),
-    ecc(`uncorrected.${scope}.device_memory`, [
-      `ecc_errors/${scope}/dram_uncorrectable`,
-      `ecc_errors/${scope}/double_bit/device_memory`,
-    ]),
-    ecc(`uncorrected.${scope}.dram`, [`ecc_errors/${scope}/dram_uncorrectable`]),
-    ecc(`uncorrected.${scope}.register_file`, [`ecc_errors/${scope}/double_bit/register_file`]),
-    ecc(`uncorrected.${scope}.l1_cache`, [`ecc_errors/${scope}/double_bit/l1_cache`]),
-    ecc(`uncorrected.${scope}.l2_cache`, [`ecc_errors/${scope}/double_bit/l2_cache`]),
-    ecc(`uncorrected.${scope}.texture_memory`, [`ecc_errors/${scope}/double_bit/texture_memory`]),
-    ecc(`uncorrected.${scope}.cbu`, [`ecc_errors/${scope}/double_bit/cbu`]),
-    // Not the sum of v13's parity and SEC-DED counts: GeForce boards print [N/A] here while
-    // both of those say 0 (RTX 4080 SUPER capture), so v13 documents cannot answer it.
-    ecc(`uncorrected.${scope}.sram`, [`ecc_errors/${scope}/sram_uncorrectable`]),
-    ecc(
-      `uncorrected.${scope}.total`,
-      [`ecc_errors/${scope}/double_bit/total`],
+  ...(['volatile', 'aggregate'] as const).flatMap((scope) =>
+    (
       [
-        [`ecc_errors/${scope}/sram_uncorrectable`, `ecc_errors/${scope}/dram_uncorrectable`],
+        ['corrected', 'single_bit', 'correctable'],
+        ['uncorrected', 'double_bit', 'uncorrectable'],
+      ] as const
+    ).flatMap(([kind, bit, able]) => [
+      ecc(`${kind}.${scope}.device_memory`, [
+        `ecc_errors/${scope}/dram_${able}`,
+        `ecc_errors/${scope}/${bit}/device_memory`,
+      ]),
+      ecc(`${kind}.${scope}.dram`, [`ecc_errors/${scope}/dram_${able}`]),
+      ...(['register_file', 'l1_cache', 'l2_cache', 'texture_memory', 'cbu'] as const).map(
+        (location) =>
+          ecc(`${kind}.${scope}.${location}`, [`ecc_errors/${scope}/${bit}/${location}`]),
+      ),
+      // The uncorrected one is not the sum of v13's parity and SEC-DED counts: GeForce boards
+      // print [N/A] here while both of those say 0 (RTX 4080 SUPER capture), so v13 documents
+      // cannot answer it.
+      ecc(`${kind}.${scope}.sram`, [`ecc_errors/${scope}/sram_${able}`]),
+      // v13 splits uncorrected SRAM counts into parity and SEC-DED: its total sums those.
+      ecc(
+        `${kind}.${scope}.total`,
+        [`ecc_errors/${scope}/${bit}/total`],
         [
-          `ecc_errors/${scope}/sram_uncorrectable_parity`,
-          `ecc_errors/${scope}/sram_uncorrectable_secded`,
-          `ecc_errors/${scope}/dram_uncorrectable`,
+          [`ecc_errors/${scope}/sram_${able}`, `ecc_errors/${scope}/dram_${able}`],
+          ...(kind === 'uncorrected'
+            ? [
+                [
+                  `ecc_errors/${scope}/sram_uncorrectable_parity`,
+                  `ecc_errors/${scope}/sram_uncorrectable_secded`,
+                  `ecc_errors/${scope}/dram_uncorrectable`,
+                ],
+              ]
+            : []),
         ],
-      ],
-    ),
-  ]),
+      ),
+    ]),
+  ),
   ecc('uncorrected.volatile.sram.parity', ['ecc_errors/volatile/sram_uncorrectable_parity']),
   ecc('uncorrected.volatile.sram.secded', ['ecc_errors/volatile/sram_uncorrectable_secded']),
   ecc('uncorrected.aggregate.sram.parity', ['ecc_errors/aggregate/sram_uncorrectable_parity']),

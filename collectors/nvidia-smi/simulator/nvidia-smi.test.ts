@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { exited, recordStdout, startSimulator } from '../../../test/helpers/simulator-process.js';
 import { builtAndFresh, describeWhen } from '../../../test/helpers/tools.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -13,18 +13,8 @@ const entry = join(root, 'dist/collectors/nvidia-smi/simulator/nvidia-smi.js');
 // (npm test does it): a missing or stale build is named with its fix, and fails under CI.
 const built = builtAndFresh(entry, [here, join(root, 'collectors/simulation')]);
 
-function start(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, [entry, ...args], {
-    env: { ...process.env, GPULSE_SIM_START: String(Date.now()), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-}
-
-function exited(child: ChildProcess): Promise<{ code: number | null; signal: string | null }> {
-  return new Promise((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-}
+const start = (args: string[], env: Record<string, string> = {}) =>
+  startSimulator(entry, args, env);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -45,25 +35,20 @@ describeWhen('built binary (real process)', [built], () => {
       '-i',
       '2',
     ]);
-    const arrivals: number[] = [];
-    let text = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      arrivals.push(Date.now());
-    });
+    const out = recordStdout(child);
     await expect
-      .poll(() => arrivals.length, { timeout: 10_000, interval: 20 })
+      .poll(() => out.arrivals.length, { timeout: 10_000, interval: 20 })
       .toBeGreaterThanOrEqual(3);
     child.kill('SIGTERM');
     const end = await exited(child);
     expect(end.signal).toBe('SIGTERM');
-    expect(text.split('\n').filter(Boolean).slice(0, 3)).toEqual([
+    expect(out.text.split('\n').filter(Boolean).slice(0, 3)).toEqual([
       expect.stringMatching(/^2, \d+ %$/),
       expect.stringMatching(/^2, \d+ %$/),
       expect.stringMatching(/^2, \d+ %$/),
     ]);
     // Chunks came apart in time: each block is flushed when it is printed.
-    expect((arrivals[2] ?? 0) - (arrivals[0] ?? 0)).toBeGreaterThanOrEqual(200);
+    expect((out.arrivals[2] ?? 0) - (out.arrivals[0] ?? 0)).toBeGreaterThanOrEqual(200);
   });
 
   it('exits quietly when the reader goes away (EPIPE)', async () => {

@@ -60,12 +60,16 @@ const env = (profile: string, extra: Record<string, string> = {}): Record<string
   ...extra,
 });
 
+/** Runs the simulator on a profile (with more GPULSE_SIM_* settings) at NOW. */
+const runProfile = (profile: string, args: string[], extra: Record<string, string> = {}) =>
+  runSimulated(args, env(profile, extra), { nowMs: NOW });
+
 describe.each(Object.entries(PROFILES))('profile %s', (name, def) => {
   const capture = captureRows(def.capture);
   const query = ['--query-gpu=' + capture.fields.join(','), '--format=csv'];
 
   it('prints the capture header for the capture field list, one row per GPU', async () => {
-    const run = await runSimulated(query, env(name), { nowMs: NOW });
+    const run = await runProfile(name, query);
     expect(run.code).toBe(0);
     const lines = run.stdout.split('\n');
     expect(lines[0]).toBe(capture.header);
@@ -76,7 +80,7 @@ describe.each(Object.entries(PROFILES))('profile %s', (name, def) => {
     for (const procs of [undefined, '']) {
       const extra: Record<string, string> =
         procs === undefined ? {} : { GPULSE_SIM_PROCESSES: procs };
-      const run = await runSimulated(query, env(name, extra), { nowMs: NOW });
+      const run = await runProfile(name, query, extra);
       for (const row of cellsOf(run.stdout)) {
         for (const field of capture.fields) {
           const allowed = [
@@ -92,9 +96,9 @@ describe.each(Object.entries(PROFILES))('profile %s', (name, def) => {
   });
 
   it('answers --help-query-gpu and --version with the capture text', async () => {
-    const help = await runSimulated(['--help-query-gpu'], env(name), { nowMs: NOW });
+    const help = await runProfile(name, ['--help-query-gpu']);
     expect(help.stdout).toBe(capture.help + '\n');
-    const version = await runSimulated(['--version'], env(name), { nowMs: NOW });
+    const version = await runProfile(name, ['--version']);
     expect(version.stdout).toBe(capture.version + '\n');
   });
 
@@ -103,7 +107,7 @@ describe.each(Object.entries(PROFILES))('profile %s', (name, def) => {
     const csv = await runSimulated(['--query-gpu=' + fields.join(','), '--format=csv'], env(name), {
       nowMs: NOW,
     });
-    const xml = await runSimulated(['-q', '-x'], env(name), { nowMs: NOW });
+    const xml = await runProfile(name, ['-q', '-x']);
     expect(xml.stdout).toMatch(
       /^<\?xml version="1\.0" \?>\n<!DOCTYPE nvidia_smi_log SYSTEM "nvsmi_device_v13\.dtd">/,
     );
@@ -121,10 +125,10 @@ describe.each(Object.entries(PROFILES).filter(([, def]) => def.gpuCount === 1))(
   (name, def) => {
     it('reproduces the idle capture row, except identity and jittering instant power', async () => {
       const capture = captureRows(def.capture);
-      const run = await runSimulated(
+      const run = await runProfile(
+        name,
         ['--query-gpu=' + capture.fields.join(','), '--format=csv'],
-        env(name, { GPULSE_SIM_PROCESSES: '' }),
-        { nowMs: NOW },
+        { GPULSE_SIM_PROCESSES: '' },
       );
       const row = cellsOf(run.stdout)[0];
       const moving = new Set(['timestamp', 'uuid', 'serial', 'power.draw.instant']);
@@ -140,11 +144,10 @@ describe.each(Object.entries(PROFILES).filter(([, def]) => def.gpuCount === 1))(
 
 describe('h100-8x', () => {
   it('has eight distinct H100s on the VirtualClient bus ids', async () => {
-    const run = await runSimulated(
-      ['--query-gpu=index,name,pci.bus_id,uuid,memory.total', '--format=csv,noheader'],
-      env('h100-8x'),
-      { nowMs: NOW },
-    );
+    const run = await runProfile('h100-8x', [
+      '--query-gpu=index,name,pci.bus_id,uuid,memory.total',
+      '--format=csv,noheader',
+    ]);
     const rows = run.stdout
       .trim()
       .split('\n')
@@ -163,22 +166,17 @@ describe('h100-8x', () => {
   });
 
   it('runs one training rank per GPU by default, under load', async () => {
-    const apps = await runSimulated(
-      ['--query-compute-apps=gpu_uuid,pid,process_name,used_gpu_memory', '--format=csv,noheader'],
-      env('h100-8x'),
-      { nowMs: NOW },
-    );
+    const apps = await runProfile('h100-8x', [
+      '--query-compute-apps=gpu_uuid,pid,process_name,used_gpu_memory',
+      '--format=csv,noheader',
+    ]);
     const lines = apps.stdout.trim().split('\n');
     expect(lines).toHaveLength(8);
     for (const l of lines) expect(l).toMatch(/^GPU-[0-9a-f-]{36}, \d+, python, \d+ MiB$/);
-    const gpus = await runSimulated(
-      [
-        '--query-gpu=utilization.gpu,clocks_event_reasons.gpu_idle',
-        '--format=csv,noheader,nounits',
-      ],
-      env('h100-8x'),
-      { nowMs: NOW },
-    );
+    const gpus = await runProfile('h100-8x', [
+      '--query-gpu=utilization.gpu,clocks_event_reasons.gpu_idle',
+      '--format=csv,noheader,nounits',
+    ]);
     for (const l of gpus.stdout.trim().split('\n')) {
       const [util, idle] = l.split(', ');
       expect(Number(util)).toBeGreaterThan(5);
@@ -189,7 +187,7 @@ describe('h100-8x', () => {
 
 describe('h200-mig', () => {
   it('lists its MIG devices under the GPU, as -L does', async () => {
-    const run = await runSimulated(['-L'], env('h200-mig'), { nowMs: NOW });
+    const run = await runProfile('h200-mig', ['-L']);
     const lines = run.stdout.split('\n');
     expect(lines[0]).toMatch(/^GPU 0: NVIDIA H200 \(UUID: GPU-[0-9a-f-]{36}\)$/);
     expect(lines.slice(1, 6).map((l) => l.replace(/MIG-[0-9a-f-]{36}/, 'MIG-x'))).toEqual([
@@ -202,7 +200,7 @@ describe('h200-mig', () => {
   });
 
   it('writes the MIG devices and placed processes into -q -x, memory as captured', async () => {
-    const run = await runSimulated(['-q', '-x'], env('h200-mig'), { nowMs: NOW });
+    const run = await runProfile('h200-mig', ['-q', '-x']);
     const migs = [...run.stdout.matchAll(/<mig_device>([\s\S]*?)<\/mig_device>/g)].map((m) => {
       const body = m[1] ?? '';
       const pick = (re: RegExp): string | undefined => re.exec(body)?.[1];
@@ -223,22 +221,20 @@ describe('h200-mig', () => {
     expect(run.stdout).toMatch(
       /<process_info>\s*<gpu_instance_id>2<\/gpu_instance_id>\s*<compute_instance_id>1<\/compute_instance_id>\s*<pid>12267<\/pid>/,
     );
-    const csv = await runSimulated(
-      ['--query-gpu=utilization.gpu,memory.used,mig.mode.current', '--format=csv,noheader'],
-      env('h200-mig'),
-      { nowMs: NOW },
-    );
+    const csv = await runProfile('h200-mig', [
+      '--query-gpu=utilization.gpu,memory.used,mig.mode.current',
+      '--format=csv,noheader',
+    ]);
     expect(csv.stdout).toBe('[N/A], 16959 MiB, Enabled\n');
   });
 });
 
 describe('rtx-2080-super-windows', () => {
   it('reports per-process memory as [N/A], as WDDM does', async () => {
-    const run = await runSimulated(
-      ['--query-compute-apps=pid,used_gpu_memory', '--format=csv,noheader'],
-      env('rtx-2080-super-windows'),
-      { nowMs: NOW },
-    );
+    const run = await runProfile('rtx-2080-super-windows', [
+      '--query-compute-apps=pid,used_gpu_memory',
+      '--format=csv,noheader',
+    ]);
     const lines = run.stdout.trim().split('\n');
     expect(lines.length).toBeGreaterThan(10);
     for (const l of lines) expect(l).toMatch(/^\d+, \[N\/A\]$/);

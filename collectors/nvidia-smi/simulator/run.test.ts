@@ -20,6 +20,11 @@ function sim(agoMs: number, extra: Record<string, string> = {}): Record<string, 
   return { GPULSE_SIM_START: String(NOW - agoMs), ...extra };
 }
 
+/** Runs the simulator in-process at NOW. */
+function runNow(args: string[], env: Record<string, string>): ReturnType<typeof runSimulated> {
+  return runSimulated(args, env, { nowMs: NOW });
+}
+
 function rows(stdout: string): Map<string, string>[] {
   const t = parseQueryCsv(stdout);
   return t.rows.map((r) => new Map(t.columns.map((c, i) => [c.name, r[i] ?? ''] as const)));
@@ -27,9 +32,7 @@ function rows(stdout: string): Map<string, string>[] {
 
 describe('command line', () => {
   it('rejects an unknown field on stdout with exit 2, as nvidia-smi does', async () => {
-    const run = await runSimulated(['--query-gpu=index,foo.bar', '--format=csv'], sim(0), {
-      nowMs: NOW,
-    });
+    const run = await runNow(['--query-gpu=index,foo.bar', '--format=csv'], sim(0));
     expect(run).toMatchObject({
       code: 2,
       stdout: 'Field "foo.bar" is not a valid field to query.\n\n',
@@ -38,7 +41,7 @@ describe('command line', () => {
   });
 
   it('rejects unknown options and bad combinations with the real messages', async () => {
-    const bogus = await runSimulated(['--bogus'], sim(0), { nowMs: NOW });
+    const bogus = await runNow(['--bogus'], sim(0));
     expect(bogus).toMatchObject({
       code: 2,
       stdout: "ERROR: Option --bogus is not recognized. Please run 'nvidia-smi -h'.\n",
@@ -49,7 +52,7 @@ describe('command line', () => {
       ['-x'],
       ['-L', '--query-gpu=index', '--format=csv'],
     ]) {
-      const run = await runSimulated(argv, sim(0), { nowMs: NOW });
+      const run = await runNow(argv, sim(0));
       expect(run.code).toBe(2);
       expect(run.stdout).toBe(
         "Invalid combination of input arguments. Please run 'nvidia-smi -h' for help.\n",
@@ -58,10 +61,9 @@ describe('command line', () => {
   });
 
   it('accepts aliases and prints canonical names; `--query-gpu <fields>` works too', async () => {
-    const run = await runSimulated(
+    const run = await runNow(
       ['--query-gpu', 'gpu_name,clocks.sm,gpu_bus_id', '--format', 'csv', '-i', '0'],
       sim(0),
-      { nowMs: NOW },
     );
     expect(run.stdout.split('\n')[0]).toBe('name, clocks.current.sm [MHz], pci.bus_id');
     expect(run.stdout.split('\n')[1]).toMatch(
@@ -71,79 +73,54 @@ describe('command line', () => {
 
   it('strips units only with nounits and the header only with noheader', async () => {
     const fields = '--query-gpu=memory.total,power.limit';
-    const plain = await runSimulated([fields, '--format=csv', '-i', '0'], sim(0), { nowMs: NOW });
+    const plain = await runNow([fields, '--format=csv', '-i', '0'], sim(0));
     expect(plain.stdout).toBe('memory.total [MiB], power.limit [W]\n81559 MiB, 700.00 W\n');
-    const bare = await runSimulated([fields, '--format=csv,nounits', '-i', '0'], sim(0), {
-      nowMs: NOW,
-    });
+    const bare = await runNow([fields, '--format=csv,nounits', '-i', '0'], sim(0));
     expect(bare.stdout).toBe('memory.total [MiB], power.limit [W]\n81559, 700.00\n');
-    const none = await runSimulated([fields, '--format=noheader,nounits,csv', '-i', '0'], sim(0), {
-      nowMs: NOW,
-    });
+    const none = await runNow([fields, '--format=noheader,nounits,csv', '-i', '0'], sim(0));
     expect(none.stdout).toBe('81559, 700.00\n');
   });
 
   it('selects GPUs with -i by index, UUID or bus id; an unknown one finds no devices', async () => {
     const all = rows(
-      (
-        await runSimulated(['--query-gpu=index,uuid,pci.bus_id', '--format=csv'], sim(0), {
-          nowMs: NOW,
-        })
-      ).stdout,
+      (await runNow(['--query-gpu=index,uuid,pci.bus_id', '--format=csv'], sim(0))).stdout,
     );
     const uuid = all[5]?.get('uuid') ?? '';
     const pick = async (id: string): Promise<string> =>
-      (
-        await runSimulated(['--query-gpu=index', '--format=csv,noheader', '-i', id], sim(0), {
-          nowMs: NOW,
-        })
-      ).stdout;
+      (await runNow(['--query-gpu=index', '--format=csv,noheader', '-i', id], sim(0))).stdout;
     expect(await pick('3')).toBe('3\n');
     expect(await pick(uuid)).toBe('5\n');
     expect(await pick('00000000:18:00.0')).toBe('2\n');
     expect(await pick('0000:69:00.0')).toBe('3\n');
     expect(await pick('1,7')).toBe('1\n7\n');
-    const none = await runSimulated(['--query-gpu=index', '--format=csv', '-i', '9'], sim(0), {
-      nowMs: NOW,
-    });
+    const none = await runNow(['--query-gpu=index', '--format=csv', '-i', '9'], sim(0));
     expect(none).toMatchObject({ code: EXIT_NO_DEVICES, stdout: 'No devices were found\n' });
   });
 
   it('prints only the header for compute apps without processes, nothing with noheader', async () => {
     const env = sim(0, { GPULSE_SIM_PROCESSES: '' });
-    const withHeader = await runSimulated(
-      ['--query-compute-apps=pid,used_memory', '--format=csv'],
-      env,
-      { nowMs: NOW },
-    );
+    const withHeader = await runNow(['--query-compute-apps=pid,used_memory', '--format=csv'], env);
     expect(withHeader.stdout).toBe('pid, used_gpu_memory [MiB]\n');
-    const bare = await runSimulated(['--query-compute-apps=pid', '--format=csv,noheader'], env, {
-      nowMs: NOW,
-    });
+    const bare = await runNow(['--query-compute-apps=pid', '--format=csv,noheader'], env);
     expect(bare).toMatchObject({ code: 0, stdout: '' });
   });
 
   it('reports a bad simulator setting on stderr with exit 255', async () => {
-    const run = await runSimulated(['-L'], sim(0, { GPULSE_SIM_PROFILE: 'tpu-v5' }), {
-      nowMs: NOW,
-    });
+    const run = await runNow(['-L'], sim(0, { GPULSE_SIM_PROFILE: 'tpu-v5' }));
     expect(run.code).toBe(255);
     expect(run.stderr).toMatch(/unknown profile "tpu-v5"/);
-    const scenario = await runSimulated(['-L'], sim(0, { GPULSE_SIM_SCENARIO: 'melt' }), {
-      nowMs: NOW,
-    });
+    const scenario = await runNow(['-L'], sim(0, { GPULSE_SIM_SCENARIO: 'melt' }));
     expect(scenario.stderr).toMatch(/unknown scenario "melt"/);
-    const stray = await runSimulated(
+    const stray = await runNow(
       ['-L'],
       sim(0, { GPULSE_SIM_PROFILE: 'h200', GPULSE_SIM_PROCESSES: '99:1:10' }),
-      { nowMs: NOW },
     );
     expect(stray.code).toBe(255);
     expect(stray.stderr).toMatch(/pid 99 on GPU 1, but profile h200 has 1 GPU/);
   });
 
   it('answers -h with the capture help text', async () => {
-    const run = await runSimulated(['-h'], sim(0), { nowMs: NOW });
+    const run = await runNow(['-h'], sim(0));
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^NVIDIA System Management Interface -- v590\.48\.01\n/);
   });
@@ -201,12 +178,9 @@ describe('scenarios', () => {
   it('thermal-throttle: flags, heat and slower clocks during the episode, then recovery', async () => {
     const at = async (agoMs: number): Promise<string[]> =>
       (
-        await runSimulated(
+        await runNow(
           throttleQuery,
           sim(agoMs, { GPULSE_SIM_SCENARIO: 'thermal-throttle:after=10s,for=20s' }),
-          {
-            nowMs: NOW,
-          },
         )
       ).stdout
         .trim()
@@ -225,7 +199,7 @@ describe('scenarios', () => {
   });
 
   it('power-brake: hw_slowdown and hw_power_brake_slowdown with low power', async () => {
-    const run = await runSimulated(
+    const run = await runNow(
       [
         '--query-gpu=clocks_event_reasons.active,clocks_event_reasons.hw_slowdown,clocks_event_reasons.hw_power_brake_slowdown,power.draw',
         '--format=csv,noheader,nounits',
@@ -233,7 +207,6 @@ describe('scenarios', () => {
         '0',
       ],
       sim(15_000, { GPULSE_SIM_SCENARIO: 'power-brake' }),
-      { nowMs: NOW },
     );
     const [mask, slow, brake, power] = run.stdout.trim().split(', ');
     expect([mask, slow, brake]).toEqual(['0x0000000000000088', 'Active', 'Active']);
@@ -249,14 +222,13 @@ describe('scenarios', () => {
     ];
     const env = (ago: number): Record<string, string> =>
       sim(ago, { GPULSE_SIM_SCENARIO: 'memory-full:after=10s,ramp=20s' });
-    const start = (await runSimulated(query, env(5000), { nowMs: NOW })).stdout;
-    const full = (await runSimulated(query, env(60_000), { nowMs: NOW })).stdout;
+    const start = (await runNow(query, env(5000))).stdout;
+    const full = (await runNow(query, env(60_000))).stdout;
     expect(Number(start.split(', ')[1])).toBeGreaterThan(10_000);
     expect(full).toBe('81081, 0\n');
-    const apps = await runSimulated(
+    const apps = await runNow(
       ['--query-compute-apps=used_gpu_memory', '--format=csv,noheader,nounits', '-i', '0'],
       env(60_000),
-      { nowMs: NOW },
     );
     expect(apps.stdout).toBe('81061\n');
   });
@@ -264,11 +236,9 @@ describe('scenarios', () => {
   it('gpu-lost: the lost GPU’s line stands in its rows’ place, the others still answer', async () => {
     const env = (ago: number, spec = 'gpu-lost:after=10s'): Record<string, string> =>
       sim(ago, { GPULSE_SIM_SCENARIO: spec });
-    const ok = await runSimulated(['-L'], env(5000), { nowMs: NOW });
+    const ok = await runNow(['-L'], env(5000));
     expect(ok.code).toBe(0);
-    const lost = await runSimulated(['--query-gpu=index,pci.bus_id', '--format=csv'], env(11_000), {
-      nowMs: NOW,
-    });
+    const lost = await runNow(['--query-gpu=index,pci.bus_id', '--format=csv'], env(11_000));
     expect(lost.code).toBe(EXIT_UNKNOWN_ERROR);
     expect(lost.stdout.split('\n')).toEqual([
       'index, pci.bus_id',
@@ -283,10 +253,9 @@ describe('scenarios', () => {
       '',
     ]);
     // NVML's other answer for a lost board, with its own exit status.
-    const isLost = await runSimulated(
+    const isLost = await runNow(
       ['--query-gpu=index', '--format=csv,noheader', '-i', '2'],
       env(11_000, 'gpu-lost:after=10s,gpu=2,error=lost'),
-      { nowMs: NOW },
     );
     expect(isLost).toMatchObject({
       code: EXIT_GPU_LOST,
@@ -294,16 +263,13 @@ describe('scenarios', () => {
         'Unable to determine the device handle for GPU2: 0000:18:00.0: GPU is lost.  Reboot the system to recover this GPU\n',
     });
     // A healthy board named with -i answers as if nothing happened.
-    const other = await runSimulated(
+    const other = await runNow(
       ['--query-gpu=index', '--format=csv,noheader', '-i', '4'],
       env(11_000, 'gpu-lost:after=10s,gpu=2'),
-      { nowMs: NOW },
     );
     expect(other).toMatchObject({ code: 0, stdout: '4\n' });
     // -L prints the lost board in the lower-case form of the list.
-    const list = await runSimulated(['-L'], env(11_000, 'gpu-lost:after=10s,gpu=2'), {
-      nowMs: NOW,
-    });
+    const list = await runNow(['-L'], env(11_000, 'gpu-lost:after=10s,gpu=2'));
     expect(list.stdout.split('\n')[2]).toBe(
       'Unable to determine the device handle for gpu 0000:18:00.0: Unknown Error',
     );
@@ -320,18 +286,15 @@ describe('scenarios', () => {
       'Unable to determine the device handle for GPU0: 0000:0A:00.0: Unknown Error\n1\n',
       'Unable to determine the device handle for GPU0: 0000:0A:00.0: Unknown Error\n1\n',
     ]);
-    const recovered = await runSimulated(['-L'], env(40_000, 'gpu-lost:after=10s,for=20s'), {
-      nowMs: NOW,
-    });
+    const recovered = await runNow(['-L'], env(40_000, 'gpu-lost:after=10s,for=20s'));
     expect(recovered.code).toBe(0);
   });
 
   it('gpu-lost: the process list and pmon lose the lost GPU’s processes, not the others’', async () => {
     const env = sim(11_000, { GPULSE_SIM_SCENARIO: 'gpu-lost:after=10s,gpu=2' });
-    const apps = await runSimulated(
+    const apps = await runNow(
       ['--query-compute-apps=gpu_bus_id,pid', '--format=csv,noheader'],
       env,
-      { nowMs: NOW },
     );
     expect(apps.code).toBe(EXIT_UNKNOWN_ERROR);
     const lines = apps.stdout.trimEnd().split('\n');
@@ -341,7 +304,7 @@ describe('scenarios', () => {
     );
     expect(lines.filter((l) => l.startsWith('00000000:18:00.0'))).toEqual([]);
     expect(lines[3]).toMatch(/^00000000:69:00\.0, \d+$/);
-    const pmon = await runSimulated(['pmon', '-c', '2'], env, { nowMs: NOW });
+    const pmon = await runNow(['pmon', '-c', '2'], env);
     const [first, second] = pmon.blocks;
     expect(first?.split('\n').slice(0, 3)).toEqual([
       'Unable to determine the device handle for GPU2: 0000:18:00.0: Unknown Error',
@@ -359,7 +322,7 @@ describe('scenarios', () => {
 
   it('gpu-lost: -q -x has the line where the lost <gpu> was and still counts it attached', async () => {
     const env = sim(11_000, { GPULSE_SIM_SCENARIO: 'gpu-lost:after=10s,gpu=2' });
-    const xml = await runSimulated(['-q', '-x'], env, { nowMs: NOW });
+    const xml = await runNow(['-q', '-x'], env);
     expect(xml.code).toBe(EXIT_UNKNOWN_ERROR);
     const lines = xml.stdout.split('\n');
     const at = lines.indexOf(
@@ -370,10 +333,9 @@ describe('scenarios', () => {
     expect(lines.filter((l) => l.startsWith('\t<gpu id=')).length).toBe(7);
     expect(xml.stdout).toContain('<attached_gpus>8</attached_gpus>');
     // The last GPU lost: its line comes before the end of the document.
-    const last = await runSimulated(
+    const last = await runNow(
       ['-q', '-x'],
       sim(11_000, { GPULSE_SIM_SCENARIO: 'gpu-lost:after=10s,gpu=7' }),
-      { nowMs: NOW },
     );
     expect(last.stdout.trimEnd().split('\n').slice(-2)).toEqual([
       'Unable to determine the device handle for GPU7: 0000:E9:00.0: Unknown Error',
@@ -382,33 +344,28 @@ describe('scenarios', () => {
   });
 
   it('no-driver and no-devices fail every call with the real text and status', async () => {
-    const driver = await runSimulated(
+    const driver = await runNow(
       ['--query-gpu=index', '--format=csv'],
       sim(0, { GPULSE_SIM_SCENARIO: 'no-driver' }),
-      { nowMs: NOW },
     );
     expect(driver).toMatchObject({ code: EXIT_NO_DRIVER, stdout: NO_DRIVER_MESSAGE });
     expect(driver.stdout).toMatch(
       /^NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver\./,
     );
-    const devices = await runSimulated(['-L'], sim(0, { GPULSE_SIM_SCENARIO: 'no-devices' }), {
-      nowMs: NOW,
-    });
+    const devices = await runNow(['-L'], sim(0, { GPULSE_SIM_SCENARIO: 'no-devices' }));
     expect(devices).toMatchObject({ code: EXIT_NO_DEVICES, stdout: 'No devices were found\n' });
   });
 
   it('applies failure scenarios to replayed captures too', async () => {
     const capture = join(fixturesDir(), 'xml/tesla-t4-processes__515.105.01__v11__telegraf.xml');
-    const ok = await runSimulated(
+    const ok = await runNow(
       ['--query-gpu=name', '--format=csv,noheader'],
       sim(0, { GPULSE_SIM_CAPTURE: capture, GPULSE_SIM_SCENARIO: 'gpu-lost:after=10s' }),
-      { nowMs: NOW },
     );
     expect(ok.stdout).toBe('Tesla T4\n');
-    const lost = await runSimulated(
+    const lost = await runNow(
       ['--query-gpu=name', '--format=csv,noheader'],
       sim(20_000, { GPULSE_SIM_CAPTURE: capture, GPULSE_SIM_SCENARIO: 'gpu-lost:after=10s' }),
-      { nowMs: NOW },
     );
     // A 515 driver names the bus alone, with a space (the shape of the 520-era reports).
     expect(lost).toMatchObject({
@@ -419,13 +376,7 @@ describe('scenarios', () => {
 
   it('hang: a one-shot call blocks until the hang ends, a loop goes silent meanwhile', async () => {
     const env = sim(12_000, { GPULSE_SIM_SCENARIO: 'hang:after=10s,for=5s' });
-    const once = await runSimulated(
-      ['--query-gpu=timestamp', '--format=csv,noheader', '-i', '0'],
-      env,
-      {
-        nowMs: NOW,
-      },
-    );
+    const once = await runNow(['--query-gpu=timestamp', '--format=csv,noheader', '-i', '0'], env);
     expect(once.code).toBe(0);
     expect(once.stdout).toBe(`${csvTimestamp(NOW + 3000)}\n`);
     const loop = await runSimulated(
@@ -449,23 +400,21 @@ describe('scenarios', () => {
 describe('processes', () => {
   it('reports GPULSE_SIM_PROCESSES exactly, and only their GPUs are busy', async () => {
     const env = sim(0, { GPULSE_SIM_PROCESSES: '4242:3:1234:/usr/bin/python3,777:3:100' });
-    const apps = await runSimulated(
+    const apps = await runNow(
       ['--query-compute-apps=gpu_bus_id,pid,process_name,used_gpu_memory', '--format=csv,noheader'],
       env,
-      { nowMs: NOW },
     );
     expect(apps.stdout).toBe(
       '00000000:69:00.0, 4242, /usr/bin/python3, 1234 MiB\n00000000:69:00.0, 777, python, 100 MiB\n',
     );
     const gpus = rows(
       (
-        await runSimulated(
+        await runNow(
           [
             '--query-gpu=index,memory.used,utilization.gpu,clocks_event_reasons.gpu_idle',
             '--format=csv',
           ],
           env,
-          { nowMs: NOW },
         )
       ).stdout,
     );
@@ -479,10 +428,9 @@ describe('processes', () => {
   });
 
   it('spreads GPULSE_SIM_PROCESS_COUNT=64 synthetic processes over the 8 GPUs', async () => {
-    const run = await runSimulated(
+    const run = await runNow(
       ['--query-compute-apps=gpu_uuid,pid', '--format=csv,noheader'],
       sim(0, { GPULSE_SIM_PROCESS_COUNT: '64' }),
-      { nowMs: NOW },
     );
     const lines = run.stdout.trim().split('\n');
     expect(lines).toHaveLength(64);

@@ -19,13 +19,18 @@ import { headerLine, rowLine, type CsvFormat } from './output.js';
 import { PMON_HEADER, pmonBlock } from './pmon.js';
 import { DEFAULT_PROFILE, defaultProcesses, loadProfile, ProfileSource } from './profiles.js';
 import { captureSource, type GpuRow, type Reading, type SmiSource } from './source.js';
-import type { SimulatedToolIo } from '../../simulation/tool-process.js';
+import {
+  intEnv,
+  sleepUntil,
+  type SimEnv,
+  type SimulatedToolIo,
+} from '../../simulation/tool-process.js';
 
 /** The process's outside world, injected so tests run the simulator in-process. */
 export type NvidiaSmiIo = SimulatedToolIo;
 
 /** Environment as `process.env` gives it. */
-export type SimEnv = Readonly<Record<string, string | undefined>>;
+export type { SimEnv };
 
 /** nvidia-smi's text and exit status when the kernel driver is not loaded (NVML_ERROR_DRIVER_NOT_LOADED). */
 export const NO_DRIVER_MESSAGE =
@@ -89,14 +94,6 @@ export interface SimSetup {
   readonly source: SmiSource;
   readonly scenario: Scenario;
   readonly startMs: number;
-}
-
-function intEnv(env: SimEnv, name: string, fallback: number): number {
-  const text = env[name];
-  if (text === undefined || text.trim() === '') return fallback;
-  const n = Number(text);
-  if (!Number.isFinite(n)) throw new Error(`${name}=${text}: not a number`);
-  return Math.trunc(n);
 }
 
 /** Reads GPULSE_SIM_* and builds the source; throws on malformed settings. */
@@ -374,8 +371,6 @@ function csvBlock(
   return lines.map((l) => `${l}\n`).join('');
 }
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * How long a real `-q -x` takes before it prints: 0.39 s on one GPU (netdata/netdata#10362),
  * 0.59 s on eight (influxdata/telegraf#8534); in between, in proportion. This is why the CUDA
@@ -383,15 +378,6 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export function queryXmlMs(gpus: number): number {
   return Math.round(390 + (200 * Math.max(0, gpus - 1)) / 7);
-}
-
-async function sleepUntil(io: NvidiaSmiIo, dueMs: number): Promise<void> {
-  for (;;) {
-    if (io.signal?.aborted) return;
-    const wait = dueMs - io.now();
-    if (wait <= 0) return;
-    await io.sleep(Math.min(wait, MAX_TIMER_MS));
-  }
 }
 
 /**

@@ -7,13 +7,18 @@ import {
   requireJetson,
   type TegrastatsSource,
 } from './source.js';
-import type { SimulatedToolIo } from '../../simulation/tool-process.js';
+import {
+  intEnv,
+  sleepUntil,
+  type SimEnv,
+  type SimulatedToolIo,
+} from '../../simulation/tool-process.js';
 
 /** The process's outside world, injected so tests run the simulator in-process. */
 export type TegrastatsIo = SimulatedToolIo;
 
 /** Environment as `process.env` gives it. */
-export type SimEnv = Readonly<Record<string, string | undefined>>;
+export type { SimEnv };
 
 /** Exit status for the simulator's own configuration errors. */
 export const EXIT_CONFIG = 255;
@@ -31,6 +36,7 @@ Options:
 
 /** A command line the simulator cannot serve: message for stderr, exit 255. */
 class UsageError extends Error {}
+const usageError = (message: string): Error => new UsageError(message);
 
 /** What one invocation asks for. */
 export interface TegrastatsInvocation {
@@ -64,14 +70,6 @@ export function parseTegrastatsArgs(argv: readonly string[]): TegrastatsInvocati
   return { help, intervalMs };
 }
 
-function intEnv(env: SimEnv, name: string, fallback: number): number {
-  const text = env[name];
-  if (text === undefined || text.trim() === '') return fallback;
-  const n = Number(text);
-  if (!Number.isFinite(n)) throw new UsageError(`${name}=${text}: not a number`);
-  return Math.trunc(n);
-}
-
 /** Builds the line source from GPULSE_SIM_*; throws on malformed settings. */
 export function tegrastatsSource(env: SimEnv, nowMs: number): TegrastatsSource {
   const capture = env.GPULSE_SIM_CAPTURE;
@@ -80,22 +78,11 @@ export function tegrastatsSource(env: SimEnv, nowMs: number): TegrastatsSource {
   const named = env.GPULSE_SIM_PROCESSES;
   return new ProfileSource(device, {
     processes: named === undefined ? defaultJetsonProcesses(device) : parseProcessList(named),
-    seed: intEnv(env, 'GPULSE_SIM_SEED', 1),
-    startMs: intEnv(env, 'GPULSE_SIM_START', nowMs),
+    seed: intEnv(env, 'GPULSE_SIM_SEED', 1, usageError),
+    startMs: intEnv(env, 'GPULSE_SIM_START', nowMs, usageError),
     scenario: env.GPULSE_SIM_SCENARIO ? parseScenario(env.GPULSE_SIM_SCENARIO) : NO_SCENARIO,
     processStartMs: nowMs,
   });
-}
-
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-async function sleepUntil(io: TegrastatsIo, dueMs: number): Promise<void> {
-  for (;;) {
-    if (io.signal?.aborted) return;
-    const wait = dueMs - io.now();
-    if (wait <= 0) return;
-    await io.sleep(Math.min(wait, MAX_TIMER_MS));
-  }
 }
 
 /** Runs one tegrastats command line: a line per interval until stopped; resolves with the exit status. */

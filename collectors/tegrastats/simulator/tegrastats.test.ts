@@ -1,7 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { exited, recordStdout, startSimulator } from '../../../test/helpers/simulator-process.js';
 import { builtAndFresh, describeWhen } from '../../../test/helpers/tools.js';
 import { parseTegrastatsLine } from '../parse.js';
 
@@ -13,16 +13,8 @@ const entry = join(root, 'dist/collectors/tegrastats/simulator/tegrastats.js');
 // (npm test does it): a missing or stale build is named with its fix, and fails under CI.
 const built = builtAndFresh(entry, [here, join(here, '..'), join(root, 'collectors/simulation')]);
 
-function start(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, [entry, ...args], {
-    env: { ...process.env, GPULSE_SIM_START: String(Date.now()), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-}
-
-function exited(child: ChildProcess): Promise<{ code: number | null; signal: string | null }> {
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-}
+const start = (args: string[], env: Record<string, string> = {}) =>
+  startSimulator(entry, args, env);
 
 describe('entry file', () => {
   it('starts with a node shebang so the build marks it executable', () => {
@@ -35,21 +27,16 @@ describe('entry file', () => {
 describeWhen('built binary (real process)', [built], () => {
   it('streams a line per interval as it goes and dies of SIGTERM like the real one', async () => {
     const child = start(['--interval', '150'], { GPULSE_SIM_PROFILE: 'jetson-tx2' });
-    const arrivals: number[] = [];
-    let text = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      arrivals.push(Date.now());
-    });
+    const out = recordStdout(child);
     await expect
-      .poll(() => text.split('\n').length, { timeout: 10_000, interval: 20 })
+      .poll(() => out.text.split('\n').length, { timeout: 10_000, interval: 20 })
       .toBeGreaterThanOrEqual(5);
     child.kill('SIGTERM');
     expect(await exited(child)).toEqual({ code: null, signal: 'SIGTERM' });
-    const lines = text.split('\n').filter(Boolean);
+    const lines = out.text.split('\n').filter(Boolean);
     expect(lines.every((l) => parseTegrastatsLine(l)?.rails.length === 6)).toBe(true);
     // Flushed one by one, not in one block at exit.
-    expect(arrivals[arrivals.length - 1]! - arrivals[0]!).toBeGreaterThanOrEqual(300);
+    expect(out.arrivals[out.arrivals.length - 1]! - out.arrivals[0]!).toBeGreaterThanOrEqual(300);
   });
 
   it('with hang:sigterm=ignore shrugs off SIGTERM while hung, as a read stuck in the kernel', async () => {
