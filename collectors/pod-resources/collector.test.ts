@@ -67,6 +67,11 @@ function gpuAllocation(deviceId: string, pod: string, namespace: string, contain
   return { resourceName: 'nvidia.com/gpu', deviceId, pod, namespace, container };
 }
 
+/** The allocatable nvidia.com/gpu devices with these ids, as the collector reports them. */
+function allocatableGpus(...deviceIds: string[]) {
+  return deviceIds.map((deviceId) => ({ resourceName: 'nvidia.com/gpu', deviceId }));
+}
+
 /** The next run lists GPU_A's pod again, and counts one List call that ended with `code` on the way. */
 async function expectListedAgain(collector: PolledCollector, code: string): Promise<void> {
   const out = await collector.collect(collectContext());
@@ -101,11 +106,7 @@ describe('pod-resources allocations', () => {
         gpuAllocation(GPU_A, 'train-0', 'ml', 'trainer'),
         gpuAllocation(GPU_B, 'train-0', 'ml', 'trainer'),
       ],
-      allocatableDevices: [
-        { resourceName: 'nvidia.com/gpu', deviceId: GPU_A },
-        { resourceName: 'nvidia.com/gpu', deviceId: GPU_B },
-        { resourceName: 'nvidia.com/gpu', deviceId: GPU_C },
-      ],
+      allocatableDevices: allocatableGpus(GPU_A, GPU_B, GPU_C),
     });
     const s = out.samples;
     expect(value(s, 'gpulse_pod_resources_gpu_pods')).toBe(1);
@@ -219,10 +220,7 @@ describe('pod-resources allocations', () => {
         gpuAllocation(GPU_A, 'pipeline', 'ml', 'encoder'),
         gpuAllocation(GPU_B, 'pipeline', 'ml', 'decoder'),
       ],
-      allocatableDevices: [
-        { resourceName: 'nvidia.com/gpu', deviceId: GPU_A },
-        { resourceName: 'nvidia.com/gpu', deviceId: GPU_B },
-      ],
+      allocatableDevices: allocatableGpus(GPU_A, GPU_B),
     });
     expect(value(out.samples, 'gpulse_pod_resources_gpu_pods')).toBe(1);
     expect(
@@ -239,7 +237,7 @@ describe('pod-resources allocations', () => {
     const out = await collector.collect(collectContext());
     expect(out.facts).toEqual({
       deviceAllocations: [],
-      allocatableDevices: [{ resourceName: 'nvidia.com/gpu', deviceId: GPU_A }],
+      allocatableDevices: allocatableGpus(GPU_A),
     });
     expect(value(out.samples, 'gpulse_pod_resources_gpu_pods')).toBe(0);
     expect(
@@ -304,9 +302,7 @@ describe('an older kubelet without GetAllocatableResources', () => {
       await server.restart();
       out = await collector.collect(ctx);
       expect(server.calls.GetAllocatableResources).toBe(2);
-      expect(out.facts?.allocatableDevices).toEqual([
-        { resourceName: 'nvidia.com/gpu', deviceId: GPU_A },
-      ]);
+      expect(out.facts?.allocatableDevices).toEqual(allocatableGpus(GPU_A));
       expect(value(out.samples, 'gpulse_pod_resources_allocatable_supported')).toBe(1);
       await collector.close?.();
     },
