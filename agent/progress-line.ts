@@ -64,14 +64,20 @@ export class ProgressLine {
   }
 }
 
-/** Human-readable bytes in binary units: "512 B", "33.4 MiB". */
-export function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+/** `n` bytes in the largest binary unit, up to TiB, that keeps the value at 1 or more. */
+export function scaleBytes(n: number): { value: number; unit: string } {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
   let v = n;
   let i = 0;
   while (v >= 1024 && i < units.length - 1) {
     v /= 1024;
     i++;
   }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+  return { value: v, unit: units[i] ?? 'B' };
+}
+
+/** Human-readable bytes in binary units: "512 B", "33.4 MiB". */
+export function humanBytes(n: number): string {
+  const { value, unit } = scaleBytes(n);
+  return `${value.toFixed(unit === 'B' ? 0 : 1)} ${unit}`;
 }

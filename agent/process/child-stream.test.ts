@@ -44,14 +44,24 @@ function recordingClock(): Clock & { delays: number[] } {
 // A wrapper script: starts two `sleep`s, prints their pids and its own, then waits.
 const WRAPPER = 'sleep 300 & echo $!; sleep 300 & echo $!; echo $$; wait';
 
+/** Starts the stream, waits until it has exited `n` times, and stops it. */
+async function runUntilExits(
+  s: ChildStream,
+  exits: readonly StreamExit[],
+  n: number,
+  poll = POLL,
+): Promise<void> {
+  s.start();
+  await expect.poll(() => exits.length, poll).toBeGreaterThanOrEqual(n);
+  await s.stop();
+}
+
 describe('ChildStream', () => {
   it('reads lines, reports the exit with stderr, and restarts with backoff', async () => {
     const { s, lines, exits } = stream(
       "process.stdout.write('a\\nb\\r\\npartial'); process.stderr.write('oops'); process.exit(9)",
     );
-    s.start();
-    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(2);
-    await s.stop();
+    await runUntilExits(s, exits, 2);
     expect(lines.slice(0, 3)).toEqual(['a', 'b', 'partial']);
     expect(exits[0]).toMatchObject({
       kind: 'exit',
@@ -101,9 +111,7 @@ describe('ChildStream', () => {
       onLine: () => undefined,
       onExit: (e) => exits.push(e),
     });
-    s.start();
-    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(2);
-    await s.stop();
+    await runUntilExits(s, exits, 2);
     expect(exits[0]).toMatchObject({ kind: 'spawn_error', spawnReason: 'not_found', lines: 0 });
   });
 
@@ -111,9 +119,7 @@ describe('ChildStream', () => {
     const { s, exits } = stream("setInterval(() => process.stdout.write('x'.repeat(4096)), 1)", {
       maxLineBytes: 64 * 1024,
     });
-    s.start();
-    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(1);
-    await s.stop();
+    await runUntilExits(s, exits, 1);
     expect(exits[0]?.kind).toBe('line_too_long');
   });
 
@@ -122,9 +128,7 @@ describe('ChildStream', () => {
       "process.stdout.write('short\\n' + 'x'.repeat(2000) + '\\nafter\\n'); setInterval(() => {}, 1000)",
       { maxLineBytes: 1000 },
     );
-    s.start();
-    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(1);
-    await s.stop();
+    await runUntilExits(s, exits, 1);
     // Every run gets as far as its first line; nothing after the long one is read.
     expect(lines.filter((l) => l !== 'short')).toEqual([]);
     expect(exits[0]).toMatchObject({ kind: 'line_too_long', lines: 1 });
@@ -178,9 +182,7 @@ describe('ChildStream', () => {
       },
       onExit: (e) => exits.push(e),
     });
-    s.start();
-    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(5);
-    await s.stop();
+    await runUntilExits(s, exits, 5);
     expect(exits[0]).toMatchObject({ kind: 'garbage', signal: 'SIGKILL', rejected: 500 });
     expect(exits.every((e) => e.kind === 'garbage')).toBe(true);
     // Nothing after the 500th rejected line of a run reaches the consumer.
@@ -198,9 +200,7 @@ describe('ChildStream', () => {
       // The first lines parse, then the tool starts printing something else.
       onLine: () => (++n <= 3 ? 'accepted' : 'rejected'),
     });
-    s.start();
-    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(1);
-    await s.stop();
+    await runUntilExits(s, exits, 1);
     expect(exits[0]).toMatchObject({ kind: 'garbage' });
     expect(exits[0]!.rejected).toBeGreaterThan(0);
   });
@@ -209,9 +209,7 @@ describe('ChildStream', () => {
     const { s, exits } = stream("setInterval(() => console.log('<doc>'), 10)", {
       onLine: () => 'garbage',
     });
-    s.start();
-    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(1);
-    await s.stop();
+    await runUntilExits(s, exits, 1);
     expect(exits[0]).toMatchObject({ kind: 'garbage', lines: 1 });
   });
 
@@ -221,9 +219,7 @@ describe('ChildStream', () => {
       startupGraceMs: 200,
       onLine: () => 'ignored',
     });
-    s.start();
-    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(1);
-    await s.stop();
+    await runUntilExits(s, exits, 1);
     expect(exits[0]).toMatchObject({ kind: 'stall', rejected: 0 });
   });
 
@@ -250,9 +246,7 @@ describe('ChildStream', () => {
         if (exits.length === 5) mode = 'quick';
       },
     });
-    s.start();
-    await expect.poll(() => exits.length, { ...POLL, timeout: 10_000 }).toBeGreaterThanOrEqual(6);
-    await s.stop();
+    await runUntilExits(s, exits, 6, { ...POLL, timeout: 10_000 });
     // Four quick runs: 20, 40, 80, 160 ms; the fifth run was healthy, so the next wait is 20 ms again.
     expect(clock.delays.slice(0, 6)).toEqual([20, 40, 80, 160, 20, 40]);
     expect(exits.every((e) => e.kind === 'exit' && e.code === 0)).toBe(true);
@@ -298,9 +292,7 @@ describe('ChildStream', () => {
       "const b = require('crypto').randomBytes(65536).toString('latin1').replace(/\\n/g, ''); setInterval(() => process.stdout.write(b), 1)",
       { maxLineBytes: 256 * 1024 },
     );
-    s.start();
-    await expect.poll(() => exits.length, POLL).toBeGreaterThanOrEqual(2);
-    await s.stop();
+    await runUntilExits(s, exits, 2);
     expect(lines).toEqual([]);
     expect(exits.slice(0, 2).map((e) => e.kind)).toEqual(['line_too_long', 'line_too_long']);
   });

@@ -35,6 +35,21 @@ function requests(out: CollectorOutput): Record<string, number> {
   );
 }
 
+/** A cri collector on `socket` that names the ids in `unnamed`, its fake clock and a context. */
+function criCollector(socket: string, unnamed: ReadonlySet<string>) {
+  const clock = new FakeClock();
+  const collector = createCriCollector(criConfigSchema.parse({ socket }), {
+    clock,
+    unnamedGpuContainers: () => unnamed,
+  });
+  const ctx: CollectContext = {
+    signal: new AbortController().signal,
+    log: silentLogger(),
+    now: () => clock.now(),
+  };
+  return { clock, collector, ctx };
+}
+
 describeWhen('cri collector with a real containerd', CONTAINERD_PRECONDITIONS, () => {
   let containerd: TestContainerd;
   let trainer: TestContainer;
@@ -51,17 +66,7 @@ describeWhen('cri collector with a real containerd', CONTAINERD_PRECONDITIONS, (
     // cgroupfs driver without a kubelet: the path is /k8s.io/<id>, an id no engine marks.
     const fromCgroup = containerFromCgroupFile(readFileSync(`/proc/${trainer.pid}/cgroup`, 'utf8'));
     expect(fromCgroup).toEqual({ id: trainer.id, runtime: 'unknown' });
-    const clock = new FakeClock();
-    const unnamed = new Set([trainer.id]);
-    const collector = createCriCollector(criConfigSchema.parse({ socket: containerd.socket }), {
-      clock,
-      unnamedGpuContainers: () => unnamed,
-    });
-    const ctx: CollectContext = {
-      signal: new AbortController().signal,
-      log: silentLogger(),
-      now: () => clock.now(),
-    };
+    const { clock, collector, ctx } = criCollector(containerd.socket, new Set([trainer.id]));
     try {
       const first = await collector.collect(ctx);
       // The kubelet creates containers with the image id; ListImages gives its name back.
@@ -99,17 +104,8 @@ describeWhen('cri collector with a real containerd', CONTAINERD_PRECONDITIONS, (
 
   it('a containerd with its CRI plugin off (as Docker runs it) is not asked while nothing waits for a name, no_data once something does, and not asked again', async () => {
     const plain = await startContainerd({ cri: false });
-    const clock = new FakeClock();
     const waiting = new Set<string>();
-    const collector = createCriCollector(criConfigSchema.parse({ socket: plain.socket }), {
-      clock,
-      unnamedGpuContainers: () => waiting,
-    });
-    const ctx: CollectContext = {
-      signal: new AbortController().signal,
-      log: silentLogger(),
-      now: () => clock.now(),
-    };
+    const { clock, collector, ctx } = criCollector(plain.socket, waiting);
     try {
       // A Docker host: Docker names every GPU container, so the runtime is never asked.
       expect((await collector.collect(ctx)).facts?.containers).toEqual([]);

@@ -91,42 +91,24 @@ export class CriClient {
 
   /** The runtime's name and versions. */
   version(signal?: AbortSignal): Promise<CriVersion> {
-    return this.call<CriVersion>(this.services.runtime, this.runtime, 'Version', {}, signal);
+    return this.call<CriVersion>('runtime', 'Version', signal);
   }
 
   /** Every container the runtime knows (no filter: running and exited). */
   async listContainers(signal?: AbortSignal): Promise<readonly CriContainer[]> {
-    const r = await this.call<{ containers: CriContainer[] }>(
-      this.services.runtime,
-      this.runtime,
-      'ListContainers',
-      {},
-      signal,
-    );
+    const r = await this.call<{ containers: CriContainer[] }>('runtime', 'ListContainers', signal);
     return r.containers;
   }
 
   /** Every pod sandbox the runtime knows. */
   async listPodSandbox(signal?: AbortSignal): Promise<readonly CriPodSandbox[]> {
-    const r = await this.call<{ items: CriPodSandbox[] }>(
-      this.services.runtime,
-      this.runtime,
-      'ListPodSandbox',
-      {},
-      signal,
-    );
+    const r = await this.call<{ items: CriPodSandbox[] }>('runtime', 'ListPodSandbox', signal);
     return r.items;
   }
 
   /** Every image the runtime holds. */
   async listImages(signal?: AbortSignal): Promise<readonly CriImage[]> {
-    const r = await this.call<{ images: CriImage[] }>(
-      this.services.images,
-      this.images,
-      'ListImages',
-      {},
-      signal,
-    );
+    const r = await this.call<{ images: CriImage[] }>('images', 'ListImages', signal);
     return r.images;
   }
 
@@ -167,15 +149,21 @@ export class CriClient {
     this.images.close();
   }
 
+  /** One unary call with an empty request to the runtime or the image service, counted by onCall. */
   private async call<R>(
-    service: GrpcService,
-    client: grpc.Client,
+    service: 'runtime' | 'images',
     method: string,
-    request: object,
     signal: AbortSignal | undefined,
   ): Promise<R> {
     try {
-      const r = await callUnary<R>(service, client, method, request, this.timeoutMs, signal);
+      const r = await callUnary<R>(
+        this.services[service],
+        this[service],
+        method,
+        {},
+        this.timeoutMs,
+        signal,
+      );
       this.onCall(method, 'OK');
       return r;
     } catch (err) {

@@ -91,6 +91,18 @@ afterEach(() => {
   crio = undefined;
 });
 
+/** The facts of the fixtures' trainer container (the `apm` cgroup line) in namespace ml. */
+function trainerFacts(apm: { id: string; podUid: string }, pod: string, tag: string): object {
+  return {
+    id: apm.id,
+    name: 'trainer',
+    image: `quay.io/ml/trainer:${tag}`,
+    pod,
+    namespace: 'ml',
+    podUid: apm.podUid,
+  };
+}
+
 function ctx(): CollectContext {
   return { signal: new AbortController().signal, log: silentLogger(), now: () => clock.now() };
 }
@@ -139,16 +151,7 @@ describe('cri collector against a CRI-O stand-in', () => {
     expect(containerFromCgroupPath(crioCgroupLines().conmon)).toBeUndefined();
     unnamed.add(apm.id);
     const out = await collector(socket).collect(ctx());
-    expect(out.facts?.containers).toEqual([
-      {
-        id: apm.id,
-        name: 'trainer',
-        image: 'quay.io/ml/trainer:v1',
-        pod: 'trainer-0',
-        namespace: 'ml',
-        podUid: apm.podUid,
-      },
-    ]);
+    expect(out.facts?.containers).toEqual([trainerFacts(apm, 'trainer-0', 'v1')]);
     expect(requests(out)).toEqual({
       'Version OK': 1,
       'ListContainers OK': 1,
@@ -370,16 +373,7 @@ describe('cri collector against a CRI-O stand-in', () => {
     ];
     unnamed.add(apm.id);
     const out = await collector(socket).collect(ctx());
-    expect(out.facts?.containers).toEqual([
-      {
-        id: apm.id,
-        name: 'trainer',
-        image: 'quay.io/ml/trainer:v2',
-        pod: 'trainer-1',
-        namespace: 'ml',
-        podUid: apm.podUid,
-      },
-    ]);
+    expect(out.facts?.containers).toEqual([trainerFacts(apm, 'trainer-1', 'v2')]);
     expect(crio!.count('ListImages')).toBe(0);
   });
 

@@ -3,7 +3,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CollectorError, NoDataError } from '../../agent/core/errors.js';
-import type { CollectContext, CollectorOutput } from '../../agent/core/types.js';
+import type { CollectContext, CollectorOutput, PolledCollector } from '../../agent/core/types.js';
 import {
   collectContext,
   collectorHarness,
@@ -62,6 +62,25 @@ async function failure(
   return err;
 }
 
+/** The allocation of one nvidia.com/gpu device to a container, as the collector reports it. */
+function gpuAllocation(deviceId: string, pod: string, namespace: string, container: string) {
+  return { resourceName: 'nvidia.com/gpu', deviceId, pod, namespace, container };
+}
+
+/** The allocatable nvidia.com/gpu devices with these ids, as the collector reports them. */
+function allocatableGpus(...deviceIds: string[]) {
+  return deviceIds.map((deviceId) => ({ resourceName: 'nvidia.com/gpu', deviceId }));
+}
+
+/** The next run lists GPU_A's pod again, and counts one List call that ended with `code` on the way. */
+async function expectListedAgain(collector: PolledCollector, code: string): Promise<void> {
+  const out = await collector.collect(collectContext());
+  expect(out.facts?.deviceAllocations?.map((a) => a.deviceId)).toEqual([GPU_A]);
+  expect(value(out.samples, 'gpulse_pod_resources_requests_total', { method: 'List', code })).toBe(
+    1,
+  );
+}
+
 describe('pod-resources allocations', () => {
   it('reads GPUs by UUID with pod, namespace, container and the allocatable devices', async () => {
     const server = await kubelet({
@@ -84,26 +103,10 @@ describe('pod-resources allocations', () => {
     const out = await collector.collect(collectContext());
     expect(out.facts).toEqual({
       deviceAllocations: [
-        {
-          resourceName: 'nvidia.com/gpu',
-          deviceId: GPU_A,
-          pod: 'train-0',
-          namespace: 'ml',
-          container: 'trainer',
-        },
-        {
-          resourceName: 'nvidia.com/gpu',
-          deviceId: GPU_B,
-          pod: 'train-0',
-          namespace: 'ml',
-          container: 'trainer',
-        },
+        gpuAllocation(GPU_A, 'train-0', 'ml', 'trainer'),
+        gpuAllocation(GPU_B, 'train-0', 'ml', 'trainer'),
       ],
-      allocatableDevices: [
-        { resourceName: 'nvidia.com/gpu', deviceId: GPU_A },
-        { resourceName: 'nvidia.com/gpu', deviceId: GPU_B },
-        { resourceName: 'nvidia.com/gpu', deviceId: GPU_C },
-      ],
+      allocatableDevices: allocatableGpus(GPU_A, GPU_B, GPU_C),
     });
     const s = out.samples;
     expect(value(s, 'gpulse_pod_resources_gpu_pods')).toBe(1);
@@ -157,13 +160,7 @@ describe('pod-resources allocations', () => {
         namespace: 'ml',
         container: 'c',
       },
-      {
-        resourceName: 'nvidia.com/gpu',
-        deviceId: MIG_B,
-        pod: 'single',
-        namespace: 'ml',
-        container: 'c',
-      },
+      gpuAllocation(MIG_B, 'single', 'ml', 'c'),
     ]);
     expect(out.facts?.allocatableDevices).toEqual([
       { resourceName: 'nvidia.com/mig-1g.10gb', deviceId: MIG_A },
@@ -220,25 +217,10 @@ describe('pod-resources allocations', () => {
     const out = await collector.collect(collectContext());
     expect(out.facts).toEqual({
       deviceAllocations: [
-        {
-          resourceName: 'nvidia.com/gpu',
-          deviceId: GPU_A,
-          pod: 'pipeline',
-          namespace: 'ml',
-          container: 'encoder',
-        },
-        {
-          resourceName: 'nvidia.com/gpu',
-          deviceId: GPU_B,
-          pod: 'pipeline',
-          namespace: 'ml',
-          container: 'decoder',
-        },
+        gpuAllocation(GPU_A, 'pipeline', 'ml', 'encoder'),
+        gpuAllocation(GPU_B, 'pipeline', 'ml', 'decoder'),
       ],
-      allocatableDevices: [
-        { resourceName: 'nvidia.com/gpu', deviceId: GPU_A },
-        { resourceName: 'nvidia.com/gpu', deviceId: GPU_B },
-      ],
+      allocatableDevices: allocatableGpus(GPU_A, GPU_B),
     });
     expect(value(out.samples, 'gpulse_pod_resources_gpu_pods')).toBe(1);
     expect(
@@ -255,7 +237,7 @@ describe('pod-resources allocations', () => {
     const out = await collector.collect(collectContext());
     expect(out.facts).toEqual({
       deviceAllocations: [],
-      allocatableDevices: [{ resourceName: 'nvidia.com/gpu', deviceId: GPU_A }],
+      allocatableDevices: allocatableGpus(GPU_A),
     });
     expect(value(out.samples, 'gpulse_pod_resources_gpu_pods')).toBe(0);
     expect(
@@ -294,15 +276,7 @@ describe('an older kubelet without GetAllocatableResources', () => {
       await collector.collect(ctx);
       let out = await collector.collect(ctx);
       expect(out.facts).toEqual({
-        deviceAllocations: [
-          {
-            resourceName: 'nvidia.com/gpu',
-            deviceId: GPU_A,
-            pod: 'train-0',
-            namespace: 'ml',
-            container: 't',
-          },
-        ],
+        deviceAllocations: [gpuAllocation(GPU_A, 'train-0', 'ml', 't')],
       });
       expect(server.calls).toEqual({ List: 3, GetAllocatableResources: 1 });
       expect(value(out.samples, 'gpulse_pod_resources_allocatable_supported')).toBe(0);
@@ -328,9 +302,7 @@ describe('an older kubelet without GetAllocatableResources', () => {
       await server.restart();
       out = await collector.collect(ctx);
       expect(server.calls.GetAllocatableResources).toBe(2);
-      expect(out.facts?.allocatableDevices).toEqual([
-        { resourceName: 'nvidia.com/gpu', deviceId: GPU_A },
-      ]);
+      expect(out.facts?.allocatableDevices).toEqual(allocatableGpus(GPU_A));
       expect(value(out.samples, 'gpulse_pod_resources_allocatable_supported')).toBe(1);
       await collector.close?.();
     },
@@ -391,15 +363,8 @@ describe('pod-resources faults', () => {
       socket,
       pods: [gpuPod('p', 'n', 'c', [GPU_A])],
     });
-    const out = await collector.collect(collectContext());
-    expect(out.facts?.deviceAllocations?.map((a) => a.deviceId)).toEqual([GPU_A]);
+    await expectListedAgain(collector, 'UNAVAILABLE');
     expect(server.calls.List).toBe(1);
-    expect(
-      value(out.samples, 'gpulse_pod_resources_requests_total', {
-        method: 'List',
-        code: 'UNAVAILABLE',
-      }),
-    ).toBe(1);
     await collector.close?.();
   });
 
@@ -434,14 +399,7 @@ describe('pod-resources faults', () => {
     const err = await failure((ctx) => collector.collect(ctx));
     expect((err as CollectorError).reason).toBe('timeout');
     server.listDelayMs = 0;
-    const out = await collector.collect(collectContext());
-    expect(out.facts?.deviceAllocations?.map((a) => a.deviceId)).toEqual([GPU_A]);
-    expect(
-      value(out.samples, 'gpulse_pod_resources_requests_total', {
-        method: 'List',
-        code: 'DEADLINE_EXCEEDED',
-      }),
-    ).toBe(1);
+    await expectListedAgain(collector, 'DEADLINE_EXCEEDED');
     await collector.close?.();
   });
 
@@ -461,9 +419,7 @@ describe('pod-resources faults', () => {
     await new Promise((r) => setTimeout(r, 200));
     await server.restart();
     const up = await run.until((s) => s.status === 'ok');
-    expect(up.output.facts?.deviceAllocations).toEqual([
-      { resourceName: 'nvidia.com/gpu', deviceId: '0', pod: 'p', namespace: 'n', container: 'c' },
-    ]);
+    expect(up.output.facts?.deviceAllocations).toEqual([gpuAllocation('0', 'p', 'n', 'c')]);
     const transitions = run.records.filter((r) => r.collector === 'pod-resources' && r.status);
     expect(transitions.map((r) => [r.status, r.msg])).toEqual([
       ['ok', 'collector ok'],

@@ -83,6 +83,10 @@ export function counterRose(selector: string, window: string): string {
 
 const pct = (ratio: number): string => `${Math.round(ratio * 100)} %`;
 
+/** Share of a GPU's memory in use (0-1). */
+const GPU_MEMORY_USED_SHARE =
+  'gpulse_gpu_memory_used_bytes / (gpulse_gpu_memory_used_bytes + gpulse_gpu_memory_free_bytes)';
+
 /** The rule groups, in the order alerts.yaml lists them. */
 export const ruleGroups: readonly RuleGroup[] = [
   {
@@ -196,7 +200,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       },
       {
         alert: 'GpulseGpuMemoryNearlyFull',
-        expr: `gpulse_gpu_memory_used_bytes / (gpulse_gpu_memory_used_bytes + gpulse_gpu_memory_free_bytes) > ${c.gpuMemory.warning}`,
+        expr: `${GPU_MEMORY_USED_SHARE} > ${c.gpuMemory.warning}`,
         for: c.gpuMemory.warningFor,
         labels: { severity: 'warning' },
         annotations: {
@@ -209,7 +213,7 @@ export const ruleGroups: readonly RuleGroup[] = [
       },
       {
         alert: 'GpulseGpuMemoryFull',
-        expr: `gpulse_gpu_memory_used_bytes / (gpulse_gpu_memory_used_bytes + gpulse_gpu_memory_free_bytes) > ${c.gpuMemory.critical}`,
+        expr: `${GPU_MEMORY_USED_SHARE} > ${c.gpuMemory.critical}`,
         for: c.gpuMemory.criticalFor,
         labels: { severity: 'critical' },
         annotations: {

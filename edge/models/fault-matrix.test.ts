@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { chunkDelta, createHarness, type Harness } from '../../test/helpers/models/harness.js';
 import { fineTune, writeModel } from '../../test/helpers/models/model-gen.js';
+import { DEFAULT_FETCH } from './fetcher.js';
 import { DEFAULT_HEALTH } from './health.js';
 import { parseEnvelope, parseSignedManifest, type SignedManifest } from './manifest.js';
 import { readState, ModelPaths } from './state.js';
+import type { EventSeverity, NewEvent } from '../../agent/core/events.js';
 import { generateKeyPair, readPrivateKey, signManifest } from './signing.js';
 import type { PausePoint } from './updater.js';
 
@@ -29,6 +31,23 @@ async function setup(root?: string): Promise<void> {
   const first = await h.apply();
   expect(first.outcome).toBe('committed');
   await h.publish(join(h.tmp, 'm2'), '1.1.0', 2);
+}
+
+/** Whether a store request fetches model bytes (a whole-file blob or a chunk object). */
+function isPayload(path: string): boolean {
+  return path.includes('blobs/') || path.includes('chunks/');
+}
+
+/** The event the xid collector emits for an Xid on GPU 0. */
+function xidEvent(xid: number, severity: EventSeverity): NewEvent {
+  return {
+    type: 'gpu.xid',
+    severity,
+    source: 'xid',
+    message: `Xid ${xid}`,
+    labels: { gpu: '0', uuid: 'GPU-1' },
+    data: { xid, severity },
+  };
 }
 
 async function expectOnV1(): Promise<void> {
@@ -56,8 +75,7 @@ describe('model update fault matrix', () => {
 
     it('refuses a corrupted chunk after retries, keeps v1, then resumes and commits v2 from a good server', async () => {
       await h.serve({
-        fault: (path) =>
-          path.includes('blobs/') || path.includes('chunks/') ? { kind: 'corrupt' } : undefined,
+        fault: (path) => (isPayload(path) ? { kind: 'corrupt' } : undefined),
       });
       const bad = await h.apply();
       expect(bad).toMatchObject({
@@ -168,18 +186,15 @@ describe('model update fault matrix', () => {
     it('retries a stalled response and commits', async () => {
       await h.serve({
         fault: (path, attempt) =>
-          attempt === 1 && (path.includes('blobs/') || path.includes('chunks/'))
-            ? { kind: 'stall', afterBytes: 1000 }
-            : undefined,
+          attempt === 1 && isPayload(path) ? { kind: 'stall', afterBytes: 1000 } : undefined,
       });
       const r = await h.apply({
         fetch: {
+          ...DEFAULT_FETCH,
           parallel: 4,
           stallTimeoutMs: 300,
           requestTimeoutMs: 5000,
           retries: 3,
-          transport: 'ranges',
-          maxRangeBytes: 8 << 20,
         },
       });
       expect(r.outcome).toBe('committed');
@@ -189,19 +204,15 @@ describe('model update fault matrix', () => {
 
     it('gives up on a server that always stalls and keeps v1', async () => {
       await h.serve({
-        fault: (path) =>
-          path.includes('blobs/') || path.includes('chunks/')
-            ? { kind: 'stall', afterBytes: 0 }
-            : undefined,
+        fault: (path) => (isPayload(path) ? { kind: 'stall', afterBytes: 0 } : undefined),
       });
       const r = await h.apply({
         fetch: {
+          ...DEFAULT_FETCH,
           parallel: 2,
           stallTimeoutMs: 200,
           requestTimeoutMs: 500,
           retries: 1,
-          transport: 'ranges',
-          maxRangeBytes: 8 << 20,
         },
       });
       expect(r).toMatchObject({ outcome: 'failed' });
@@ -268,14 +279,7 @@ describe('model update fault matrix', () => {
                 message: 'restart',
                 labels: { container_name: 'other', container_id: 'def' },
               });
-              h.events.emit({
-                type: 'gpu.xid',
-                severity: 'info',
-                source: 'xid',
-                message: 'Xid 13',
-                labels: { gpu: '0', uuid: 'GPU-1' },
-                data: { xid: 13, severity: 'info' },
-              });
+              h.events.emit(xidEvent(13, 'info'));
             }
             return Promise.resolve();
           },
@@ -291,19 +295,7 @@ describe('model update fault matrix', () => {
         { health: { ...DEFAULT_HEALTH, trialWindowMs: 30_000 } },
         {
           pause: (point: PausePoint) => {
-            if (point === 'trial')
-              setTimeout(
-                () =>
-                  h.events.emit({
-                    type: 'gpu.xid',
-                    severity: 'critical',
-                    source: 'xid',
-                    message: 'Xid 79',
-                    labels: { gpu: '0', uuid: 'GPU-1' },
-                    data: { xid: 79, severity: 'critical' },
-                  }),
-                20,
-              );
+            if (point === 'trial') setTimeout(() => h.events.emit(xidEvent(79, 'critical')), 20);
             return Promise.resolve();
           },
         },
@@ -379,11 +371,11 @@ describe('model update fault matrix', () => {
         // One request in flight, so nothing is written while the test fills the disk.
         {
           fetch: {
+            ...DEFAULT_FETCH,
             parallel: 1,
             stallTimeoutMs: 2000,
             requestTimeoutMs: 5000,
             retries: 0,
-            transport: 'ranges',
             maxRangeBytes: 1 << 20,
           },
         },

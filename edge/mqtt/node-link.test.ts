@@ -37,16 +37,22 @@ class LoopConnection implements LinkConnection {
 
 const ID = { site: 'lab', node: 'n1' };
 
+/** Binds the link to a new connection and makes its subscriptions there; the filters it asked for. */
+function bindFilters(link: NodeLink): { conn: LoopConnection; filters: string[] } {
+  const conn = new LoopConnection();
+  link.use(conn);
+  link.subscribeAll(captureLogger().log);
+  return { conn, filters: conn.subscriptions.map((s) => s.filter) };
+}
+
 describe('NodeLink', () => {
   it('makes subscriptions registered before the connection once bound, under the node prefix', () => {
     const link = new NodeLink(ID);
     const got: string[] = [];
     const off = link.subscribe('cmd/model-update', (m) => void got.push(m.topic));
     link.subscribe('/cmd/drift/#', (m) => void got.push(`drift ${m.topic}`));
-    const conn = new LoopConnection();
-    link.use(conn);
-    link.subscribeAll(captureLogger().log);
-    expect(conn.subscriptions.map((s) => s.filter)).toEqual([
+    const { conn, filters } = bindFilters(link);
+    expect(filters).toEqual([
       'gpulse/v1/lab/n1/cmd/#',
       'gpulse/v1/lab/n1/cmd/model-update',
       'gpulse/v1/lab/n1/cmd/drift/#',
@@ -61,10 +67,7 @@ describe('NodeLink', () => {
     off();
     conn.deliver('gpulse/v1/lab/n1/cmd/model-update');
     expect(got).toHaveLength(2);
-    const next = new LoopConnection();
-    link.use(next);
-    link.subscribeAll(captureLogger().log);
-    expect(next.subscriptions.map((s) => s.filter)).toEqual([
+    expect(bindFilters(link).filters).toEqual([
       'gpulse/v1/lab/n1/cmd/#',
       'gpulse/v1/lab/n1/cmd/drift/#',
     ]);

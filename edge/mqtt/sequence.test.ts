@@ -9,6 +9,16 @@ import { SequenceStore } from './sequence.js';
 
 const tempDir = tempDirs('gpulse-seq-');
 
+/** Hands out 1 to 10 on boot-1 and dies without close(), then opens the store again on `boot`. */
+function reopenAfterKill(boot: string): SequenceStore {
+  const dir = tempDir();
+  const { log } = captureLogger();
+  const a = SequenceStore.open({ dir, log, bootId: () => 'boot-1' });
+  for (let i = 0; i < 10; i++) a.next();
+  // No close(): the process died. The file holds what the last next() wrote.
+  return SequenceStore.open({ dir, log, bootId: () => boot });
+}
+
 describe('SequenceStore', () => {
   it('continues exactly where it stopped after a clean stop', () => {
     const dir = tempDir();
@@ -24,22 +34,11 @@ describe('SequenceStore', () => {
   });
 
   it('continues exactly after a process kill (same boot: the page cache kept every write)', () => {
-    const dir = tempDir();
-    const { log } = captureLogger();
-    const a = SequenceStore.open({ dir, log, bootId: () => 'boot-1' });
-    for (let i = 0; i < 10; i++) a.next();
-    // No close(): the process died. The file holds what the last next() wrote.
-    const b = SequenceStore.open({ dir, log, bootId: () => 'boot-1' });
-    expect(b.next()).toBe(11);
+    expect(reopenAfterKill('boot-1').next()).toBe(11);
   });
 
   it('jumps to the fsynced lease after a reboot without a clean stop (power loss), never back', () => {
-    const dir = tempDir();
-    const { log } = captureLogger();
-    const a = SequenceStore.open({ dir, log, bootId: () => 'boot-1' });
-    for (let i = 0; i < 10; i++) a.next();
-    const b = SequenceStore.open({ dir, log, bootId: () => 'boot-2' });
-    const seq = b.next();
+    const seq = reopenAfterKill('boot-2').next();
     expect(seq).toBeGreaterThan(10);
     expect(seq).toBeLessThanOrEqual(1001);
   });

@@ -21,6 +21,10 @@ function setup(alive = true) {
   const cache = new ExpositionCache({ state: store, version: '1.2.3', log, processMetrics: false });
   registerMetricsRoute(app, cache);
   cache.start();
+  cleanup = async () => {
+    cache.stop();
+    await app.close();
+  };
   return { clock, store, app, cache, records };
 }
 
@@ -32,11 +36,7 @@ afterEach(async () => {
 
 describe('GET /metrics', () => {
   it('serves collector series and self-metrics with exact lines', async () => {
-    const { store, app, cache } = setup();
-    cleanup = async () => {
-      cache.stop();
-      await app.close();
-    };
+    const { store, app } = setup();
     store.register('nvidia-smi');
     store.ok(
       'nvidia-smi',
@@ -65,11 +65,7 @@ describe('GET /metrics', () => {
   });
 
   it('drops the series of a failed collector instead of serving stale values', async () => {
-    const { store, app, cache } = setup();
-    cleanup = async () => {
-      cache.stop();
-      await app.close();
-    };
+    const { store, app } = setup();
     store.ok('nvidia-smi', {
       samples: [{ desc: temp, labels: { gpu: '0', uuid: 'GPU-a' }, value: 41 }],
     });
@@ -86,11 +82,7 @@ describe('GET /metrics', () => {
   });
 
   it('serves gzip when accepted and OpenMetrics when asked', async () => {
-    const { store, app, cache } = setup();
-    cleanup = async () => {
-      cache.stop();
-      await app.close();
-    };
+    const { store, app } = setup();
     store.ok('x', {
       samples: [{ desc: energy, labels: { gpu: '0', uuid: 'GPU-a' }, value: 12.5 }],
     });
@@ -121,11 +113,7 @@ describe('GET /metrics', () => {
   });
 
   it('renders once per snapshot and serves the cached body to every scrape', async () => {
-    const { store, app, cache } = setup();
-    cleanup = async () => {
-      cache.stop();
-      await app.close();
-    };
+    const { store, cache } = setup();
     store.ok('x', { samples: [{ desc: temp, labels: { gpu: '0', uuid: 'u' }, value: 1 }] });
     const a = await cache.get('prometheus', false);
     const b = await cache.get('prometheus', false);
@@ -151,11 +139,7 @@ describe('GET /metrics', () => {
 
 describe('health and landing routes', () => {
   it('healthz, readyz and / report the agent', async () => {
-    const { store, app, cache } = setup();
-    cleanup = async () => {
-      cache.stop();
-      await app.close();
-    };
+    const { store, app } = setup();
     store.register('nvidia-smi');
     const notReady = await app.inject('/readyz');
     expect(notReady.statusCode).toBe(503);
@@ -174,11 +158,7 @@ describe('health and landing routes', () => {
   });
 
   it('healthz is 503 once the agent is stopping', async () => {
-    const { app, cache } = setup(false);
-    cleanup = async () => {
-      cache.stop();
-      await app.close();
-    };
+    const { app } = setup(false);
     expect((await app.inject('/healthz')).statusCode).toBe(503);
   });
 });

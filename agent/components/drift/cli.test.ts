@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI, requireBuild, startCli, type CliProcess } from '../../../test/helpers/cli.js';
+import { tempDirs } from '../../../test/helpers/temp-dirs.js';
 import { ProgressLine } from '../../progress-line.js';
 import { runProfileCommand } from './cli.js';
 import { parseReferenceProfile, type NumericFeatureProfile } from './profile.js';
@@ -12,19 +12,12 @@ import { syntheticRows } from './synthetic.js';
 
 const execFileAsync = promisify(execFile);
 
-let dir = '';
+const temp = tempDirs('gpulse-drift-cli-');
 let cli: CliProcess | undefined;
 afterEach(async () => {
   await cli?.stop();
   cli = undefined;
-  if (dir) rmSync(dir, { recursive: true, force: true });
-  dir = '';
 });
-
-function temp(): string {
-  dir = mkdtempSync(join(tmpdir(), 'gpulse-drift-cli-'));
-  return dir;
-}
 
 async function run(options: Parameters<typeof runProfileCommand>[0]) {
   let stdout = '';

@@ -59,6 +59,16 @@ const json = (payload: unknown) => ({
   payload: JSON.stringify(payload),
 });
 
+/** POSTs a body, as it stands, to a model's observations. */
+function observe(agent: Agent, model: string, payload: string, contentType = 'application/json') {
+  return agent.app.inject({
+    method: 'POST',
+    url: `/api/v1/models/${model}/observations`,
+    headers: { 'content-type': contentType },
+    payload,
+  });
+}
+
 describe('drift API: bad payloads get 400s that say what is wrong', () => {
   const yaml = 'drift:\n  limits:\n    features: 3\n    bodyBytes: 2KiB\n  models:\n    m: {}\n';
 
@@ -88,12 +98,7 @@ describe('drift API: bad payloads get 400s that say what is wrong', () => {
     ],
   ])('%s', async (_name, payload, message) => {
     const { agent } = await setup(yaml);
-    const res = await agent.app.inject({
-      method: 'POST',
-      url: '/api/v1/models/m/observations',
-      headers: { 'content-type': 'application/json' },
-      payload,
-    });
+    const res = await observe(agent, 'm', payload);
     expect(res.statusCode).toBe(400);
     expect(res.json().error).toBe('bad_request');
     expect(res.json().message).toMatch(message);
@@ -102,55 +107,33 @@ describe('drift API: bad payloads get 400s that say what is wrong', () => {
   it('refuses a body over the limit (413), a wrong content type (415), a bad model name (400)', async () => {
     const { agent } = await setup(yaml);
     const big = JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ a: i, b: 'xxxxxxxxxx' })));
-    const tooBig = await agent.app.inject({
-      method: 'POST',
-      url: '/api/v1/models/m/observations',
-      headers: { 'content-type': 'application/json' },
-      payload: big,
-    });
-    expect(tooBig.statusCode).toBe(413);
-    expect(tooBig.json().message).toContain('drift.limits.bodyBytes (2048 bytes)');
-    const text = await agent.app.inject({
-      method: 'POST',
-      url: '/api/v1/models/m/observations',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      payload: 'a=1',
-    });
-    expect(text.statusCode).toBe(415);
-    expect(text.json().message).toContain('application/json');
-    const name = await agent.app.inject({
-      method: 'POST',
-      url: '/api/v1/models/bad%20name/observations',
-      ...json([{ a: 1 }]),
-    });
-    expect(name.statusCode).toBe(400);
-    expect(name.json().message).toContain('invalid model name');
-    const plain = await agent.app.inject({
-      method: 'POST',
-      url: '/api/v1/models/m/observations',
-      headers: { 'content-type': 'text/plain' },
-      payload: 'a=1',
-    });
-    expect(plain.statusCode).toBe(400);
-    expect(plain.json().message).toContain('expected a JSON array of row objects');
+    const cases: [
+      model: string,
+      payload: string,
+      contentType: string,
+      status: number,
+      message: string,
+    ][] = [
+      ['m', big, 'application/json', 413, 'drift.limits.bodyBytes (2048 bytes)'],
+      ['m', 'a=1', 'application/x-www-form-urlencoded', 415, 'application/json'],
+      ['bad%20name', JSON.stringify([{ a: 1 }]), 'application/json', 400, 'invalid model name'],
+      ['m', 'a=1', 'text/plain', 400, 'expected a JSON array of row objects'],
+    ];
+    for (const [model, payload, contentType, status, message] of cases) {
+      const res = await observe(agent, model, payload, contentType);
+      expect(res.statusCode).toBe(status);
+      expect(res.json().message).toContain(message);
+    }
   });
 
   it('answers 404 for an unknown model and 409 for a model without a reference', async () => {
     const { agent } = await setup(yaml);
-    const unknown = await agent.app.inject({
-      method: 'POST',
-      url: '/api/v1/models/other/observations',
-      ...json([{ a: 1 }]),
-    });
+    const unknown = await observe(agent, 'other', JSON.stringify([{ a: 1 }]));
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json().message).toContain(
       'POST its reference to /api/v1/models/other/reference',
     );
-    const noRef = await agent.app.inject({
-      method: 'POST',
-      url: '/api/v1/models/m/observations',
-      ...json([{ a: 1 }]),
-    });
+    const noRef = await observe(agent, 'm', JSON.stringify([{ a: 1 }]));
     expect(noRef.statusCode).toBe(409);
     expect(noRef.json().error).toBe('no_reference');
     const drift = await agent.app.inject({ method: 'GET', url: '/api/v1/models/nope/drift' });
@@ -280,16 +263,11 @@ describe('drift component end to end', () => {
     const { agent } = await setup();
     const rows = syntheticRows(SHAPE, 300, 3);
     await agent.app.inject({ method: 'POST', url: '/api/v1/models/a/reference', ...json(rows) });
-    const res = await agent.app.inject({
-      method: 'POST',
-      url: '/api/v1/models/a/observations',
-      headers: { 'content-type': 'application/x-ndjson' },
-      payload:
-        rows
-          .slice(0, 10)
-          .map((r) => JSON.stringify(r))
-          .join('\n') + '\n',
-    });
+    const ndjson = rows
+      .slice(0, 10)
+      .map((r) => JSON.stringify(r))
+      .join('\n');
+    const res = await observe(agent, 'a', ndjson + '\n', 'application/x-ndjson');
     expect(res.statusCode).toBe(202);
     expect(res.json().accepted).toBe(10);
     const list = (await agent.app.inject('/api/v1/drift')).json();

@@ -1,26 +1,17 @@
-import {
-  appendFileSync,
-  mkdtempSync,
-  renameSync,
-  rmSync,
-  truncateSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/clock.js';
 import { silentLogger } from '../../../test/helpers/log-sink.js';
+import { tempDirs } from '../../../test/helpers/temp-dirs.js';
 import { JsonLinesFollower } from './follower.js';
 
-let dir = '';
+const tempDir = tempDirs('gpulse-follow-');
 let follower: JsonLinesFollower | undefined;
 
 afterEach(async () => {
   await follower?.stop();
   follower = undefined;
-  if (dir) rmSync(dir, { recursive: true, force: true });
-  dir = '';
 });
 
 /** How the tests wait on real file polling (bounded, not timed). */
@@ -46,7 +37,7 @@ const row = (i: number) => `${JSON.stringify({ i })}\n`;
 
 describe('JSON-lines follower', () => {
   it('reads new lines only (from end), then survives rename rotation and truncation', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gpulse-follow-'));
+    const dir = tempDir();
     const path = join(dir, 'predictions.jsonl');
     writeFileSync(path, row(0));
     const lines = start(path, 'end');
@@ -87,7 +78,7 @@ describe('JSON-lines follower', () => {
   });
 
   it('waits for a missing file and reads it from its start when it appears', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gpulse-follow-'));
+    const dir = tempDir();
     const path = join(dir, 'later.jsonl');
     const lines = start(path, 'end');
     // It tried to open the file, failed, and scheduled another try.
@@ -106,7 +97,7 @@ describe('JSON-lines follower', () => {
   });
 
   it('recovers when the file disappears for longer than the poll retries', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gpulse-follow-'));
+    const dir = tempDir();
     const path = join(dir, 'gone.jsonl');
     writeFileSync(path, '');
     const lines = start(path, 'start');
@@ -132,7 +123,7 @@ describe('JSON-lines follower', () => {
   }, 40_000);
 
   it('skips a line longer than the limit and keeps the lines after it', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gpulse-follow-'));
+    const dir = tempDir();
     const path = join(dir, 'long.jsonl');
     writeFileSync(path, `${row(1)}${'x'.repeat(5000)}\n${row(2)}`);
     const lines = start(path, 'start', 1024);

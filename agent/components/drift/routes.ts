@@ -137,36 +137,41 @@ export function registerDriftRoutes(app: FastifyInstance, deps: DriftRoutesDeps)
       return reply.code(500).send({ error: 'internal', message: error.message });
     });
 
-    scope.post<{ Params: ModelParams }>(
-      '/api/v1/models/:model/observations',
-      { bodyLimit: limits.bodyBytes },
-      async (request, reply) => {
-        const { model } = request.params;
-        if (!MODEL_NAME_RE.test(model)) return badModel(reply, model);
-        // fastify hands text/plain bodies over as strings; JSON sent as text/plain is common.
-        const payload = typeof request.body === 'string' ? parseLoose(request.body) : request.body;
-        const { status, body } = outcomeReply(model, deps.observe(model, payload, 'http'));
-        return reply.code(status).send(body);
-      },
-    );
+    /** A POST route that hands a model's body to `handle` once the model name is valid. */
+    const postToModel = (
+      path: 'observations' | 'reference',
+      bodyLimit: number,
+      handle: (model: string, payload: unknown, reply: FastifyReply) => FastifyReply,
+    ): void => {
+      scope.post<{ Params: ModelParams }>(
+        `/api/v1/models/:model/${path}`,
+        { bodyLimit },
+        async (request, reply) => {
+          const { model } = request.params;
+          if (!MODEL_NAME_RE.test(model)) return badModel(reply, model);
+          // fastify hands text/plain bodies over as strings; JSON sent as text/plain is common.
+          const payload =
+            typeof request.body === 'string' ? parseLoose(request.body) : request.body;
+          return handle(model, payload, reply);
+        },
+      );
+    };
 
-    scope.post<{ Params: ModelParams }>(
-      '/api/v1/models/:model/reference',
-      { bodyLimit: limits.referenceBytes },
-      async (request, reply) => {
-        const { model } = request.params;
-        if (!MODEL_NAME_RE.test(model)) return badModel(reply, model);
-        const payload = typeof request.body === 'string' ? parseLoose(request.body) : request.body;
-        const result = deps.setReference(model, payload);
-        if (!result.ok) {
-          const limit = /models are tracked already/.test(result.error);
-          return reply
-            .code(limit ? 409 : 400)
-            .send({ error: limit ? 'model_limit' : 'bad_request', message: result.error });
-        }
-        return reply.code(201).send(result);
-      },
-    );
+    postToModel('observations', limits.bodyBytes, (model, payload, reply) => {
+      const { status, body } = outcomeReply(model, deps.observe(model, payload, 'http'));
+      return reply.code(status).send(body);
+    });
+
+    postToModel('reference', limits.referenceBytes, (model, payload, reply) => {
+      const result = deps.setReference(model, payload);
+      if (!result.ok) {
+        const limit = /models are tracked already/.test(result.error);
+        return reply
+          .code(limit ? 409 : 400)
+          .send({ error: limit ? 'model_limit' : 'bad_request', message: result.error });
+      }
+      return reply.code(201).send(result);
+    });
 
     scope.get<{ Params: ModelParams }>('/api/v1/models/:model/drift', async (request, reply) => {
       const result = monitor.result(request.params.model);

@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { access, statfs } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { defaultStateDir } from '../../../edge/mqtt/component.js';
+import { scaleBytes } from '../../progress-line.js';
 import type { Check, CheckOutcome } from '../types.js';
 
 /** Below this, writes fail soon: a spool segment or one model chunk no longer fits. */
@@ -44,14 +45,8 @@ async function existing(dir: string): Promise<string> {
 }
 
 function fmt(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v >= 100 || i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
+  const { value, unit } = scaleBytes(bytes);
+  return `${value >= 100 || unit === 'B' ? value.toFixed(0) : value.toFixed(1)} ${unit}`;
 }
 
 /** Free space and write access for the spool and the model stores. */

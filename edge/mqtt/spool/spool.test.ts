@@ -50,6 +50,26 @@ async function readAll(spool: Spool): Promise<StreamRecord[]> {
   return spool.read(0, 1_000_000);
 }
 
+/** Spools records 1, 2 and 3 of one stream, closes the spool and finds their one segment file. */
+async function closedSegment(stream: SpoolStream) {
+  const dir = tempDir();
+  const clock = new FakeClock();
+  const first = await openSpool(dir, clock);
+  await first.spool.append([1, 2, 3].map((s) => rec(stream, s, T0 + 1000)));
+  await first.spool.close();
+  const [file] = segmentFiles(dir, stream);
+  return { dir, clock, path: join(dir, stream, file as string) };
+}
+
+/** A fresh spool with room for `records` records of 100 bytes, `perSegment` to a segment. */
+function openBounded(records: number, perSegment: number) {
+  const size = recordSize(100);
+  return openSpool(tempDir(), new FakeClock(), {
+    maxBytes: size * records,
+    segmentBytes: size * perSegment,
+  });
+}
+
 function segmentFiles(dir: string, stream: SpoolStream): string[] {
   return readdirSync(join(dir, stream)).filter((n) => n.endsWith('.seg'));
 }
@@ -116,14 +136,9 @@ describe('Spool', () => {
   });
 
   it('over the byte bound drops the oldest telemetry segments first, keeps events, counts drops', async () => {
-    const dir = tempDir();
-    const clock = new FakeClock();
     const size = recordSize(100);
     // Room for 20 records, 4 per segment.
-    const { spool, dropped } = await openSpool(dir, clock, {
-      maxBytes: size * 20,
-      segmentBytes: size * 4,
-    });
+    const { spool, dropped } = await openBounded(20, 4);
     let seq = 0;
     const events: number[] = [];
     for (let i = 0; i < 40; i++) {
@@ -151,13 +166,7 @@ describe('Spool', () => {
   });
 
   it('counts a record dropped while on its way only if its PUBACK never comes', async () => {
-    const dir = tempDir();
-    const clock = new FakeClock();
-    const size = recordSize(100);
-    const { spool, dropped } = await openSpool(dir, clock, {
-      maxBytes: size * 4,
-      segmentBytes: size * 2,
-    });
+    const { spool, dropped } = await openBounded(4, 2);
     await spool.append([1, 2].map((s) => rec('telemetry', s, T0)));
     await spool.append([3, 4].map((s) => rec('telemetry', s, T0)));
     spool.markSending('telemetry', 1);
@@ -173,13 +182,7 @@ describe('Spool', () => {
   });
 
   it('gives up incoming telemetry rather than stored events when only events fill the bound', async () => {
-    const dir = tempDir();
-    const clock = new FakeClock();
-    const size = recordSize(100);
-    const { spool, dropped } = await openSpool(dir, clock, {
-      maxBytes: size * 4,
-      segmentBytes: size * 2,
-    });
+    const { spool, dropped } = await openBounded(4, 2);
     await spool.append([1, 2, 3, 4].map((s) => rec('events', s, T0 + 1000)));
     const rejected = await spool.append([rec('telemetry', 5, T0 + 1000)]);
     expect(rejected.map((r) => r.seq)).toEqual([5]);
@@ -212,13 +215,7 @@ describe('Spool', () => {
   });
 
   it('recovers from a torn write at the end of a segment (crash mid-append)', async () => {
-    const dir = tempDir();
-    const clock = new FakeClock();
-    const first = await openSpool(dir, clock);
-    await first.spool.append([1, 2, 3].map((s) => rec('telemetry', s, T0 + 1000)));
-    await first.spool.close();
-    const [file] = segmentFiles(dir, 'telemetry');
-    const path = join(dir, 'telemetry', file as string);
+    const { dir, clock, path } = await closedSegment('telemetry');
     const sizeBefore = readFileSync(path).length;
     const torn = encodeRecord(rec('telemetry', 4, T0 + 1000)).subarray(0, 50);
     appendFileSync(path, torn);
@@ -237,13 +234,7 @@ describe('Spool', () => {
   });
 
   it('skips a damaged record inside a segment, keeps the ones after it and counts the damage', async () => {
-    const dir = tempDir();
-    const clock = new FakeClock();
-    const first = await openSpool(dir, clock);
-    await first.spool.append([1, 2, 3].map((s) => rec('events', s, T0 + 1000)));
-    await first.spool.close();
-    const [file] = segmentFiles(dir, 'events');
-    const path = join(dir, 'events', file as string);
+    const { dir, clock, path } = await closedSegment('events');
     const buf = readFileSync(path);
     buf.writeUInt8(buf.readUInt8(recordSize(100) + 40) ^ 0xff, recordSize(100) + 40); // a byte in the body of record 2
     writeFileSync(path, buf);
