@@ -7,12 +7,7 @@ import {
   zPath,
   zTimeout,
 } from '../../agent/config-schema.js';
-
-/** The sockets looked for, in order, when `socket` is unset: containerd's, then CRI-O's. */
-export const DEFAULT_CRI_SOCKETS = [
-  '/run/containerd/containerd.sock',
-  '/var/run/crio/crio.sock',
-] as const;
+import { DEFAULT_CRI_SOCKETS } from './sockets.js';
 
 /** Settings of the cri collector (config key `collectors.cri`). */
 export const criConfigSchema = z

@@ -5,7 +5,8 @@ import type { ContainerIdentity } from '../../agent/core/facts.js';
 import { counter, gauge, SampleBuilder } from '../../agent/core/metric.js';
 import type { CollectContext, CollectorOutput, PolledCollector } from '../../agent/core/types.js';
 import { GrpcCallError } from '../grpc-client.js';
-import { DEFAULT_CRI_SOCKETS, type CriConfig } from './config.js';
+import type { CriConfig } from './config.js';
+import { DEFAULT_CRI_SOCKETS } from './sockets.js';
 import {
   CriClient,
   type CriContainer,

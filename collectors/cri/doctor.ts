@@ -3,7 +3,7 @@ import { errorMessage } from '../../agent/core/errors.js';
 import { inContainer } from '../../agent/doctor/settings.js';
 import type { Check, CheckOutcome } from '../../agent/doctor/types.js';
 import { GrpcCallError } from '../grpc-client.js';
-import { DEFAULT_CRI_SOCKETS } from './config.js';
+import { DEFAULT_CRI_SOCKETS } from './sockets.js';
 import { CriClient } from './cri-client.js';
 
 const SET_SOCKET = 'set GPULSE_CRI_SOCKET (collectors.cri.socket) to the socket the kubelet uses';

@@ -1,12 +1,13 @@
 // The CLI loads its configuration in a child process (agent/config-in-child.ts) so that zod and the
 // schemas never enter the daemon's heap. The child's answer must equal what loading in-process gives.
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadAgentConfig } from '../../agent/config-loader.js';
 import type { ConfigLoader } from '../../agent/config-loader.js';
-import { REPO_ROOT, requireBuild } from '../helpers/cli.js';
+import { REPO_ROOT, requireBuild, startCli } from '../helpers/cli.js';
 
 let inChild: ConfigLoader;
 
@@ -59,5 +60,50 @@ describe('configuration loaded in a child process', () => {
     );
     expect(loaded).toBeUndefined();
     expect(said.join('')).toContain('/nonexistent/gpulse.yaml: cannot read the config file');
+  });
+});
+
+describe('the daemon itself', () => {
+  it('never loads zod: every collector and component `gpulse simulate` starts stays out of it', async () => {
+    // A module hook in every process of the agent says which process resolved zod: the config
+    // child must, the daemon must not (a collector importing its config.ts would bring it).
+    const dir = mkdtempSync(join(tmpdir(), 'gpulse-no-zod-'));
+    const hook = join(dir, 'hook.mjs');
+    writeFileSync(
+      hook,
+      [
+        'export async function resolve(specifier, context, next) {',
+        '  const r = await next(specifier, context);',
+        "  if (r.url.includes('/node_modules/zod/') && !globalThis.seen) {",
+        '    globalThis.seen = true;',
+        '    process.stderr.write(`zod resolved in pid ${process.pid} from ${context.parentURL}\\n`);',
+        '  }',
+        '  return r;',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    const register = join(dir, 'register.mjs');
+    writeFileSync(
+      register,
+      `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hook).href)});\n`,
+    );
+    const agent = await startCli(['simulate', '--interval', '500ms'], {
+      NODE_OPTIONS: `--import ${register}`,
+      GPULSE_LOG_LEVEL: 'warn',
+    });
+    try {
+      // Every collector has run (the slowest polled ones start at once) before the check.
+      await agent.waitForMetrics((b) => b.includes('gpulse_collector_up{collector="cri"}'));
+    } finally {
+      await agent.stop();
+    }
+    const loads = agent
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('zod resolved in pid'));
+    // The config child's load proves the hook works; the daemon's own pid must not show up.
+    expect(loads.length).toBeGreaterThan(0);
+    expect(loads.filter((l) => l.startsWith(`zod resolved in pid ${agent.proc.pid} `))).toEqual([]);
   });
 });
