@@ -170,12 +170,14 @@ export async function startPodResourcesServer(
   async function stop(): Promise<void> {
     const s = server;
     server = undefined;
+    // The socket file goes first: a poll between the two steps then sees it missing, as it would
+    // after a kubelet's exit, not a socket that refuses (which the collector reports differently).
+    rmSync(socket, { force: true });
     if (s) {
       // Open connections are cut, as a dying kubelet's are.
       s.forceShutdown();
       await new Promise((r) => setImmediate(r));
     }
-    rmSync(socket, { force: true });
   }
 
   async function close(): Promise<void> {
