@@ -5,7 +5,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import { fsyncDir } from './durable-fs.js';
 import { readExact } from '../read-exact.js';
 import type { ResolvedManifest } from './chunk-index.js';
-import type { ChunkFetcher, WantedChunk } from './fetcher.js';
+import type { ChunkFetcher, FetchSink, WantedChunk } from './fetcher.js';
 import { parseEnvelope, parseSignedManifest, type SignedManifest } from './manifest.js';
 
 /** Where a chunk can be copied from on this device. */
@@ -28,6 +28,10 @@ export interface AssemblyStats {
   retries: number;
   /** Bytes of chunk-index objects downloaded (set by the updater; the chunk lists of spec 2). */
   indexBytesDownloaded: number;
+  /** Every assembled file was hashed whole and matched the manifest's SHA-256. */
+  verified: boolean;
+  /** Reused chunks that no longer hashed right in their installed file, and were fetched instead. */
+  chunksReuseFailed: number;
 }
 
 /** A version on disk whose chunks may be reused: its directory and its manifest. */
@@ -210,8 +214,11 @@ export interface AssembleOptions {
 
 /**
  * Builds every file of a manifest in the partial directory: chunks already in place (resume) are
- * kept, chunks present in installed versions are copied, the rest are downloaded; every chunk is
- * hashed before it is written. Ends with every file fsynced.
+ * kept, chunks missing from installed versions are downloaded and hashed before they are written,
+ * then each file is copied from installed versions and hashed whole in one pass. When a file does
+ * not match the manifest, the chunks copied into it are hashed one by one and those that no longer
+ * match (an installed file changed behind our back) are downloaded instead. Ends with every file
+ * fsynced.
  */
 export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
   const { manifest, partialDir } = opts;
@@ -225,6 +232,8 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
     chunksResumed: 0,
     retries: 0,
     indexBytesDownloaded: 0,
+    verified: false,
+    chunksReuseFailed: 0,
   };
   let done = 0;
   const index = indexSources(opts.sources);
@@ -259,7 +268,7 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
       if (!existed || size !== file.size) await handle.truncate(file.size);
       const resumable = existed && size > 0;
       // Reused chunks that lie back to back in one installed file are copied as one read and one
-      // write (each chunk still hashed): per-chunk I/O would dominate with ~20 KiB chunks.
+      // write: per-chunk I/O would dominate with ~20 KiB chunks.
       let run: ReuseRun | undefined;
       let offset = 0;
       for (const [sha, length] of file.chunks) {
@@ -302,73 +311,98 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
         want(sha, length, here, handle, file.sha256);
       }
     }
-    // Copy the runs with the next read in flight while this one is hashed and written.
-    const read = async (r: ReuseRun) => {
-      const src = await sourceHandle(r.path);
-      return src ? readExact(src, r.srcOffset, r.bytes) : undefined;
-    };
-    let next = runs[0] ? read(runs[0]) : undefined;
-    for (let i = 0; i < runs.length; i++) {
-      const r = runs[i]!;
-      const data = await next;
-      next = runs[i + 1] ? read(runs[i + 1]!) : undefined;
-      let at = 0;
-      let okBytes = 0;
-      const writeOk = async () => {
-        if (okBytes === 0 || !data) return;
-        await r.handle.write(data, at - okBytes, okBytes, r.dstOffset + at - okBytes);
-        okBytes = 0;
-      };
+    // Runs whose installed file cannot be opened (gone, replaced by a link) are fetched instead.
+    const copies = new Map<FileHandle, ReuseRun[]>();
+    const wantRun = (r: ReuseRun) => {
+      let at = r.dstOffset;
       for (const c of r.chunks) {
-        // Installed files could have been changed behind our back: reuse only what still hashes right.
-        if (data && sha256(data.subarray(at, at + c.length)) === c.sha) {
-          stats.bytesReused += c.length;
-          stats.chunksReused++;
-          done += c.length;
-          okBytes += c.length;
-        } else {
-          await writeOk();
-          want(c.sha, c.length, r.dstOffset + at, r.handle, r.fileSha256);
-        }
+        want(c.sha, c.length, at, r.handle, r.fileSha256);
         at += c.length;
       }
-      await writeOk();
+    };
+    for (const r of runs) {
+      if (await sourceHandle(r.path)) copies.set(r.handle, [...(copies.get(r.handle) ?? []), r]);
+      else wantRun(r);
     }
     // Chunks that failed reuse joined the list late: back into file order, so ranges coalesce.
-    wanted.sort(
-      (x, y) =>
-        (fileOrder.get(x.blobSha256) ?? 0) - (fileOrder.get(y.blobSha256) ?? 0) ||
-        x.blobOffset - y.blobOffset,
-    );
+    const inFileOrder = (x: WantedChunk, y: WantedChunk) =>
+      (fileOrder.get(x.blobSha256) ?? 0) - (fileOrder.get(y.blobSha256) ?? 0) ||
+      x.blobOffset - y.blobOffset;
+    wanted.sort(inFileOrder);
     opts.onProgress?.(stats, done);
     await opts.beforeDownload?.(stats);
     let halfway = stats.bytesToDownload === 0;
     let written = 0;
-    await opts.fetcher.fetchAll(
-      wanted,
-      {
-        write: async (chunk, data) => {
-          const p = placement.get(chunk);
-          if (!p) throw new Error('internal: chunk without a placement');
-          await p.handle.write(data, 0, chunk.length, p.offset);
-          stats.chunksDownloaded++;
-          done += chunk.length;
-          written += chunk.length;
-          opts.onProgress?.(stats, done);
-          if (!halfway && written * 2 >= stats.bytesToDownload) {
-            halfway = true;
-            await opts.onHalfway?.();
-          }
-        },
-        onBytes: (n) => {
-          stats.bytesDownloaded += n;
-        },
-        onRetry: () => {
-          stats.retries++;
-        },
+    const sink: FetchSink = {
+      write: async (chunk, data) => {
+        const p = placement.get(chunk);
+        if (!p) throw new Error('internal: chunk without a placement');
+        await p.handle.write(data, 0, chunk.length, p.offset);
+        stats.chunksDownloaded++;
+        done += chunk.length;
+        written += chunk.length;
+        opts.onProgress?.(stats, done);
+        if (!halfway && written * 2 >= stats.bytesToDownload) {
+          halfway = true;
+          await opts.onHalfway?.();
+        }
       },
-      opts.signal,
-    );
+      onBytes: (n) => {
+        stats.bytesDownloaded += n;
+      },
+      onRetry: () => {
+        stats.retries++;
+      },
+    };
+    await opts.fetcher.fetchAll(wanted, sink, opts.signal);
+    const fetched = wanted.length;
+    // Downloads first, then each file in one pass in file order: runs are copied from installed
+    // files and everything is hashed whole as it goes by. Copies are not hashed chunk by chunk
+    // (one hash pass instead of two), and the copy and the hash overlap.
+    const copied: ReuseRun[] = [];
+    let mismatched = new Set<FileHandle>();
+    const bufs = readBuffers();
+    for (const file of manifest.files) {
+      const handle = targets.get(file.path)!;
+      const runsOf = copies.get(handle) ?? [];
+      const digest = await copyAndHash(handle, file.size, runsOf, bufs, sourceHandle, {
+        copied: (r) => {
+          stats.bytesReused += r.bytes;
+          stats.chunksReused += r.chunks.length;
+          done += r.bytes;
+          copied.push(r);
+        },
+        // The installed file is shorter than its manifest says: fetch these chunks.
+        lost: wantRun,
+      });
+      if (digest !== file.sha256) mismatched.add(handle);
+    }
+    opts.onProgress?.(stats, done);
+    if (mismatched.size > 0) {
+      // Installed files could have been changed behind our back: keep only the copied chunks that
+      // still hash right and fetch the others, then hash the files whole again.
+      for (const r of copied.filter((c) => mismatched.has(c.handle))) {
+        const data = await readExact(r.handle, r.dstOffset, r.bytes);
+        let at = 0;
+        for (const c of r.chunks) {
+          if (!data || sha256(data.subarray(at, at + c.length)) !== c.sha) {
+            want(c.sha, c.length, r.dstOffset + at, r.handle, r.fileSha256);
+            stats.bytesReused -= c.length;
+            stats.chunksReused--;
+            stats.chunksReuseFailed++;
+            done -= c.length;
+          }
+          at += c.length;
+        }
+      }
+      const refetch = wanted.slice(fetched).sort(inFileOrder);
+      if (refetch.length > 0) {
+        await opts.fetcher.fetchAll(refetch, sink, opts.signal);
+        mismatched = await filesNotMatching(manifest, targets);
+      }
+    }
+    // A file that still does not match fails the verification that follows, with its reason.
+    stats.verified = mismatched.size === 0;
     for (const handle of targets.values()) await handle.sync();
   } finally {
     for (const h of targets.values()) await h.close().catch(() => undefined);
@@ -377,6 +411,138 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
   await syncTree(partialDir, manifest);
   opts.onProgress?.(stats, done);
   return stats;
+}
+
+/**
+ * Bytes read, hashed and written at a time when a file is copied and hashed. Small on purpose:
+ * two buffers of 8 MiB made the pass 3–4× slower on the build VM, most of it first-touch page
+ * faults on fresh memory, and an edge agent should not hold large buffers anyway.
+ */
+const PASS_BYTES = 1024 * 1024;
+
+/** A stretch of a target file: part of a run copied from an installed file, or already there. */
+interface Segment {
+  readonly offset: number;
+  readonly length: number;
+  readonly run?: ReuseRun;
+  /** Where the bytes are read: in the run's installed file, else in the target itself. */
+  readonly from: number;
+  /** The run's last segment. */
+  readonly last?: boolean;
+}
+
+/** A file of `size` bytes cut into segments in order: the runs, and the stretches between them. */
+function segmentsOf(size: number, runs: readonly ReuseRun[]): Segment[] {
+  const out: Segment[] = [];
+  let at = 0;
+  const gap = (end: number) => {
+    while (at < end) {
+      const length = Math.min(PASS_BYTES, end - at);
+      out.push({ offset: at, length, from: at });
+      at += length;
+    }
+  };
+  for (const run of [...runs].sort((a, b) => a.dstOffset - b.dstOffset)) {
+    gap(run.dstOffset);
+    for (let done = 0; done < run.bytes; done += PASS_BYTES) {
+      const length = Math.min(PASS_BYTES, run.bytes - done);
+      const last = done + length === run.bytes;
+      out.push({ offset: run.dstOffset + done, length, run, from: run.srcOffset + done, last });
+    }
+    at = run.dstOffset + run.bytes;
+  }
+  gap(size);
+  return out;
+}
+
+/**
+ * Copies `runs` into `target` and hashes the whole file in the same pass, in order, with the next
+ * read in flight while the current segment is hashed and written. Returns the SHA-256 (hex), or
+ * undefined when a run could not be read whole (reported through `lost`, and fetched later).
+ */
+async function copyAndHash(
+  target: FileHandle,
+  size: number,
+  runs: readonly ReuseRun[],
+  bufs: [Buffer, Buffer],
+  source: (path: string) => Promise<FileHandle | undefined>,
+  report: { copied: (run: ReuseRun) => void; lost: (run: ReuseRun) => void },
+): Promise<string | undefined> {
+  const segments = segmentsOf(size, runs);
+  const h = createHash('sha256');
+  const lost = new Set<ReuseRun>();
+  let whole = true;
+  const load = async (s: Segment, buf: Buffer): Promise<Buffer | undefined> => {
+    const file = s.run ? await source(s.run.path) : target;
+    if (!file) return undefined;
+    const { bytesRead } = await file.read(buf, 0, s.length, s.from);
+    return bytesRead === s.length ? buf.subarray(0, s.length) : undefined;
+  };
+  let next = segments[0] ? load(segments[0], bufs[0]) : undefined;
+  for (let i = 0; i < segments.length; i++) {
+    const s = segments[i]!;
+    const data = await next;
+    // The other buffer: its segment was hashed and written in the turn before.
+    next = segments[i + 1] ? load(segments[i + 1]!, bufs[(i + 1) % 2]!) : undefined;
+    if (s.run && lost.has(s.run)) continue;
+    if (!data) {
+      // The hash can no longer be whole; a lost run's chunks are fetched, the hash taken again.
+      whole = false;
+      if (s.run) {
+        lost.add(s.run);
+        report.lost(s.run);
+      }
+      continue;
+    }
+    // The write runs on libuv's pool while this thread hashes the same (unchanging) buffer.
+    const writing = s.run ? target.write(data, 0, s.length, s.offset) : undefined;
+    h.update(data);
+    await writing;
+    if (s.run && s.last) report.copied(s.run);
+  }
+  return whole ? h.digest('hex') : undefined;
+}
+
+/** The target files whose contents do not hash to the manifest's SHA-256. */
+async function filesNotMatching(
+  manifest: ResolvedManifest,
+  targets: ReadonlyMap<string, FileHandle>,
+): Promise<Set<FileHandle>> {
+  const bad = new Set<FileHandle>();
+  const buffers = readBuffers();
+  for (const f of manifest.files) {
+    const handle = targets.get(f.path);
+    if (handle && (await sha256OfFile(handle, buffers)) !== f.sha256) bad.add(handle);
+  }
+  return bad;
+}
+
+/** Two buffers of {@link PASS_BYTES}: the next read is in flight while the current one is hashed. */
+function readBuffers(): [Buffer, Buffer] {
+  return [Buffer.allocUnsafe(PASS_BYTES), Buffer.allocUnsafe(PASS_BYTES)];
+}
+
+/** SHA-256 (hex) of an open file's contents, read with two alternating buffers. */
+async function sha256OfFile(handle: FileHandle, bufs: [Buffer, Buffer]): Promise<string> {
+  const h = createHash('sha256');
+  let turn = 0;
+  let pos = 0;
+  const readNext = () => {
+    const buf = bufs[turn++ % 2]!;
+    const at = pos;
+    pos += buf.length;
+    return handle.read(buf, 0, buf.length, at);
+  };
+  let next = readNext();
+  for (;;) {
+    const { bytesRead, buffer } = await next;
+    if (bytesRead === 0) break;
+    next = readNext();
+    h.update(buffer.subarray(0, bytesRead));
+  }
+  // A read past the end may still be in flight: let it settle before the handle is closed.
+  await next;
+  return h.digest('hex');
 }
 
 async function syncTree(root: string, manifest: ResolvedManifest): Promise<void> {
@@ -392,8 +558,7 @@ export class VerifyError extends Error {
 
 /** Re-reads every file from disk and checks its size and SHA-256 against the manifest. */
 export async function verifyTree(dir: string, manifest: SignedManifest): Promise<void> {
-  // Two buffers: the next read is in flight while the current one is hashed.
-  const bufs = [Buffer.allocUnsafe(8 * 1024 * 1024), Buffer.allocUnsafe(8 * 1024 * 1024)];
+  const bufs = readBuffers();
   for (const f of manifest.files) {
     const path = join(dir, f.path);
     let handle: FileHandle;
@@ -410,25 +575,7 @@ export async function verifyTree(dir: string, manifest: SignedManifest): Promise
       const size = st.size;
       if (size !== f.size)
         throw new VerifyError(`${f.path}: size ${size}, manifest says ${f.size}`);
-      const h = createHash('sha256');
-      let turn = 0;
-      let pos = 0;
-      const readNext = () => {
-        const buf = bufs[turn++ % 2]!;
-        const at = pos;
-        pos += buf.length;
-        return handle.read(buf, 0, buf.length, at);
-      };
-      let next = readNext();
-      for (;;) {
-        const { bytesRead, buffer } = await next;
-        if (bytesRead === 0) break;
-        next = readNext();
-        h.update(buffer.subarray(0, bytesRead));
-      }
-      // A read past the end may still be in flight: let it settle before closing the handle.
-      await next;
-      const got = h.digest('hex');
+      const got = await sha256OfFile(handle, bufs);
       if (got !== f.sha256)
         throw new VerifyError(
           `${f.path}: SHA-256 ${got.slice(0, 16)}… does not match the manifest's ${f.sha256.slice(0, 16)}… (the published manifest is inconsistent with its chunks)`,

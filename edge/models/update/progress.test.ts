@@ -14,6 +14,8 @@ const stats = (downloaded: number): AssemblyStats => ({
   chunksResumed: 0,
   retries: 0,
   indexBytesDownloaded: 0,
+  verified: false,
+  chunksReuseFailed: 0,
 });
 
 describe('download progress', () => {

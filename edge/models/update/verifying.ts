@@ -14,9 +14,10 @@ const exists = (path: string, how: typeof lstat | typeof stat): Promise<boolean>
   );
 
 /**
- * State assembled → verified: checks every assembled file against the signed manifest and moves
- * the work directory into versions/<v>. A file that does not match quarantines the whole version
- * and fails the update (thrown as Stop); a tainted work directory is moved aside the same way.
+ * State assembled → verified: checks every assembled file against the signed manifest (unless the
+ * assembly of this run just did) and moves the work directory into versions/<v>. A file that does
+ * not match quarantines the whole version and fails the update (thrown as Stop); a tainted work
+ * directory is moved aside the same way.
  */
 export async function install(
   ctx: UpdateContext,
@@ -33,7 +34,9 @@ export async function install(
       await taintedWorkDir(ctx, u, new TaintedWorkDirError(partial, problems), true);
   }
   try {
-    await verifyTree(partialExists ? partial : final, m);
+    // The assembly of this run has just hashed every file whole; a resumed update has not.
+    const verified = partialExists && ctx.stats?.verified === true;
+    if (!verified) await verifyTree(partialExists ? partial : final, m);
   } catch (err) {
     if (!(err instanceof VerifyError) && (err as NodeJS.ErrnoException).code !== 'ENOENT')
       throw err;
