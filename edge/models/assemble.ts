@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { fsyncDir } from './durable-fs.js';
-import { readExact } from '../read-exact.js';
+import { readExact, writeAll } from '../read-exact.js';
 import type { ResolvedManifest } from './chunk-index.js';
 import type { ChunkFetcher, FetchSink, WantedChunk } from './fetcher.js';
 import { parseEnvelope, parseSignedManifest, type SignedManifest } from './manifest.js';
@@ -337,7 +337,7 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
       write: async (chunk, data) => {
         const p = placement.get(chunk);
         if (!p) throw new Error('internal: chunk without a placement');
-        await p.handle.write(data, 0, chunk.length, p.offset);
+        await writeAll(p.handle, data.subarray(0, chunk.length), p.offset);
         stats.chunksDownloaded++;
         done += chunk.length;
         written += chunk.length;
@@ -494,8 +494,9 @@ async function copyAndHash(
       }
       continue;
     }
-    // The write runs on libuv's pool while this thread hashes the same (unchanging) buffer.
-    const writing = s.run ? target.write(data, 0, s.length, s.offset) : undefined;
+    // The write runs on libuv's pool while this thread hashes the same (unchanging) buffer. The
+    // hash is of the bytes in memory, so the write must be checked whole: see writeAll.
+    const writing = s.run ? writeAll(target, data, s.offset) : undefined;
     h.update(data);
     await writing;
     if (s.run && s.last) report.copied(s.run);
