@@ -126,6 +126,8 @@ export async function runTrial(opts: TrialOptions): Promise<void> {
         const onAbort = () => fail('aborted', 'the trial was interrupted (shutdown)');
         opts.signal.addEventListener('abort', onAbort, { once: true });
         cleanups.push(() => opts.signal?.removeEventListener('abort', onAbort));
+        // A signal aborted before the trial began never fires 'abort' again.
+        if (opts.signal.aborted) onAbort();
       }
       if (opts.events) {
         const off = opts.events.onEvent((e) => {
