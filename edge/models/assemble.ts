@@ -321,8 +321,9 @@ export async function assemble(opts: AssembleOptions): Promise<AssemblyStats> {
       }
     };
     for (const r of runs) {
-      if (await sourceHandle(r.path)) copies.set(r.handle, [...(copies.get(r.handle) ?? []), r]);
-      else wantRun(r);
+      if (!(await sourceHandle(r.path))) wantRun(r);
+      else if (copies.has(r.handle)) copies.get(r.handle)!.push(r);
+      else copies.set(r.handle, [r]);
     }
     // Chunks that failed reuse joined the list late: back into file order, so ranges coalesce.
     const inFileOrder = (x: WantedChunk, y: WantedChunk) =>
