@@ -149,6 +149,9 @@ export async function indexObjectsOf(m: SignedManifest, dir: string): Promise<st
   return out;
 }
 
+/** Local index objects read at once (file handles held meanwhile). */
+const LOCAL_READS_AT_ONCE = 16;
+
 /**
  * A device's copy of index objects (`MODEL_ROOT/index/<sha256>`): read back only when they still
  * hash right, missing ones fetched from the store as chunk objects and kept.
@@ -168,12 +171,17 @@ export class IndexCache {
   readonly get: IndexObjectGetter = async (wanted) => {
     const out = new Map<string, Buffer>();
     const missing: WantedChunk[] = [];
-    for (const [sha, length] of wanted) {
-      if (out.has(sha)) continue;
-      const local = await this.read(sha, length);
-      if (local) out.set(sha, local);
-      else if (!missing.some((w) => w.sha256 === sha))
-        missing.push({ sha256: sha, length, blobOffset: 0, blobSha256: sha });
+    const unique = [...new Map(wanted.map(([sha, length]) => [sha, length]))];
+    // Local copies are read a batch at a time: one by one, the ~750 groups of a 1 GiB model cost
+    // a file open, read and close each in turn.
+    for (let i = 0; i < unique.length; i += LOCAL_READS_AT_ONCE) {
+      const batch = unique.slice(i, i + LOCAL_READS_AT_ONCE);
+      const got = await Promise.all(batch.map(([sha, length]) => this.read(sha, length)));
+      batch.forEach(([sha, length], j) => {
+        const local = got[j];
+        if (local) out.set(sha, local);
+        else missing.push({ sha256: sha, length, blobOffset: 0, blobSha256: sha });
+      });
     }
     if (missing.length === 0 || !this.fetcher) return out;
     await mkdir(this.dir, { recursive: true });
