@@ -200,6 +200,14 @@ export function createPodResourcesCollector(
       : new NoDataError('socket_missing', message);
   }
 
+  /** True when the socket file no longer exists. */
+  async function socketGone(): Promise<boolean> {
+    return stat(socket).then(
+      () => false,
+      (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT',
+    );
+  }
+
   /** Checks the socket file before dialling, for a clear state instead of gRPC's UNAVAILABLE. */
   async function checkSocket(ctx: CollectContext): Promise<void> {
     let file: Awaited<ReturnType<typeof stat>>;
@@ -278,6 +286,9 @@ export function createPodResourcesCollector(
       } catch (err) {
         count('List', err);
         if (!(err instanceof GrpcCallError) || RECONNECT_CODES.has(err.codeName)) reconnect();
+        // A kubelet that exits removes its socket as it cuts the call: say it has gone, which is
+        // what the next poll would find, rather than that it refuses.
+        if (await socketGone()) throw missing();
         throw listFailure(err, socket);
       }
       reached = true;
